@@ -1,0 +1,1 @@
+//! Placeholder: the local control plane is being written.

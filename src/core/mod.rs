@@ -1,0 +1,5 @@
+//! The pure core: privilege catalog, privilege algebra, built-in groups and
+//! templates, effective privileges and the admission rules. No kube types here.
+
+pub mod catalog;
+pub mod privilege;

@@ -1,0 +1,578 @@
+//! Privileges: the wire form used in manifests, the normalized in-memory form,
+//! and the algebra over it (merge, covers, missing).
+//!
+//! A [`PrivilegeSet`] is kept normalized so that equal access has one
+//! representation: grants sorted by domain, no empty grants, Edit carries Can
+//! Create where the domain ties creation to Edit, and per-resource levels that a
+//! domain-wide level already covers are dropped.
+
+use std::fmt;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{self, Create, DomainId, ResourceKind, Service};
+
+/// Access level on a domain or a resource. Ordered: None < View < Edit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    #[default]
+    None,
+    View,
+    Edit,
+}
+
+/// On/off abilities, as bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Abilities(u8);
+
+impl Abilities {
+    pub const NONE: Abilities = Abilities(0);
+    pub const ALLOWED: Abilities = Abilities(1);
+    pub const PUSH: Abilities = Abilities(2);
+    pub const CREATE: Abilities = Abilities(4);
+
+    pub fn contains(self, other: Abilities) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn union(self, other: Abilities) -> Abilities {
+        Abilities(self.0 | other.0)
+    }
+    pub fn minus(self, other: Abilities) -> Abilities {
+        Abilities(self.0 & !other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// A resource name inside an organization (a source, a group, ...). Shared,
+/// since the same names appear in many privilege sets.
+pub type ResourceName = Arc<str>;
+
+/// What one grantee holds on one domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Grant {
+    /// Domain-wide level (View all / Edit all on resource domains).
+    pub level: Level,
+    pub abilities: Abilities,
+    /// Custom: per-resource levels, sorted by name, each above `level`.
+    pub resources: Vec<(ResourceName, Level)>,
+}
+
+impl Grant {
+    pub fn is_empty(&self) -> bool {
+        self.level == Level::None && self.abilities.is_empty() && self.resources.is_empty()
+    }
+
+    /// The level this grant gives on one resource of its domain.
+    pub fn level_on(&self, resource: &str) -> Level {
+        let per = self
+            .resources
+            .binary_search_by(|(n, _)| (**n).cmp(resource))
+            .map(|i| self.resources[i].1)
+            .unwrap_or(Level::None);
+        self.level.max(per)
+    }
+
+    /// Restores the invariants after construction or change.
+    fn normalize(&mut self, domain: DomainId) {
+        if self.level == Level::Edit && catalog::domain(domain).offers.create != Create::No {
+            self.abilities = self.abilities.union(Abilities::CREATE);
+        }
+        let wide = self.level;
+        self.resources.retain(|(_, l)| *l > wide);
+    }
+
+    fn merge(&self, other: &Grant, domain: DomainId) -> Grant {
+        let mut out = Grant {
+            level: self.level.max(other.level),
+            abilities: self.abilities.union(other.abilities),
+            resources: merge_resources(&self.resources, &other.resources),
+        };
+        out.normalize(domain);
+        out
+    }
+
+    fn covers(&self, other: &Grant) -> bool {
+        self.level >= other.level
+            && self.abilities.contains(other.abilities)
+            && other.resources.iter().all(|(name, l)| self.level_on(name) >= *l)
+    }
+
+    /// The parts of `wanted` this grant does not give.
+    fn missing(&self, wanted: &Grant) -> Grant {
+        Grant {
+            level: if self.level >= wanted.level { Level::None } else { wanted.level },
+            abilities: wanted.abilities.minus(self.abilities),
+            resources: wanted
+                .resources
+                .iter()
+                .filter(|(name, l)| self.level_on(name) < *l)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// Per-resource max of two sorted lists (a merge join).
+fn merge_resources(a: &[(ResourceName, Level)], b: &[(ResourceName, Level)]) -> Vec<(ResourceName, Level)> {
+    if b.is_empty() {
+        return a.to_vec();
+    }
+    if a.is_empty() {
+        return b.to_vec();
+    }
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i].clone());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j].clone());
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0.clone(), a[i].1.max(b[j].1)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// A normalized set of privileges: at most one grant per domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PrivilegeSet {
+    grants: Vec<(DomainId, Grant)>,
+}
+
+impl PrivilegeSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
+
+    /// Number of domains with a grant.
+    pub fn len(&self) -> usize {
+        self.grants.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (DomainId, &Grant)> {
+        self.grants.iter().map(|(d, g)| (*d, g))
+    }
+
+    pub fn get(&self, domain: DomainId) -> Option<&Grant> {
+        self.grants.binary_search_by_key(&domain, |(d, _)| *d).ok().map(|i| &self.grants[i].1)
+    }
+
+    /// Replaces the grant on a domain (an empty grant removes it).
+    pub fn set(&mut self, domain: DomainId, mut grant: Grant) {
+        grant.normalize(domain);
+        match self.grants.binary_search_by_key(&domain, |(d, _)| *d) {
+            Ok(i) if grant.is_empty() => {
+                self.grants.remove(i);
+            }
+            Ok(i) => self.grants[i].1 = grant,
+            Err(_) if grant.is_empty() => {}
+            Err(i) => self.grants.insert(i, (domain, grant)),
+        }
+    }
+
+    /// Adds a grant on top of what the set holds on that domain.
+    pub fn add(&mut self, domain: DomainId, grant: &Grant) {
+        let merged = match self.get(domain) {
+            Some(have) => have.merge(grant, domain),
+            None => {
+                let mut g = grant.clone();
+                g.normalize(domain);
+                g
+            }
+        };
+        self.set(domain, merged);
+    }
+
+    /// Adds one per-resource level (used for access-list grants).
+    pub fn add_resource(&mut self, domain: DomainId, resource: &str, level: Level) {
+        let grant = Grant { resources: vec![(Arc::from(resource), level)], ..Grant::default() };
+        self.add(domain, &grant);
+    }
+
+    /// The conflict rules: per domain the highest level, abilities if any set
+    /// grants them, per-resource levels resource by resource.
+    pub fn merge(&self, other: &PrivilegeSet) -> PrivilegeSet {
+        let mut out = self.clone();
+        out.merge_in(other);
+        out
+    }
+
+    /// In-place [`merge`](Self::merge), the hot path of effective-privilege
+    /// recomputation: a single merge join over two sorted grant lists.
+    pub fn merge_in(&mut self, other: &PrivilegeSet) {
+        if other.grants.is_empty() {
+            return;
+        }
+        if self.grants.is_empty() {
+            self.grants = other.grants.clone();
+            return;
+        }
+        let mine = std::mem::take(&mut self.grants);
+        let mut out = Vec::with_capacity(mine.len() + other.grants.len());
+        let mut theirs = other.grants.iter().peekable();
+        for (d, g) in mine {
+            while let Some((od, og)) = theirs.next_if(|(od, _)| *od < d) {
+                out.push((*od, og.clone()));
+            }
+            match theirs.next_if(|(od, _)| *od == d) {
+                Some((_, og)) => {
+                    let merged = g.merge(og, d);
+                    out.push((d, merged));
+                }
+                None => out.push((d, g)),
+            }
+        }
+        out.extend(theirs.cloned());
+        self.grants = out;
+    }
+
+    /// `self` covers `other` when, on every domain and resource, it holds at
+    /// least what `other` holds.
+    pub fn covers(&self, other: &PrivilegeSet) -> bool {
+        other.grants.iter().all(|(d, want)| match self.get(*d) {
+            Some(have) => have.covers(want),
+            None => want.is_empty(),
+        })
+    }
+
+    /// Covers, and is not covered back.
+    pub fn strictly_covers(&self, other: &PrivilegeSet) -> bool {
+        self.covers(other) && !other.covers(self)
+    }
+
+    /// Exactly the privileges of `wanted` that `self` lacks; empty iff `self`
+    /// covers `wanted`.
+    pub fn missing(&self, wanted: &PrivilegeSet) -> PrivilegeSet {
+        let mut out = PrivilegeSet::new();
+        for (d, want) in &wanted.grants {
+            let lack = match self.get(*d) {
+                Some(have) => have.missing(want),
+                None => want.clone(),
+            };
+            if !lack.is_empty() {
+                out.grants.push((*d, lack));
+            }
+        }
+        out
+    }
+
+    /// The wire form, one entry per domain, in catalog order.
+    pub fn to_specs(&self) -> Vec<PrivilegeSpec> {
+        self.grants.iter().map(|(d, g)| grant_to_spec(*d, g)).collect()
+    }
+}
+
+impl fmt::Display for PrivilegeSet {
+    /// Human list such as `Organization/Groups: Edit, Search/ExecuteQueries: Allowed`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, spec) in self.to_specs().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{spec}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Wire form
+// ---------------------------------------------------------------------------
+
+/// Access level as written in manifests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AccessLevel {
+    /// No access. Useful to take a domain out of a template.
+    None,
+    /// View (View all on resource domains).
+    View,
+    /// Edit (Edit all on resource domains). Includes Can Create where the domain creates.
+    Edit,
+    /// On for domains that are actions rather than pages (Administrate, Impersonate, ...).
+    Allowed,
+    /// A level per resource, listed in `resources`. Only on domains that offer it.
+    Custom,
+    /// Analytics data only: send usage-analytics events.
+    Push,
+    /// Analytics data only: send events and view the data.
+    PushAndView,
+}
+
+/// A per-resource level inside a Custom privilege.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ResourceLevel {
+    View,
+    Edit,
+}
+
+impl From<ResourceLevel> for Level {
+    fn from(l: ResourceLevel) -> Level {
+        match l {
+            ResourceLevel::View => Level::View,
+            ResourceLevel::Edit => Level::Edit,
+        }
+    }
+}
+
+/// One resource and the level granted on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceAccess {
+    /// Name of the resource: a source, extension or query pipeline declared by
+    /// the Organization, or the name of a Group or ApiKey object.
+    pub name: String,
+    /// View or Edit on this resource.
+    pub level: ResourceLevel,
+}
+
+/// A privilege as written in manifests: service + domain + access level.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.level == 'Custom' ? size(self.resources) > 0 : !has(self.resources) || size(self.resources) == 0",
+     "message": "resources lists the per-resource levels of a Custom privilege: give at least one with level Custom, and none with any other level"}
+]))]
+pub struct PrivilegeSpec {
+    /// The service (a section of the console) the domain belongs to.
+    pub service: Service,
+    /// The domain within the service, e.g. Sources, Groups, Reports. `orgaccess catalog` lists them.
+    pub domain: String,
+    /// The access level. Each domain offers only some levels.
+    pub level: AccessLevel,
+    /// Can Create. Implied by Edit where the domain creates resources; a separate
+    /// choice with View or Custom on resource domains (Sources, Groups, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_create: Option<bool>,
+    /// Per-resource levels, with level Custom only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 1000))]
+    pub resources: Vec<ResourceAccess>,
+}
+
+impl fmt::Display for PrivilegeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}: ", self.service, self.domain)?;
+        match (self.level, self.can_create == Some(true)) {
+            (AccessLevel::None, true) => f.write_str("Can Create")?,
+            (level, true) if level != AccessLevel::Edit => write!(f, "{level:?} + Can Create")?,
+            (level, _) => write!(f, "{level:?}")?,
+        }
+        if !self.resources.is_empty() {
+            let list: Vec<String> = self.resources.iter().map(|r| format!("{} {:?}", r.name, r.level)).collect();
+            write!(f, " ({})", list.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
+    let dom = catalog::domain(d);
+    let level = if g.abilities.contains(Abilities::ALLOWED) {
+        AccessLevel::Allowed
+    } else if g.abilities.contains(Abilities::PUSH) {
+        if g.level >= Level::View { AccessLevel::PushAndView } else { AccessLevel::Push }
+    } else if !g.resources.is_empty() {
+        AccessLevel::Custom
+    } else {
+        match g.level {
+            Level::None => AccessLevel::None,
+            Level::View => AccessLevel::View,
+            Level::Edit => AccessLevel::Edit,
+        }
+    };
+    // A Custom grant can also carry a domain-wide View all; the wire form keeps
+    // it as a resource-less View entry only when there are no resources, so a
+    // View-all plus per-resource Edit is written as Custom with every resource
+    // listed would lose "all". Keep it lossless: list the wide level first.
+    let mut resources: Vec<ResourceAccess> = g
+        .resources
+        .iter()
+        .map(|(n, l)| ResourceAccess {
+            name: n.to_string(),
+            level: if *l == Level::Edit { ResourceLevel::Edit } else { ResourceLevel::View },
+        })
+        .collect();
+    if level == AccessLevel::Custom && g.level == Level::View {
+        resources.insert(0, ResourceAccess { name: "*".into(), level: ResourceLevel::View });
+    }
+    let explicit_create = dom.offers.create == Create::Choosable && g.level != Level::Edit;
+    PrivilegeSpec {
+        service: dom.service,
+        domain: dom.name.to_string(),
+        level,
+        can_create: (explicit_create && g.abilities.contains(Abilities::CREATE)).then_some(true),
+        resources,
+    }
+}
+
+/// Why a privilege is not valid, naming what is wrong and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PrivilegeError {
+    #[error("unknown domain '{domain}' in service {service}{hint}; valid domains of {service}: {valid}")]
+    UnknownDomain { service: Service, domain: String, hint: String, valid: String },
+    #[error("{service}/{domain} does not offer level {level:?}; it offers {offered}")]
+    LevelNotOffered { service: Service, domain: String, level: AccessLevel, offered: String },
+    #[error("{service}/{domain} does not offer the Custom level (per-resource access); use {offered}")]
+    CustomNotOffered { service: Service, domain: String, offered: String },
+    #[error("{service}/{domain} has nothing to create, so canCreate cannot be set; remove canCreate")]
+    CreateNotOffered { service: Service, domain: String },
+    #[error("on {service}/{domain} Can Create comes with Edit only; grant level Edit or remove canCreate")]
+    CreateNeedsEdit { service: Service, domain: String },
+    #[error("on {service}/{domain} level Edit includes Can Create; remove canCreate: false")]
+    CreateImpliedByEdit { service: Service, domain: String },
+    #[error("{service}/{domain} Custom lists resource '{name}' twice; list each resource once")]
+    DuplicateResource { service: Service, domain: String, name: String },
+    #[error("{service}/{domain} lists resources, but only level Custom takes them; set level: Custom or remove resources")]
+    ResourcesWithoutCustom { service: Service, domain: String },
+    #[error("{service}/{domain} level Custom needs at least one entry in resources")]
+    CustomWithoutResources { service: Service, domain: String },
+}
+
+fn offered_levels(d: DomainId) -> String {
+    let o = catalog::domain(d).offers;
+    let mut v = Vec::new();
+    if o.view {
+        v.push("View");
+    }
+    if o.edit {
+        v.push("Edit");
+    }
+    if o.allowed {
+        v.push("Allowed");
+    }
+    if o.push {
+        v.push("Push");
+        v.push("PushAndView");
+    }
+    if o.custom.is_some() {
+        v.push("Custom");
+    }
+    v.push("None");
+    v.join(", ")
+}
+
+/// Resolves a wire-form privilege against the catalog. Does not check that
+/// Custom resources exist: that needs the organization (see the rules).
+pub fn parse(spec: &PrivilegeSpec) -> Result<(DomainId, Grant), PrivilegeError> {
+    let service = spec.service;
+    let Some(d) = catalog::lookup(service, &spec.domain) else {
+        let hint = catalog::suggest(service, &spec.domain)
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        let valid: Vec<_> = catalog::domains_of(service).collect();
+        return Err(PrivilegeError::UnknownDomain {
+            service,
+            domain: spec.domain.clone(),
+            hint,
+            valid: valid.join(", "),
+        });
+    };
+    let dom = catalog::domain(d);
+    let o = dom.offers;
+    let domain = dom.name.to_string();
+    let not_offered = || PrivilegeError::LevelNotOffered {
+        service,
+        domain: domain.clone(),
+        level: spec.level,
+        offered: offered_levels(d),
+    };
+    let mut grant = Grant::default();
+    match spec.level {
+        AccessLevel::None => {}
+        AccessLevel::View if o.view => grant.level = Level::View,
+        AccessLevel::Edit if o.edit => grant.level = Level::Edit,
+        AccessLevel::Allowed if o.allowed => grant.abilities = Abilities::ALLOWED,
+        AccessLevel::Push if o.push => grant.abilities = Abilities::PUSH,
+        AccessLevel::PushAndView if o.push => {
+            grant.abilities = Abilities::PUSH;
+            grant.level = Level::View;
+        }
+        AccessLevel::Custom if o.custom.is_some() => {
+            if spec.resources.is_empty() {
+                return Err(PrivilegeError::CustomWithoutResources { service, domain });
+            }
+            let mut res: Vec<(ResourceName, Level)> = Vec::with_capacity(spec.resources.len());
+            for r in &spec.resources {
+                // "*" in a Custom list is the domain-wide level (View all + exceptions).
+                if r.name == "*" {
+                    grant.level = grant.level.max(r.level.into());
+                    continue;
+                }
+                res.push((Arc::from(r.name.as_str()), r.level.into()));
+            }
+            res.sort();
+            if let Some(w) = res.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(PrivilegeError::DuplicateResource { service, domain, name: w[0].0.to_string() });
+            }
+            grant.resources = res;
+        }
+        AccessLevel::Custom => {
+            return Err(PrivilegeError::CustomNotOffered { service, domain, offered: offered_levels(d) });
+        }
+        _ => return Err(not_offered()),
+    }
+    if spec.level != AccessLevel::Custom && !spec.resources.is_empty() {
+        return Err(PrivilegeError::ResourcesWithoutCustom { service, domain });
+    }
+    match (spec.can_create, o.create) {
+        (Some(true), Create::No) => return Err(PrivilegeError::CreateNotOffered { service, domain }),
+        (Some(true), _) if grant.level == Level::Edit => {}
+        (Some(true), Create::WithEdit) => return Err(PrivilegeError::CreateNeedsEdit { service, domain }),
+        (Some(true), Create::Choosable) => grant.abilities = grant.abilities.union(Abilities::CREATE),
+        (Some(false), c) if c != Create::No && grant.level == Level::Edit => {
+            return Err(PrivilegeError::CreateImpliedByEdit { service, domain });
+        }
+        _ => {}
+    }
+    grant.normalize(d);
+    Ok((d, grant))
+}
+
+/// Parses a list of privileges. Later entries for the same domain replace
+/// earlier ones, so a list can override a template domain by domain.
+pub fn parse_all(specs: &[PrivilegeSpec]) -> Result<PrivilegeSet, Vec<(usize, PrivilegeError)>> {
+    let mut set = PrivilegeSet::new();
+    let mut errors = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        match parse(spec) {
+            Ok((d, g)) => set.set(d, g),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    if errors.is_empty() { Ok(set) } else { Err(errors) }
+}
+
+/// Resource kinds named by Custom grants in a set, with the names, for the
+/// "resource is declared" rule.
+pub fn named_resources(set: &PrivilegeSet) -> Vec<(ResourceKind, DomainId, ResourceName)> {
+    let mut out = Vec::new();
+    for (d, g) in set.iter() {
+        if let Some(kind) = catalog::domain(d).offers.custom {
+            out.extend(g.resources.iter().map(|(n, _)| (kind, d, n.clone())));
+        }
+    }
+    out
+}
+
+/// Convenience constructor for tests and data: `spec(Service::Content, "Sources", AccessLevel::Edit)`.
+pub fn spec(service: Service, domain: &str, level: AccessLevel) -> PrivilegeSpec {
+    PrivilegeSpec { service, domain: domain.to_string(), level, can_create: None, resources: Vec::new() }
+}

@@ -1,0 +1,8 @@
+//! orgaccess: a Kubernetes operator for an organization's member access.
+//!
+//! - [`core`]: the privilege model and the rules, with no Kubernetes dependency.
+//!   The webhook, the controller and the offline CLI all call it.
+//! - [`controlplane`]: a local kube-apiserver + etcd for tests and local runs.
+
+pub mod controlplane;
+pub mod core;

@@ -1,0 +1,27 @@
+use clap::{Parser, Subcommand};
+
+/// orgaccess: manage an organization's member access as Kubernetes resources.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the privilege catalog.
+    Catalog,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Catalog => {
+            for d in orgaccess::core::catalog::CATALOG {
+                println!("{}/{}", d.service, d.name);
+            }
+        }
+    }
+    Ok(())
+}
