@@ -113,7 +113,14 @@ pub struct Offers {
 }
 
 const fn view_edit(create: Create) -> Offers {
-    Offers { view: true, edit: true, allowed: false, push: false, custom: None, create }
+    Offers {
+        view: true,
+        edit: true,
+        allowed: false,
+        push: false,
+        custom: None,
+        create,
+    }
 }
 const fn per_resource(kind: ResourceKind) -> Offers {
     Offers {
@@ -125,12 +132,30 @@ const fn per_resource(kind: ResourceKind) -> Offers {
         create: Create::Choosable,
     }
 }
-const VIEW_ONLY: Offers =
-    Offers { view: true, edit: false, allowed: false, push: false, custom: None, create: Create::No };
-const ALLOWED: Offers =
-    Offers { view: false, edit: false, allowed: true, push: false, custom: None, create: Create::No };
-const VIEW_AND_PUSH: Offers =
-    Offers { view: true, edit: false, allowed: false, push: true, custom: None, create: Create::No };
+const VIEW_ONLY: Offers = Offers {
+    view: true,
+    edit: false,
+    allowed: false,
+    push: false,
+    custom: None,
+    create: Create::No,
+};
+const ALLOWED: Offers = Offers {
+    view: false,
+    edit: false,
+    allowed: true,
+    push: false,
+    custom: None,
+    create: Create::No,
+};
+const VIEW_AND_PUSH: Offers = Offers {
+    view: true,
+    edit: false,
+    allowed: false,
+    push: true,
+    custom: None,
+    create: Create::No,
+};
 
 /// How sure we are of a catalog row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,71 +189,425 @@ use Service::*;
 
 macro_rules! d {
     ($svc:expr, $name:literal, $display:literal, $api:literal, $offers:expr, $ev:expr) => {
-        Domain { service: $svc, name: $name, display: $display, api: $api, offers: $offers, evidence: $ev }
+        Domain {
+            service: $svc,
+            name: $name,
+            display: $display,
+            api: $api,
+            offers: $offers,
+            evidence: $ev,
+        }
     };
 }
 
 /// The catalog, ordered by service then domain. `DomainId`s index this table.
 pub static CATALOG: &[Domain] = &[
     // Analytics (owner USAGE_ANALYTICS)
-    d!(Analytics, "Administrate", "Administrate", "USAGE_ANALYTICS/ADMINISTRATE", ALLOWED, Documented),
-    d!(Analytics, "AnalyticsData", "Analytics data", "USAGE_ANALYTICS/ANALYTICS_DATA", VIEW_AND_PUSH, Documented),
-    d!(Analytics, "DataExports", "Data exports", "USAGE_ANALYTICS/EXPORTS", view_edit(WithEdit), Inferred("Can Create from the CREATE type in the API")),
-    d!(Analytics, "DeleteUserData", "Delete user data", "USAGE_ANALYTICS/DELETE_USER_ANALYTICS_DATA", ALLOWED, Documented),
-    d!(Analytics, "Dimensions", "Dimensions", "USAGE_ANALYTICS/CUSTOM_DIMENSIONS", view_edit(WithEdit), Inferred("Can Create from the CREATE type in the API")),
-    d!(Analytics, "Impersonate", "Impersonate", "USAGE_ANALYTICS/IMPERSONATE", ALLOWED, Documented),
-    d!(Analytics, "IncoherentEvents", "Incoherent events", "USAGE_ANALYTICS/INCOHERENT_EVENTS", VIEW_ONLY, Documented),
-    d!(Analytics, "MetricAlerts", "Metric alerts", "USAGE_ANALYTICS/METRIC_ALERTS", view_edit(No), Documented),
-    d!(Analytics, "NamedFilters", "Named filters", "USAGE_ANALYTICS/NAMED_FILTERS", view_edit(WithEdit), Inferred("Can Create from the CREATE type in the API")),
-    d!(Analytics, "PermissionFilters", "Permission filters", "USAGE_ANALYTICS/PERMISSION_FILTERS", view_edit(WithEdit), Inferred("EDIT type truncated in the source; presumed")),
-    d!(Analytics, "Reports", "Reports", "USAGE_ANALYTICS/REPORTS", view_edit(WithEdit), Inferred("API types not retrieved; View/Edit seen in the console, creation with Edit")),
-    d!(Analytics, "SuggestQueries", "Suggest queries", "USAGE_ANALYTICS/SUGGEST_QUERIES", ALLOWED, Inferred("API name not retrieved")),
-    d!(Analytics, "TrackingIds", "Tracking IDs", "USAGE_ANALYTICS/TRACKING_ID", view_edit(No), Inferred("console name not retrieved")),
-    d!(Analytics, "ViewAllReports", "View all reports", "USAGE_ANALYTICS/VIEW_ALL_REPORTS", ALLOWED, Inferred("API name not retrieved")),
+    d!(
+        Analytics,
+        "Administrate",
+        "Administrate",
+        "USAGE_ANALYTICS/ADMINISTRATE",
+        ALLOWED,
+        Documented
+    ),
+    d!(
+        Analytics,
+        "AnalyticsData",
+        "Analytics data",
+        "USAGE_ANALYTICS/ANALYTICS_DATA",
+        VIEW_AND_PUSH,
+        Documented
+    ),
+    d!(
+        Analytics,
+        "DataExports",
+        "Data exports",
+        "USAGE_ANALYTICS/EXPORTS",
+        view_edit(WithEdit),
+        Inferred("Can Create from the CREATE type in the API")
+    ),
+    d!(
+        Analytics,
+        "DeleteUserData",
+        "Delete user data",
+        "USAGE_ANALYTICS/DELETE_USER_ANALYTICS_DATA",
+        ALLOWED,
+        Documented
+    ),
+    d!(
+        Analytics,
+        "Dimensions",
+        "Dimensions",
+        "USAGE_ANALYTICS/CUSTOM_DIMENSIONS",
+        view_edit(WithEdit),
+        Inferred("Can Create from the CREATE type in the API")
+    ),
+    d!(
+        Analytics,
+        "Impersonate",
+        "Impersonate",
+        "USAGE_ANALYTICS/IMPERSONATE",
+        ALLOWED,
+        Documented
+    ),
+    d!(
+        Analytics,
+        "IncoherentEvents",
+        "Incoherent events",
+        "USAGE_ANALYTICS/INCOHERENT_EVENTS",
+        VIEW_ONLY,
+        Documented
+    ),
+    d!(
+        Analytics,
+        "MetricAlerts",
+        "Metric alerts",
+        "USAGE_ANALYTICS/METRIC_ALERTS",
+        view_edit(No),
+        Documented
+    ),
+    d!(
+        Analytics,
+        "NamedFilters",
+        "Named filters",
+        "USAGE_ANALYTICS/NAMED_FILTERS",
+        view_edit(WithEdit),
+        Inferred("Can Create from the CREATE type in the API")
+    ),
+    d!(
+        Analytics,
+        "PermissionFilters",
+        "Permission filters",
+        "USAGE_ANALYTICS/PERMISSION_FILTERS",
+        view_edit(WithEdit),
+        Inferred("EDIT type truncated in the source; presumed")
+    ),
+    d!(
+        Analytics,
+        "Reports",
+        "Reports",
+        "USAGE_ANALYTICS/REPORTS",
+        view_edit(WithEdit),
+        Inferred("API types not retrieved; View/Edit seen in the console, creation with Edit")
+    ),
+    d!(
+        Analytics,
+        "SuggestQueries",
+        "Suggest queries",
+        "USAGE_ANALYTICS/SUGGEST_QUERIES",
+        ALLOWED,
+        Inferred("API name not retrieved")
+    ),
+    d!(
+        Analytics,
+        "TrackingIds",
+        "Tracking IDs",
+        "USAGE_ANALYTICS/TRACKING_ID",
+        view_edit(No),
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Analytics,
+        "ViewAllReports",
+        "View all reports",
+        "USAGE_ANALYTICS/VIEW_ALL_REPORTS",
+        ALLOWED,
+        Inferred("API name not retrieved")
+    ),
     // Commerce (owner COMMERCE)
-    d!(Commerce, "Catalogs", "Catalogs", "COMMERCE/CATALOG", view_edit(No), Documented),
-    d!(Commerce, "MerchandisingHub", "Merchandising Hub", "COMMERCE/MERCHANDISING_HUB", view_edit(No), Documented),
+    d!(
+        Commerce,
+        "Catalogs",
+        "Catalogs",
+        "COMMERCE/CATALOG",
+        view_edit(No),
+        Documented
+    ),
+    d!(
+        Commerce,
+        "MerchandisingHub",
+        "Merchandising Hub",
+        "COMMERCE/MERCHANDISING_HUB",
+        view_edit(No),
+        Documented
+    ),
     // Content (owner PLATFORM)
-    d!(Content, "ConnectivityDiagnosticLogs", "Connectivity diagnostic logs", "PLATFORM/CONNECTIVITY_DIAGNOSTIC_LOGS", VIEW_ONLY, Inferred("console name not retrieved")),
-    d!(Content, "CrawlingModuleLogRequests", "Crawling Module log requests", "PLATFORM/CRAWLING_MODULE_LOG_REQUEST", view_edit(WithEdit), Inferred("console name not retrieved")),
-    d!(Content, "CrawlingModules", "Crawling Module", "PLATFORM/CRAWLING_MODULE", view_edit(No), Documented),
-    d!(Content, "Extensions", "Extensions", "PLATFORM/INDEXING_PIPELINE_EXTENSION", per_resource(ResourceKind::Extensions), Documented),
-    d!(Content, "Fields", "Fields", "PLATFORM/FIELD", view_edit(WithEdit), Documented),
-    d!(Content, "OnPremiseAdministration", "On-premise administration", "PLATFORM/ON_PREMISE_ADMINISTRATION", view_edit(No), Inferred("service placement")),
-    d!(Content, "SecurityIdentities", "Security identities", "PLATFORM/SECURITY_CACHE", view_edit(No), Documented),
-    d!(Content, "SecurityIdentityProviders", "Security identity providers", "PLATFORM/SECURITY_PROVIDER", view_edit(WithEdit), Documented),
-    d!(Content, "SourceMetadata", "Source metadata", "PLATFORM/SOURCE_METADATA", VIEW_ONLY, Inferred("console name not retrieved")),
-    d!(Content, "Sources", "Sources", "PLATFORM/SOURCE", per_resource(ResourceKind::Sources), Documented),
+    d!(
+        Content,
+        "ConnectivityDiagnosticLogs",
+        "Connectivity diagnostic logs",
+        "PLATFORM/CONNECTIVITY_DIAGNOSTIC_LOGS",
+        VIEW_ONLY,
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Content,
+        "CrawlingModuleLogRequests",
+        "Crawling Module log requests",
+        "PLATFORM/CRAWLING_MODULE_LOG_REQUEST",
+        view_edit(WithEdit),
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Content,
+        "CrawlingModules",
+        "Crawling Module",
+        "PLATFORM/CRAWLING_MODULE",
+        view_edit(No),
+        Documented
+    ),
+    d!(
+        Content,
+        "Extensions",
+        "Extensions",
+        "PLATFORM/INDEXING_PIPELINE_EXTENSION",
+        per_resource(ResourceKind::Extensions),
+        Documented
+    ),
+    d!(
+        Content,
+        "Fields",
+        "Fields",
+        "PLATFORM/FIELD",
+        view_edit(WithEdit),
+        Documented
+    ),
+    d!(
+        Content,
+        "OnPremiseAdministration",
+        "On-premise administration",
+        "PLATFORM/ON_PREMISE_ADMINISTRATION",
+        view_edit(No),
+        Inferred("service placement")
+    ),
+    d!(
+        Content,
+        "SecurityIdentities",
+        "Security identities",
+        "PLATFORM/SECURITY_CACHE",
+        view_edit(No),
+        Documented
+    ),
+    d!(
+        Content,
+        "SecurityIdentityProviders",
+        "Security identity providers",
+        "PLATFORM/SECURITY_PROVIDER",
+        view_edit(WithEdit),
+        Documented
+    ),
+    d!(
+        Content,
+        "SourceMetadata",
+        "Source metadata",
+        "PLATFORM/SOURCE_METADATA",
+        VIEW_ONLY,
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Content,
+        "Sources",
+        "Sources",
+        "PLATFORM/SOURCE",
+        per_resource(ResourceKind::Sources),
+        Documented
+    ),
     // Machine Learning (owner COVEO_ML)
-    d!(MachineLearning, "AgentConfigurations", "Agent configurations", "COVEO_ML/AGENT_CONFIGURATION", view_edit(WithEdit), Inferred("console name not retrieved")),
-    d!(MachineLearning, "AllowContentPreview", "Allow content preview", "COVEO_ML/ALLOW_CONTENT_PREVIEW", ALLOWED, Inferred("console name not retrieved")),
-    d!(MachineLearning, "Models", "Models", "COVEO_ML/MODELS", view_edit(WithEdit), Documented),
+    d!(
+        MachineLearning,
+        "AgentConfigurations",
+        "Agent configurations",
+        "COVEO_ML/AGENT_CONFIGURATION",
+        view_edit(WithEdit),
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        MachineLearning,
+        "AllowContentPreview",
+        "Allow content preview",
+        "COVEO_ML/ALLOW_CONTENT_PREVIEW",
+        ALLOWED,
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        MachineLearning,
+        "Models",
+        "Models",
+        "COVEO_ML/MODELS",
+        view_edit(WithEdit),
+        Documented
+    ),
     // Organization (owner PLATFORM)
-    d!(Organization, "Activities", "Activities", "PLATFORM/ACTIVITIES", VIEW_ONLY, Documented),
-    d!(Organization, "ApiKeys", "API keys", "PLATFORM/API_KEY", per_resource(ResourceKind::ApiKeys), Documented),
-    d!(Organization, "Groups", "Groups", "PLATFORM/GROUP", per_resource(ResourceKind::Groups), Documented),
-    d!(Organization, "Link", "Link", "PLATFORM/LINK", view_edit(WithEdit), Documented),
-    d!(Organization, "Notifications", "Notifications", "PLATFORM/SUBSCRIPTION", view_edit(WithEdit), Inferred("console name not retrieved")),
-    d!(Organization, "Organization", "Organization", "PLATFORM/ORGANIZATION", view_edit(No), Documented),
-    d!(Organization, "Projects", "Projects", "PLATFORM/PROJECTS", view_edit(WithEdit), Documented),
-    d!(Organization, "SingleSignOn", "SAML identity provider", "PLATFORM/SAML_IDENTITY_PROVIDER", view_edit(WithEdit), Documented),
-    d!(Organization, "Snapshots", "Snapshots", "PLATFORM/SNAPSHOTS", view_edit(WithEdit), Documented),
-    d!(Organization, "TemporaryAccess", "Temporary access", "PLATFORM/TEMPORARY_ACCESS", view_edit(No), Documented),
-    d!(Organization, "Users", "Users", "PLATFORM/USERS", VIEW_ONLY, Inferred("API name not shown")),
-    d!(Organization, "VaultEntries", "Vault entries", "PLATFORM/VAULT_ENTRY", view_edit(WithEdit), Inferred("console name not retrieved")),
+    d!(
+        Organization,
+        "Activities",
+        "Activities",
+        "PLATFORM/ACTIVITIES",
+        VIEW_ONLY,
+        Documented
+    ),
+    d!(
+        Organization,
+        "ApiKeys",
+        "API keys",
+        "PLATFORM/API_KEY",
+        per_resource(ResourceKind::ApiKeys),
+        Documented
+    ),
+    d!(
+        Organization,
+        "Groups",
+        "Groups",
+        "PLATFORM/GROUP",
+        per_resource(ResourceKind::Groups),
+        Documented
+    ),
+    d!(
+        Organization,
+        "Link",
+        "Link",
+        "PLATFORM/LINK",
+        view_edit(WithEdit),
+        Documented
+    ),
+    d!(
+        Organization,
+        "Notifications",
+        "Notifications",
+        "PLATFORM/SUBSCRIPTION",
+        view_edit(WithEdit),
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Organization,
+        "Organization",
+        "Organization",
+        "PLATFORM/ORGANIZATION",
+        view_edit(No),
+        Documented
+    ),
+    d!(
+        Organization,
+        "Projects",
+        "Projects",
+        "PLATFORM/PROJECTS",
+        view_edit(WithEdit),
+        Documented
+    ),
+    d!(
+        Organization,
+        "SingleSignOn",
+        "SAML identity provider",
+        "PLATFORM/SAML_IDENTITY_PROVIDER",
+        view_edit(WithEdit),
+        Documented
+    ),
+    d!(
+        Organization,
+        "Snapshots",
+        "Snapshots",
+        "PLATFORM/SNAPSHOTS",
+        view_edit(WithEdit),
+        Documented
+    ),
+    d!(
+        Organization,
+        "TemporaryAccess",
+        "Temporary access",
+        "PLATFORM/TEMPORARY_ACCESS",
+        view_edit(No),
+        Documented
+    ),
+    d!(
+        Organization,
+        "Users",
+        "Users",
+        "PLATFORM/USERS",
+        VIEW_ONLY,
+        Inferred("API name not shown")
+    ),
+    d!(
+        Organization,
+        "VaultEntries",
+        "Vault entries",
+        "PLATFORM/VAULT_ENTRY",
+        view_edit(WithEdit),
+        Inferred("console name not retrieved")
+    ),
     // Search (owner SEARCH_API)
-    d!(Search, "AuthenticationEditor", "Search authentication", "SEARCH_API/AUTHENTICATION_EDITOR", ALLOWED, Inferred("console name not retrieved")),
-    d!(Search, "ExecuteQueries", "Execute queries", "SEARCH_API/EXECUTE_QUERY", ALLOWED, Documented),
-    d!(Search, "ExpressionValidation", "Expression validation", "SEARCH_API/EXPRESSION_VALIDATION_RESULT", VIEW_ONLY, Inferred("console name not retrieved")),
-    d!(Search, "Impersonate", "Impersonate", "SEARCH_API/IMPERSONATE", ALLOWED, Documented),
-    d!(Search, "QueryPipelines", "Query pipelines", "SEARCH_API/QUERY_PIPELINE", per_resource(ResourceKind::QueryPipelines), Inferred("Custom inferred from the pipeline Access tab")),
-    d!(Search, "ReplayAnyQuery", "Replay any query", "SEARCH_API/REPLAY_ANY_QUERY", VIEW_ONLY, Inferred("console name not retrieved")),
-    d!(Search, "SearchPages", "Search pages", "SEARCH_API/SEARCH_PAGES", view_edit(WithEdit), Documented),
-    d!(Search, "ViewAllContent", "View all content", "SEARCH_API/VIEW_ALL_CONTENT", ALLOWED, Documented),
+    d!(
+        Search,
+        "AuthenticationEditor",
+        "Search authentication",
+        "SEARCH_API/AUTHENTICATION_EDITOR",
+        ALLOWED,
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Search,
+        "ExecuteQueries",
+        "Execute queries",
+        "SEARCH_API/EXECUTE_QUERY",
+        ALLOWED,
+        Documented
+    ),
+    d!(
+        Search,
+        "ExpressionValidation",
+        "Expression validation",
+        "SEARCH_API/EXPRESSION_VALIDATION_RESULT",
+        VIEW_ONLY,
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Search,
+        "Impersonate",
+        "Impersonate",
+        "SEARCH_API/IMPERSONATE",
+        ALLOWED,
+        Documented
+    ),
+    d!(
+        Search,
+        "QueryPipelines",
+        "Query pipelines",
+        "SEARCH_API/QUERY_PIPELINE",
+        per_resource(ResourceKind::QueryPipelines),
+        Inferred("Custom inferred from the pipeline Access tab")
+    ),
+    d!(
+        Search,
+        "ReplayAnyQuery",
+        "Replay any query",
+        "SEARCH_API/REPLAY_ANY_QUERY",
+        VIEW_ONLY,
+        Inferred("console name not retrieved")
+    ),
+    d!(
+        Search,
+        "SearchPages",
+        "Search pages",
+        "SEARCH_API/SEARCH_PAGES",
+        view_edit(WithEdit),
+        Documented
+    ),
+    d!(
+        Search,
+        "ViewAllContent",
+        "View all content",
+        "SEARCH_API/VIEW_ALL_CONTENT",
+        ALLOWED,
+        Documented
+    ),
 ];
 
 static BY_NAME: LazyLock<HashMap<(Service, &'static str), DomainId>> = LazyLock::new(|| {
-    CATALOG.iter().enumerate().map(|(i, d)| ((d.service, d.name), i as DomainId)).collect()
+    CATALOG
+        .iter()
+        .enumerate()
+        .map(|(i, d)| ((d.service, d.name), i as DomainId))
+        .collect()
 });
 
 /// Looks a domain up by service and identifier.
@@ -249,14 +628,20 @@ pub fn domain_for_resources(kind: ResourceKind) -> DomainId {
 }
 
 /// Well-known domains the rules refer to.
-pub static GROUPS: LazyLock<DomainId> = LazyLock::new(|| domain_for_resources(ResourceKind::Groups));
-pub static API_KEYS: LazyLock<DomainId> = LazyLock::new(|| domain_for_resources(ResourceKind::ApiKeys));
-pub static ORGANIZATION: LazyLock<DomainId> =
-    LazyLock::new(|| lookup(Service::Organization, "Organization").expect("catalog has Organization"));
+pub static GROUPS: LazyLock<DomainId> =
+    LazyLock::new(|| domain_for_resources(ResourceKind::Groups));
+pub static API_KEYS: LazyLock<DomainId> =
+    LazyLock::new(|| domain_for_resources(ResourceKind::ApiKeys));
+pub static ORGANIZATION: LazyLock<DomainId> = LazyLock::new(|| {
+    lookup(Service::Organization, "Organization").expect("catalog has Organization")
+});
 
 /// Domain identifiers of a service, for error messages.
 pub fn domains_of(service: Service) -> impl Iterator<Item = &'static str> {
-    CATALOG.iter().filter(move |d| d.service == service).map(|d| d.name)
+    CATALOG
+        .iter()
+        .filter(move |d| d.service == service)
+        .map(|d| d.name)
 }
 
 /// The closest known domain name in a service, to suggest a fix for a typo.
@@ -275,7 +660,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -290,7 +677,11 @@ mod tests {
     fn names_are_unique_and_sorted_per_service() {
         assert_eq!(BY_NAME.len(), CATALOG.len());
         for pair in CATALOG.windows(2) {
-            assert!((pair[0].service, pair[0].name) < (pair[1].service, pair[1].name), "{:?}", pair[1].name);
+            assert!(
+                (pair[0].service, pair[0].name) < (pair[1].service, pair[1].name),
+                "{:?}",
+                pair[1].name
+            );
         }
     }
 
@@ -299,9 +690,17 @@ mod tests {
         for d in CATALOG {
             let o = d.offers;
             assert!(o.view || o.allowed, "{} offers nothing", d.name);
-            assert!(!(o.allowed && (o.view || o.edit)), "{} mixes Allowed with levels", d.name);
+            assert!(
+                !(o.allowed && (o.view || o.edit)),
+                "{} mixes Allowed with levels",
+                d.name
+            );
             if o.custom.is_some() {
-                assert!(o.view && o.edit && o.create == Create::Choosable, "{}", d.name);
+                assert!(
+                    o.view && o.edit && o.create == Create::Choosable,
+                    "{}",
+                    d.name
+                );
             }
             if o.create != Create::No {
                 assert!(o.edit, "{} creates without Edit", d.name);
@@ -311,8 +710,21 @@ mod tests {
 
     #[test]
     fn the_four_custom_domains_of_the_docs_and_query_pipelines_offer_custom() {
-        let custom: Vec<_> = CATALOG.iter().filter(|d| d.offers.custom.is_some()).map(|d| d.name).collect();
-        assert_eq!(custom, ["Extensions", "Sources", "ApiKeys", "Groups", "QueryPipelines"]);
+        let custom: Vec<_> = CATALOG
+            .iter()
+            .filter(|d| d.offers.custom.is_some())
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(
+            custom,
+            [
+                "Extensions",
+                "Sources",
+                "ApiKeys",
+                "Groups",
+                "QueryPipelines"
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The pure core: privilege catalog, privilege algebra, built-in groups and
 //! templates, effective privileges and the admission rules. No kube types here.
 
+pub mod builtin;
 pub mod catalog;
+pub mod effective;
+pub mod model;
 pub mod privilege;
+pub mod rules;

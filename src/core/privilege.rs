@@ -6,8 +6,9 @@
 //! Create where the domain ties creation to Edit, and per-resource levels that a
 //! domain-wide level already covers are dropped.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -47,9 +48,55 @@ impl Abilities {
     }
 }
 
-/// A resource name inside an organization (a source, a group, ...). Shared,
-/// since the same names appear in many privilege sets.
-pub type ResourceName = Arc<str>;
+/// A resource name inside an organization (a source, a group, ...), interned.
+///
+/// Per-resource grants are the bulk of merge work at scale; comparing and
+/// copying integer ids instead of strings keeps a merge well under a
+/// microsecond. Ids order by first use, not alphabetically: lists are sorted
+/// by id internally and by name whenever they are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceId(u32);
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+// Grows with the distinct resource names ever seen (sources, groups, keys):
+// thousands, not an unbounded stream, so it is never pruned.
+static INTERNER: LazyLock<RwLock<Interner>> = LazyLock::new(Default::default);
+
+impl ResourceId {
+    pub fn of(name: &str) -> ResourceId {
+        if let Some(id) = Self::lookup(name) {
+            return id;
+        }
+        let mut w = INTERNER.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = w.ids.get(name) {
+            return ResourceId(id);
+        }
+        let id = w.names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        w.names.push(name.clone());
+        w.ids.insert(name, id);
+        ResourceId(id)
+    }
+
+    /// The id of a name already seen; a name never seen is in no grant.
+    pub fn lookup(name: &str) -> Option<ResourceId> {
+        INTERNER
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids
+            .get(name)
+            .map(|&i| ResourceId(i))
+    }
+
+    pub fn name(self) -> Arc<str> {
+        INTERNER.read().unwrap_or_else(|e| e.into_inner()).names[self.0 as usize].clone()
+    }
+}
 
 /// What one grantee holds on one domain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -57,8 +104,8 @@ pub struct Grant {
     /// Domain-wide level (View all / Edit all on resource domains).
     pub level: Level,
     pub abilities: Abilities,
-    /// Custom: per-resource levels, sorted by name, each above `level`.
-    pub resources: Vec<(ResourceName, Level)>,
+    /// Custom: per-resource levels, sorted by id, each above `level`.
+    pub resources: Vec<(ResourceId, Level)>,
 }
 
 impl Grant {
@@ -68,9 +115,16 @@ impl Grant {
 
     /// The level this grant gives on one resource of its domain.
     pub fn level_on(&self, resource: &str) -> Level {
+        match ResourceId::lookup(resource) {
+            Some(id) => self.level_on_id(id),
+            None => self.level,
+        }
+    }
+
+    pub fn level_on_id(&self, resource: ResourceId) -> Level {
         let per = self
             .resources
-            .binary_search_by(|(n, _)| (**n).cmp(resource))
+            .binary_search_by_key(&resource, |(n, _)| *n)
             .map(|i| self.resources[i].1)
             .unwrap_or(Level::None);
         self.level.max(per)
@@ -98,26 +152,36 @@ impl Grant {
     fn covers(&self, other: &Grant) -> bool {
         self.level >= other.level
             && self.abilities.contains(other.abilities)
-            && other.resources.iter().all(|(name, l)| self.level_on(name) >= *l)
+            && other
+                .resources
+                .iter()
+                .all(|(id, l)| self.level_on_id(*id) >= *l)
     }
 
     /// The parts of `wanted` this grant does not give.
     fn missing(&self, wanted: &Grant) -> Grant {
         Grant {
-            level: if self.level >= wanted.level { Level::None } else { wanted.level },
+            level: if self.level >= wanted.level {
+                Level::None
+            } else {
+                wanted.level
+            },
             abilities: wanted.abilities.minus(self.abilities),
             resources: wanted
                 .resources
                 .iter()
-                .filter(|(name, l)| self.level_on(name) < *l)
-                .cloned()
+                .filter(|(id, l)| self.level_on_id(*id) < *l)
+                .copied()
                 .collect(),
         }
     }
 }
 
 /// Per-resource max of two sorted lists (a merge join).
-fn merge_resources(a: &[(ResourceName, Level)], b: &[(ResourceName, Level)]) -> Vec<(ResourceName, Level)> {
+fn merge_resources(
+    a: &[(ResourceId, Level)],
+    b: &[(ResourceId, Level)],
+) -> Vec<(ResourceId, Level)> {
     if b.is_empty() {
         return a.to_vec();
     }
@@ -129,15 +193,15 @@ fn merge_resources(a: &[(ResourceName, Level)], b: &[(ResourceName, Level)]) -> 
     while i < a.len() && j < b.len() {
         match a[i].0.cmp(&b[j].0) {
             std::cmp::Ordering::Less => {
-                out.push(a[i].clone());
+                out.push(a[i]);
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                out.push(b[j].clone());
+                out.push(b[j]);
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                out.push((a[i].0.clone(), a[i].1.max(b[j].1)));
+                out.push((a[i].0, a[i].1.max(b[j].1)));
                 i += 1;
                 j += 1;
             }
@@ -173,7 +237,10 @@ impl PrivilegeSet {
     }
 
     pub fn get(&self, domain: DomainId) -> Option<&Grant> {
-        self.grants.binary_search_by_key(&domain, |(d, _)| *d).ok().map(|i| &self.grants[i].1)
+        self.grants
+            .binary_search_by_key(&domain, |(d, _)| *d)
+            .ok()
+            .map(|i| &self.grants[i].1)
     }
 
     /// Replaces the grant on a domain (an empty grant removes it).
@@ -204,7 +271,10 @@ impl PrivilegeSet {
 
     /// Adds one per-resource level (used for access-list grants).
     pub fn add_resource(&mut self, domain: DomainId, resource: &str, level: Level) {
-        let grant = Grant { resources: vec![(Arc::from(resource), level)], ..Grant::default() };
+        let grant = Grant {
+            resources: vec![(ResourceId::of(resource), level)],
+            ..Grant::default()
+        };
         self.add(domain, &grant);
     }
 
@@ -234,6 +304,8 @@ impl PrivilegeSet {
                 out.push((*od, og.clone()));
             }
             match theirs.next_if(|(od, _)| *od == d) {
+                // Common at scale: what we hold already covers theirs.
+                Some((_, og)) if g.covers(og) => out.push((d, g)),
                 Some((_, og)) => {
                     let merged = g.merge(og, d);
                     out.push((d, merged));
@@ -265,6 +337,7 @@ impl PrivilegeSet {
         let mut out = PrivilegeSet::new();
         for (d, want) in &wanted.grants {
             let lack = match self.get(*d) {
+                Some(have) if have.covers(want) => continue,
                 Some(have) => have.missing(want),
                 None => want.clone(),
             };
@@ -277,7 +350,10 @@ impl PrivilegeSet {
 
     /// The wire form, one entry per domain, in catalog order.
     pub fn to_specs(&self) -> Vec<PrivilegeSpec> {
-        self.grants.iter().map(|(d, g)| grant_to_spec(*d, g)).collect()
+        self.grants
+            .iter()
+            .map(|(d, g)| grant_to_spec(*d, g))
+            .collect()
     }
 }
 
@@ -376,7 +452,11 @@ impl fmt::Display for PrivilegeSpec {
             (level, _) => write!(f, "{level:?}")?,
         }
         if !self.resources.is_empty() {
-            let list: Vec<String> = self.resources.iter().map(|r| format!("{} {:?}", r.name, r.level)).collect();
+            let list: Vec<String> = self
+                .resources
+                .iter()
+                .map(|r| format!("{} {:?}", r.name, r.level))
+                .collect();
             write!(f, " ({})", list.join(", "))?;
         }
         Ok(())
@@ -388,7 +468,11 @@ fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
     let level = if g.abilities.contains(Abilities::ALLOWED) {
         AccessLevel::Allowed
     } else if g.abilities.contains(Abilities::PUSH) {
-        if g.level >= Level::View { AccessLevel::PushAndView } else { AccessLevel::Push }
+        if g.level >= Level::View {
+            AccessLevel::PushAndView
+        } else {
+            AccessLevel::Push
+        }
     } else if !g.resources.is_empty() {
         AccessLevel::Custom
     } else {
@@ -406,12 +490,23 @@ fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
         .resources
         .iter()
         .map(|(n, l)| ResourceAccess {
-            name: n.to_string(),
-            level: if *l == Level::Edit { ResourceLevel::Edit } else { ResourceLevel::View },
+            name: n.name().to_string(),
+            level: if *l == Level::Edit {
+                ResourceLevel::Edit
+            } else {
+                ResourceLevel::View
+            },
         })
         .collect();
+    resources.sort_by(|a, b| a.name.cmp(&b.name));
     if level == AccessLevel::Custom && g.level == Level::View {
-        resources.insert(0, ResourceAccess { name: "*".into(), level: ResourceLevel::View });
+        resources.insert(
+            0,
+            ResourceAccess {
+                name: "*".into(),
+                level: ResourceLevel::View,
+            },
+        );
     }
     let explicit_create = dom.offers.create == Create::Choosable && g.level != Level::Edit;
     PrivilegeSpec {
@@ -426,21 +521,49 @@ fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
 /// Why a privilege is not valid, naming what is wrong and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PrivilegeError {
-    #[error("unknown domain '{domain}' in service {service}{hint}; valid domains of {service}: {valid}")]
-    UnknownDomain { service: Service, domain: String, hint: String, valid: String },
+    #[error(
+        "unknown domain '{domain}' in service {service}{hint}; valid domains of {service}: {valid}"
+    )]
+    UnknownDomain {
+        service: Service,
+        domain: String,
+        hint: String,
+        valid: String,
+    },
     #[error("{service}/{domain} does not offer level {level:?}; it offers {offered}")]
-    LevelNotOffered { service: Service, domain: String, level: AccessLevel, offered: String },
-    #[error("{service}/{domain} does not offer the Custom level (per-resource access); use {offered}")]
-    CustomNotOffered { service: Service, domain: String, offered: String },
-    #[error("{service}/{domain} has nothing to create, so canCreate cannot be set; remove canCreate")]
+    LevelNotOffered {
+        service: Service,
+        domain: String,
+        level: AccessLevel,
+        offered: String,
+    },
+    #[error(
+        "{service}/{domain} does not offer the Custom level (per-resource access); use {offered}"
+    )]
+    CustomNotOffered {
+        service: Service,
+        domain: String,
+        offered: String,
+    },
+    #[error(
+        "{service}/{domain} has nothing to create, so canCreate cannot be set; remove canCreate"
+    )]
     CreateNotOffered { service: Service, domain: String },
-    #[error("on {service}/{domain} Can Create comes with Edit only; grant level Edit or remove canCreate")]
+    #[error(
+        "on {service}/{domain} Can Create comes with Edit only; grant level Edit or remove canCreate"
+    )]
     CreateNeedsEdit { service: Service, domain: String },
     #[error("on {service}/{domain} level Edit includes Can Create; remove canCreate: false")]
     CreateImpliedByEdit { service: Service, domain: String },
     #[error("{service}/{domain} Custom lists resource '{name}' twice; list each resource once")]
-    DuplicateResource { service: Service, domain: String, name: String },
-    #[error("{service}/{domain} lists resources, but only level Custom takes them; set level: Custom or remove resources")]
+    DuplicateResource {
+        service: Service,
+        domain: String,
+        name: String,
+    },
+    #[error(
+        "{service}/{domain} lists resources, but only level Custom takes them; set level: Custom or remove resources"
+    )]
     ResourcesWithoutCustom { service: Service, domain: String },
     #[error("{service}/{domain} level Custom needs at least one entry in resources")]
     CustomWithoutResources { service: Service, domain: String },
@@ -509,23 +632,31 @@ pub fn parse(spec: &PrivilegeSpec) -> Result<(DomainId, Grant), PrivilegeError> 
             if spec.resources.is_empty() {
                 return Err(PrivilegeError::CustomWithoutResources { service, domain });
             }
-            let mut res: Vec<(ResourceName, Level)> = Vec::with_capacity(spec.resources.len());
+            let mut res: Vec<(ResourceId, Level)> = Vec::with_capacity(spec.resources.len());
             for r in &spec.resources {
                 // "*" in a Custom list is the domain-wide level (View all + exceptions).
                 if r.name == "*" {
                     grant.level = grant.level.max(r.level.into());
                     continue;
                 }
-                res.push((Arc::from(r.name.as_str()), r.level.into()));
+                res.push((ResourceId::of(&r.name), r.level.into()));
             }
             res.sort();
             if let Some(w) = res.windows(2).find(|w| w[0].0 == w[1].0) {
-                return Err(PrivilegeError::DuplicateResource { service, domain, name: w[0].0.to_string() });
+                return Err(PrivilegeError::DuplicateResource {
+                    service,
+                    domain,
+                    name: w[0].0.name().to_string(),
+                });
             }
             grant.resources = res;
         }
         AccessLevel::Custom => {
-            return Err(PrivilegeError::CustomNotOffered { service, domain, offered: offered_levels(d) });
+            return Err(PrivilegeError::CustomNotOffered {
+                service,
+                domain,
+                offered: offered_levels(d),
+            });
         }
         _ => return Err(not_offered()),
     }
@@ -533,10 +664,16 @@ pub fn parse(spec: &PrivilegeSpec) -> Result<(DomainId, Grant), PrivilegeError> 
         return Err(PrivilegeError::ResourcesWithoutCustom { service, domain });
     }
     match (spec.can_create, o.create) {
-        (Some(true), Create::No) => return Err(PrivilegeError::CreateNotOffered { service, domain }),
+        (Some(true), Create::No) => {
+            return Err(PrivilegeError::CreateNotOffered { service, domain });
+        }
         (Some(true), _) if grant.level == Level::Edit => {}
-        (Some(true), Create::WithEdit) => return Err(PrivilegeError::CreateNeedsEdit { service, domain }),
-        (Some(true), Create::Choosable) => grant.abilities = grant.abilities.union(Abilities::CREATE),
+        (Some(true), Create::WithEdit) => {
+            return Err(PrivilegeError::CreateNeedsEdit { service, domain });
+        }
+        (Some(true), Create::Choosable) => {
+            grant.abilities = grant.abilities.union(Abilities::CREATE)
+        }
         (Some(false), c) if c != Create::No && grant.level == Level::Edit => {
             return Err(PrivilegeError::CreateImpliedByEdit { service, domain });
         }
@@ -557,16 +694,20 @@ pub fn parse_all(specs: &[PrivilegeSpec]) -> Result<PrivilegeSet, Vec<(usize, Pr
             Err(e) => errors.push((i, e)),
         }
     }
-    if errors.is_empty() { Ok(set) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Resource kinds named by Custom grants in a set, with the names, for the
 /// "resource is declared" rule.
-pub fn named_resources(set: &PrivilegeSet) -> Vec<(ResourceKind, DomainId, ResourceName)> {
+pub fn named_resources(set: &PrivilegeSet) -> Vec<(ResourceKind, DomainId, Arc<str>)> {
     let mut out = Vec::new();
     for (d, g) in set.iter() {
         if let Some(kind) = catalog::domain(d).offers.custom {
-            out.extend(g.resources.iter().map(|(n, _)| (kind, d, n.clone())));
+            out.extend(g.resources.iter().map(|(n, _)| (kind, d, n.name())));
         }
     }
     out
@@ -574,5 +715,11 @@ pub fn named_resources(set: &PrivilegeSet) -> Vec<(ResourceKind, DomainId, Resou
 
 /// Convenience constructor for tests and data: `spec(Service::Content, "Sources", AccessLevel::Edit)`.
 pub fn spec(service: Service, domain: &str, level: AccessLevel) -> PrivilegeSpec {
-    PrivilegeSpec { service, domain: domain.to_string(), level, can_create: None, resources: Vec::new() }
+    PrivilegeSpec {
+        service,
+        domain: domain.to_string(),
+        level,
+        can_create: None,
+        resources: Vec::new(),
+    }
 }

@@ -1,0 +1,296 @@
+//! Built-in groups and templates, as data.
+//!
+//! Sources: the seeds and `privilege-catalog.md` §3. Only the Administrators
+//! row and the Analytics rows of the comparison table survive in the public
+//! sources; the seed `002` fixes the Analytics Viewers column of its example
+//! (including Impersonate: Allowed). Everything else below is our evident
+//! choice from the role descriptions in seed `001`, marked `inferred`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{CATALOG, Create, Service};
+use super::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, parse_all, spec};
+
+/// The groups the operator creates in every new organization.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum BuiltinGroup {
+    Administrators,
+    AnalyticsManagers,
+    AnalyticsViewers,
+    ContentManagers,
+    RelevanceManagers,
+    Users,
+}
+
+impl BuiltinGroup {
+    pub const ALL: [BuiltinGroup; 6] = [
+        BuiltinGroup::Administrators,
+        BuiltinGroup::AnalyticsManagers,
+        BuiltinGroup::AnalyticsViewers,
+        BuiltinGroup::ContentManagers,
+        BuiltinGroup::RelevanceManagers,
+        BuiltinGroup::Users,
+    ];
+
+    /// Object name of the seeded Group (`metadata.name`).
+    pub fn object_name(self) -> &'static str {
+        match self {
+            BuiltinGroup::Administrators => "administrators",
+            BuiltinGroup::AnalyticsManagers => "analytics-managers",
+            BuiltinGroup::AnalyticsViewers => "analytics-viewers",
+            BuiltinGroup::ContentManagers => "content-managers",
+            BuiltinGroup::RelevanceManagers => "relevance-managers",
+            BuiltinGroup::Users => "users",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            BuiltinGroup::Administrators => "Administrators",
+            BuiltinGroup::AnalyticsManagers => "Analytics Managers",
+            BuiltinGroup::AnalyticsViewers => "Analytics Viewers",
+            BuiltinGroup::ContentManagers => "Content Managers",
+            BuiltinGroup::RelevanceManagers => "Relevance Managers",
+            BuiltinGroup::Users => "Users",
+        }
+    }
+
+    /// The template that holds this group's default privileges.
+    pub fn template(self) -> GroupTemplate {
+        match self {
+            BuiltinGroup::Administrators => GroupTemplate::Administrators,
+            BuiltinGroup::AnalyticsManagers => GroupTemplate::AnalyticsManagers,
+            BuiltinGroup::AnalyticsViewers => GroupTemplate::AnalyticsViewers,
+            BuiltinGroup::ContentManagers => GroupTemplate::ContentManagers,
+            BuiltinGroup::RelevanceManagers => GroupTemplate::RelevanceManagers,
+            BuiltinGroup::Users => GroupTemplate::Users,
+        }
+    }
+}
+
+/// Privilege templates for groups: a starting point that explicit privileges
+/// then adjust domain by domain.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum GroupTemplate {
+    /// The highest level on every domain of every service, Can Create everywhere.
+    FullAccess,
+    /// The Administrators group's privileges (the same as FullAccess).
+    Administrators,
+    AnalyticsManagers,
+    AnalyticsViewers,
+    ContentManagers,
+    RelevanceManagers,
+    Users,
+    /// Commerce-oriented: shape product search and recommendations. Inferred.
+    Merchandisers,
+}
+
+/// API key templates.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ApiKeyTemplate {
+    /// Can be public: query public content and send analytics from a search page.
+    AnonymousSearch,
+    /// Must remain private: create search tokens for logged-in users, send analytics.
+    AuthenticatedSearch,
+    /// Can be public: send usage-analytics events under any identity.
+    UsageAnalytics,
+    /// Can be public: for hosted search pages.
+    SearchPages,
+    /// Must remain private: no predefined privileges.
+    Custom,
+}
+
+/// Privacy tag of an API key template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Privacy {
+    CanBePublic,
+    MustRemainPrivate,
+}
+
+impl ApiKeyTemplate {
+    pub fn privacy(self) -> Privacy {
+        match self {
+            ApiKeyTemplate::AnonymousSearch
+            | ApiKeyTemplate::UsageAnalytics
+            | ApiKeyTemplate::SearchPages => Privacy::CanBePublic,
+            ApiKeyTemplate::AuthenticatedSearch | ApiKeyTemplate::Custom => {
+                Privacy::MustRemainPrivate
+            }
+        }
+    }
+
+    /// Longest lifetime a key from this template may have, in days. The product
+    /// caps lifetimes per template but the values are not public: we chose one
+    /// year for every template, and 90 days for public keys (they leak by design).
+    pub fn max_lifetime_days(self) -> i64 {
+        match self.privacy() {
+            Privacy::CanBePublic => 90,
+            Privacy::MustRemainPrivate => 365,
+        }
+    }
+
+    pub fn privileges(self) -> PrivilegeSet {
+        use AccessLevel::*;
+        use Service::*;
+        let specs = match self {
+            // Documented: Execute queries Allowed + Analytics data Push, nothing else.
+            ApiKeyTemplate::AnonymousSearch => vec![
+                spec(Search, "ExecuteQueries", Allowed),
+                spec(Analytics, "AnalyticsData", Push),
+            ],
+            // Documented purpose; impersonation is what creating search tokens needs.
+            ApiKeyTemplate::AuthenticatedSearch => vec![
+                spec(Search, "ExecuteQueries", Allowed),
+                spec(Search, "Impersonate", Allowed),
+                spec(Analytics, "AnalyticsData", Push),
+            ],
+            // Inferred: events under any identity = push + analytics impersonation.
+            ApiKeyTemplate::UsageAnalytics => {
+                vec![
+                    spec(Analytics, "AnalyticsData", Push),
+                    spec(Analytics, "Impersonate", Allowed),
+                ]
+            }
+            // Inferred: a hosted page queries, pushes events and reads its page.
+            ApiKeyTemplate::SearchPages => vec![
+                spec(Search, "ExecuteQueries", Allowed),
+                spec(Search, "SearchPages", View),
+                spec(Analytics, "AnalyticsData", Push),
+            ],
+            ApiKeyTemplate::Custom => vec![],
+        };
+        parse_all(&specs).expect("API key template data is valid")
+    }
+}
+
+/// Every domain at its highest level, Can Create wherever the domain creates.
+pub fn full_access() -> PrivilegeSet {
+    let specs: Vec<PrivilegeSpec> = CATALOG
+        .iter()
+        .map(|d| {
+            let o = d.offers;
+            let level = if o.allowed {
+                AccessLevel::Allowed
+            } else if o.push {
+                AccessLevel::PushAndView
+            } else if o.edit {
+                AccessLevel::Edit
+            } else {
+                AccessLevel::View
+            };
+            let mut s = spec(d.service, d.name, level);
+            if level != AccessLevel::Edit && o.create == Create::Choosable {
+                s.can_create = Some(true);
+            }
+            s
+        })
+        .collect();
+    parse_all(&specs).expect("full access is valid")
+}
+
+impl GroupTemplate {
+    pub fn privileges(self) -> PrivilegeSet {
+        use AccessLevel::*;
+        use Service::*;
+        let org_view = || spec(Organization, "Organization", View);
+        let specs = match self {
+            GroupTemplate::FullAccess | GroupTemplate::Administrators => return full_access(),
+            // Inferred from "manage usage analytics: dimensions, named filters, reports".
+            GroupTemplate::AnalyticsManagers => vec![
+                spec(Analytics, "AnalyticsData", View),
+                spec(Analytics, "DataExports", Edit),
+                spec(Analytics, "Dimensions", Edit),
+                spec(Analytics, "NamedFilters", Edit),
+                spec(Analytics, "PermissionFilters", View),
+                spec(Analytics, "Reports", Edit),
+                spec(Analytics, "ViewAllReports", Allowed),
+                org_view(),
+            ],
+            // Seed 002 fixes DataExports, Dimensions, Impersonate, NamedFilters and no Administrate.
+            GroupTemplate::AnalyticsViewers => vec![
+                spec(Analytics, "AnalyticsData", View),
+                spec(Analytics, "DataExports", View),
+                spec(Analytics, "Dimensions", View),
+                spec(Analytics, "Impersonate", Allowed),
+                spec(Analytics, "NamedFilters", View),
+                spec(Analytics, "PermissionFilters", View),
+                spec(Analytics, "Reports", View),
+                org_view(),
+            ],
+            // Seed 001: sources, fields, extensions, content browser queries, security identities.
+            GroupTemplate::ContentManagers => vec![
+                spec(Content, "Sources", Edit),
+                spec(Content, "Fields", Edit),
+                spec(Content, "Extensions", Edit),
+                spec(Content, "SecurityIdentities", Edit),
+                spec(Content, "SecurityIdentityProviders", Edit),
+                spec(Content, "SourceMetadata", View),
+                spec(Search, "ExecuteQueries", Allowed),
+                spec(Organization, "Activities", View),
+                org_view(),
+            ],
+            // Seed 001: query pipeline rules, ML models, reports on their impact.
+            GroupTemplate::RelevanceManagers => vec![
+                spec(Search, "QueryPipelines", Edit),
+                spec(Search, "ExecuteQueries", Allowed),
+                spec(MachineLearning, "Models", Edit),
+                spec(Analytics, "AnalyticsData", View),
+                spec(Analytics, "Reports", Edit),
+                spec(Analytics, "Dimensions", View),
+                spec(Analytics, "NamedFilters", View),
+                org_view(),
+            ],
+            // Seed 001: use search interfaces, change nothing in the console.
+            GroupTemplate::Users => vec![spec(Search, "ExecuteQueries", Allowed), org_view()],
+            // Seed 001 names the template without its contents; inferred from the role.
+            GroupTemplate::Merchandisers => vec![
+                spec(Commerce, "Catalogs", View),
+                spec(Commerce, "MerchandisingHub", Edit),
+                spec(Search, "QueryPipelines", View),
+                spec(Search, "ExecuteQueries", Allowed),
+                spec(MachineLearning, "Models", View),
+                spec(Analytics, "Reports", View),
+                org_view(),
+            ],
+        };
+        parse_all(&specs).expect("group template data is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_is_valid_and_administrators_covers_all_of_them() {
+        let admin = GroupTemplate::Administrators.privileges();
+        for b in BuiltinGroup::ALL {
+            assert!(admin.covers(&b.template().privileges()), "{b:?}");
+        }
+        for t in [GroupTemplate::Merchandisers, GroupTemplate::FullAccess] {
+            assert!(admin.covers(&t.privileges()));
+        }
+        for t in [
+            ApiKeyTemplate::AnonymousSearch,
+            ApiKeyTemplate::AuthenticatedSearch,
+            ApiKeyTemplate::UsageAnalytics,
+            ApiKeyTemplate::SearchPages,
+        ] {
+            assert!(admin.covers(&t.privileges()));
+            assert!(!t.privileges().is_empty());
+        }
+        assert!(ApiKeyTemplate::Custom.privileges().is_empty());
+    }
+
+    #[test]
+    fn full_access_touches_every_domain() {
+        assert_eq!(full_access().len(), CATALOG.len());
+    }
+}

@@ -1,0 +1,306 @@
+//! Effective privileges: what each group, API key and member can do, and why.
+//!
+//! A group's or API key's privileges are its template, adjusted domain by domain
+//! by its explicit privileges, plus what other objects' access lists give it.
+//! A member's are the merge of the privileges of every group they are active in.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::catalog::{self, DomainId};
+use super::model::{AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider};
+use super::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
+
+/// The privileges an object grants by its own spec (template + explicit),
+/// skipping invalid entries, which the rules report.
+pub fn granted_by_spec(
+    template: Option<PrivilegeSet>,
+    explicit: &[PrivilegeSpec],
+) -> (PrivilegeSet, Vec<(usize, PrivilegeError)>) {
+    let mut set = template.unwrap_or_default();
+    let mut errors = Vec::new();
+    for (i, spec) in explicit.iter().enumerate() {
+        match parse(spec) {
+            Ok((d, g)) => set.set(d, g),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    (set, errors)
+}
+
+pub fn group_spec_privileges(g: &GroupDef) -> PrivilegeSet {
+    granted_by_spec(g.template.map(|t| t.privileges()), &g.privileges).0
+}
+
+pub fn api_key_spec_privileges(k: &ApiKeyDef) -> PrivilegeSet {
+    granted_by_spec(k.template.map(|t| t.privileges()), &k.privileges).0
+}
+
+/// The grantee an access entry names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grantee {
+    Group(String),
+    ApiKey(String),
+}
+
+impl AccessEntry {
+    pub fn grantee(&self) -> Option<Grantee> {
+        match (&self.group, &self.api_key) {
+            (Some(g), None) => Some(Grantee::Group(g.clone())),
+            (None, Some(k)) => Some(Grantee::ApiKey(k.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The Custom grants that access lists give, by grantee: (domain, object, level).
+pub fn access_grants(state: &OrgState) -> BTreeMap<Grantee, Vec<(DomainId, String, Level)>> {
+    let mut out: BTreeMap<Grantee, Vec<_>> = BTreeMap::new();
+    let lists = state
+        .groups
+        .values()
+        .map(|g| (*catalog::GROUPS, &g.name, &g.access))
+        .chain(
+            state
+                .api_keys
+                .values()
+                .map(|k| (*catalog::API_KEYS, &k.name, &k.access)),
+        );
+    for (domain, object, list) in lists {
+        for entry in list {
+            if let Some(grantee) = entry.grantee() {
+                out.entry(grantee)
+                    .or_default()
+                    .push((domain, object.clone(), entry.level.into()));
+            }
+        }
+    }
+    out
+}
+
+/// Privileges of every group and API key, including access-list grants.
+#[derive(Clone, Debug, Default)]
+pub struct Grantees {
+    pub groups: BTreeMap<String, PrivilegeSet>,
+    pub api_keys: BTreeMap<String, PrivilegeSet>,
+}
+
+pub fn resolve_grantees(state: &OrgState) -> Grantees {
+    let mut access = access_grants(state);
+    let mut with_access = |grantee: Grantee, mut set: PrivilegeSet| {
+        for (d, object, level) in access.remove(&grantee).unwrap_or_default() {
+            set.add_resource(d, &object, level);
+        }
+        set
+    };
+    let groups = state
+        .groups
+        .values()
+        .map(|g| {
+            (
+                g.name.clone(),
+                with_access(Grantee::Group(g.name.clone()), group_spec_privileges(g)),
+            )
+        })
+        .collect();
+    let api_keys = state
+        .api_keys
+        .values()
+        .map(|k| {
+            (
+                k.name.clone(),
+                with_access(Grantee::ApiKey(k.name.clone()), api_key_spec_privileges(k)),
+            )
+        })
+        .collect();
+    Grantees { groups, api_keys }
+}
+
+/// Where a member stands with their invitation.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub enum MemberPhase {
+    /// Accepted: holds the privileges of their groups.
+    Active,
+    /// Invited, not yet accepted: holds no privileges from invitations.
+    Pending,
+    /// Not accepted within the organization's invitation lifetime: holds none.
+    Expired,
+}
+
+/// How a member is in a group.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub enum Via {
+    Invitation,
+    IdentitySet,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub group: String,
+    pub via: Via,
+    /// The membership counts: the group exists and the invitation is accepted
+    /// (identity-set memberships need no invitation).
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberEffective {
+    pub phase: MemberPhase,
+    pub invitation_expires_at: Option<Timestamp>,
+    pub memberships: Vec<Membership>,
+    pub privileges: PrivilegeSet,
+}
+
+impl MemberEffective {
+    /// For each effective domain grant, the active groups that contribute its
+    /// highest part (its level, an ability or a per-resource level).
+    pub fn provenance(&self, grantees: &Grantees) -> Vec<(PrivilegeSpec, Vec<String>)> {
+        let active: Vec<(&str, &PrivilegeSet)> = self
+            .memberships
+            .iter()
+            .filter(|m| m.active)
+            .filter_map(|m| grantees.groups.get(&m.group).map(|p| (m.group.as_str(), p)))
+            .collect();
+        self.privileges
+            .iter()
+            .map(|(d, eff)| {
+                let from: Vec<String> = active
+                    .iter()
+                    .filter(|(_, set)| {
+                        set.get(d).is_some_and(|g| {
+                            let same_level = eff.level > Level::None && g.level == eff.level;
+                            let shares_ability = !g.abilities.is_empty();
+                            let top_resource = g
+                                .resources
+                                .iter()
+                                .any(|(n, l)| *l > eff.level && eff.level_on_id(*n) == *l);
+                            same_level || shares_ability || top_resource
+                        })
+                    })
+                    .map(|(name, _)| name.to_string())
+                    .collect();
+                let mut one = PrivilegeSet::new();
+                one.set(d, eff.clone());
+                (one.to_specs().remove(0), from)
+            })
+            .collect()
+    }
+}
+
+impl IdentitySet {
+    pub fn matches(&self, m: &MemberDef) -> bool {
+        if let Some(oid) = &self.open_id_domain {
+            let provider_ok =
+                m.identity.provider == oid.provider || m.identity.provider == Provider::AnyListed;
+            let domain_ok = m
+                .identity
+                .username
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&oid.domain));
+            return provider_ok && domain_ok;
+        }
+        if let Some(group) = &self.sso_group {
+            return m.identity.provider == Provider::SingleSignOn
+                && m.sso_groups.iter().any(|g| g == group);
+        }
+        if let Some(profile) = &self.salesforce_profile {
+            return matches!(
+                m.identity.provider,
+                Provider::Salesforce | Provider::SalesforceSandbox
+            ) && m.salesforce_profile.as_deref() == Some(profile.as_str());
+        }
+        false
+    }
+}
+
+/// The invitation phase of a member at `now`.
+pub fn member_phase(
+    m: &MemberDef,
+    lifetime_days: u32,
+    now: Timestamp,
+) -> (MemberPhase, Option<Timestamp>) {
+    if m.accepted {
+        return (MemberPhase::Active, None);
+    }
+    let Some(invited) = m.invited_at else {
+        // Not yet stored (offline check): a fresh invitation.
+        return (MemberPhase::Pending, None);
+    };
+    let expires = invited
+        .saturating_add(SignedDuration::from_hours(24 * i64::from(lifetime_days)))
+        .ok();
+    match expires {
+        Some(at) if now >= at => (MemberPhase::Expired, Some(at)),
+        at => (MemberPhase::Pending, at),
+    }
+}
+
+/// A member's effective privileges at `now`.
+pub fn member_effective(
+    state: &OrgState,
+    grantees: &Grantees,
+    m: &MemberDef,
+    now: Timestamp,
+) -> MemberEffective {
+    let (phase, expires) = member_phase(m, state.invitation_lifetime_days(), now);
+    let mut memberships: Vec<Membership> = m
+        .groups
+        .iter()
+        .map(|g| Membership {
+            group: g.clone(),
+            via: Via::Invitation,
+            active: phase == MemberPhase::Active && grantees.groups.contains_key(g),
+        })
+        .collect();
+    for g in state.groups.values() {
+        if g.identity_sets.iter().any(|s| s.matches(m)) && !m.groups.contains(&g.name) {
+            memberships.push(Membership {
+                group: g.name.clone(),
+                via: Via::IdentitySet,
+                active: true,
+            });
+        }
+    }
+    let mut privileges = PrivilegeSet::new();
+    for ms in memberships.iter().filter(|ms| ms.active) {
+        if let Some(set) = grantees.groups.get(&ms.group) {
+            privileges.merge_in(set);
+        }
+    }
+    MemberEffective {
+        phase,
+        invitation_expires_at: expires,
+        memberships,
+        privileges,
+    }
+}
+
+/// The requester's identity mapped to members, and their merged privileges.
+#[derive(Clone, Debug, Default)]
+pub struct RequesterView {
+    pub members: Vec<String>,
+    pub privileges: PrivilegeSet,
+}
+
+pub fn requester_view(
+    state: &OrgState,
+    grantees: &Grantees,
+    username: &str,
+    groups: &[String],
+    now: Timestamp,
+) -> RequesterView {
+    let mut view = RequesterView::default();
+    for m in state.members.values() {
+        if m.subjects.iter().any(|s| s.matches(username, groups)) {
+            view.members.push(m.name.clone());
+            view.privileges
+                .merge_in(&member_effective(state, grantees, m, now).privileges);
+        }
+    }
+    view
+}

@@ -1,0 +1,220 @@
+//! The organization's objects as the core sees them: plain data, no kube types.
+//!
+//! The CRD module builds these from Group/Member/ApiKey/Organization objects;
+//! the CLI builds them from manifests. The building blocks that appear in specs
+//! (privileges, access entries, identities, subjects) are defined here once and
+//! reused by the CRD types, so the schema and the rules cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
+use super::privilege::{PrivilegeSpec, ResourceLevel};
+
+/// Default invitation lifetime, in days.
+pub const DEFAULT_INVITATION_DAYS: u32 = 31;
+
+/// One entry of an access list (the "Access" tab): a group or API key that may
+/// view or edit the object that holds the list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.group) != has(self.apiKey)", "message": "an access entry names exactly one of group or apiKey"}
+]))]
+pub struct AccessEntry {
+    /// Name of a Group object in this organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Name of an ApiKey object in this organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// View or Edit on the object holding this list. Counts exactly as the
+    /// matching Custom grant on the Groups or API keys domain.
+    pub level: ResourceLevel,
+}
+
+/// Identity providers a member can sign in with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Provider {
+    Email,
+    Google,
+    Microsoft,
+    Salesforce,
+    SalesforceSandbox,
+    SingleSignOn,
+    /// Any listed provider; the member chooses at first sign-in.
+    AnyListed,
+}
+
+/// A rule that brings members into a group without an invitation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "[has(self.openIdDomain), has(self.ssoGroup), has(self.salesforceProfile)].filter(x, x).size() == 1",
+     "message": "an identity set has exactly one of openIdDomain, ssoGroup or salesforceProfile"}
+]))]
+pub struct IdentitySet {
+    /// Everyone of an OpenID provider whose address is in this domain, e.g. `example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_id_domain: Option<OpenIdDomain>,
+    /// Everyone the single sign-on provider asserts to be in this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_group: Option<String>,
+    /// Everyone with this Salesforce user profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_profile: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OpenIdDomain {
+    /// Google, Microsoft, Salesforce or SalesforceSandbox.
+    pub provider: Provider,
+    /// The e-mail domain, e.g. `example.com`.
+    pub domain: String,
+}
+
+/// Who a member is at their identity provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MemberIdentity {
+    /// The identity provider the member signs in with.
+    pub provider: Provider,
+    /// E-mail address or username at that provider (the NameID for single sign-on).
+    pub username: String,
+}
+
+/// A Kubernetes identity that acts as a member when it changes the organization's objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.kind == 'ServiceAccount' ? has(self.__namespace__) : !has(self.__namespace__)",
+     "message": "namespace is required for kind ServiceAccount and not allowed otherwise"}
+]))]
+pub struct Subject {
+    /// User, Group or ServiceAccount, as in RBAC subjects.
+    pub kind: SubjectKind,
+    /// User name, group name or service account name.
+    pub name: String,
+    /// Namespace of the service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SubjectKind {
+    User,
+    Group,
+    ServiceAccount,
+}
+
+impl Subject {
+    /// Does the Kubernetes user (name and groups) match this subject?
+    pub fn matches(&self, username: &str, groups: &[String]) -> bool {
+        match self.kind {
+            SubjectKind::User => self.name == username,
+            SubjectKind::Group => groups.contains(&self.name),
+            SubjectKind::ServiceAccount => {
+                let ns = self.namespace.as_deref().unwrap_or_default();
+                username
+                    .strip_prefix("system:serviceaccount:")
+                    .and_then(|rest| rest.split_once(':'))
+                    == Some((ns, self.name.as_str()))
+            }
+        }
+    }
+}
+
+/// Named resources of the organization that Custom grants may name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgResources {
+    /// Content sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub sources: Vec<String>,
+    /// Indexing pipeline extensions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub extensions: Vec<String>,
+    /// Query pipelines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub query_pipelines: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Core views of the four kinds
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OrgDef {
+    pub display_name: String,
+    pub resources: OrgResources,
+    pub invitation_lifetime_days: u32,
+    /// The Organization is being deleted: built-in groups may go with it.
+    pub deleting: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupDef {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub builtin: Option<BuiltinGroup>,
+    pub template: Option<GroupTemplate>,
+    pub privileges: Vec<PrivilegeSpec>,
+    pub access: Vec<AccessEntry>,
+    pub identity_sets: Vec<IdentitySet>,
+    pub duplicate_of: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberDef {
+    pub name: String,
+    pub identity: MemberIdentity,
+    pub groups: Vec<String>,
+    pub subjects: Vec<Subject>,
+    pub accepted: bool,
+    /// When the invitation was sent (the object's creation time).
+    pub invited_at: Option<Timestamp>,
+    pub sso_groups: Vec<String>,
+    pub salesforce_profile: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApiKeyDef {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub template: Option<ApiKeyTemplate>,
+    pub privileges: Vec<PrivilegeSpec>,
+    pub access: Vec<AccessEntry>,
+    pub enabled: bool,
+    /// ISO-8601 duration, e.g. `P90D`.
+    pub lifetime: Option<String>,
+    pub allowed_ips: Vec<String>,
+    pub denied_ips: Vec<String>,
+}
+
+/// Everything the rules need to know about one organization.
+#[derive(Clone, Debug, Default)]
+pub struct OrgState {
+    pub org: Option<OrgDef>,
+    pub groups: BTreeMap<String, GroupDef>,
+    pub members: BTreeMap<String, MemberDef>,
+    pub api_keys: BTreeMap<String, ApiKeyDef>,
+}
+
+impl OrgState {
+    pub fn invitation_lifetime_days(&self) -> u32 {
+        self.org
+            .as_ref()
+            .map_or(DEFAULT_INVITATION_DAYS, |o| o.invitation_lifetime_days)
+    }
+
+    pub fn administrators(&self) -> Option<&GroupDef> {
+        self.groups
+            .values()
+            .find(|g| g.builtin == Some(BuiltinGroup::Administrators))
+    }
+}

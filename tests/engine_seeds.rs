@@ -1,0 +1,330 @@
+//! The seeds' worked examples, through the pure engine.
+
+use orgaccess::core::builtin::{BuiltinGroup, GroupTemplate};
+use orgaccess::core::catalog::{self, Service};
+use orgaccess::core::effective::{member_effective, resolve_grantees};
+use orgaccess::core::model::{GroupDef, MemberDef, MemberIdentity, OrgState, Provider};
+use orgaccess::core::privilege::{
+    AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceAccess, ResourceLevel, parse, parse_all, spec,
+};
+use orgaccess::core::rules::{self, Change, Object, Operation, Requester, Rule};
+
+use AccessLevel::{Allowed, Custom, Edit, View};
+use Service::*;
+
+fn set(specs: &[PrivilegeSpec]) -> PrivilegeSet {
+    parse_all(specs).expect("valid privileges")
+}
+
+fn group(name: &str, template: Option<GroupTemplate>, privileges: Vec<PrivilegeSpec>) -> GroupDef {
+    GroupDef {
+        name: name.into(),
+        template,
+        privileges,
+        ..GroupDef::default()
+    }
+}
+
+fn member(name: &str, groups: &[&str]) -> MemberDef {
+    MemberDef {
+        name: name.into(),
+        identity: MemberIdentity {
+            provider: Provider::Email,
+            username: format!("{name}@example.com"),
+        },
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        subjects: vec![],
+        accepted: true,
+        invited_at: None,
+        sso_groups: vec![],
+        salesforce_profile: None,
+    }
+}
+
+/// The level the effective set gives on an Analytics domain, as written in the seed's table.
+fn analytics_level(effective: &PrivilegeSet, domain: &str) -> Option<AccessLevel> {
+    let d = catalog::lookup(Analytics, domain).unwrap();
+    effective.get(d).map(|_| {
+        let only: PrivilegeSet = {
+            let mut s = PrivilegeSet::new();
+            s.set(d, effective.get(d).unwrap().clone());
+            s
+        };
+        only.to_specs()[0].level
+    })
+}
+
+#[test]
+fn seed_002_member_of_analytics_viewers_and_limited_administrators_gets_the_seed_table() {
+    let mut state = OrgState::default();
+    state.groups.insert(
+        "analytics-viewers".into(),
+        GroupDef {
+            builtin: Some(BuiltinGroup::AnalyticsViewers),
+            ..group(
+                "analytics-viewers",
+                Some(GroupTemplate::AnalyticsViewers),
+                vec![],
+            )
+        },
+    );
+    state.groups.insert(
+        "limited-administrators".into(),
+        group(
+            "limited-administrators",
+            None,
+            vec![
+                spec(Analytics, "Administrate", Allowed),
+                spec(Analytics, "DataExports", Edit),
+                spec(Analytics, "Dimensions", Edit),
+                spec(Analytics, "NamedFilters", View),
+            ],
+        ),
+    );
+    let john = member(
+        "john-smith",
+        &["analytics-viewers", "limited-administrators"],
+    );
+    state.members.insert(john.name.clone(), john.clone());
+    let grantees = resolve_grantees(&state);
+    let eff = member_effective(&state, &grantees, &john, jiff::Timestamp::now()).privileges;
+
+    // Domain, Analytics Viewers, Limited Administrators, John Smith — the seed's table.
+    let table = [
+        ("Administrate", None, Some(Allowed), Some(Allowed)),
+        ("DataExports", Some(View), Some(Edit), Some(Edit)),
+        ("Dimensions", Some(View), Some(Edit), Some(Edit)),
+        ("Impersonate", Some(Allowed), None, Some(Allowed)),
+        ("NamedFilters", Some(View), Some(View), Some(View)),
+    ];
+    for (domain, viewers, limited, john) in table {
+        assert_eq!(
+            analytics_level(&grantees.groups["analytics-viewers"], domain),
+            viewers,
+            "Analytics Viewers {domain}"
+        );
+        assert_eq!(
+            analytics_level(&grantees.groups["limited-administrators"], domain),
+            limited,
+            "Limited Administrators {domain}"
+        );
+        assert_eq!(analytics_level(&eff, domain), john, "John Smith {domain}");
+    }
+    // Edit brings Can Create on domains that create: John can create exports.
+    let exports = catalog::lookup(Analytics, "DataExports").unwrap();
+    assert!(
+        eff.get(exports)
+            .unwrap()
+            .abilities
+            .contains(orgaccess::core::privilege::Abilities::CREATE)
+    );
+}
+
+fn four_privileges() -> Vec<PrivilegeSpec> {
+    vec![
+        spec(Analytics, "ViewAllReports", Allowed),
+        spec(Organization, "Activities", View),
+        spec(Organization, "Groups", Edit),
+        spec(Organization, "Organization", View),
+    ]
+}
+
+fn duplicate_change<'a>(copy: &'a GroupDef) -> Change<'a> {
+    Change {
+        operation: Operation::Create,
+        name: &copy.name,
+        old: None,
+        new: Some(Object::Group(copy)),
+    }
+}
+
+#[test]
+fn seed_001_holding_four_privileges_you_duplicate_groups_with_three_or_fewer() {
+    let mine = set(&four_privileges());
+    let requester = Requester::Members {
+        user: "me".into(),
+        members: vec!["me".into()],
+        privileges: mine,
+    };
+    let mut state = OrgState::default();
+    state.groups.insert(
+        "three".into(),
+        group("three", None, four_privileges()[..3].to_vec()),
+    );
+    state
+        .groups
+        .insert("four".into(), group("four", None, four_privileges()));
+    state.groups.insert(
+        "other-three".into(),
+        group(
+            "other-three",
+            None,
+            vec![
+                spec(Analytics, "Reports", Edit),
+                spec(Organization, "Activities", View),
+                spec(Organization, "Organization", View),
+            ],
+        ),
+    );
+    let grantees = resolve_grantees(&state);
+
+    let copy_of = |src: &str| GroupDef {
+        duplicate_of: Some(src.into()),
+        ..group(&format!("{src}-copy"), None, vec![])
+    };
+    let three = copy_of("three");
+    assert!(rules::duplicate(&state, &grantees, &duplicate_change(&three), &requester).is_empty());
+
+    let four = copy_of("four");
+    let denied = rules::duplicate(&state, &grantees, &duplicate_change(&four), &requester);
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].rule, Rule::Duplicate);
+    assert!(
+        denied[0].message.contains("strictly more"),
+        "{}",
+        denied[0].message
+    );
+
+    // Three privileges are not enough when they are not yours.
+    let other = copy_of("other-three");
+    let denied = rules::duplicate(&state, &grantees, &duplicate_change(&other), &requester);
+    assert_eq!(denied.len(), 1);
+    assert!(
+        denied[0].message.contains("Analytics/Reports: Edit"),
+        "{}",
+        denied[0].message
+    );
+}
+
+#[test]
+fn seed_000_sitecore_integrator_is_full_access_except_groups() {
+    let integrator = group(
+        "sitecore-integrator",
+        Some(GroupTemplate::FullAccess),
+        vec![spec(Organization, "Groups", AccessLevel::None)],
+    );
+    let mut state = OrgState::default();
+    state.groups.insert(integrator.name.clone(), integrator);
+    let grantees = resolve_grantees(&state);
+    let privileges = &grantees.groups["sitecore-integrator"];
+    let groups = catalog::lookup(Organization, "Groups").unwrap();
+    assert!(privileges.get(groups).is_none(), "no access on Groups");
+    assert_eq!(privileges.len(), catalog::CATALOG.len() - 1);
+    // Full access to the indexed content, the query pipelines and the reports.
+    let full = GroupTemplate::FullAccess.privileges();
+    for (service, domain) in [
+        (Content, "Sources"),
+        (Search, "QueryPipelines"),
+        (Analytics, "Reports"),
+        (Search, "ViewAllContent"),
+    ] {
+        let d = catalog::lookup(service, domain).unwrap();
+        assert_eq!(privileges.get(d), full.get(d), "{service}/{domain}");
+    }
+    // And therefore strictly below Administrators, who may duplicate it.
+    assert!(
+        GroupTemplate::Administrators
+            .privileges()
+            .strictly_covers(privileges)
+    );
+}
+
+#[test]
+fn seed_002_per_source_administrators_edit_their_sources_and_view_the_rest() {
+    let sources = |edit: [&str; 2], view: [&str; 2]| PrivilegeSpec {
+        resources: edit
+            .iter()
+            .map(|n| ResourceAccess {
+                name: n.to_string(),
+                level: ResourceLevel::Edit,
+            })
+            .chain(view.iter().map(|n| ResourceAccess {
+                name: n.to_string(),
+                level: ResourceLevel::View,
+            }))
+            .collect(),
+        ..spec(Content, "Sources", Custom)
+    };
+    let common = |s: PrivilegeSpec| {
+        set(&[
+            spec(Content, "Extensions", Edit),
+            spec(Content, "Fields", Edit),
+            s,
+            spec(Organization, "Activities", View),
+            spec(Organization, "Organization", View),
+            spec(Search, "ExecuteQueries", Allowed),
+        ])
+    };
+    let atlassian = common(sources(["confluence", "jira"], ["youtube", "web"]));
+    let marketing = common(sources(["youtube", "web"], ["confluence", "jira"]));
+    let d = catalog::lookup(Content, "Sources").unwrap();
+    use orgaccess::core::privilege::Level;
+    assert_eq!(atlassian.get(d).unwrap().level_on("jira"), Level::Edit);
+    assert_eq!(atlassian.get(d).unwrap().level_on("web"), Level::View);
+    assert_eq!(marketing.get(d).unwrap().level_on("web"), Level::Edit);
+    // Neither covers the other; together they edit all four sources.
+    assert!(!atlassian.covers(&marketing) && !marketing.covers(&atlassian));
+    let both = atlassian.merge(&marketing);
+    for s in ["confluence", "jira", "youtube", "web"] {
+        assert_eq!(both.get(d).unwrap().level_on(s), Level::Edit);
+    }
+    // A per-resource list never covers a domain-wide level.
+    assert!(!both.covers(&set(&[spec(Content, "Sources", Edit)])));
+}
+
+#[test]
+fn catalog_errors_name_the_offending_part() {
+    let unknown = parse(&spec(Analytics, "Report", View))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("unknown domain 'Report'") && unknown.contains("did you mean 'Reports'"),
+        "{unknown}"
+    );
+    let level = parse(&spec(Analytics, "Administrate", Edit))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        level.contains("Analytics/Administrate does not offer level Edit")
+            && level.contains("Allowed"),
+        "{level}"
+    );
+    let custom = PrivilegeSpec {
+        resources: vec![ResourceAccess {
+            name: "x".into(),
+            level: ResourceLevel::View,
+        }],
+        ..spec(Content, "Fields", Custom)
+    };
+    let custom = parse(&custom).unwrap_err().to_string();
+    assert!(
+        custom.contains("Content/Fields does not offer the Custom level"),
+        "{custom}"
+    );
+    let create = PrivilegeSpec {
+        can_create: Some(true),
+        ..spec(Organization, "Activities", View)
+    };
+    assert!(
+        parse(&create)
+            .unwrap_err()
+            .to_string()
+            .contains("nothing to create")
+    );
+    let create_view = PrivilegeSpec {
+        can_create: Some(true),
+        ..spec(Content, "Fields", View)
+    };
+    assert!(
+        parse(&create_view)
+            .unwrap_err()
+            .to_string()
+            .contains("comes with Edit only")
+    );
+    // On resource domains Can Create is a choice alongside View all.
+    let sources_view_create = PrivilegeSpec {
+        can_create: Some(true),
+        ..spec(Content, "Sources", View)
+    };
+    assert!(parse(&sources_view_create).is_ok());
+}
