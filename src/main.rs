@@ -12,6 +12,8 @@ struct Cli {
 enum Command {
     /// Print the privilege catalog.
     Catalog,
+    /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
+    Crds,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -22,6 +24,7 @@ fn main() -> anyhow::Result<()> {
                 println!("{}/{}", d.service, d.name);
             }
         }
+        Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
     }
     Ok(())
 }

@@ -423,7 +423,7 @@ pub struct ResourceAccess {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.level == 'Custom' ? size(self.resources) > 0 : !has(self.resources) || size(self.resources) == 0",
+    {"rule": "self.level == 'Custom' ? has(self.resources) && size(self.resources) > 0 : !has(self.resources) || size(self.resources) == 0",
      "message": "resources lists the per-resource levels of a Custom privilege: give at least one with level Custom, and none with any other level"}
 ]))]
 pub struct PrivilegeSpec {

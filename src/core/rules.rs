@@ -679,3 +679,10 @@ pub fn no_escalation(state: &OrgState, change: &Change, requester: &Requester) -
     }
     out
 }
+
+/// The one denial message for a refused change, shared by the webhook and
+/// `orgaccess check` so both say exactly the same thing.
+pub fn denial_message(kind: &str, namespace: &str, name: &str, violations: &[Violation]) -> String {
+    let reasons: Vec<String> = violations.iter().map(Violation::to_string).collect();
+    format!("{kind} {namespace}/{name} denied: {}", reasons.join("; "))
+}

@@ -1,0 +1,525 @@
+//! The custom resources: Organization, Group, Member, ApiKey in `orgaccess.dev/v1alpha1`.
+//!
+//! Specs reuse the core's building blocks (privileges, access entries,
+//! identities), so the schema and the rules describe the same thing. Static
+//! rules live in the schema (enums, CEL); the webhook keeps what needs context.
+//! `orgaccess crds` prints these definitions; `crds/` holds them and CI fails
+//! when they drift.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, CustomResourceExt, Resource, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::core::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
+use crate::core::effective::{MemberPhase, Via};
+use crate::core::model::{
+    AccessEntry, ApiKeyDef, DEFAULT_INVITATION_DAYS, GroupDef, IdentitySet, MemberDef, MemberIdentity, OrgDef,
+    OrgResources, OrgState, Subject,
+};
+use crate::core::privilege::PrivilegeSpec;
+
+pub const GROUP: &str = "orgaccess.dev";
+
+fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = g.subschema_for::<Vec<Condition>>();
+    s.insert("x-kubernetes-list-type".into(), "map".into());
+    s.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    s
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_invitation_days() -> u32 {
+    DEFAULT_INVITATION_DAYS
+}
+
+// ---------------------------------------------------------------------------
+// Organization
+// ---------------------------------------------------------------------------
+
+/// An organization: the home of groups, members and API keys. One per namespace.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "orgaccess.dev",
+    version = "v1alpha1",
+    kind = "Organization",
+    namespaced,
+    shortname = "org",
+    status = "OrganizationStatus",
+    printcolumn = r#"{"name":"Display name","type":"string","jsonPath":".spec.displayName"}"#,
+    printcolumn = r#"{"name":"Groups","type":"integer","jsonPath":".status.groups"}"#,
+    printcolumn = r#"{"name":"Members","type":"integer","jsonPath":".status.members"}"#,
+    printcolumn = r#"{"name":"API keys","type":"integer","jsonPath":".status.apiKeys"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationSpec {
+    /// Human name of the organization.
+    pub display_name: String,
+    /// The organization's resources that per-resource (Custom) privileges may name.
+    #[serde(default)]
+    pub resources: OrgResources,
+    /// Days an invitation stays valid before it expires unaccepted.
+    #[serde(default = "default_invitation_days")]
+    #[schemars(range(min = 1, max = 365))]
+    pub invitation_lifetime_days: u32,
+}
+
+/// The organization's access state, summarized.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationStatus {
+    /// Ready: the built-in groups exist and every object is reconciled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Number of groups.
+    #[serde(default)]
+    pub groups: u32,
+    /// Number of members, and of each phase.
+    #[serde(default)]
+    pub members: u32,
+    #[serde(default)]
+    pub active_members: u32,
+    #[serde(default)]
+    pub pending_members: u32,
+    #[serde(default)]
+    pub expired_members: u32,
+    /// Number of API keys.
+    #[serde(default)]
+    pub api_keys: u32,
+    /// Active members of the Administrators group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub administrators: Vec<String>,
+    /// Built-in groups the operator has created (each is created once: a
+    /// deleted built-in group other than Administrators stays deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeded_builtin_groups: Vec<BuiltinGroup>,
+}
+
+// ---------------------------------------------------------------------------
+// Group
+// ---------------------------------------------------------------------------
+
+/// A group of members and the privileges they share.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "orgaccess.dev",
+    version = "v1alpha1",
+    kind = "Group",
+    namespaced,
+    shortname = "grp",
+    status = "GroupStatus",
+    printcolumn = r#"{"name":"Display name","type":"string","jsonPath":".status.displayName"}"#,
+    printcolumn = r#"{"name":"Built-in","type":"string","jsonPath":".spec.builtIn"}"#,
+    printcolumn = r#"{"name":"Template","type":"string","jsonPath":".spec.template"}"#,
+    printcolumn = r#"{"name":"Members","type":"integer","jsonPath":".status.memberCount"}"#,
+    printcolumn = r#"{"name":"Privileges","type":"integer","jsonPath":".status.privilegeCount"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.builtIn) == has(oldSelf.builtIn) && (!has(self.builtIn) || self.builtIn == oldSelf.builtIn)",
+     "message": "builtIn is set by the operator when it seeds the organization and cannot change"},
+    {"rule": "has(self.duplicateOf) == has(oldSelf.duplicateOf) && (!has(self.duplicateOf) || self.duplicateOf == oldSelf.duplicateOf)",
+     "message": "duplicateOf records where the group was copied from and cannot change"}
+]))]
+pub struct GroupSpec {
+    /// Human name. Defaults to the object name, or `<source>_copy` for a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Marks a built-in group seeded by the operator. Set only by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_in: Option<BuiltinGroup>,
+    /// Starting privileges; entries in `privileges` replace the template's grant domain by domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<GroupTemplate>,
+    /// Privileges granted to every member of the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 200))]
+    pub privileges: Vec<PrivilegeSpec>,
+    /// Rules that bring members in without an invitation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_sets: Vec<IdentitySet>,
+    /// The Access tab: other groups and API keys that may view or edit this group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<AccessEntry>,
+    /// Name of the Group this one duplicates. Needs privileges strictly above the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+}
+
+/// A privilege in status, with the groups it comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectivePrivilege {
+    #[serde(flatten)]
+    pub privilege: PrivilegeSpec,
+    /// Groups that grant the highest part of this privilege.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    /// Ready: the privileges are valid and expanded. ResolvedRefs: every named group and key exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The display name in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Privileges after template expansion, including access-list grants from other objects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privileges: Vec<PrivilegeSpec>,
+    #[serde(default)]
+    pub privilege_count: u32,
+    /// Active members (by invitation or identity set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub member_count: u32,
+    /// Invited members who have not accepted yet, or whose invitation expired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inactive_members: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Member
+// ---------------------------------------------------------------------------
+
+/// A person invited to groups of the organization.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "orgaccess.dev",
+    version = "v1alpha1",
+    kind = "Member",
+    namespaced,
+    shortname = "mbr",
+    status = "MemberStatus",
+    printcolumn = r#"{"name":"Username","type":"string","jsonPath":".spec.identity.username"}"#,
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.identity.provider"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Privileges","type":"integer","jsonPath":".status.privilegeCount"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSpec {
+    /// Who the member is at their identity provider.
+    pub identity: MemberIdentity,
+    /// Groups the member is invited to (Group object names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub groups: Vec<String>,
+    /// Kubernetes users, groups and service accounts that act as this member
+    /// when they change the organization's objects. Their requests are judged
+    /// with this member's effective privileges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<Subject>,
+    /// The member accepted the invitation. Until then they hold no privileges
+    /// from invitations, and after the organization's invitation lifetime the
+    /// invitation expires.
+    #[serde(default)]
+    pub accepted: bool,
+    /// Groups the single sign-on provider asserts for this member (for identity sets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sso_groups: Vec<String>,
+    /// Salesforce user profile of this member (for identity sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_profile: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipStatus {
+    pub group: String,
+    /// Invitation or IdentitySet.
+    pub via: Via,
+    /// The membership grants privileges now.
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    /// Ready: effective privileges computed. ResolvedRefs: every group exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Active, Pending or Expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<MemberPhase>,
+    /// When a pending invitation expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<MembershipStatus>,
+    /// Effective privileges: the merge of every active group's, with provenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privileges: Vec<EffectivePrivilege>,
+    #[serde(default)]
+    pub privilege_count: u32,
+}
+
+// ---------------------------------------------------------------------------
+// ApiKey
+// ---------------------------------------------------------------------------
+
+/// An API key: a token with privileges, generated by the operator into a Secret.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "orgaccess.dev",
+    version = "v1alpha1",
+    kind = "ApiKey",
+    namespaced,
+    shortname = "ak",
+    status = "ApiKeyStatus",
+    printcolumn = r#"{"name":"Display name","type":"string","jsonPath":".spec.displayName"}"#,
+    printcolumn = r#"{"name":"Template","type":"string","jsonPath":".spec.template"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Prefix","type":"string","jsonPath":".status.prefix"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.lifetime) || !has(oldSelf.lifetime) || self.lifetime == oldSelf.lifetime",
+     "message": "lifetime is fixed when the key is created; create a new key for a different lifetime"}
+]))]
+pub struct ApiKeySpec {
+    /// Human name of the key.
+    pub display_name: String,
+    /// What the key is for, who it was shared with, when and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Starting privileges from an API key template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<ApiKeyTemplate>,
+    /// Privileges of the key; entries replace the template's grant domain by domain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 200))]
+    pub privileges: Vec<PrivilegeSpec>,
+    /// The Access tab: groups and API keys that may view or edit this key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<AccessEntry>,
+    /// A disabled key is kept but refused.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// ISO-8601 duration after which the key expires for good, e.g. P90D. Capped per template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<String>,
+    /// Addresses or CIDR ranges the key may be used from. Empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(c, isCIDR(c) || isIP(c))", "message": "allowedIps holds IP addresses or CIDR ranges such as 203.0.113.0/24"}
+    ]))]
+    pub allowed_ips: Vec<String>,
+    /// Addresses or CIDR ranges the key is refused from. An address in both lists is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.all(c, isCIDR(c) || isIP(c))", "message": "deniedIps holds IP addresses or CIDR ranges such as 203.0.113.0/24"}
+    ]))]
+    pub denied_ips: Vec<String>,
+    /// Rotation: raise `generation` to replace the key value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// Raise to rotate: the operator generates a new value and keeps the previous one valid for `previousKeyValidity`.
+    #[schemars(range(min = 0))]
+    pub generation: i64,
+    /// ISO-8601 duration the previous value stays valid, at most P30D.
+    #[serde(default = "default_previous_validity")]
+    pub previous_key_validity: String,
+}
+
+fn default_previous_validity() -> String {
+    "P7D".into()
+}
+
+/// Lifecycle phase of an API key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiKeyPhase {
+    Active,
+    Disabled,
+    Expired,
+    /// Rotated: the previous value is still valid until `previousExpiresAt`.
+    Rotating,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ApiKeyPhase>,
+    /// Secret holding the key value (key `apiKey`); owned by this ApiKey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// First characters of the value, to recognise it. Never the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// SHA-256 of the value, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Rotation generation the current value belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<String>,
+    /// Until when the previous value stays valid after a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_prefix: Option<String>,
+    /// Effective privileges, including access-list grants from other objects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privileges: Vec<PrivilegeSpec>,
+}
+
+// ---------------------------------------------------------------------------
+// CRDs and core views
+// ---------------------------------------------------------------------------
+
+/// Every CRD, in a stable order.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    vec![Organization::crd(), Group::crd(), Member::crd(), ApiKey::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream (what `orgaccess crds` prints).
+pub fn crds_yaml() -> anyhow::Result<String> {
+    let mut out = String::from("# Generated by `orgaccess crds`. Do not edit: change src/api.rs and regenerate.\n");
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}
+
+fn created_at<K: Resource>(obj: &K) -> Option<jiff::Timestamp> {
+    obj.meta().creation_timestamp.as_ref().map(|t| t.0)
+}
+
+impl From<&Organization> for OrgDef {
+    fn from(o: &Organization) -> Self {
+        OrgDef {
+            display_name: o.spec.display_name.clone(),
+            resources: o.spec.resources.clone(),
+            invitation_lifetime_days: o.spec.invitation_lifetime_days,
+            deleting: o.meta().deletion_timestamp.is_some(),
+        }
+    }
+}
+
+impl From<&Group> for GroupDef {
+    fn from(g: &Group) -> Self {
+        GroupDef {
+            name: g.name_any(),
+            display_name: g.spec.display_name.clone(),
+            builtin: g.spec.built_in,
+            template: g.spec.template,
+            privileges: g.spec.privileges.clone(),
+            access: g.spec.access.clone(),
+            identity_sets: g.spec.identity_sets.clone(),
+            duplicate_of: g.spec.duplicate_of.clone(),
+        }
+    }
+}
+
+impl From<&Member> for MemberDef {
+    fn from(m: &Member) -> Self {
+        MemberDef {
+            name: m.name_any(),
+            identity: m.spec.identity.clone(),
+            groups: m.spec.groups.clone(),
+            subjects: m.spec.subjects.clone(),
+            accepted: m.spec.accepted,
+            invited_at: created_at(m),
+            sso_groups: m.spec.sso_groups.clone(),
+            salesforce_profile: m.spec.salesforce_profile.clone(),
+        }
+    }
+}
+
+impl From<&ApiKey> for ApiKeyDef {
+    fn from(k: &ApiKey) -> Self {
+        ApiKeyDef {
+            name: k.name_any(),
+            display_name: Some(k.spec.display_name.clone()),
+            template: k.spec.template,
+            privileges: k.spec.privileges.clone(),
+            access: k.spec.access.clone(),
+            enabled: k.spec.enabled,
+            lifetime: k.spec.lifetime.clone(),
+            allowed_ips: k.spec.allowed_ips.clone(),
+            denied_ips: k.spec.denied_ips.clone(),
+        }
+    }
+}
+
+/// Builds one namespace's state from objects (from caches or manifests).
+pub fn org_state<'a>(
+    namespace: &str,
+    orgs: impl IntoIterator<Item = &'a Organization>,
+    groups: impl IntoIterator<Item = &'a Group>,
+    members: impl IntoIterator<Item = &'a Member>,
+    keys: impl IntoIterator<Item = &'a ApiKey>,
+) -> OrgState {
+    let here = |ns: Option<String>| ns.as_deref() == Some(namespace);
+    let mut state = OrgState {
+        org: orgs.into_iter().find(|o| here(o.namespace())).map(OrgDef::from),
+        ..OrgState::default()
+    };
+    for g in groups.into_iter().filter(|g| here(g.namespace())) {
+        state.groups.insert(g.name_any(), GroupDef::from(g));
+    }
+    for m in members.into_iter().filter(|m| here(m.namespace())) {
+        state.members.insert(m.name_any(), MemberDef::from(m));
+    }
+    for k in keys.into_iter().filter(|k| here(k.namespace())) {
+        state.api_keys.insert(k.name_any(), ApiKeyDef::from(k));
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crds_have_descriptions_status_and_printer_columns() {
+        for crd in crds() {
+            let v = &crd.spec.versions[0];
+            assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{}", crd.spec.names.kind);
+            assert!(v.additional_printer_columns.as_ref().is_some_and(|c| c.len() >= 4));
+            let schema = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
+            let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
+            for (field, s) in spec["properties"].as_object().unwrap() {
+                assert!(s.get("description").is_some(), "{}.spec.{field} has no description", crd.spec.names.kind);
+            }
+        }
+    }
+}
