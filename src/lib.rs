@@ -5,6 +5,8 @@
 //! - [`api`]: the custom resources (CRD types) and their core views.
 //! - [`controlplane`]: a local kube-apiserver + etcd for tests and local runs.
 
+pub mod admin;
 pub mod api;
+pub mod controller;
 pub mod controlplane;
 pub mod core;

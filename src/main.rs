@@ -1,30 +1,179 @@
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use orgaccess::controller::{self, ControllerArgs, Readiness};
+use prometheus_client::registry::Registry;
 
 /// orgaccess: manage an organization's member access as Kubernetes resources.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log filter, e.g. `info` or `orgaccess=debug,kube=info`.
+    #[arg(long, global = true, env = "ORGACCESS_LOG", default_value = "info")]
+    log: String,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "ORGACCESS_LOG_FORMAT",
+        default_value = "plain"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Print the privilege catalog.
+    /// Run the operator: the controller (and health, readiness and metrics endpoints).
+    Run {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics.
+        #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+        admin_addr: SocketAddr,
+    },
+    /// Print the privilege catalog: every service, domain and what it offers.
     Catalog,
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
+    /// A local kube-apiserver + etcd for development.
+    #[command(subcommand)]
+    ControlPlane(ControlPlaneCommand),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Catalog => {
-            for d in orgaccess::core::catalog::CATALOG {
-                println!("{}/{}", d.service, d.name);
+#[derive(Subcommand)]
+enum ControlPlaneCommand {
+    /// Build (once) and start a local control plane; runs until interrupted.
+    Up {
+        /// Where certificates, kubeconfigs, data and logs go (wiped at start).
+        #[arg(long, default_value = "target/orgaccess-dev")]
+        work_dir: std::path::PathBuf,
+        /// Fixed apiserver port (default: a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+fn init_logs(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+fn print_catalog() {
+    use orgaccess::core::catalog::{CATALOG, Create, Evidence};
+    println!("{:<16} {:<28} {:<34} NOTES", "SERVICE", "DOMAIN", "LEVELS");
+    for d in CATALOG {
+        let o = d.offers;
+        let mut levels = Vec::new();
+        for (on, name) in [
+            (o.view, "View"),
+            (o.edit, "Edit"),
+            (o.allowed, "Allowed"),
+            (o.push, "Push"),
+            (o.custom.is_some(), "Custom"),
+        ] {
+            if on {
+                levels.push(name);
             }
         }
+        match o.create {
+            Create::No => {}
+            Create::WithEdit => levels.push("CanCreate(with Edit)"),
+            Create::Choosable => levels.push("CanCreate"),
+        }
+        let note = match d.evidence {
+            Evidence::Documented => String::new(),
+            Evidence::Inferred(why) => format!("inferred: {why}"),
+        };
+        println!(
+            "{:<16} {:<28} {:<34} {}",
+            d.service.as_str(),
+            d.name,
+            levels.join(","),
+            note
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logs(&cli.log, cli.log_format);
+    match cli.command {
+        Command::Catalog => print_catalog(),
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
+        Command::ControlPlane(ControlPlaneCommand::Up { work_dir, port }) => {
+            let work_dir = std::path::absolute(work_dir)?;
+            let opts = orgaccess::controlplane::Options {
+                work_dir: Some(work_dir),
+                secure_port: port,
+                ..Default::default()
+            };
+            orgaccess::controlplane::run_foreground(opts).await?
+        }
+        Command::Run {
+            controller: args,
+            admin_addr,
+        } => {
+            rustls::crypto::ring::default_provider()
+                .install_default()
+                .ok();
+            let client = kube::Client::try_default().await?;
+            let registry = Arc::new(Mutex::new(Registry::default()));
+            let readiness = Readiness::default();
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let stopped = move || {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+            };
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            let admin = tokio::spawn(orgaccess::admin::serve(
+                admin_addr,
+                registry.clone(),
+                vec![readiness.clone()],
+                stopped(),
+            ));
+            let result = controller::run(client, args, registry, readiness, stopped()).await;
+            admin.abort();
+            result?;
+        }
     }
     Ok(())
 }

@@ -53,7 +53,7 @@ pub enum Provider {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "[has(self.openIdDomain), has(self.ssoGroup), has(self.salesforceProfile)].filter(x, x).size() == 1",
+    {"rule": "(has(self.openIdDomain) ? 1 : 0) + (has(self.ssoGroup) ? 1 : 0) + (has(self.salesforceProfile) ? 1 : 0) == 1",
      "message": "an identity set has exactly one of openIdDomain, ssoGroup or salesforceProfile"}
 ]))]
 pub struct IdentitySet {

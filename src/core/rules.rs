@@ -142,7 +142,7 @@ pub fn check(
     requester: &Requester,
 ) -> Vec<Violation> {
     let mut out = catalog_validity(state, change);
-    out.extend(administrators_protected(change, requester));
+    out.extend(administrators_protected(state, change, requester));
     if requester.is_trusted() {
         return out;
     }
@@ -354,7 +354,15 @@ fn api_key_valid(k: &ApiKeyDef, out: &mut Vec<Violation>) {
 
 /// Rule 2: Administrators cannot be deleted or have its privileges edited; the
 /// built-in marker belongs to the operator.
-pub fn administrators_protected(change: &Change, requester: &Requester) -> Vec<Violation> {
+///
+/// Administrators goes only with its Organization: when the Organization is
+/// gone or being deleted (`state.org` is `None` or `deleting`, e.g. during a
+/// namespace teardown), deleting it is allowed, or the teardown would stick.
+pub fn administrators_protected(
+    state: &OrgState,
+    change: &Change,
+    requester: &Requester,
+) -> Vec<Violation> {
     let (old, new) = match (change.old, change.new) {
         (Some(Object::Group(o)), n) => (
             Some(o),
@@ -372,14 +380,18 @@ pub fn administrators_protected(change: &Change, requester: &Requester) -> Vec<V
     let mut out = Vec::new();
     let is_admins = |g: &GroupDef| g.builtin == Some(BuiltinGroup::Administrators);
     match (change.operation, old, new) {
-        (Operation::Delete, Some(o), _) if is_admins(o) => out.push(violation(
+        (Operation::Delete, Some(o), _)
+            if is_admins(o) && state.org.as_ref().is_some_and(|org| !org.deleting) =>
+        {
+            out.push(violation(
             Rule::AdministratorsProtected,
             "metadata.name",
             format!(
                 "the Administrators group '{}' cannot be deleted; it goes only with its Organization. To take someone's access away, remove them from the group",
                 o.name
             ),
-        )),
+        ))
+        }
         (Operation::Update, Some(o), Some(n)) => {
             if is_admins(o) && (o.template != n.template || o.privileges != n.privileges) {
                 out.push(violation(

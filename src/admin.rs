@@ -1,0 +1,76 @@
+//! The admin server: `/healthz` (alive), `/readyz` (caches synced), `/metrics`
+//! (Prometheus text). Plain HTTP on its own port, never the webhook's.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+
+use crate::controller::Readiness;
+
+#[derive(Clone)]
+struct AdminState {
+    registry: Arc<Mutex<Registry>>,
+    readiness: Vec<Readiness>,
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
+    if s.readiness.iter().all(Readiness::is_ready) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+    }
+}
+
+async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    let mut body = String::new();
+    let registry = s.registry.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("encoding failed: {e}"),
+        );
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+/// Serves until `shutdown` resolves. `readiness`: every component that must be ready.
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Arc<Mutex<Registry>>,
+    readiness: Vec<Readiness>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(AdminState {
+            registry,
+            readiness,
+        });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "admin server listening (/healthz, /readyz, /metrics)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

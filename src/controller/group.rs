@@ -1,0 +1,131 @@
+//! Group reconcile: privileges after template expansion, members, conditions.
+
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::status::{Want, apply_if_changed, conditions};
+use super::{Ctx, Error, RESYNC};
+use crate::api::{Group, GroupStatus};
+use crate::core::effective::MemberPhase;
+use crate::core::effective::{granted_by_spec, member_phase};
+use crate::core::model::MemberDef;
+
+pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = group.namespace().ok_or(Error::NotNamespaced)?;
+    let name = group.name_any();
+    let snap = ctx.stores.snapshot(&ns);
+    let previous = group.status.clone().unwrap_or_default();
+
+    let (_, invalid) = granted_by_spec(
+        group.spec.template.map(|t| t.privileges()),
+        &group.spec.privileges,
+    );
+    let privileges = snap.grantees.groups.get(&name).cloned().unwrap_or_default();
+
+    // Members: invited (active when accepted) or brought in by an identity set.
+    let lifetime = snap.state.invitation_lifetime_days();
+    let now = jiff::Timestamp::now();
+    let (mut active, mut inactive) = (Vec::new(), Vec::new());
+    for m in ctx.stores.members_in(&ns) {
+        let def = MemberDef::from(m.as_ref());
+        let invited = def.groups.contains(&name);
+        let by_set = group.spec.identity_sets.iter().any(|s| s.matches(&def));
+        if !invited && !by_set {
+            continue;
+        }
+        let accepted = member_phase(&def, lifetime, now).0 == MemberPhase::Active;
+        if by_set || accepted {
+            active.push(def.name)
+        } else {
+            inactive.push(def.name)
+        }
+    }
+    active.sort();
+    inactive.sort();
+
+    let dangling: Vec<String> = group
+        .spec
+        .access
+        .iter()
+        .filter_map(|e| match (&e.group, &e.api_key) {
+            (Some(g), _) if !snap.state.groups.contains_key(g) => Some(format!("group {g}")),
+            (_, Some(k)) if !snap.state.api_keys.contains_key(k) => Some(format!("API key {k}")),
+            _ => None,
+        })
+        .chain(
+            group
+                .spec
+                .duplicate_of
+                .iter()
+                .filter(|d| !snap.state.groups.contains_key(*d))
+                .map(|d| format!("group {d}")),
+        )
+        .collect();
+
+    let display_name = group.spec.display_name.clone().or_else(|| {
+        group.spec.duplicate_of.as_ref().map(|src| {
+            let source = snap
+                .state
+                .groups
+                .get(src)
+                .and_then(|g| g.display_name.clone())
+                .unwrap_or_else(|| src.clone());
+            format!("{source}_copy")
+        })
+    });
+    let specs = privileges.to_specs();
+    let status = GroupStatus {
+        conditions: conditions(
+            &previous.conditions,
+            vec![
+                Want {
+                    type_: "Ready",
+                    ok: invalid.is_empty(),
+                    reason: if invalid.is_empty() {
+                        "PrivilegesExpanded"
+                    } else {
+                        "InvalidPrivileges"
+                    },
+                    message: if invalid.is_empty() {
+                        format!("{} privileges in effect", specs.len())
+                    } else {
+                        invalid
+                            .iter()
+                            .map(|(i, e)| format!("spec.privileges[{i}]: {e}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    },
+                },
+                Want {
+                    type_: "ResolvedRefs",
+                    ok: dangling.is_empty(),
+                    reason: if dangling.is_empty() {
+                        "AllReferencesFound"
+                    } else {
+                        "ReferenceNotFound"
+                    },
+                    message: if dangling.is_empty() {
+                        "every referenced object exists".into()
+                    } else {
+                        format!("not found: {}", dangling.join(", "))
+                    },
+                },
+            ],
+            group.metadata.generation,
+        ),
+        observed_generation: group.metadata.generation,
+        display_name: display_name.or_else(|| Some(name.clone())),
+        privilege_count: specs.len() as u32,
+        privileges: specs,
+        member_count: active.len() as u32,
+        members: active,
+        inactive_members: inactive,
+    };
+    let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await? {
+        ctx.metrics.status_write("Group");
+    }
+    Ok(Action::requeue(RESYNC))
+}

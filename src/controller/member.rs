@@ -1,0 +1,148 @@
+//! Member reconcile: effective privileges with provenance, and the invitation phase.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, ResourceExt};
+
+use super::status::{Want, apply_if_changed, conditions};
+use super::{Ctx, Error, RESYNC};
+use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
+use crate::core::effective::{MemberPhase, member_effective};
+use crate::core::model::MemberDef;
+
+pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = member.namespace().ok_or(Error::NotNamespaced)?;
+    let snap = ctx.stores.snapshot(&ns);
+    let def = MemberDef::from(member.as_ref());
+    let now = jiff::Timestamp::now();
+    let eff = member_effective(&snap.state, &snap.grantees, &def, now);
+
+    let missing: Vec<&String> = def
+        .groups
+        .iter()
+        .filter(|g| !snap.state.groups.contains_key(*g))
+        .collect();
+    let previous = member.status.clone().unwrap_or_default();
+    let privileges: Vec<EffectivePrivilege> = eff
+        .provenance(&snap.grantees)
+        .into_iter()
+        .map(|(privilege, granted_by)| EffectivePrivilege {
+            privilege,
+            granted_by,
+        })
+        .collect();
+    let phase_message = match eff.phase {
+        MemberPhase::Active => "invitation accepted".to_string(),
+        MemberPhase::Pending => format!(
+            "invitation pending until {}; set spec.accepted when the member accepts",
+            eff.invitation_expires_at
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        ),
+        MemberPhase::Expired => {
+            "invitation expired unaccepted: recreate the Member to invite again".to_string()
+        }
+    };
+    let status = MemberStatus {
+        conditions: conditions(
+            &previous.conditions,
+            vec![
+                Want {
+                    type_: "Ready",
+                    ok: true,
+                    reason: match eff.phase {
+                        MemberPhase::Active => "Active",
+                        MemberPhase::Pending => "InvitationPending",
+                        MemberPhase::Expired => "InvitationExpired",
+                    },
+                    message: phase_message,
+                },
+                Want {
+                    type_: "ResolvedRefs",
+                    ok: missing.is_empty(),
+                    reason: if missing.is_empty() {
+                        "AllGroupsFound"
+                    } else {
+                        "GroupNotFound"
+                    },
+                    message: if missing.is_empty() {
+                        "every group exists".into()
+                    } else {
+                        format!(
+                            "groups not found: {}",
+                            missing
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                },
+            ],
+            member.metadata.generation,
+        ),
+        observed_generation: member.metadata.generation,
+        phase: Some(eff.phase),
+        invitation_expires_at: eff.invitation_expires_at.map(|t| t.to_string()),
+        groups: eff
+            .memberships
+            .iter()
+            .map(|m| MembershipStatus {
+                group: m.group.clone(),
+                via: m.via,
+                active: m.active,
+            })
+            .collect(),
+        privilege_count: privileges.len() as u32,
+        privileges,
+    };
+
+    let api: Api<Member> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await? {
+        ctx.metrics.status_write("Member");
+        if previous.phase != Some(MemberPhase::Expired) && eff.phase == MemberPhase::Expired {
+            ctx.publish(
+                member.as_ref(),
+                Event {
+                    type_: EventType::Warning,
+                    reason: "InvitationExpired".into(),
+                    note: Some(format!(
+                        "{} did not accept within the invitation lifetime",
+                        def.identity.username
+                    )),
+                    action: "Expire".into(),
+                    secondary: None,
+                },
+            )
+            .await;
+        } else if previous.privileges != status.privileges && previous.phase.is_some() {
+            ctx.publish(
+                member.as_ref(),
+                Event {
+                    type_: EventType::Normal,
+                    reason: "PrivilegesChanged".into(),
+                    note: Some(format!(
+                        "effective privileges now: {} domains",
+                        status.privilege_count
+                    )),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                },
+            )
+            .await;
+        }
+    }
+
+    // Come back when a pending invitation expires.
+    let next = match (eff.phase, eff.invitation_expires_at) {
+        (MemberPhase::Pending, Some(at)) => {
+            let secs = at.duration_since(now).as_secs().max(1) as u64;
+            Duration::from_secs(secs.min(RESYNC.as_secs()))
+        }
+        _ => RESYNC,
+    };
+    Ok(Action::requeue(next))
+}

@@ -1,0 +1,378 @@
+//! The controller: reconciles the declared objects into each organization's
+//! access state.
+//!
+//! Four `kube::runtime::Controller`s (Organization, Group, Member, ApiKey) share
+//! one set of caches. Changes are routed from the caches to exactly the objects
+//! they affect (see [`state::Stores::route`]); status is written by server-side
+//! apply only when it changed; only the Lease holder reconciles.
+
+mod apikey;
+mod group;
+pub mod leader;
+mod member;
+mod organization;
+pub mod state;
+pub mod status;
+
+pub use apikey::{PREVIOUS_KEY, VALUE_KEY, fingerprint, secret_name};
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::api::{ApiKey, Group, Member, Organization};
+use state::Stores;
+
+/// Every object is looked at again this often even when nothing changed.
+pub const RESYNC: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("object is not namespaced")]
+    NotNamespaced,
+}
+
+impl Error {
+    fn label(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(e)) => format!("api_{}", e.code),
+            Error::Kube(_) => "transport".into(),
+            Error::NotNamespaced => "not_namespaced".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub kind: String,
+    pub error: String,
+}
+
+/// Reconcile metrics, labelled by kind (never by object: bounded cardinality).
+pub struct Metrics {
+    pub reconciles: Family<KindLabel, Counter>,
+    pub failures: Family<ErrorLabel, Counter>,
+    pub status_writes: Family<KindLabel, Counter>,
+    pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+}
+
+impl Metrics {
+    pub fn new(registry: &mut Registry) -> Arc<Metrics> {
+        let m = Metrics {
+            reconciles: Family::default(),
+            failures: Family::default(),
+            status_writes: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+        };
+        let sub = registry.sub_registry_with_prefix("orgaccess_controller");
+        sub.register(
+            "reconciles",
+            "Reconciles run, by kind",
+            m.reconciles.clone(),
+        );
+        sub.register(
+            "reconcile_failures",
+            "Reconciles that failed, by kind and error",
+            m.failures.clone(),
+        );
+        sub.register(
+            "status_writes",
+            "Status writes (only when status changed), by kind",
+            m.status_writes.clone(),
+        );
+        sub.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration, by kind",
+            m.duration.clone(),
+        );
+        Arc::new(m)
+    }
+
+    pub fn status_write(&self, kind: &str) {
+        self.status_writes
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+}
+
+/// What every reconcile gets.
+pub struct Ctx {
+    pub client: Client,
+    pub stores: Stores,
+    pub metrics: Arc<Metrics>,
+    recorder: Recorder,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Ctx {
+    /// Publishes an Event; a failure to record is logged, never fatal.
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, event: Event) {
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason = %event.reason, "could not record event");
+        }
+    }
+
+    fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+        format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            obj.meta().namespace.as_deref().unwrap_or(""),
+            obj.meta().name.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// Wraps a reconcile with metrics, logging and backoff bookkeeping.
+async fn observed<K, F, Fut>(obj: Arc<K>, ctx: Arc<Ctx>, run: F) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<K>, Arc<Ctx>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>>,
+{
+    let kind = K::kind(&()).to_string();
+    let key = Ctx::key(obj.as_ref());
+    let started = std::time::Instant::now();
+    ctx.metrics
+        .reconciles
+        .get_or_create(&KindLabel { kind: kind.clone() })
+        .inc();
+    let result = run(obj, ctx.clone()).await;
+    ctx.metrics
+        .duration
+        .get_or_create(&KindLabel { kind: kind.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    }
+    result
+}
+
+/// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at 5 minutes.
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Ctx>,
+) -> Action {
+    let key = Ctx::key(obj.as_ref());
+    let attempt = {
+        let mut f = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let kind = K::kind(&()).to_string();
+    ctx.metrics
+        .failures
+        .get_or_create(&ErrorLabel {
+            kind,
+            error: error.label(),
+        })
+        .inc();
+    let delay = Duration::from_secs(1u64 << attempt.min(8)).min(Duration::from_secs(300));
+    tracing::warn!(object = %key, %error, attempt, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Controller settings.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Objects reconciled at once, per kind.
+    #[arg(long, env = "ORGACCESS_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Take part in leader election (disable only for a single local replica).
+    #[arg(long, env = "ORGACCESS_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(
+        long,
+        env = "ORGACCESS_LEASE_NAMESPACE",
+        default_value = "orgaccess-system"
+    )]
+    pub lease_namespace: String,
+    /// Identity in the Lease (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+/// Readiness of the controller: caches synced (and, once leading, controllers running).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed)
+    }
+}
+
+/// Runs the controllers until `shutdown` resolves (or leadership is lost,
+/// which returns an error so the process restarts and rejoins the election).
+pub async fn run(
+    client: Client,
+    args: ControllerArgs,
+    registry: Arc<Mutex<Registry>>,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    preflight(&client).await?;
+    let metrics = Metrics::new(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
+    let (stores, triggers, driver) = Stores::start(&client);
+    let driver = tokio::spawn(driver);
+    stores.wait_until_ready().await?;
+    readiness.set();
+    tracing::info!("caches synced");
+
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("orgaccess-{}", std::process::id()));
+    let lease = leader::LeaderConfig {
+        namespace: args.lease_namespace.clone(),
+        name: "orgaccess-controller".into(),
+        identity: identity.clone(),
+        duration: Duration::from_secs(15),
+        renew: Duration::from_secs(5),
+    };
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    if args.leader_election {
+        tokio::select! {
+            r = leader::acquire(client.clone(), &lease) => r?,
+            _ = shutdown.clone() => { driver.abort(); return Ok(()) }
+        }
+    }
+
+    let reporter = Reporter {
+        controller: "orgaccess".into(),
+        instance: Some(identity),
+    };
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        stores,
+        metrics,
+        recorder: Recorder::new(client.clone(), reporter),
+        failures: Mutex::default(),
+    });
+    let cfg = ControllerConfig::default()
+        .concurrency(args.concurrency)
+        .debounce(Duration::from_millis(200));
+    let wc = || watcher::Config::default().any_semantic();
+    fn drain<K: Resource, E: std::fmt::Display, T>(
+        r: Result<(ObjectRef<K>, T), E>,
+    ) -> impl Future<Output = ()>
+    where
+        K::DynamicType: Eq + std::hash::Hash,
+    {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "controller event");
+        }
+        futures::future::ready(())
+    }
+
+    let orgs = Controller::new(Api::<Organization>::all(client.clone()), wc())
+        .with_config(cfg.clone())
+        .reconcile_on(triggers.organizations)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |o, c| observed(o, c, organization::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(drain);
+    let groups = Controller::new(Api::<Group>::all(client.clone()), wc())
+        .with_config(cfg.clone())
+        .reconcile_on(triggers.groups)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |o, c| observed(o, c, group::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(drain);
+    let members = Controller::new(Api::<Member>::all(client.clone()), wc())
+        .with_config(cfg.clone())
+        .reconcile_on(triggers.members)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |o, c| observed(o, c, member::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(drain);
+    let keys = Controller::new(Api::<ApiKey>::all(client.clone()), wc())
+        .with_config(cfg)
+        .owns(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default().labels("orgaccess.dev/api-key"),
+        )
+        .reconcile_on(triggers.api_keys)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |o, c| observed(o, c, apikey::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(drain);
+    let controllers = async {
+        tokio::join!(orgs, groups, members, keys);
+    };
+    let result = if args.leader_election {
+        tokio::select! {
+            _ = controllers => Ok(()),
+            lost = leader::hold(client.clone(), &lease) => Err(lost),
+        }
+    } else {
+        controllers.await;
+        Ok(())
+    };
+    driver.abort();
+    tracing::info!("controllers stopped");
+    result
+}
+
+/// Fails fast with an install hint when the CRDs are missing.
+async fn preflight(client: &Client) -> anyhow::Result<()> {
+    let api = Api::<Organization>::all(client.clone());
+    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
+        anyhow::bail!(
+            "cannot list organizations.orgaccess.dev ({e}); install the CRDs first: kubectl apply -f crds/"
+        );
+    }
+    Ok(())
+}
+
+/// For logs: a short description without values.
+pub fn describe<K: ResourceExt>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}

@@ -1,0 +1,145 @@
+//! Organization reconcile: seed the built-in groups once, summarize the state.
+
+use std::sync::Arc;
+
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, ResourceExt};
+
+use super::status::{Want, apply_if_changed, conditions};
+use super::{Ctx, Error, RESYNC};
+use crate::api::{Group, GroupSpec, Organization, OrganizationStatus};
+use crate::core::builtin::BuiltinGroup;
+use crate::core::effective::{MemberPhase, member_effective};
+use crate::core::model::MemberDef;
+
+fn builtin_group(b: BuiltinGroup) -> Group {
+    Group {
+        metadata: ObjectMeta {
+            name: Some(b.object_name().into()),
+            ..ObjectMeta::default()
+        },
+        spec: GroupSpec {
+            display_name: Some(b.display_name().into()),
+            built_in: Some(b),
+            template: Some(b.template()),
+            privileges: vec![],
+            identity_sets: vec![],
+            access: vec![],
+            duplicate_of: None,
+        },
+        status: None,
+    }
+}
+
+pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = org.namespace().ok_or(Error::NotNamespaced)?;
+    if org.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let previous = org.status.clone().unwrap_or_default();
+    let groups_api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
+
+    // Seed each built-in group once; Administrators always exists.
+    let mut seeded = previous.seeded_builtin_groups.clone();
+    let mut created = Vec::new();
+    for b in BuiltinGroup::ALL {
+        let needed = !seeded.contains(&b) || b == BuiltinGroup::Administrators;
+        if !needed || groups_api.get_opt(b.object_name()).await?.is_some() {
+            if !seeded.contains(&b) {
+                seeded.push(b);
+            }
+            continue;
+        }
+        match groups_api
+            .create(&PostParams::default(), &builtin_group(b))
+            .await
+        {
+            Ok(_) => created.push(b.display_name()),
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !seeded.contains(&b) {
+            seeded.push(b);
+        }
+    }
+    seeded.sort();
+    if !created.is_empty() {
+        ctx.publish(
+            org.as_ref(),
+            Event {
+                type_: EventType::Normal,
+                reason: "BuiltinGroupsSeeded".into(),
+                note: Some(format!("created {}", created.join(", "))),
+                action: "Seed".into(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
+
+    let snap = ctx.stores.snapshot(&ns);
+    let members = ctx.stores.members_in(&ns);
+    let now = jiff::Timestamp::now();
+    let (mut active, mut pending, mut expired) = (0, 0, 0);
+    let admins_group = snap.state.administrators().map(|g| g.name.clone());
+    let mut administrators = Vec::new();
+    for m in &members {
+        let def = MemberDef::from(m.as_ref());
+        let eff = member_effective(&snap.state, &snap.grantees, &def, now);
+        match eff.phase {
+            MemberPhase::Active => active += 1,
+            MemberPhase::Pending => pending += 1,
+            MemberPhase::Expired => expired += 1,
+        }
+        if eff
+            .memberships
+            .iter()
+            .any(|ms| ms.active && Some(&ms.group) == admins_group.as_ref())
+        {
+            administrators.push(def.name);
+        }
+    }
+    administrators.sort();
+    let has_admins = admins_group.is_some();
+    let status = OrganizationStatus {
+        conditions: conditions(
+            &previous.conditions,
+            vec![Want {
+                type_: "Ready",
+                ok: has_admins,
+                reason: if has_admins {
+                    "Seeded"
+                } else {
+                    "AdministratorsMissing"
+                },
+                message: if has_admins {
+                    format!(
+                        "{} groups, {} members, {} API keys",
+                        snap.state.groups.len(),
+                        members.len(),
+                        snap.state.api_keys.len()
+                    )
+                } else {
+                    "the Administrators group is being created".into()
+                },
+            }],
+            org.metadata.generation,
+        ),
+        observed_generation: org.metadata.generation,
+        groups: snap.state.groups.len() as u32,
+        members: members.len() as u32,
+        active_members: active,
+        pending_members: pending,
+        expired_members: expired,
+        api_keys: snap.state.api_keys.len() as u32,
+        administrators,
+        seeded_builtin_groups: seeded,
+    };
+    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply_if_changed(&api, org.as_ref(), org.status.as_ref(), &status).await? {
+        ctx.metrics.status_write("Organization");
+    }
+    Ok(Action::requeue(RESYNC))
+}

@@ -1,0 +1,76 @@
+//! Status writing: conditions per the API conventions, and server-side apply
+//! only when the status actually changed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Field manager of every status write.
+pub const MANAGER: &str = "orgaccess-controller";
+
+/// A condition as we want it; `lastTransitionTime` is filled by [`conditions`].
+pub struct Want {
+    pub type_: &'static str,
+    pub ok: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Builds conditions, keeping the previous transition time when the status
+/// did not change, so an unchanged object produces an identical status.
+pub fn conditions(
+    previous: &[Condition],
+    wanted: Vec<Want>,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    wanted
+        .into_iter()
+        .map(|w| {
+            let status = if w.ok { "True" } else { "False" }.to_string();
+            let last = previous
+                .iter()
+                .find(|c| c.type_ == w.type_ && c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| Time(jiff::Timestamp::now()));
+            Condition {
+                type_: w.type_.to_string(),
+                status,
+                reason: w.reason.to_string(),
+                message: w.message,
+                observed_generation: generation,
+                last_transition_time: last,
+            }
+        })
+        .collect()
+}
+
+/// Writes `status` by server-side apply if it differs from the object's
+/// current status. Returns whether a write happened.
+pub async fn apply_if_changed<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+) -> kube::Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(true)
+}
