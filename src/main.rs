@@ -36,6 +36,9 @@ enum Command {
     Run {
         #[command(flatten)]
         controller: ControllerArgs,
+        /// Do not serve the admission webhook from this process.
+        #[arg(long, env = "ORGACCESS_NO_WEBHOOK")]
+        no_webhook: bool,
         /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics.
         #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
         admin_addr: SocketAddr,
@@ -146,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run {
             controller: args,
             admin_addr,
+            no_webhook: _,
         } => {
             rustls::crypto::ring::default_provider()
                 .install_default()

@@ -60,7 +60,7 @@ fn days(d: i64) -> SignedDuration {
 
 pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = key.namespace().ok_or(Error::NotNamespaced)?;
-    let now = Timestamp::now();
+    let now = super::now();
     let previous = key.status.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = secret_name(&key);
@@ -98,7 +98,14 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
             };
             secrets.create(&PostParams::default(), &secret).await?;
             let regenerated = previous.hash.is_some();
-            status.created_at = Some(now.to_string());
+            // The lifetime counts from the ApiKey's creation, not from this reconcile.
+            status.created_at = Some(
+                key.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(now, |t| t.0)
+                    .to_string(),
+            );
             status.rotation_generation = Some(wanted_generation);
             status.rotated_at = None;
             status.previous_expires_at = None;

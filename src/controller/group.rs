@@ -26,7 +26,7 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
 
     // Members: invited (active when accepted) or brought in by an identity set.
     let lifetime = snap.state.invitation_lifetime_days();
-    let now = jiff::Timestamp::now();
+    let now = super::now();
     let (mut active, mut inactive) = (Vec::new(), Vec::new());
     for m in ctx.stores.members_in(&ns) {
         let def = MemberDef::from(m.as_ref());

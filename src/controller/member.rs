@@ -17,7 +17,7 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     let ns = member.namespace().ok_or(Error::NotNamespaced)?;
     let snap = ctx.stores.snapshot(&ns);
     let def = MemberDef::from(member.as_ref());
-    let now = jiff::Timestamp::now();
+    let now = super::now();
     let eff = member_effective(&snap.state, &snap.grantees, &def, now);
 
     let missing: Vec<&String> = def

@@ -38,6 +38,23 @@ use prometheus_client::registry::Registry;
 use crate::api::{ApiKey, Group, Member, Organization};
 use state::Stores;
 
+/// The controller's clock: now, shifted by `ORGACCESS_CLOCK_OFFSET_SECONDS`.
+///
+/// Invitations expire after 31 days and keys after months; the offset lets
+/// tests (and expiry drills) run the real binary "in the future" instead of
+/// waiting. Unset in production.
+pub fn now() -> jiff::Timestamp {
+    static OFFSET: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+        std::env::var("ORGACCESS_CLOCK_OFFSET_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    let t = jiff::Timestamp::now();
+    t.saturating_add(jiff::SignedDuration::from_secs(*OFFSET))
+        .unwrap_or(t)
+}
+
 /// Every object is looked at again this often even when nothing changed.
 pub const RESYNC: Duration = Duration::from_secs(30 * 60);
 
@@ -219,9 +236,28 @@ pub struct ControllerArgs {
         default_value = "orgaccess-system"
     )]
     pub lease_namespace: String,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "ORGACCESS_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
     /// Identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+}
+
+/// Which namespaces the controller watches.
+#[derive(Clone, Debug, Default)]
+pub struct Scope(pub Option<String>);
+
+impl Scope {
+    pub fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match &self.0 {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
 }
 
 /// Readiness of the controller: caches synced (and, once leading, controllers running).
@@ -246,9 +282,10 @@ pub async fn run(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    preflight(&client).await?;
+    preflight(&client, &args).await?;
     let metrics = Metrics::new(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
-    let (stores, triggers, driver) = Stores::start(&client);
+    let scope = Scope(args.watch_namespace.clone());
+    let (stores, triggers, driver) = Stores::start(&client, &scope);
     let driver = tokio::spawn(driver);
     stores.wait_until_ready().await?;
     readiness.set();
@@ -300,7 +337,7 @@ pub async fn run(
         futures::future::ready(())
     }
 
-    let orgs = Controller::new(Api::<Organization>::all(client.clone()), wc())
+    let orgs = Controller::new(scope.api::<Organization>(&client), wc())
         .with_config(cfg.clone())
         .reconcile_on(triggers.organizations)
         .graceful_shutdown_on(shutdown.clone())
@@ -310,7 +347,7 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(drain);
-    let groups = Controller::new(Api::<Group>::all(client.clone()), wc())
+    let groups = Controller::new(scope.api::<Group>(&client), wc())
         .with_config(cfg.clone())
         .reconcile_on(triggers.groups)
         .graceful_shutdown_on(shutdown.clone())
@@ -320,7 +357,7 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(drain);
-    let members = Controller::new(Api::<Member>::all(client.clone()), wc())
+    let members = Controller::new(scope.api::<Member>(&client), wc())
         .with_config(cfg.clone())
         .reconcile_on(triggers.members)
         .graceful_shutdown_on(shutdown.clone())
@@ -330,7 +367,7 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(drain);
-    let keys = Controller::new(Api::<ApiKey>::all(client.clone()), wc())
+    let keys = Controller::new(scope.api::<ApiKey>(&client), wc())
         .with_config(cfg)
         .owns(
             Api::<Secret>::all(client.clone()),
@@ -362,8 +399,8 @@ pub async fn run(
 }
 
 /// Fails fast with an install hint when the CRDs are missing.
-async fn preflight(client: &Client) -> anyhow::Result<()> {
-    let api = Api::<Organization>::all(client.clone());
+async fn preflight(client: &Client, args: &ControllerArgs) -> anyhow::Result<()> {
+    let api = Scope(args.watch_namespace.clone()).api::<Organization>(client);
     if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
         anyhow::bail!(
             "cannot list organizations.orgaccess.dev ({e}); install the CRDs first: kubectl apply -f crds/"

@@ -81,7 +81,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
 
     let snap = ctx.stores.snapshot(&ns);
     let members = ctx.stores.members_in(&ns);
-    let now = jiff::Timestamp::now();
+    let now = super::now();
     let (mut active, mut pending, mut expired) = (0, 0, 0);
     let admins_group = snap.state.administrators().map(|g| g.name.clone());
     let mut administrators = Vec::new();

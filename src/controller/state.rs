@@ -13,9 +13,10 @@ use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::Scope;
 use crate::api::{self, ApiKey, Group, Member, Organization};
 use crate::core::effective::{Grantees, resolve_grantees};
 use crate::core::model::{MemberDef, OrgState};
@@ -63,10 +64,11 @@ struct Senders {
 /// A reflector over all namespaces whose events are turned into [`Change`]s.
 fn reflect<K>(
     client: &Client,
+    scope: &Scope,
     wrap: fn(Arc<K>) -> Change,
 ) -> (Store<K>, impl Stream<Item = Change> + Send + 'static)
 where
-    K: Resource<DynamicType = ()>
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
@@ -75,7 +77,7 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default().any_semantic()))
+    let stream = reflector::reflector(writer, watcher(scope.api::<K>(client), watcher::Config::default().any_semantic()))
         .default_backoff()
         .filter_map(move |event| async move {
             match event {
@@ -100,15 +102,16 @@ impl Stores {
     /// every change to the objects it affects.
     pub fn start(
         client: &Client,
+        scope: &Scope,
     ) -> (
         Stores,
         Triggers,
         impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let (orgs, o) = reflect::<Organization>(client, Change::Organization);
-        let (groups, g) = reflect::<Group>(client, Change::Group);
-        let (keys, k) = reflect::<ApiKey>(client, Change::ApiKey);
-        let (members, m) = reflect::<Member>(client, Change::Member);
+        let (orgs, o) = reflect::<Organization>(client, scope, Change::Organization);
+        let (groups, g) = reflect::<Group>(client, scope, Change::Group);
+        let (keys, k) = reflect::<ApiKey>(client, scope, Change::ApiKey);
+        let (members, m) = reflect::<Member>(client, scope, Change::Member);
         let stores = Stores {
             orgs,
             groups,
