@@ -26,7 +26,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -333,7 +333,7 @@ impl ControlPlane {
         let etcd_log = layout.logs.join("etcd.log");
         let child = spawn_logged(etcd, &etcd_log).context("starting etcd")?;
         self.processes.lock().unwrap().etcd = Some(child);
-        self.wait_for_port(etcd_client, "etcd", &etcd_log, deadline)
+        self.wait_etcd_healthy(etcd_client, &etcd_log, deadline)
             .await?;
 
         let pki = &layout.pki;
@@ -369,26 +369,29 @@ impl ControlPlane {
         let api_log = layout.logs.join("kube-apiserver.log");
         let child = spawn_logged(api, &api_log).context("starting kube-apiserver")?;
         self.processes.lock().unwrap().apiserver = Some(child);
-        self.wait_ready(&api_log, deadline).await
+        self.wait_ready(api_port, &api_log, deadline).await
     }
 
-    /// Waits until something listens on `port`, failing early if `name` exits.
-    async fn wait_for_port(
+    /// Waits until etcd answers `GET /health` with `"health":"true"`: it
+    /// accepts connections before it has elected itself leader and can serve.
+    async fn wait_etcd_healthy(
         &self,
         port: u16,
-        name: &str,
         log: &Path,
         deadline: Instant,
     ) -> Result<(), StartError> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         loop {
-            self.check_alive(name, log)?;
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            self.check_alive("etcd", log)?;
+            let probe =
+                tokio::time::timeout(Duration::from_secs(1), http_get(port, "/health", None));
+            if let Ok(Ok((200, body))) = probe.await
+                && body.contains(r#""health":"true""#)
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(StartError::Other(anyhow::anyhow!(
-                    "{name} did not listen on 127.0.0.1:{port} in time; last lines of {}:\n{}",
+                    "etcd on 127.0.0.1:{port} not healthy in time; last lines of {}:\n{}",
                     log.display(),
                     log_tail(log, 40)
                 )));
@@ -397,19 +400,25 @@ impl ControlPlane {
         }
     }
 
-    /// Polls `/readyz` (verified with our CA, as admin) and then waits for the
-    /// `default` namespace, which the apiserver creates right after startup.
-    async fn wait_ready(&self, log: &Path, deadline: Instant) -> Result<(), StartError> {
-        let client = self.try_client_as(ADMIN).await?;
+    /// Polls `/readyz` (TLS verified with our CA, as admin) and then waits for
+    /// the `default` namespace, which the apiserver creates right after startup.
+    ///
+    /// Plain HTTPS requests rather than a `kube::Client`: kube logs every non-2xx
+    /// answer at ERROR level, and a starting apiserver answers 500 many times.
+    async fn wait_ready(&self, port: u16, log: &Path, deadline: Instant) -> Result<(), StartError> {
+        let admin = self.identity(ADMIN).expect("admin identity");
+        let tls = ApiTls {
+            connector: tls_connector(self.ca.der())?,
+            token: admin.token.clone(),
+        };
         let mut last: String;
         loop {
             self.check_alive("kube-apiserver", log)?;
-            let req = hyper::Request::get("/readyz?verbose")
-                .body(Vec::new())
-                .unwrap();
-            match tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await {
-                Ok(Ok(_)) => break,
-                Ok(Err(e)) => last = format!("{e}"),
+            let probe = http_get(port, "/readyz?verbose", Some(&tls));
+            match tokio::time::timeout(Duration::from_secs(5), probe).await {
+                Ok(Ok((200, _))) => break,
+                Ok(Ok((status, body))) => last = format!("{status}: {body}"),
+                Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = "timed out".into(),
             }
             if Instant::now() > deadline {
@@ -422,9 +431,9 @@ impl ControlPlane {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let namespaces: Api<Namespace> = Api::all(client);
         loop {
-            if let Ok(Some(_)) = namespaces.get_opt("default").await {
+            let probe = http_get(port, "/api/v1/namespaces/default", Some(&tls));
+            if let Ok(Ok((200, _))) = tokio::time::timeout(Duration::from_secs(5), probe).await {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -883,6 +892,63 @@ fn terminate(mut child: Child, grace: Duration) {
     let _ = child.wait();
 }
 
+/// TLS settings and bearer token for [`http_get`] to the apiserver.
+struct ApiTls {
+    connector: tokio_rustls::TlsConnector,
+    token: String,
+}
+
+/// A TLS connector that trusts only our CA.
+fn tls_connector(
+    ca: &rustls::pki_types::CertificateDer<'static>,
+) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
+}
+
+/// One HTTP/1.0 `GET` to `127.0.0.1:<port>` (over TLS with a bearer token
+/// when `tls` is given); returns the status code and the body. Hand-written
+/// because the library has no HTTP client besides kube's, and this needs no
+/// more: HTTP/1.0 means no keep-alive and no chunking, the server closes.
+async fn http_get(port: u16, path: &str, tls: Option<&ApiTls>) -> io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    let mut response = Vec::new();
+    match tls {
+        None => {
+            request.push_str("\r\n");
+            let mut stream = tcp;
+            stream.write_all(request.as_bytes()).await?;
+            stream.read_to_end(&mut response).await?;
+        }
+        Some(tls) => {
+            request.push_str(&format!("Authorization: Bearer {}\r\n\r\n", tls.token));
+            let name = rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+            let mut stream = tls.connector.connect(name, tcp).await?;
+            stream.write_all(request.as_bytes()).await?;
+            stream.read_to_end(&mut response).await?;
+        }
+    }
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    // "HTTP/1.x 200 OK"
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("bad HTTP response: {head:?}")))?;
+    Ok((status, body.to_string()))
+}
+
 /// Three distinct free loopback ports (all bound at once, so they differ).
 fn free_ports() -> io::Result<[u16; 3]> {
     let listeners = [
@@ -908,6 +974,9 @@ fn log_tail(path: &Path, lines: usize) -> String {
     let _ = file.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     let all: Vec<&str> = text.lines().collect();
+    if all.is_empty() {
+        return "(empty)".into();
+    }
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 

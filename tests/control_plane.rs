@@ -620,6 +620,31 @@ async fn kubectl_authenticates_every_identity() {
     }
 }
 
+// --- start-up errors ----------------------------------------------------------
+
+/// A start that fails says why, with the tail of the failing process's log,
+/// and leaves nothing running: here the fixed apiserver port is already taken.
+#[tokio::test]
+async fn start_failure_reports_the_log_tail() {
+    use orgaccess::controlplane::{ControlPlane, Options};
+    plane(); // the binaries are there (or this panics with the build hint)
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let opts = Options {
+        secure_port: Some(taken.local_addr().unwrap().port()),
+        ..Options::default()
+    };
+    let err = ControlPlane::start(opts)
+        .await
+        .expect_err("the port is taken");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("kube-apiserver exited"), "{msg}");
+    assert!(msg.contains("kube-apiserver.log"), "names the log: {msg}");
+    assert!(
+        msg.contains("address already in use"),
+        "includes the log tail: {msg}"
+    );
+}
+
 // --- measurements (not run by default) ---------------------------------------
 
 /// Resident memory of a process in KiB, from /proc.
