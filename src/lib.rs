@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod controlplane;
 pub mod core;

@@ -50,6 +50,17 @@ enum Command {
     /// A local kube-apiserver + etcd for development.
     #[command(subcommand)]
     ControlPlane(ControlPlaneCommand),
+    /// Check manifests offline with the admission rules (for CI): files,
+    /// directories or `-` for stdin. Exits 1 on any denied object or invalid document.
+    Check(orgaccess::cli::check::CheckArgs),
+    /// Explain effective privileges and where each comes from.
+    #[command(subcommand)]
+    Explain(orgaccess::cli::explain::ExplainCommand),
+    /// List the active members and enabled API keys that can do VERB on SERVICE/DOMAIN[/RESOURCE].
+    WhoCan(orgaccess::cli::who_can::WhoCanArgs),
+    /// Print the manifest of a duplicate of a group.
+    #[command(subcommand)]
+    Duplicate(orgaccess::cli::duplicate::DuplicateCommand),
 }
 
 #[derive(Subcommand)]
@@ -137,6 +148,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Catalog => print_catalog(),
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
+        Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
+        Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
+        Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
+        Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
         Command::ControlPlane(ControlPlaneCommand::Up { work_dir, port }) => {
             let work_dir = std::path::absolute(work_dir)?;
             let opts = orgaccess::controlplane::Options {

@@ -1,0 +1,519 @@
+//! `orgaccess explain member|apikey|group NAME`: effective privileges and where
+//! each comes from, computed by the same code as the controller's status.
+
+use clap::{Args, Subcommand};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::output::{Styles, Table, cell, styled};
+use super::source::{self, Org, SourceArgs, Subject};
+use super::{EXIT_OK, Format, emit, fail};
+use crate::core::catalog::{self, Create, DomainId, Service};
+use crate::core::effective::{
+    Grantee, Grantees, MemberPhase, Via, access_grants, member_effective, resolve_grantees,
+};
+use crate::core::model::{AccessEntry, MemberIdentity, OrgState};
+use crate::core::privilege::{
+    Abilities, AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceAccess, parse,
+};
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum ExplainCommand {
+    /// A member's effective privileges: the merge of their active groups'.
+    Member(ExplainArgs),
+    /// An API key's privileges: its template, its own privileges and what
+    /// other objects' access lists give it.
+    #[command(name = "apikey", alias = "api-key")]
+    ApiKey(ExplainArgs),
+    /// A group's privileges (what each of its members gets from it).
+    Group(ExplainArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ExplainArgs {
+    /// Object name (metadata.name).
+    pub name: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format: a table (human) or JSON.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+/// One effective privilege and its provenance.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    pub service: Service,
+    pub domain: String,
+    pub level: AccessLevel,
+    /// Holds Can Create; null where the domain has nothing to create.
+    pub can_create: Option<bool>,
+    /// Per-resource levels of a Custom privilege (`*` is every resource).
+    pub resources: Vec<ResourceAccess>,
+    pub granted_by: Vec<String>,
+}
+
+fn row(set: &PrivilegeSet, spec: PrivilegeSpec, granted_by: Vec<String>) -> Row {
+    let can_create = catalog::lookup(spec.service, &spec.domain).and_then(|d| {
+        (catalog::domain(d).offers.create != Create::No).then(|| {
+            set.get(d)
+                .is_some_and(|g| g.abilities.contains(Abilities::CREATE))
+        })
+    });
+    Row {
+        service: spec.service,
+        domain: spec.domain,
+        level: spec.level,
+        can_create,
+        resources: spec.resources,
+        granted_by,
+    }
+}
+
+fn level_text(l: AccessLevel) -> String {
+    format!("{l:?}")
+}
+
+fn resources_text(r: &[ResourceAccess]) -> String {
+    if r.is_empty() {
+        return "-".into();
+    }
+    r.iter()
+        .map(|r| {
+            let name = if r.name == "*" {
+                "all"
+            } else {
+                r.name.as_str()
+            };
+            format!("{name} {:?}", r.level)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The privileges table shared by every explain.
+pub fn privileges_table(rows: &[Row], styles: Styles) -> String {
+    let mut t = Table::new(&[
+        "SERVICE/DOMAIN",
+        "LEVEL",
+        "CAN CREATE",
+        "RESOURCES",
+        "GRANTED BY",
+    ]);
+    for r in rows {
+        t.row(vec![
+            cell(format!("{}/{}", r.service, r.domain)),
+            cell(level_text(r.level)),
+            cell(match r.can_create {
+                None => "-",
+                Some(true) => "yes",
+                Some(false) => "no",
+            }),
+            cell(resources_text(&r.resources)),
+            styled(
+                if r.granted_by.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.granted_by.join(", ")
+                },
+                super::output::Style::Dim,
+            ),
+        ]);
+    }
+    t.render(styles)
+}
+
+fn header(lines: &[(&str, String)], styles: Styles) -> String {
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    lines
+        .iter()
+        .map(|(k, v)| {
+            let key = format!("{k}:");
+            format!(
+                "{}{} {v}\n",
+                styles.bold(&key),
+                " ".repeat(width - key.len())
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Member
+// ---------------------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MembershipJson {
+    group: String,
+    via: Via,
+    active: bool,
+    /// The group exists in the organization.
+    exists: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberJson {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    identity: MemberIdentity,
+    phase: MemberPhase,
+    invitation_expires_at: Option<String>,
+    groups: Vec<MembershipJson>,
+    privileges: Vec<Row>,
+}
+
+fn explain_member(org: &Org, name: &str, now: Timestamp) -> MemberJson {
+    let state = &org.state;
+    let grantees = resolve_grantees(state);
+    let m = &state.members[name];
+    let eff = member_effective(state, &grantees, m, now);
+    let privileges = eff
+        .provenance(&grantees)
+        .into_iter()
+        .map(|(spec, from)| row(&eff.privileges, spec, from))
+        .collect();
+    MemberJson {
+        kind: "Member",
+        namespace: org.namespace.clone(),
+        name: name.to_string(),
+        identity: m.identity.clone(),
+        phase: eff.phase,
+        invitation_expires_at: eff.invitation_expires_at.map(|t| t.to_string()),
+        groups: eff
+            .memberships
+            .iter()
+            .map(|ms| MembershipJson {
+                group: ms.group.clone(),
+                via: ms.via,
+                active: ms.active,
+                exists: state.groups.contains_key(&ms.group),
+            })
+            .collect(),
+        privileges,
+    }
+}
+
+fn member_human(j: &MemberJson, s: Styles) -> String {
+    let groups: Vec<String> = j
+        .groups
+        .iter()
+        .map(|g| {
+            let via = match g.via {
+                Via::Invitation => "invitation",
+                Via::IdentitySet => "identity set",
+            };
+            let state = if !g.exists {
+                ", no such group"
+            } else if !g.active {
+                ", inactive"
+            } else {
+                ""
+            };
+            format!("{} ({via}{state})", g.group)
+        })
+        .collect();
+    let phase = match (j.phase, &j.invitation_expires_at) {
+        (MemberPhase::Active, _) => s.ok("Active"),
+        (MemberPhase::Pending, Some(at)) => {
+            format!(
+                "{} (invitation not accepted; expires {at})",
+                s.warn("Pending")
+            )
+        }
+        (MemberPhase::Pending, None) => {
+            format!("{} (invitation not accepted)", s.warn("Pending"))
+        }
+        (MemberPhase::Expired, at) => format!(
+            "{} (invitation expired{})",
+            s.error("Expired"),
+            at.as_ref().map(|a| format!(" {a}")).unwrap_or_default()
+        ),
+    };
+    let mut out = header(
+        &[
+            ("Member", format!("{}/{}", j.namespace, j.name)),
+            (
+                "Identity",
+                format!("{} ({:?})", j.identity.username, j.identity.provider),
+            ),
+            ("Phase", phase),
+            (
+                "Groups",
+                if groups.is_empty() {
+                    "-".into()
+                } else {
+                    groups.join(", ")
+                },
+            ),
+        ],
+        s,
+    );
+    out.push('\n');
+    if j.privileges.is_empty() {
+        out.push_str("No effective privileges");
+        out.push_str(match j.phase {
+            MemberPhase::Active => ": no active group grants any.\n",
+            _ => ": only an accepted invitation (or an identity set) gives privileges.\n",
+        });
+    } else {
+        out.push_str(&privileges_table(&j.privileges, s));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// API keys and groups: template, own privileges, access lists
+// ---------------------------------------------------------------------------
+
+fn access_source(domain: DomainId, object: &str) -> String {
+    if domain == *catalog::GROUPS {
+        format!("access list of Group {object}")
+    } else {
+        format!("access list of ApiKey {object}")
+    }
+}
+
+/// Where each domain of a grantee's privileges comes from.
+fn grantee_rows(
+    state: &OrgState,
+    grantee: Grantee,
+    template: Option<(String, PrivilegeSet)>,
+    explicit: &[PrivilegeSpec],
+    effective: &PrivilegeSet,
+) -> Vec<Row> {
+    let access = access_grants(state).remove(&grantee).unwrap_or_default();
+    let explicit_domains: Vec<DomainId> = explicit
+        .iter()
+        .filter_map(|s| parse(s).ok().map(|(d, _)| d))
+        .collect();
+    effective
+        .to_specs()
+        .into_iter()
+        .filter_map(|spec| {
+            let d = catalog::lookup(spec.service, &spec.domain)?;
+            let mut from = Vec::new();
+            if explicit_domains.contains(&d) {
+                from.push("spec.privileges".to_string());
+            } else if let Some((name, set)) = &template
+                && set.get(d).is_some()
+            {
+                from.push(format!("template {name}"));
+            }
+            let mut objs: Vec<String> = access
+                .iter()
+                .filter(|(dd, _, _)| *dd == d)
+                .map(|(dd, obj, _)| access_source(*dd, obj))
+                .collect();
+            objs.sort();
+            objs.dedup();
+            from.extend(objs);
+            Some(row(effective, spec, from))
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiKeyJson {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    display_name: Option<String>,
+    template: Option<String>,
+    enabled: bool,
+    lifetime: Option<String>,
+    allowed_ips: Vec<String>,
+    denied_ips: Vec<String>,
+    privileges: Vec<Row>,
+}
+
+fn explain_api_key(org: &Org, name: &str, grantees: &Grantees) -> ApiKeyJson {
+    let k = &org.state.api_keys[name];
+    let effective = grantees.api_keys.get(name).cloned().unwrap_or_default();
+    let template = k.template.map(|t| (format!("{t:?}"), t.privileges()));
+    ApiKeyJson {
+        kind: "ApiKey",
+        namespace: org.namespace.clone(),
+        name: name.to_string(),
+        display_name: k.display_name.clone(),
+        template: k.template.map(|t| format!("{t:?}")),
+        enabled: k.enabled,
+        lifetime: k.lifetime.clone(),
+        allowed_ips: k.allowed_ips.clone(),
+        denied_ips: k.denied_ips.clone(),
+        privileges: grantee_rows(
+            &org.state,
+            Grantee::ApiKey(name.to_string()),
+            template,
+            &k.privileges,
+            &effective,
+        ),
+    }
+}
+
+fn list_or_dash(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn api_key_human(j: &ApiKeyJson, s: Styles) -> String {
+    let mut out = header(
+        &[
+            ("ApiKey", format!("{}/{}", j.namespace, j.name)),
+            (
+                "Display name",
+                j.display_name.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("Template", j.template.clone().unwrap_or_else(|| "-".into())),
+            (
+                "Enabled",
+                if j.enabled {
+                    s.ok("yes")
+                } else {
+                    s.error("no (the key is refused)")
+                },
+            ),
+            ("Lifetime", j.lifetime.clone().unwrap_or_else(|| "-".into())),
+            ("Allowed IPs", list_or_dash(&j.allowed_ips)),
+            ("Denied IPs", list_or_dash(&j.denied_ips)),
+        ],
+        s,
+    );
+    out.push('\n');
+    if j.privileges.is_empty() {
+        out.push_str("No privileges.\n");
+    } else {
+        out.push_str(&privileges_table(&j.privileges, s));
+    }
+    out
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupJson {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    display_name: String,
+    built_in: Option<String>,
+    template: Option<String>,
+    duplicate_of: Option<String>,
+    /// Active members (by invitation or identity set).
+    members: Vec<String>,
+    access: Vec<AccessEntry>,
+    privileges: Vec<Row>,
+}
+
+fn explain_group(org: &Org, name: &str, grantees: &Grantees, now: Timestamp) -> GroupJson {
+    let state = &org.state;
+    let g = &state.groups[name];
+    let effective = grantees.groups.get(name).cloned().unwrap_or_default();
+    let template = g.template.map(|t| (format!("{t:?}"), t.privileges()));
+    let members = state
+        .members
+        .values()
+        .filter(|m| {
+            member_effective(state, grantees, m, now)
+                .memberships
+                .iter()
+                .any(|ms| ms.active && ms.group == name)
+        })
+        .map(|m| m.name.clone())
+        .collect();
+    GroupJson {
+        kind: "Group",
+        namespace: org.namespace.clone(),
+        name: name.to_string(),
+        display_name: g.display_name.clone().unwrap_or_else(|| name.to_string()),
+        built_in: g.builtin.map(|b| format!("{b:?}")),
+        template: g.template.map(|t| format!("{t:?}")),
+        duplicate_of: g.duplicate_of.clone(),
+        members,
+        access: g.access.clone(),
+        privileges: grantee_rows(
+            state,
+            Grantee::Group(name.to_string()),
+            template,
+            &g.privileges,
+            &effective,
+        ),
+    }
+}
+
+fn group_human(j: &GroupJson, s: Styles) -> String {
+    let access: Vec<String> = j
+        .access
+        .iter()
+        .map(|e| match (&e.group, &e.api_key) {
+            (Some(g), _) => format!("Group {g} {:?}", e.level),
+            (None, Some(k)) => format!("ApiKey {k} {:?}", e.level),
+            (None, None) => "(invalid entry)".into(),
+        })
+        .collect();
+    let mut out = header(
+        &[
+            ("Group", format!("{}/{}", j.namespace, j.name)),
+            ("Display name", j.display_name.clone()),
+            ("Built-in", j.built_in.clone().unwrap_or_else(|| "-".into())),
+            ("Template", j.template.clone().unwrap_or_else(|| "-".into())),
+            (
+                "Duplicate of",
+                j.duplicate_of.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("Members", list_or_dash(&j.members)),
+            ("Access", list_or_dash(&access)),
+        ],
+        s,
+    );
+    out.push('\n');
+    if j.privileges.is_empty() {
+        out.push_str("No privileges.\n");
+    } else {
+        out.push_str(&privileges_table(&j.privileges, s));
+    }
+    out
+}
+
+pub async fn run(cmd: ExplainCommand) -> i32 {
+    let (args, subject) = match &cmd {
+        ExplainCommand::Member(a) => (a, Subject::Member(&a.name)),
+        ExplainCommand::ApiKey(a) => (a, Subject::ApiKey(&a.name)),
+        ExplainCommand::Group(a) => (a, Subject::Group(&a.name)),
+    };
+    let org = match source::organization(&args.source, subject).await {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    let now = Timestamp::now();
+    let styles = Styles::stdout();
+    let grantees = resolve_grantees(&org.state);
+    let text = match (&cmd, args.output) {
+        (ExplainCommand::Member(_), Format::Json) => {
+            super::to_json(&explain_member(&org, &args.name, now))
+        }
+        (ExplainCommand::Member(_), Format::Human) => {
+            member_human(&explain_member(&org, &args.name, now), styles)
+        }
+        (ExplainCommand::ApiKey(_), Format::Json) => {
+            super::to_json(&explain_api_key(&org, &args.name, &grantees))
+        }
+        (ExplainCommand::ApiKey(_), Format::Human) => {
+            api_key_human(&explain_api_key(&org, &args.name, &grantees), styles)
+        }
+        (ExplainCommand::Group(_), Format::Json) => {
+            super::to_json(&explain_group(&org, &args.name, &grantees, now))
+        }
+        (ExplainCommand::Group(_), Format::Human) => {
+            group_human(&explain_group(&org, &args.name, &grantees, now), styles)
+        }
+    };
+    emit(&text);
+    EXIT_OK
+}

@@ -1,0 +1,74 @@
+//! The command line for GitOps pipelines and access questions (`docs/cli.md`).
+//!
+//! - `orgaccess check PATHS...`: validate manifests offline with the admission
+//!   rules ([`crate::core::rules::check`]), the same verdict and words as the webhook.
+//! - `orgaccess explain member|apikey NAME`: effective privileges with provenance.
+//! - `orgaccess who-can VERB SERVICE/DOMAIN[/RESOURCE]`: members and API keys that can.
+//! - `orgaccess duplicate group NAME`: a duplicate of a group, as a manifest.
+//!
+//! The questions read the organization from manifests (`-f PATH`) or from the
+//! cluster. Every command prints aligned, sorted tables (colour only on a
+//! terminal without `NO_COLOR`) or JSON (`-o json`), and never panics on bad
+//! input: it names the file and document and exits non-zero.
+//!
+//! Exit codes: 0 success; 1 a check found denied objects or invalid
+//! documents (or a duplicate would be denied); 2 the command could not answer
+//! (unreadable path, invalid manifests for a question, unknown name, cluster
+//! unreachable, bad arguments).
+
+pub mod check;
+pub mod duplicate;
+pub mod explain;
+pub mod manifest;
+pub mod output;
+pub mod source;
+pub mod who_can;
+
+use std::io::Write;
+
+use clap::ValueEnum;
+
+/// Exit code: the command ran and found nothing wrong.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: denied objects or invalid documents.
+pub const EXIT_FINDINGS: i32 = 1;
+/// Exit code: the command could not answer.
+pub const EXIT_ERROR: i32 = 2;
+
+/// Output format of every command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned tables and messages for people.
+    #[default]
+    #[value(alias = "table")]
+    Human,
+    /// Stable JSON for scripts.
+    Json,
+}
+
+/// Writes to standard output; a closed pipe (`| head`) is not an error.
+pub fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Writes to standard error.
+pub fn emit_err(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+}
+
+/// Prints an error that stops the command, and returns [`EXIT_ERROR`].
+pub fn fail(e: &anyhow::Error) -> i32 {
+    let style = output::Styles::stderr();
+    emit_err(&format!("{}: {e:#}\n", style.error("error")));
+    EXIT_ERROR
+}
+
+/// JSON with a trailing newline; our types always serialize.
+pub fn to_json<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => s + "\n",
+        Err(e) => format!("{{\"error\": {:?}}}\n", e.to_string()),
+    }
+}

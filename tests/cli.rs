@@ -1,0 +1,767 @@
+//! The command line, run as a binary: golden outputs on `examples/`, the
+//! corpus of bad manifests (`tests/golden/bad/`, `tests/golden/invalid/`) and
+//! errors that must be clear and never a panic.
+//!
+//! Golden files live in `tests/golden/`; regenerate them with
+//! `UPDATE_GOLDEN=1 cargo test --test cli` and review the diff.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the binary from the crate root (so paths in outputs are relative).
+fn run_with(args: &[&str], stdin: Option<&str>) -> Out {
+    run_env(args, stdin, None)
+}
+
+fn run_env(args: &[&str], stdin: Option<&str>, kubeconfig: Option<&Path>) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaccess"));
+    cmd.args(args)
+        .current_dir(root())
+        .env("ORGACCESS_LOG", "warn")
+        .env_remove("NO_COLOR")
+        .env_remove("KUBECONFIG");
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("the binary finishes");
+    let res = Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    };
+    assert!(
+        !res.stderr.contains("panicked"),
+        "orgaccess {args:?} panicked:\n{}",
+        res.stderr
+    );
+    assert!(
+        !res.stdout.contains('\x1b') && !res.stderr.contains('\x1b'),
+        "colour on a pipe: {args:?}"
+    );
+    res
+}
+
+fn run(args: &[&str]) -> Out {
+    run_with(args, None)
+}
+
+/// Compares with (or, with UPDATE_GOLDEN=1, writes) `tests/golden/<name>`.
+fn golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v != "0") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no golden file {}; run UPDATE_GOLDEN=1 cargo test --test cli",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from the output at line {} (UPDATE_GOLDEN=1 regenerates it)\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display(),
+            first + 1
+        );
+    }
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+}
+
+// ---------------------------------------------------------------------------
+// check
+// ---------------------------------------------------------------------------
+
+#[test]
+fn check_examples_is_clean() {
+    let out = run(&["check", "examples"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    golden("check-examples.txt", &out.stdout);
+
+    let out = run(&["check", "examples", "-o", "json"]);
+    assert_eq!(out.code, 0);
+    golden("check-examples.json", &out.stdout);
+    let v = json(&out.stdout);
+    let all = v.as_array().unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(all.iter().all(|f| f["allowed"] == true));
+}
+
+#[test]
+fn check_verbose_lists_objects_skipped_documents_and_builtin_groups() {
+    let out = run(&[
+        "check",
+        "-v",
+        "examples",
+        "tests/golden/invalid/unknown-kind.yaml",
+    ]);
+    assert_eq!(out.code, 1);
+    golden("check-examples-verbose.txt", &out.stdout);
+    golden("check-examples-verbose.stderr.txt", &out.stderr);
+    assert!(out.stderr.contains("skipped v1 ConfigMap unrelated"));
+    assert!(out.stderr.contains("added the built-in groups the operator seeds: administrators, analytics-managers, analytics-viewers"));
+}
+
+#[test]
+fn check_reads_multi_document_yaml_from_stdin() {
+    let mut all = String::new();
+    for f in [
+        "00-organization.yaml",
+        "10-groups.yaml",
+        "20-members.yaml",
+        "30-apikeys.yaml",
+    ] {
+        all.push_str("---\n");
+        all.push_str(&std::fs::read_to_string(root().join("examples").join(f)).unwrap());
+    }
+    // What `helm template` emits around our objects.
+    all.push_str("---\n# Source: chart/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n");
+    let out = run_with(&["check", "-", "--namespace", "acme"], Some(&all));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(
+        out.stdout,
+        "checked 10 objects in namespace acme: all allowed\n"
+    );
+}
+
+#[test]
+fn check_as_a_user_applies_the_requester_rules() {
+    // Olivia holds Administrators: everything is hers to create, except her
+    // own Member (until it exists she is nobody's subject, as at the webhook).
+    let out = run(&["check", "examples", "--as", "olivia", "-o", "json"]);
+    assert_eq!(out.code, 1);
+    let v = json(&out.stdout);
+    let denied: Vec<&serde_json::Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["allowed"] == false)
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["name"], "olivia-owner");
+    assert_eq!(denied[0]["rule"], "UnknownRequester");
+}
+
+#[test]
+fn a_builtin_group_kept_in_git_is_an_update_of_the_seeded_one() {
+    let manifests = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: acme}\nspec: {displayName: ACME}\n---\napiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: content-managers}\nspec:\n  builtIn: ContentManagers\n  template: ContentManagers\n  privileges: [{service: Content, domain: Fields, level: View}]\n";
+    let out = run_with(&["check", "-", "-o", "json"], Some(manifests));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let v = json(&out.stdout);
+    let group = &v.as_array().unwrap()[1];
+    assert_eq!(group["name"], "content-managers");
+    assert_eq!(group["operation"], "UPDATE");
+    assert_eq!(group["allowed"], true);
+    // Under another name it is a create, and only the operator creates built-in groups.
+    let renamed = manifests.replace("name: content-managers", "name: my-content-managers");
+    let out = run_with(&["check", "-"], Some(&renamed));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("[AdministratorsProtected] spec.builtIn")
+    );
+}
+
+#[test]
+fn existing_manifests_are_the_state_and_make_updates() {
+    // A pull request changes one group and adds a member; main is examples/.
+    let change = std::fs::read_to_string(root().join("examples/10-groups.yaml"))
+        .unwrap()
+        .split("---\n")
+        .find(|d| d.contains("name: limited-administrators"))
+        .unwrap()
+        .replace(
+            "{service: Analytics, domain: Dimensions, level: Edit}",
+            "{service: Analytics, domain: Dimensions, level: View}",
+        )
+        + "---\napiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata: {name: new-hire}\nspec:\n  identity: {provider: Email, username: new@acme.example}\n  groups: [analytics-viewers]\n";
+    let out = run_with(
+        &[
+            "check",
+            "-",
+            "--existing",
+            "examples",
+            "--as",
+            "olivia",
+            "-o",
+            "json",
+        ],
+        Some(&change),
+    );
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let v = json(&out.stdout);
+    let ops: Vec<(&str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap(),
+                f["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Only the changed objects are checked; olivia-owner is context now.
+    assert_eq!(
+        ops,
+        [("limited-administrators", "UPDATE"), ("new-hire", "CREATE")]
+    );
+    // John may neither edit the group nor add members to analytics-viewers.
+    let out = run_with(
+        &["check", "-", "--existing", "examples", "--as", "john"],
+        Some(&change),
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains(
+        "Group default/limited-administrators denied: [RequiredPrivileges] metadata.name: 'john' (member john-smith) needs Organization/Groups: Custom (limited-administrators Edit) to allow editing group 'limited-administrators'"
+    ), "{}", out.stdout);
+}
+
+/// Header lines of a corpus file: `# requester:`, `# target:`, `# expect:`.
+fn header(path: &Path, key: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+        .unwrap_or_else(|| panic!("{} has no '# {key}:' line", path.display()))
+        .to_string()
+}
+
+fn corpus(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden").join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+#[test]
+fn bad_manifests_are_denied_with_the_webhook_message() {
+    for path in corpus("bad") {
+        let rel = path
+            .strip_prefix(root())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let requester = header(&path, "requester");
+        let mut args = vec!["check".to_string(), rel.clone()];
+        if requester != "trusted" {
+            args.extend(requester.split_whitespace().map(str::to_string));
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+
+        let out = run(&argv);
+        assert_eq!(out.code, 1, "{rel}: {}", out.stdout);
+        golden(&format!("bad/{stem}.txt"), &out.stdout);
+
+        // The target is denied by the expected rule, on the expected field,
+        // with the message printed verbatim in the human output.
+        let (kind, qualified) = header(&path, "target")
+            .split_once(' ')
+            .map(|(k, q)| (k.to_string(), q.to_string()))
+            .unwrap();
+        let (ns, name) = qualified.split_once('/').unwrap();
+        let expect = header(&path, "expect");
+        let (rule, field) = expect.trim_start_matches('[').split_once("] ").unwrap();
+        let mut json_args = argv.clone();
+        json_args.extend(["-o", "json"]);
+        let v = json(&run(&json_args).stdout);
+        let target: Vec<&serde_json::Value> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == kind.as_str() && f["namespace"] == ns && f["name"] == name)
+            .collect();
+        assert!(
+            target
+                .iter()
+                .any(|f| f["allowed"] == false && f["rule"] == rule && f["field"] == field),
+            "{rel}: expected [{rule}] {field} on {kind} {qualified}, got {target:#?}"
+        );
+        let message = target[0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{kind} {qualified} denied: ")),
+            "{message}"
+        );
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.ends_with(&format!(": {message}"))),
+            "{rel}: the human output does not carry the denial verbatim"
+        );
+    }
+}
+
+#[test]
+fn invalid_manifests_name_the_file_and_document() {
+    for path in corpus("invalid") {
+        let rel = path
+            .strip_prefix(root())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        let out = run(&["check", &rel]);
+        assert_eq!(out.code, 1, "{rel}: {}", out.stdout);
+        assert!(
+            out.stdout
+                .lines()
+                .next()
+                .unwrap()
+                .starts_with(&format!("{rel}:")),
+            "{rel}: {}",
+            out.stdout
+        );
+        golden(&format!("invalid/{stem}.txt"), &out.stdout);
+        let v = json(&run(&["check", &rel, "-o", "json"]).stdout);
+        assert!(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["allowed"] == false && f["file"] == rel.as_str())
+        );
+    }
+}
+
+#[test]
+fn a_missing_path_is_an_error() {
+    let out = run(&["check", "examples", "no/such/file.yaml"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stdout
+            .starts_with("no/such/file.yaml: cannot read: No such file or directory"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&["explain", "member", "john-smith", "-f", "no/such/dir"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("no/such/dir"), "{}", out.stderr);
+}
+
+#[test]
+fn check_needs_a_path() {
+    let out = run(&["check"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("<PATH>"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// explain
+// ---------------------------------------------------------------------------
+
+#[test]
+fn explain_member_john_smith_is_the_seed_table() {
+    let out = run(&["explain", "member", "john-smith", "-f", "examples"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    golden("explain-member-john-smith.txt", &out.stdout);
+    for (domain, level) in [
+        ("Analytics/Administrate", "Allowed"),
+        ("Analytics/DataExports", "Edit"),
+        ("Analytics/Dimensions", "Edit"),
+        ("Analytics/Impersonate", "Allowed"),
+        ("Analytics/NamedFilters", "View"),
+    ] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(domain))
+            .unwrap_or_else(|| panic!("no row for {domain}"));
+        assert_eq!(line.split_whitespace().nth(1), Some(level), "{line}");
+    }
+
+    let out = run(&[
+        "explain",
+        "member",
+        "john-smith",
+        "-f",
+        "examples",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code, 0);
+    golden("explain-member-john-smith.json", &out.stdout);
+    let v = json(&out.stdout);
+    assert_eq!(v["phase"], "Active");
+    let administrate = v["privileges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["domain"] == "Administrate")
+        .unwrap();
+    assert_eq!(administrate["grantedBy"][0], "limited-administrators");
+}
+
+#[test]
+fn explain_api_key_and_group() {
+    let out = run(&["explain", "apikey", "public-search", "-f", "examples"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    golden("explain-apikey-public-search.txt", &out.stdout);
+    let out = run(&[
+        "explain",
+        "group",
+        "limited-administrators",
+        "-f",
+        "examples",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    golden("explain-group-limited-administrators.txt", &out.stdout);
+}
+
+#[test]
+fn explain_a_pending_member_shows_no_privileges() {
+    let out = run(&["explain", "member", "vendor-dev", "-f", "examples"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("Pending (invitation not accepted)"));
+    assert!(
+        out.stdout
+            .contains("sitecore-integrator (invitation, inactive)")
+    );
+    assert!(out.stdout.contains("No effective privileges"));
+}
+
+#[test]
+fn explain_an_unknown_name_lists_the_known_ones() {
+    let out = run(&["explain", "member", "nobody", "-f", "examples"]);
+    assert_eq!(out.code, 2);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("no Member 'nobody'")
+            && out
+                .stderr
+                .contains("ada-atlassian, john-smith, olivia-owner, vendor-dev"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn questions_refuse_invalid_manifests() {
+    let out = run(&[
+        "explain",
+        "member",
+        "john-smith",
+        "-f",
+        "examples",
+        "-f",
+        "tests/golden/invalid/invalid-yaml.yaml",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("tests/golden/invalid/invalid-yaml.yaml:8: invalid YAML"),
+        "{}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------
+// who-can
+// ---------------------------------------------------------------------------
+
+#[test]
+fn who_can_edit_the_jira_source() {
+    let out = run(&["who-can", "edit", "Content/Sources/jira", "-f", "examples"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    golden("who-can-edit-content-sources-jira.txt", &out.stdout);
+    let out = run(&[
+        "who-can",
+        "edit",
+        "content/sources/jira",
+        "-f",
+        "examples",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code, 0);
+    golden("who-can-edit-content-sources-jira.json", &out.stdout);
+    let v = json(&out.stdout);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    // vendor-dev's Full access group would, but the invitation is pending.
+    assert_eq!(names, ["ada-atlassian", "olivia-owner"]);
+}
+
+#[test]
+fn who_can_answers_for_api_keys_and_abilities() {
+    let out = run(&[
+        "who-can",
+        "allowed",
+        "Search/ExecuteQueries",
+        "-f",
+        "examples",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code, 0);
+    let v = json(&out.stdout);
+    let key = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "ApiKey")
+        .expect("the public search key executes queries");
+    assert_eq!(key["through"][0], "template AnonymousSearch");
+    let out = run(&["who-can", "create", "Organization/Groups", "-f", "examples"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("olivia-owner"));
+    assert!(!out.stdout.contains("john-smith"));
+}
+
+#[test]
+fn who_can_rejects_bad_targets_with_a_hint() {
+    for (verb, target, want) in [
+        ("edit", "Content/Sourcez", "did you mean 'Sources'?"),
+        ("edit", "Nope/Sources", "unknown service 'Nope'"),
+        ("edit", "Content/Fields/title", "has no per-resource levels"),
+        ("allowed", "Content/Sources", "does not offer Allowed"),
+        ("edit", "Content", "is not SERVICE/DOMAIN"),
+    ] {
+        let out = run(&["who-can", verb, target, "-f", "examples"]);
+        assert_eq!(out.code, 2, "{target}");
+        assert!(out.stderr.contains(want), "{target}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn questions_about_several_namespaces_need_one_named() {
+    let out = run(&[
+        "who-can",
+        "view",
+        "Content/Sources",
+        "-f",
+        "examples",
+        "-f",
+        "tests/golden/bad/unknown-domain.yaml",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("several namespaces (acme, default)"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&[
+        "who-can",
+        "view",
+        "Content/Sources",
+        "-f",
+        "tests/golden/bad/builtin-set-by-user.yaml",
+        "-n",
+        "acme",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// duplicate
+// ---------------------------------------------------------------------------
+
+#[test]
+fn duplicate_limited_administrators() {
+    let out = run(&[
+        "duplicate",
+        "group",
+        "limited-administrators",
+        "-f",
+        "examples",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    golden("duplicate-group-limited-administrators.yaml", &out.stdout);
+
+    // The copy is admitted next to the organization, and Olivia (an
+    // administrator) strictly out-ranks the source.
+    let mut all = String::new();
+    for f in ["00-organization.yaml", "10-groups.yaml", "20-members.yaml"] {
+        all.push_str("---\n");
+        all.push_str(&std::fs::read_to_string(root().join("examples").join(f)).unwrap());
+    }
+    all.push_str("---\n");
+    all.push_str(&out.stdout);
+    let check = run_with(&["check", "-", "--as", "olivia", "-o", "json"], Some(&all));
+    let v = json(&check.stdout);
+    let copy = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "limited-administrators-copy")
+        .expect("the copy is checked");
+    assert_eq!(copy["allowed"], true, "{copy}");
+}
+
+#[test]
+fn duplicate_of_administrators_as_an_administrator_is_denied() {
+    let out = run(&[
+        "duplicate",
+        "group",
+        "administrators",
+        "-f",
+        "examples",
+        "--name",
+        "admins-2",
+        "--as",
+        "olivia",
+    ]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr
+            .contains("Group default/admins-2 denied: [Duplicate] spec.duplicateOf"),
+        "{}",
+        out.stderr
+    );
+    // As a trusted principal the built-in group (seeded implicitly) is copied.
+    let out = run(&["duplicate", "group", "administrators", "-f", "examples"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("displayName: Administrators_copy"));
+    assert!(out.stdout.contains("template: Administrators"));
+    assert!(!out.stdout.contains("builtIn"));
+}
+
+#[test]
+fn duplicate_refuses_an_existing_name() {
+    let out = run(&[
+        "duplicate",
+        "group",
+        "limited-administrators",
+        "-f",
+        "examples",
+        "--name",
+        "sitecore-integrator",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------
+// From the cluster
+// ---------------------------------------------------------------------------
+
+/// The questions read a namespace from the cluster (no -f) with the same
+/// answers as offline. The control plane runs no operator, so the built-in
+/// groups the operator would seed are created here.
+#[tokio::test]
+async fn questions_read_the_cluster_like_the_manifests() {
+    use support::{ADMIN, assert_success, kubectl, kubectl_stdin, plane};
+
+    let crds = run(&["crds"]).stdout;
+    let out = kubectl_stdin(
+        ADMIN,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&crds),
+    )
+    .await;
+    assert_success("apply the CRDs", &out);
+    let out = kubectl(
+        ADMIN,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/groups.orgaccess.dev",
+            "crd/members.orgaccess.dev",
+            "crd/apikeys.orgaccess.dev",
+            "crd/organizations.orgaccess.dev",
+        ],
+    )
+    .await;
+    assert_success("wait for the CRDs", &out);
+    let ns = support::fresh_namespace(&support::admin_client().await).await;
+    let mut builtins = String::new();
+    for (name, builtin) in [
+        ("administrators", "Administrators"),
+        ("analytics-viewers", "AnalyticsViewers"),
+    ] {
+        builtins.push_str(&format!(
+            "---\napiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {{name: {name}}}\nspec: {{builtIn: {builtin}, template: {builtin}}}\n"
+        ));
+    }
+    let out = kubectl_stdin(ADMIN, &["apply", "-n", &ns, "-f", "-"], Some(&builtins)).await;
+    assert_success("create the built-in groups", &out);
+    let examples = root().join("examples");
+    let out = kubectl(
+        ADMIN,
+        &["apply", "-n", &ns, "-f", examples.to_str().unwrap()],
+    )
+    .await;
+    assert_success("apply the examples", &out);
+
+    let kubeconfig = plane().kubeconfig_for(ADMIN);
+    let cluster = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--namespace", ns.as_str()]);
+        run_env(&all, None, Some(&kubeconfig))
+    };
+    let offline = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-f", "examples"]);
+        run(&all).stdout.replace("default/", &format!("{ns}/"))
+    };
+    for q in [
+        &["explain", "member", "john-smith"][..],
+        &["explain", "apikey", "public-search"],
+        &["who-can", "edit", "Content/Sources/jira"],
+        &["duplicate", "group", "limited-administrators"],
+    ] {
+        let out = cluster(q);
+        assert_eq!(out.code, 0, "{q:?}: {}", out.stderr);
+        let expected = offline(q)
+            .replace("in namespace default", &format!("in namespace {ns}"))
+            .replace(
+                "metadata:\n  name: limited-administrators-copy\n",
+                &format!("metadata:\n  name: limited-administrators-copy\n  namespace: {ns}\n"),
+            );
+        assert_eq!(out.stdout, expected, "{q:?}");
+    }
+    let out = cluster(&["explain", "member", "nobody"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains(&format!("no Member 'nobody' in namespace {ns}"))
+    );
+}
