@@ -12,12 +12,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
-use crate::controller::Readiness;
+/// A component's readiness check.
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 #[derive(Clone)]
 struct AdminState {
     registry: Arc<Mutex<Registry>>,
-    readiness: Vec<Readiness>,
+    readiness: Vec<ReadyCheck>,
 }
 
 async fn healthz() -> &'static str {
@@ -25,7 +26,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    if s.readiness.iter().all(Readiness::is_ready) {
+    if s.readiness.iter().all(|ready| ready()) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
@@ -56,7 +57,7 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
 pub async fn serve(
     addr: SocketAddr,
     registry: Arc<Mutex<Registry>>,
-    readiness: Vec<Readiness>,
+    readiness: Vec<ReadyCheck>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = Router::new()

@@ -11,3 +11,4 @@ pub mod cli;
 pub mod controller;
 pub mod controlplane;
 pub mod core;
+pub mod webhook;

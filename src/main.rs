@@ -39,9 +39,16 @@ enum Command {
         /// Do not serve the admission webhook from this process.
         #[arg(long, env = "ORGACCESS_NO_WEBHOOK")]
         no_webhook: bool,
+        #[command(flatten)]
+        webhook: orgaccess::webhook::WebhookArgs,
         /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics.
         #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
         admin_addr: SocketAddr,
+    },
+    /// Run only the admission webhook (HTTPS /validate, /healthz, /readyz, /metrics, /activity).
+    Webhook {
+        #[command(flatten)]
+        webhook: orgaccess::webhook::WebhookArgs,
     },
     /// Print the privilege catalog: every service, domain and what it offers.
     Catalog,
@@ -148,6 +155,13 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Catalog => print_catalog(),
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
+        Command::Webhook { webhook } => {
+            rustls::crypto::ring::default_provider()
+                .install_default()
+                .ok();
+            let client = kube::Client::try_default().await?;
+            orgaccess::webhook::serve(client, webhook.config(), shutdown_signal()).await?
+        }
         Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
         Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
         Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
@@ -164,7 +178,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Run {
             controller: args,
             admin_addr,
-            no_webhook: _,
+            no_webhook,
+            webhook,
         } => {
             rustls::crypto::ring::default_provider()
                 .install_default()
@@ -183,14 +198,34 @@ async fn main() -> anyhow::Result<()> {
                 shutdown_signal().await;
                 let _ = stop_tx.send(true);
             });
+            // Every replica serves the webhook; only the leader reconciles.
+            let mut checks: Vec<orgaccess::admin::ReadyCheck> = vec![{
+                let r = readiness.clone();
+                Arc::new(move || r.is_ready())
+            }];
+            let webhook_task = if no_webhook {
+                None
+            } else {
+                let hook = orgaccess::webhook::Webhook::new(
+                    client.clone(),
+                    webhook.config(),
+                    registry.clone(),
+                )?;
+                let h = hook.clone();
+                checks.push(Arc::new(move || h.readiness()));
+                Some(tokio::spawn(hook.run(stopped())))
+            };
             let admin = tokio::spawn(orgaccess::admin::serve(
                 admin_addr,
                 registry.clone(),
-                vec![readiness.clone()],
+                checks,
                 stopped(),
             ));
             let result = controller::run(client, args, registry, readiness, stopped()).await;
             admin.abort();
+            if let Some(task) = webhook_task {
+                task.abort();
+            }
             result?;
         }
     }

@@ -328,3 +328,32 @@ fn catalog_errors_name_the_offending_part() {
     };
     assert!(parse(&sources_view_create).is_ok());
 }
+
+#[test]
+fn an_update_that_keeps_an_invalid_spec_is_not_blocked_by_catalog_validity() {
+    // Stored before a catalog change: names a domain that no longer exists.
+    let stored = group("legacy", None, vec![spec(Analytics, "RetiredDomain", View)]);
+    let state = OrgState::default();
+    let relabel = Change {
+        operation: Operation::Update,
+        name: "legacy",
+        old: Some(Object::Group(&stored)),
+        new: Some(Object::Group(&stored)),
+    };
+    assert!(rules::catalog_validity(&state, &relabel).is_empty());
+    // Any real change to the spec is judged in full.
+    let changed = GroupDef {
+        display_name: Some("Legacy".into()),
+        ..stored.clone()
+    };
+    let edit = Change {
+        operation: Operation::Update,
+        name: "legacy",
+        old: Some(Object::Group(&stored)),
+        new: Some(Object::Group(&changed)),
+    };
+    let v = rules::catalog_validity(&state, &edit);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].rule, Rule::CatalogValidity);
+    assert!(v[0].message.contains("unknown domain 'RetiredDomain'"));
+}

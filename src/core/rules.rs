@@ -172,6 +172,12 @@ pub fn check(
 /// resources the domain offers; lifetimes and settings are well-formed.
 pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
     let mut out = Vec::new();
+    // An update that leaves the spec as it was (labels, finalizers, ...) adds
+    // nothing to judge; refusing it could leave an object stored before a
+    // catalog change impossible to relabel or to finish deleting.
+    if change.operation == Operation::Update && same_spec(change.old, change.new) {
+        return out;
+    }
     match change.new {
         Some(Object::Group(g)) => {
             privileges_valid(state, &g.privileges, &mut out);
@@ -251,6 +257,20 @@ fn privileges_valid(state: &OrgState, specs: &[PrivilegeSpec], out: &mut Vec<Vio
                 }
             }
         }
+    }
+}
+
+fn same_spec(old: Option<Object>, new: Option<Object>) -> bool {
+    match (old, new) {
+        (Some(Object::Organization(a)), Some(Object::Organization(b))) => {
+            a.display_name == b.display_name
+                && a.resources == b.resources
+                && a.invitation_lifetime_days == b.invitation_lifetime_days
+        }
+        (Some(Object::Group(a)), Some(Object::Group(b))) => a == b,
+        (Some(Object::Member(a)), Some(Object::Member(b))) => a == b,
+        (Some(Object::ApiKey(a)), Some(Object::ApiKey(b))) => a == b,
+        _ => false,
     }
 }
 

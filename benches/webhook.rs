@@ -1,0 +1,400 @@
+//! Webhook benchmarks: the admission handler called directly (body bytes in,
+//! AdmissionReview bytes out) on an organization of 1,000 groups and 5,000
+//! members. Figures are recorded in docs/performance.md.
+//!
+//! Besides criterion's per-decision times (decisions per second = 1 / time),
+//! it prints the in-handler latency distribution (p50, p99, p99.9) of each
+//! request type, measured call by call. The latency the webhook adds through
+//! the apiserver is measured separately (`added_latency_through_the_apiserver`
+//! in tests/webhook.rs, ignored by default).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use criterion::{BatchSize, Criterion};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use orgaccess::api::{Group, GroupSpec, Member, MemberSpec, Organization, OrganizationSpec};
+use orgaccess::core::builtin::{BuiltinGroup, GroupTemplate};
+use orgaccess::core::catalog::{CATALOG, Service};
+use orgaccess::core::model::{MemberIdentity, OrgResources, Provider, Subject, SubjectKind};
+use orgaccess::core::privilege::{AccessLevel, PrivilegeSpec, ResourceAccess, ResourceLevel, spec};
+use orgaccess::webhook::{Config, Index, Validator};
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+
+const NS: &str = "acme";
+const GROUPS: usize = 1000;
+const MEMBERS: usize = 5000;
+const GROUPS_PER_MEMBER: usize = 3;
+const PRIVILEGES_PER_GROUP: usize = 10;
+const ADMINS: usize = 5;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+}
+
+fn sources() -> Vec<String> {
+    (0..200).map(|i| format!("source-{i:03}")).collect()
+}
+
+fn privileges(rng: &mut Lcg) -> Vec<PrivilegeSpec> {
+    let mut domains: Vec<usize> = (0..CATALOG.len()).collect();
+    for i in 0..PRIVILEGES_PER_GROUP {
+        let j = i + rng.next() % (domains.len() - i);
+        domains.swap(i, j);
+    }
+    let names = sources();
+    domains[..PRIVILEGES_PER_GROUP]
+        .iter()
+        .map(|&i| {
+            let d = &CATALOG[i];
+            let o = d.offers;
+            if d.service == Service::Content && d.name == "Sources" {
+                let mut s = spec(d.service, d.name, AccessLevel::Custom);
+                let start = rng.next() % names.len();
+                s.resources = (0..10)
+                    .map(|k| ResourceAccess {
+                        name: names[(start + k * 7) % names.len()].clone(),
+                        level: if k % 3 == 0 {
+                            ResourceLevel::Edit
+                        } else {
+                            ResourceLevel::View
+                        },
+                    })
+                    .collect();
+                return s;
+            }
+            let level = if o.allowed {
+                AccessLevel::Allowed
+            } else if o.push {
+                AccessLevel::PushAndView
+            } else if o.edit && rng.next().is_multiple_of(2) {
+                AccessLevel::Edit
+            } else {
+                AccessLevel::View
+            };
+            spec(d.service, d.name, level)
+        })
+        .collect()
+}
+
+fn group(name: &str, spec: GroupSpec) -> Group {
+    let mut g = Group::new(name, spec);
+    g.metadata.namespace = Some(NS.into());
+    g
+}
+
+fn group_spec(privileges: Vec<PrivilegeSpec>) -> GroupSpec {
+    GroupSpec {
+        display_name: None,
+        built_in: None,
+        template: None,
+        privileges,
+        identity_sets: vec![],
+        access: vec![],
+        duplicate_of: None,
+    }
+}
+
+fn member(i: usize, groups: Vec<String>) -> Member {
+    let mut m = Member::new(
+        &format!("user-{i}"),
+        MemberSpec {
+            identity: MemberIdentity {
+                provider: Provider::Email,
+                username: format!("user-{i}@example.com"),
+            },
+            groups,
+            subjects: vec![Subject {
+                kind: SubjectKind::User,
+                name: format!("user-{i}"),
+                namespace: None,
+            }],
+            accepted: true,
+            sso_groups: vec![],
+            salesforce_profile: None,
+        },
+    );
+    m.metadata.namespace = Some(NS.into());
+    m.metadata.creation_timestamp = Some(Time(CREATED.parse().unwrap()));
+    m
+}
+
+const CREATED: &str = "2026-11-24T10:00:00Z";
+
+/// The organization, in an index as the watchers would fill it.
+fn index() -> Arc<Index> {
+    let index = Arc::new(Index::new());
+    let mut org = Organization::new(
+        "acme",
+        OrganizationSpec {
+            display_name: "Acme".into(),
+            resources: OrgResources {
+                sources: sources(),
+                ..OrgResources::default()
+            },
+            invitation_lifetime_days: 31,
+        },
+    );
+    org.metadata.namespace = Some(NS.into());
+    index.apply(&org);
+    let mut admins = group_spec(vec![]);
+    admins.built_in = Some(BuiltinGroup::Administrators);
+    admins.template = Some(GroupTemplate::Administrators);
+    index.apply(&group("administrators", admins));
+    let mut rng = Lcg(7);
+    for i in 0..GROUPS {
+        index.apply(&group(
+            &format!("group-{i}"),
+            group_spec(privileges(&mut rng)),
+        ));
+    }
+    for i in 0..MEMBERS {
+        let groups = if i < ADMINS {
+            vec!["administrators".to_string()]
+        } else {
+            (0..GROUPS_PER_MEMBER)
+                .map(|_| format!("group-{}", rng.next() % GROUPS))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        index.apply(&member(i, groups));
+    }
+    index.mark_synced();
+    index
+}
+
+fn review(
+    user: &str,
+    groups: &[&str],
+    operation: &str,
+    kind: &str,
+    name: &str,
+    object: Value,
+    old: Value,
+) -> Vec<u8> {
+    let resource = format!("{}s", kind.to_lowercase());
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4",
+            "kind": { "group": "orgaccess.dev", "version": "v1alpha1", "kind": kind },
+            "resource": { "group": "orgaccess.dev", "version": "v1alpha1", "resource": resource },
+            "requestKind": { "group": "orgaccess.dev", "version": "v1alpha1", "kind": kind },
+            "requestResource": { "group": "orgaccess.dev", "version": "v1alpha1", "resource": resource },
+            "name": name,
+            "namespace": NS,
+            "operation": operation,
+            "userInfo": { "username": user, "uid": user, "groups": groups },
+            "object": object,
+            "oldObject": old,
+            "dryRun": false,
+            "options": { "kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1" },
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn object(kind: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "orgaccess.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "uid": "5a7e0a4c-6b1f-4b8e-9f0e-0d4b8c6f1a21",
+            "creationTimestamp": CREATED,
+            "managedFields": [{
+                "manager": "kubectl-client-side-apply", "operation": "Update",
+                "apiVersion": "orgaccess.dev/v1alpha1", "time": "2026-11-24T10:00:00Z",
+                "fieldsType": "FieldsV1", "fieldsV1": { "f:spec": { ".": {}, "f:privileges": {} } }
+            }],
+        },
+        "spec": spec,
+    })
+}
+
+struct Case {
+    name: &'static str,
+    body: Vec<u8>,
+    allowed: bool,
+}
+
+fn cases(index: &Index) -> Vec<Case> {
+    // user-42's groups as cached, and one more.
+    let before = index.namespace(NS).state.members["user-42"].groups.clone();
+    let mut after = before.clone();
+    after.push("group-999".into());
+    after.sort();
+    after.dedup();
+    let p = |s: &str, d: &str, l: &str| json!({ "service": s, "domain": d, "level": l });
+    let three = json!([p("Analytics", "Reports", "View"), p("Search", "QueryPipelines", "Edit"),
+                       { "service": "Content", "domain": "Sources", "level": "Custom",
+                         "resources": [{ "name": "source-007", "level": "Edit" }] }]);
+    let new_group = object("Group", "new-group", json!({ "privileges": three }));
+    let m = |groups: Value| {
+        object(
+            "Member",
+            "user-42",
+            json!({
+                "identity": { "provider": "Email", "username": "user-42@example.com" },
+                "groups": groups,
+                "subjects": [{ "kind": "User", "name": "user-42" }],
+                "accepted": true,
+            }),
+        )
+    };
+    let admin_groups = ["system:authenticated"];
+    vec![
+        Case {
+            name: "administrator creates a group (allowed)",
+            body: review(
+                "user-1",
+                &admin_groups,
+                "CREATE",
+                "Group",
+                "new-group",
+                new_group.clone(),
+                Value::Null,
+            ),
+            allowed: true,
+        },
+        Case {
+            name: "member grants beyond their privileges (denied)",
+            body: review(
+                "user-100",
+                &admin_groups,
+                "CREATE",
+                "Group",
+                "new-group",
+                new_group.clone(),
+                Value::Null,
+            ),
+            allowed: false,
+        },
+        Case {
+            name: "administrator adds a member to a group (allowed)",
+            body: review(
+                "user-2",
+                &admin_groups,
+                "UPDATE",
+                "Member",
+                "user-42",
+                m(json!(after)),
+                m(json!(before)),
+            ),
+            allowed: true,
+        },
+        Case {
+            name: "same, the cache lagging behind (overlay copies the state)",
+            body: review(
+                "user-2",
+                &admin_groups,
+                "UPDATE",
+                "Member",
+                "user-42",
+                m(json!(["group-1", "group-2", "group-3"])),
+                m(json!(["group-1", "group-2"])),
+            ),
+            allowed: true,
+        },
+        Case {
+            name: "trusted principal creates a group (allowed)",
+            body: review(
+                "admin",
+                &["system:masters"],
+                "CREATE",
+                "Group",
+                "new-group",
+                new_group,
+                Value::Null,
+            ),
+            allowed: true,
+        },
+    ]
+}
+
+fn validator(index: Arc<Index>) -> Validator {
+    let config = Config::default();
+    let mut registry = Registry::default();
+    Validator::new(config.policy(), index, &mut registry, 1000)
+}
+
+/// Call-by-call latency of each case, printed as p50/p99/p99.9 and decisions/s.
+fn latency_report(v: &Validator, cases: &[Case]) {
+    const N: usize = 20_000;
+    println!(
+        "\nin-handler latency ({GROUPS} groups, {MEMBERS} members; {N} calls each, warm caches)"
+    );
+    for c in cases {
+        for _ in 0..1000 {
+            black_box(v.handle(&c.body));
+        }
+        let mut times = Vec::with_capacity(N);
+        let all = Instant::now();
+        for _ in 0..N {
+            let t = Instant::now();
+            black_box(v.handle(&c.body));
+            times.push(t.elapsed());
+        }
+        let total = all.elapsed();
+        times.sort();
+        let q = |f: f64| times[((N as f64 * f) as usize).min(N - 1)];
+        println!(
+            "  {:<52} p50 {:>7.1?}  p99 {:>7.1?}  p99.9 {:>7.1?}  {:>8.0} decisions/s",
+            c.name,
+            q(0.50),
+            q(0.99),
+            q(0.999),
+            N as f64 / total.as_secs_f64()
+        );
+    }
+    println!();
+}
+
+fn main() {
+    let index = index();
+    let v = validator(index.clone());
+    let cases = cases(&index);
+    for c in &cases {
+        let answer: Value = serde_json::from_slice(&v.handle(&c.body)).unwrap();
+        assert_eq!(
+            answer["response"]["allowed"], c.allowed,
+            "{}: {answer}",
+            c.name
+        );
+    }
+    latency_report(&v, &cases);
+
+    let mut criterion = Criterion::default().configure_from_args();
+    for c in &cases {
+        criterion.bench_function(&format!("webhook: {}", c.name), |b| {
+            b.iter(|| black_box(v.handle(&c.body)))
+        });
+    }
+    // The first decision after the namespace changed recomputes the grantees'
+    // privileges and the requester's view (a create stream into a big org).
+    let mut rng = Lcg(99);
+    criterion.bench_function(
+        "webhook: first decision after a change (cold caches)",
+        |b| {
+            b.iter_batched(
+                || index.apply(&group("touched", group_spec(privileges(&mut rng)))),
+                |()| black_box(v.handle(&cases[0].body)),
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    criterion.final_summary();
+}

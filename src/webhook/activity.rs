@@ -1,0 +1,280 @@
+//! Rule 7: every admitted and denied change, recorded with who, what and when:
+//! a `tracing` line (target `orgaccess::activity`), a Kubernetes Event
+//! (events.k8s.io/v1) and an in-memory ring listed at `GET /activity`.
+//!
+//! Records carry names, the requester and the decision's message, never an
+//! object's content (API key values are not in specs anyway, and nothing here
+//! dumps a spec).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::metrics::{Metrics, ResultLabel};
+use crate::core::rules::Rule;
+
+/// The log target of activity lines.
+pub const TARGET: &str = "orgaccess::activity";
+
+/// Events waiting to be published; past this, new ones are dropped (and
+/// counted) rather than slowing admission down.
+const EVENT_QUEUE: usize = 1024;
+
+/// One admission decision.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    /// When the decision was made (RFC 3339).
+    pub time: jiff::Timestamp,
+    /// The admission request's uid (also in the apiserver's audit log).
+    pub uid: String,
+    /// The Kubernetes user name of the requester.
+    pub user: String,
+    /// Its Kubernetes groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// How the rules saw the requester: `trusted`, `operator`, `member` or `unmapped`.
+    pub requester: &'static str,
+    /// The Members the user maps to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// CREATE, UPDATE or DELETE.
+    pub operation: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub allowed: bool,
+    /// The rules that refused the change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// The denial message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A server-side dry run: logged and listed, but no Event (the webhook
+    /// declares no side effects).
+    pub dry_run: bool,
+}
+
+impl Activity {
+    fn summary(&self) -> String {
+        let who = if self.members.is_empty() {
+            format!("{} ({})", self.user, self.requester)
+        } else {
+            format!("{} (member {})", self.user, self.members.join(", "))
+        };
+        match (&self.message, self.allowed) {
+            (Some(m), false) => format!("{who}: {m}"),
+            _ => format!(
+                "{who} {} {} {}/{}: admitted",
+                self.operation, self.kind, self.namespace, self.name
+            ),
+        }
+    }
+}
+
+struct Pending {
+    activity: Activity,
+    regarding: ObjectReference,
+}
+
+/// The activity log: ring, log lines and the Event queue.
+pub struct ActivityLog {
+    ring: Mutex<VecDeque<Arc<Activity>>>,
+    capacity: usize,
+    events: Option<mpsc::Sender<Pending>>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for ActivityLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityLog")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActivityLog {
+    /// A log without Events (tests, benchmarks).
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
+        ActivityLog {
+            ring: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
+            capacity: capacity.max(1),
+            events: None,
+            metrics,
+        }
+    }
+
+    /// A log that also publishes Events with `client`; spawns the publisher
+    /// on the current runtime.
+    pub fn with_events(
+        capacity: usize,
+        metrics: Arc<Metrics>,
+        client: kube::Client,
+        reporter: Reporter,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Pending>(EVENT_QUEUE);
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                // A fresh recorder per event: the shared one folds repeats of
+                // the same reason on the same object into a series that keeps
+                // the first note, which would lose who made the later changes.
+                let recorder = Recorder::new(client.clone(), reporter.clone());
+                let result = match recorder.publish(&event(&p.activity), &p.regarding).await {
+                    Ok(()) => "published",
+                    Err(e) => {
+                        tracing::warn!(target: TARGET, error = %e, uid = %p.activity.uid, "could not publish the activity Event");
+                        "failed"
+                    }
+                };
+                m.events.get_or_create(&ResultLabel { result }).inc();
+            }
+        });
+        ActivityLog {
+            events: Some(tx),
+            ..Self::new(capacity, metrics)
+        }
+    }
+
+    /// Records one decision. `regarding` is what the Event is about (the
+    /// object, or its Organization when the object does not exist); no Event
+    /// without it or for a dry run.
+    pub fn record(&self, activity: Activity, regarding: Option<ObjectReference>) {
+        tracing::info!(
+            target: TARGET,
+            uid = %activity.uid,
+            user = %activity.user,
+            requester = activity.requester,
+            members = ?activity.members,
+            operation = activity.operation,
+            kind = activity.kind,
+            namespace = %activity.namespace,
+            name = %activity.name,
+            allowed = activity.allowed,
+            rules = ?activity.rules,
+            dry_run = activity.dry_run,
+            message = activity.message.as_deref().unwrap_or(""),
+            "{} {} {} {}/{}",
+            if activity.allowed { "admitted" } else { "denied" },
+            activity.operation,
+            activity.kind,
+            activity.namespace,
+            activity.name,
+        );
+        if let (Some(tx), Some(regarding), false) = (&self.events, regarding, activity.dry_run) {
+            let pending = Pending {
+                activity: activity.clone(),
+                regarding,
+            };
+            if tx.try_send(pending).is_err() {
+                self.metrics
+                    .events
+                    .get_or_create(&ResultLabel { result: "dropped" })
+                    .inc();
+            }
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if ring.len() >= self.capacity {
+            ring.pop_front();
+        }
+        ring.push_back(Arc::new(activity));
+    }
+
+    /// The most recent records, oldest first, optionally of one namespace.
+    pub fn list(&self, namespace: Option<&str>, limit: usize) -> Vec<Arc<Activity>> {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<Arc<Activity>> = ring
+            .iter()
+            .rev()
+            .filter(|a| namespace.is_none_or(|ns| a.namespace == ns))
+            .take(limit)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
+    }
+}
+
+fn event(a: &Activity) -> Event {
+    let action = match a.operation {
+        "CREATE" => "Create",
+        "UPDATE" => "Update",
+        "DELETE" => "Delete",
+        _ => "Change",
+    };
+    Event {
+        type_: if a.allowed {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: if a.allowed { "Admitted" } else { "Denied" }.into(),
+        note: Some(truncate(a.summary(), 1024)),
+        action: action.into(),
+        secondary: None,
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max - 3;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(ns: &str, n: usize) -> Activity {
+        Activity {
+            time: jiff::Timestamp::UNIX_EPOCH,
+            uid: n.to_string(),
+            user: "alice".into(),
+            groups: vec![],
+            requester: "member",
+            members: vec!["alice".into()],
+            operation: "CREATE",
+            kind: "Group",
+            namespace: ns.into(),
+            name: format!("g{n}"),
+            allowed: true,
+            rules: vec![],
+            message: None,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn ring_is_bounded_and_lists_newest_last() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let log = ActivityLog::new(3, Arc::new(Metrics::new(&mut registry)));
+        for n in 0..5 {
+            log.record(activity(if n % 2 == 0 { "a" } else { "b" }, n), None);
+        }
+        let all: Vec<String> = log.list(None, 10).iter().map(|a| a.uid.clone()).collect();
+        assert_eq!(all, ["2", "3", "4"]);
+        let a: Vec<String> = log
+            .list(Some("a"), 1)
+            .iter()
+            .map(|a| a.uid.clone())
+            .collect();
+        assert_eq!(a, ["4"]);
+    }
+
+    #[test]
+    fn notes_are_cut_on_a_character_boundary() {
+        let s = truncate("é".repeat(600), 1024);
+        assert!(s.len() <= 1024 && s.ends_with("..."));
+    }
+}

@@ -1,0 +1,71 @@
+//! Prometheus metrics of the webhook (`orgaccess_webhook_*`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// Organization, Group, Member, ApiKey, or `unknown` for a malformed request.
+    pub kind: &'static str,
+    /// CREATE, UPDATE, DELETE, or `unknown`.
+    pub operation: &'static str,
+    pub allowed: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Seconds from the request body to the decision (in the handler).
+    pub latency: Histogram,
+    pub malformed: Counter,
+    pub events: Family<ResultLabel, Counter>,
+    pub certificate_reloads: Family<ResultLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Metrics {
+            decisions: Family::default(),
+            // 5 µs .. ~5 s
+            latency: Histogram::new(exponential_buckets(5e-6, 2.0, 20)),
+            malformed: Counter::default(),
+            events: Family::default(),
+            certificate_reloads: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("orgaccess_webhook");
+        r.register(
+            "decisions",
+            "Admission decisions by kind, operation and outcome",
+            m.decisions.clone(),
+        );
+        r.register(
+            "decision_duration_seconds",
+            "Time to decide one admission request, in the handler",
+            m.latency.clone(),
+        );
+        r.register(
+            "malformed_requests",
+            "Request bodies that were not a readable AdmissionReview for the four kinds (denied)",
+            m.malformed.clone(),
+        );
+        r.register(
+            "activity_events",
+            "Kubernetes Events for admission activity, by result (published, failed, dropped)",
+            m.events.clone(),
+        );
+        r.register(
+            "certificate_reloads",
+            "Serving certificate reloads, by result (ok, error)",
+            m.certificate_reloads.clone(),
+        );
+        m
+    }
+}

@@ -1,0 +1,554 @@
+//! The validating admission webhook: DOMAIN.md §4 at the cluster's door.
+//!
+//! Every create, update and delete of an Organization, Group, Member or ApiKey
+//! is sent here by the ValidatingWebhookConfiguration ([`configuration`]) and
+//! judged by [`crate::core::rules::check`], the same function `orgaccess check`
+//! runs offline. This module only reads the request, maps the requester, keeps
+//! the organizations' state cached, records the activity and serves HTTPS.
+//!
+//! One TLS port serves everything:
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /validate` | `AdmissionReview` (v1) in, `AdmissionReview` out, always HTTP 200 |
+//! | `GET /healthz` | 200 while serving |
+//! | `GET /readyz` | 200 once the four caches have synced, 503 before |
+//! | `GET /metrics` | Prometheus text (`orgaccess_webhook_*`, and whatever else shares the registry) |
+//! | `GET /activity?namespace=NS&limit=N` | the last admission decisions, JSON, oldest first |
+//!
+//! Run it alone with [`serve`], or inside the operator with [`Webhook::new`]
+//! and [`Webhook::run`] (sharing the operator's metrics registry), with the
+//! command-line flags of [`WebhookArgs`].
+
+pub mod activity;
+pub mod configuration;
+pub mod index;
+pub mod metrics;
+pub mod review;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt as _;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::api::{ApiKey, Group, Member, Organization};
+pub use activity::{Activity, ActivityLog};
+pub use configuration::{Endpoint, only_namespace, webhook_configuration};
+pub use index::Index;
+pub use metrics::Metrics;
+pub use review::{Decision, Policy};
+
+/// Largest request body read (an AdmissionReview holds the object twice).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Defaults, shared by [`Config::default`] and the flags.
+pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
+pub const DEFAULT_CERT_FILE: &str = "/etc/orgaccess/webhook/tls.crt";
+pub const DEFAULT_KEY_FILE: &str = "/etc/orgaccess/webhook/tls.key";
+pub const DEFAULT_TRUSTED_GROUP: &str = "system:masters";
+pub const DEFAULT_OPERATOR_USER: &str = "system:serviceaccount:orgaccess-system:orgaccess";
+/// Deletes dependents whose owner is gone (e.g. objects owned by a deleted Organization).
+pub const DEFAULT_GARBAGE_COLLECTOR_USER: &str =
+    "system:serviceaccount:kube-system:generic-garbage-collector";
+pub const DEFAULT_NAMESPACE_CONTROLLER_USER: &str =
+    "system:serviceaccount:kube-system:namespace-controller";
+pub const DEFAULT_ACTIVITY_CAPACITY: usize = 1000;
+
+/// How the webhook runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// HTTPS listen address.
+    pub addr: SocketAddr,
+    /// PEM serving certificate (chain) and its key; re-read when they change.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Users that skip rules 3-5 (never 1-2), e.g. a GitOps controller's
+    /// service account. Default: the garbage collector.
+    pub trusted_users: Vec<String>,
+    /// Groups whose members skip rules 3-5. Default: `system:masters`.
+    pub trusted_groups: Vec<String>,
+    /// The operator's own user: trusted, and the only one that creates built-in groups.
+    pub operator_user: String,
+    /// The namespace controller: trusted, and its deletes are a teardown (the
+    /// Organization goes with its namespace, so Administrators may be deleted).
+    pub namespace_controller_user: String,
+    /// Decisions kept for `GET /activity`.
+    pub activity_capacity: usize,
+    /// Publish an Event per decision (besides the log line and the ring).
+    pub events: bool,
+    /// `reportingInstance` of the Events (the pod name in a cluster).
+    pub instance: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: DEFAULT_ADDR.parse().expect("valid default address"),
+            cert_file: DEFAULT_CERT_FILE.into(),
+            key_file: DEFAULT_KEY_FILE.into(),
+            trusted_users: vec![DEFAULT_GARBAGE_COLLECTOR_USER.into()],
+            trusted_groups: vec![DEFAULT_TRUSTED_GROUP.into()],
+            operator_user: DEFAULT_OPERATOR_USER.into(),
+            namespace_controller_user: DEFAULT_NAMESPACE_CONTROLLER_USER.into(),
+            activity_capacity: DEFAULT_ACTIVITY_CAPACITY,
+            events: true,
+            instance: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            trusted_users: self.trusted_users.clone(),
+            trusted_groups: self.trusted_groups.clone(),
+            operator_user: self.operator_user.clone(),
+            namespace_controller_user: self.namespace_controller_user.clone(),
+        }
+    }
+}
+
+/// The webhook's command-line flags, for `orgaccess webhook` and `orgaccess run`
+/// (`#[command(flatten)]`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// HTTPS listen address of the admission webhook (also /healthz, /readyz, /metrics, /activity).
+    #[arg(long = "webhook-addr", env = "ORGACCESS_WEBHOOK_ADDR", default_value = DEFAULT_ADDR)]
+    pub webhook_addr: SocketAddr,
+    /// PEM serving certificate of the webhook; re-read when the file changes.
+    #[arg(long = "webhook-cert-file", env = "ORGACCESS_WEBHOOK_CERT_FILE", default_value = DEFAULT_CERT_FILE)]
+    pub webhook_cert_file: PathBuf,
+    /// PEM private key of the serving certificate; re-read when the file changes.
+    #[arg(long = "webhook-key-file", env = "ORGACCESS_WEBHOOK_KEY_FILE", default_value = DEFAULT_KEY_FILE)]
+    pub webhook_key_file: PathBuf,
+    /// Users trusted as platform principals: they skip the requester rules (3-5), never 1-2.
+    #[arg(long = "trusted-user", env = "ORGACCESS_TRUSTED_USERS", value_delimiter = ',',
+          default_value = DEFAULT_GARBAGE_COLLECTOR_USER)]
+    pub trusted_users: Vec<String>,
+    /// Groups trusted as platform principals.
+    #[arg(long = "trusted-group", env = "ORGACCESS_TRUSTED_GROUPS", value_delimiter = ',',
+          default_value = DEFAULT_TRUSTED_GROUP)]
+    pub trusted_groups: Vec<String>,
+    /// The operator's own user name (its service account).
+    #[arg(long = "operator-user", env = "ORGACCESS_OPERATOR_USER", default_value = DEFAULT_OPERATOR_USER)]
+    pub operator_user: String,
+    /// The namespace controller's user name; its deletes are namespace teardowns.
+    #[arg(long = "namespace-controller-user", env = "ORGACCESS_NAMESPACE_CONTROLLER_USER",
+          default_value = DEFAULT_NAMESPACE_CONTROLLER_USER)]
+    pub namespace_controller_user: String,
+    /// Admission decisions kept in memory for GET /activity.
+    #[arg(long = "webhook-activity-size", env = "ORGACCESS_WEBHOOK_ACTIVITY_SIZE",
+          default_value_t = DEFAULT_ACTIVITY_CAPACITY)]
+    pub activity_capacity: usize,
+    /// Publish a Kubernetes Event for every admission decision.
+    #[arg(long = "webhook-events", env = "ORGACCESS_WEBHOOK_EVENTS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub events: bool,
+    /// Identity in the Events' reportingInstance (the pod name in a cluster).
+    #[arg(long = "webhook-instance", env = "POD_NAME")]
+    pub instance: Option<String>,
+}
+
+impl WebhookArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            addr: self.webhook_addr,
+            cert_file: self.webhook_cert_file.clone(),
+            key_file: self.webhook_key_file.clone(),
+            trusted_users: self.trusted_users.clone(),
+            trusted_groups: self.trusted_groups.clone(),
+            operator_user: self.operator_user.clone(),
+            namespace_controller_user: self.namespace_controller_user.clone(),
+            activity_capacity: self.activity_capacity,
+            events: self.events,
+            instance: self.instance.clone(),
+        }
+    }
+}
+
+/// The request handler without the server: policy, cached state, metrics and
+/// activity. [`Validator::handle`] is what `POST /validate` runs (benchmarks
+/// call it directly).
+#[derive(Debug)]
+pub struct Validator {
+    pub policy: Policy,
+    pub index: Arc<Index>,
+    pub metrics: Arc<Metrics>,
+    pub activity: ActivityLog,
+}
+
+impl Validator {
+    /// A validator over `index`, recording activity in memory and in logs only.
+    pub fn new(
+        policy: Policy,
+        index: Arc<Index>,
+        registry: &mut Registry,
+        activity: usize,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new(registry));
+        Validator {
+            policy,
+            index,
+            activity: ActivityLog::new(activity, metrics.clone()),
+            metrics,
+        }
+    }
+
+    /// Decides one body and records the decision; returns the AdmissionReview
+    /// to answer with (always answered with HTTP 200).
+    pub fn handle(&self, body: &[u8]) -> Vec<u8> {
+        let start = Instant::now();
+        let decision = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            review::review(&self.policy, &self.index, body)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!("the admission handler panicked; denying");
+            review::review_failed(body)
+        });
+        self.finish(decision, start)
+    }
+
+    /// Answers a body that could not be read (too large, cut off).
+    pub fn unreadable(&self, why: String) -> Vec<u8> {
+        self.finish(review::unreadable(why), Instant::now())
+    }
+
+    fn finish(&self, decision: Decision, start: Instant) -> Vec<u8> {
+        self.metrics.latency.observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .decisions
+            .get_or_create(&metrics::DecisionLabels {
+                kind: decision.kind,
+                operation: decision.operation,
+                allowed: decision.allowed,
+            })
+            .inc();
+        if decision.malformed {
+            self.metrics.malformed.inc();
+            tracing::warn!(target: activity::TARGET, "malformed admission request denied");
+        }
+        if let Some((activity, regarding)) = decision.activity {
+            self.activity.record(activity, regarding);
+        }
+        decision.body
+    }
+}
+
+/// The four caches the webhook keeps.
+#[derive(Clone)]
+struct Stores {
+    organizations: Store<Organization>,
+    groups: Store<Group>,
+    members: Store<Member>,
+    api_keys: Store<ApiKey>,
+}
+
+/// Starts a reflector over all namespaces feeding both a Store and the index.
+fn reflect<K>(client: &Client, index: Arc<Index>) -> (Store<K>, JoinHandle<()>)
+where
+    K: index::Indexed
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff(),
+    );
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut touched = std::collections::BTreeSet::new();
+        let apply = |event, touched: &mut std::collections::BTreeSet<String>| match event {
+            Ok(e) => touched.extend(index.apply_event(&e)),
+            Err(e) => {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "webhook cache watch failed; retrying")
+            }
+        };
+        while let Some(event) = stream.next().await {
+            apply(event, &mut touched);
+            // Apply what else is at hand, then prepare the changed namespaces
+            // for the next request.
+            while let Some(Some(event)) = futures::FutureExt::now_or_never(stream.next()) {
+                apply(event, &mut touched);
+            }
+            for ns in std::mem::take(&mut touched) {
+                index.warm(&ns);
+            }
+        }
+    });
+    (reader, task)
+}
+
+struct Inner {
+    config: Config,
+    validator: Validator,
+    registry: Arc<Mutex<Registry>>,
+    certs: Arc<tls::ReloadingCert>,
+    stores: Stores,
+    stores_ready: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A running webhook's state: caches, handler, certificate. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhook {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("addr", &self.inner.config.addr)
+            .field("ready", &self.readiness())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    /// Loads the serving certificate (failing at once if it is unreadable),
+    /// registers the metrics in `registry` and starts the four caches. Call
+    /// inside a tokio runtime; serve with [`run`](Self::run).
+    pub fn new(
+        client: Client,
+        config: Config,
+        registry: Arc<Mutex<Registry>>,
+    ) -> anyhow::Result<Webhook> {
+        let metrics = {
+            let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::new(Metrics::new(&mut r))
+        };
+        let certs = Arc::new(
+            tls::ReloadingCert::new(
+                config.cert_file.clone(),
+                config.key_file.clone(),
+                Some(metrics.clone()),
+            )
+            .context("loading the webhook's serving certificate")?,
+        );
+        let activity = if config.events {
+            let reporter = Reporter {
+                controller: "orgaccess-webhook".into(),
+                instance: config.instance.clone(),
+            };
+            ActivityLog::with_events(
+                config.activity_capacity,
+                metrics.clone(),
+                client.clone(),
+                reporter,
+            )
+        } else {
+            ActivityLog::new(config.activity_capacity, metrics.clone())
+        };
+        let index = Arc::new(Index::new());
+        let (organizations, t1) = reflect::<Organization>(&client, index.clone());
+        let (groups, t2) = reflect::<Group>(&client, index.clone());
+        let (members, t3) = reflect::<Member>(&client, index.clone());
+        let (api_keys, t4) = reflect::<ApiKey>(&client, index.clone());
+        let stores = Stores {
+            organizations,
+            groups,
+            members,
+            api_keys,
+        };
+        let stores_ready = Arc::new(AtomicBool::new(false));
+        let ready_task = {
+            let (stores, flag) = (stores.clone(), stores_ready.clone());
+            tokio::spawn(async move {
+                let synced = futures::future::try_join4(
+                    stores.organizations.wait_until_ready(),
+                    stores.groups.wait_until_ready(),
+                    stores.members.wait_until_ready(),
+                    stores.api_keys.wait_until_ready(),
+                )
+                .await;
+                if synced.is_ok() {
+                    flag.store(true, Ordering::Release);
+                    tracing::info!("webhook caches synced");
+                }
+            })
+        };
+        Ok(Webhook {
+            inner: Arc::new(Inner {
+                validator: Validator {
+                    policy: config.policy(),
+                    index,
+                    metrics,
+                    activity,
+                },
+                config,
+                registry,
+                certs,
+                stores,
+                stores_ready,
+                tasks: vec![t1, t2, t3, t4, ready_task],
+            }),
+        })
+    }
+
+    /// Ready to judge: the four caches have synced.
+    pub fn readiness(&self) -> bool {
+        self.inner.stores_ready.load(Ordering::Acquire) && self.inner.validator.index.synced()
+    }
+
+    /// Waits until [`readiness`](Self::readiness).
+    pub async fn ready(&self) {
+        while !self.readiness() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The handler (for direct calls).
+    pub fn validator(&self) -> &Validator {
+        &self.inner.validator
+    }
+
+    /// Number of cached objects per kind (Organization, Group, Member, ApiKey).
+    pub fn cached(&self) -> [usize; 4] {
+        let s = &self.inner.stores;
+        [
+            s.organizations.len(),
+            s.groups.len(),
+            s.members.len(),
+            s.api_keys.len(),
+        ]
+    }
+
+    /// The routes: `/validate`, `/healthz`, `/readyz`, `/metrics`, `/activity`.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .route(configuration::PATH, post(validate))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .route("/activity", get(activity_list))
+            .with_state(self.clone())
+    }
+
+    /// Serves HTTPS on the configured address until `shutdown`.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(self.inner.config.addr)
+            .await
+            .with_context(|| format!("binding the webhook to {}", self.inner.config.addr))?;
+        self.run_on(listener, shutdown).await
+    }
+
+    /// Serves HTTPS on `listener` (e.g. bound to port 0 by a test) until `shutdown`.
+    pub async fn run_on(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let config = Arc::new(tls::server_config(self.inner.certs.clone())?);
+        tracing::info!(addr = %listener.local_addr()?, "webhook serving");
+        let router = self.router();
+        tls::serve(listener, config, router, shutdown).await
+    }
+}
+
+/// Runs the webhook alone (`orgaccess webhook`): its own metrics registry,
+/// HTTPS on `config.addr`, until `shutdown`.
+pub async fn serve(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let registry = Arc::new(Mutex::new(Registry::default()));
+    Webhook::new(client, config, registry)?.run(shutdown).await
+}
+
+async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            // Too large or cut off: still an AdmissionReview answer.
+            let why = format!("the body could not be read: {e}");
+            return json_response(webhook.inner.validator.unreadable(why));
+        }
+    };
+    let answer = webhook.inner.validator.handle(&body);
+    json_response(answer)
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+async fn readyz(State(webhook): State<Webhook>) -> Response {
+    if webhook.readiness() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced").into_response()
+    }
+}
+
+async fn metrics_text(State(webhook): State<Webhook>) -> Response {
+    let mut out = String::new();
+    let encoded = {
+        let registry = webhook
+            .inner
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+    };
+    match encoded {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ActivityQuery {
+    namespace: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn activity_list(State(webhook): State<Webhook>, Query(q): Query<ActivityQuery>) -> Response {
+    let list = webhook
+        .inner
+        .validator
+        .activity
+        .list(q.namespace.as_deref(), q.limit.unwrap_or(usize::MAX));
+    let list: Vec<&Activity> = list.iter().map(Arc::as_ref).collect();
+    axum::Json(list).into_response()
+}

@@ -1,0 +1,514 @@
+//! One admission request, from body bytes to an `AdmissionReview` answer.
+//!
+//! Everything a rule decides is decided by [`rules::check`]; this module only
+//! reads the request, finds the organization's state and the requester, and
+//! writes the answer. A body that cannot be read is answered with a denial in
+//! a well-formed `AdmissionReview`, never with an HTTP error.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation as AdmissionOp};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::activity::Activity;
+use super::index::{Index, Namespace};
+use crate::api::{self, ApiKey, Group, Member, Organization};
+use crate::core::effective::resolve_grantees;
+use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
+use crate::core::rules::{self, Change, Object, Operation, Requester};
+
+const ADMISSION_V1: &str = "admission.k8s.io/v1";
+
+/// Who the webhook treats specially (DOMAIN.md §4 rule 6).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Users that skip rules 3-5 (never 1-2).
+    pub trusted_users: Vec<String>,
+    /// Groups whose members skip rules 3-5 (never 1-2).
+    pub trusted_groups: Vec<String>,
+    /// The operator's own user: trusted, and the only one that creates built-in groups.
+    pub operator_user: String,
+    /// The namespace controller: trusted, and it deletes only in a namespace
+    /// that is being deleted, so its deletes are judged as a teardown (the
+    /// Organization goes with the namespace; Administrators may go too).
+    pub namespace_controller_user: String,
+}
+
+/// The answer to one request.
+#[derive(Debug)]
+pub struct Decision {
+    /// The `AdmissionReview` to send back (always HTTP 200).
+    pub body: Vec<u8>,
+    pub allowed: bool,
+    /// Kind and operation, for metrics (`unknown` when unreadable).
+    pub kind: &'static str,
+    pub operation: &'static str,
+    /// The request could not be read.
+    pub malformed: bool,
+    /// What to record (for readable requests), and what its Event regards.
+    pub activity: Option<(Activity, Option<ObjectReference>)>,
+}
+
+/// Decides one request body.
+pub fn review(policy: &Policy, index: &Index, body: &[u8]) -> Decision {
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return malformed_body(body, format!("the body is not an AdmissionReview: {e}")),
+    };
+    let api_version = review.types.api_version.clone();
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(_) => {
+            return malformed(
+                "",
+                &api_version,
+                "the AdmissionReview has no request".into(),
+            );
+        }
+    };
+    let uid = request.uid.clone();
+    match decide(policy, index, request) {
+        Ok(d) => d.finish(&uid, &api_version),
+        Err(why) => malformed(&uid, &api_version, why),
+    }
+}
+
+/// The denial sent when deciding failed unexpectedly (a panic, caught).
+pub fn review_failed(body: &[u8]) -> Decision {
+    malformed_body(
+        body,
+        "the webhook failed while judging this request (see its log); denied".into(),
+    )
+}
+
+/// The denial sent for a body that could not be read at all.
+pub fn unreadable(why: String) -> Decision {
+    malformed("", "", why)
+}
+
+/// A denial for a body that is not even a readable AdmissionReview: the uid
+/// and apiVersion are taken from it if they can be.
+fn malformed_body(body: &[u8], why: String) -> Decision {
+    let value: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |path: &[&str]| {
+        let mut v = value.as_ref()?;
+        for p in path {
+            v = v.get(p)?;
+        }
+        v.as_str().map(str::to_string)
+    };
+    let uid = field(&["request", "uid"]).unwrap_or_default();
+    let api_version = field(&["apiVersion"]).unwrap_or_default();
+    malformed(&uid, &api_version, why)
+}
+
+fn malformed(uid: &str, api_version: &str, why: String) -> Decision {
+    let message = format!("orgaccess admission: malformed request, denied: {why}");
+    Decision {
+        body: answer(uid, api_version, false, Some((400, "BadRequest", &message))),
+        allowed: false,
+        kind: "unknown",
+        operation: "unknown",
+        malformed: true,
+        activity: None,
+    }
+}
+
+/// The answer `AdmissionReview`, in the request's apiVersion when it is one we know.
+fn answer(
+    uid: &str,
+    api_version: &str,
+    allowed: bool,
+    status: Option<(u16, &str, &str)>,
+) -> Vec<u8> {
+    let api_version = match api_version {
+        "admission.k8s.io/v1beta1" => "admission.k8s.io/v1beta1",
+        _ => ADMISSION_V1,
+    };
+    let mut response = json!({ "uid": uid, "allowed": allowed });
+    if let Some((code, reason, message)) = status {
+        response["status"] = json!({
+            "status": "Failure",
+            "code": code,
+            "reason": reason,
+            "message": message,
+        });
+    }
+    serde_json::to_vec(&json!({
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "response": response,
+    }))
+    .expect("a JSON value serializes")
+}
+
+/// A readable request's outcome, before it is written out.
+struct Outcome {
+    kind: &'static str,
+    operation: &'static str,
+    allowed: bool,
+    message: Option<String>,
+    activity: Option<(Activity, Option<ObjectReference>)>,
+}
+
+impl Outcome {
+    fn finish(self, uid: &str, api_version: &str) -> Decision {
+        let status = self
+            .message
+            .as_deref()
+            .filter(|_| !self.allowed)
+            .map(|m| (403, "Forbidden", m));
+        Decision {
+            body: answer(uid, api_version, self.allowed, status),
+            allowed: self.allowed,
+            kind: self.kind,
+            operation: self.operation,
+            malformed: false,
+            activity: self.activity,
+        }
+    }
+}
+
+/// The four kinds' core views.
+enum Def {
+    Organization(OrgDef),
+    Group(GroupDef),
+    Member(MemberDef),
+    ApiKey(ApiKeyDef),
+}
+
+impl Def {
+    fn object(&self) -> Object<'_> {
+        match self {
+            Def::Organization(o) => Object::Organization(o),
+            Def::Group(g) => Object::Group(g),
+            Def::Member(m) => Object::Member(m),
+            Def::ApiKey(k) => Object::ApiKey(k),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Organization,
+    Group,
+    Member,
+    ApiKey,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Organization => "Organization",
+            Kind::Group => "Group",
+            Kind::Member => "Member",
+            Kind::ApiKey => "ApiKey",
+        }
+    }
+
+    /// Reads an object of this kind; the spec must deserialize into the CRD type.
+    fn read(self, obj: DynamicObject, which: &str) -> Result<(Def, ObjectReference), String> {
+        fn typed<K, S>(
+            obj: DynamicObject,
+            which: &str,
+            make: impl FnOnce(S) -> K,
+        ) -> Result<K, String>
+        where
+            K: kube::Resource,
+            S: DeserializeOwned,
+        {
+            let DynamicObject {
+                metadata, mut data, ..
+            } = obj;
+            let spec = data
+                .get_mut("spec")
+                .map(Value::take)
+                .ok_or_else(|| format!("{which} has no spec"))?;
+            let spec: S = serde_json::from_value(spec).map_err(|e| format!("{which}.spec: {e}"))?;
+            let mut k = make(spec);
+            *k.meta_mut() = metadata;
+            Ok(k)
+        }
+        use super::index::reference;
+        Ok(match self {
+            Kind::Organization => {
+                let o: Organization = typed(obj, which, |s| Organization::new("", s))?;
+                (Def::Organization(OrgDef::from(&o)), reference(&o))
+            }
+            Kind::Group => {
+                let g: Group = typed(obj, which, |s| Group::new("", s))?;
+                (Def::Group(GroupDef::from(&g)), reference(&g))
+            }
+            Kind::Member => {
+                let m: Member = typed(obj, which, |s| Member::new("", s))?;
+                (Def::Member(MemberDef::from(&m)), reference(&m))
+            }
+            Kind::ApiKey => {
+                let k: ApiKey = typed(obj, which, |s| ApiKey::new("", s))?;
+                (Def::ApiKey(ApiKeyDef::from(&k)), reference(&k))
+            }
+        })
+    }
+}
+
+fn decide(
+    policy: &Policy,
+    index: &Index,
+    mut req: AdmissionRequest<DynamicObject>,
+) -> Result<Outcome, String> {
+    let gvk = &req.kind;
+    let kind = match (gvk.group.as_str(), gvk.kind.as_str()) {
+        (api::GROUP, "Organization") => Kind::Organization,
+        (api::GROUP, "Group") => Kind::Group,
+        (api::GROUP, "Member") => Kind::Member,
+        (api::GROUP, "ApiKey") => Kind::ApiKey,
+        _ => {
+            return Err(format!(
+                "kind {}/{} {} is not one this webhook judges (Organization, Group, Member, ApiKey in {})",
+                gvk.group,
+                gvk.version,
+                gvk.kind,
+                api::GROUP
+            ));
+        }
+    };
+    if gvk.version != "v1alpha1" {
+        return Err(format!(
+            "{}/{} {} is not a version this webhook reads; configure matchPolicy: Equivalent so requests arrive as v1alpha1",
+            gvk.group, gvk.version, gvk.kind
+        ));
+    }
+    let operation = match req.operation {
+        AdmissionOp::Create => Operation::Create,
+        AdmissionOp::Update => Operation::Update,
+        AdmissionOp::Delete => Operation::Delete,
+        AdmissionOp::Connect => return Err("CONNECT is not an operation on these kinds".into()),
+    };
+    let op_name = match operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+    };
+    if let Some(sub) = req.sub_resource.as_deref() {
+        if sub == "status" {
+            // Status is the operator's; the rules judge specs. The webhook
+            // configuration does not send status writes, this is a fallback.
+            return Ok(Outcome {
+                kind: kind.name(),
+                operation: op_name,
+                allowed: true,
+                message: None,
+                activity: None,
+            });
+        }
+        return Err(format!(
+            "subresource '{sub}' is not one this webhook judges"
+        ));
+    }
+    if !index.synced() {
+        // An empty cache would map nobody and see no Organization: refuse
+        // rather than judge on it. The readiness probe keeps traffic away.
+        tracing::warn!(uid = %req.uid, "admission request before the caches synced; denied");
+        return Ok(Outcome {
+            kind: kind.name(),
+            operation: op_name,
+            allowed: false,
+            message: Some(
+                "orgaccess admission: the webhook's caches have not synced yet; retry in a few seconds".into(),
+            ),
+            activity: None,
+        });
+    }
+    let namespace = req
+        .namespace
+        .clone()
+        .filter(|ns| !ns.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "a {} is namespaced, but the request has no namespace",
+                kind.name()
+            )
+        })?;
+
+    let new = match operation {
+        Operation::Create | Operation::Update => Some(kind.read(
+            req.object.take().ok_or("the request has no object")?,
+            "object",
+        )?),
+        Operation::Delete => None,
+    };
+    let old = match operation {
+        Operation::Update | Operation::Delete => Some(
+            kind.read(
+                req.old_object
+                    .take()
+                    .ok_or("the request has no oldObject")?,
+                "oldObject",
+            )?,
+        ),
+        Operation::Create => None,
+    };
+    let name = if req.name.is_empty() {
+        new.as_ref()
+            .or(old.as_ref())
+            .and_then(|(_, r)| r.name.clone())
+            .unwrap_or_default()
+    } else {
+        req.name.clone()
+    };
+
+    let snapshot = index.namespace(&namespace);
+    let username = req.user_info.username.clone().unwrap_or_default();
+    let groups = req.user_info.groups.clone().unwrap_or_default();
+    let teardown = username == policy.namespace_controller_user && operation == Operation::Delete;
+    let requester = if username == policy.operator_user {
+        Requester::Operator
+    } else if username == policy.namespace_controller_user
+        || policy.trusted_users.contains(&username)
+        || groups.iter().any(|g| policy.trusted_groups.contains(g))
+    {
+        Requester::Trusted
+    } else {
+        // The requester is mapped with the cached state.
+        let view = snapshot.requester(&username, &groups);
+        if view.members.is_empty() {
+            Requester::Unmapped {
+                user: username.clone(),
+            }
+        } else {
+            Requester::Members {
+                user: username.clone(),
+                members: view.members.clone(),
+                privileges: view.privileges.clone(),
+            }
+        }
+    };
+
+    // The object under change is taken from the request, which is the truth
+    // when the cache lags behind; the rest of the organization from the cache.
+    let old_def = old.as_ref().map(|(d, _)| d);
+    let (state, grantees_changed) = overlay(&snapshot, kind, operation, &name, old_def, teardown);
+    // Grantees come from groups and API keys: recomputed only when the
+    // overlay changed one of those.
+    let grantees = if grantees_changed {
+        Arc::new(resolve_grantees(&state))
+    } else {
+        snapshot.grantees()
+    };
+    let change = Change {
+        operation,
+        name: &name,
+        old: old_def.map(Def::object),
+        new: new.as_ref().map(|(d, _)| d.object()),
+    };
+    let violations = rules::check(&state, &grantees, &change, &requester);
+    let allowed = violations.is_empty();
+    let message =
+        (!allowed).then(|| rules::denial_message(kind.name(), &namespace, &name, &violations));
+
+    // The Event regards the object, or its Organization when the object does
+    // not exist (a refused create).
+    let object_ref = new.map(|(_, r)| r).or(old.map(|(_, r)| r));
+    let regarding = if operation == Operation::Create && !allowed {
+        snapshot.organization.clone().or(object_ref)
+    } else {
+        object_ref
+    };
+    let (who, members) = match &requester {
+        Requester::Trusted => ("trusted", vec![]),
+        Requester::Operator => ("operator", vec![]),
+        Requester::Members { members, .. } => ("member", members.clone()),
+        Requester::Unmapped { .. } => ("unmapped", vec![]),
+    };
+    let activity = Activity {
+        time: jiff::Timestamp::now(),
+        uid: req.uid.clone(),
+        user: username,
+        groups,
+        requester: who,
+        members,
+        operation: op_name,
+        kind: kind.name(),
+        namespace,
+        name,
+        allowed,
+        rules: violations.iter().map(|v| v.rule).collect(),
+        message: message.clone(),
+        dry_run: req.dry_run,
+    };
+    Ok(Outcome {
+        kind: kind.name(),
+        operation: op_name,
+        allowed,
+        message,
+        activity: Some((activity, regarding)),
+    })
+}
+
+/// The state the rules judge: the cached one, with the object under change as
+/// the request says it was (absent for a create). Copies only when they differ;
+/// says whether a group or API key was changed (the grantees then differ).
+fn overlay<'a>(
+    snapshot: &'a Namespace,
+    kind: Kind,
+    operation: Operation,
+    name: &str,
+    old: Option<&Def>,
+    teardown: bool,
+) -> (Cow<'a, OrgState>, bool) {
+    let cached = &snapshot.state;
+    let mut state = Cow::Borrowed(cached);
+    match (operation, old) {
+        (Operation::Create, _) => {
+            let stale = match kind {
+                Kind::Organization => false,
+                Kind::Group => cached.groups.contains_key(name),
+                Kind::Member => cached.members.contains_key(name),
+                Kind::ApiKey => cached.api_keys.contains_key(name),
+            };
+            if stale {
+                let s = state.to_mut();
+                match kind {
+                    Kind::Organization => {}
+                    Kind::Group => drop(s.groups.remove(name)),
+                    Kind::Member => drop(s.members.remove(name)),
+                    Kind::ApiKey => drop(s.api_keys.remove(name)),
+                }
+            }
+        }
+        (_, Some(Def::Organization(o))) => {
+            if cached.org.as_ref() != Some(o) {
+                state.to_mut().org = Some(o.clone());
+            }
+        }
+        (_, Some(Def::Group(g))) => {
+            if cached.groups.get(name) != Some(g) {
+                state.to_mut().groups.insert(name.to_string(), g.clone());
+            }
+        }
+        (_, Some(Def::Member(m))) => {
+            if cached.members.get(name) != Some(m) {
+                state.to_mut().members.insert(name.to_string(), m.clone());
+            }
+        }
+        (_, Some(Def::ApiKey(k))) => {
+            if cached.api_keys.get(name) != Some(k) {
+                state.to_mut().api_keys.insert(name.to_string(), k.clone());
+            }
+        }
+        (_, None) => {}
+    }
+    let grantees_changed =
+        matches!(state, Cow::Owned(_)) && matches!(kind, Kind::Group | Kind::ApiKey);
+    if teardown
+        && state.org.as_ref().is_some_and(|o| !o.deleting)
+        && let Some(org) = state.to_mut().org.as_mut()
+    {
+        org.deleting = true;
+    }
+    (state, grantees_changed)
+}

@@ -1,0 +1,306 @@
+//! HTTPS for the webhook: rustls over hyper, with the serving certificate
+//! re-read from its files when they change, without a restart.
+//!
+//! [`ReloadingCert`] checks the files' metadata (modification time, size,
+//! inode) at each TLS handshake, which costs two `stat` calls, and loads the
+//! pair again when it changed. A pair that does not load (half written,
+//! mismatched key) is ignored and the previous one kept, so a rotation that
+//! writes the certificate and the key one after the other never serves a
+//! broken pair. Kubernetes Secret volumes swap a symlink, cert-manager's
+//! csi-driver rewrites files: both change the metadata.
+
+use std::fs;
+use std::io::BufReader;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rustls::crypto::ring::sign::any_supported_type;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::metrics::{Metrics, ResultLabel};
+
+/// How long a connection may take for its TLS handshake and request headers.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What identifies one version of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    ino: u64,
+}
+
+fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    let m = fs::metadata(path)?;
+    Ok(Stamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        ino: m.ino(),
+    })
+}
+
+struct Loaded {
+    stamps: (Stamp, Stamp),
+    key: Arc<CertifiedKey>,
+    /// Stamps of a pair that failed to load, so the failure is logged once.
+    failed: Option<(Stamp, Stamp)>,
+}
+
+/// A certificate resolver that reloads the pair when its files change.
+pub struct ReloadingCert {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: Mutex<Loaded>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::fmt::Debug for ReloadingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingCert")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a PEM certificate chain and private key into a rustls key.
+pub fn load_pair(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertifiedKey> {
+    let certs = rustls_pemfile::certs(&mut BufReader::new(
+        fs::File::open(cert_file)
+            .with_context(|| format!("opening certificate {}", cert_file.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("reading certificate {}", cert_file.display()))?;
+    if certs.is_empty() {
+        bail!("{} holds no PEM certificate", cert_file.display());
+    }
+    let key = rustls_pemfile::private_key(&mut BufReader::new(
+        fs::File::open(key_file).with_context(|| format!("opening key {}", key_file.display()))?,
+    ))
+    .with_context(|| format!("reading key {}", key_file.display()))?
+    .with_context(|| format!("{} holds no PEM private key", key_file.display()))?;
+    let signing =
+        any_supported_type(&key).map_err(|e| anyhow::anyhow!("key {}: {e}", key_file.display()))?;
+    let pair = CertifiedKey::new(certs, signing);
+    pair.keys_match().map_err(|e| {
+        anyhow::anyhow!(
+            "key {} does not belong to certificate {}: {e}",
+            key_file.display(),
+            cert_file.display()
+        )
+    })?;
+    Ok(pair)
+}
+
+impl ReloadingCert {
+    /// Loads the pair now: fails if the files are unreadable or do not match.
+    pub fn new(
+        cert_file: PathBuf,
+        key_file: PathBuf,
+        metrics: Option<Arc<Metrics>>,
+    ) -> anyhow::Result<Self> {
+        let stamps = (
+            stamp(&cert_file).with_context(|| format!("reading {}", cert_file.display()))?,
+            stamp(&key_file).with_context(|| format!("reading {}", key_file.display()))?,
+        );
+        let key = Arc::new(load_pair(&cert_file, &key_file)?);
+        Ok(ReloadingCert {
+            cert_file,
+            key_file,
+            current: Mutex::new(Loaded {
+                stamps,
+                key,
+                failed: None,
+            }),
+            metrics,
+        })
+    }
+
+    /// The pair to serve, reloaded first if the files changed.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(stamps) = stamp(&self.cert_file).and_then(|c| Ok((c, stamp(&self.key_file)?)))
+        else {
+            return cur.key.clone();
+        };
+        if stamps != cur.stamps && cur.failed != Some(stamps) {
+            let result = match load_pair(&self.cert_file, &self.key_file) {
+                Ok(pair) => {
+                    tracing::info!(cert = %self.cert_file.display(), "serving certificate reloaded");
+                    cur.key = Arc::new(pair);
+                    cur.stamps = stamps;
+                    cur.failed = None;
+                    "ok"
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "serving certificate changed but does not load; keeping the previous one");
+                    cur.failed = Some(stamps);
+                    "error"
+                }
+            };
+            if let Some(m) = &self.metrics {
+                m.certificate_reloads
+                    .get_or_create(&ResultLabel { result })
+                    .inc();
+            }
+        }
+        cur.key.clone()
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// A rustls server configuration (TLS 1.2 and 1.3, HTTP/1.1) serving `certs`.
+pub fn server_config(certs: Arc<ReloadingCert>) -> anyhow::Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown`, then lets open
+/// connections finish (up to a grace period).
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // Reap finished connection tasks as we go.
+        while connections.try_join_next().is_some() {}
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        connections.spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT);
+            let conn =
+                builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(router));
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        fs::write(&c, cert.pem()).unwrap();
+        fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k, cert.der().to_vec())
+    }
+
+    #[test]
+    fn reloads_when_the_files_change_and_keeps_the_old_pair_on_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1, der1) = pair(dir.path(), "one");
+        let (c2, k2, der2) = pair(dir.path(), "two");
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        fs::copy(&c1, &cert).unwrap();
+        fs::copy(&k1, &key).unwrap();
+        let r = ReloadingCert::new(cert.clone(), key.clone(), None).unwrap();
+        assert_eq!(r.current().cert[0].as_ref(), der1);
+
+        // Half a rotation: new certificate, old key. Keep serving the old pair.
+        fs::rename(dir.path().join("two.crt"), &cert).unwrap();
+        assert_eq!(r.current().cert[0].as_ref(), der1);
+        // The key arrives: the new pair is served.
+        fs::rename(&k2, &key).unwrap();
+        assert_eq!(r.current().cert[0].as_ref(), der2);
+        let _ = c2;
+
+        // Garbage: keep the last good pair.
+        fs::write(&cert, "not a certificate").unwrap();
+        assert_eq!(r.current().cert[0].as_ref(), der2);
+    }
+
+    #[test]
+    fn fails_fast_on_unreadable_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.crt");
+        let err = ReloadingCert::new(missing.clone(), missing, None).unwrap_err();
+        assert!(format!("{err:#}").contains("missing.crt"), "{err:#}");
+    }
+}

@@ -1,0 +1,398 @@
+//! Malformed admission requests, POSTed straight to the webhook over TLS: each
+//! is answered with HTTP 200 and an AdmissionReview denial, and the server
+//! keeps serving. Also: the serving certificate is reloaded without a restart,
+//! and an unreadable one fails the start.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orgaccess::webhook::{Config, Webhook};
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use support::{
+    ADMIN, admin_client, assert_success, fresh_namespace, kubectl, kubectl_stdin, plane,
+};
+use tokio::sync::oneshot;
+
+async fn install_crds() {
+    let crds = include_str!("../crds/orgaccess.yaml");
+    let out = kubectl_stdin(
+        ADMIN,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(crds),
+    )
+    .await;
+    assert_success("applying the CRDs", &out);
+    let out = kubectl(
+        ADMIN,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/organizations.orgaccess.dev",
+            "crd/groups.orgaccess.dev",
+            "crd/members.orgaccess.dev",
+            "crd/apikeys.orgaccess.dev",
+        ],
+    )
+    .await;
+    assert_success("waiting for the CRDs", &out);
+}
+
+struct Running {
+    port: u16,
+    dir: tempfile::TempDir,
+    stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts a webhook on a free port with a certificate for 127.0.0.1.
+async fn start() -> Running {
+    install_crds().await;
+    let client = admin_client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &serving.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &serving.key_pem).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = Config {
+        addr: listener.local_addr().unwrap(),
+        cert_file: dir.path().join("tls.crt"),
+        key_file: dir.path().join("tls.key"),
+        ..Config::default()
+    };
+    let webhook = Webhook::new(client, config, Arc::new(Mutex::new(Registry::default()))).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), webhook.ready())
+        .await
+        .expect("caches synced");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(webhook.run_on(listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        port,
+        dir,
+        stop,
+        server,
+    }
+}
+
+fn https() -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
+        .tls_info(true)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+fn review(request: Value) -> Vec<u8> {
+    json!({ "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request })
+        .to_string()
+        .into_bytes()
+}
+
+/// A well-formed request (admin creates a valid Group), to be spoiled.
+fn good_request(ns: &str) -> Value {
+    json!({
+        "uid": "7f0b2c4e-0000-4000-8000-000000000001",
+        "kind": { "group": "orgaccess.dev", "version": "v1alpha1", "kind": "Group" },
+        "resource": { "group": "orgaccess.dev", "version": "v1alpha1", "resource": "groups" },
+        "name": "readers",
+        "namespace": ns,
+        "operation": "CREATE",
+        "userInfo": { "username": "admin", "groups": ["system:masters", "system:authenticated"] },
+        "object": {
+            "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+            "metadata": { "name": "readers", "namespace": ns },
+            "spec": { "privileges": [{ "service": "Analytics", "domain": "Reports", "level": "View" }] },
+        },
+        "oldObject": null,
+        "dryRun": false,
+    })
+}
+
+fn with(mut v: Value, path: &[&str], new: Value) -> Value {
+    let mut cur = &mut v;
+    for p in &path[..path.len() - 1] {
+        cur = &mut cur[*p];
+    }
+    cur[path[path.len() - 1]] = new;
+    v
+}
+
+fn without(mut v: Value, path: &[&str]) -> Value {
+    let mut cur = &mut v;
+    for p in &path[..path.len() - 1] {
+        cur = &mut cur[*p];
+    }
+    cur.as_object_mut().unwrap().remove(path[path.len() - 1]);
+    v
+}
+
+/// (description, body, uid expected back)
+fn corpus(ns: &str) -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let good = good_request(ns);
+    let uid = "7f0b2c4e-0000-4000-8000-000000000001";
+    let mut deep = "[".repeat(100_000);
+    deep.push_str(&"]".repeat(100_000));
+    let spoil = |v: Value| review(v);
+    vec![
+        ("empty body", vec![], ""),
+        ("not JSON", b"this is not json".to_vec(), ""),
+        ("invalid UTF-8", vec![0xff, 0xfe, 0x00, 0x7b], ""),
+        ("truncated JSON", review(good.clone())[..100].to_vec(), ""),
+        ("JSON null", b"null".to_vec(), ""),
+        ("JSON array", b"[1,2,3]".to_vec(), ""),
+        ("empty object", b"{}".to_vec(), ""),
+        (
+            "no request",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+            "",
+        ),
+        ("request is a string", review(json!("hello")), ""),
+        ("deeply nested", deep.into_bytes(), ""),
+        (
+            "uid is a number",
+            spoil(with(good.clone(), &["uid"], json!(42))),
+            "",
+        ),
+        ("no kind", spoil(without(good.clone(), &["kind"])), uid),
+        (
+            "no userInfo",
+            spoil(without(good.clone(), &["userInfo"])),
+            uid,
+        ),
+        (
+            "unknown operation",
+            spoil(with(good.clone(), &["operation"], json!("EXPLODE"))),
+            uid,
+        ),
+        (
+            "CONNECT",
+            spoil(with(good.clone(), &["operation"], json!("CONNECT"))),
+            uid,
+        ),
+        (
+            "unknown kind",
+            spoil(with(
+                good.clone(),
+                &["kind"],
+                json!({ "group": "apps", "version": "v1", "kind": "Deployment" }),
+            )),
+            uid,
+        ),
+        (
+            "unknown version",
+            spoil(with(good.clone(), &["kind", "version"], json!("v9"))),
+            uid,
+        ),
+        (
+            "no namespace",
+            spoil(without(good.clone(), &["namespace"])),
+            uid,
+        ),
+        (
+            "subresource scale",
+            spoil(with(good.clone(), &["subResource"], json!("scale"))),
+            uid,
+        ),
+        (
+            "CREATE without object",
+            spoil(with(good.clone(), &["object"], Value::Null)),
+            uid,
+        ),
+        (
+            "object is a string",
+            spoil(with(good.clone(), &["object"], json!("group"))),
+            uid,
+        ),
+        (
+            "object without spec",
+            spoil(without(good.clone(), &["object", "spec"])),
+            uid,
+        ),
+        (
+            "privileges of the wrong type",
+            spoil(with(
+                good.clone(),
+                &["object", "spec", "privileges"],
+                json!("all of them"),
+            )),
+            uid,
+        ),
+        (
+            "an unknown level",
+            spoil(with(
+                good.clone(),
+                &["object", "spec", "privileges"],
+                json!([{ "service": "Analytics", "domain": "Reports", "level": "Superuser" }]),
+            )),
+            uid,
+        ),
+        (
+            "an unknown service",
+            spoil(with(
+                good.clone(),
+                &["object", "spec", "privileges"],
+                json!([{ "service": "Nope", "domain": "Reports", "level": "View" }]),
+            )),
+            uid,
+        ),
+        (
+            "UPDATE without oldObject",
+            spoil(with(good.clone(), &["operation"], json!("UPDATE"))),
+            uid,
+        ),
+        (
+            "DELETE without oldObject",
+            spoil(with(
+                with(good.clone(), &["operation"], json!("DELETE")),
+                &["object"],
+                Value::Null,
+            )),
+            uid,
+        ),
+        (
+            "metadata of the wrong type",
+            spoil(with(good.clone(), &["object", "metadata"], json!(["x"]))),
+            uid,
+        ),
+        (
+            "a Member whose spec is a Group's",
+            spoil(with(good.clone(), &["kind", "kind"], json!("Member"))),
+            uid,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_malformed_body_is_a_200_denial_and_the_server_keeps_serving() {
+    let r = start().await;
+    let ns = fresh_namespace(&admin_client().await).await;
+    let client = https();
+    let url = format!("https://127.0.0.1:{}/validate", r.port);
+    for (what, body, uid) in corpus(&ns) {
+        let resp = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: transport error {e}"));
+        assert_eq!(resp.status(), 200, "{what}");
+        let answer: Value = resp
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: answer is not JSON: {e}"));
+        assert_eq!(
+            answer["apiVersion"], "admission.k8s.io/v1",
+            "{what}: {answer}"
+        );
+        assert_eq!(answer["kind"], "AdmissionReview", "{what}: {answer}");
+        let response = &answer["response"];
+        assert_eq!(response["allowed"], false, "{what}: {answer}");
+        assert_eq!(response["uid"], uid, "{what}: {answer}");
+        let message = response["status"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("orgaccess admission: malformed request, denied: "),
+            "{what}: {message}"
+        );
+        assert_eq!(response["status"]["code"], 400, "{what}");
+    }
+
+    // Still serving, and judging well-formed requests.
+    let resp = client
+        .post(&url)
+        .body(review(good_request(&ns)))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(
+        answer["response"]["uid"],
+        "7f0b2c4e-0000-4000-8000-000000000001"
+    );
+    let health = client
+        .get(format!("https://127.0.0.1:{}/healthz", r.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = client
+        .get(format!("https://127.0.0.1:{}/metrics", r.port))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let malformed = metrics
+        .lines()
+        .find(|l| l.starts_with("orgaccess_webhook_malformed_requests_total "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(
+        malformed.split(' ').nth(1),
+        Some(corpus(&ns).len().to_string().as_str())
+    );
+
+    let _ = r.stop.send(());
+    r.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_serving_certificate_is_reloaded_without_a_restart() {
+    let r = start().await;
+    let url = format!("https://127.0.0.1:{}/healthz", r.port);
+    let peer = |resp: &reqwest::Response| {
+        resp.extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate())
+            .map(<[u8]>::to_vec)
+            .unwrap()
+    };
+    let der = |pem: &str| {
+        rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .to_vec()
+    };
+    let first = std::fs::read_to_string(r.dir.path().join("tls.crt")).unwrap();
+    let resp = https().get(&url).send().await.unwrap();
+    assert_eq!(peer(&resp), der(&first));
+
+    // Rotate as a Secret volume does: new files moved into place.
+    let next = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
+    std::fs::write(r.dir.path().join("new.crt"), &next.cert_pem).unwrap();
+    std::fs::write(r.dir.path().join("new.key"), &next.key_pem).unwrap();
+    std::fs::rename(r.dir.path().join("new.key"), r.dir.path().join("tls.key")).unwrap();
+    std::fs::rename(r.dir.path().join("new.crt"), r.dir.path().join("tls.crt")).unwrap();
+    let resp = https().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        peer(&resp),
+        der(&next.cert_pem),
+        "the new certificate is served"
+    );
+
+    let _ = r.stop.send(());
+    r.server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_unreadable_certificate_fails_the_start() {
+    let client = admin_client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        cert_file: dir.path().join("missing.crt"),
+        key_file: dir.path().join("missing.key"),
+        ..Config::default()
+    };
+    let err = Webhook::new(client, config, Arc::new(Mutex::new(Registry::default()))).unwrap_err();
+    assert!(format!("{err:#}").contains("missing.crt"), "{err:#}");
+}
