@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build-control-plane.sh >/dev/null
+bash tools/build-helm.sh >/dev/null
 export ORGACCESS_K8S_BIN="$PWD/target/k8s-bin"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

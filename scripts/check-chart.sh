@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# Checks the Helm chart in charts/orgaccess; exits non-zero on any failure.
+#
+#  1. charts/orgaccess/crds/ is identical to crds/ (the generated CRDs);
+#  2. `helm lint --strict` for the default values and each variant below, and
+#     values.schema.json refusing a misspelt value;
+#  3. `helm template | kubectl apply --dry-run=server` against a real
+#     kube-apiserver, for:
+#       - the default values (self-signed webhook certificate),
+#       - certManager.enabled=true: the cert-manager.io kinds (Certificate,
+#         Issuer) are left out of the server dry-run, because cert-manager's CRDs
+#         are not installed on the local control plane; they are checked to be
+#         rendered, and the webhook configuration to carry the CA-injection
+#         annotation and no caBundle,
+#       - webhook.enabled=false with one replica (no Secret, no webhook
+#         configuration, no PodDisruptionBudget),
+#       - operator.watchNamespace=default (a RoleBinding, the webhook limited
+#         to that namespace);
+#     the release namespace is labelled pod-security.kubernetes.io/warn=restricted
+#     so a pod template that breaks the restricted profile fails the check;
+#  4. static checks of the render: no wildcard in RBAC rules, the webhook's
+#     caBundle is the CA in the certificate Secret, the examples/ manifests pass
+#     a server dry-run against the CRDs;
+#  5. on the local control plane only: `helm install`, then `helm upgrade`
+#     keeps the self-signed certificate (read back with `lookup`), and the
+#     ValidatingAdmissionPolicy really denies deleting or editing the
+#     Administrators group and creating built-in groups; then the operator
+#     runs with only the chart's RBAC (its cluster-admin binding removed),
+#     reconciles examples/ and is refused nothing; then `helm uninstall`.
+#
+# Cluster: with KUBECONFIG set, that cluster is used for the dry runs only
+# (nothing is created; the CRDs are dry-run too, and step 5 is skipped); the
+# release namespace, ORGACCESS_CHART_NAMESPACE (default orgaccess-system), must
+# exist there. Without KUBECONFIG a local control plane is started
+# (`orgaccess control-plane up`, building it first if needed) and stopped at
+# the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+step() { echo; echo "=== check-chart: $* ==="; }
+fail() { echo "check-chart: FAILED: $*" >&2; exit 1; }
+
+chart=charts/orgaccess
+release=orgaccess
+namespace=${ORGACCESS_CHART_NAMESPACE:-orgaccess-system}
+
+step "tools (helm, kubectl)"
+bash tools/build-helm.sh >/dev/null
+bash tools/build-control-plane.sh >/dev/null
+helm="$root/target/helm-bin/helm"
+kubectl_bin="$root/target/k8s-bin/kubectl"
+"$helm" version --short
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/orgaccess-check-chart.XXXXXX")
+cp_pid=""
+op_pid=""
+stop_pid() {
+  local pid=$1
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  trap '' PIPE
+  set +e
+  stop_pid "$op_pid"
+  stop_pid "$cp_pid"
+  if [[ $rc -ne 0 ]]; then
+    echo "check-chart: work files kept in $work" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+
+step "chart CRDs are crds/orgaccess.yaml"
+diff -u crds/orgaccess.yaml "$chart/crds/orgaccess.yaml" >/dev/null \
+  || fail "$chart/crds/orgaccess.yaml differs from crds/orgaccess.yaml; copy it: cp crds/orgaccess.yaml $chart/crds/"
+[[ $(ls "$chart/crds") == "orgaccess.yaml" ]] || fail "$chart/crds holds more than orgaccess.yaml"
+echo "identical"
+
+# name|helm --set arguments
+variants=(
+  "default|"
+  "cert-manager|--set certManager.enabled=true"
+  "cert-manager-issuer|--set certManager.enabled=true --set certManager.issuerRef.kind=ClusterIssuer --set certManager.issuerRef.name=internal-ca"
+  "no-webhook|--set webhook.enabled=false --set replicaCount=1"
+  "watch-namespace|--set operator.watchNamespace=default"
+)
+
+step "helm lint"
+for v in "${variants[@]}"; do
+  name=${v%%|*}; args=${v#*|}
+  echo "--- $name"
+  # shellcheck disable=SC2086
+  "$helm" lint --strict "$chart" --namespace "$namespace" $args
+done
+
+step "values.schema.json refuses a misspelt value and a bad choice"
+for bad in "replicas=3" "webhook.failurePolicy=Never"; do
+  if "$helm" template "$release" "$chart" --set "$bad" >/dev/null 2>"$work/schema.err"; then
+    fail "--set $bad was accepted"
+  fi
+  echo "refused --set $bad: $(grep -m1 "at '" "$work/schema.err" | sed 's/^ *- //')"
+done
+
+step "cluster"
+own_cluster=false
+if [[ -n "${KUBECONFIG:-}" ]]; then
+  echo "using KUBECONFIG=$KUBECONFIG (dry runs only)"
+else
+  own_cluster=true
+  bin=${ORGACCESS_BIN:-$root/target/debug/orgaccess}
+  if [[ ! -x "$bin" ]]; then
+    echo "building the orgaccess binary (cargo build)"
+    cargo build --quiet --bin orgaccess
+  fi
+  echo "starting a local control plane in $work/cp"
+  "$bin" control-plane up --work-dir "$work/cp" >"$work/control-plane.out" 2>&1 &
+  cp_pid=$!
+  for i in $(seq 1 1200); do
+    grep -q "control plane ready" "$work/control-plane.out" 2>/dev/null && break
+    kill -0 "$cp_pid" 2>/dev/null || { cat "$work/control-plane.out" >&2; fail "the control plane exited"; }
+    [[ $i -lt 1200 ]] || { cat "$work/control-plane.out" >&2; fail "the control plane was not ready in 120 s"; }
+    sleep 0.1
+  done
+  export KUBECONFIG="$work/cp/admin.kubeconfig"
+fi
+kubectl() { "$kubectl_bin" --cache-dir "$work/kubectl-cache" "$@"; }
+version_json=$(kubectl version -o json)
+server_version=$(sed -n '/"serverVersion"/,/}/s/.*"gitVersion": *"\([^"]*\)".*/\1/p' <<<"$version_json")
+[[ -n "$server_version" ]] || fail "cannot read the server version"
+echo "kube-apiserver $server_version"
+kubectl get namespace "$namespace" >/dev/null \
+  || fail "namespace $namespace does not exist (set ORGACCESS_CHART_NAMESPACE to an existing one)"
+
+step "CRDs"
+if $own_cluster; then
+  kubectl apply --server-side --field-manager=check-chart -f "$chart/crds/"
+  kubectl wait --for condition=established --timeout=60s -f "$chart/crds/"
+  # Warnings name pod-template fields that break the restricted profile.
+  kubectl label --overwrite namespace "$namespace" \
+    pod-security.kubernetes.io/warn=restricted pod-security.kubernetes.io/warn-version=latest >/dev/null
+else
+  kubectl apply --server-side --dry-run=server --field-manager=check-chart -f "$chart/crds/"
+fi
+
+# Splits a multi-document render into $2 (documents whose apiVersion matches
+# the regex $3) and $4 (the others).
+split_docs() {
+  awk -v pat="$3" -v yes="$2" -v no="$4" '
+    function flush() { if (has_kind) { printf "---\n%s", doc > (match_ ? yes : no) }; doc = ""; match_ = 0; has_kind = 0 }
+    /^---/ { flush(); next }
+    { doc = doc $0 "\n"; if ($0 ~ "^apiVersion: " pat) match_ = 1; if ($0 ~ /^kind: /) has_kind = 1 }
+    END { flush() }' "$1"
+  touch "$2" "$4"
+}
+
+# Prints the documents of kind $2 from the render $1.
+docs_of_kind() {
+  awk -v kind="$2" '
+    function flush() { if (doc != "" && k == kind) printf "%s---\n", doc; doc = ""; k = "" }
+    /^---/ { flush(); next }
+    { doc = doc $0 "\n"; if ($0 ~ /^kind: /) { k = $2 } }
+    END { flush() }' "$1"
+}
+
+dry_run() {
+  local file=$1 label=$2
+  if ! kubectl apply --dry-run=server --field-manager=check-chart -f "$file" >"$work/$label.dry-run.out" 2>&1; then
+    cat "$work/$label.dry-run.out" >&2
+    fail "server dry-run of $label"
+  fi
+  cat "$work/$label.dry-run.out"
+  if grep -qi "would violate PodSecurity" "$work/$label.dry-run.out"; then
+    fail "$label: the pod template breaks the restricted Pod Security profile"
+  fi
+}
+
+step "helm template | kubectl apply --dry-run=server"
+for v in "${variants[@]}"; do
+  name=${v%%|*}; args=${v#*|}
+  echo "--- $name"
+  out="$work/$name.yaml"
+  # shellcheck disable=SC2086
+  "$helm" template "$release" "$chart" --namespace "$namespace" --kube-version "$server_version" $args >"$out"
+  split_docs "$out" "$work/$name.cert-manager.yaml" 'cert-manager\\.io/' "$work/$name.core.yaml"
+  dry_run "$work/$name.core.yaml" "$name"
+
+  # RBAC: no wildcard anywhere in the rules.
+  for kind in ClusterRole Role; do
+    if grep -E '^\s*(-\s*)?(verbs|resources|apiGroups|resourceNames):.*"\*"|^\s*-\s*"?\*"?\s*$' <<<"$(docs_of_kind "$work/$name.core.yaml" "$kind")"; then
+      fail "$name: wildcard in a $kind"
+    fi
+  done
+  grep -q "fieldPath: metadata.name" <<<"$(docs_of_kind "$out" Deployment)" || fail "$name: POD_NAME is not set from the downward API"
+
+  case "$name" in
+    default)
+      ca=$(docs_of_kind "$out" Secret | sed -n 's/^  ca.crt: //p')
+      bundle=$(docs_of_kind "$out" ValidatingWebhookConfiguration | sed -n 's/^ *caBundle: //p')
+      [[ -n "$ca" && "$ca" == "$bundle" ]] || fail "default: the webhook caBundle is not the CA in the certificate Secret"
+      grep -q "minAvailable: 1" <<<"$(docs_of_kind "$out" PodDisruptionBudget)" || fail "default: no PodDisruptionBudget with minAvailable 1"
+      [[ ! -s "$work/$name.cert-manager.yaml" ]] || fail "default: cert-manager objects rendered"
+      echo "caBundle matches the Secret's ca.crt"
+      ;;
+    cert-manager*)
+      grep -q "^kind: Certificate" "$work/$name.cert-manager.yaml" || fail "$name: no Certificate rendered"
+      if [[ "$name" == cert-manager ]]; then
+        grep -q "^kind: Issuer" "$work/$name.cert-manager.yaml" || fail "$name: no Issuer rendered"
+      else
+        ! grep -q "^kind: Issuer" "$work/$name.cert-manager.yaml" || fail "$name: an Issuer rendered although issuerRef is set"
+        grep -q "kind: ClusterIssuer" "$work/$name.cert-manager.yaml" || fail "$name: issuerRef not used"
+      fi
+      vwc=$(docs_of_kind "$out" ValidatingWebhookConfiguration)
+      grep -q "cert-manager.io/inject-ca-from: $namespace/$release-webhook" <<<"$vwc" || fail "$name: no cainjector annotation"
+      ! grep -q "caBundle" <<<"$vwc" || fail "$name: caBundle set although cainjector fills it"
+      [[ -z "$(docs_of_kind "$out" Secret)" ]] || fail "$name: a self-signed Secret rendered"
+      echo "cert-manager objects rendered (not dry-run: cert-manager's CRDs are not installed): $(grep -c '^kind:' "$work/$name.cert-manager.yaml")"
+      ;;
+    watch-namespace)
+      [[ -z "$(docs_of_kind "$out" ClusterRoleBinding)" ]] || fail "$name: a ClusterRoleBinding rendered"
+      grep -q -- "- --watch-namespace=default" <<<"$(docs_of_kind "$out" Deployment)" || fail "$name: --watch-namespace not passed"
+      grep -q "kubernetes.io/metadata.name: default" <<<"$(docs_of_kind "$out" ValidatingWebhookConfiguration)" \
+        || fail "$name: the webhook is not limited to the watched namespace"
+      ;;
+    no-webhook)
+      for kind in ValidatingWebhookConfiguration Secret PodDisruptionBudget; do
+        [[ -z "$(docs_of_kind "$out" "$kind")" ]] || fail "$name: $kind rendered"
+      done
+      grep -q -- "- --no-webhook" <<<"$(docs_of_kind "$out" Deployment)" || fail "$name: --no-webhook not passed"
+      ;;
+  esac
+done
+
+if $own_cluster; then
+  step "examples/ pass a server dry-run against the CRDs"
+  kubectl create namespace chart-check-examples --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl apply --dry-run=server -n chart-check-examples -f examples/
+
+  step "helm install, then upgrade keeps the self-signed certificate"
+  "$helm" install "$release" "$chart" --namespace "$namespace" >/dev/null
+  secret="$release-webhook-tls"
+  ca1=$(kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.ca\.crt}')
+  crt1=$(kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.tls\.crt}')
+  "$helm" upgrade "$release" "$chart" --namespace "$namespace" >/dev/null
+  ca2=$(kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.ca\.crt}')
+  crt2=$(kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.tls\.crt}')
+  bundle=$(kubectl get validatingwebhookconfiguration "$release" -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
+  [[ -n "$ca1" && "$ca1" == "$ca2" && "$crt1" == "$crt2" ]] || fail "helm upgrade replaced the webhook certificate"
+  [[ "$bundle" == "$ca2" ]] || fail "after upgrade the caBundle is not the Secret's CA"
+  echo "certificate kept across the upgrade; caBundle matches"
+  mkdir -p "$work/tls"
+  kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.tls\.crt}' | base64 -d >"$work/tls/tls.crt"
+  kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.tls\.key}' | base64 -d >"$work/tls/tls.key"
+
+  step "the ValidatingAdmissionPolicy enforces the Administrators invariants"
+  # Without the webhook configuration: nothing serves it here, and the policy
+  # must hold on its own.
+  "$helm" upgrade "$release" "$chart" --namespace "$namespace" --set webhook.enabled=false >/dev/null
+  # (Type-checking results would appear in the policy's status, but that is
+  # written by kube-controller-manager, which the local control plane does not
+  # run. An expression that fails at run time denies with failurePolicy Fail,
+  # so the "allowed" checks below catch it.)
+  ns=chart-check-policy
+  kubectl create namespace "$ns" >/dev/null
+  operator_kc="$work/cp/kubeconfigs/system_serviceaccount_${namespace}_$release.kubeconfig"
+  group() { # name builtIn template
+    printf 'apiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: %s, namespace: %s}\nspec: {builtIn: %s, template: %s}\n' "$1" "$ns" "$2" "$3"
+  }
+  # The policy is active once the apiserver has loaded it: wait for a denial.
+  denied=""
+  for _ in $(seq 1 100); do
+    if ! out=$(group users Users Users | kubectl create -f - 2>&1); then denied=$out; break; fi
+    kubectl -n "$ns" delete group users --wait=false >/dev/null 2>&1 || true
+    sleep 0.3
+  done
+  grep -q "only the operator creates built-in groups" <<<"$denied" || fail "admin created a built-in group: ${denied:-allowed}"
+  echo "denied: admin creating a built-in group"
+  group administrators Administrators Administrators | kubectl --kubeconfig "$operator_kc" create -f - >/dev/null \
+    || fail "the operator could not create the Administrators group"
+  echo "allowed: the operator creating the Administrators group"
+  out=$(kubectl -n "$ns" patch group administrators --type merge -p '{"spec":{"template":"Users"}}' 2>&1) \
+    && fail "admin edited the Administrators group's privileges"
+  grep -q "cannot be edited" <<<"$out" || fail "unexpected answer: $out"
+  echo "denied: editing the Administrators group's privileges"
+  kubectl -n "$ns" patch group administrators --type merge -p '{"spec":{"displayName":"Admins"}}' >/dev/null \
+    || fail "admin could not rename the Administrators group"
+  echo "allowed: renaming the Administrators group"
+  out=$(kubectl -n "$ns" delete group administrators 2>&1) && fail "admin deleted the Administrators group"
+  grep -q "cannot be deleted" <<<"$out" || fail "unexpected answer: $out"
+  echo "denied: deleting the Administrators group"
+  echo "  $out"
+  kubectl -n "$ns" delete group administrators --as system:serviceaccount:kube-system:namespace-controller >/dev/null \
+    || fail "the namespace controller could not delete the Administrators group"
+  echo "allowed: the namespace controller deleting the Administrators group"
+  group administrators Administrators Administrators | kubectl --kubeconfig "$operator_kc" create -f - >/dev/null
+  kubectl delete namespace "$ns" --wait=false >/dev/null
+  # No namespace controller runs here: the namespace stays Terminating with its
+  # content, which anyone may now delete, Administrators included.
+  deleted=false
+  for _ in $(seq 1 50); do
+    if kubectl -n "$ns" delete group administrators >/dev/null 2>&1; then deleted=true; break; fi
+    sleep 0.2
+  done
+  $deleted || fail "the Administrators group could not be deleted from a namespace being deleted"
+  echo "allowed: deleting the Administrators group while its namespace is being deleted"
+
+  step "the operator works with only the chart's RBAC"
+  # The local control plane binds the operator's identity (the chart's
+  # ServiceAccount, $namespace/$release) to cluster-admin; take that away so
+  # only the ClusterRole and Role of the release are left.
+  kubectl delete clusterrolebinding orgaccess:operator-cluster-admin >/dev/null
+  ns=chart-check-rbac
+  kubectl create namespace "$ns" >/dev/null
+  # With the webhook served too (when this build has it): its index watches
+  # the four kinds with the same rights. Nothing calls it here (the chart's
+  # certificate names the in-cluster Service).
+  webhook_args=(--no-webhook)
+  if grep -q -- "--webhook-cert-file" <<<"$("$bin" run --help)"; then
+    webhook_args=(--webhook-addr 127.0.0.1:0 --webhook-cert-file "$work/tls/tls.crt"
+      --webhook-key-file "$work/tls/tls.key" --operator-user "system:serviceaccount:$namespace:$release")
+  else
+    echo "(this orgaccess build has no --webhook-cert-file: running the controller only)"
+  fi
+  KUBECONFIG="$operator_kc" "$bin" run "${webhook_args[@]}" --admin-addr 127.0.0.1:0 \
+    --lease-namespace "$namespace" --identity chart-check >"$work/operator.log" 2>&1 &
+  op_pid=$!
+  kubectl apply -n "$ns" -f examples/ >/dev/null
+  settled=false
+  for _ in $(seq 1 300); do
+    kill -0 "$op_pid" 2>/dev/null || { tail -30 "$work/operator.log" >&2; fail "the operator exited"; }
+    phases=$(kubectl -n "$ns" get members -o jsonpath='{range .items[*]}{.status.phase}{" "}{end}')
+    refs=$(kubectl -n "$ns" get members -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="ResolvedRefs")].status}{" "}{end}')
+    key=$(kubectl -n "$ns" get apikey public-search -o jsonpath='{.status.phase}')
+    if [[ $(wc -w <<<"$phases") -eq 4 && "$refs" == "True True True True " && "$key" == Active ]]; then
+      settled=true; break
+    fi
+    sleep 0.2
+  done
+  stop_pid "$op_pid"
+  op_pid=""
+  $settled || { tail -30 "$work/operator.log" >&2; fail "the organization did not settle (members: $phases; refs: $refs; key: $key)"; }
+  echo "members: $phases; API key: $key"
+  holder=$(kubectl -n "$namespace" get lease orgaccess-controller -o jsonpath='{.spec.holderIdentity}')
+  [[ "$holder" == chart-check ]] || fail "the operator did not hold the Lease (holder: ${holder:-none})"
+  echo "leader election: Lease orgaccess-controller held"
+  if grep -i "forbidden" "$work/operator.log" >&2; then
+    fail "the operator was refused something with the chart's RBAC (above)"
+  fi
+  echo "no request refused"
+  if [[ "${webhook_args[0]}" != --no-webhook ]]; then
+    grep -q "webhook caches synced" "$work/operator.log" \
+      || { tail -30 "$work/operator.log" >&2; fail "the webhook's caches did not sync with the chart's RBAC"; }
+    echo "the webhook's caches synced with the chart's RBAC"
+  fi
+  "$helm" uninstall "$release" --namespace "$namespace" >/dev/null
+fi
+
+echo
+echo "check-chart: OK"
