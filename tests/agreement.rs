@@ -36,12 +36,11 @@ use orgaccess::webhook::{self, Config, Endpoint, Webhook};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use support::{
-    ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, fresh_namespace, kubectl,
+    ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, fresh_namespace,
     kubectl_stdin, plane,
 };
 use tokio::sync::oneshot;
 
-const CRDS: &str = include_str!("../crds/orgaccess.yaml");
 const GITOPS_GROUP: &str = "platform:gitops";
 const DENIED: &str = "admission webhook \"validate.orgaccess.dev\" denied the request";
 /// Namespaces of this test carry this label; its value is the run's id.
@@ -53,31 +52,6 @@ fn root() -> &'static Path {
 
 // ---------------------------------------------------------------------------
 // The webhook, in-process (as in tests/webhook.rs)
-
-/// Applies the CRDs (idempotent, server-side) and waits until they are served.
-async fn install_crds() {
-    let out = kubectl_stdin(
-        ADMIN,
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        Some(CRDS),
-    )
-    .await;
-    assert_success("applying the CRDs", &out);
-    let out = kubectl(
-        ADMIN,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/organizations.orgaccess.dev",
-            "crd/groups.orgaccess.dev",
-            "crd/members.orgaccess.dev",
-            "crd/apikeys.orgaccess.dev",
-        ],
-    )
-    .await;
-    assert_success("waiting for the CRDs", &out);
-}
 
 /// One webhook for the whole test, registered for the namespaces labelled
 /// `RUN_LABEL=<run>`, trusting `system:masters` and `platform:gitops`.
@@ -92,7 +66,7 @@ struct TestWebhook {
 
 impl TestWebhook {
     async fn start() -> TestWebhook {
-        install_crds().await;
+        support::install_crds().await;
         let client = admin_client().await;
         let run = format!("{:08x}", rand::random::<u32>());
 

@@ -22,35 +22,9 @@ use support::{
 };
 use tokio::sync::oneshot;
 
-const CRDS: &str = include_str!("../crds/orgaccess.yaml");
 const GITOPS_GROUP: &str = "platform:gitops";
 const NAMESPACE_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
 const DENIED: &str = "admission webhook \"validate.orgaccess.dev\" denied the request";
-
-/// Applies the CRDs (idempotent, server-side) and waits until they are served.
-async fn install_crds() {
-    let out = kubectl_stdin(
-        ADMIN,
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        Some(CRDS),
-    )
-    .await;
-    assert_success("applying the CRDs", &out);
-    let out = kubectl(
-        ADMIN,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/organizations.orgaccess.dev",
-            "crd/groups.orgaccess.dev",
-            "crd/members.orgaccess.dev",
-            "crd/apikeys.orgaccess.dev",
-        ],
-    )
-    .await;
-    assert_success("waiting for the CRDs", &out);
-}
 
 /// A webhook serving one test namespace.
 struct TestWebhook {
@@ -67,7 +41,7 @@ impl TestWebhook {
     /// Starts a webhook (trusting `system:masters` and `platform:gitops`),
     /// registers it for a fresh namespace and waits until the apiserver calls it.
     async fn start() -> TestWebhook {
-        install_crds().await;
+        support::install_crds().await;
         let client = admin_client().await;
         let ns = fresh_namespace(&client).await;
 
@@ -780,7 +754,7 @@ async fn activity_is_recorded_as_events_logs_and_a_listable_ring() {
 /// with no webhook at all (here: none registered for the namespace).
 #[tokio::test]
 async fn the_admission_policy_protects_administrators_without_the_webhook() {
-    install_crds().await;
+    support::install_crds().await;
     let client = admin_client().await;
     let ns = fresh_namespace(&client).await;
     let name = format!("orgaccess-invariants-{ns}");

@@ -11,35 +11,8 @@ use std::time::Duration;
 use orgaccess::webhook::{Config, Webhook};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use support::{
-    ADMIN, admin_client, assert_success, fresh_namespace, kubectl, kubectl_stdin, plane,
-};
+use support::{admin_client, fresh_namespace, plane};
 use tokio::sync::oneshot;
-
-async fn install_crds() {
-    let crds = include_str!("../crds/orgaccess.yaml");
-    let out = kubectl_stdin(
-        ADMIN,
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        Some(crds),
-    )
-    .await;
-    assert_success("applying the CRDs", &out);
-    let out = kubectl(
-        ADMIN,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/organizations.orgaccess.dev",
-            "crd/groups.orgaccess.dev",
-            "crd/members.orgaccess.dev",
-            "crd/apikeys.orgaccess.dev",
-        ],
-    )
-    .await;
-    assert_success("waiting for the CRDs", &out);
-}
 
 struct Running {
     port: u16,
@@ -50,7 +23,7 @@ struct Running {
 
 /// Starts a webhook on a free port with a certificate for 127.0.0.1.
 async fn start() -> Running {
-    install_crds().await;
+    support::install_crds().await;
     let client = admin_client().await;
     let dir = tempfile::tempdir().unwrap();
     let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();

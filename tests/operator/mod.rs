@@ -13,29 +13,9 @@ use orgaccess::controlplane::spawn_tied;
 
 use crate::support::{self, OPERATOR_USER};
 
-/// Applies the CRDs (idempotent; every test binary calls it).
+/// Installs the CRDs and the operator's namespace (for its Lease).
 pub async fn install_crds() {
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/orgaccess.yaml");
-    let out = support::kubectl(
-        support::ADMIN,
-        &["apply", "--server-side", "--force-conflicts", "-f", crds],
-    )
-    .await;
-    support::assert_success("installing CRDs", &out);
-    let out = support::kubectl(
-        support::ADMIN,
-        &[
-            "wait",
-            "--for",
-            "condition=established",
-            "--timeout=60s",
-            "crd",
-            "-l",
-            "!nothing",
-        ],
-    )
-    .await;
-    support::assert_success("waiting for CRDs", &out);
+    support::install_crds().await;
     let _ = support::kubectl(
         support::ADMIN,
         &["create", "namespace", support::OPERATOR_NAMESPACE],

@@ -155,3 +155,30 @@ pub fn assert_success(what: &str, out: &Output) -> String {
     );
     stdout
 }
+
+/// Applies the project's CRDs (idempotent, server-side) and waits until they
+/// are served. Every test binary that uses the orgaccess kinds calls it.
+pub async fn install_crds() {
+    let crds = include_str!("../../crds/orgaccess.yaml");
+    let out = kubectl_stdin(
+        ADMIN,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(crds),
+    )
+    .await;
+    assert_success("applying the CRDs", &out);
+    let out = kubectl(
+        ADMIN,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/organizations.orgaccess.dev",
+            "crd/groups.orgaccess.dev",
+            "crd/members.orgaccess.dev",
+            "crd/apikeys.orgaccess.dev",
+        ],
+    )
+    .await;
+    assert_success("waiting for the CRDs", &out);
+}
