@@ -449,6 +449,7 @@ fn created_at<K: Resource>(obj: &K) -> Option<jiff::Timestamp> {
 impl From<&Organization> for OrgDef {
     fn from(o: &Organization) -> Self {
         OrgDef {
+            name: o.name_any(),
             display_name: o.spec.display_name.clone(),
             resources: o.spec.resources.clone(),
             invitation_lifetime_days: o.spec.invitation_lifetime_days,

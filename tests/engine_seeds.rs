@@ -357,3 +357,63 @@ fn an_update_that_keeps_an_invalid_spec_is_not_blocked_by_catalog_validity() {
     assert_eq!(v[0].rule, Rule::CatalogValidity);
     assert!(v[0].message.contains("unknown domain 'RetiredDomain'"));
 }
+
+#[test]
+fn a_namespace_holds_one_organization() {
+    use orgaccess::core::model::OrgDef;
+    let home = OrgDef {
+        name: "acme".into(),
+        invitation_lifetime_days: 31,
+        ..OrgDef::default()
+    };
+    let state = OrgState {
+        org: Some(home.clone()),
+        ..OrgState::default()
+    };
+    let second = OrgDef {
+        name: "other".into(),
+        ..home.clone()
+    };
+    let create = Change {
+        operation: Operation::Create,
+        name: "other",
+        old: None,
+        new: Some(Object::Organization(&second)),
+    };
+    let v = rules::check(
+        &state,
+        &resolve_grantees(&state),
+        &create,
+        &Requester::Trusted,
+    );
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].rule, v[0].field.as_str()),
+        (Rule::CatalogValidity, "metadata.name")
+    );
+    assert!(
+        v[0].message.contains("already holds Organization 'acme'"),
+        "{}",
+        v[0].message
+    );
+    // The organization itself may change.
+    let edited = OrgDef {
+        display_name: "ACME".into(),
+        ..home.clone()
+    };
+    let update = Change {
+        operation: Operation::Update,
+        name: "acme",
+        old: Some(Object::Organization(&home)),
+        new: Some(Object::Organization(&edited)),
+    };
+    assert!(
+        rules::check(
+            &state,
+            &resolve_grantees(&state),
+            &update,
+            &Requester::Trusted
+        )
+        .is_empty()
+    );
+}

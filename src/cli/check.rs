@@ -143,7 +143,12 @@ impl Def {
     /// The state holding this object as it is (what the webhook holds when it is updated).
     pub fn put_into(&self, state: &mut OrgState, name: &str) {
         match self {
-            Def::Organization(d) => state.org = Some(d.clone()),
+            // The first organization of a namespace is its home; a second is refused.
+            Def::Organization(d) => {
+                if state.org.as_ref().is_none_or(|o| o.name == name) {
+                    state.org = Some(d.clone());
+                }
+            }
             Def::Group(d) => {
                 state.groups.insert(name.to_string(), d.clone());
             }
@@ -159,7 +164,10 @@ impl Def {
     /// Takes the object of this kind and name out of the state, if there.
     pub fn take_from(&self, state: &mut OrgState, name: &str) -> Option<Def> {
         match self {
-            Def::Organization(_) => state.org.take().map(Def::Organization),
+            Def::Organization(_) if state.org.as_ref().is_some_and(|o| o.name == name) => {
+                state.org.take().map(Def::Organization)
+            }
+            Def::Organization(_) => None,
             Def::Group(_) => state.groups.remove(name).map(Def::Group),
             Def::Member(_) => state.members.remove(name).map(Def::Member),
             Def::ApiKey(_) => state.api_keys.remove(name).map(Def::ApiKey),
@@ -168,7 +176,11 @@ impl Def {
 
     pub fn remove_from(&self, state: &mut OrgState, name: &str) {
         match self {
-            Def::Organization(_) => state.org = None,
+            Def::Organization(_) => {
+                if state.org.as_ref().is_some_and(|o| o.name == name) {
+                    state.org = None;
+                }
+            }
             Def::Group(_) => {
                 state.groups.remove(name);
             }

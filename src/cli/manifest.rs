@@ -636,11 +636,10 @@ fn schema_problems(m: &Manifest) -> Vec<Problem> {
     out
 }
 
-/// A second definition of the same object, or a second Organization in a
-/// namespace, is a problem; the first one stays.
+/// A second definition of the same object is a problem; the first one stays.
+/// (A second Organization in a namespace is judged by the admission rules.)
 fn mark_duplicates(loaded: &mut Loaded) {
     let mut seen: BTreeMap<(&'static str, String, String), Location> = BTreeMap::new();
-    let mut orgs: BTreeMap<String, (String, Location)> = BTreeMap::new();
     let mut keep = Vec::with_capacity(loaded.manifests.len());
     for m in std::mem::take(&mut loaded.manifests) {
         let key = (m.kind(), m.namespace.clone(), m.name.clone());
@@ -653,22 +652,6 @@ fn mark_duplicates(loaded: &mut Loaded) {
                 message,
             ));
             continue;
-        }
-        if let Object::Organization(_) = m.object {
-            if let Some((first, at)) = orgs.get(&m.namespace) {
-                let message = format!(
-                    "namespace {} already has Organization '{first}' (at {at}); an organization is one namespace, with one Organization",
-                    m.namespace
-                );
-                loaded.problems.push(manifest_problem(
-                    &m,
-                    INVALID_MANIFEST,
-                    "metadata.name",
-                    message,
-                ));
-                continue;
-            }
-            orgs.insert(m.namespace.clone(), (m.name.clone(), m.loc.clone()));
         }
         seen.insert(key, m.loc.clone());
         keep.push(m);

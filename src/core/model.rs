@@ -150,6 +150,8 @@ pub struct OrgResources {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OrgDef {
+    /// Object name; a namespace holds one organization.
+    pub name: String,
     pub display_name: String,
     pub resources: OrgResources,
     pub invitation_lifetime_days: u32,

@@ -210,14 +210,27 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
                 }
             }
         }
-        Some(Object::Organization(o)) if o.invitation_lifetime_days == 0 => {
-            out.push(violation(
-                Rule::CatalogValidity,
-                "spec.invitationLifetimeDays",
-                "the invitation lifetime must be at least 1 day",
-            ));
+        Some(Object::Organization(o)) => {
+            if o.invitation_lifetime_days == 0 {
+                out.push(violation(
+                    Rule::CatalogValidity,
+                    "spec.invitationLifetimeDays",
+                    "the invitation lifetime must be at least 1 day",
+                ));
+            }
+            if let Some(home) = state.org.as_ref().filter(|home| home.name != change.name) {
+                out.push(violation(
+                    Rule::CatalogValidity,
+                    "metadata.name",
+                    format!(
+                        "this namespace already holds Organization '{}': a namespace is the home of one organization; \
+                         change '{}' instead, or create '{}' in a namespace of its own",
+                        home.name, home.name, change.name
+                    ),
+                ));
+            }
         }
-        Some(Object::Organization(_)) | None => {}
+        None => {}
     }
     out
 }

@@ -117,8 +117,13 @@ pub trait Indexed: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
 impl Indexed for Organization {
     const SLOT: usize = 0;
     fn insert(&self, ns: &mut Namespace) {
-        ns.state.org = Some(OrgDef::from(self));
-        ns.organization = Some(reference(self));
+        // One organization per namespace (admission refuses a second); should
+        // one slip in while the webhook was down, keep judging by the first.
+        let def = OrgDef::from(self);
+        if ns.state.org.as_ref().is_none_or(|o| o.name == def.name) {
+            ns.state.org = Some(def);
+            ns.organization = Some(reference(self));
+        }
     }
     fn remove(&self, ns: &mut Namespace) {
         if ns.organization.as_ref().and_then(|r| r.name.as_deref()) == self.meta().name.as_deref() {

@@ -481,7 +481,10 @@ fn overlay<'a>(
             }
         }
         (_, Some(Def::Organization(o))) => {
-            if cached.org.as_ref() != Some(o) {
+            // Only the namespace's own organization is overlaid: a second one
+            // must meet the first in the state to be refused.
+            let same = cached.org.as_ref().is_none_or(|c| c.name == o.name);
+            if same && cached.org.as_ref() != Some(o) {
                 state.to_mut().org = Some(o.clone());
             }
         }
