@@ -22,7 +22,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -32,14 +31,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use orgaccess::controlplane::TEST_ACCESS_ROLE;
 use orgaccess::core::builtin::BuiltinGroup;
-use orgaccess::webhook::{self, Config, Endpoint, Webhook};
-use prometheus_client::registry::Registry;
+use orgaccess::webhook::{self, Endpoint};
 use serde_json::{Value, json};
 use support::{
     ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, fresh_namespace,
     kubectl_stdin, plane,
 };
-use tokio::sync::oneshot;
 
 const GITOPS_GROUP: &str = "platform:gitops";
 const DENIED: &str = "admission webhook \"validate.orgaccess.dev\" denied the request";
@@ -57,43 +54,21 @@ fn root() -> &'static Path {
 /// `RUN_LABEL=<run>`, trusting `system:masters` and `platform:gitops`.
 struct TestWebhook {
     run: String,
-    webhook: Webhook,
+    served: support::webhook::ServedWebhook,
     config_name: String,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _certs: tempfile::TempDir,
 }
 
 impl TestWebhook {
     async fn start() -> TestWebhook {
-        support::install_crds().await;
         let client = admin_client().await;
         let run = format!("{:08x}", rand::random::<u32>());
 
-        let certs = tempfile::tempdir().unwrap();
-        let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
-        let (cert_file, key_file) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
-        std::fs::write(&cert_file, &serving.cert_pem).unwrap();
-        std::fs::write(&key_file, &serving.key_pem).unwrap();
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let config = Config {
-            addr: listener.local_addr().unwrap(),
-            cert_file,
-            key_file,
-            trusted_groups: vec!["system:masters".into(), GITOPS_GROUP.into()],
-            ..Config::default()
-        };
-        let registry = Arc::new(Mutex::new(Registry::default()));
-        let webhook = Webhook::new(client.clone(), config, registry).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(webhook.clone().run_on(listener, async {
-            let _ = stopped.await;
-        }));
-        tokio::time::timeout(Duration::from_secs(30), webhook.ready())
-            .await
-            .expect("webhook caches synced");
+        let served = support::webhook::serve_webhook(Some(vec![
+            "system:masters".into(),
+            GITOPS_GROUP.into(),
+        ]))
+        .await;
+        let port = served.port;
 
         let config_name = format!("orgaccess-agreement-{run}");
         let selector = LabelSelector {
@@ -112,11 +87,8 @@ impl TestWebhook {
             .unwrap();
         TestWebhook {
             run,
-            webhook,
+            served,
             config_name,
-            stop: Some(stop),
-            server,
-            _certs: certs,
         }
     }
 
@@ -140,7 +112,7 @@ impl TestWebhook {
     async fn wait_cached(&self, ns: &str, expected: &[(String, String)]) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let state = &self.webhook.validator().index.namespace(ns).state;
+            let state = &self.served.webhook.validator().index.namespace(ns).state;
             let missing: Vec<&(String, String)> = expected
                 .iter()
                 .filter(|(kind, name)| match kind.as_str() {
@@ -162,15 +134,12 @@ impl TestWebhook {
         }
     }
 
-    async fn stop(mut self) {
+    async fn stop(self) {
         let client = admin_client().await;
         let _ = Api::<ValidatingWebhookConfiguration>::all(client)
             .delete(&self.config_name, &DeleteParams::default())
             .await;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(15), &mut self.server).await;
+        let _ = self.served.shutdown().await;
     }
 }
 

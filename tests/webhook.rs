@@ -7,20 +7,17 @@
 mod support;
 
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::{Api, DeleteParams, PostParams};
 use orgaccess::core::model::OrgState;
-use orgaccess::webhook::{self, Config, Endpoint, Webhook};
-use prometheus_client::registry::Registry;
+use orgaccess::webhook::{self, Endpoint};
 use serde_json::{Value, json};
 use support::{
     ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, fresh_namespace, kubectl,
     kubectl_stdin, plane,
 };
-use tokio::sync::oneshot;
 
 const GITOPS_GROUP: &str = "platform:gitops";
 const NAMESPACE_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
@@ -29,46 +26,23 @@ const DENIED: &str = "admission webhook \"validate.orgaccess.dev\" denied the re
 /// A webhook serving one test namespace.
 struct TestWebhook {
     ns: String,
-    webhook: Webhook,
-    port: u16,
+    served: support::webhook::ServedWebhook,
     config_name: String,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _certs: tempfile::TempDir,
 }
 
 impl TestWebhook {
     /// Starts a webhook (trusting `system:masters` and `platform:gitops`),
     /// registers it for a fresh namespace and waits until the apiserver calls it.
     async fn start() -> TestWebhook {
-        support::install_crds().await;
         let client = admin_client().await;
         let ns = fresh_namespace(&client).await;
 
-        let certs = tempfile::tempdir().unwrap();
-        let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
-        let (cert_file, key_file) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
-        std::fs::write(&cert_file, &serving.cert_pem).unwrap();
-        std::fs::write(&key_file, &serving.key_pem).unwrap();
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let config = Config {
-            addr: listener.local_addr().unwrap(),
-            cert_file,
-            key_file,
-            trusted_groups: vec!["system:masters".into(), GITOPS_GROUP.into()],
-            ..Config::default()
-        };
-        let registry = Arc::new(Mutex::new(Registry::default()));
-        let webhook = Webhook::new(client.clone(), config, registry).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(webhook.clone().run_on(listener, async {
-            let _ = stopped.await;
-        }));
-        tokio::time::timeout(Duration::from_secs(30), webhook.ready())
-            .await
-            .expect("webhook caches synced");
+        let served = support::webhook::serve_webhook(Some(vec![
+            "system:masters".into(),
+            GITOPS_GROUP.into(),
+        ]))
+        .await;
+        let port = served.port;
 
         let config_name = format!("orgaccess-test-{ns}");
         let vwc = webhook::webhook_configuration(
@@ -83,12 +57,8 @@ impl TestWebhook {
             .unwrap();
         let t = TestWebhook {
             ns,
-            webhook,
-            port,
+            served,
             config_name,
-            stop: Some(stop),
-            server,
-            _certs: certs,
         };
         t.wait_until_called().await;
         t
@@ -116,15 +86,12 @@ impl TestWebhook {
         }
     }
 
-    async fn stop(mut self) {
+    async fn stop(self) {
         let client = admin_client().await;
         let _ = Api::<ValidatingWebhookConfiguration>::all(client)
             .delete(&self.config_name, &DeleteParams::default())
             .await;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(15), &mut self.server).await;
+        let _ = self.served.shutdown().await;
     }
 
     async fn create(&self, who: &str, obj: &Value) -> Output {
@@ -161,7 +128,14 @@ impl TestWebhook {
     /// Waits until the webhook's cache of this namespace satisfies `ok`.
     async fn wait_cached(&self, what: &str, ok: impl Fn(&OrgState) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !ok(&self.webhook.validator().index.namespace(&self.ns).state) {
+        while !ok(&self
+            .served
+            .webhook
+            .validator()
+            .index
+            .namespace(&self.ns)
+            .state)
+        {
             assert!(Instant::now() < deadline, "webhook cache never saw {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -178,7 +152,7 @@ impl TestWebhook {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
+        format!("https://127.0.0.1:{}{path}", self.served.port)
     }
 
     /// Seeds the organization: the Organization (with declared sources), the

@@ -6,51 +6,15 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use orgaccess::webhook::{Config, Webhook};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use support::{admin_client, fresh_namespace, plane};
-use tokio::sync::oneshot;
-
-struct Running {
-    port: u16,
-    dir: tempfile::TempDir,
-    stop: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
 
 /// Starts a webhook on a free port with a certificate for 127.0.0.1.
-async fn start() -> Running {
-    support::install_crds().await;
-    let client = admin_client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
-    std::fs::write(dir.path().join("tls.crt"), &serving.cert_pem).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &serving.key_pem).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let config = Config {
-        addr: listener.local_addr().unwrap(),
-        cert_file: dir.path().join("tls.crt"),
-        key_file: dir.path().join("tls.key"),
-        ..Config::default()
-    };
-    let webhook = Webhook::new(client, config, Arc::new(Mutex::new(Registry::default()))).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), webhook.ready())
-        .await
-        .expect("caches synced");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(webhook.run_on(listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        port,
-        dir,
-        stop,
-        server,
-    }
+async fn start() -> support::webhook::ServedWebhook {
+    support::webhook::serve_webhook(None).await
 }
 
 fn https() -> reqwest::Client {
@@ -313,8 +277,7 @@ async fn every_malformed_body_is_a_200_denial_and_the_server_keeps_serving() {
         Some(corpus(&ns).len().to_string().as_str())
     );
 
-    let _ = r.stop.send(());
-    r.server.await.unwrap().unwrap();
+    r.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -335,16 +298,24 @@ async fn the_serving_certificate_is_reloaded_without_a_restart() {
             .unwrap()
             .to_vec()
     };
-    let first = std::fs::read_to_string(r.dir.path().join("tls.crt")).unwrap();
+    let first = std::fs::read_to_string(r.certs.path().join("tls.crt")).unwrap();
     let resp = https().get(&url).send().await.unwrap();
     assert_eq!(peer(&resp), der(&first));
 
     // Rotate as a Secret volume does: new files moved into place.
     let next = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
-    std::fs::write(r.dir.path().join("new.crt"), &next.cert_pem).unwrap();
-    std::fs::write(r.dir.path().join("new.key"), &next.key_pem).unwrap();
-    std::fs::rename(r.dir.path().join("new.key"), r.dir.path().join("tls.key")).unwrap();
-    std::fs::rename(r.dir.path().join("new.crt"), r.dir.path().join("tls.crt")).unwrap();
+    std::fs::write(r.certs.path().join("new.crt"), &next.cert_pem).unwrap();
+    std::fs::write(r.certs.path().join("new.key"), &next.key_pem).unwrap();
+    std::fs::rename(
+        r.certs.path().join("new.key"),
+        r.certs.path().join("tls.key"),
+    )
+    .unwrap();
+    std::fs::rename(
+        r.certs.path().join("new.crt"),
+        r.certs.path().join("tls.crt"),
+    )
+    .unwrap();
     let resp = https().get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(
@@ -353,8 +324,7 @@ async fn the_serving_certificate_is_reloaded_without_a_restart() {
         "the new certificate is served"
     );
 
-    let _ = r.stop.send(());
-    r.server.await.unwrap().unwrap();
+    r.shutdown().await.unwrap();
 }
 
 #[tokio::test]
