@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::status::{Want, apply_if_changed, conditions};
@@ -46,7 +47,14 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     let mut created = Vec::new();
     for b in BuiltinGroup::ALL {
         let needed = !seeded.contains(&b) || b == BuiltinGroup::Administrators;
-        if !needed || groups_api.get_opt(b.object_name()).await?.is_some() {
+        // The shared cache answers "does it exist"; should it lag behind a
+        // creation, the create below gets 409, which counts as existing.
+        let cached = ctx
+            .stores
+            .groups
+            .get(&ObjectRef::new(b.object_name()).within(&ns))
+            .is_some();
+        if !needed || cached {
             if !seeded.contains(&b) {
                 seeded.push(b);
             }
