@@ -928,7 +928,7 @@ fn administrators_may_be_deleted_only_when_the_organization_is_gone_or_going() {
         administrators_protected(&state, &change, &Requester::Trusted).len(),
         1
     );
-    state.org.as_mut().unwrap().deleting = true;
+    state.org.as_mut().unwrap().meta.deleting = true;
     assert!(administrators_protected(&state, &change, &Requester::Trusted).is_empty());
     state.org = None;
     assert!(administrators_protected(&state, &change, &Requester::Trusted).is_empty());
