@@ -196,6 +196,8 @@ pub struct ApiKeyDef {
     pub lifetime: Option<String>,
     pub allowed_ips: Vec<String>,
     pub denied_ips: Vec<String>,
+    /// `spec.rotation.previousKeyValidity`, when a rotation is declared.
+    pub previous_key_validity: Option<String>,
 }
 
 /// Everything the rules need to know about one organization.
