@@ -221,6 +221,25 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
                 "",
             )
             .await?;
+            event = Some(match why {
+                NoValue::Expired => (
+                    EventType::Warning,
+                    "KeyExpired",
+                    format!(
+                        "the key reached the end of its lifetime at {}; Secret {name} holds no value. Create a new key",
+                        plan.expires
+                    ),
+                    "Expire",
+                ),
+                NoValue::Disabled => (
+                    EventType::Normal,
+                    "KeyDisabled",
+                    format!(
+                        "the key is disabled; Secret {name} holds no value. Enabling it generates one"
+                    ),
+                    "Disable",
+                ),
+            });
         }
         SecretAction::Rotate {
             generation,
