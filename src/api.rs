@@ -312,8 +312,10 @@ pub struct MemberStatus {
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!has(self.lifetime) || !has(oldSelf.lifetime) || self.lifetime == oldSelf.lifetime",
-     "message": "lifetime is fixed when the key is created; create a new key for a different lifetime"}
+    {"rule": "!has(oldSelf.lifetime) || (has(self.lifetime) && self.lifetime == oldSelf.lifetime)",
+     "message": "lifetime cannot be removed or changed once set (a key without one lives its template's cap, which setting a lifetime may only shorten); create a new key for a longer life"},
+    {"rule": "(has(self.template) ? self.template : 'Custom') == (has(oldSelf.template) ? oldSelf.template : 'Custom')",
+     "message": "template is fixed when the key is created (it sets the key's lifetime cap and privacy); create a new key from the other template"}
 ]))]
 pub struct ApiKeySpec {
     /// Human name of the key.
@@ -335,7 +337,11 @@ pub struct ApiKeySpec {
     /// A disabled key is kept but refused.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// ISO-8601 duration after which the key expires for good, e.g. P90D. Capped per template.
+    /// ISO-8601 duration after which the key expires for good, counted from
+    /// the key's creation, e.g. P90D. Capped per template: at most P90D for the
+    /// templates that can be public (AnonymousSearch, UsageAnalytics,
+    /// SearchPages), P365D for AuthenticatedSearch and Custom. Absent: the
+    /// template's cap. Cannot be removed or lengthened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<String>,
     /// Addresses or CIDR ranges the key may be used from. Empty: any.
@@ -357,7 +363,8 @@ pub struct Rotation {
     /// Raise to rotate: the operator generates a new value and keeps the previous one valid for `previousKeyValidity`.
     #[schemars(range(min = 0))]
     pub generation: i64,
-    /// ISO-8601 duration the previous value stays valid, at most P30D.
+    /// ISO-8601 duration the previous value stays valid, at most P30D (and
+    /// never past the key's own expiry). Default P7D.
     #[serde(default = "default_previous_validity")]
     pub previous_key_validity: String,
 }
@@ -426,8 +433,36 @@ pub fn crds()
         Organization::crd(),
         Group::crd(),
         Member::crd(),
-        ApiKey::crd(),
+        api_key_crd(),
     ]
+}
+
+/// The ApiKey CRD, with a rule on `metadata.name` the derive cannot express:
+/// the Secret `<name>-apikey` must be a valid object name.
+fn api_key_crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule;
+    let mut crd = ApiKey::crd();
+    let max = crate::core::apikey::MAX_NAME_LEN;
+    for v in &mut crd.spec.versions {
+        if let Some(schema) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            schema
+                .x_kubernetes_validations
+                .get_or_insert_with(Vec::new)
+                .push(ValidationRule {
+                    rule: format!("self.metadata.name.size() <= {max}"),
+                    message: Some(format!(
+                        "an API key name has at most {max} characters, so that its Secret '<name>-apikey' is a valid name"
+                    )),
+                    ..ValidationRule::default()
+                });
+        }
+    }
+    crd
 }
 
 /// The CRDs as one multi-document YAML stream (what `orgaccess crds` prints).
@@ -516,6 +551,11 @@ impl From<&ApiKey> for ApiKeyDef {
             lifetime: k.spec.lifetime.clone(),
             allowed_ips: k.spec.allowed_ips.clone(),
             denied_ips: k.spec.denied_ips.clone(),
+            previous_key_validity: k
+                .spec
+                .rotation
+                .as_ref()
+                .map(|r| r.previous_key_validity.clone()),
             meta: guarded_meta(k.meta()),
         }
     }

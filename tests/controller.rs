@@ -458,3 +458,323 @@ async fn deleted_builtin_groups_stay_deleted_across_organization_re_creation() {
     assert_eq!(now.len(), 5, "groups after re-creation: {now:?}");
     assert!(!now.contains(&"analytics-viewers".to_string()), "{now:?}");
 }
+
+/// The Events of a namespace, as one JSON string (to search for values).
+async fn events_json(client: &kube::Client, ns: &str) -> String {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap()
+}
+
+/// Asserts that nothing derived from `value` (the value, its prefix or its
+/// hash) is in `text`.
+#[track_caller]
+fn assert_no_trace(what: &str, text: &str, value: &[u8]) {
+    let (prefix, hash) = fingerprint(value);
+    let v = String::from_utf8_lossy(value);
+    for (name, needle) in [("value", v.as_ref()), ("prefix", &prefix), ("hash", &hash)] {
+        assert!(
+            !text.contains(needle),
+            "the foreign {name} appears in {what}"
+        );
+    }
+}
+
+/// Issue 12, ownership: a tenant's ApiKey next to an unrelated Secret under
+/// the derived name never reads, reports or changes that Secret; a key
+/// re-created after `--cascade=orphan` does not adopt the old value.
+#[tokio::test]
+async fn api_key_never_adopts_a_secret_it_does_not_control() {
+    let (client, ns) = setup().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let foreign_value = b"sk_live_another_apps_secret_value_0123456789";
+    let foreign: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "legacy-apikey"},
+        "stringData": {"apiKey": String::from_utf8_lossy(foreign_value)},
+    }))
+    .unwrap();
+    let before = secrets.create(&Default::default(), &foreign).await.unwrap();
+    // alice, a tenant, creates `ApiKey legacy` and asks for a rotation too.
+    apply(
+        "alice",
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: legacy}\nspec:\n  displayName: Legacy\n  lifetime: P30D\n  rotation: {generation: 1}\n",
+    )
+    .await;
+    let keys: Api<ApiKey> = Api::namespaced(client.clone(), &ns);
+    let key = eventually("SecretConflict", WAIT, || async {
+        let k = keys.get("legacy").await.ok()?;
+        let ready = k
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
+        (ready.status == "False" && ready.reason == "SecretConflict").then_some(k)
+    })
+    .await;
+    let st = key.status.clone().unwrap();
+    assert!(st.prefix.is_none() && st.hash.is_none() && st.previous_prefix.is_none());
+    assert_no_trace(
+        "status",
+        &serde_json::to_string(&key).unwrap(),
+        foreign_value,
+    );
+    let events = eventually("a SecretConflict event", WAIT, || async {
+        let all = events_json(&client, &ns).await;
+        all.contains("SecretConflict").then_some(all)
+    })
+    .await;
+    assert!(events.contains("\"Warning\""), "{events}");
+    assert_no_trace("events", &events, foreign_value);
+    // Nudge a reconcile, then check the Secret is exactly as it was.
+    keys.patch(
+        "legacy",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"description": "nudge"}})),
+    )
+    .await
+    .unwrap();
+    eventually("observed", WAIT, || async {
+        let k = keys.get("legacy").await.ok()?;
+        (k.status?.observed_generation == k.metadata.generation).then_some(())
+    })
+    .await;
+    let after = secrets.get("legacy-apikey").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(after.data, before.data);
+    assert!(after.metadata.owner_references.is_none());
+
+    // `kubectl delete apikey k --cascade=orphan`, with the garbage
+    // collector's part played by hand (none runs here): the dependents lose
+    // their owner reference, then the `orphan` finalizer goes.
+    apply(
+        "alice",
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: k}\nspec:\n  displayName: K\n  lifetime: P30D\n",
+    )
+    .await;
+    let first = eventually("k's value", WAIT, || async {
+        keys.get("k").await.ok()?.status?.hash
+    })
+    .await;
+    let old_value = secrets.get("k-apikey").await.unwrap().data.unwrap()["apiKey"]
+        .0
+        .clone();
+    assert_eq!(fingerprint(&old_value).1, first);
+    let out = support::kubectl(
+        "alice",
+        &[
+            "delete",
+            "-n",
+            &ns,
+            "apikey",
+            "k",
+            "--cascade=orphan",
+            "--wait=false",
+        ],
+    )
+    .await;
+    support::assert_success("orphaning k's Secret", &out);
+    secrets
+        .patch(
+            "k-apikey",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"ownerReferences": null}})),
+        )
+        .await
+        .unwrap();
+    keys.patch(
+        "k",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually("k gone", WAIT, || async {
+        keys.get_opt("k").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let old = secrets.get("k-apikey").await.unwrap();
+    apply(
+        "alice",
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: k}\nspec:\n  displayName: K again\n  lifetime: P30D\n",
+    )
+    .await;
+    let again = eventually("the new k's conflict", WAIT, || async {
+        let k = keys.get("k").await.ok()?;
+        k.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .any(|c| c.reason == "SecretConflict")
+            .then_some(k)
+    })
+    .await;
+    assert_no_trace(
+        "the new key's status",
+        &serde_json::to_string(&again).unwrap(),
+        &old_value,
+    );
+    let still = secrets.get("k-apikey").await.unwrap();
+    assert_eq!(
+        still.metadata.resource_version,
+        old.metadata.resource_version
+    );
+    // Removing the orphan gives the new key a value of its own.
+    secrets
+        .delete("k-apikey", &Default::default())
+        .await
+        .unwrap();
+    keys.patch(
+        "k",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"description": "nudge"}})),
+    )
+    .await
+    .unwrap();
+    let fresh = eventually("the new k's own value", WAIT, || async {
+        keys.get("k").await.ok()?.status?.hash
+    })
+    .await;
+    assert_ne!(fresh, first);
+    let logs = OPERATOR.get().unwrap().lock().unwrap().logs();
+    assert_no_trace("the operator's logs", &logs, foreign_value);
+    assert!(!logs.contains(String::from_utf8_lossy(&old_value).as_ref()));
+}
+
+/// Issue 12, status only from the operator: with the shipped status policy
+/// (deploy/webhook/status-admission-policy.yaml) bound to this namespace, a
+/// tenant's status patch is refused by the apiserver and the operator's
+/// status writes still go through.
+#[tokio::test]
+async fn status_is_written_only_by_the_operator() {
+    let (client, ns) = setup().await;
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(include_str!(
+        "../deploy/webhook/status-admission-policy.yaml"
+    ))
+    .unwrap();
+    let name = format!("orgaccess-status-{ns}");
+    let (mut policy, mut binding) = (docs[0].clone(), docs[1].clone());
+    policy["metadata"]["name"] = json!(name);
+    binding["metadata"]["name"] = json!(name);
+    binding["spec"]["policyName"] = json!(name);
+    binding["spec"]["matchResources"] = json!({
+        "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } }
+    });
+    for obj in [&policy, &binding] {
+        let out = support::kubectl_stdin(
+            support::ADMIN,
+            &["apply", "-f", "-"],
+            Some(&obj.to_string()),
+        )
+        .await;
+        support::assert_success("applying the status policy", &out);
+    }
+    apply(
+        "alice",
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: ApiKey\nmetadata: {name: k}\nspec:\n  displayName: K\n  template: AnonymousSearch\n",
+    )
+    .await;
+    let keys: Api<ApiKey> = Api::namespaced(client.clone(), &ns);
+    eventually("k's status", WAIT, || async {
+        keys.get("k").await.ok()?.status?.hash
+    })
+    .await;
+    let forged = json!({"status": {"expiresAt": "2099-01-01T00:00:00Z", "createdAt": "2099-01-01T00:00:00Z"}})
+        .to_string();
+    let patch_status = |who: &'static str| {
+        let ns = ns.clone();
+        let forged = forged.clone();
+        async move {
+            support::kubectl(
+                who,
+                &[
+                    "patch",
+                    "-n",
+                    &ns,
+                    "apikey",
+                    "k",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    &forged,
+                ],
+            )
+            .await
+        }
+    };
+    // The policy takes effect asynchronously.
+    let err = eventually("the status policy", WAIT, || async {
+        let out = patch_status("alice").await;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (!out.status.success() && err.contains("written only by the orgaccess operator"))
+            .then_some(err)
+    })
+    .await;
+    assert!(
+        err.contains(&format!("ValidatingAdmissionPolicy '{name}'")),
+        "{err}"
+    );
+    // The other kinds too: alice has RBAC on their status, the policy refuses.
+    apply(
+        "alice",
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: o}\nspec: {displayName: O}\n",
+    )
+    .await;
+    let out = support::kubectl(
+        "alice",
+        &[
+            "patch",
+            "-n",
+            &ns,
+            "organization",
+            "o",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"seededBuiltinGroups":[]}}"#,
+        ],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("written only by the orgaccess operator")
+    );
+    // Expiry comes from metadata.creationTimestamp, never from status: the
+    // operator puts it back.
+    let k = keys.get("k").await.unwrap();
+    let created = k.metadata.creation_timestamp.clone().unwrap().0;
+    let expires: jiff::Timestamp = k.status.unwrap().expires_at.unwrap().parse().unwrap();
+    assert_eq!(
+        expires,
+        created
+            .saturating_add(jiff::SignedDuration::from_hours(24 * 90))
+            .unwrap()
+    );
+    // The operator still writes status (a spec change is reported).
+    keys.patch(
+        "k",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"description": "changed"}})),
+    )
+    .await
+    .unwrap();
+    eventually("the operator's status write", WAIT, || async {
+        let k = keys.get("k").await.ok()?;
+        (k.status?.observed_generation == k.metadata.generation).then_some(())
+    })
+    .await;
+    for obj in [
+        ("validatingadmissionpolicybinding", &name),
+        ("validatingadmissionpolicy", &name),
+    ] {
+        let _ = support::kubectl(support::ADMIN, &["delete", obj.0, obj.1]).await;
+    }
+}

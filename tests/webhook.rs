@@ -265,6 +265,124 @@ async fn a_trusted_principal_passes_the_requester_rules_but_not_the_invariants()
     t.stop().await;
 }
 
+fn api_key(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "ApiKey",
+        "metadata": { "name": name }, "spec": spec,
+    })
+}
+
+/// Issue 12: what an API key may be, at admission, for a tenant who holds every
+/// privilege (alice, an administrator): only the catalog and the CRD refuse.
+#[tokio::test]
+async fn api_keys_are_refused_a_long_rotation_window_a_reserved_privilege_and_a_long_name() {
+    let t = TestWebhook::start().await;
+    t.seed().await;
+    let key = |name: &str, extra: Value| {
+        let mut spec = json!({ "displayName": "K", "lifetime": "P30D" });
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        api_key(name, spec)
+    };
+    assert_denied(
+        "a previous value valid 31 days",
+        &t.create(
+            "alice",
+            &key(
+                "k1",
+                json!({ "rotation": { "generation": 1, "previousKeyValidity": "P31D" } }),
+            ),
+        )
+        .await,
+        &[
+            "[CatalogValidity] spec.rotation.previousKeyValidity",
+            "exceeds 30 days",
+            "P30D or less",
+        ],
+    );
+    assert_denied(
+        "an unreadable previous validity",
+        &t.create(
+            "alice",
+            &key(
+                "k2",
+                json!({ "rotation": { "generation": 1, "previousKeyValidity": "a week" } }),
+            ),
+        )
+        .await,
+        &[
+            "[CatalogValidity] spec.rotation.previousKeyValidity",
+            "'a week' is not an ISO-8601 duration",
+        ],
+    );
+    assert_denied(
+        "a Custom key with Search Impersonate",
+        &t.create(
+            "alice",
+            &key(
+                "k3",
+                json!({ "privileges": [priv_("Search", "Impersonate", "Allowed")] }),
+            ),
+        )
+        .await,
+        &[
+            "[CatalogValidity] spec.privileges[0]",
+            "Search/Impersonate is reserved to the AuthenticatedSearch API key template",
+            "Use template AuthenticatedSearch",
+        ],
+    );
+    assert_success(
+        "the Authenticated search template, which holds Search Impersonate",
+        &t.create(
+            "alice",
+            &key("k4", json!({ "template": "AuthenticatedSearch", "rotation": { "generation": 0, "previousKeyValidity": "P30D" } })),
+        )
+        .await,
+    );
+    // The name: the CRD refuses it before the webhook (the Secret
+    // `<name>-apikey` would not be a valid name).
+    let long = "k".repeat(247);
+    let out = t.create("alice", &key(&long, json!({}))).await;
+    assert!(
+        !out.status.success(),
+        "a 247-character key name was admitted"
+    );
+    assert!(
+        stderr(&out).contains("an API key name has at most 246 characters"),
+        "{}",
+        stderr(&out)
+    );
+    assert_success(
+        "a 246-character key name",
+        &t.create("alice", &key(&"k".repeat(246), json!({}))).await,
+    );
+    // Expiry cannot be undone: lifetime neither removed nor lengthened, the
+    // template (which sets the cap) fixed.
+    for (what, patch, needle) in [
+        (
+            "removing lifetime",
+            json!({ "spec": { "lifetime": null } }),
+            "lifetime cannot be removed or changed",
+        ),
+        (
+            "lengthening lifetime",
+            json!({ "spec": { "lifetime": "P300D" } }),
+            "lifetime cannot be removed or changed",
+        ),
+        (
+            "changing the template",
+            json!({ "spec": { "template": "Custom" } }),
+            "template is fixed",
+        ),
+    ] {
+        let out = t.patch("alice", "apikey", "k4", &patch).await;
+        assert!(!out.status.success(), "{what} was admitted");
+        assert!(stderr(&out).contains(needle), "{what}: {}", stderr(&out));
+    }
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn an_unmapped_user_is_denied_with_how_to_map_it() {
     let t = TestWebhook::start().await;

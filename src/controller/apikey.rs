@@ -1,6 +1,11 @@
-//! ApiKey reconcile: the key value lives only in a Secret the ApiKey owns;
-//! status holds a prefix and a hash. Rotation keeps the previous value valid
-//! for at most 30 days; keys expire after their lifetime.
+//! ApiKey reconcile: observe → [`crate::core::apikey::plan`] → apply.
+//!
+//! The key value lives only in a Secret the ApiKey controls (its controller
+//! ownerReference carries the ApiKey's uid); status holds a prefix and a hash.
+//! A Secret under the derived name that this ApiKey does not control is looked
+//! at through its metadata only and never read, patched or reported on
+//! (`Ready=False`, reason `SecretConflict`). Every patch carries the
+//! `resourceVersion` it was decided on.
 //!
 //! Nothing here logs, records or returns a key value: values go straight from
 //! the generator into the Secret, and only `fingerprint` output leaves.
@@ -10,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -21,18 +26,22 @@ use sha2::{Digest, Sha256};
 use super::status::{Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{ApiKey, ApiKeyPhase, ApiKeyStatus};
+use crate::core::apikey::{
+    KeyFacts, NoValue, OwnedSecret, Phase, SecretAction, SecretFacts, annotations as ann, plan,
+};
 use crate::core::builtin::ApiKeyTemplate;
-use crate::core::rules::lifetime_days;
 
 /// The Secret's data key holding the current value, and the previous one during rotation.
 pub const VALUE_KEY: &str = "apiKey";
 pub const PREVIOUS_KEY: &str = "previousApiKey";
-const PREVIOUS_EXPIRES: &str = "orgaccess.dev/previous-expires-at";
-/// The longest a rotated-out value stays valid.
-pub const MAX_PREVIOUS_DAYS: i64 = 30;
+/// Label on every key Secret (the operator's Secret watch selects on it).
+pub const KEY_LABEL: &str = "orgaccess.dev/api-key";
+/// How soon a key in conflict looks again (a removed foreign Secret does not
+/// trigger the ApiKey: it was never its owner).
+const CONFLICT_RETRY: Duration = Duration::from_secs(60);
 
 pub fn secret_name(key: &ApiKey) -> String {
-    format!("{}-apikey", key.name_any())
+    crate::core::apikey::secret_name(&key.name_any())
 }
 
 /// A new key value: 32 random bytes, URL-safe base64, with a recognisable prefix.
@@ -50,192 +59,331 @@ pub fn fingerprint(value: &[u8]) -> (String, String) {
     (prefix, hex::encode(Sha256::digest(value)))
 }
 
-fn ts(s: &Option<String>) -> Option<Timestamp> {
-    s.as_deref().and_then(|s| s.parse().ok())
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(v)
 }
 
-fn days(d: i64) -> SignedDuration {
-    SignedDuration::from_hours(24 * d)
+/// Whether this ApiKey (by uid) is the Secret's controller.
+fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == "ApiKey")
+}
+
+/// The values of an owned Secret: current and previous.
+struct Values {
+    current: Vec<u8>,
+    previous: Vec<u8>,
+}
+
+fn observe_owned(secret: &Secret) -> (OwnedSecret, Values) {
+    let data = secret.data.as_ref();
+    let get = |k: &str| {
+        data.and_then(|d| d.get(k))
+            .map(|b| b.0.clone())
+            .unwrap_or_default()
+    };
+    let values = Values {
+        current: get(VALUE_KEY),
+        previous: get(PREVIOUS_KEY),
+    };
+    let a = secret.metadata.annotations.as_ref();
+    let note = |k: &str| a.and_then(|a| a.get(k)).map(String::as_str);
+    let facts = OwnedSecret {
+        has_value: !values.current.is_empty(),
+        has_previous: !values.previous.is_empty(),
+        generation: note(ann::GENERATION).and_then(|s| s.parse().ok()),
+        rotated_at: note(ann::ROTATED_AT).and_then(|s| s.parse().ok()),
+        previous_expires: note(ann::PREVIOUS_EXPIRES).and_then(|s| s.parse().ok()),
+        no_value: note(ann::NO_VALUE).and_then(NoValue::parse),
+    };
+    (facts, values)
 }
 
 pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = key.namespace().ok_or(Error::NotNamespaced)?;
+    let uid = key.uid().ok_or(Error::NotNamespaced)?;
     let now = super::now();
     let previous = key.status.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = secret_name(&key);
-    let wanted_generation = key.spec.rotation.as_ref().map_or(0, |r| r.generation);
 
+    // Observe. Ownership is decided on metadata alone: a Secret this key does
+    // not control is never fetched whole.
+    let mut facts = SecretFacts::Missing;
+    let mut values = Values {
+        current: Vec::new(),
+        previous: Vec::new(),
+    };
+    let mut resource_version = None;
+    if let Some(meta) = secrets.get_metadata_opt(&name).await? {
+        if !controlled_by(&meta.metadata, &uid) {
+            facts = SecretFacts::Foreign;
+        } else if let Some(secret) = secrets.get_opt(&name).await? {
+            if controlled_by(&secret.metadata, &uid) {
+                let (owned, v) = observe_owned(&secret);
+                facts = SecretFacts::Owned(owned);
+                values = v;
+                resource_version = secret.metadata.resource_version.clone();
+            } else {
+                facts = SecretFacts::Foreign;
+            }
+        }
+    }
+    let created = key
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let key_facts = KeyFacts {
+        created,
+        enabled: key.spec.enabled,
+        template: key.spec.template.unwrap_or(ApiKeyTemplate::Custom),
+        lifetime: key.spec.lifetime.clone(),
+        wanted_generation: key.spec.rotation.as_ref().map_or(0, |r| r.generation),
+        previous_validity: key
+            .spec
+            .rotation
+            .as_ref()
+            .map(|r| r.previous_key_validity.clone()),
+        warning_days: ctx.api_key_warning_days,
+        legacy_generation: previous.rotation_generation,
+    };
+
+    // Decide.
+    let plan = plan(&key_facts, &facts, now);
+
+    // Apply to the Secret.
+    let precondition = |mut patch: serde_json::Value| {
+        patch["metadata"]["resourceVersion"] = serde_json::json!(resource_version);
+        patch
+    };
+    let mut event: Option<(EventType, &str, String, &str)> = None;
+    match &plan.action {
+        SecretAction::Nothing => {}
+        SecretAction::Conflict => {
+            if !previous
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "SecretConflict")
+            {
+                event = Some((
+                    EventType::Warning,
+                    "SecretConflict",
+                    format!(
+                        "Secret {name} exists and is not controlled by this ApiKey; it is left untouched. Delete or rename it for this key to get a value"
+                    ),
+                    "Generate",
+                ));
+            }
+        }
+        SecretAction::Create { generation } => {
+            let value = generate();
+            create(
+                &secrets,
+                &key,
+                &name,
+                BTreeMap::from([(ann::GENERATION.to_string(), generation.to_string())]),
+                &value,
+            )
+            .await?;
+            values.current = value.into_bytes();
+            event = Some(if previous.hash.is_some() {
+                (
+                    EventType::Warning,
+                    "KeyRegenerated",
+                    format!("Secret {name} was missing; a new key value was generated"),
+                    "Generate",
+                )
+            } else {
+                (
+                    EventType::Normal,
+                    "KeyGenerated",
+                    format!("key value generated into Secret {name}"),
+                    "Generate",
+                )
+            });
+        }
+        SecretAction::CreateEmpty { why } => {
+            create(
+                &secrets,
+                &key,
+                &name,
+                BTreeMap::from([
+                    (
+                        ann::GENERATION.to_string(),
+                        key_facts.wanted_generation.to_string(),
+                    ),
+                    (ann::NO_VALUE.to_string(), why.as_str().to_string()),
+                    (ann::NO_VALUE_MESSAGE.to_string(), why.message(plan.expires)),
+                ]),
+                "",
+            )
+            .await?;
+            event = Some(match why {
+                NoValue::Expired => (
+                    EventType::Warning,
+                    "KeyExpired",
+                    format!(
+                        "the key reached the end of its lifetime at {}; Secret {name} holds no value. Create a new key",
+                        plan.expires
+                    ),
+                    "Expire",
+                ),
+                NoValue::Disabled => (
+                    EventType::Normal,
+                    "KeyDisabled",
+                    format!(
+                        "the key is disabled; Secret {name} holds no value. Enabling it generates one"
+                    ),
+                    "Disable",
+                ),
+            });
+        }
+        SecretAction::Rotate {
+            generation,
+            previous_until,
+        } => {
+            let value = generate();
+            let patch = precondition(serde_json::json!({
+                "metadata": {"annotations": {
+                    ann::GENERATION: generation.to_string(),
+                    ann::ROTATED_AT: now.to_string(),
+                    ann::PREVIOUS_EXPIRES: previous_until.to_string(),
+                }},
+                "data": {VALUE_KEY: b64(value.as_bytes()), PREVIOUS_KEY: b64(&values.current)},
+            }));
+            patch_secret(&secrets, &name, &patch).await?;
+            values.previous = std::mem::replace(&mut values.current, value.into_bytes());
+            event = Some((
+                EventType::Normal,
+                "KeyRotated",
+                format!(
+                    "new value in Secret {name} (generation {generation}); the previous value stays valid until {previous_until}"
+                ),
+                "Rotate",
+            ));
+        }
+        SecretAction::Regenerate { generation } => {
+            let value = generate();
+            let patch = precondition(serde_json::json!({
+                "metadata": {"annotations": {
+                    ann::GENERATION: generation.to_string(),
+                    ann::ROTATED_AT: null,
+                    ann::PREVIOUS_EXPIRES: null,
+                    ann::NO_VALUE: null,
+                    ann::NO_VALUE_MESSAGE: null,
+                }},
+                "data": {VALUE_KEY: b64(value.as_bytes()), PREVIOUS_KEY: null},
+            }));
+            patch_secret(&secrets, &name, &patch).await?;
+            values.current = value.into_bytes();
+            values.previous.clear();
+            let was_disabled =
+                matches!(&facts, SecretFacts::Owned(s) if s.no_value == Some(NoValue::Disabled));
+            event = Some(if was_disabled {
+                (
+                    EventType::Normal,
+                    "KeyEnabled",
+                    format!(
+                        "the key is enabled again: a new value was generated into Secret {name}"
+                    ),
+                    "Enable",
+                )
+            } else {
+                (
+                    EventType::Warning,
+                    "KeyRegenerated",
+                    format!("Secret {name} held no value; a new key value was generated"),
+                    "Generate",
+                )
+            });
+        }
+        SecretAction::DropPrevious => {
+            let patch = precondition(serde_json::json!({
+                "metadata": {"annotations": {ann::PREVIOUS_EXPIRES: null}},
+                "data": {PREVIOUS_KEY: null},
+            }));
+            patch_secret(&secrets, &name, &patch).await?;
+            values.previous.clear();
+        }
+        SecretAction::Blank { why } => {
+            let patch = precondition(serde_json::json!({
+                "metadata": {"annotations": {
+                    ann::NO_VALUE: why.as_str(),
+                    ann::NO_VALUE_MESSAGE: why.message(plan.expires),
+                    ann::PREVIOUS_EXPIRES: null,
+                }},
+                "data": {VALUE_KEY: "", PREVIOUS_KEY: null},
+            }));
+            patch_secret(&secrets, &name, &patch).await?;
+            values.current.clear();
+            values.previous.clear();
+            event = Some(match why {
+                NoValue::Expired => (
+                    EventType::Warning,
+                    "KeyExpired",
+                    format!(
+                        "the key reached the end of its lifetime at {}; its value was removed from Secret {name}. Create a new key",
+                        plan.expires
+                    ),
+                    "Expire",
+                ),
+                NoValue::Disabled => (
+                    EventType::Normal,
+                    "KeyDisabled",
+                    format!(
+                        "the key is disabled; its value was removed from Secret {name}. Enabling it generates a new value"
+                    ),
+                    "Disable",
+                ),
+            });
+        }
+        SecretAction::Stamp { generation } => {
+            let patch = precondition(serde_json::json!({
+                "metadata": {"annotations": {ann::GENERATION: generation.to_string()}},
+            }));
+            patch_secret(&secrets, &name, &patch).await?;
+        }
+    }
+    if let Some((type_, reason, note, action)) = event {
+        ctx.publish(
+            key.as_ref(),
+            Event {
+                type_,
+                reason: reason.into(),
+                note: Some(note),
+                action: action.into(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
+
+    // Status, from what the Secret now holds.
+    let conflict = plan.action == SecretAction::Conflict;
+    let phase = match plan.phase {
+        Phase::Active => ApiKeyPhase::Active,
+        Phase::Disabled => ApiKeyPhase::Disabled,
+        Phase::Expired => ApiKeyPhase::Expired,
+        Phase::Rotating => ApiKeyPhase::Rotating,
+    };
+    let shown = |has: bool, v: &[u8]| (has && !conflict && !v.is_empty()).then(|| fingerprint(v));
+    let current = shown(plan.has_value, &values.current);
     let mut status = ApiKeyStatus {
         secret_name: Some(name.clone()),
-        created_at: previous.created_at.clone(),
-        rotation_generation: previous.rotation_generation,
-        rotated_at: previous.rotated_at.clone(),
-        previous_expires_at: previous.previous_expires_at.clone(),
-        previous_prefix: previous.previous_prefix.clone(),
+        phase: Some(phase),
+        prefix: current.as_ref().map(|f| f.0.clone()),
+        hash: current.map(|f| f.1),
+        created_at: Some(created.to_string()),
+        expires_at: Some(plan.expires.to_string()),
+        rotation_generation: plan.generation,
+        rotated_at: plan.rotated_at.map(|t| t.to_string()),
+        previous_expires_at: plan.previous_expires.map(|t| t.to_string()),
+        previous_prefix: shown(plan.has_previous, &values.previous).map(|f| f.0),
         ..ApiKeyStatus::default()
     };
-    let mut notes: Vec<String> = Vec::new();
-
-    let value: Vec<u8> = match secrets.get_opt(&name).await? {
-        None => {
-            // Created once. A Secret deleted by hand is regenerated, loudly.
-            let value = generate();
-            let owner = key.controller_owner_ref(&()).ok_or(Error::NotNamespaced)?;
-            let secret = Secret {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    owner_references: Some(vec![owner]),
-                    labels: Some(BTreeMap::from([(
-                        "orgaccess.dev/api-key".to_string(),
-                        key.name_any(),
-                    )])),
-                    ..ObjectMeta::default()
-                },
-                type_: Some("Opaque".into()),
-                string_data: Some(BTreeMap::from([(VALUE_KEY.to_string(), value.clone())])),
-                ..Secret::default()
-            };
-            secrets.create(&PostParams::default(), &secret).await?;
-            let regenerated = previous.hash.is_some();
-            // The lifetime counts from the ApiKey's creation, not from this reconcile.
-            status.created_at = Some(
-                key.metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map_or(now, |t| t.0)
-                    .to_string(),
-            );
-            status.rotation_generation = Some(wanted_generation);
-            status.rotated_at = None;
-            status.previous_expires_at = None;
-            status.previous_prefix = None;
-            let (reason, type_, note) = if regenerated {
-                (
-                    "KeyRegenerated",
-                    EventType::Warning,
-                    format!("Secret {name} was missing; a new key value was generated"),
-                )
-            } else {
-                (
-                    "KeyGenerated",
-                    EventType::Normal,
-                    format!("key value generated into Secret {name}"),
-                )
-            };
-            ctx.publish(
-                key.as_ref(),
-                Event {
-                    type_,
-                    reason: reason.into(),
-                    note: Some(note),
-                    action: "Generate".into(),
-                    secondary: None,
-                },
-            )
-            .await;
-            value.into_bytes()
-        }
-        Some(secret) => {
-            let data = secret.data.unwrap_or_default();
-            let current = data.get(VALUE_KEY).map(|b| b.0.clone()).unwrap_or_default();
-            let previous_expires = secret
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(PREVIOUS_EXPIRES))
-                .and_then(|s| s.parse::<Timestamp>().ok());
-            if status.created_at.is_none() {
-                status.created_at = secret.metadata.creation_timestamp.map(|t| t.0.to_string());
-            }
-            if status.rotation_generation.is_none() {
-                status.rotation_generation = Some(wanted_generation);
-            }
-            if wanted_generation > status.rotation_generation.unwrap_or(0) {
-                // Rotate: the new value replaces the old, which stays valid for a bounded time.
-                let asked = key
-                    .spec
-                    .rotation
-                    .as_ref()
-                    .map(|r| r.previous_key_validity.clone())
-                    .unwrap_or_default();
-                let mut validity = lifetime_days(&asked).unwrap_or(7);
-                if validity > MAX_PREVIOUS_DAYS {
-                    notes.push(format!("previousKeyValidity {asked} exceeds {MAX_PREVIOUS_DAYS} days; the previous value is kept {MAX_PREVIOUS_DAYS} days"));
-                    validity = MAX_PREVIOUS_DAYS;
-                }
-                let until = now.saturating_add(days(validity)).unwrap_or(now);
-                let new_value = generate();
-                let patch = serde_json::json!({
-                    "metadata": {"annotations": {PREVIOUS_EXPIRES: until.to_string()}},
-                    "data": {
-                        VALUE_KEY: base64::engine::general_purpose::STANDARD.encode(&new_value),
-                        PREVIOUS_KEY: base64::engine::general_purpose::STANDARD.encode(&current),
-                    },
-                });
-                secrets
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-                status.rotation_generation = Some(wanted_generation);
-                status.rotated_at = Some(now.to_string());
-                status.previous_expires_at = Some(until.to_string());
-                status.previous_prefix = Some(fingerprint(&current).0);
-                ctx.publish(key.as_ref(), Event {
-                    type_: EventType::Normal,
-                    reason: "KeyRotated".into(),
-                    note: Some(format!("new value in Secret {name}; the previous value stays valid until {until}")),
-                    action: "Rotate".into(),
-                    secondary: None,
-                }).await;
-                new_value.into_bytes()
-            } else {
-                if previous_expires.is_some_and(|t| now >= t) && data.contains_key(PREVIOUS_KEY) {
-                    // The rotated-out value has had its time: remove it.
-                    let patch = serde_json::json!({
-                        "metadata": {"annotations": {PREVIOUS_EXPIRES: null}},
-                        "data": {PREVIOUS_KEY: null},
-                    });
-                    secrets
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await?;
-                    status.previous_expires_at = None;
-                    status.previous_prefix = None;
-                }
-                current
-            }
-        }
-    };
-    let (prefix, hash) = fingerprint(&value);
-    status.prefix = Some(prefix);
-    status.hash = Some(hash);
-
-    // Expiry by lifetime, capped by the template.
-    let template = key.spec.template.unwrap_or(ApiKeyTemplate::Custom);
-    let lifetime = key
-        .spec
-        .lifetime
-        .as_deref()
-        .map(lifetime_days)
-        .transpose()
-        .unwrap_or_else(|e| {
-            notes.push(e);
-            None
-        });
-    let lifetime = lifetime.map(|d| d.min(template.max_lifetime_days()));
-    let created = ts(&status.created_at).unwrap_or(now);
-    let expires = lifetime.and_then(|d| created.saturating_add(days(d)).ok());
-    status.expires_at = expires.map(|t| t.to_string());
-    let previous_valid = ts(&status.previous_expires_at).is_some_and(|t| now < t);
-    let phase = if expires.is_some_and(|t| now >= t) {
-        ApiKeyPhase::Expired
-    } else if !key.spec.enabled {
-        ApiKeyPhase::Disabled
-    } else if previous_valid {
-        ApiKeyPhase::Rotating
-    } else {
-        ApiKeyPhase::Active
-    };
-    status.phase = Some(phase);
     let snap = ctx.stores.snapshot(&ns);
     status.privileges = snap
         .grantees
@@ -244,52 +392,129 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         .map(|p| p.to_specs())
         .unwrap_or_default();
     status.observed_generation = key.metadata.generation;
+    let (ready_reason, ready_message) = if conflict {
+        (
+            "SecretConflict",
+            format!(
+                "Secret {name} exists and is not controlled by this ApiKey; it is left untouched. Delete or rename it for this key to get a value"
+            ),
+        )
+    } else {
+        let reason = match phase {
+            ApiKeyPhase::Active => "Active",
+            ApiKeyPhase::Rotating => "Rotating",
+            ApiKeyPhase::Disabled => "Disabled",
+            ApiKeyPhase::Expired => "Expired",
+        };
+        let message = if plan.notes.is_empty() {
+            format!("key is {phase:?}")
+        } else {
+            plan.notes.join("; ")
+        };
+        (reason, message)
+    };
+    let expires = plan.expires;
+    let was_soon = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "ExpiringSoon" && c.status == "True");
     status.conditions = conditions(
         &previous.conditions,
-        vec![Want {
-            type_: "Ready",
-            ok: matches!(phase, ApiKeyPhase::Active | ApiKeyPhase::Rotating),
-            reason: match phase {
-                ApiKeyPhase::Active => "Active",
-                ApiKeyPhase::Rotating => "Rotating",
-                ApiKeyPhase::Disabled => "Disabled",
-                ApiKeyPhase::Expired => "Expired",
+        vec![
+            Want {
+                type_: "Ready",
+                ok: !conflict && matches!(phase, ApiKeyPhase::Active | ApiKeyPhase::Rotating),
+                reason: ready_reason,
+                message: ready_message,
             },
-            message: if notes.is_empty() {
-                format!("key is {phase:?}")
-            } else {
-                notes.join("; ")
+            Want {
+                type_: "ExpiringSoon",
+                ok: plan.expiring_soon,
+                reason: if plan.expiring_soon {
+                    "ExpiringSoon"
+                } else if phase == ApiKeyPhase::Expired {
+                    "Expired"
+                } else {
+                    "NotExpiringSoon"
+                },
+                message: if phase == ApiKeyPhase::Expired {
+                    format!("the key expired at {expires}")
+                } else {
+                    format!(
+                        "the key expires at {expires} ({} days after its creation)",
+                        plan.lifetime_days
+                    )
+                },
             },
-        }],
+        ],
         key.metadata.generation,
     );
 
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
     if apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await? {
         ctx.metrics.status_write("ApiKey");
-        if phase == ApiKeyPhase::Expired && previous.phase != Some(ApiKeyPhase::Expired) {
-            ctx.publish(
-                key.as_ref(),
-                Event {
-                    type_: EventType::Warning,
-                    reason: "KeyExpired".into(),
-                    note: Some("the key reached the end of its lifetime; create a new key".into()),
-                    action: "Expire".into(),
-                    secondary: None,
-                },
-            )
-            .await;
-        }
+    }
+    if plan.expiring_soon && !was_soon {
+        ctx.publish(
+            key.as_ref(),
+            Event {
+                type_: EventType::Warning,
+                reason: "KeyExpiringSoon".into(),
+                note: Some(format!(
+                    "the key expires at {expires}; create a replacement key and move its consumers before then"
+                )),
+                action: "Expire".into(),
+                secondary: None,
+            },
+        )
+        .await;
     }
 
-    // Wake up for the next deadline: expiry or the end of a rotation window.
-    let next = [expires, ts(&status.previous_expires_at)]
-        .into_iter()
-        .flatten()
-        .filter(|t| *t > now)
-        .map(|t| Duration::from_secs(t.duration_since(now).as_secs().max(1) as u64))
-        .min()
+    // Wake up for the next deadline: the warning, expiry or the end of a rotation window.
+    let next = plan
+        .next_deadline
+        .map(|t: Timestamp| Duration::from_secs(t.duration_since(now).as_secs().max(1) as u64))
         .unwrap_or(RESYNC)
-        .min(RESYNC);
+        .min(if conflict { CONFLICT_RETRY } else { RESYNC });
     Ok(Action::requeue(next))
+}
+
+async fn create(
+    secrets: &Api<Secret>,
+    key: &ApiKey,
+    name: &str,
+    annotations: BTreeMap<String, String>,
+    value: &str,
+) -> Result<(), Error> {
+    let owner = key.controller_owner_ref(&()).ok_or(Error::NotNamespaced)?;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            owner_references: Some(vec![owner]),
+            labels: Some(BTreeMap::from([(KEY_LABEL.to_string(), key.name_any())])),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([(VALUE_KEY.to_string(), value.to_string())])),
+        ..Secret::default()
+    };
+    // A Secret created meanwhile under the name makes this fail (409): the
+    // next reconcile judges its ownership.
+    secrets.create(&PostParams::default(), &secret).await?;
+    Ok(())
+}
+
+/// Merge-patches an owned Secret; the patch carries the resourceVersion the
+/// decision was made on, so a concurrent change makes it fail (409) and the
+/// reconcile starts over from what is there.
+async fn patch_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<(), Error> {
+    secrets
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
 }

@@ -14,7 +14,7 @@ mod organization;
 pub mod state;
 pub mod status;
 
-pub use apikey::{PREVIOUS_KEY, VALUE_KEY, fingerprint, secret_name};
+pub use apikey::{KEY_LABEL, PREVIOUS_KEY, VALUE_KEY, fingerprint, secret_name};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -143,6 +143,8 @@ pub struct Ctx {
     pub client: Client,
     pub stores: Stores,
     pub metrics: Arc<Metrics>,
+    /// Days before expiry when an API key is reported as soon to expire.
+    pub api_key_warning_days: i64,
     recorder: Recorder,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
@@ -242,6 +244,10 @@ pub struct ControllerArgs {
     /// Identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Report an API key as soon to expire (a Warning event and the
+    /// `ExpiringSoon` condition) this many days before its expiry.
+    #[arg(long, env = "ORGACCESS_API_KEY_EXPIRY_WARNING_DAYS", default_value_t = crate::core::apikey::DEFAULT_EXPIRY_WARNING_DAYS)]
+    pub api_key_expiry_warning_days: i64,
 }
 
 /// Which namespaces the controller watches.
@@ -318,6 +324,7 @@ pub async fn run(
         client: client.clone(),
         stores,
         metrics,
+        api_key_warning_days: args.api_key_expiry_warning_days,
         recorder: Recorder::new(client.clone(), reporter),
         failures: Mutex::default(),
     });
@@ -371,7 +378,7 @@ pub async fn run(
         .with_config(cfg)
         .owns(
             Api::<Secret>::all(client.clone()),
-            watcher::Config::default().labels("orgaccess.dev/api-key"),
+            watcher::Config::default().labels(KEY_LABEL),
         )
         .reconcile_on(triggers.api_keys)
         .graceful_shutdown_on(shutdown.clone())

@@ -126,14 +126,36 @@ impl ApiKeyTemplate {
         }
     }
 
-    /// Longest lifetime a key from this template may have, in days. The product
-    /// caps lifetimes per template but the values are not public: we chose one
-    /// year for every template, and 90 days for public keys (they leak by design).
+    /// Longest lifetime a key from this template may have, in days; also the
+    /// lifetime of a key whose `spec.lifetime` is absent.
+    ///
+    /// Where the figures come from: the platform caps lifetimes per template
+    /// (`enforcedLifetimePeriod`, `privilege-catalog.md` §5.2) and keys "expire
+    /// for good" (§5.3), but the cap values are not public (§8 item 8,
+    /// UNCONFIRMED). Our choice: 90 days for templates that "can be public"
+    /// (their keys are exposed by design, so they must rotate out quickly) and
+    /// 365 days for the "must remain private" ones. `docs/api-keys.md` lists them.
     pub fn max_lifetime_days(self) -> i64 {
         match self.privacy() {
             Privacy::CanBePublic => 90,
             Privacy::MustRemainPrivate => 365,
         }
+    }
+
+    /// The template a privilege is reserved to, if it is: a key from any other
+    /// template (Custom included) cannot hold it.
+    ///
+    /// Evidence: the platform answers a Custom key holding Search Impersonate
+    /// with an error; such keys must use the Authenticated search template,
+    /// whose purpose is minting search tokens (`privilege-catalog.md` §5.2;
+    /// docs.coveo.com/en/105: "never publicly expose an API key granting the
+    /// Allowed access level on the Impersonate domain... it should only be used
+    /// when implementing the search token authentication method").
+    pub fn reserved_to(service: Service, domain: &str) -> Option<ApiKeyTemplate> {
+        RESERVED
+            .iter()
+            .find(|(s, d, _)| *s == service && *d == domain)
+            .map(|(_, _, t)| *t)
     }
 
     pub fn privileges(self) -> PrivilegeSet {
@@ -145,10 +167,14 @@ impl ApiKeyTemplate {
                 spec(Search, "ExecuteQueries", Allowed),
                 spec(Analytics, "AnalyticsData", Push),
             ],
-            // Documented purpose; impersonation is what creating search tokens needs.
+            // What minting search tokens needs (docs.coveo.com/en/56, /en/105):
+            // Search Impersonate to create tokens for a user, Analytics
+            // Impersonate and Analytics data Push so the tokens' events are
+            // logged as that user, Execute queries for the queries themselves.
             ApiKeyTemplate::AuthenticatedSearch => vec![
                 spec(Search, "ExecuteQueries", Allowed),
                 spec(Search, "Impersonate", Allowed),
+                spec(Analytics, "Impersonate", Allowed),
                 spec(Analytics, "AnalyticsData", Push),
             ],
             // Inferred: events under any identity = push + analytics impersonation.
@@ -169,6 +195,13 @@ impl ApiKeyTemplate {
         parse_all(&specs).expect("API key template data is valid")
     }
 }
+
+/// Privileges reserved to one API key template (see [`ApiKeyTemplate::reserved_to`]).
+const RESERVED: &[(Service, &str, ApiKeyTemplate)] = &[(
+    Service::Search,
+    "Impersonate",
+    ApiKeyTemplate::AuthenticatedSearch,
+)];
 
 /// Every domain at its highest level, Can Create wherever the domain creates.
 pub fn full_access() -> PrivilegeSet {
@@ -287,6 +320,36 @@ mod tests {
             assert!(!t.privileges().is_empty());
         }
         assert!(ApiKeyTemplate::Custom.privileges().is_empty());
+    }
+
+    #[test]
+    fn authenticated_search_holds_what_minting_search_tokens_needs() {
+        let held = ApiKeyTemplate::AuthenticatedSearch.privileges().to_specs();
+        for (service, domain) in [
+            (Service::Search, "Impersonate"),
+            (Service::Analytics, "Impersonate"),
+            (Service::Analytics, "AnalyticsData"),
+        ] {
+            assert!(
+                held.iter()
+                    .any(|p| p.service == service && p.domain == domain),
+                "{service:?}/{domain}"
+            );
+        }
+        // Reserved privileges sit in the template they are reserved to.
+        for (service, domain, t) in RESERVED {
+            assert!(
+                t.privileges()
+                    .to_specs()
+                    .iter()
+                    .any(|p| p.service == *service && p.domain == *domain)
+            );
+            assert_eq!(ApiKeyTemplate::reserved_to(*service, domain), Some(*t));
+        }
+        assert_eq!(
+            ApiKeyTemplate::reserved_to(Service::Analytics, "Impersonate"),
+            None
+        );
     }
 
     #[test]

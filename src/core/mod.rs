@@ -1,6 +1,7 @@
 //! The pure core: privilege catalog, privilege algebra, built-in groups and
 //! templates, effective privileges and the admission rules. No kube types here.
 
+pub mod apikey;
 pub mod builtin;
 pub mod catalog;
 pub mod effective;

@@ -263,6 +263,8 @@ pub struct ApiKeyDef {
     pub lifetime: Option<String>,
     pub allowed_ips: Vec<String>,
     pub denied_ips: Vec<String>,
+    /// `spec.rotation.previousKeyValidity`, when a rotation is declared.
+    pub previous_key_validity: Option<String>,
     pub meta: Meta,
 }
 

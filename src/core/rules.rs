@@ -396,7 +396,19 @@ pub fn lifetime_days(lifetime: &str) -> Result<i64, String> {
 }
 
 fn api_key_valid(k: &ApiKeyDef, out: &mut Vec<Violation>) {
-    let template = k.template.unwrap_or(super::builtin::ApiKeyTemplate::Custom);
+    use super::apikey::{MAX_NAME_LEN, MAX_PREVIOUS_DAYS, SECRET_SUFFIX};
+    use super::builtin::ApiKeyTemplate;
+    let template = k.template.unwrap_or(ApiKeyTemplate::Custom);
+    if k.name.len() > MAX_NAME_LEN {
+        out.push(violation(
+            Rule::CatalogValidity,
+            "metadata.name",
+            format!(
+                "an API key name has at most {MAX_NAME_LEN} characters (this one has {}), so that its Secret '<name>{SECRET_SUFFIX}' is a valid name",
+                k.name.len()
+            ),
+        ));
+    }
     if let Some(lifetime) = &k.lifetime {
         match lifetime_days(lifetime) {
             Err(e) => out.push(violation(Rule::CatalogValidity, "spec.lifetime", e)),
@@ -410,6 +422,36 @@ fn api_key_valid(k: &ApiKeyDef, out: &mut Vec<Violation>) {
                 ),
             )),
             Ok(_) => {}
+        }
+    }
+    if let Some(v) = &k.previous_key_validity {
+        let field = "spec.rotation.previousKeyValidity";
+        match lifetime_days(v) {
+            Err(_) => out.push(violation(
+                Rule::CatalogValidity,
+                field,
+                format!("previousKeyValidity '{v}' is not an ISO-8601 duration such as P7D; give the days the previous value stays valid, at most P{MAX_PREVIOUS_DAYS}D"),
+            )),
+            Ok(days) if days > MAX_PREVIOUS_DAYS => out.push(violation(
+                Rule::CatalogValidity,
+                field,
+                format!("previousKeyValidity {v} ({days} days) exceeds {MAX_PREVIOUS_DAYS} days: a rotated-out value stays valid at most P{MAX_PREVIOUS_DAYS}D; choose P{MAX_PREVIOUS_DAYS}D or less"),
+            )),
+            Ok(_) => {}
+        }
+    }
+    for (i, p) in k.privileges.iter().enumerate() {
+        if let Some(owner) = ApiKeyTemplate::reserved_to(p.service, &p.domain)
+            && owner != template
+        {
+            out.push(violation(
+                Rule::CatalogValidity,
+                format!("spec.privileges[{i}]"),
+                format!(
+                    "{}/{} is reserved to the {owner:?} API key template; a {template:?} key cannot hold it. Use template {owner:?} (spec.template: {owner:?}), which holds it",
+                    p.service, p.domain
+                ),
+            ));
         }
     }
     for (field, list) in [("allowedIps", &k.allowed_ips), ("deniedIps", &k.denied_ips)] {
