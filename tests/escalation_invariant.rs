@@ -873,3 +873,37 @@ fn no_admitted_change_escalates_any_principal() {
         cases()
     );
 }
+
+/// A group's members (its status) and its members' own memberships (their
+/// status and the requester mapping) are one fact: they agree on any state.
+#[test]
+fn group_members_agree_with_member_memberships() {
+    use orgaccess::core::effective::group_members;
+    let mut runner = TestRunner::new(Config {
+        cases: 500,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&arb_state(), |state| {
+        let grantees = resolve_grantees(&state);
+        for g in GROUPS {
+            let (active, inactive) =
+                group_members(&state, &grantees, state.members.values(), g, now());
+            for m in state.members.values() {
+                let ms = member_effective(&state, &grantees, m, now())
+                    .memberships
+                    .into_iter()
+                    .find(|ms| ms.group == g);
+                prop_assert_eq!(
+                    ms.as_ref().is_some_and(|ms| ms.active),
+                    active.contains(&m.name)
+                );
+                prop_assert_eq!(ms.is_some_and(|ms| !ms.active), inactive.contains(&m.name));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -8,8 +8,7 @@ use kube::{Api, ResourceExt};
 use super::status::{Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{Group, GroupStatus};
-use crate::core::effective::MemberPhase;
-use crate::core::effective::{granted_by_spec, member_phase};
+use crate::core::effective::{granted_by_spec, group_members};
 use crate::core::model::MemberDef;
 
 pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -24,26 +23,15 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
     );
     let privileges = snap.grantees.groups.get(&name).cloned().unwrap_or_default();
 
-    // Members: invited (active when accepted) or brought in by an identity set.
-    let lifetime = snap.state.invitation_lifetime_days();
-    let now = super::now();
-    let (mut active, mut inactive) = (Vec::new(), Vec::new());
-    for m in ctx.stores.members_in(&ns) {
-        let def = MemberDef::from(m.as_ref());
-        let invited = def.groups.contains(&name);
-        let by_set = group.spec.identity_sets.iter().any(|s| s.matches(&def));
-        if !invited && !by_set {
-            continue;
-        }
-        let accepted = member_phase(&def, lifetime, now).0 == MemberPhase::Active;
-        if by_set || accepted {
-            active.push(def.name)
-        } else {
-            inactive.push(def.name)
-        }
-    }
-    active.sort();
-    inactive.sort();
+    // Members by either route, from the one core definition of membership.
+    let members: Vec<MemberDef> = ctx
+        .stores
+        .members_in(&ns)
+        .iter()
+        .map(|m| MemberDef::from(m.as_ref()))
+        .collect();
+    let (active, inactive) =
+        group_members(&snap.state, &snap.grantees, &members, &name, super::now());
 
     let dangling: Vec<String> = group
         .spec

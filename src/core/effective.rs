@@ -292,6 +292,31 @@ pub fn member_effective(
     }
 }
 
+/// The members of a group, by either route, split into those whose membership
+/// counts (accepted, the group exists) and the others (pending or expired).
+/// The Group's status reports this; it is the same membership the members'
+/// own effective privileges are computed from.
+pub fn group_members<'a>(
+    state: &OrgState,
+    grantees: &Grantees,
+    members: impl IntoIterator<Item = &'a MemberDef>,
+    group: &str,
+    now: Timestamp,
+) -> (Vec<String>, Vec<String>) {
+    let (mut active, mut inactive) = (Vec::new(), Vec::new());
+    for m in members {
+        let eff = member_effective(state, grantees, m, now);
+        match eff.memberships.iter().find(|ms| ms.group == group) {
+            Some(ms) if ms.active => active.push(m.name.clone()),
+            Some(_) => inactive.push(m.name.clone()),
+            None => {}
+        }
+    }
+    active.sort();
+    inactive.sort();
+    (active, inactive)
+}
+
 /// Does this member map the Kubernetes identity? A Terminating member maps
 /// nobody: a finalizer must not keep a revoked member's subjects acting.
 pub fn maps_identity(m: &MemberDef, username: &str, groups: &[String]) -> bool {
