@@ -15,7 +15,7 @@ use crate::core::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
 use crate::core::effective::{MemberPhase, Via};
 use crate::core::model::{
     AccessEntry, ApiKeyDef, DEFAULT_INVITATION_DAYS, GroupDef, IdentitySet, MemberDef,
-    MemberIdentity, OrgDef, OrgResources, OrgState, Subject,
+    MemberIdentity, Meta, OrgDef, OrgResources, OrgState, Subject,
 };
 use crate::core::privilege::PrivilegeSpec;
 
@@ -483,6 +483,20 @@ fn created_at<K: Resource>(obj: &K) -> Option<jiff::Timestamp> {
     obj.meta().creation_timestamp.as_ref().map(|t| t.0)
 }
 
+/// The guarded parts of an object's metadata, for the rules.
+pub fn guarded_meta(meta: &kube::api::ObjectMeta) -> Meta {
+    Meta {
+        owner_references: meta
+            .owner_references
+            .iter()
+            .flatten()
+            .map(|o| format!("{}/{}/{}", o.kind, o.name, o.uid))
+            .collect(),
+        finalizers: meta.finalizers.clone().unwrap_or_default(),
+        deleting: meta.deletion_timestamp.is_some(),
+    }
+}
+
 impl From<&Organization> for OrgDef {
     fn from(o: &Organization) -> Self {
         OrgDef {
@@ -490,7 +504,7 @@ impl From<&Organization> for OrgDef {
             display_name: o.spec.display_name.clone(),
             resources: o.spec.resources.clone(),
             invitation_lifetime_days: o.spec.invitation_lifetime_days,
-            deleting: o.meta().deletion_timestamp.is_some(),
+            meta: guarded_meta(o.meta()),
         }
     }
 }
@@ -506,6 +520,7 @@ impl From<&Group> for GroupDef {
             access: g.spec.access.clone(),
             identity_sets: g.spec.identity_sets.clone(),
             duplicate_of: g.spec.duplicate_of.clone(),
+            meta: guarded_meta(g.meta()),
         }
     }
 }
@@ -521,6 +536,7 @@ impl From<&Member> for MemberDef {
             invited_at: created_at(m),
             sso_groups: m.spec.sso_groups.clone(),
             salesforce_profile: m.spec.salesforce_profile.clone(),
+            meta: guarded_meta(m.meta()),
         }
     }
 }
@@ -542,6 +558,7 @@ impl From<&ApiKey> for ApiKeyDef {
                 .rotation
                 .as_ref()
                 .map(|r| r.previous_key_validity.clone()),
+            meta: guarded_meta(k.meta()),
         }
     }
 }

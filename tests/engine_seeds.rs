@@ -38,6 +38,7 @@ fn member(name: &str, groups: &[&str]) -> MemberDef {
         invited_at: None,
         sso_groups: vec![],
         salesforce_profile: None,
+        ..MemberDef::default()
     }
 }
 

@@ -34,6 +34,18 @@ fn builtin_group(b: BuiltinGroup) -> Group {
     }
 }
 
+/// Does the organization's Administrators group exist? The shared cache
+/// answers; only when it says "no" is the API asked, so a cache that has not
+/// caught up (a restart, a watch lag) never makes the operator re-seed.
+async fn administrators_exist(ctx: &Ctx, api: &Api<Group>, ns: &str) -> Result<bool, Error> {
+    let name = BuiltinGroup::Administrators.object_name();
+    let seeded = |g: &Group| g.spec.built_in == Some(BuiltinGroup::Administrators);
+    if let Some(g) = ctx.stores.groups.get(&ObjectRef::new(name).within(ns)) {
+        return Ok(seeded(&g));
+    }
+    Ok(api.get_opt(name).await?.is_some_and(|g| seeded(&g)))
+}
+
 pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = org.namespace().ok_or(Error::NotNamespaced)?;
     if org.metadata.deletion_timestamp.is_some() {
@@ -42,36 +54,31 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     let previous = org.status.clone().unwrap_or_default();
     let groups_api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
 
-    // Seed each built-in group once; Administrators always exists.
-    let mut seeded = previous.seeded_builtin_groups.clone();
+    // Seed the built-in groups once per organization. Administrators is
+    // created last and cannot be deleted while its Organization exists, so it
+    // is the record: once it exists, seeding is done, and a built-in group an
+    // administrator deleted is never re-created, not even when the
+    // Organization itself is deleted and re-created (status, which a status
+    // writer could reset, is only a report).
+    let seeded_already = administrators_exist(&ctx, &groups_api, &ns).await?;
     let mut created = Vec::new();
-    for b in BuiltinGroup::ALL {
-        let needed = !seeded.contains(&b) || b == BuiltinGroup::Administrators;
-        // The shared cache answers "does it exist"; should it lag behind a
-        // creation, the create below gets 409, which counts as existing.
-        let cached = ctx
-            .stores
-            .groups
-            .get(&ObjectRef::new(b.object_name()).within(&ns))
-            .is_some();
-        if !needed || cached {
-            if !seeded.contains(&b) {
-                seeded.push(b);
+    if !seeded_already {
+        let others = BuiltinGroup::ALL
+            .into_iter()
+            .filter(|b| *b != BuiltinGroup::Administrators);
+        for b in others.chain([BuiltinGroup::Administrators]) {
+            match groups_api
+                .create(&PostParams::default(), &builtin_group(b))
+                .await
+            {
+                Ok(_) => created.push(b.display_name()),
+                // Exists already (a cache lag, or a previous partial pass).
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
             }
-            continue;
-        }
-        match groups_api
-            .create(&PostParams::default(), &builtin_group(b))
-            .await
-        {
-            Ok(_) => created.push(b.display_name()),
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-        if !seeded.contains(&b) {
-            seeded.push(b);
         }
     }
+    let mut seeded = BuiltinGroup::ALL.to_vec();
     seeded.sort();
     if !created.is_empty() {
         ctx.publish(

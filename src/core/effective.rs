@@ -143,8 +143,8 @@ pub enum Via {
 pub struct Membership {
     pub group: String,
     pub via: Via,
-    /// The membership counts: the group exists and the invitation is accepted
-    /// (identity-set memberships need no invitation).
+    /// The membership counts: the group exists and the member is accepted
+    /// (by either route).
     pub active: bool,
 }
 
@@ -240,7 +240,29 @@ pub fn member_phase(
     }
 }
 
+/// The groups a member is in, by both routes: the groups they are invited to
+/// (whether or not those exist yet) and every group of the state whose identity
+/// sets match them. This is the one place membership is computed: status,
+/// requester mapping and the admission rules all ask it.
+pub fn member_groups(state: &OrgState, m: &MemberDef) -> Vec<(String, Via)> {
+    let mut out: Vec<(String, Via)> = m
+        .groups
+        .iter()
+        .map(|g| (g.clone(), Via::Invitation))
+        .collect();
+    for g in state.groups.values() {
+        if !m.groups.contains(&g.name) && g.identity_sets.iter().any(|s| s.matches(m)) {
+            out.push((g.name.clone(), Via::IdentitySet));
+        }
+    }
+    out
+}
+
 /// A member's effective privileges at `now`.
+///
+/// Only an accepted member holds anything, whichever route brings them into a
+/// group: a pending or expired member holds no privileges (DOMAIN §2). An
+/// identity-provider sync (or the member's first sign-in) sets `accepted`.
 pub fn member_effective(
     state: &OrgState,
     grantees: &Grantees,
@@ -248,24 +270,14 @@ pub fn member_effective(
     now: Timestamp,
 ) -> MemberEffective {
     let (phase, expires) = member_phase(m, state.invitation_lifetime_days(), now);
-    let mut memberships: Vec<Membership> = m
-        .groups
-        .iter()
-        .map(|g| Membership {
-            group: g.clone(),
-            via: Via::Invitation,
-            active: phase == MemberPhase::Active && grantees.groups.contains_key(g),
+    let memberships: Vec<Membership> = member_groups(state, m)
+        .into_iter()
+        .map(|(group, via)| Membership {
+            active: phase == MemberPhase::Active && grantees.groups.contains_key(&group),
+            group,
+            via,
         })
         .collect();
-    for g in state.groups.values() {
-        if g.identity_sets.iter().any(|s| s.matches(m)) && !m.groups.contains(&g.name) {
-            memberships.push(Membership {
-                group: g.name.clone(),
-                via: Via::IdentitySet,
-                active: true,
-            });
-        }
-    }
     let mut privileges = PrivilegeSet::new();
     for ms in memberships.iter().filter(|ms| ms.active) {
         if let Some(set) = grantees.groups.get(&ms.group) {
@@ -278,6 +290,12 @@ pub fn member_effective(
         memberships,
         privileges,
     }
+}
+
+/// Does this member map the Kubernetes identity? A Terminating member maps
+/// nobody: a finalizer must not keep a revoked member's subjects acting.
+pub fn maps_identity(m: &MemberDef, username: &str, groups: &[String]) -> bool {
+    !m.meta.deleting && m.subjects.iter().any(|s| s.matches(username, groups))
 }
 
 /// The requester's identity mapped to members, and their merged privileges.
@@ -296,7 +314,7 @@ pub fn requester_view(
 ) -> RequesterView {
     let mut view = RequesterView::default();
     for m in state.members.values() {
-        if m.subjects.iter().any(|s| s.matches(username, groups)) {
+        if maps_identity(m, username, groups) {
             view.members.push(m.name.clone());
             view.privileges
                 .merge_in(&member_effective(state, grantees, m, now).privileges);

@@ -110,8 +110,40 @@ pub enum SubjectKind {
 }
 
 impl Subject {
-    /// Does the Kubernetes user (name and groups) match this subject?
+    /// When this subject stands for a whole class of identities rather than
+    /// people or workloads someone chose (every authenticated user, every
+    /// service account, anonymous requests, ...), what that class is.
+    pub fn class_of_identities(&self) -> Option<&'static str> {
+        match (self.kind, self.name.as_str()) {
+            (SubjectKind::Group, "system:authenticated") => {
+                Some("every authenticated user of the cluster")
+            }
+            (SubjectKind::Group, "system:unauthenticated") => {
+                Some("every anonymous request to the cluster")
+            }
+            (SubjectKind::Group, "system:serviceaccounts") => {
+                Some("every service account of the cluster")
+            }
+            (SubjectKind::Group, n) if n.starts_with("system:serviceaccounts:") => {
+                Some("every service account of a namespace")
+            }
+            (SubjectKind::Group, n) if n.starts_with("system:") => {
+                Some("a Kubernetes system group, a class of identities the cluster assigns")
+            }
+            (SubjectKind::User, "system:anonymous") => {
+                Some("every anonymous request to the cluster")
+            }
+            _ => None,
+        }
+    }
+
+    /// Does the Kubernetes user (name and groups) match this subject? A
+    /// subject that stands for a whole class of identities matches nobody:
+    /// admission refuses it, and one stored before that rule grants nothing.
     pub fn matches(&self, username: &str, groups: &[String]) -> bool {
+        if self.class_of_identities().is_some() {
+            return false;
+        }
         match self.kind {
             SubjectKind::User => self.name == username,
             SubjectKind::Group => groups.contains(&self.name),
@@ -148,6 +180,19 @@ pub struct OrgResources {
 // Core views of the four kinds
 // ---------------------------------------------------------------------------
 
+/// The parts of an object's metadata the rules guard: an owner reference hands
+/// the object's deletion to the garbage collector, a finalizer keeps a deleted
+/// object (and, for a Member, its subjects' mapping) alive, and a deletion
+/// timestamp means the object is going away.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Owner references, as `Kind/name/uid`.
+    pub owner_references: Vec<String>,
+    pub finalizers: Vec<String>,
+    /// The object has a deletion timestamp (Terminating).
+    pub deleting: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OrgDef {
     /// Object name; a namespace holds one organization.
@@ -155,8 +200,8 @@ pub struct OrgDef {
     pub display_name: String,
     pub resources: OrgResources,
     pub invitation_lifetime_days: u32,
-    /// The Organization is being deleted: built-in groups may go with it.
-    pub deleting: bool,
+    /// `meta.deleting`: the Organization is being deleted, built-in groups may go with it.
+    pub meta: Meta,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -169,6 +214,7 @@ pub struct GroupDef {
     pub access: Vec<AccessEntry>,
     pub identity_sets: Vec<IdentitySet>,
     pub duplicate_of: Option<String>,
+    pub meta: Meta,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -182,6 +228,27 @@ pub struct MemberDef {
     pub invited_at: Option<Timestamp>,
     pub sso_groups: Vec<String>,
     pub salesforce_profile: Option<String>,
+    /// A Terminating member maps no Kubernetes identity.
+    pub meta: Meta,
+}
+
+impl Default for MemberDef {
+    fn default() -> Self {
+        MemberDef {
+            name: String::new(),
+            identity: MemberIdentity {
+                provider: Provider::Email,
+                username: String::new(),
+            },
+            groups: Vec::new(),
+            subjects: Vec::new(),
+            accepted: false,
+            invited_at: None,
+            sso_groups: Vec::new(),
+            salesforce_profile: None,
+            meta: Meta::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -198,6 +265,7 @@ pub struct ApiKeyDef {
     pub denied_ips: Vec<String>,
     /// `spec.rotation.previousKeyValidity`, when a rotation is declared.
     pub previous_key_validity: Option<String>,
+    pub meta: Meta,
 }
 
 /// Everything the rules need to know about one organization.

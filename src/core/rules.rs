@@ -11,8 +11,10 @@ use jiff::{Span, SpanRelativeTo};
 
 use super::builtin::BuiltinGroup;
 use super::catalog::{self, ResourceKind};
-use super::effective::{Grantees, api_key_spec_privileges, group_spec_privileges};
-use super::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
+use super::effective::{
+    Grantee, Grantees, api_key_spec_privileges, group_spec_privileges, member_groups,
+};
+use super::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, Meta, OrgDef, OrgState, Subject};
 use super::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec, named_resources};
 
 /// The rules, named as in the documentation and in denial messages.
@@ -24,6 +26,9 @@ pub enum Rule {
     RequiredPrivileges,
     NoEscalation,
     UnknownRequester,
+    /// SSO groups and Salesforce profiles are identity-provider assertions:
+    /// only trusted principals (an identity-provider sync) write them.
+    IdentityClaims,
 }
 
 impl fmt::Display for Rule {
@@ -158,9 +163,11 @@ pub fn check(
         ));
         return out;
     }
+    out.extend(identity_claims(change, requester));
+    out.extend(guarded_metadata(change, requester));
     out.extend(duplicate(state, grantees, change, requester));
     out.extend(required_privileges(state, change, requester));
-    out.extend(no_escalation(state, change, requester));
+    out.extend(no_escalation(state, grantees, change, requester));
     out
 }
 
@@ -206,6 +213,20 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
                         Rule::CatalogValidity,
                         format!("spec.groups[{i}]"),
                         format!("group '{g}' is listed twice; list it once"),
+                    ));
+                }
+            }
+            for (i, subject) in m.subjects.iter().enumerate() {
+                if let Some(why) = subject.class_of_identities() {
+                    out.push(violation(
+                        Rule::CatalogValidity,
+                        format!("spec.subjects[{i}]"),
+                        format!(
+                            "{} {} matches {why}: every one of them would act as this member with all its privileges; \
+                             name a user, an identity-provider group or a service account instead",
+                            subject_kind(subject),
+                            subject.name
+                        ),
                     ));
                 }
             }
@@ -280,10 +301,33 @@ fn same_spec(old: Option<Object>, new: Option<Object>) -> bool {
                 && a.resources == b.resources
                 && a.invitation_lifetime_days == b.invitation_lifetime_days
         }
-        (Some(Object::Group(a)), Some(Object::Group(b))) => a == b,
-        (Some(Object::Member(a)), Some(Object::Member(b))) => a == b,
-        (Some(Object::ApiKey(a)), Some(Object::ApiKey(b))) => a == b,
+        (Some(Object::Group(a)), Some(Object::Group(b))) => {
+            *a == GroupDef {
+                meta: a.meta.clone(),
+                ..b.clone()
+            }
+        }
+        (Some(Object::Member(a)), Some(Object::Member(b))) => {
+            *a == MemberDef {
+                meta: a.meta.clone(),
+                ..b.clone()
+            }
+        }
+        (Some(Object::ApiKey(a)), Some(Object::ApiKey(b))) => {
+            *a == ApiKeyDef {
+                meta: a.meta.clone(),
+                ..b.clone()
+            }
+        }
         _ => false,
+    }
+}
+
+fn subject_kind(s: &Subject) -> &'static str {
+    match s.kind {
+        super::model::SubjectKind::User => "User",
+        super::model::SubjectKind::Group => "Group",
+        super::model::SubjectKind::ServiceAccount => "ServiceAccount",
     }
 }
 
@@ -456,7 +500,7 @@ pub fn administrators_protected(
     let is_admins = |g: &GroupDef| g.builtin == Some(BuiltinGroup::Administrators);
     match (change.operation, old, new) {
         (Operation::Delete, Some(o), _)
-            if is_admins(o) && state.org.as_ref().is_some_and(|org| !org.deleting) =>
+            if is_admins(o) && state.org.as_ref().is_some_and(|org| !org.meta.deleting) =>
         {
             out.push(violation(
             Rule::AdministratorsProtected,
@@ -574,9 +618,50 @@ fn edit_domain(domain: catalog::DomainId) -> PrivilegeSet {
     s
 }
 
+fn member<'a>(o: Option<Object<'a>>) -> Option<&'a MemberDef> {
+    match o {
+        Some(Object::Member(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// The groups a member is in by both routes, by name.
+fn group_names(state: &OrgState, m: Option<&MemberDef>) -> BTreeSet<String> {
+    m.map(|m| {
+        member_groups(state, m)
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Who a member is changed: their identity, the identity provider's claims,
+/// their acceptance or the Kubernetes subjects that act as them. Such a change
+/// is an update of the organization's members, not of one group.
+fn member_who_changed(old: &MemberDef, new: &MemberDef) -> bool {
+    old.identity != new.identity
+        || old.sso_groups != new.sso_groups
+        || old.salesforce_profile != new.salesforce_profile
+        || old.accepted != new.accepted
+        || old.subjects != new.subjects
+}
+
+/// Does the change hand the member's privileges to someone who did not hold
+/// them: a new member, a new subject, a new identity or claim, an acceptance?
+/// Then every group the member is in is granted anew.
+fn member_granted_anew(old: Option<&MemberDef>, new: &MemberDef) -> bool {
+    let Some(old) = old else { return true };
+    old.identity != new.identity
+        || old.sso_groups != new.sso_groups
+        || old.salesforce_profile != new.salesforce_profile
+        || (!old.accepted && new.accepted)
+        || new.subjects.iter().any(|s| !old.subjects.contains(s))
+}
+
 /// What a change requires of its requester (DOMAIN.md §4 rule 4), with a
 /// phrase for the denial.
-pub fn required(change: &Change) -> Vec<(PrivilegeSet, String)> {
+pub fn required(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, String)> {
     let groups = *catalog::GROUPS;
     let keys = *catalog::API_KEYS;
     let name = change.name;
@@ -600,76 +685,92 @@ pub fn required(change: &Change) -> Vec<(PrivilegeSet, String)> {
         (Some(Object::ApiKey(_)), Operation::Delete) => {
             vec![(edit_on(keys, name), format!("deleting API key '{name}'"))]
         }
+        (Some(Object::Organization(_)), Operation::Delete) => vec![(
+            super::builtin::full_access(),
+            "deleting the Organization (an organization-level act: it needs every privilege, as Administrators hold)".into(),
+        )],
         (Some(Object::Organization(_)), _) => {
             vec![(
                 edit_domain(*catalog::ORGANIZATION),
                 "changing the Organization's settings".into(),
             )]
         }
-        (Some(Object::Member(_)), _) => member_changes(change)
-            .into_iter()
-            .map(|(group, what)| {
-                (
-                    edit_on(groups, &group),
-                    format!("{what} group '{group}' (an edit of that group)"),
-                )
-            })
-            .collect(),
+        (Some(Object::Member(_)), _) => member_required(state, change),
         (None, _) => Vec::new(),
     }
 }
 
-/// The groups a member change edits, and how.
-fn member_changes<'a>(change: &Change<'a>) -> Vec<(String, &'static str)> {
-    fn member<'a>(o: Option<Object<'a>>) -> Option<&'a MemberDef> {
-        match o {
-            Some(Object::Member(m)) => Some(m),
-            _ => None,
-        }
-    }
+/// Rule 4 for members. Creating, deleting or changing who a member is needs
+/// Edit on Groups domain-wide (the platform's "update organization members");
+/// adding or removing a member to or from a group, by invitation or by an
+/// identity set that starts or stops matching, is an edit of that group; any
+/// other update is an edit of every group the member is in.
+fn member_required(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, String)> {
+    let groups = *catalog::GROUPS;
+    let name = change.name;
+    let members_edit = |what: String| (edit_domain(groups), what);
     let (old, new) = (member(change.old), member(change.new));
-    let groups_of = |m: Option<&MemberDef>| {
-        m.map(|m| m.groups.iter().cloned().collect::<BTreeSet<_>>())
-            .unwrap_or_default()
-    };
-    let (before, after) = (groups_of(old), groups_of(new));
-    // Changing who the member is (identity, subjects, acceptance) changes who
-    // holds every one of their groups' privileges.
-    let identity_changed = match (old, new) {
+    match (old, new) {
+        (None, Some(_)) => vec![members_edit(format!(
+            "creating member '{name}' (an update of the organization's members)"
+        ))],
+        (Some(_), None) => vec![members_edit(format!(
+            "deleting member '{name}' (an update of the organization's members)"
+        ))],
         (Some(o), Some(n)) => {
-            o.identity != n.identity
-                || o.subjects != n.subjects
-                || o.accepted != n.accepted
-                || o.sso_groups != n.sso_groups
-                || o.salesforce_profile != n.salesforce_profile
+            if member_who_changed(o, n) {
+                return vec![members_edit(format!(
+                    "changing who member '{name}' is (identity, identity-provider claims, acceptance or Kubernetes subjects)"
+                ))];
+            }
+            let (before, after) = (group_names(state, Some(o)), group_names(state, Some(n)));
+            let mut out: Vec<(PrivilegeSet, String)> = after
+                .difference(&before)
+                .map(|g| {
+                    (
+                        edit_on(groups, g),
+                        format!("adding a member to group '{g}' (an edit of that group)"),
+                    )
+                })
+                .chain(before.difference(&after).map(|g| {
+                    (
+                        edit_on(groups, g),
+                        format!("removing a member from group '{g}' (an edit of that group)"),
+                    )
+                }))
+                .collect();
+            if out.is_empty() {
+                // Labels, annotations and the like: an edit of the member,
+                // which belongs to the groups it is in.
+                out = before
+                    .iter()
+                    .map(|g| {
+                        (
+                            edit_on(groups, g),
+                            format!("editing member '{name}' of group '{g}'"),
+                        )
+                    })
+                    .collect();
+                if out.is_empty() {
+                    out.push(members_edit(format!("editing member '{name}'")));
+                }
+            }
+            out
         }
-        _ => false,
-    };
-    let mut out = Vec::new();
-    for g in after.difference(&before) {
-        out.push((g.clone(), "adding a member to"));
+        (None, None) => Vec::new(),
     }
-    for g in before.difference(&after) {
-        out.push((g.clone(), "removing a member from"));
-    }
-    if identity_changed {
-        for g in before.intersection(&after) {
-            out.push((g.clone(), "changing the identity of a member of"));
-        }
-    }
-    out
 }
 
 /// Rule 4: creating needs Can Create, changing or deleting needs Edit on the object.
 pub fn required_privileges(
-    _state: &OrgState,
+    state: &OrgState,
     change: &Change,
     requester: &Requester,
 ) -> Vec<Violation> {
     let Some(mine) = requester.privileges() else {
         return Vec::new();
     };
-    required(change)
+    required(state, change)
         .into_iter()
         .filter_map(|(need, what)| {
             let lacking = mine.missing(&need);
@@ -687,21 +788,166 @@ pub fn required_privileges(
         .collect()
 }
 
+/// Rule 4, metadata: untrusted requesters may not add owner references or
+/// finalizers to the organization's objects. An owner reference hands the
+/// object's deletion to the garbage collector (a trusted principal), and a
+/// finalizer keeps a deleted object, and a revoked member's mapping, alive.
+pub fn guarded_metadata(change: &Change, requester: &Requester) -> Vec<Violation> {
+    if requester.is_trusted() {
+        return Vec::new();
+    }
+    let meta = |o: Option<Object>| -> Option<Meta> {
+        Some(match o? {
+            Object::Organization(x) => x.meta.clone(),
+            Object::Group(x) => x.meta.clone(),
+            Object::Member(x) => x.meta.clone(),
+            Object::ApiKey(x) => x.meta.clone(),
+        })
+    };
+    let Some(new) = meta(change.new) else {
+        return Vec::new();
+    };
+    let old = meta(change.old).unwrap_or_default();
+    let mut out = Vec::new();
+    if new
+        .owner_references
+        .iter()
+        .any(|r| !old.owner_references.contains(r))
+    {
+        out.push(violation(
+            Rule::RequiredPrivileges,
+            "metadata.ownerReferences",
+            format!(
+                "{} may not add owner references to the organization's objects: an owner reference hands the object's deletion to the garbage collector; \
+                 only trusted platform principals set them",
+                requester.describe()
+            ),
+        ));
+    }
+    if new.finalizers.iter().any(|f| !old.finalizers.contains(f)) {
+        out.push(violation(
+            Rule::RequiredPrivileges,
+            "metadata.finalizers",
+            format!(
+                "{} may not add finalizers to the organization's objects: a finalizer keeps a deleted object (and a removed member's access) alive; \
+                 only trusted platform principals set them",
+                requester.describe()
+            ),
+        ));
+    }
+    out
+}
+
+/// SSO groups and Salesforce profiles decide membership by identity set, and
+/// they are the identity provider's assertions about a person: only a trusted
+/// principal (the identity-provider sync) writes them, never a tenant, for
+/// themselves or anyone else.
+pub fn identity_claims(change: &Change, requester: &Requester) -> Vec<Violation> {
+    if requester.is_trusted() {
+        return Vec::new();
+    }
+    let Some(new) = member(change.new) else {
+        return Vec::new();
+    };
+    let old = member(change.old);
+    let mut out = Vec::new();
+    let sso_before = old.map(|o| &o.sso_groups[..]).unwrap_or_default();
+    if new.sso_groups != sso_before {
+        out.push(violation(
+            Rule::IdentityClaims,
+            "spec.ssoGroups",
+            format!(
+                "{} may not set a member's SSO groups: they are the identity provider's assertion (its user.groups attribute) and decide identity-set memberships; \
+                 they are written only by the identity-provider sync (a trusted platform principal)",
+                requester.describe()
+            ),
+        ));
+    }
+    let profile_before = old.and_then(|o| o.salesforce_profile.as_ref());
+    if new.salesforce_profile.as_ref() != profile_before {
+        out.push(violation(
+            Rule::IdentityClaims,
+            "spec.salesforceProfile",
+            format!(
+                "{} may not set a member's Salesforce profile: it is the identity provider's assertion and decides identity-set memberships; \
+                 it is written only by the identity-provider sync (a trusted platform principal)",
+                requester.describe()
+            ),
+        ));
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // Rule 5: no escalation
 // ---------------------------------------------------------------------------
 
-/// The privileges an object grants: its own (template + explicit) and, through
-/// its access list, Custom levels on itself to other grantees.
-fn granted(obj: Option<Object>, name: &str) -> PrivilegeSet {
-    let (mut set, access, domain) = match obj {
-        Some(Object::Group(g)) => (group_spec_privileges(g), &g.access[..], *catalog::GROUPS),
+/// What other objects' access lists grant to a grantee in the state, leaving
+/// out the list of the object under change (its old and new lists are
+/// compared separately).
+fn incoming_access(state: &OrgState, to: &Grantee, changed: (&str, &str)) -> PrivilegeSet {
+    let mut set = PrivilegeSet::new();
+    let lists = state
+        .groups
+        .values()
+        .map(|g| ("Group", *catalog::GROUPS, &g.name, &g.access))
+        .chain(
+            state
+                .api_keys
+                .values()
+                .map(|k| ("ApiKey", *catalog::API_KEYS, &k.name, &k.access)),
+        );
+    for (kind, domain, object, list) in lists {
+        if (kind, object.as_str()) == changed {
+            continue;
+        }
+        for e in list {
+            if e.grantee().as_ref() == Some(to) {
+                set.add_resource(domain, object, e.level.into());
+            }
+        }
+    }
+    set
+}
+
+/// What a group or API key holds: its own privileges (template + explicit)
+/// and what access lists grant it — other objects' lists as the state has
+/// them, and its own list as this version has it.
+fn holds(state: &OrgState, obj: Option<Object>, name: &str) -> PrivilegeSet {
+    let (kind, grantee, mut set, own_access, domain) = match obj {
+        Some(Object::Group(g)) => (
+            "Group",
+            Grantee::Group(name.into()),
+            group_spec_privileges(g),
+            &g.access[..],
+            *catalog::GROUPS,
+        ),
         Some(Object::ApiKey(k)) => (
+            "ApiKey",
+            Grantee::ApiKey(name.into()),
             api_key_spec_privileges(k),
             &k.access[..],
             *catalog::API_KEYS,
         ),
         _ => return PrivilegeSet::new(),
+    };
+    set.merge_in(&incoming_access(state, &grantee, (kind, name)));
+    for e in own_access {
+        if e.grantee().as_ref() == Some(&grantee) {
+            set.add_resource(domain, name, e.level.into());
+        }
+    }
+    set
+}
+
+/// The privileges an object grants: what it holds (see [`holds`]) and,
+/// through its access list, Custom levels on itself to other grantees.
+fn granted(state: &OrgState, obj: Option<Object>, name: &str) -> PrivilegeSet {
+    let mut set = holds(state, obj, name);
+    let (access, domain) = match obj {
+        Some(Object::Group(g)) => (&g.access[..], *catalog::GROUPS),
+        Some(Object::ApiKey(k)) => (&k.access[..], *catalog::API_KEYS),
+        _ => return set,
     };
     for e in access {
         set.add_resource(domain, name, e.level.into());
@@ -709,17 +955,31 @@ fn granted(obj: Option<Object>, name: &str) -> PrivilegeSet {
     set
 }
 
-/// Rule 5: a requester grants only what their own privileges cover. For an
-/// edit, only what the change adds is checked, so holders of a group's edit
-/// right can rename it without holding all it grants. Adding a member to a
-/// group grants them the group's privileges, so that is checked too.
-pub fn no_escalation(state: &OrgState, change: &Change, requester: &Requester) -> Vec<Violation> {
+/// Rule 5: a requester grants only what their own privileges cover, whatever
+/// the path (DOMAIN.md §4 rule 5, docs/security.md):
+/// - a group's or API key's privileges and access lists: what the change adds,
+///   including, on a create, what other objects' access lists already grant
+///   the name (so edit rights on a group allow renaming it without holding all
+///   it grants, and a re-created name inherits nothing for free);
+/// - an identity set added to a group brings in whoever it matches: it needs
+///   everything the group holds;
+/// - a member newly in a group, by invitation or identity set, or a member
+///   whose identity, claims, acceptance or Kubernetes subjects change: it
+///   needs everything each such group holds (access-list grants included);
+///   invitations to groups that do not exist are refused, not skipped.
+pub fn no_escalation(
+    state: &OrgState,
+    grantees: &Grantees,
+    change: &Change,
+    requester: &Requester,
+) -> Vec<Violation> {
     let Some(mine) = requester.privileges() else {
         return Vec::new();
     };
     let mut out = Vec::new();
     if matches!(change.new, Some(Object::Group(_)) | Some(Object::ApiKey(_))) {
-        let added = granted(change.old, change.name).missing(&granted(change.new, change.name));
+        let before = granted(state, change.old, change.name);
+        let added = before.missing(&granted(state, change.new, change.name));
         let lacking = mine.missing(&added);
         if !lacking.is_empty() {
             let template = match change.new {
@@ -743,25 +1003,77 @@ pub fn no_escalation(state: &OrgState, change: &Change, requester: &Requester) -
             ));
         }
     }
-    if let Some(Object::Member(_)) = change.new {
-        for (group, what) in member_changes(change) {
-            if what != "adding a member to" {
-                continue;
-            }
-            let Some(g) = state.groups.get(&group) else {
-                continue;
-            };
-            let lacking = mine.missing(&group_spec_privileges(g));
+    // On a create the check above already asked for all the group holds.
+    if let (Some(Object::Group(old)), Some(Object::Group(new))) = (change.old, change.new) {
+        let old_sets = &old.identity_sets[..];
+        if new.identity_sets.iter().any(|s| !old_sets.contains(s)) {
+            let lacking = mine.missing(&holds(state, change.new, change.name));
             if !lacking.is_empty() {
+                out.push(violation(
+                    Rule::NoEscalation,
+                    "spec.identitySets",
+                    format!(
+                        "{} cannot add an identity set to group '{}': it makes everyone it matches a member, with everything the group holds, and they lack: {lacking}",
+                        requester.describe(),
+                        change.name
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(Object::Member(new)) = change.new {
+        out.extend(member_escalation(
+            state, grantees, change, new, requester, mine,
+        ));
+    }
+    out
+}
+
+fn member_escalation(
+    state: &OrgState,
+    grantees: &Grantees,
+    change: &Change,
+    new: &MemberDef,
+    requester: &Requester,
+    mine: &PrivilegeSet,
+) -> Vec<Violation> {
+    let old = member(change.old);
+    let after = group_names(state, Some(new));
+    let before = group_names(state, old);
+    let newly: BTreeSet<&String> = if member_granted_anew(old, new) {
+        after.iter().collect()
+    } else {
+        after.difference(&before).collect()
+    };
+    let invited_before = |g: &String| old.is_some_and(|o| o.groups.contains(g));
+    let mut out = Vec::new();
+    for group in newly {
+        let Some(holds) = grantees.groups.get(group) else {
+            // A dangling invitation kept from before grants nothing now, and
+            // whoever re-creates the group must hold all it grants.
+            if !invited_before(group) {
                 out.push(violation(
                     Rule::NoEscalation,
                     "spec.groups",
                     format!(
-                        "{} cannot add a member to group '{group}', which grants privileges they do not hold; missing: {lacking}",
-                        requester.describe()
+                        "group '{group}' does not exist in this organization; invite members only to existing groups \
+                         (a member waiting for a group would join it, with whatever it grants, the moment someone creates it)"
                     ),
                 ));
             }
+            continue;
+        };
+        let lacking = mine.missing(holds);
+        if !lacking.is_empty() {
+            out.push(violation(
+                Rule::NoEscalation,
+                "spec.groups",
+                format!(
+                    "{} cannot make member '{}' hold group '{group}' (by invitation, identity set or a change of who the member is), which grants privileges they do not hold; missing: {lacking}",
+                    requester.describe(),
+                    change.name
+                ),
+            ));
         }
     }
     out

@@ -508,10 +508,10 @@ fn overlay<'a>(
     let grantees_changed =
         matches!(state, Cow::Owned(_)) && matches!(kind, Kind::Group | Kind::ApiKey);
     if teardown
-        && state.org.as_ref().is_some_and(|o| !o.deleting)
+        && state.org.as_ref().is_some_and(|o| !o.meta.deleting)
         && let Some(org) = state.to_mut().org.as_mut()
     {
-        org.deleting = true;
+        org.meta.deleting = true;
     }
     (state, grantees_changed)
 }
