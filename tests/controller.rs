@@ -398,6 +398,67 @@ async fn members_and_groups_report_missing_references_without_failing() {
     assert!(refs.message.contains("nope"));
 }
 
+/// Built-in groups are seeded once per organization: deleting one, then
+/// deleting and re-creating the Organization (or resetting its status record)
+/// does not bring it back (DOMAIN §2, issue 10).
+#[tokio::test]
+async fn deleted_builtin_groups_stay_deleted_across_organization_re_creation() {
+    let (client, ns) = setup().await;
+    let org = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: acme}\nspec: {displayName: Acme}\n";
+    apply(support::ADMIN, &ns, org).await;
+    let groups: Api<Group> = Api::namespaced(client.clone(), &ns);
+    let names = || async {
+        let mut n: Vec<String> = groups
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|g| g.metadata.name)
+            .collect();
+        n.sort();
+        n
+    };
+    eventually("the six built-in groups", WAIT, || async {
+        (names().await.len() == 6).then_some(())
+    })
+    .await;
+    groups
+        .delete("analytics-viewers", &Default::default())
+        .await
+        .unwrap();
+    let orgs: Api<Organization> = Api::namespaced(client.clone(), &ns);
+    // A status writer clears the record, then the Organization is re-created.
+    orgs.patch_status(
+        "acme",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": { "seededBuiltinGroups": [] } })),
+    )
+    .await
+    .unwrap();
+    orgs.delete("acme", &Default::default()).await.unwrap();
+    eventually("the Organization gone", WAIT, || async {
+        orgs.get_opt("acme").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    apply(support::ADMIN, &ns, org).await;
+    eventually("the re-created Organization ready", WAIT, || async {
+        let o = orgs.get("acme").await.ok()?;
+        let ready = o
+            .status?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(())
+    })
+    .await;
+    // One more resync window for a wrong re-seed to show.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now = names().await;
+    assert_eq!(now.len(), 5, "groups after re-creation: {now:?}");
+    assert!(!now.contains(&"analytics-viewers".to_string()), "{now:?}");
+}
+
 /// The Events of a namespace, as one JSON string (to search for values).
 async fn events_json(client: &kube::Client, ns: &str) -> String {
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
@@ -716,65 +777,4 @@ async fn status_is_written_only_by_the_operator() {
     ] {
         let _ = support::kubectl(support::ADMIN, &["delete", obj.0, obj.1]).await;
     }
-}
-
-/// Built-in groups are seeded once per organization: deleting one, then
-/// deleting and re-creating the Organization (or resetting its status record)
-/// does not bring it back (DOMAIN §2, issue 10).
-#[tokio::test]
-async fn deleted_builtin_groups_stay_deleted_across_organization_re_creation() {
-    let (client, ns) = setup().await;
-    let org = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: acme}\nspec: {displayName: Acme}\n";
-    apply(support::ADMIN, &ns, org).await;
-    let groups: Api<Group> = Api::namespaced(client.clone(), &ns);
-    let names = || async {
-        let mut n: Vec<String> = groups
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|g| g.metadata.name)
-            .collect();
-        n.sort();
-        n
-    };
-    eventually("the six built-in groups", WAIT, || async {
-        (names().await.len() == 6).then_some(())
-    })
-    .await;
-    groups
-        .delete("analytics-viewers", &Default::default())
-        .await
-        .unwrap();
-    let orgs: Api<Organization> = Api::namespaced(client.clone(), &ns);
-    // A status writer clears the record, then the Organization is re-created.
-    orgs.patch_status(
-        "acme",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": { "seededBuiltinGroups": [] } })),
-    )
-    .await
-    .unwrap();
-    orgs.delete("acme", &Default::default()).await.unwrap();
-    eventually("the Organization gone", WAIT, || async {
-        orgs.get_opt("acme").await.unwrap().is_none().then_some(())
-    })
-    .await;
-    apply(support::ADMIN, &ns, org).await;
-    eventually("the re-created Organization ready", WAIT, || async {
-        let o = orgs.get("acme").await.ok()?;
-        let ready = o
-            .status?
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        ready.then_some(())
-    })
-    .await;
-    // One more resync window for a wrong re-seed to show.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let now = names().await;
-    assert_eq!(now.len(), 5, "groups after re-creation: {now:?}");
-    assert!(!now.contains(&"analytics-viewers".to_string()), "{now:?}");
 }
