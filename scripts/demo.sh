@@ -256,6 +256,10 @@ webhooks:
 EOF
   note "ValidatingWebhookConfiguration orgaccess-demo -> https://127.0.0.1:$webhook_port/validate"
 fi
+# Status of the four kinds is written only by the operator (and system:masters).
+kubectl apply --server-side --field-manager=orgaccess-demo \
+  -f deploy/webhook/status-admission-policy.yaml >/dev/null
+note "ValidatingAdmissionPolicy orgaccess-status: only $operator_user writes status"
 
 # --- 5. examples -----------------------------------------------------------------
 step "applying examples/ to namespace $namespace (as the cluster admin)"

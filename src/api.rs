@@ -315,7 +315,9 @@ pub struct MemberStatus {
     {"rule": "!has(oldSelf.lifetime) || (has(self.lifetime) && self.lifetime == oldSelf.lifetime)",
      "message": "lifetime cannot be removed or changed once set (a key without one lives its template's cap, which setting a lifetime may only shorten); create a new key for a longer life"},
     {"rule": "(has(self.template) ? self.template : 'Custom') == (has(oldSelf.template) ? oldSelf.template : 'Custom')",
-     "message": "template is fixed when the key is created (it sets the key's lifetime cap and privacy); create a new key from the other template"}
+     "message": "template is fixed when the key is created (it sets the key's lifetime cap and privacy); create a new key from the other template"},
+    {"rule": "!has(oldSelf.rotation) || (has(self.rotation) && self.rotation.generation >= oldSelf.rotation.generation)",
+     "message": "rotation.generation only goes up (the key's Secret records the generation it holds); raise it to rotate"}
 ]))]
 pub struct ApiKeySpec {
     /// Human name of the key.

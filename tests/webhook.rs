@@ -375,6 +375,11 @@ async fn api_keys_are_refused_a_long_rotation_window_a_reserved_privilege_and_a_
             json!({ "spec": { "template": "Custom" } }),
             "template is fixed",
         ),
+        (
+            "removing the rotation",
+            json!({ "spec": { "rotation": null } }),
+            "rotation.generation only goes up",
+        ),
     ] {
         let out = t.patch("alice", "apikey", "k4", &patch).await;
         assert!(!out.status.success(), "{what} was admitted");

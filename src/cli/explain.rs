@@ -326,6 +326,8 @@ struct ApiKeyJson {
     template: Option<String>,
     enabled: bool,
     lifetime: Option<String>,
+    /// The lifetime that applies: `lifetime` capped by the template, the cap when absent.
+    lifetime_days: i64,
     allowed_ips: Vec<String>,
     denied_ips: Vec<String>,
     privileges: Vec<Row>,
@@ -343,6 +345,12 @@ fn explain_api_key(org: &Org, name: &str, grantees: &Grantees) -> ApiKeyJson {
         template: k.template.map(|t| format!("{t:?}")),
         enabled: k.enabled,
         lifetime: k.lifetime.clone(),
+        lifetime_days: crate::core::apikey::effective_lifetime_days(
+            k.template
+                .unwrap_or(crate::core::builtin::ApiKeyTemplate::Custom),
+            k.lifetime.as_deref(),
+        )
+        .0,
         allowed_ips: k.allowed_ips.clone(),
         denied_ips: k.denied_ips.clone(),
         privileges: grantee_rows(
@@ -380,7 +388,16 @@ fn api_key_human(j: &ApiKeyJson, s: Styles) -> String {
                     s.error("no (the key is refused)")
                 },
             ),
-            ("Lifetime", j.lifetime.clone().unwrap_or_else(|| "-".into())),
+            (
+                "Lifetime",
+                match &j.lifetime {
+                    Some(l) => format!("{l} ({} days from creation)", j.lifetime_days),
+                    None => format!(
+                        "none set: the template's cap, {} days from creation",
+                        j.lifetime_days
+                    ),
+                },
+            ),
             ("Allowed IPs", list_or_dash(&j.allowed_ips)),
             ("Denied IPs", list_or_dash(&j.denied_ips)),
         ],

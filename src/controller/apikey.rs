@@ -518,3 +518,48 @@ async fn patch_secret(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn meta(owners: Vec<(&str, &str, Option<bool>)>) -> ObjectMeta {
+        ObjectMeta {
+            owner_references: Some(
+                owners
+                    .into_iter()
+                    .map(|(kind, uid, controller)| OwnerReference {
+                        api_version: "orgaccess.dev/v1alpha1".into(),
+                        kind: kind.into(),
+                        name: "k".into(),
+                        uid: uid.into(),
+                        controller,
+                        block_owner_deletion: None,
+                    })
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn only_the_controller_reference_with_this_uid_counts() {
+        assert!(controlled_by(
+            &meta(vec![("ApiKey", "u1", Some(true))]),
+            "u1"
+        ));
+        // Same name, another (older) key: an orphan from a deleted ApiKey.
+        assert!(!controlled_by(
+            &meta(vec![("ApiKey", "u0", Some(true))]),
+            "u1"
+        ));
+        // An owner reference that is not the controller one.
+        assert!(!controlled_by(&meta(vec![("ApiKey", "u1", None)]), "u1"));
+        assert!(!controlled_by(
+            &meta(vec![("ConfigMap", "u1", Some(true))]),
+            "u1"
+        ));
+        assert!(!controlled_by(&ObjectMeta::default(), "u1"));
+    }
+}

@@ -565,6 +565,13 @@ mod tests {
         assert!(p.expiring_soon);
         assert_eq!(p.phase, Phase::Active);
         assert_eq!(p.next_deadline, Some(t("2026-04-01T00:00:00Z")));
+        // The threshold is configurable; 0 turns the warning off.
+        let mut k = key();
+        k.warning_days = 0;
+        let p = plan(&k, &SecretFacts::Owned(owned(0)), t("2026-03-31T23:00:00Z"));
+        assert!(!p.expiring_soon);
+        k.warning_days = 30;
+        assert!(plan(&k, &SecretFacts::Owned(owned(0)), t("2026-03-05T00:00:00Z")).expiring_soon);
     }
 
     #[test]

@@ -560,6 +560,9 @@ pub static CATALOG: &[Domain] = &[
         VIEW_ONLY,
         Inferred("console name not retrieved")
     ),
+    // Creating search tokens. Reserved to the AuthenticatedSearch API key
+    // template: the platform refuses it on a Custom key
+    // (`ApiKeyTemplate::reserved_to`, docs/api-keys.md).
     d!(
         Search,
         "Impersonate",
