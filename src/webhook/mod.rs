@@ -23,6 +23,7 @@
 pub mod activity;
 pub mod configuration;
 pub mod index;
+pub mod limits;
 pub mod metrics;
 pub mod review;
 pub mod tls;
@@ -32,7 +33,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::body::Body;
@@ -47,6 +48,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::api::{ApiKey, Group, Member, Organization};
@@ -56,8 +58,7 @@ pub use index::Index;
 pub use metrics::Metrics;
 pub use review::{Decision, Policy};
 
-/// Largest request body read (an AdmissionReview holds the object twice).
-const MAX_BODY: usize = 32 * 1024 * 1024;
+use limits::MAX_BODY;
 
 /// Defaults, shared by [`Config::default`] and the flags.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
@@ -71,6 +72,17 @@ pub const DEFAULT_GARBAGE_COLLECTOR_USER: &str =
 pub const DEFAULT_NAMESPACE_CONTROLLER_USER: &str =
     "system:serviceaccount:kube-system:namespace-controller";
 pub const DEFAULT_ACTIVITY_CAPACITY: usize = 1000;
+/// Time to answer one request, from its headers on: below the configuration's
+/// `timeoutSeconds` (5 s), so the apiserver always gets an answer from us.
+pub const DEFAULT_DEADLINE_MS: u64 = 4000;
+/// Time to receive one request's body (a slow sender is cut off).
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 2000;
+/// Open connections served at once; more are closed at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Decisions run at once (each on a blocking thread); more wait, up to the deadline.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+/// Request bodies held in memory at once, in bytes (read or being judged).
+pub const DEFAULT_BODY_BUDGET: usize = 3 * MAX_BODY;
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]
@@ -96,6 +108,12 @@ pub struct Config {
     pub events: bool,
     /// `reportingInstance` of the Events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// Bounds on the work of each request (see [`limits`]).
+    pub deadline: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub body_budget: usize,
 }
 
 impl Default for Config {
@@ -111,6 +129,11 @@ impl Default for Config {
             activity_capacity: DEFAULT_ACTIVITY_CAPACITY,
             events: true,
             instance: None,
+            deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
+            body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            body_budget: DEFAULT_BODY_BUDGET,
         }
     }
 }
@@ -165,6 +188,26 @@ pub struct WebhookArgs {
     /// Identity in the Events' reportingInstance (the pod name in a cluster).
     #[arg(long = "webhook-instance", env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Milliseconds to answer one request; keep below the webhook configuration's timeoutSeconds.
+    #[arg(long = "webhook-deadline-ms", env = "ORGACCESS_WEBHOOK_DEADLINE_MS",
+          default_value_t = DEFAULT_DEADLINE_MS)]
+    pub deadline_ms: u64,
+    /// Milliseconds to receive one request body.
+    #[arg(long = "webhook-body-timeout-ms", env = "ORGACCESS_WEBHOOK_BODY_TIMEOUT_MS",
+          default_value_t = DEFAULT_BODY_TIMEOUT_MS)]
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more are closed.
+    #[arg(long = "webhook-max-connections", env = "ORGACCESS_WEBHOOK_MAX_CONNECTIONS",
+          default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Admission decisions computed at once.
+    #[arg(long = "webhook-max-in-flight", env = "ORGACCESS_WEBHOOK_MAX_IN_FLIGHT",
+          default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Bytes of request bodies held in memory at once.
+    #[arg(long = "webhook-body-budget", env = "ORGACCESS_WEBHOOK_BODY_BUDGET",
+          default_value_t = DEFAULT_BODY_BUDGET)]
+    pub body_budget: usize,
 }
 
 impl WebhookArgs {
@@ -180,6 +223,11 @@ impl WebhookArgs {
             activity_capacity: self.activity_capacity,
             events: self.events,
             instance: self.instance.clone(),
+            deadline: Duration::from_millis(self.deadline_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.min(self.deadline_ms)),
+            max_connections: self.max_connections.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+            body_budget: self.body_budget.max(MAX_BODY),
         }
     }
 }
@@ -216,8 +264,11 @@ impl Validator {
     /// to answer with (always answered with HTTP 200).
     pub fn handle(&self, body: &[u8]) -> Vec<u8> {
         let start = Instant::now();
+        // Names a request carries are interned for this request only.
         let decision = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            review::review(&self.policy, &self.index, body)
+            crate::core::privilege::request_scope(|| {
+                review::review(&self.policy, &self.index, body)
+            })
         }))
         .unwrap_or_else(|_| {
             tracing::error!("the admission handler panicked; denying");
@@ -229,6 +280,12 @@ impl Validator {
     /// Answers a body that could not be read (too large, cut off).
     pub fn unreadable(&self, why: String) -> Vec<u8> {
         self.finish(review::unreadable(why), Instant::now())
+    }
+
+    /// Answers a body that was read but not judged (busy, out of time): a
+    /// denial carrying the request's uid when it has one.
+    pub fn refused(&self, body: &[u8], why: String) -> Vec<u8> {
+        self.finish(review::refused(body, why), Instant::now())
     }
 
     fn finish(&self, decision: Decision, start: Instant) -> Vec<u8> {
@@ -306,6 +363,10 @@ struct Inner {
     stores: Stores,
     stores_ready: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Decisions running (permits: `max_in_flight`).
+    in_flight: Arc<Semaphore>,
+    /// Body bytes held (permits: `body_budget`).
+    body_budget: Arc<Semaphore>,
 }
 
 impl Drop for Inner {
@@ -402,12 +463,14 @@ impl Webhook {
                     metrics,
                     activity,
                 },
-                config,
                 registry,
                 certs,
                 stores,
                 stores_ready,
                 tasks: vec![t1, t2, t3, t4, ready_task],
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                body_budget: Arc::new(Semaphore::new(config.body_budget.max(MAX_BODY))),
+                config,
             }),
         })
     }
@@ -468,7 +531,15 @@ impl Webhook {
         let config = Arc::new(tls::server_config(self.inner.certs.clone())?);
         tracing::info!(addr = %listener.local_addr()?, "webhook serving");
         let router = self.router();
-        tls::serve(listener, config, router, shutdown).await
+        tls::serve(
+            listener,
+            config,
+            router,
+            self.inner.config.max_connections,
+            Some(self.inner.validator.metrics.clone()),
+            shutdown,
+        )
+        .await
     }
 }
 
@@ -483,17 +554,99 @@ pub async fn serve(
     Webhook::new(client, config, registry)?.run(shutdown).await
 }
 
+/// `POST /validate`: the body is read within its timeout and the byte
+/// budget, judged on a blocking thread when a decision slot frees, and
+/// answered before the deadline, whatever happens: always an AdmissionReview.
 async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(e) => {
-            // Too large or cut off: still an AdmissionReview answer.
-            let why = format!("the body could not be read: {e}");
-            return json_response(webhook.inner.validator.unreadable(why));
+    let inner = &webhook.inner;
+    let validator = &inner.validator;
+    let deadline = tokio::time::Instant::now() + inner.config.deadline;
+    let read = tokio::time::timeout(
+        inner.config.body_timeout,
+        read_body(body, inner.body_budget.clone()),
+    )
+    .await;
+    let (body, held) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(why)) => return json_response(validator.unreadable(why)),
+        Err(_) => {
+            return json_response(validator.unreadable(format!(
+                "the body was not received within {} ms",
+                inner.config.body_timeout.as_millis()
+            )));
         }
     };
-    let answer = webhook.inner.validator.handle(&body);
-    json_response(answer)
+    let slot =
+        match tokio::time::timeout_at(deadline, inner.in_flight.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                webhook.inner.validator.metrics.busy.inc();
+                let why = "the webhook is busy with other requests; retry".to_string();
+                return json_response(validator.refused(&body, why));
+            }
+        };
+    let task = {
+        let (webhook, body) = (webhook.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            // Both are held until the decision is done, even past the deadline.
+            let _held = (slot, held);
+            webhook.inner.validator.handle(&body)
+        })
+    };
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(answer)) => json_response(answer),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the admission decision task failed; denying");
+            let why = "the webhook failed while judging this request (see its log); denied";
+            json_response(validator.refused(&body, why.to_string()))
+        }
+        Err(_) => {
+            webhook.inner.validator.metrics.busy.inc();
+            let why = format!(
+                "the webhook could not decide within {} ms; retry",
+                inner.config.deadline.as_millis()
+            );
+            json_response(validator.refused(&body, why))
+        }
+    }
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes, taking one permit of `budget`
+/// per byte as it arrives (waiting while other bodies hold the budget).
+async fn read_body(
+    body: Body,
+    budget: Arc<Semaphore>,
+) -> Result<(axum::body::Bytes, Option<OwnedSemaphorePermit>), String> {
+    use http_body_util::BodyExt as _;
+    let too_large = || format!("the body is larger than {MAX_BODY} bytes");
+    if http_body::Body::size_hint(&body).lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    let mut body = body;
+    let mut buf = Vec::with_capacity(http_body::Body::size_hint(&body).lower() as usize);
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("the body could not be read: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        if !data.is_empty() {
+            let more = budget
+                .clone()
+                .acquire_many_owned(data.len() as u32)
+                .await
+                .map_err(|_| "the webhook is shutting down".to_string())?;
+            match &mut held {
+                Some(h) => h.merge(more),
+                None => held = Some(more),
+            }
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.into(), held))
 }
 
 fn json_response(body: Vec<u8>) -> Response {

@@ -183,9 +183,12 @@ pub async fn serve(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: axum::Router,
+    max_connections: usize,
+    metrics: Option<Arc<Metrics>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -204,11 +207,22 @@ pub async fn serve(
         };
         // Reap finished connection tasks as we go.
         while connections.try_join_next().is_some() {}
+        // Past the limit, close at once: the peer sees a refused connection
+        // rather than a server that holds more than it can serve.
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many open connections; closing");
+            if let Some(m) = &metrics {
+                m.connections_refused.inc();
+            }
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
