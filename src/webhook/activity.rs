@@ -59,7 +59,44 @@ pub struct Activity {
     pub dry_run: bool,
 }
 
+/// Longest message kept in a record (ring, log line, Event), in bytes.
+pub const MAX_MESSAGE: usize = 2048;
+/// Longest user, group, member or object name kept, in bytes.
+pub const MAX_NAME: usize = 256;
+/// Most groups and members kept per record.
+pub const MAX_LIST: usize = 32;
+
 impl Activity {
+    /// Cuts what a request supplied to sizes worth keeping: whatever it
+    /// carried, a record costs at most a few kilobytes.
+    pub fn bounded(mut self) -> Activity {
+        let name = |s: &mut String| {
+            if s.len() > MAX_NAME {
+                *s = truncate(std::mem::take(s), MAX_NAME);
+            }
+        };
+        for s in [
+            &mut self.uid,
+            &mut self.user,
+            &mut self.namespace,
+            &mut self.name,
+        ] {
+            name(s);
+        }
+        for list in [&mut self.groups, &mut self.members] {
+            if list.len() > MAX_LIST {
+                let more = list.len() - MAX_LIST + 1;
+                list.truncate(MAX_LIST - 1);
+                list.push(format!("... and {more} more"));
+            }
+            list.iter_mut().for_each(name);
+        }
+        if let Some(m) = self.message.take() {
+            self.message = Some(truncate(m, MAX_MESSAGE));
+        }
+        self
+    }
+
     fn summary(&self) -> String {
         let who = if self.members.is_empty() {
             format!("{} ({})", self.user, self.requester)
@@ -144,6 +181,7 @@ impl ActivityLog {
     /// object, or its Organization when the object does not exist); no Event
     /// without it or for a dry run.
     pub fn record(&self, activity: Activity, regarding: Option<ObjectReference>) {
+        let activity = activity.bounded();
         tracing::info!(
             target: TARGET,
             uid = %activity.uid,
@@ -219,18 +257,7 @@ fn event(a: &Activity) -> Event {
     }
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary.
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max - 3;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push_str("...");
-    }
-    s
-}
+use crate::core::rules::truncate;
 
 #[cfg(test)]
 mod tests {
@@ -270,6 +297,19 @@ mod tests {
             .map(|a| a.uid.clone())
             .collect();
         assert_eq!(a, ["4"]);
+    }
+
+    #[test]
+    fn records_are_bounded_whatever_the_request_carried() {
+        let mut a = activity("ns", 1);
+        a.user = "u".repeat(1 << 20);
+        a.groups = (0..10_000).map(|i| format!("g{i}")).collect();
+        a.message = Some("é".repeat(1 << 20));
+        let b = a.bounded();
+        assert!(b.user.len() <= MAX_NAME);
+        assert_eq!(b.groups.len(), MAX_LIST);
+        assert_eq!(b.groups.last().unwrap(), "... and 9969 more");
+        assert!(b.message.unwrap().len() <= MAX_MESSAGE);
     }
 
     #[test]
