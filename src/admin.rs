@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -68,10 +69,13 @@ pub async fn serve(
             registry,
             readiness,
         });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("binding the admin server (/healthz, /readyz, /metrics) to {addr}")
+    })?;
     tracing::info!(%addr, "admin server listening (/healthz, /readyz, /metrics)");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await
+        .context("serving the admin server")?;
     Ok(())
 }

@@ -112,6 +112,20 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// What a listener's task ending means: an error unless shutdown was asked for.
+fn listener_ended(
+    what: &str,
+    joined: Result<anyhow::Result<()>, tokio::task::JoinError>,
+    stop_requested: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<()> {
+    match joined {
+        Ok(Err(e)) => Err(e.context(format!("the {what} stopped"))),
+        Err(e) => Err(anyhow::anyhow!("the {what} task failed: {e}")),
+        Ok(Ok(())) if stop_requested.load(std::sync::atomic::Ordering::SeqCst) => Ok(()),
+        Ok(Ok(())) => Err(anyhow::anyhow!("the {what} stopped serving unexpectedly")),
+    }
+}
+
 fn print_catalog() {
     use orgaccess::core::catalog::{CATALOG, Create, Evidence};
     println!("{:<16} {:<28} {:<34} NOTES", "SERVICE", "DOMAIN", "LEVELS");
@@ -160,7 +174,12 @@ async fn main() -> anyhow::Result<()> {
                 .install_default()
                 .ok();
             let client = kube::Client::try_default().await?;
-            orgaccess::webhook::serve(client, webhook.config(), shutdown_signal()).await?
+            if let Err(e) =
+                orgaccess::webhook::serve(client, webhook.config(), shutdown_signal()).await
+            {
+                tracing::error!(error = %format!("{e:#}"), "the webhook stopped; exiting");
+                return Err(e);
+            }
         }
         Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
         Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
@@ -194,16 +213,21 @@ async fn main() -> anyhow::Result<()> {
                     let _ = rx.wait_for(|s| *s).await;
                 }
             };
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                let _ = stop_tx.send(true);
-            });
+            let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            {
+                let stop_requested = stop_requested.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    stop_requested.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = stop_tx.send(true);
+                });
+            }
             // Every replica serves the webhook; only the leader reconciles.
             let mut checks: Vec<orgaccess::admin::ReadyCheck> = vec![{
                 let r = readiness.clone();
                 Arc::new(move || r.is_ready())
             }];
-            let webhook_task = if no_webhook {
+            let mut webhook_task = if no_webhook {
                 None
             } else {
                 let hook = orgaccess::webhook::Webhook::new(
@@ -215,16 +239,53 @@ async fn main() -> anyhow::Result<()> {
                 checks.push(Arc::new(move || h.readiness()));
                 Some(tokio::spawn(hook.run(stopped())))
             };
-            let admin = tokio::spawn(orgaccess::admin::serve(
+            let mut admin = tokio::spawn(orgaccess::admin::serve(
                 admin_addr,
                 registry.clone(),
                 checks,
                 stopped(),
             ));
-            let result = controller::run(client, args, registry, readiness, stopped()).await;
+            // A listener that stops (cannot bind, fails) ends the process
+            // with the reason: a replica that reports ready but serves
+            // nothing would be worse.
+            let webhook_abort = webhook_task.as_ref().map(|t| t.abort_handle());
+            let mut webhook_ended = std::pin::pin!(async {
+                match webhook_task.as_mut() {
+                    Some(t) => t.await,
+                    None => std::future::pending().await,
+                }
+            });
+            let mut controller = std::pin::pin!(controller::run(
+                client,
+                args,
+                registry,
+                readiness,
+                stopped()
+            ));
+            let (mut admin_done, mut webhook_done) = (false, false);
+            let result = loop {
+                tokio::select! {
+                    r = &mut controller => break r,
+                    r = &mut admin, if !admin_done => {
+                        admin_done = true;
+                        if let Err(e) = listener_ended("admin server", r, &stop_requested) {
+                            break Err(e);
+                        }
+                    }
+                    r = &mut webhook_ended, if !webhook_done => {
+                        webhook_done = true;
+                        if let Err(e) = listener_ended("webhook", r, &stop_requested) {
+                            break Err(e);
+                        }
+                    }
+                }
+            };
             admin.abort();
-            if let Some(task) = webhook_task {
+            if let Some(task) = webhook_abort {
                 task.abort();
+            }
+            if let Err(e) = &result {
+                tracing::error!(error = %format!("{e:#}"), "exiting");
             }
             result?;
         }
