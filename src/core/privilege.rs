@@ -520,6 +520,7 @@ impl From<ResourceLevel> for Level {
 pub struct ResourceAccess {
     /// Name of the resource: a source, extension or query pipeline declared by
     /// the Organization, or the name of a Group or ApiKey object.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// View or Edit on this resource.
     pub level: ResourceLevel,
@@ -536,6 +537,7 @@ pub struct PrivilegeSpec {
     /// The service (a section of the console) the domain belongs to.
     pub service: Service,
     /// The domain within the service, e.g. Sources, Groups, Reports. `orgaccess catalog` lists them.
+    #[schemars(length(min = 1, max = 64))]
     pub domain: String,
     /// The access level. Each domain offers only some levels.
     pub level: AccessLevel,
