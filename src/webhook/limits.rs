@@ -23,8 +23,9 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// Most JSON values (objects, arrays, strings, numbers, literals) in a body.
 /// A real object under the apiserver's 3 MiB limit holds about one value per
-/// 10 bytes or more (names, levels, keys); twice that is ~700 000.
-pub const MAX_JSON_VALUES: usize = 1_000_000;
+/// 10 bytes or more (names, levels, keys): ~315,000 per copy, two copies
+/// ~630,000. Parsed, a value costs up to ~90 bytes: 750,000 is ~70 MB.
+pub const MAX_JSON_VALUES: usize = 750_000;
 
 /// Most per-resource entries in one Custom privilege (the CRD's maxItems).
 pub const MAX_RESOURCES_PER_PRIVILEGE: usize = 1000;

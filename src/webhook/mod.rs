@@ -80,7 +80,7 @@ pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 2000;
 /// Open connections served at once; more are closed at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Decisions run at once (each on a blocking thread); more wait, up to the deadline.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
 /// Request bodies held in memory at once, in bytes (read or being judged).
 pub const DEFAULT_BODY_BUDGET: usize = 3 * MAX_BODY;
 
