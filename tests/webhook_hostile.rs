@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::{Api, DeleteParams, PostParams};
-use orgaccess::controlplane::spawn_tied;
+use orgaccess::controlplane::{WEBHOOK_CLIENT_NAME, spawn_tied};
 use orgaccess::webhook::{self, Endpoint};
 use serde_json::{Value, json};
 use support::{
@@ -30,6 +30,7 @@ const ANSWER_WITHIN: Duration = Duration::from_millis(4500);
 struct Process {
     child: Child,
     port: u16,
+    admin_port: u16,
     log: std::path::PathBuf,
     _certs: tempfile::TempDir,
 }
@@ -69,10 +70,11 @@ async fn start() -> Process {
     let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
     std::fs::write(&cert, &serving.cert_pem).unwrap();
     std::fs::write(&key, &serving.key_pem).unwrap();
-    let port = {
+    let free = || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let (port, admin_port) = (free(), free());
     let log = plane()
         .work_dir()
         .join(format!("webhook-hostile-{port}.log"));
@@ -84,6 +86,9 @@ async fn start() -> Process {
         .arg("--webhook-key-file")
         .arg(&key)
         .args(["--webhook-events", "false"])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+        .arg("--webhook-client-ca-file")
+        .arg(plane().webhook_client_ca_file())
         .env("KUBECONFIG", plane().kubeconfig_for(OPERATOR_USER))
         .env("ORGACCESS_LOG", "info")
         .stdin(Stdio::null())
@@ -93,6 +98,7 @@ async fn start() -> Process {
     let mut p = Process {
         child,
         port,
+        admin_port,
         log,
         _certs: certs,
     };
@@ -109,9 +115,11 @@ async fn start() -> Process {
     }
 }
 
+/// An HTTPS client presenting the apiserver's client certificate.
 fn https() -> reqwest::Client {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
+        .identity(support::webhook::client_identity(WEBHOOK_CLIENT_NAME))
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
@@ -191,6 +199,15 @@ async fn assert_still_serving(port: u16, what: &str) {
 async fn tls_connect(
     port: u16,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    static CLIENT: std::sync::OnceLock<orgaccess::controlplane::ServingCert> =
+        std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| plane().issue_client_cert(WEBHOOK_CLIENT_NAME).unwrap());
+    let chain: Vec<_> = rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls_pemfile::private_key(&mut client.key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut plane().ca_pem().as_bytes()) {
         roots.add(c.unwrap()).unwrap();
@@ -201,7 +218,8 @@ async fn tls_connect(
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_client_auth_cert(chain, key)
+    .unwrap();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect("127.0.0.1".try_into().unwrap(), tcp)
@@ -349,6 +367,30 @@ async fn hostile_bodies_get_denials_in_bounded_memory_and_time() {
     drop(open);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_still_serving(port, "after 300 connections").await;
+
+    // A forged review from a caller without the apiserver's certificate is
+    // refused at TLS; /activity without a token is refused.
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert!(
+        anonymous
+            .post(format!("https://127.0.0.1:{port}/validate"))
+            .body(good_review("ns", "forged"))
+            .send()
+            .await
+            .is_err(),
+        "a caller without a client certificate was served"
+    );
+    let activity = reqwest::get(format!("http://127.0.0.1:{}/activity", p.admin_port))
+        .await
+        .unwrap();
+    assert_eq!(activity.status(), 401);
+    assert!(
+        !p.logs().contains("uid=forged"),
+        "the forged review was recorded"
+    );
 
     let peak = p.peak_rss_kib();
     eprintln!("webhook peak RSS: {before} KiB at start, {peak} KiB after the hostile bodies");

@@ -6,15 +6,17 @@
 //! runs offline. This module only reads the request, maps the requester, keeps
 //! the organizations' state cached, records the activity and serves HTTPS.
 //!
-//! One TLS port serves everything:
+//! The TLS port serves only `POST /validate` (`AdmissionReview` v1 in and
+//! out, always HTTP 200), to the apiserver alone when client certificates are
+//! required ([`tls::ClientAuth`]). The admin server ([`crate::admin`], plain
+//! HTTP on its own port) serves the rest:
 //!
 //! | path | what |
 //! |---|---|
-//! | `POST /validate` | `AdmissionReview` (v1) in, `AdmissionReview` out, always HTTP 200 |
 //! | `GET /healthz` | 200 while serving |
 //! | `GET /readyz` | 200 once the four caches have synced, 503 before |
 //! | `GET /metrics` | Prometheus text (`orgaccess_webhook_*`, and whatever else shares the registry) |
-//! | `GET /activity?namespace=NS&limit=N` | the last admission decisions, JSON, oldest first |
+//! | `GET /activity?namespace=NS&limit=N` | the last admission decisions, JSON, oldest first; bearer token, see [`Webhook::activity_router`] |
 //!
 //! Run it alone with [`serve`], or inside the operator with [`Webhook::new`]
 //! and [`Webhook::run`] (sharing the operator's metrics registry), with the
@@ -81,6 +83,8 @@ pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Decisions run at once (each on a blocking thread); more wait, up to the deadline.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
+/// The common name of the apiserver's client certificate, as Gatekeeper expects it.
+pub const DEFAULT_CLIENT_NAME: &str = "kube-apiserver";
 /// Request bodies held in memory at once, in bytes (read or being judged).
 pub const DEFAULT_BODY_BUDGET: usize = 3 * MAX_BODY;
 
@@ -114,6 +118,9 @@ pub struct Config {
     pub max_connections: usize,
     pub max_in_flight: usize,
     pub body_budget: usize,
+    /// Serve only clients with a certificate from this CA and name (the
+    /// apiserver); anyone who completes TLS when `None`.
+    pub client_auth: Option<tls::ClientAuth>,
 }
 
 impl Default for Config {
@@ -134,6 +141,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             body_budget: DEFAULT_BODY_BUDGET,
+            client_auth: None,
         }
     }
 }
@@ -208,6 +216,18 @@ pub struct WebhookArgs {
     #[arg(long = "webhook-body-budget", env = "ORGACCESS_WEBHOOK_BODY_BUDGET",
           default_value_t = DEFAULT_BODY_BUDGET)]
     pub body_budget: usize,
+    /// PEM CA that signs the apiserver's client certificate for webhooks: when
+    /// set, /validate serves only clients presenting a certificate from it.
+    #[arg(
+        long = "webhook-client-ca-file",
+        env = "ORGACCESS_WEBHOOK_CLIENT_CA_FILE"
+    )]
+    pub client_ca_file: Option<PathBuf>,
+    /// Common names accepted in client certificates (with --webhook-client-ca-file);
+    /// empty: any certificate from that CA.
+    #[arg(long = "webhook-client-name", env = "ORGACCESS_WEBHOOK_CLIENT_NAMES",
+          value_delimiter = ',', default_value = DEFAULT_CLIENT_NAME)]
+    pub client_names: Vec<String>,
 }
 
 impl WebhookArgs {
@@ -228,6 +248,15 @@ impl WebhookArgs {
             max_connections: self.max_connections.max(1),
             max_in_flight: self.max_in_flight.max(1),
             body_budget: self.body_budget.max(MAX_BODY),
+            client_auth: self.client_ca_file.clone().map(|ca_file| tls::ClientAuth {
+                ca_file,
+                names: self
+                    .client_names
+                    .iter()
+                    .filter(|n| !n.is_empty())
+                    .cloned()
+                    .collect(),
+            }),
         }
     }
 }
@@ -487,6 +516,11 @@ impl Webhook {
         }
     }
 
+    /// The metrics registry the webhook's metrics are in.
+    pub fn registry(&self) -> Arc<Mutex<Registry>> {
+        self.inner.registry.clone()
+    }
+
     /// The handler (for direct calls).
     pub fn validator(&self) -> &Validator {
         &self.inner.validator
@@ -503,15 +537,24 @@ impl Webhook {
         ]
     }
 
-    /// The routes: `/validate`, `/healthz`, `/readyz`, `/metrics`, `/activity`.
+    /// The webhook port's one route: `POST /validate`. Health, readiness,
+    /// metrics and activity are served by the admin server ([`crate::admin`]),
+    /// never here.
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route(configuration::PATH, post(validate))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .route("/activity", get(activity_list))
             .with_state(self.clone())
+    }
+
+    /// `GET /activity` for the admin server: callers authenticate with a
+    /// bearer token (TokenReview, with `client`); a trusted principal may list
+    /// every namespace, anyone else one namespace whose organization grants
+    /// them Organization/Activities: View, mapped exactly as admission maps
+    /// requesters.
+    pub fn activity_router(&self, client: Client) -> axum::Router {
+        axum::Router::new()
+            .route("/activity", get(activity_list))
+            .with_state((self.clone(), client))
     }
 
     /// Serves HTTPS on the configured address until `shutdown`.
@@ -528,7 +571,13 @@ impl Webhook {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let config = Arc::new(tls::server_config(self.inner.certs.clone())?);
+        let client_auth = self.inner.config.client_auth.as_ref();
+        let config = Arc::new(tls::server_config(self.inner.certs.clone(), client_auth)?);
+        if client_auth.is_none() {
+            tracing::warn!(
+                "the webhook serves any TLS client: set --webhook-client-ca-file to serve only the apiserver"
+            );
+        }
         tracing::info!(addr = %listener.local_addr()?, "webhook serving");
         let router = self.router();
         tls::serve(
@@ -536,6 +585,7 @@ impl Webhook {
             config,
             router,
             self.inner.config.max_connections,
+            client_auth.map(|a| a.names.clone()).unwrap_or_default(),
             Some(self.inner.validator.metrics.clone()),
             shutdown,
         )
@@ -544,14 +594,46 @@ impl Webhook {
 }
 
 /// Runs the webhook alone (`orgaccess webhook`): its own metrics registry,
-/// HTTPS on `config.addr`, until `shutdown`.
+/// HTTPS on `config.addr` and the admin server on `admin_addr`, until
+/// `shutdown`; either listener failing ends both with its error.
 pub async fn serve(
     client: Client,
     config: Config,
-    shutdown: impl Future<Output = ()> + Send,
+    admin_addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
-    Webhook::new(client, config, registry)?.run(shutdown).await
+    let webhook = Webhook::new(client.clone(), config, registry.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let ready = {
+        let w = webhook.clone();
+        Arc::new(move || w.readiness()) as crate::admin::ReadyCheck
+    };
+    let admin = crate::admin::serve(
+        admin_addr,
+        registry,
+        vec![ready],
+        Some(webhook.activity_router(client)),
+        stopped(),
+    );
+    let serving = webhook.run(stopped());
+    let mut admin = std::pin::pin!(admin);
+    let mut serving = std::pin::pin!(serving);
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        r = &mut admin => return r.and(Err(anyhow::anyhow!("the admin server stopped unexpectedly"))),
+        r = &mut serving => return r.and(Err(anyhow::anyhow!("the webhook stopped unexpectedly"))),
+        _ = &mut shutdown => {}
+    }
+    let _ = stop_tx.send(true);
+    let (a, w) = tokio::join!(admin, serving);
+    a.and(w)
 }
 
 /// `POST /validate`: the body is read within its timeout and the byte
@@ -658,50 +740,113 @@ fn json_response(body: Vec<u8>) -> Response {
         .into_response()
 }
 
-async fn readyz(State(webhook): State<Webhook>) -> Response {
-    if webhook.readiness() {
-        (StatusCode::OK, "ok").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced").into_response()
-    }
-}
-
-async fn metrics_text(State(webhook): State<Webhook>) -> Response {
-    let mut out = String::new();
-    let encoded = {
-        let registry = webhook
-            .inner
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-    };
-    match encoded {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            out,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
 #[derive(serde::Deserialize)]
 struct ActivityQuery {
     namespace: Option<String>,
     limit: Option<usize>,
 }
 
-async fn activity_list(State(webhook): State<Webhook>, Query(q): Query<ActivityQuery>) -> Response {
-    let list = webhook
-        .inner
-        .validator
-        .activity
-        .list(q.namespace.as_deref(), q.limit.unwrap_or(usize::MAX));
+async fn activity_list(
+    State((webhook, client)): State<(Webhook, Client)>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<ActivityQuery>,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| !t.is_empty() && t.len() <= 16 * 1024);
+    let Some(token) = token else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "GET /activity needs a bearer token (Authorization: Bearer ...)",
+        )
+            .into_response();
+    };
+    let (user, groups) = match authenticate(&client, token).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return (StatusCode::UNAUTHORIZED, "the token is not valid").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "TokenReview failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not review the token",
+            )
+                .into_response();
+        }
+    };
+    let validator = &webhook.inner.validator;
+    let policy = &validator.policy;
+    let trusted = user == policy.operator_user
+        || policy.trusted_users.contains(&user)
+        || groups.iter().any(|g| policy.trusted_groups.contains(g));
+    let namespace = q.namespace.filter(|ns| !ns.is_empty());
+    if !trusted {
+        let Some(ns) = namespace.as_deref() else {
+            return (
+                StatusCode::FORBIDDEN,
+                "name the organization's namespace (?namespace=NS): only trusted principals list every namespace",
+            )
+                .into_response();
+        };
+        if !may_view_activities(&validator.index, ns, &user, &groups) {
+            tracing::info!(target: activity::TARGET, %user, namespace = ns, "activity listing refused");
+            return (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "'{user}' does not hold Organization/Activities: View in the organization of namespace {ns}"
+                ),
+            )
+                .into_response();
+        }
+    }
+    let limit = q
+        .limit
+        .unwrap_or(100)
+        .min(webhook.inner.config.activity_capacity);
+    let list = validator.activity.list(namespace.as_deref(), limit);
     let list: Vec<&Activity> = list.iter().map(Arc::as_ref).collect();
     axum::Json(list).into_response()
+}
+
+/// The user and groups a bearer token authenticates, by a TokenReview.
+async fn authenticate(
+    client: &Client,
+    token: &str,
+) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(token.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let reviewed = Api::<TokenReview>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &review)
+        .await?;
+    let Some(status) = reviewed.status.filter(|s| s.authenticated == Some(true)) else {
+        return Ok(None);
+    };
+    let user = status.user.unwrap_or_default();
+    Ok(user
+        .username
+        .filter(|u| !u.is_empty())
+        .map(|u| (u, user.groups.unwrap_or_default())))
+}
+
+/// The organization's own rule: a requester mapped (as admission maps them)
+/// to members holding Organization/Activities: View or more.
+pub fn may_view_activities(index: &Index, namespace: &str, user: &str, groups: &[String]) -> bool {
+    use crate::core::catalog::{self, Service};
+    use crate::core::privilege::Level;
+    let Some(domain) = catalog::lookup(Service::Organization, "Activities") else {
+        return false;
+    };
+    let view = index.namespace(namespace).requester(user, groups);
+    !view.members.is_empty()
+        && view
+            .privileges
+            .get(domain)
+            .is_some_and(|g| g.level >= Level::View)
 }
