@@ -41,14 +41,17 @@ enum Command {
         no_webhook: bool,
         #[command(flatten)]
         webhook: orgaccess::webhook::WebhookArgs,
-        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics.
+        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
         #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
         admin_addr: SocketAddr,
     },
-    /// Run only the admission webhook (HTTPS /validate, /healthz, /readyz, /metrics, /activity).
+    /// Run only the admission webhook (HTTPS /validate; /healthz, /readyz, /metrics, /activity on the admin port).
     Webhook {
         #[command(flatten)]
         webhook: orgaccess::webhook::WebhookArgs,
+        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
+        #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+        admin_addr: SocketAddr,
     },
     /// Print the privilege catalog: every service, domain and what it offers.
     Catalog,
@@ -65,6 +68,9 @@ enum Command {
     Explain(orgaccess::cli::explain::ExplainCommand),
     /// List the active members and enabled API keys that can do VERB on SERVICE/DOMAIN[/RESOURCE].
     WhoCan(orgaccess::cli::who_can::WhoCanArgs),
+    /// List admission decisions from the webhook's JSON log lines (stdin or
+    /// files), as JSON, filtered (see docs/webhook.md).
+    Activity(orgaccess::cli::activity::ActivityArgs),
     /// Print the manifest of a duplicate of a group.
     #[command(subcommand)]
     Duplicate(orgaccess::cli::duplicate::DuplicateCommand),
@@ -169,19 +175,24 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Catalog => print_catalog(),
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
-        Command::Webhook { webhook } => {
+        Command::Webhook {
+            webhook,
+            admin_addr,
+        } => {
             rustls::crypto::ring::default_provider()
                 .install_default()
                 .ok();
             let client = kube::Client::try_default().await?;
             if let Err(e) =
-                orgaccess::webhook::serve(client, webhook.config(), shutdown_signal()).await
+                orgaccess::webhook::serve(client, webhook.config(), admin_addr, shutdown_signal())
+                    .await
             {
                 tracing::error!(error = %format!("{e:#}"), "the webhook stopped; exiting");
                 return Err(e);
             }
         }
         Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
+        Command::Activity(args) => std::process::exit(orgaccess::cli::activity::run(args)),
         Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
         Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
         Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
@@ -227,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
                 let r = readiness.clone();
                 Arc::new(move || r.is_ready())
             }];
+            let mut activity = None;
             let mut webhook_task = if no_webhook {
                 None
             } else {
@@ -237,12 +249,14 @@ async fn main() -> anyhow::Result<()> {
                 )?;
                 let h = hook.clone();
                 checks.push(Arc::new(move || h.readiness()));
+                activity = Some(hook.activity_router(client.clone()));
                 Some(tokio::spawn(hook.run(stopped())))
             };
             let mut admin = tokio::spawn(orgaccess::admin::serve(
                 admin_addr,
                 registry.clone(),
                 checks,
+                activity,
                 stopped(),
             ));
             // A listener that stops (cannot bind, fails) ends the process
