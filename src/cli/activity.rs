@@ -59,7 +59,8 @@ pub fn record(line: &str) -> Option<Value> {
             .filter(|x| !x.is_empty())
             .collect()
     };
-    let message = s("message");
+    // The denial message (the line's own `message` is its one-line summary).
+    let message = s("denial");
     Some(json!({
         "time": v.get("timestamp").cloned().unwrap_or(Value::Null),
         "uid": uid,
@@ -136,7 +137,7 @@ pub fn run(args: ActivityArgs) -> i32 {
 mod tests {
     use super::*;
 
-    const LINE: &str = r#"{"timestamp":"2026-11-30T05:00:00.123Z","level":"INFO","fields":{"message":"denied DELETE Group acme/administrators","uid":"u-1","user":"alice","requester":"member","members":"[\"alice\"]","operation":"DELETE","kind":"Group","namespace":"acme","name":"administrators","allowed":false,"rules":"[AdministratorsProtected]","dry_run":false},"target":"orgaccess::activity"}"#;
+    const LINE: &str = r#"{"timestamp":"2026-11-30T05:00:00.123Z","level":"INFO","fields":{"message":"denied DELETE Group acme/administrators","uid":"u-1","user":"alice","requester":"member","members":"[\"alice\"]","operation":"DELETE","kind":"Group","namespace":"acme","name":"administrators","allowed":false,"rules":"[AdministratorsProtected]","dry_run":false,"denial":"Group acme/administrators denied: [AdministratorsProtected] ..."},"target":"orgaccess::activity"}"#;
 
     #[test]
     fn reads_back_the_log_lines_of_decisions() {
@@ -145,6 +146,12 @@ mod tests {
         assert_eq!(r["members"], json!(["alice"]));
         assert_eq!(r["rules"], json!(["AdministratorsProtected"]));
         assert_eq!(r["allowed"], false);
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Group acme/administrators denied")
+        );
         assert!(record(r#"{"target":"kube","fields":{}}"#).is_none());
         assert!(record("not json").is_none());
     }

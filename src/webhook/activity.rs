@@ -195,7 +195,7 @@ impl ActivityLog {
             allowed = activity.allowed,
             rules = ?activity.rules,
             dry_run = activity.dry_run,
-            message = activity.message.as_deref().unwrap_or(""),
+            denial = activity.message.as_deref().unwrap_or(""),
             "{} {} {} {}/{}",
             if activity.allowed { "admitted" } else { "denied" },
             activity.operation,
