@@ -14,7 +14,8 @@ use serde_json::json;
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
     let index = Arc::new(Index::new());
-    let meta = |name: &str| json!({"name": name, "namespace": "acme", "uid": format!("uid-{name}")});
+    let meta =
+        |name: &str| json!({"name": name, "namespace": "acme", "uid": format!("uid-{name}")});
     let org: Organization = serde_json::from_value(json!({
         "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Organization", "metadata": meta("acme"),
         "spec": {"displayName": "Acme", "resources": {"sources": ["web", "docs", "crm"]}}
@@ -22,14 +23,23 @@ static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
     .unwrap();
     index.apply(&org);
     for (name, spec) in [
-        ("administrators", json!({"builtIn": "Administrators", "template": "Administrators"})),
-        ("editors", json!({"privileges": [
+        (
+            "administrators",
+            json!({"builtIn": "Administrators", "template": "Administrators"}),
+        ),
+        (
+            "editors",
+            json!({"privileges": [
             {"service": "Organization", "domain": "Groups", "level": "Edit"},
             {"service": "Content", "domain": "Sources", "level": "Custom",
-             "resources": [{"name": "web", "level": "Edit"}, {"name": "docs", "level": "View"}]}]})),
-        ("viewers", json!({"template": "AnalyticsViewers",
+             "resources": [{"name": "web", "level": "Edit"}, {"name": "docs", "level": "View"}]}]}),
+        ),
+        (
+            "viewers",
+            json!({"template": "AnalyticsViewers",
             "access": [{"group": "editors", "level": "Edit"}],
-            "identitySets": [{"ssoGroup": "staff"}]})),
+            "identitySets": [{"ssoGroup": "staff"}]}),
+        ),
     ] {
         let g: Group = serde_json::from_value(json!({
             "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group", "metadata": meta(name), "spec": spec
@@ -37,7 +47,10 @@ static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
         .unwrap();
         index.apply(&g);
     }
-    for (name, user, groups) in [("alice", "alice", ["administrators"]), ("bob", "bob", ["editors"])] {
+    for (name, user, groups) in [
+        ("alice", "alice", ["administrators"]),
+        ("bob", "bob", ["editors"]),
+    ] {
         let mut m = meta(name);
         m["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
         let m: Member = serde_json::from_value(json!({
@@ -62,8 +75,7 @@ static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     let answer = VALIDATOR.handle(data);
-    let review: serde_json::Value =
-        serde_json::from_slice(&answer).expect("the answer is JSON");
+    let review: serde_json::Value = serde_json::from_slice(&answer).expect("the answer is JSON");
     assert_eq!(review["kind"], "AdmissionReview");
     let response = &review["response"];
     assert!(response["allowed"].is_boolean(), "{review}");
