@@ -474,3 +474,51 @@ async fn a_group_of_200_privileges_of_1000_resources_is_denied_in_a_few_kib() {
     let _ = configs.delete(&name, &DeleteParams::default()).await;
     let _ = ADMIN;
 }
+
+/// A listener that cannot bind ends the process with an error saying which
+/// and why; it never keeps running without serving.
+#[tokio::test]
+async fn a_listener_that_cannot_bind_ends_the_process_with_why() {
+    install_crds().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let certs = tempfile::tempdir().unwrap();
+    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
+    let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+    std::fs::write(&cert, &serving.cert_pem).unwrap();
+    std::fs::write(&key, &serving.key_pem).unwrap();
+    for (flag, which) in [
+        ("--admin-addr", "binding the admin server"),
+        ("--webhook-addr", "binding the webhook"),
+    ] {
+        let other = if flag == "--admin-addr" {
+            "--webhook-addr"
+        } else {
+            "--admin-addr"
+        };
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_orgaccess"))
+                .args(["webhook", flag, &format!("127.0.0.1:{taken_port}")])
+                .args([other, "127.0.0.1:0"])
+                .arg("--webhook-cert-file")
+                .arg(&cert)
+                .arg("--webhook-key-file")
+                .arg(&key)
+                .env("KUBECONFIG", plane().kubeconfig_for(OPERATOR_USER))
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{flag} taken: the process kept running"))
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} taken: exited successfully");
+        assert!(
+            stderr.contains(which) && stderr.contains(&taken_port.to_string()),
+            "{flag} taken: {stderr}"
+        );
+    }
+    drop(taken);
+}
