@@ -68,8 +68,8 @@ enum Command {
     Explain(orgaccess::cli::explain::ExplainCommand),
     /// List the active members and enabled API keys that can do VERB on SERVICE/DOMAIN[/RESOURCE].
     WhoCan(orgaccess::cli::who_can::WhoCanArgs),
-    /// List admission decisions from the webhook's JSON log lines (stdin or
-    /// files), as JSON, filtered (see docs/webhook.md).
+    /// List admission decisions from the webhook's activity file or JSON log
+    /// lines (files or stdin), as JSON, filtered (see docs/webhook.md).
     Activity(orgaccess::cli::activity::ActivityArgs),
     /// Print the manifest of a duplicate of a group.
     #[command(subcommand)]

@@ -1,6 +1,7 @@
 //! `orgaccess activity`: lists admission decisions from the durable record,
-//! the webhook's activity log lines (`--log-format json`, target
-//! `orgaccess::activity`; schema in docs/webhook.md), as JSON, filtered.
+//! the webhook's activity file (`--activity-file`, JSON lines) or its log
+//! lines (`--log-format json`, target `orgaccess::activity`; schema in
+//! docs/webhook.md), as JSON, filtered.
 //!
 //! ```sh
 //! kubectl -n orgaccess-system logs deploy/orgaccess --since=24h \
@@ -42,9 +43,14 @@ pub struct ActivityArgs {
     pub limit: Option<usize>,
 }
 
-/// One decision read back from a log line, in the shape of `GET /activity`.
+/// One decision read back from a line of the activity file (as is) or of the
+/// JSON log, in the shape of `GET /activity`.
 pub fn record(line: &str) -> Option<Value> {
     let v: Value = serde_json::from_str(line).ok()?;
+    if v.get("uid").is_some_and(Value::is_string) && v.get("allowed").is_some_and(Value::is_boolean)
+    {
+        return Some(v);
+    }
     if v.get("target")?.as_str()? != crate::webhook::activity::TARGET {
         return None;
     }
@@ -154,6 +160,8 @@ mod tests {
         );
         assert!(record(r#"{"target":"kube","fields":{}}"#).is_none());
         assert!(record("not json").is_none());
+        let file_line = r#"{"time":"2026-11-30T05:00:00Z","uid":"u-2","user":"bob","requester":"member","operation":"CREATE","kind":"Group","namespace":"acme","name":"g","allowed":true,"dryRun":false}"#;
+        assert_eq!(record(file_line).unwrap()["user"], "bob");
     }
 
     #[test]

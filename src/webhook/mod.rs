@@ -54,7 +54,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::api::{ApiKey, Group, Member, Organization};
-pub use activity::{Activity, ActivityLog};
+pub use activity::{Activity, ActivityLog, AuditFileConfig};
 pub use configuration::{Endpoint, only_namespace, webhook_configuration};
 pub use index::Index;
 pub use metrics::Metrics;
@@ -121,6 +121,8 @@ pub struct Config {
     /// Serve only clients with a certificate from this CA and name (the
     /// apiserver); anyone who completes TLS when `None`.
     pub client_auth: Option<tls::ClientAuth>,
+    /// The durable record: a rotated JSON-lines file of decisions.
+    pub audit_file: Option<AuditFileConfig>,
 }
 
 impl Default for Config {
@@ -142,6 +144,7 @@ impl Default for Config {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             body_budget: DEFAULT_BODY_BUDGET,
             client_auth: None,
+            audit_file: None,
         }
     }
 }
@@ -228,6 +231,21 @@ pub struct WebhookArgs {
     #[arg(long = "webhook-client-name", env = "ORGACCESS_WEBHOOK_CLIENT_NAMES",
           value_delimiter = ',', default_value = DEFAULT_CLIENT_NAME)]
     pub client_names: Vec<String>,
+    /// Append every decision to this JSON-lines file (rotated by size): the
+    /// durable record, read back with `orgaccess activity FILE`.
+    #[arg(long = "activity-file", env = "ORGACCESS_ACTIVITY_FILE")]
+    pub activity_file: Option<PathBuf>,
+    /// Rotate the activity file at this size, in bytes.
+    #[arg(long = "activity-file-max-bytes", env = "ORGACCESS_ACTIVITY_FILE_MAX_BYTES",
+          default_value_t = 100 * 1024 * 1024)]
+    pub activity_file_max_bytes: u64,
+    /// Rotated activity files kept (`FILE.1` newest .. `FILE.N`).
+    #[arg(
+        long = "activity-file-keep",
+        env = "ORGACCESS_ACTIVITY_FILE_KEEP",
+        default_value_t = 10
+    )]
+    pub activity_file_keep: usize,
 }
 
 impl WebhookArgs {
@@ -256,6 +274,11 @@ impl WebhookArgs {
                     .filter(|n| !n.is_empty())
                     .cloned()
                     .collect(),
+            }),
+            audit_file: self.activity_file.clone().map(|path| AuditFileConfig {
+                path,
+                max_bytes: self.activity_file_max_bytes.max(64 * 1024),
+                keep: self.activity_file_keep,
             }),
         }
     }
@@ -455,6 +478,12 @@ impl Webhook {
             )
         } else {
             ActivityLog::new(config.activity_capacity, metrics.clone())
+        };
+        let activity = match &config.audit_file {
+            Some(file) => activity
+                .with_file(file.clone())
+                .with_context(|| format!("opening the activity file {}", file.path.display()))?,
+            None => activity,
         };
         let index = Arc::new(Index::new());
         let (organizations, t1) = reflect::<Organization>(&client, index.clone());
