@@ -96,7 +96,7 @@ variants=(
   "cert-manager-issuer|--set certManager.enabled=true --set certManager.issuerRef.kind=ClusterIssuer --set certManager.issuerRef.name=internal-ca"
   "no-webhook|--set webhook.enabled=false --set replicaCount=1"
   "watch-namespace|--set operator.watchNamespace=default"
-  "client-auth|--set webhook.clientAuth.enabled=true --set webhook.clientAuth.caConfigMap=apiserver-client-ca"
+  "client-auth|--set webhook.clientAuth.enabled=true --set webhook.clientAuth.caConfigMap=apiserver-client-ca --set activityFile.enabled=true"
 )
 
 step "helm lint"
@@ -235,6 +235,7 @@ for v in "${variants[@]}"; do
         || fail "$name: --webhook-client-ca-file not passed"
       grep -q -- "- --webhook-client-name=kube-apiserver" <<<"$dep" || fail "$name: --webhook-client-name not passed"
       grep -q "name: apiserver-client-ca" <<<"$dep" || fail "$name: the client CA ConfigMap is not mounted"
+      grep -q -- '- --activity-file=/var/lib/orgaccess/activity/$(POD_NAME).jsonl' <<<"$dep" || fail "$name: --activity-file not passed"
       echo "client certificates required (CA from ConfigMap apiserver-client-ca, CN kube-apiserver)"
       ;;
     watch-namespace)
