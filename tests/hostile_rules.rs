@@ -56,7 +56,7 @@ fn two_hundred_privileges_of_a_thousand_undeclared_names_give_a_small_answer() {
                 ..OrgResources::default()
             },
             invitation_lifetime_days: 31,
-            deleting: false,
+            ..OrgDef::default()
         }),
         ..OrgState::default()
     };
