@@ -96,6 +96,7 @@ variants=(
   "cert-manager-issuer|--set certManager.enabled=true --set certManager.issuerRef.kind=ClusterIssuer --set certManager.issuerRef.name=internal-ca"
   "no-webhook|--set webhook.enabled=false --set replicaCount=1"
   "watch-namespace|--set operator.watchNamespace=default"
+  "client-auth|--set webhook.clientAuth.enabled=true --set webhook.clientAuth.caConfigMap=apiserver-client-ca --set activityFile.enabled=true"
 )
 
 step "helm lint"
@@ -227,6 +228,15 @@ for v in "${variants[@]}"; do
       ! grep -q "caBundle" <<<"$vwc" || fail "$name: caBundle set although cainjector fills it"
       [[ -z "$(docs_of_kind "$out" Secret)" ]] || fail "$name: a self-signed Secret rendered"
       echo "cert-manager objects rendered (not dry-run: cert-manager's CRDs are not installed): $(grep -c '^kind:' "$work/$name.cert-manager.yaml")"
+      ;;
+    client-auth)
+      dep=$(docs_of_kind "$out" Deployment)
+      grep -q -- "- --webhook-client-ca-file=/etc/orgaccess/webhook-client-ca/ca.crt" <<<"$dep" \
+        || fail "$name: --webhook-client-ca-file not passed"
+      grep -q -- "- --webhook-client-name=kube-apiserver" <<<"$dep" || fail "$name: --webhook-client-name not passed"
+      grep -q "name: apiserver-client-ca" <<<"$dep" || fail "$name: the client CA ConfigMap is not mounted"
+      grep -q -- '- --activity-file=/var/lib/orgaccess/activity/$(POD_NAME).jsonl' <<<"$dep" || fail "$name: --activity-file not passed"
+      echo "client certificates required (CA from ConfigMap apiserver-client-ca, CN kube-apiserver)"
       ;;
     watch-namespace)
       [[ -z "$(docs_of_kind "$out" ClusterRoleBinding)" ]] || fail "$name: a ClusterRoleBinding rendered"

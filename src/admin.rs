@@ -1,10 +1,13 @@
 //! The admin server: `/healthz` (alive), `/readyz` (caches synced), `/metrics`
-//! (Prometheus text). Plain HTTP on its own port, never the webhook's.
+//! (Prometheus text) and, with the webhook, `/activity` (bearer token, see
+//! [`crate::webhook::Webhook::activity_router`]). Plain HTTP on its own port,
+//! never the webhook's.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -53,13 +56,30 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     )
 }
 
-/// Serves until `shutdown` resolves. `readiness`: every component that must be ready.
+/// Serves until `shutdown` resolves. `readiness`: every component that must
+/// be ready; `extra`: more routes (the webhook's authenticated `/activity`).
 pub async fn serve(
     addr: SocketAddr,
     registry: Arc<Mutex<Registry>>,
     readiness: Vec<ReadyCheck>,
+    extra: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("binding the admin server (/healthz, /readyz, /metrics) to {addr}")
+    })?;
+    serve_on(listener, registry, readiness, extra, shutdown).await
+}
+
+/// [`serve`] on a bound listener (e.g. port 0 in a test).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Mutex<Registry>>,
+    readiness: Vec<ReadyCheck>,
+    extra: Option<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -68,10 +88,14 @@ pub async fn serve(
             registry,
             readiness,
         });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "admin server listening (/healthz, /readyz, /metrics)");
+    let app = match extra {
+        Some(extra) => app.merge(extra),
+        None => app,
+    };
+    tracing::info!(%addr, "admin server listening (/healthz, /readyz, /metrics, /activity)");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await
+        .context("serving the admin server")?;
     Ok(())
 }

@@ -74,6 +74,7 @@ fn default_invitation_days() -> u32 {
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationSpec {
     /// Human name of the organization.
+    #[schemars(schema_with = "crate::core::model::display_name_schema")]
     pub display_name: String,
     /// The organization's resources that per-resource (Custom) privileges may name.
     #[serde(default)]
@@ -149,6 +150,7 @@ pub struct OrganizationStatus {
 pub struct GroupSpec {
     /// Human name. Defaults to the object name, or `<source>_copy` for a duplicate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::core::model::optional_display_name_schema")]
     pub display_name: Option<String>,
     /// Marks a built-in group seeded by the operator. Set only by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +172,7 @@ pub struct GroupSpec {
     pub access: Vec<AccessEntry>,
     /// Name of the Group this one duplicates. Needs privileges strictly above the source's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub duplicate_of: Option<String>,
 }
 
@@ -236,12 +239,13 @@ pub struct MemberSpec {
     pub identity: MemberIdentity,
     /// Groups the member is invited to (Group object names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 256), inner(length(min = 1, max = 253)))]
     pub groups: Vec<String>,
     /// Kubernetes users, groups and service accounts that act as this member
     /// when they change the organization's objects. Their requests are judged
     /// with this member's effective privileges.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub subjects: Vec<Subject>,
     /// The member accepted the invitation. Until then they hold no privileges
     /// from invitations, and after the organization's invitation lifetime the
@@ -250,9 +254,11 @@ pub struct MemberSpec {
     pub accepted: bool,
     /// Groups the single sign-on provider asserts for this member (for identity sets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 256)))]
     pub sso_groups: Vec<String>,
     /// Salesforce user profile of this member (for identity sets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub salesforce_profile: Option<String>,
 }
 
@@ -321,9 +327,11 @@ pub struct MemberStatus {
 ]))]
 pub struct ApiKeySpec {
     /// Human name of the key.
+    #[schemars(schema_with = "crate::core::model::display_name_schema")]
     pub display_name: String,
     /// What the key is for, who it was shared with, when and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub description: Option<String>,
     /// Starting privileges from an API key template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,6 +353,7 @@ pub struct ApiKeySpec {
     /// SearchPages), P365D for AuthenticatedSearch and Custom. Absent: the
     /// template's cap. Cannot be removed or lengthened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
     pub lifetime: Option<String>,
     /// Addresses or CIDR ranges the key may be used from. Empty: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -368,6 +377,7 @@ pub struct Rotation {
     /// ISO-8601 duration the previous value stays valid, at most P30D (and
     /// never past the key's own expiry). Default P7D.
     #[serde(default = "default_previous_validity")]
+    #[schemars(length(min = 1, max = 64))]
     pub previous_key_validity: String,
 }
 

@@ -63,6 +63,8 @@ pub const OPERATOR_NAMESPACE: &str = "orgaccess-system";
 pub const OPERATOR_SERVICE_ACCOUNT: &str = "orgaccess";
 /// The operator identity, authenticated by token as if it were its service account.
 pub const OPERATOR_USER: &str = "system:serviceaccount:orgaccess-system:orgaccess";
+/// Common name of the client certificate the apiserver presents to webhooks.
+pub const WEBHOOK_CLIENT_NAME: &str = "kube-apiserver";
 /// ClusterRole (and ClusterRoleBinding) that gives [`TESTERS_GROUP`] and
 /// [`GITOPS_GROUP`] all verbs on `orgaccess.dev`, `secrets` and `events`, and
 /// get/list on namespaces.
@@ -213,6 +215,10 @@ struct Layout {
     etcd_data: PathBuf,
     kubeconfigs: PathBuf,
     tokens: PathBuf,
+    /// The apiserver's admission configuration and the kubeconfig it uses to
+    /// call webhooks (a client certificate).
+    admission_config: PathBuf,
+    webhook_kubeconfig: PathBuf,
 }
 
 impl Layout {
@@ -223,6 +229,8 @@ impl Layout {
             etcd_data: work.join("etcd"),
             kubeconfigs: work.join("kubeconfigs"),
             tokens: work.join("tokens.csv"),
+            admission_config: work.join("admission-configuration.yaml"),
+            webhook_kubeconfig: work.join("kubeconfigs").join("webhook-client.kubeconfig"),
         }
     }
 }
@@ -272,6 +280,37 @@ impl ControlPlane {
 
         let identities = make_identities();
         write_private(&layout.tokens, &token_file(&identities))?;
+
+        // The apiserver presents a client certificate to every webhook (as
+        // kube-apiserver does when its admission configuration names a
+        // kubeconfig), so the webhook can serve only it.
+        let client = issue_client_cert(&ca, WEBHOOK_CLIENT_NAME)?;
+        let (client_crt, client_key) = (
+            layout.pki.join("webhook-client.crt"),
+            layout.pki.join("webhook-client.key"),
+        );
+        write_private(&client_crt, &client.cert_pem)?;
+        write_private(&client_key, &client.key_pem)?;
+        write_private(
+            &layout.webhook_kubeconfig,
+            &format!(
+                "apiVersion: v1\nkind: Config\nusers:\n- name: \"*\"\n  user:\n    client-certificate: {}\n    client-key: {}\n",
+                client_crt.display(),
+                client_key.display()
+            ),
+        )?;
+        write_private(
+            &layout.admission_config,
+            &format!(
+                "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n\
+                 - name: ValidatingAdmissionWebhook\n  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n\
+                 \x20   kind: WebhookAdmissionConfiguration\n    kubeConfigFile: {}\n\
+                 - name: MutatingAdmissionWebhook\n  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n\
+                 \x20   kind: WebhookAdmissionConfiguration\n    kubeConfigFile: {}\n",
+                layout.webhook_kubeconfig.display(),
+                layout.webhook_kubeconfig.display()
+            ),
+        )?;
 
         let mut plane = ControlPlane {
             bin_dir,
@@ -350,6 +389,10 @@ impl ControlPlane {
                 pki.join("apiserver.key").display()
             ),
             format!("--token-auth-file={}", layout.tokens.display()),
+            format!(
+                "--admission-control-config-file={}",
+                layout.admission_config.display()
+            ),
             "--authorization-mode=RBAC".to_string(),
             format!(
                 "--service-account-key-file={}",
@@ -659,6 +702,18 @@ impl ControlPlane {
     /// `sans` are IP addresses or DNS names.
     pub fn issue_serving_cert(&self, sans: &[&str]) -> anyhow::Result<ServingCert> {
         issue_cert(&self.ca, sans)
+    }
+
+    /// A client certificate with common name `cn` from the control plane's CA
+    /// (the apiserver presents one for [`WEBHOOK_CLIENT_NAME`] to webhooks).
+    pub fn issue_client_cert(&self, cn: &str) -> anyhow::Result<ServingCert> {
+        issue_client_cert(&self.ca, cn)
+    }
+
+    /// The CA that signs the apiserver's client certificate for webhooks
+    /// (a webhook's `--webhook-client-ca-file`).
+    pub fn webhook_client_ca_file(&self) -> PathBuf {
+        self.work_dir.join("pki").join("ca.crt")
     }
 
     /// Process ids of (kube-apiserver, etcd) while they run, e.g. to read their RSS.
@@ -1127,6 +1182,28 @@ fn make_ca() -> anyhow::Result<(CertifiedIssuer<'static, KeyPair>, String)> {
     let ca = CertifiedIssuer::self_signed(params, key)?;
     let pem = ca.pem();
     Ok((ca, pem))
+}
+
+/// A client certificate (ClientAuth) with common name `cn`, signed by `ca`.
+fn issue_client_cert(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    cn: &str,
+) -> anyhow::Result<ServingCert> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, ca)?;
+    Ok(ServingCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 fn issue_cert(

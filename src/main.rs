@@ -41,14 +41,17 @@ enum Command {
         no_webhook: bool,
         #[command(flatten)]
         webhook: orgaccess::webhook::WebhookArgs,
-        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics.
+        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
         #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
         admin_addr: SocketAddr,
     },
-    /// Run only the admission webhook (HTTPS /validate, /healthz, /readyz, /metrics, /activity).
+    /// Run only the admission webhook (HTTPS /validate; /healthz, /readyz, /metrics, /activity on the admin port).
     Webhook {
         #[command(flatten)]
         webhook: orgaccess::webhook::WebhookArgs,
+        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
+        #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+        admin_addr: SocketAddr,
     },
     /// Print the privilege catalog: every service, domain and what it offers.
     Catalog,
@@ -65,6 +68,9 @@ enum Command {
     Explain(orgaccess::cli::explain::ExplainCommand),
     /// List the active members and enabled API keys that can do VERB on SERVICE/DOMAIN[/RESOURCE].
     WhoCan(orgaccess::cli::who_can::WhoCanArgs),
+    /// List admission decisions from the webhook's activity file or JSON log
+    /// lines (files or stdin), as JSON, filtered (see docs/webhook.md).
+    Activity(orgaccess::cli::activity::ActivityArgs),
     /// Print the manifest of a duplicate of a group.
     #[command(subcommand)]
     Duplicate(orgaccess::cli::duplicate::DuplicateCommand),
@@ -112,6 +118,20 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// What a listener's task ending means: an error unless shutdown was asked for.
+fn listener_ended(
+    what: &str,
+    joined: Result<anyhow::Result<()>, tokio::task::JoinError>,
+    stop_requested: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<()> {
+    match joined {
+        Ok(Err(e)) => Err(e.context(format!("the {what} stopped"))),
+        Err(e) => Err(anyhow::anyhow!("the {what} task failed: {e}")),
+        Ok(Ok(())) if stop_requested.load(std::sync::atomic::Ordering::SeqCst) => Ok(()),
+        Ok(Ok(())) => Err(anyhow::anyhow!("the {what} stopped serving unexpectedly")),
+    }
+}
+
 fn print_catalog() {
     use orgaccess::core::catalog::{CATALOG, Create, Evidence};
     println!("{:<16} {:<28} {:<34} NOTES", "SERVICE", "DOMAIN", "LEVELS");
@@ -155,14 +175,24 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Catalog => print_catalog(),
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
-        Command::Webhook { webhook } => {
+        Command::Webhook {
+            webhook,
+            admin_addr,
+        } => {
             rustls::crypto::ring::default_provider()
                 .install_default()
                 .ok();
             let client = kube::Client::try_default().await?;
-            orgaccess::webhook::serve(client, webhook.config(), shutdown_signal()).await?
+            if let Err(e) =
+                orgaccess::webhook::serve(client, webhook.config(), admin_addr, shutdown_signal())
+                    .await
+            {
+                tracing::error!(error = %format!("{e:#}"), "the webhook stopped; exiting");
+                return Err(e);
+            }
         }
         Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
+        Command::Activity(args) => std::process::exit(orgaccess::cli::activity::run(args)),
         Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
         Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
         Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
@@ -194,16 +224,22 @@ async fn main() -> anyhow::Result<()> {
                     let _ = rx.wait_for(|s| *s).await;
                 }
             };
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                let _ = stop_tx.send(true);
-            });
+            let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            {
+                let stop_requested = stop_requested.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    stop_requested.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = stop_tx.send(true);
+                });
+            }
             // Every replica serves the webhook; only the leader reconciles.
             let mut checks: Vec<orgaccess::admin::ReadyCheck> = vec![{
                 let r = readiness.clone();
                 Arc::new(move || r.is_ready())
             }];
-            let webhook_task = if no_webhook {
+            let mut activity = None;
+            let mut webhook_task = if no_webhook {
                 None
             } else {
                 let hook = orgaccess::webhook::Webhook::new(
@@ -213,18 +249,57 @@ async fn main() -> anyhow::Result<()> {
                 )?;
                 let h = hook.clone();
                 checks.push(Arc::new(move || h.readiness()));
+                activity = Some(hook.activity_router(client.clone()));
                 Some(tokio::spawn(hook.run(stopped())))
             };
-            let admin = tokio::spawn(orgaccess::admin::serve(
+            let mut admin = tokio::spawn(orgaccess::admin::serve(
                 admin_addr,
                 registry.clone(),
                 checks,
+                activity,
                 stopped(),
             ));
-            let result = controller::run(client, args, registry, readiness, stopped()).await;
+            // A listener that stops (cannot bind, fails) ends the process
+            // with the reason: a replica that reports ready but serves
+            // nothing would be worse.
+            let webhook_abort = webhook_task.as_ref().map(|t| t.abort_handle());
+            let mut webhook_ended = std::pin::pin!(async {
+                match webhook_task.as_mut() {
+                    Some(t) => t.await,
+                    None => std::future::pending().await,
+                }
+            });
+            let mut controller = std::pin::pin!(controller::run(
+                client,
+                args,
+                registry,
+                readiness,
+                stopped()
+            ));
+            let (mut admin_done, mut webhook_done) = (false, false);
+            let result = loop {
+                tokio::select! {
+                    r = &mut controller => break r,
+                    r = &mut admin, if !admin_done => {
+                        admin_done = true;
+                        if let Err(e) = listener_ended("admin server", r, &stop_requested) {
+                            break Err(e);
+                        }
+                    }
+                    r = &mut webhook_ended, if !webhook_done => {
+                        webhook_done = true;
+                        if let Err(e) = listener_ended("webhook", r, &stop_requested) {
+                            break Err(e);
+                        }
+                    }
+                }
+            };
             admin.abort();
-            if let Some(task) = webhook_task {
+            if let Some(task) = webhook_abort {
                 task.abort();
+            }
+            if let Err(e) = &result {
+                tracing::error!(error = %format!("{e:#}"), "exiting");
             }
             result?;
         }

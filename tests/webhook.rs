@@ -17,7 +17,7 @@ use support::org::{
 };
 use support::{
     ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, fresh_namespace, kubectl,
-    kubectl_stdin,
+    kubectl_stdin, plane,
 };
 
 #[tokio::test]
@@ -481,11 +481,39 @@ async fn activity_is_recorded_as_events_logs_and_a_listable_ring() {
         .await,
     );
 
-    // The ring, over HTTPS.
-    let https = t.https();
-    let list: Vec<Value> = https
-        .get(t.url(&format!("/activity?namespace={}", t.ns)))
+    // The ring, on the admin port, to those the organization lets see it.
+    let admin_http = reqwest::Client::new();
+    let activity = |who: Option<&str>, ns: Option<&str>| {
+        let mut req = admin_http.get(format!(
+            "http://127.0.0.1:{}/activity{}",
+            t.served.admin_port,
+            ns.map(|ns| format!("?namespace={ns}")).unwrap_or_default()
+        ));
+        if let Some(who) = who {
+            req = req.bearer_auth(&plane().identity(who).unwrap().token);
+        }
+        req.send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+    // No token, or an invalid one: 401.
+    assert_eq!(status(activity(None, Some(&t.ns)).await.unwrap()), 401);
+    let forged = admin_http
+        .get(format!("http://127.0.0.1:{}/activity", t.served.admin_port))
+        .bearer_auth("not-a-token")
         .send()
+        .await
+        .unwrap();
+    assert_eq!(status(forged), 401);
+    // erin is nobody in the organization; alice may not list every namespace.
+    assert_eq!(
+        status(activity(Some("erin"), Some(&t.ns)).await.unwrap()),
+        403
+    );
+    assert_eq!(status(activity(Some("alice"), None).await.unwrap()), 403);
+    // A trusted principal lists every namespace.
+    assert_eq!(status(activity(Some(ADMIN), None).await.unwrap()), 200);
+    // alice is an administrator: Organization/Activities: View.
+    let list: Vec<Value> = activity(Some("alice"), Some(&t.ns))
         .await
         .unwrap()
         .json()
@@ -576,13 +604,19 @@ async fn activity_is_recorded_as_events_logs_and_a_listable_ring() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Health, readiness and metrics on the same port.
+    // Health, readiness and metrics on the admin port; the webhook's port
+    // serves only /validate (to the apiserver's client certificate).
+    let admin_url = |path: &str| format!("http://127.0.0.1:{}{path}", t.served.admin_port);
     for path in ["/healthz", "/readyz"] {
-        let r = https.get(t.url(path)).send().await.unwrap();
+        let r = admin_http.get(admin_url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let metrics = https
-        .get(t.url("/metrics"))
+    assert!(
+        t.https().get(t.url("/healthz")).send().await.is_err(),
+        "the webhook port served a caller without a client certificate"
+    );
+    let metrics = admin_http
+        .get(admin_url("/metrics"))
         .send()
         .await
         .unwrap()

@@ -17,9 +17,13 @@ async fn start() -> support::webhook::ServedWebhook {
     support::webhook::serve_webhook(None).await
 }
 
+/// An HTTPS client presenting the apiserver's client certificate.
 fn https() -> reqwest::Client {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
+        .identity(support::webhook::client_identity(
+            orgaccess::controlplane::WEBHOOK_CLIENT_NAME,
+        ))
         .tls_info(true)
         .pool_max_idle_per_host(0)
         .build()
@@ -254,14 +258,19 @@ async fn every_malformed_body_is_a_200_denial_and_the_server_keeps_serving() {
         answer["response"]["uid"],
         "7f0b2c4e-0000-4000-8000-000000000001"
     );
+    // Health and metrics are on the admin port, not the webhook's.
     let health = client
         .get(format!("https://127.0.0.1:{}/healthz", r.port))
         .send()
         .await
         .unwrap();
+    assert_eq!(health.status(), 404);
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", r.admin_port))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = client
-        .get(format!("https://127.0.0.1:{}/metrics", r.port))
+    let metrics = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/metrics", r.admin_port))
         .send()
         .await
         .unwrap()
@@ -283,7 +292,7 @@ async fn every_malformed_body_is_a_200_denial_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn the_serving_certificate_is_reloaded_without_a_restart() {
     let r = start().await;
-    let url = format!("https://127.0.0.1:{}/healthz", r.port);
+    let url = format!("https://127.0.0.1:{}/validate", r.port);
     let peer = |resp: &reqwest::Response| {
         resp.extensions()
             .get::<reqwest::tls::TlsInfo>()
@@ -299,7 +308,7 @@ async fn the_serving_certificate_is_reloaded_without_a_restart() {
             .to_vec()
     };
     let first = std::fs::read_to_string(r.certs.path().join("tls.crt")).unwrap();
-    let resp = https().get(&url).send().await.unwrap();
+    let resp = https().post(&url).body("{}").send().await.unwrap();
     assert_eq!(peer(&resp), der(&first));
 
     // Rotate as a Secret volume does: new files moved into place.
@@ -316,7 +325,7 @@ async fn the_serving_certificate_is_reloaded_without_a_restart() {
         r.certs.path().join("tls.crt"),
     )
     .unwrap();
-    let resp = https().get(&url).send().await.unwrap();
+    let resp = https().post(&url).body("{}").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(
         peer(&resp),
@@ -338,4 +347,63 @@ async fn an_unreadable_certificate_fails_the_start() {
     };
     let err = Webhook::new(client, config, Arc::new(Mutex::new(Registry::default()))).unwrap_err();
     assert!(format!("{err:#}").contains("missing.crt"), "{err:#}");
+}
+
+/// Only the apiserver is served: no client certificate, or one with another
+/// name (even from the same CA), and the TLS connection is refused; nothing
+/// is judged, recorded or published for such a request.
+#[tokio::test]
+async fn only_the_apiservers_client_certificate_is_served() {
+    let r = start().await;
+    let client = admin_client().await;
+    let ns = fresh_namespace(&client).await;
+    let url = format!("https://127.0.0.1:{}/validate", r.port);
+    let ca = || reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap();
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(ca())
+        .build()
+        .unwrap();
+    let impostor = reqwest::Client::builder()
+        .add_root_certificate(ca())
+        .identity(support::webhook::client_identity("mallory"))
+        .build()
+        .unwrap();
+    // A forged review: claims system:masters.
+    let forged = review(good_request(&ns));
+    let before = r.webhook.validator().activity.list(None, usize::MAX).len();
+    for (who, c) in [("no certificate", &anonymous), ("CN mallory", &impostor)] {
+        let result = c.post(&url).body(forged.clone()).send().await;
+        assert!(
+            result.is_err(),
+            "{who}: served: {:?}",
+            result.map(|r| r.status())
+        );
+    }
+    assert_eq!(
+        r.webhook.validator().activity.list(None, usize::MAX).len(),
+        before,
+        "a refused caller left activity"
+    );
+    let answer: Value = https()
+        .post(&url)
+        .body(forged)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", r.admin_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("orgaccess_webhook_unauthenticated_connections_total "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_ne!(refused.split(' ').nth(1), Some("0"), "{refused}");
+    r.shutdown().await.unwrap();
 }

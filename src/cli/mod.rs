@@ -16,6 +16,7 @@
 //! (unreadable path, invalid manifests for a question, unknown name, cluster
 //! unreachable, bad arguments).
 
+pub mod activity;
 pub mod check;
 pub mod duplicate;
 pub mod explain;

@@ -14,6 +14,30 @@ use serde::{Deserialize, Serialize};
 use super::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
 use super::privilege::{PrivilegeSpec, ResourceLevel};
 
+/// Longest object name (a DNS subdomain, as Kubernetes names are).
+pub const MAX_NAME: usize = 253;
+
+/// Display names: 1 to 255 characters, no control or bidirectional-override
+/// characters (which make a name read as another, e.g. "Administrators").
+pub fn display_name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "x-kubernetes-validations": [{
+            "rule": r"!self.matches(r'[\x{0}-\x{1F}\x{7F}-\x{9F}\x{200E}\x{200F}\x{202A}-\x{202E}\x{2066}-\x{2069}]')",
+            "message": "a display name holds no control or bidirectional-override characters"
+        }]
+    })
+}
+
+/// [`display_name_schema`], for an optional field.
+pub fn optional_display_name_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = display_name_schema(g);
+    s.insert("nullable".into(), true.into());
+    s
+}
+
 /// Default invitation lifetime, in days.
 pub const DEFAULT_INVITATION_DAYS: u32 = 31;
 
@@ -27,9 +51,11 @@ pub const DEFAULT_INVITATION_DAYS: u32 = 31;
 pub struct AccessEntry {
     /// Name of a Group object in this organization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub group: Option<String>,
     /// Name of an ApiKey object in this organization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub api_key: Option<String>,
     /// View or Edit on the object holding this list. Counts exactly as the
     /// matching Custom grant on the Groups or API keys domain.
@@ -62,9 +88,11 @@ pub struct IdentitySet {
     pub open_id_domain: Option<OpenIdDomain>,
     /// Everyone the single sign-on provider asserts to be in this group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub sso_group: Option<String>,
     /// Everyone with this Salesforce user profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
     pub salesforce_profile: Option<String>,
 }
 
@@ -73,15 +101,28 @@ pub struct OpenIdDomain {
     /// Google, Microsoft, Salesforce or SalesforceSandbox.
     pub provider: Provider,
     /// The e-mail domain, e.g. `example.com`.
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$')",
+         "message": "an OpenID domain is a DNS domain such as example.com"}
+    ]))]
     pub domain: String,
 }
 
 /// Who a member is at their identity provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.provider == 'SingleSignOn' || self.username.matches(r'^[^@\\s]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$')",
+     "message": "username must be an e-mail address (name@domain.example) for providers Email, Google, Microsoft, Salesforce, SalesforceSandbox and AnyListed"},
+    {"rule": "!self.username.matches(r'[\\x{0}-\\x{20}\\x{7F}-\\x{9F}\\x{200E}\\x{200F}\\x{202A}-\\x{202E}\\x{2066}-\\x{2069}]')",
+     "message": "username holds no spaces, control or bidirectional-override characters"}
+]))]
 pub struct MemberIdentity {
     /// The identity provider the member signs in with.
     pub provider: Provider,
-    /// E-mail address or username at that provider (the NameID for single sign-on).
+    /// E-mail address or username at that provider (the NameID for single
+    /// sign-on). An e-mail address for every provider but SingleSignOn.
+    #[schemars(length(min = 1, max = 254))]
     pub username: String,
 }
 
@@ -96,9 +137,11 @@ pub struct Subject {
     /// User, Group or ServiceAccount, as in RBAC subjects.
     pub kind: SubjectKind,
     /// User name, group name or service account name.
+    #[schemars(length(min = 1, max = 512))]
     pub name: String,
     /// Namespace of the service account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,
 }
 
@@ -164,15 +207,15 @@ impl Subject {
 pub struct OrgResources {
     /// Content sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 1000), inner(length(min = 1, max = 253)))]
     pub sources: Vec<String>,
     /// Indexing pipeline extensions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 1000), inner(length(min = 1, max = 253)))]
     pub extensions: Vec<String>,
     /// Query pipelines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 1000), inner(length(min = 1, max = 253)))]
     pub query_pipelines: Vec<String>,
 }
 

@@ -6,6 +6,7 @@
 //! Create where the domain ties creation to Edit, and per-resource levels that a
 //! domain-wide level already covers are dropped.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -63,28 +64,107 @@ struct Interner {
     names: Vec<Arc<str>>,
 }
 
-// Grows with the distinct resource names ever seen (sources, groups, keys):
-// thousands, not an unbounded stream, so it is never pruned.
+impl Interner {
+    fn insert(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+}
+
+// The process-wide interner grows with the distinct resource names of the
+// objects that are kept (the webhook's cache interns them with
+// [`intern_names`] as they arrive), never with names from requests: those
+// are interned in a [`request_scope`] that is dropped with the request.
 static INTERNER: LazyLock<RwLock<Interner>> = LazyLock::new(Default::default);
+
+/// Ids of names interned in a request scope carry this bit.
+const SCOPED: u32 = 1 << 31;
+
+thread_local! {
+    /// The current request scope's interner, if any.
+    static SCOPE: RefCell<Option<Interner>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with names not already known process-wide interned in a table of
+/// its own, dropped when `f` returns: judging a request then adds nothing to
+/// process-wide state, whatever names it carries. Ids made inside must not
+/// outlive `f` (the webhook keeps none: answers are text).
+pub fn request_scope<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Interner>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SCOPE.with(|s| *s.borrow_mut() = previous);
+        }
+    }
+    let previous = SCOPE.with(|s| s.replace(Some(Interner::default())));
+    let _restore = Restore(previous);
+    f()
+}
+
+/// Runs `f` outside any request scope: what it interns is process-wide. For
+/// data derived from a cache and kept with it (ids there must outlive requests).
+pub fn outside_request_scope<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Interner>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let scope = self.0.take();
+            SCOPE.with(|s| *s.borrow_mut() = scope);
+        }
+    }
+    let scope = SCOPE.with(|s| s.borrow_mut().take());
+    let _restore = Restore(scope);
+    f()
+}
+
+/// Interns `names` process-wide, e.g. those of an object entering a cache, so
+/// that requests judged against the cache share their ids.
+pub fn intern_names<'a>(names: impl IntoIterator<Item = &'a str>) {
+    for name in names {
+        if ResourceId::global(name).is_none() {
+            INTERNER
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name);
+        }
+    }
+}
+
+/// The resource names a list of privileges names, for [`intern_names`].
+pub fn spec_names(specs: &[PrivilegeSpec]) -> impl Iterator<Item = &str> {
+    specs
+        .iter()
+        .flat_map(|s| s.resources.iter().map(|r| r.name.as_str()))
+}
 
 impl ResourceId {
     pub fn of(name: &str) -> ResourceId {
         if let Some(id) = Self::lookup(name) {
             return id;
         }
-        let mut w = INTERNER.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(&id) = w.ids.get(name) {
-            return ResourceId(id);
+        let scoped = SCOPE.with(|s| {
+            s.borrow_mut()
+                .as_mut()
+                .map(|local| ResourceId(SCOPED | local.insert(name)))
+        });
+        if let Some(id) = scoped {
+            return id;
         }
-        let id = w.names.len() as u32;
-        let name: Arc<str> = Arc::from(name);
-        w.names.push(name.clone());
-        w.ids.insert(name, id);
-        ResourceId(id)
+        ResourceId(
+            INTERNER
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name),
+        )
     }
 
-    /// The id of a name already seen; a name never seen is in no grant.
-    pub fn lookup(name: &str) -> Option<ResourceId> {
+    fn global(name: &str) -> Option<ResourceId> {
         INTERNER
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -93,8 +173,34 @@ impl ResourceId {
             .map(|&i| ResourceId(i))
     }
 
+    /// The id of a name already seen; a name never seen is in no grant.
+    /// Inside a request scope, the scope's own names come first, so a name
+    /// keeps one id for the whole request even if the cache learns it meanwhile.
+    pub fn lookup(name: &str) -> Option<ResourceId> {
+        let scoped = SCOPE.with(|s| {
+            s.borrow()
+                .as_ref()
+                .and_then(|local| local.ids.get(name).map(|&i| ResourceId(SCOPED | i)))
+        });
+        scoped.or_else(|| Self::global(name))
+    }
+
     pub fn name(self) -> Arc<str> {
-        INTERNER.read().unwrap_or_else(|e| e.into_inner()).names[self.0 as usize].clone()
+        let found = if self.0 & SCOPED != 0 {
+            SCOPE.with(|s| {
+                s.borrow()
+                    .as_ref()
+                    .and_then(|local| local.names.get((self.0 & !SCOPED) as usize).cloned())
+            })
+        } else {
+            INTERNER
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .names
+                .get(self.0 as usize)
+                .cloned()
+        };
+        found.unwrap_or_else(|| Arc::from("(unknown resource)"))
     }
 }
 
@@ -414,6 +520,7 @@ impl From<ResourceLevel> for Level {
 pub struct ResourceAccess {
     /// Name of the resource: a source, extension or query pipeline declared by
     /// the Organization, or the name of a Group or ApiKey object.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// View or Edit on this resource.
     pub level: ResourceLevel,
@@ -430,6 +537,7 @@ pub struct PrivilegeSpec {
     /// The service (a section of the console) the domain belongs to.
     pub service: Service,
     /// The domain within the service, e.g. Sources, Groups, Reports. `orgaccess catalog` lists them.
+    #[schemars(length(min = 1, max = 64))]
     pub domain: String,
     /// The access level. Each domain offers only some levels.
     pub level: AccessLevel,
@@ -721,5 +829,33 @@ pub fn spec(service: Service, domain: &str, level: AccessLevel) -> PrivilegeSpec
         level,
         can_create: None,
         resources: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod interner_tests {
+    use super::*;
+
+    #[test]
+    fn request_scopes_leave_no_names_behind() {
+        intern_names(["kept-by-the-cache"]);
+        let kept = ResourceId::of("kept-by-the-cache");
+        let before = INTERNER.read().unwrap().names.len();
+        let (a, b) = request_scope(|| {
+            let a = ResourceId::of("only-in-one-request-1f3a");
+            let b = ResourceId::of("only-in-one-request-1f3a");
+            assert_eq!(&*a.name(), "only-in-one-request-1f3a");
+            assert_eq!(ResourceId::of("kept-by-the-cache"), kept);
+            // Derived cache data is interned process-wide even inside a request.
+            let global = outside_request_scope(|| ResourceId::of("derived-9c1e"));
+            assert_eq!(global.0 & SCOPED, 0);
+            assert_eq!(ResourceId::lookup("only-in-one-request-1f3a"), Some(a));
+            (a, b)
+        });
+        assert_eq!(a, b);
+        assert_ne!(a.0 & SCOPED, 0);
+        assert_eq!(ResourceId::global("only-in-one-request-1f3a"), None);
+        assert_eq!(ResourceId::lookup("only-in-one-request-1f3a"), None);
+        assert!(INTERNER.read().unwrap().names.len() <= before + 1);
     }
 }

@@ -4,7 +4,7 @@
 //! offline `orgaccess check` both call [`check`], so a manifest gets the same
 //! verdict and the same words in a pull request as at the cluster's door.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use jiff::{Span, SpanRelativeTo};
@@ -256,8 +256,16 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
     out
 }
 
+/// Most undeclared resource names reported one by one per object; the rest
+/// are counted in one more violation, so an answer stays small whatever the
+/// request holds.
+pub const MAX_UNDECLARED_LISTED: usize = 20;
+
 fn privileges_valid(state: &OrgState, specs: &[PrivilegeSpec], out: &mut Vec<Violation>) {
     let mut domains = BTreeSet::new();
+    let mut declared = Declared::new(state);
+    let mut listed = 0usize;
+    let mut unlisted = 0usize;
     for (i, spec) in specs.iter().enumerate() {
         let field = format!("spec.privileges[{i}]");
         match super::privilege::parse(spec) {
@@ -275,22 +283,112 @@ fn privileges_valid(state: &OrgState, specs: &[PrivilegeSpec], out: &mut Vec<Vio
                 }
                 let mut one = PrivilegeSet::new();
                 one.set(d, grant);
-                for (kind, _, name) in named_resources(&one) {
-                    if let Some(why) = undeclared(state, kind, &name) {
-                        let j = spec
-                            .resources
-                            .iter()
-                            .position(|r| *r.name == *name)
-                            .unwrap_or(0);
-                        out.push(violation(
-                            Rule::CatalogValidity,
-                            format!("{field}.resources[{j}].name"),
-                            why,
-                        ));
+                let names = named_resources(&one);
+                if names.is_empty() {
+                    continue;
+                }
+                // Where each name is listed (its first entry), found in one pass.
+                let mut at: HashMap<&str, usize> = HashMap::with_capacity(spec.resources.len());
+                for (j, r) in spec.resources.iter().enumerate() {
+                    at.entry(r.name.as_str()).or_insert(j);
+                }
+                for (kind, _, name) in names {
+                    if !declared.lacks(kind, &name) {
+                        continue;
                     }
+                    if listed == MAX_UNDECLARED_LISTED {
+                        unlisted += 1;
+                        continue;
+                    }
+                    listed += 1;
+                    let j = at.get(&*name).copied().unwrap_or(0);
+                    out.push(violation(
+                        Rule::CatalogValidity,
+                        format!("{field}.resources[{j}].name"),
+                        declared.why(kind, &name),
+                    ));
                 }
             }
         }
+    }
+    if unlisted > 0 {
+        out.push(violation(
+            Rule::CatalogValidity,
+            "spec.privileges",
+            format!("... and {unlisted} more resource names the Organization does not declare"),
+        ));
+    }
+}
+
+/// The Organization's declared resources, as sets built on first use; says
+/// the declared list once per answer, not once per name.
+struct Declared<'a> {
+    state: &'a OrgState,
+    sets: HashMap<ResourceKind, HashSet<&'a str>>,
+    listed: HashSet<ResourceKind>,
+}
+
+impl<'a> Declared<'a> {
+    fn new(state: &'a OrgState) -> Self {
+        Declared {
+            state,
+            sets: HashMap::new(),
+            listed: HashSet::new(),
+        }
+    }
+
+    fn list(&self, kind: ResourceKind) -> Option<&'a [String]> {
+        let org = self.state.org.as_ref()?;
+        Some(match kind {
+            ResourceKind::Sources => &org.resources.sources,
+            ResourceKind::Extensions => &org.resources.extensions,
+            ResourceKind::QueryPipelines => &org.resources.query_pipelines,
+            ResourceKind::Groups | ResourceKind::ApiKeys => &[],
+        })
+    }
+
+    /// Is a Custom grant's resource undeclared?
+    fn lacks(&mut self, kind: ResourceKind, name: &str) -> bool {
+        // Groups and API keys are objects: a manifest may name one applied
+        // later in the same sync, so dangling names are reported in status.
+        if matches!(kind, ResourceKind::Groups | ResourceKind::ApiKeys) {
+            return false;
+        }
+        let Some(list) = self.list(kind) else {
+            return true;
+        };
+        !self
+            .sets
+            .entry(kind)
+            .or_insert_with(|| list.iter().map(String::as_str).collect())
+            .contains(name)
+    }
+
+    /// Why an undeclared resource is refused; the first time for its kind,
+    /// with what is declared (at most [`MAX_UNDECLARED_LISTED`] names).
+    fn why(&mut self, kind: ResourceKind, name: &str) -> String {
+        let Some(list) = self.list(kind) else {
+            return format!(
+                "Custom names {} '{name}', but this namespace has no Organization declaring its resources; create the Organization first",
+                kind.as_str()
+            );
+        };
+        let declared = if list.is_empty() || !self.listed.insert(kind) {
+            String::new()
+        } else if list.len() > MAX_UNDECLARED_LISTED {
+            format!(
+                " (declared: {}, ... and {} more)",
+                list[..MAX_UNDECLARED_LISTED].join(", "),
+                list.len() - MAX_UNDECLARED_LISTED
+            )
+        } else {
+            format!(" (declared: {})", list.join(", "))
+        };
+        format!(
+            "Custom names {} '{name}', which the Organization does not declare; add it to the Organization's spec.resources.{} or fix the name{declared}",
+            kind.as_str(),
+            kind.as_str(),
+        )
     }
 }
 
@@ -328,35 +426,6 @@ fn subject_kind(s: &Subject) -> &'static str {
         super::model::SubjectKind::User => "User",
         super::model::SubjectKind::Group => "Group",
         super::model::SubjectKind::ServiceAccount => "ServiceAccount",
-    }
-}
-
-/// Why a Custom grant's resource is not declared, if it is not.
-fn undeclared(state: &OrgState, kind: ResourceKind, name: &str) -> Option<String> {
-    let declared = match kind {
-        // Groups and API keys are objects: a manifest may name one applied
-        // later in the same sync, so dangling names are reported in status.
-        ResourceKind::Groups | ResourceKind::ApiKeys => return None,
-        ResourceKind::Sources => state.org.as_ref().map(|o| &o.resources.sources),
-        ResourceKind::Extensions => state.org.as_ref().map(|o| &o.resources.extensions),
-        ResourceKind::QueryPipelines => state.org.as_ref().map(|o| &o.resources.query_pipelines),
-    };
-    match declared {
-        None => Some(format!(
-            "Custom names {} '{name}', but this namespace has no Organization declaring its resources; create the Organization first",
-            kind.as_str()
-        )),
-        Some(list) if !list.iter().any(|n| n == name) => Some(format!(
-            "Custom names {} '{name}', which the Organization does not declare; add it to the Organization's spec.resources.{} or fix the name{}",
-            kind.as_str(),
-            kind.as_str(),
-            if list.is_empty() {
-                String::new()
-            } else {
-                format!(" (declared: {})", list.join(", "))
-            }
-        )),
-        Some(_) => None,
     }
 }
 
@@ -1081,7 +1150,39 @@ fn member_escalation(
 
 /// The one denial message for a refused change, shared by the webhook and
 /// `orgaccess check` so both say exactly the same thing.
+///
+/// At most [`MAX_MESSAGE_VIOLATIONS`] reasons are given ("... and N more"), and
+/// the message is cut at [`MAX_MESSAGE_BYTES`]: it is sent, logged and kept.
 pub fn denial_message(kind: &str, namespace: &str, name: &str, violations: &[Violation]) -> String {
-    let reasons: Vec<String> = violations.iter().map(Violation::to_string).collect();
-    format!("{kind} {namespace}/{name} denied: {}", reasons.join("; "))
+    let reasons: Vec<String> = violations
+        .iter()
+        .take(MAX_MESSAGE_VIOLATIONS)
+        .map(Violation::to_string)
+        .collect();
+    let mut message = format!("{kind} {namespace}/{name} denied: {}", reasons.join("; "));
+    if violations.len() > MAX_MESSAGE_VIOLATIONS {
+        message.push_str(&format!(
+            "; ... and {} more",
+            violations.len() - MAX_MESSAGE_VIOLATIONS
+        ));
+    }
+    truncate(message, MAX_MESSAGE_BYTES)
+}
+
+/// Most reasons given in one denial message.
+pub const MAX_MESSAGE_VIOLATIONS: usize = 30;
+/// Longest denial message, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Cuts `s` to at most `max` bytes (`max` >= 3) on a character boundary, marking the cut.
+pub fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
 }

@@ -59,7 +59,44 @@ pub struct Activity {
     pub dry_run: bool,
 }
 
+/// Longest message kept in a record (ring, log line, Event), in bytes.
+pub const MAX_MESSAGE: usize = 2048;
+/// Longest user, group, member or object name kept, in bytes.
+pub const MAX_NAME: usize = 256;
+/// Most groups and members kept per record.
+pub const MAX_LIST: usize = 32;
+
 impl Activity {
+    /// Cuts what a request supplied to sizes worth keeping: whatever it
+    /// carried, a record costs at most a few kilobytes.
+    pub fn bounded(mut self) -> Activity {
+        let name = |s: &mut String| {
+            if s.len() > MAX_NAME {
+                *s = truncate(std::mem::take(s), MAX_NAME);
+            }
+        };
+        for s in [
+            &mut self.uid,
+            &mut self.user,
+            &mut self.namespace,
+            &mut self.name,
+        ] {
+            name(s);
+        }
+        for list in [&mut self.groups, &mut self.members] {
+            if list.len() > MAX_LIST {
+                let more = list.len() - MAX_LIST + 1;
+                list.truncate(MAX_LIST - 1);
+                list.push(format!("... and {more} more"));
+            }
+            list.iter_mut().for_each(name);
+        }
+        if let Some(m) = self.message.take() {
+            self.message = Some(truncate(m, MAX_MESSAGE));
+        }
+        self
+    }
+
     fn summary(&self) -> String {
         let who = if self.members.is_empty() {
             format!("{} ({})", self.user, self.requester)
@@ -81,12 +118,83 @@ struct Pending {
     regarding: ObjectReference,
 }
 
-/// The activity log: ring, log lines and the Event queue.
+/// The activity log: ring, log lines, the Event queue and an optional audit file.
 pub struct ActivityLog {
     ring: Mutex<VecDeque<Arc<Activity>>>,
     capacity: usize,
     events: Option<mpsc::Sender<Pending>>,
     metrics: Arc<Metrics>,
+    file: Option<Mutex<AuditFile>>,
+}
+
+/// Where and how much of the durable record to keep.
+#[derive(Clone, Debug)]
+pub struct AuditFileConfig {
+    /// The current file; rotated ones are `PATH.1` (newest) .. `PATH.N`.
+    pub path: std::path::PathBuf,
+    /// Rotate when the current file would pass this size.
+    pub max_bytes: u64,
+    /// Rotated files kept (older ones are deleted).
+    pub keep: usize,
+}
+
+/// A JSON-lines file of decisions (one [`Activity`] per line, as listed by
+/// `GET /activity`), rotated by size, like the apiserver's audit log.
+struct AuditFile {
+    config: AuditFileConfig,
+    file: Option<std::fs::File>,
+    size: u64,
+}
+
+impl AuditFile {
+    fn open(config: AuditFileConfig) -> std::io::Result<AuditFile> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.path)?;
+        let size = file.metadata()?.len();
+        Ok(AuditFile {
+            config,
+            file: Some(file),
+            size,
+        })
+    }
+
+    fn rotated(&self, n: usize) -> std::path::PathBuf {
+        let mut p = self.config.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        p.into()
+    }
+
+    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        if self.size > 0 && self.size + line.len() as u64 > self.config.max_bytes {
+            self.file = None;
+            let _ = std::fs::remove_file(self.rotated(self.config.keep.max(1)));
+            for n in (1..self.config.keep.max(1)).rev() {
+                let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
+            }
+            if self.config.keep == 0 {
+                std::fs::remove_file(&self.config.path)?;
+            } else {
+                std::fs::rename(&self.config.path, self.rotated(1))?;
+            }
+            *self = AuditFile::open(self.config.clone())?;
+        }
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => {
+                *self = AuditFile::open(self.config.clone())?;
+                self.file.as_mut().expect("just opened")
+            }
+        };
+        file.write_all(line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ActivityLog {
@@ -105,7 +213,14 @@ impl ActivityLog {
             capacity: capacity.max(1),
             events: None,
             metrics,
+            file: None,
         }
+    }
+
+    /// Also appends every decision to a rotated JSON-lines file.
+    pub fn with_file(mut self, config: AuditFileConfig) -> std::io::Result<Self> {
+        self.file = Some(Mutex::new(AuditFile::open(config)?));
+        Ok(self)
     }
 
     /// A log that also publishes Events with `client`; spawns the publisher
@@ -144,6 +259,7 @@ impl ActivityLog {
     /// object, or its Organization when the object does not exist); no Event
     /// without it or for a dry run.
     pub fn record(&self, activity: Activity, regarding: Option<ObjectReference>) {
+        let activity = activity.bounded();
         tracing::info!(
             target: TARGET,
             uid = %activity.uid,
@@ -157,7 +273,7 @@ impl ActivityLog {
             allowed = activity.allowed,
             rules = ?activity.rules,
             dry_run = activity.dry_run,
-            message = activity.message.as_deref().unwrap_or(""),
+            denial = activity.message.as_deref().unwrap_or(""),
             "{} {} {} {}/{}",
             if activity.allowed { "admitted" } else { "denied" },
             activity.operation,
@@ -175,6 +291,14 @@ impl ActivityLog {
                     .events
                     .get_or_create(&ResultLabel { result: "dropped" })
                     .inc();
+            }
+        }
+        if let Some(file) = &self.file {
+            let mut line = serde_json::to_vec(&activity).unwrap_or_default();
+            line.push(b'\n');
+            let written = file.lock().unwrap_or_else(|e| e.into_inner()).write(&line);
+            if let Err(e) = written {
+                tracing::warn!(target: TARGET, error = %e, uid = %activity.uid, "could not write the activity audit file");
             }
         }
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
@@ -219,18 +343,7 @@ fn event(a: &Activity) -> Event {
     }
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary.
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max - 3;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push_str("...");
-    }
-    s
-}
+use crate::core::rules::truncate;
 
 #[cfg(test)]
 mod tests {
@@ -270,6 +383,44 @@ mod tests {
             .map(|a| a.uid.clone())
             .collect();
         assert_eq!(a, ["4"]);
+    }
+
+    #[test]
+    fn records_are_bounded_whatever_the_request_carried() {
+        let mut a = activity("ns", 1);
+        a.user = "u".repeat(1 << 20);
+        a.groups = (0..10_000).map(|i| format!("g{i}")).collect();
+        a.message = Some("é".repeat(1 << 20));
+        let b = a.bounded();
+        assert!(b.user.len() <= MAX_NAME);
+        assert_eq!(b.groups.len(), MAX_LIST);
+        assert_eq!(b.groups.last().unwrap(), "... and 9969 more");
+        assert!(b.message.unwrap().len() <= MAX_MESSAGE);
+    }
+
+    #[test]
+    fn the_audit_file_is_json_lines_rotated_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit").join("activity.jsonl");
+        let mut registry = prometheus_client::registry::Registry::default();
+        let log = ActivityLog::new(3, Arc::new(Metrics::new(&mut registry)))
+            .with_file(AuditFileConfig {
+                path: path.clone(),
+                max_bytes: 1000,
+                keep: 2,
+            })
+            .unwrap();
+        for n in 0..30 {
+            log.record(activity("a", n), None);
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        assert!(current.len() <= 1000);
+        let last: serde_json::Value =
+            serde_json::from_str(current.lines().last().unwrap()).unwrap();
+        assert_eq!(last["uid"], "29");
+        assert!(dir.path().join("audit/activity.jsonl.1").exists());
+        assert!(dir.path().join("audit/activity.jsonl.2").exists());
+        assert!(!dir.path().join("audit/activity.jsonl.3").exists());
     }
 
     #[test]

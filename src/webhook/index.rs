@@ -23,6 +23,7 @@ use kube::{Resource, ResourceExt};
 use crate::api::{ApiKey, Group, Member, Organization};
 use crate::core::effective::{Grantees, RequesterView, requester_view, resolve_grantees};
 use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
+use crate::core::privilege::{intern_names, outside_request_scope, spec_names};
 
 /// Requester views by (user name, groups).
 type RequesterCache = HashMap<(String, Vec<String>), Arc<RequesterView>>;
@@ -63,8 +64,9 @@ impl Namespace {
 
     /// Privileges of every group and API key ([`resolve_grantees`]), computed once.
     pub fn grantees(&self) -> Arc<Grantees> {
+        // Kept with the cache: its ids must outlive the request computing it.
         self.grantees
-            .get_or_init(|| Arc::new(resolve_grantees(&self.state)))
+            .get_or_init(|| outside_request_scope(|| Arc::new(resolve_grantees(&self.state))))
             .clone()
     }
 
@@ -77,13 +79,15 @@ impl Namespace {
         if let Some(v) = self.lock_requesters().get(&key) {
             return v.clone();
         }
-        let view = Arc::new(requester_view(
-            &self.state,
-            &self.grantees(),
-            username,
-            groups,
-            Timestamp::now(),
-        ));
+        let view = outside_request_scope(|| {
+            Arc::new(requester_view(
+                &self.state,
+                &self.grantees(),
+                username,
+                groups,
+                Timestamp::now(),
+            ))
+        });
         let mut cache = self.lock_requesters();
         if cache.len() >= REQUESTER_CACHE {
             cache.clear();
@@ -136,9 +140,9 @@ impl Indexed for Organization {
 impl Indexed for Group {
     const SLOT: usize = 1;
     fn insert(&self, ns: &mut Namespace) {
-        ns.state
-            .groups
-            .insert(self.name_any(), GroupDef::from(self));
+        let def = GroupDef::from(self);
+        intern_names(std::iter::once(def.name.as_str()).chain(spec_names(&def.privileges)));
+        ns.state.groups.insert(self.name_any(), def);
     }
     fn remove(&self, ns: &mut Namespace) {
         ns.state.groups.remove(&self.name_any());
@@ -160,9 +164,9 @@ impl Indexed for Member {
 impl Indexed for ApiKey {
     const SLOT: usize = 3;
     fn insert(&self, ns: &mut Namespace) {
-        ns.state
-            .api_keys
-            .insert(self.name_any(), ApiKeyDef::from(self));
+        let def = ApiKeyDef::from(self);
+        intern_names(std::iter::once(def.name.as_str()).chain(spec_names(&def.privileges)));
+        ns.state.api_keys.insert(self.name_any(), def);
     }
     fn remove(&self, ns: &mut Namespace) {
         ns.state.api_keys.remove(&self.name_any());

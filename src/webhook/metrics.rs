@@ -28,6 +28,12 @@ pub struct Metrics {
     pub malformed: Counter,
     pub events: Family<ResultLabel, Counter>,
     pub certificate_reloads: Family<ResultLabel, Counter>,
+    /// Requests denied because no decision slot freed, or none finished, in time.
+    pub busy: Counter,
+    /// Connections closed at once because too many were open.
+    pub connections_refused: Counter,
+    /// Connections refused for lack of an accepted client certificate.
+    pub unauthenticated: Counter,
 }
 
 impl Metrics {
@@ -39,6 +45,9 @@ impl Metrics {
             malformed: Counter::default(),
             events: Family::default(),
             certificate_reloads: Family::default(),
+            busy: Counter::default(),
+            connections_refused: Counter::default(),
+            unauthenticated: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("orgaccess_webhook");
         r.register(
@@ -65,6 +74,21 @@ impl Metrics {
             "certificate_reloads",
             "Serving certificate reloads, by result (ok, error)",
             m.certificate_reloads.clone(),
+        );
+        r.register(
+            "busy_requests",
+            "Requests denied because the webhook could not decide them before its deadline",
+            m.busy.clone(),
+        );
+        r.register(
+            "refused_connections",
+            "Connections closed at once because the connection limit was reached",
+            m.connections_refused.clone(),
+        );
+        r.register(
+            "unauthenticated_connections",
+            "TLS handshakes refused for lack of an accepted client certificate",
+            m.unauthenticated.clone(),
         );
         m
     }

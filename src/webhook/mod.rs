@@ -6,15 +6,17 @@
 //! runs offline. This module only reads the request, maps the requester, keeps
 //! the organizations' state cached, records the activity and serves HTTPS.
 //!
-//! One TLS port serves everything:
+//! The TLS port serves only `POST /validate` (`AdmissionReview` v1 in and
+//! out, always HTTP 200), to the apiserver alone when client certificates are
+//! required ([`tls::ClientAuth`]). The admin server ([`crate::admin`], plain
+//! HTTP on its own port) serves the rest:
 //!
 //! | path | what |
 //! |---|---|
-//! | `POST /validate` | `AdmissionReview` (v1) in, `AdmissionReview` out, always HTTP 200 |
 //! | `GET /healthz` | 200 while serving |
 //! | `GET /readyz` | 200 once the four caches have synced, 503 before |
 //! | `GET /metrics` | Prometheus text (`orgaccess_webhook_*`, and whatever else shares the registry) |
-//! | `GET /activity?namespace=NS&limit=N` | the last admission decisions, JSON, oldest first |
+//! | `GET /activity?namespace=NS&limit=N` | the last admission decisions, JSON, oldest first; bearer token, see [`Webhook::activity_router`] |
 //!
 //! Run it alone with [`serve`], or inside the operator with [`Webhook::new`]
 //! and [`Webhook::run`] (sharing the operator's metrics registry), with the
@@ -23,6 +25,7 @@
 pub mod activity;
 pub mod configuration;
 pub mod index;
+pub mod limits;
 pub mod metrics;
 pub mod review;
 pub mod tls;
@@ -32,7 +35,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::body::Body;
@@ -47,17 +50,17 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::api::{ApiKey, Group, Member, Organization};
-pub use activity::{Activity, ActivityLog};
+pub use activity::{Activity, ActivityLog, AuditFileConfig};
 pub use configuration::{Endpoint, only_namespace, webhook_configuration};
 pub use index::Index;
 pub use metrics::Metrics;
 pub use review::{Decision, Policy};
 
-/// Largest request body read (an AdmissionReview holds the object twice).
-const MAX_BODY: usize = 32 * 1024 * 1024;
+use limits::MAX_BODY;
 
 /// Defaults, shared by [`Config::default`] and the flags.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
@@ -71,6 +74,19 @@ pub const DEFAULT_GARBAGE_COLLECTOR_USER: &str =
 pub const DEFAULT_NAMESPACE_CONTROLLER_USER: &str =
     "system:serviceaccount:kube-system:namespace-controller";
 pub const DEFAULT_ACTIVITY_CAPACITY: usize = 1000;
+/// Time to answer one request, from its headers on: below the configuration's
+/// `timeoutSeconds` (5 s), so the apiserver always gets an answer from us.
+pub const DEFAULT_DEADLINE_MS: u64 = 4000;
+/// Time to receive one request's body (a slow sender is cut off).
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 2000;
+/// Open connections served at once; more are closed at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Decisions run at once (each on a blocking thread); more wait, up to the deadline.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
+/// The common name of the apiserver's client certificate, as Gatekeeper expects it.
+pub const DEFAULT_CLIENT_NAME: &str = "kube-apiserver";
+/// Request bodies held in memory at once, in bytes (read or being judged).
+pub const DEFAULT_BODY_BUDGET: usize = 3 * MAX_BODY;
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]
@@ -96,6 +112,17 @@ pub struct Config {
     pub events: bool,
     /// `reportingInstance` of the Events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// Bounds on the work of each request (see [`limits`]).
+    pub deadline: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub body_budget: usize,
+    /// Serve only clients with a certificate from this CA and name (the
+    /// apiserver); anyone who completes TLS when `None`.
+    pub client_auth: Option<tls::ClientAuth>,
+    /// The durable record: a rotated JSON-lines file of decisions.
+    pub audit_file: Option<AuditFileConfig>,
 }
 
 impl Default for Config {
@@ -111,6 +138,13 @@ impl Default for Config {
             activity_capacity: DEFAULT_ACTIVITY_CAPACITY,
             events: true,
             instance: None,
+            deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
+            body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            body_budget: DEFAULT_BODY_BUDGET,
+            client_auth: None,
+            audit_file: None,
         }
     }
 }
@@ -165,6 +199,53 @@ pub struct WebhookArgs {
     /// Identity in the Events' reportingInstance (the pod name in a cluster).
     #[arg(long = "webhook-instance", env = "POD_NAME")]
     pub instance: Option<String>,
+    /// Milliseconds to answer one request; keep below the webhook configuration's timeoutSeconds.
+    #[arg(long = "webhook-deadline-ms", env = "ORGACCESS_WEBHOOK_DEADLINE_MS",
+          default_value_t = DEFAULT_DEADLINE_MS)]
+    pub deadline_ms: u64,
+    /// Milliseconds to receive one request body.
+    #[arg(long = "webhook-body-timeout-ms", env = "ORGACCESS_WEBHOOK_BODY_TIMEOUT_MS",
+          default_value_t = DEFAULT_BODY_TIMEOUT_MS)]
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more are closed.
+    #[arg(long = "webhook-max-connections", env = "ORGACCESS_WEBHOOK_MAX_CONNECTIONS",
+          default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Admission decisions computed at once.
+    #[arg(long = "webhook-max-in-flight", env = "ORGACCESS_WEBHOOK_MAX_IN_FLIGHT",
+          default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Bytes of request bodies held in memory at once.
+    #[arg(long = "webhook-body-budget", env = "ORGACCESS_WEBHOOK_BODY_BUDGET",
+          default_value_t = DEFAULT_BODY_BUDGET)]
+    pub body_budget: usize,
+    /// PEM CA that signs the apiserver's client certificate for webhooks: when
+    /// set, /validate serves only clients presenting a certificate from it.
+    #[arg(
+        long = "webhook-client-ca-file",
+        env = "ORGACCESS_WEBHOOK_CLIENT_CA_FILE"
+    )]
+    pub client_ca_file: Option<PathBuf>,
+    /// Common names accepted in client certificates (with --webhook-client-ca-file);
+    /// empty: any certificate from that CA.
+    #[arg(long = "webhook-client-name", env = "ORGACCESS_WEBHOOK_CLIENT_NAMES",
+          value_delimiter = ',', default_value = DEFAULT_CLIENT_NAME)]
+    pub client_names: Vec<String>,
+    /// Append every decision to this JSON-lines file (rotated by size): the
+    /// durable record, read back with `orgaccess activity FILE`.
+    #[arg(long = "activity-file", env = "ORGACCESS_ACTIVITY_FILE")]
+    pub activity_file: Option<PathBuf>,
+    /// Rotate the activity file at this size, in bytes.
+    #[arg(long = "activity-file-max-bytes", env = "ORGACCESS_ACTIVITY_FILE_MAX_BYTES",
+          default_value_t = 100 * 1024 * 1024)]
+    pub activity_file_max_bytes: u64,
+    /// Rotated activity files kept (`FILE.1` newest .. `FILE.N`).
+    #[arg(
+        long = "activity-file-keep",
+        env = "ORGACCESS_ACTIVITY_FILE_KEEP",
+        default_value_t = 10
+    )]
+    pub activity_file_keep: usize,
 }
 
 impl WebhookArgs {
@@ -180,6 +261,25 @@ impl WebhookArgs {
             activity_capacity: self.activity_capacity,
             events: self.events,
             instance: self.instance.clone(),
+            deadline: Duration::from_millis(self.deadline_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.min(self.deadline_ms)),
+            max_connections: self.max_connections.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+            body_budget: self.body_budget.max(MAX_BODY),
+            client_auth: self.client_ca_file.clone().map(|ca_file| tls::ClientAuth {
+                ca_file,
+                names: self
+                    .client_names
+                    .iter()
+                    .filter(|n| !n.is_empty())
+                    .cloned()
+                    .collect(),
+            }),
+            audit_file: self.activity_file.clone().map(|path| AuditFileConfig {
+                path,
+                max_bytes: self.activity_file_max_bytes.max(64 * 1024),
+                keep: self.activity_file_keep,
+            }),
         }
     }
 }
@@ -216,8 +316,11 @@ impl Validator {
     /// to answer with (always answered with HTTP 200).
     pub fn handle(&self, body: &[u8]) -> Vec<u8> {
         let start = Instant::now();
+        // Names a request carries are interned for this request only.
         let decision = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            review::review(&self.policy, &self.index, body)
+            crate::core::privilege::request_scope(|| {
+                review::review(&self.policy, &self.index, body)
+            })
         }))
         .unwrap_or_else(|_| {
             tracing::error!("the admission handler panicked; denying");
@@ -229,6 +332,12 @@ impl Validator {
     /// Answers a body that could not be read (too large, cut off).
     pub fn unreadable(&self, why: String) -> Vec<u8> {
         self.finish(review::unreadable(why), Instant::now())
+    }
+
+    /// Answers a body that was read but not judged (busy, out of time): a
+    /// denial carrying the request's uid when it has one.
+    pub fn refused(&self, body: &[u8], why: String) -> Vec<u8> {
+        self.finish(review::refused(body, why), Instant::now())
     }
 
     fn finish(&self, decision: Decision, start: Instant) -> Vec<u8> {
@@ -306,6 +415,10 @@ struct Inner {
     stores: Stores,
     stores_ready: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Decisions running (permits: `max_in_flight`).
+    in_flight: Arc<Semaphore>,
+    /// Body bytes held (permits: `body_budget`).
+    body_budget: Arc<Semaphore>,
 }
 
 impl Drop for Inner {
@@ -366,6 +479,12 @@ impl Webhook {
         } else {
             ActivityLog::new(config.activity_capacity, metrics.clone())
         };
+        let activity = match &config.audit_file {
+            Some(file) => activity
+                .with_file(file.clone())
+                .with_context(|| format!("opening the activity file {}", file.path.display()))?,
+            None => activity,
+        };
         let index = Arc::new(Index::new());
         let (organizations, t1) = reflect::<Organization>(&client, index.clone());
         let (groups, t2) = reflect::<Group>(&client, index.clone());
@@ -402,12 +521,14 @@ impl Webhook {
                     metrics,
                     activity,
                 },
-                config,
                 registry,
                 certs,
                 stores,
                 stores_ready,
                 tasks: vec![t1, t2, t3, t4, ready_task],
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                body_budget: Arc::new(Semaphore::new(config.body_budget.max(MAX_BODY))),
+                config,
             }),
         })
     }
@@ -422,6 +543,11 @@ impl Webhook {
         while !self.readiness() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// The metrics registry the webhook's metrics are in.
+    pub fn registry(&self) -> Arc<Mutex<Registry>> {
+        self.inner.registry.clone()
     }
 
     /// The handler (for direct calls).
@@ -440,15 +566,24 @@ impl Webhook {
         ]
     }
 
-    /// The routes: `/validate`, `/healthz`, `/readyz`, `/metrics`, `/activity`.
+    /// The webhook port's one route: `POST /validate`. Health, readiness,
+    /// metrics and activity are served by the admin server ([`crate::admin`]),
+    /// never here.
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route(configuration::PATH, post(validate))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .route("/activity", get(activity_list))
             .with_state(self.clone())
+    }
+
+    /// `GET /activity` for the admin server: callers authenticate with a
+    /// bearer token (TokenReview, with `client`); a trusted principal may list
+    /// every namespace, anyone else one namespace whose organization grants
+    /// them Organization/Activities: View, mapped exactly as admission maps
+    /// requesters.
+    pub fn activity_router(&self, client: Client) -> axum::Router {
+        axum::Router::new()
+            .route("/activity", get(activity_list))
+            .with_state((self.clone(), client))
     }
 
     /// Serves HTTPS on the configured address until `shutdown`.
@@ -465,35 +600,164 @@ impl Webhook {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let config = Arc::new(tls::server_config(self.inner.certs.clone())?);
+        let client_auth = self.inner.config.client_auth.as_ref();
+        let config = Arc::new(tls::server_config(self.inner.certs.clone(), client_auth)?);
+        if client_auth.is_none() {
+            tracing::warn!(
+                "the webhook serves any TLS client: set --webhook-client-ca-file to serve only the apiserver"
+            );
+        }
         tracing::info!(addr = %listener.local_addr()?, "webhook serving");
         let router = self.router();
-        tls::serve(listener, config, router, shutdown).await
+        tls::serve(
+            listener,
+            config,
+            router,
+            self.inner.config.max_connections,
+            client_auth.map(|a| a.names.clone()).unwrap_or_default(),
+            Some(self.inner.validator.metrics.clone()),
+            shutdown,
+        )
+        .await
     }
 }
 
 /// Runs the webhook alone (`orgaccess webhook`): its own metrics registry,
-/// HTTPS on `config.addr`, until `shutdown`.
+/// HTTPS on `config.addr` and the admin server on `admin_addr`, until
+/// `shutdown`; either listener failing ends both with its error.
 pub async fn serve(
     client: Client,
     config: Config,
-    shutdown: impl Future<Output = ()> + Send,
+    admin_addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
-    Webhook::new(client, config, registry)?.run(shutdown).await
-}
-
-async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(e) => {
-            // Too large or cut off: still an AdmissionReview answer.
-            let why = format!("the body could not be read: {e}");
-            return json_response(webhook.inner.validator.unreadable(why));
+    let webhook = Webhook::new(client.clone(), config, registry.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let answer = webhook.inner.validator.handle(&body);
-    json_response(answer)
+    let ready = {
+        let w = webhook.clone();
+        Arc::new(move || w.readiness()) as crate::admin::ReadyCheck
+    };
+    let admin = crate::admin::serve(
+        admin_addr,
+        registry,
+        vec![ready],
+        Some(webhook.activity_router(client)),
+        stopped(),
+    );
+    let serving = webhook.run(stopped());
+    let mut admin = std::pin::pin!(admin);
+    let mut serving = std::pin::pin!(serving);
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        r = &mut admin => return r.and(Err(anyhow::anyhow!("the admin server stopped unexpectedly"))),
+        r = &mut serving => return r.and(Err(anyhow::anyhow!("the webhook stopped unexpectedly"))),
+        _ = &mut shutdown => {}
+    }
+    let _ = stop_tx.send(true);
+    let (a, w) = tokio::join!(admin, serving);
+    a.and(w)
+}
+
+/// `POST /validate`: the body is read within its timeout and the byte
+/// budget, judged on a blocking thread when a decision slot frees, and
+/// answered before the deadline, whatever happens: always an AdmissionReview.
+async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
+    let inner = &webhook.inner;
+    let validator = &inner.validator;
+    let deadline = tokio::time::Instant::now() + inner.config.deadline;
+    let read = tokio::time::timeout(
+        inner.config.body_timeout,
+        read_body(body, inner.body_budget.clone()),
+    )
+    .await;
+    let (body, held) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(why)) => return json_response(validator.unreadable(why)),
+        Err(_) => {
+            return json_response(validator.unreadable(format!(
+                "the body was not received within {} ms",
+                inner.config.body_timeout.as_millis()
+            )));
+        }
+    };
+    let slot =
+        match tokio::time::timeout_at(deadline, inner.in_flight.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                webhook.inner.validator.metrics.busy.inc();
+                let why = "the webhook is busy with other requests; retry".to_string();
+                return json_response(validator.refused(&body, why));
+            }
+        };
+    let task = {
+        let (webhook, body) = (webhook.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            // Both are held until the decision is done, even past the deadline.
+            let _held = (slot, held);
+            webhook.inner.validator.handle(&body)
+        })
+    };
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(answer)) => json_response(answer),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the admission decision task failed; denying");
+            let why = "the webhook failed while judging this request (see its log); denied";
+            json_response(validator.refused(&body, why.to_string()))
+        }
+        Err(_) => {
+            webhook.inner.validator.metrics.busy.inc();
+            let why = format!(
+                "the webhook could not decide within {} ms; retry",
+                inner.config.deadline.as_millis()
+            );
+            json_response(validator.refused(&body, why))
+        }
+    }
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes, taking one permit of `budget`
+/// per byte as it arrives (waiting while other bodies hold the budget).
+async fn read_body(
+    body: Body,
+    budget: Arc<Semaphore>,
+) -> Result<(axum::body::Bytes, Option<OwnedSemaphorePermit>), String> {
+    use http_body_util::BodyExt as _;
+    let too_large = || format!("the body is larger than {MAX_BODY} bytes");
+    if http_body::Body::size_hint(&body).lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    let mut body = body;
+    let mut buf = Vec::with_capacity(http_body::Body::size_hint(&body).lower() as usize);
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("the body could not be read: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        if !data.is_empty() {
+            let more = budget
+                .clone()
+                .acquire_many_owned(data.len() as u32)
+                .await
+                .map_err(|_| "the webhook is shutting down".to_string())?;
+            match &mut held {
+                Some(h) => h.merge(more),
+                None => held = Some(more),
+            }
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.into(), held))
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -505,50 +769,113 @@ fn json_response(body: Vec<u8>) -> Response {
         .into_response()
 }
 
-async fn readyz(State(webhook): State<Webhook>) -> Response {
-    if webhook.readiness() {
-        (StatusCode::OK, "ok").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced").into_response()
-    }
-}
-
-async fn metrics_text(State(webhook): State<Webhook>) -> Response {
-    let mut out = String::new();
-    let encoded = {
-        let registry = webhook
-            .inner
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-    };
-    match encoded {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            out,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
 #[derive(serde::Deserialize)]
 struct ActivityQuery {
     namespace: Option<String>,
     limit: Option<usize>,
 }
 
-async fn activity_list(State(webhook): State<Webhook>, Query(q): Query<ActivityQuery>) -> Response {
-    let list = webhook
-        .inner
-        .validator
-        .activity
-        .list(q.namespace.as_deref(), q.limit.unwrap_or(usize::MAX));
+async fn activity_list(
+    State((webhook, client)): State<(Webhook, Client)>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<ActivityQuery>,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| !t.is_empty() && t.len() <= 16 * 1024);
+    let Some(token) = token else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "GET /activity needs a bearer token (Authorization: Bearer ...)",
+        )
+            .into_response();
+    };
+    let (user, groups) = match authenticate(&client, token).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return (StatusCode::UNAUTHORIZED, "the token is not valid").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "TokenReview failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not review the token",
+            )
+                .into_response();
+        }
+    };
+    let validator = &webhook.inner.validator;
+    let policy = &validator.policy;
+    let trusted = user == policy.operator_user
+        || policy.trusted_users.contains(&user)
+        || groups.iter().any(|g| policy.trusted_groups.contains(g));
+    let namespace = q.namespace.filter(|ns| !ns.is_empty());
+    if !trusted {
+        let Some(ns) = namespace.as_deref() else {
+            return (
+                StatusCode::FORBIDDEN,
+                "name the organization's namespace (?namespace=NS): only trusted principals list every namespace",
+            )
+                .into_response();
+        };
+        if !may_view_activities(&validator.index, ns, &user, &groups) {
+            tracing::info!(target: activity::TARGET, %user, namespace = ns, "activity listing refused");
+            return (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "'{user}' does not hold Organization/Activities: View in the organization of namespace {ns}"
+                ),
+            )
+                .into_response();
+        }
+    }
+    let limit = q
+        .limit
+        .unwrap_or(100)
+        .min(webhook.inner.config.activity_capacity);
+    let list = validator.activity.list(namespace.as_deref(), limit);
     let list: Vec<&Activity> = list.iter().map(Arc::as_ref).collect();
     axum::Json(list).into_response()
+}
+
+/// The user and groups a bearer token authenticates, by a TokenReview.
+async fn authenticate(
+    client: &Client,
+    token: &str,
+) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(token.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let reviewed = Api::<TokenReview>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &review)
+        .await?;
+    let Some(status) = reviewed.status.filter(|s| s.authenticated == Some(true)) else {
+        return Ok(None);
+    };
+    let user = status.user.unwrap_or_default();
+    Ok(user
+        .username
+        .filter(|u| !u.is_empty())
+        .map(|u| (u, user.groups.unwrap_or_default())))
+}
+
+/// The organization's own rule: a requester mapped (as admission maps them)
+/// to members holding Organization/Activities: View or more.
+pub fn may_view_activities(index: &Index, namespace: &str, user: &str, groups: &[String]) -> bool {
+    use crate::core::catalog::{self, Service};
+    use crate::core::privilege::Level;
+    let Some(domain) = catalog::lookup(Service::Organization, "Activities") else {
+        return false;
+    };
+    let view = index.namespace(namespace).requester(user, groups);
+    !view.members.is_empty()
+        && view
+            .privileges
+            .get(domain)
+            .is_some_and(|g| g.level >= Level::View)
 }

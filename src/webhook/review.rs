@@ -55,6 +55,19 @@ pub struct Decision {
 
 /// Decides one request body.
 pub fn review(policy: &Policy, index: &Index, body: &[u8]) -> Decision {
+    // Bounded before anything proportional to the body is built (limits.rs).
+    if super::limits::json_values_within(body, super::limits::MAX_JSON_VALUES).is_none() {
+        return malformed_body(
+            body,
+            format!(
+                "the body holds more than {} JSON values, more than any object the apiserver accepts",
+                super::limits::MAX_JSON_VALUES
+            ),
+        );
+    }
+    if let Err(why) = super::limits::spec_within_limits(body) {
+        return malformed_body(body, why);
+    }
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return malformed_body(body, format!("the body is not an AdmissionReview: {e}")),
@@ -85,6 +98,25 @@ pub fn review_failed(body: &[u8]) -> Decision {
     )
 }
 
+/// The denial sent for a body that was read but not judged (busy, out of time).
+pub fn refused(body: &[u8], why: String) -> Decision {
+    let (uid, api_version) = super::limits::Probe::read(body);
+    let message = format!("orgaccess admission: denied: {why}");
+    Decision {
+        body: answer(
+            &uid,
+            &api_version,
+            false,
+            Some((503, "ServiceUnavailable", &message)),
+        ),
+        allowed: false,
+        kind: "unknown",
+        operation: "unknown",
+        malformed: false,
+        activity: None,
+    }
+}
+
 /// The denial sent for a body that could not be read at all.
 pub fn unreadable(why: String) -> Decision {
     malformed("", "", why)
@@ -93,16 +125,8 @@ pub fn unreadable(why: String) -> Decision {
 /// A denial for a body that is not even a readable AdmissionReview: the uid
 /// and apiVersion are taken from it if they can be.
 fn malformed_body(body: &[u8], why: String) -> Decision {
-    let value: Option<Value> = serde_json::from_slice(body).ok();
-    let field = |path: &[&str]| {
-        let mut v = value.as_ref()?;
-        for p in path {
-            v = v.get(p)?;
-        }
-        v.as_str().map(str::to_string)
-    };
-    let uid = field(&["request", "uid"]).unwrap_or_default();
-    let api_version = field(&["apiVersion"]).unwrap_or_default();
+    // Read without building a tree: a large body must not cost its size many times over.
+    let (uid, api_version) = super::limits::Probe::read(body);
     malformed(&uid, &api_version, why)
 }
 

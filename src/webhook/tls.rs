@@ -165,16 +165,78 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-/// A rustls server configuration (TLS 1.2 and 1.3, HTTP/1.1) serving `certs`.
-pub fn server_config(certs: Arc<ReloadingCert>) -> anyhow::Result<rustls::ServerConfig> {
+/// Who may call the webhook: clients presenting a certificate signed by the CA
+/// in `ca_file` (for client authentication), whose subject common name is one
+/// of `names` (any name from that CA when `names` is empty). The apiserver
+/// presents one when its admission configuration names a kubeconfig with a
+/// client certificate for the webhook (see docs/webhook.md), as Gatekeeper's
+/// `--client-ca-name` / `--client-cn-name` expect.
+#[derive(Clone, Debug)]
+pub struct ClientAuth {
+    pub ca_file: PathBuf,
+    pub names: Vec<String>,
+}
+
+/// A rustls server configuration (TLS 1.2 and 1.3, HTTP/1.1) serving `certs`,
+/// requiring a client certificate when `client_auth` is set.
+pub fn server_config(
+    certs: Arc<ReloadingCert>,
+    client_auth: Option<&ClientAuth>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_cert_resolver(certs);
+        .context("TLS protocol versions")?;
+    let builder = match client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let pem = fs::read(&auth.ca_file)
+                .with_context(|| format!("reading client CA {}", auth.ca_file.display()))?;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert =
+                    cert.with_context(|| format!("reading client CA {}", auth.ca_file.display()))?;
+                roots
+                    .add(cert)
+                    .with_context(|| format!("client CA {}", auth.ca_file.display()))?;
+            }
+            if roots.is_empty() {
+                bail!("{} holds no PEM certificate", auth.ca_file.display());
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .context("client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(certs);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The subject common name of a DER certificate.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
+/// Whether a verified client chain is one of the allowed names (or any, for none).
+fn allowed_client(conn: &rustls::ServerConnection, names: &[String]) -> Result<(), String> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
+        return Err("no client certificate".into());
+    };
+    match common_name(leaf.as_ref()) {
+        Some(cn) if names.contains(&cn) => Ok(()),
+        Some(cn) => Err(format!("client certificate CN '{cn}' is not allowed")),
+        None => Err("the client certificate has no common name".into()),
+    }
 }
 
 /// Serves `router` over TLS on `listener` until `shutdown`, then lets open
@@ -183,9 +245,14 @@ pub async fn serve(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: axum::Router,
+    max_connections: usize,
+    client_names: Vec<String>,
+    metrics: Option<Arc<Metrics>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let client_names = Arc::new(client_names);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -204,15 +271,41 @@ pub async fn serve(
         };
         // Reap finished connection tasks as we go.
         while connections.try_join_next().is_some() {}
+        // Past the limit, close at once: the peer sees a refused connection
+        // rather than a server that holds more than it can serve.
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many open connections; closing");
+            if let Some(m) = &metrics {
+                m.connections_refused.inc();
+            }
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let mut stop = stop_rx.clone();
+        let client_names = client_names.clone();
+        let metrics = metrics.clone();
         connections.spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    let unauthenticated = e
+                        .get_ref()
+                        .and_then(|e| e.downcast_ref::<rustls::Error>())
+                        .is_some_and(|e| {
+                            matches!(
+                                e,
+                                rustls::Error::NoCertificatesPresented
+                                    | rustls::Error::InvalidCertificate(_)
+                            )
+                        });
+                    if let (true, Some(m)) = (unauthenticated, &metrics) {
+                        m.unauthenticated.inc();
+                    }
                     return;
                 }
                 Err(_) => {
@@ -220,6 +313,13 @@ pub async fn serve(
                     return;
                 }
             };
+            if let Err(why) = allowed_client(tls.get_ref().1, &client_names) {
+                tracing::debug!(%peer, "{why}; closing");
+                if let Some(m) = &metrics {
+                    m.unauthenticated.inc();
+                }
+                return;
+            }
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

@@ -13,6 +13,8 @@ use super::{admin_client, install_crds, plane};
 pub struct ServedWebhook {
     pub webhook: Webhook,
     pub port: u16,
+    /// The admin server: /healthz, /readyz, /metrics, /activity (plain HTTP).
+    pub admin_port: u16,
     /// Holds `tls.crt` and `tls.key`; a test may replace them to exercise reloading.
     pub certs: tempfile::TempDir,
     stop: oneshot::Sender<()>,
@@ -38,13 +40,32 @@ pub async fn serve_webhook(trusted_groups: Option<Vec<String>>) -> ServedWebhook
         cert_file,
         key_file,
         trusted_groups: trusted_groups.unwrap_or(defaults.trusted_groups.clone()),
+        // As in a cluster: only the apiserver's client certificate is served.
+        client_auth: Some(orgaccess::webhook::tls::ClientAuth {
+            ca_file: plane().webhook_client_ca_file(),
+            names: vec![orgaccess::controlplane::WEBHOOK_CLIENT_NAME.into()],
+        }),
         ..defaults
     };
     let registry = Arc::new(Mutex::new(Registry::default()));
-    let webhook = Webhook::new(client, config, registry).unwrap();
+    let webhook = Webhook::new(client.clone(), config, registry.clone()).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(webhook.clone().run_on(listener, async {
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_port = admin.local_addr().unwrap().port();
+    let ready = {
+        let w = webhook.clone();
+        Arc::new(move || w.readiness()) as orgaccess::admin::ReadyCheck
+    };
+    let admin_server = tokio::spawn(orgaccess::admin::serve_on(
+        admin,
+        registry,
+        vec![ready],
+        Some(webhook.activity_router(client)),
+        std::future::pending(),
+    ));
+    let server = tokio::spawn(webhook.clone().run_on(listener, async move {
         let _ = stopped.await;
+        admin_server.abort();
     }));
     tokio::time::timeout(Duration::from_secs(30), webhook.ready())
         .await
@@ -52,6 +73,7 @@ pub async fn serve_webhook(trusted_groups: Option<Vec<String>>) -> ServedWebhook
     ServedWebhook {
         webhook,
         port,
+        admin_port,
         certs,
         stop,
         server,
@@ -67,4 +89,12 @@ impl ServedWebhook {
             Err(_) => anyhow::bail!("the webhook did not stop within 15 s"),
         }
     }
+}
+
+/// The identity the apiserver presents to webhooks (a client certificate with
+/// common name `kube-apiserver` from the control plane's CA), for tests that
+/// POST to a webhook directly; `cn` to pose as someone else.
+pub fn client_identity(cn: &str) -> reqwest::Identity {
+    let cert = plane().issue_client_cert(cn).unwrap();
+    reqwest::Identity::from_pem(format!("{}{}", cert.cert_pem, cert.key_pem).as_bytes()).unwrap()
 }

@@ -1,0 +1,110 @@
+//! The CRD schema bounds every string and list (issue 11): oversized, empty
+//! or deceptive values are refused by the apiserver itself, with a message,
+//! before any webhook sees them. Served dry-run through the real apiserver.
+
+mod support;
+
+use support::{ADMIN, assert_success, fresh_namespace, install_crds, kubectl_stdin, plane};
+
+/// `kubectl create --dry-run=server` of `manifest` in `ns`: (succeeded, stderr).
+async fn dry_run(ns: &str, manifest: &serde_json::Value) -> (bool, String) {
+    let out = kubectl_stdin(
+        ADMIN,
+        &["create", "--dry-run=server", "-n", ns, "-f", "-"],
+        Some(&manifest.to_string()),
+    )
+    .await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn org(display_name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Organization",
+        "metadata": {"name": "acme"},
+        "spec": {"displayName": display_name},
+    })
+}
+
+fn member(provider: &str, username: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Member",
+        "metadata": {"name": "m"},
+        "spec": {"identity": {"provider": provider, "username": username}},
+    })
+}
+
+#[tokio::test]
+async fn strings_and_lists_are_bounded_by_the_schema() {
+    install_crds().await;
+    let client = plane().client().await;
+    let ns = fresh_namespace(&client).await;
+
+    let (ok, err) = dry_run(&ns, &org("Acme Corp")).await;
+    assert!(ok, "a plain display name: {err}");
+    for (what, name, needle) in [
+        ("a 1 MiB display name", "x".repeat(1 << 20), "255"),
+        ("an empty display name", String::new(), "at least 1"),
+        (
+            "a right-to-left override",
+            "Acme\u{202E}srotartsinimdA".to_string(),
+            "bidirectional-override",
+        ),
+        ("a control character", "Acme\u{7}".to_string(), "control"),
+    ] {
+        let (ok, err) = dry_run(&ns, &org(&name)).await;
+        assert!(!ok, "{what} was admitted");
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+
+    for (provider, username) in [
+        ("Email", "ann@acme.example"),
+        ("Google", "ann@acme.example"),
+        ("SingleSignOn", "ann-nameid"),
+    ] {
+        let (ok, err) = dry_run(&ns, &member(provider, username)).await;
+        assert!(ok, "{provider} {username}: {err}");
+    }
+    for (provider, username, needle) in [
+        ("Email", "not an email@@", "e-mail address"),
+        ("Microsoft", "ann", "e-mail address"),
+        ("Email", "", "at least 1"),
+        ("SingleSignOn", "ann\u{202E}", "bidirectional-override"),
+    ] {
+        let (ok, err) = dry_run(&ns, &member(provider, username)).await;
+        assert!(!ok, "{provider} {username:?} was admitted");
+        assert!(err.contains(needle), "{provider} {username:?}: {err}");
+    }
+
+    // Lists: subjects, SSO groups, invited groups.
+    let mut m = member("Email", "ann@acme.example");
+    m["spec"]["subjects"] = (0..65)
+        .map(|i| serde_json::json!({"kind": "User", "name": format!("u{i}")}))
+        .collect();
+    let (ok, err) = dry_run(&ns, &m).await;
+    assert!(!ok && err.contains("64"), "65 subjects: {err}");
+    let mut m = member("Email", "ann@acme.example");
+    m["spec"]["ssoGroups"] = serde_json::json!(["x".repeat(300)]);
+    let (ok, err) = dry_run(&ns, &m).await;
+    assert!(
+        !ok && err.contains("256"),
+        "a 300-character SSO group: {err}"
+    );
+
+    // Resource names in a privilege.
+    let group = serde_json::json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+        "metadata": {"name": "g"},
+        "spec": {"privileges": [{"service": "Content", "domain": "Sources", "level": "Custom",
+                                 "resources": [{"name": "s".repeat(300), "level": "View"}]}]},
+    });
+    let (ok, err) = dry_run(&ns, &group).await;
+    assert!(
+        !ok && err.contains("253"),
+        "a 300-character resource name: {err}"
+    );
+    let out = kubectl_stdin(ADMIN, &["get", "crd", "members.orgaccess.dev"], None).await;
+    assert_success("the CRDs are installed", &out);
+}

@@ -1,0 +1,524 @@
+//! Hostile traffic against the real webhook process (`orgaccess webhook`, as
+//! the operator's identity, against the test control plane): oversized,
+//! malformed and slow bodies, many connections, and the 200 × 1,000-resource
+//! Group through the apiserver. Each request gets a well-formed denial (or its
+//! connection is refused), a good request is still answered within the
+//! deadline meanwhile, and the process's peak memory (VmHWM) stays under the
+//! chart's 256 MiB limit.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::api::{Api, DeleteParams, PostParams};
+use orgaccess::controlplane::{WEBHOOK_CLIENT_NAME, spawn_tied};
+use orgaccess::webhook::{self, Endpoint};
+use serde_json::{Value, json};
+use support::{
+    ADMIN, OPERATOR_USER, admin_client, fresh_namespace, install_crds, kubectl_stdin, plane,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The chart's memory limit (values.yaml resources.limits.memory).
+const CHART_MEMORY_LIMIT_KIB: u64 = 256 * 1024;
+/// The webhook's handling deadline (DEFAULT_DEADLINE_MS), plus transport slack.
+const ANSWER_WITHIN: Duration = Duration::from_millis(4500);
+
+struct Process {
+    child: Child,
+    port: u16,
+    admin_port: u16,
+    log: std::path::PathBuf,
+    _certs: tempfile::TempDir,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Peak resident memory of the process so far, in KiB (VmHWM).
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `orgaccess webhook` on a free port and waits until it judges.
+async fn start() -> Process {
+    install_crds().await;
+    let certs = tempfile::tempdir().unwrap();
+    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
+    let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+    std::fs::write(&cert, &serving.cert_pem).unwrap();
+    std::fs::write(&key, &serving.key_pem).unwrap();
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (port, admin_port) = (free(), free());
+    let log = plane()
+        .work_dir()
+        .join(format!("webhook-hostile-{port}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaccess"));
+    cmd.args(["webhook", "--webhook-addr", &format!("127.0.0.1:{port}")])
+        .arg("--webhook-cert-file")
+        .arg(&cert)
+        .arg("--webhook-key-file")
+        .arg(&key)
+        .args(["--webhook-events", "false"])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+        .arg("--webhook-client-ca-file")
+        .arg(plane().webhook_client_ca_file())
+        .env("KUBECONFIG", plane().kubeconfig_for(OPERATOR_USER))
+        .env("ORGACCESS_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let child = spawn_tied(cmd).expect("starting orgaccess webhook");
+    let mut p = Process {
+        child,
+        port,
+        admin_port,
+        log,
+        _certs: certs,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(p.alive(), "the webhook exited:\n{}", p.logs());
+        if let Ok(answer) = post(&https(), port, good_review("ns", "probe")).await
+            && !answer.to_string().contains("not synced")
+        {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "never ready:\n{}", p.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An HTTPS client presenting the apiserver's client certificate.
+fn https() -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
+        .identity(support::webhook::client_identity(WEBHOOK_CLIENT_NAME))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn post(client: &reqwest::Client, port: u16, body: Vec<u8>) -> reqwest::Result<Value> {
+    client
+        .post(format!("https://127.0.0.1:{port}/validate"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?
+        .json()
+        .await
+}
+
+fn review(request: Value) -> Vec<u8> {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+        .to_string()
+        .into_bytes()
+}
+
+fn request(ns: &str, uid: &str, spec: Value) -> Value {
+    json!({
+        "uid": uid,
+        "kind": {"group": "orgaccess.dev", "version": "v1alpha1", "kind": "Group"},
+        "resource": {"group": "orgaccess.dev", "version": "v1alpha1", "resource": "groups"},
+        "name": "g", "namespace": ns, "operation": "CREATE",
+        "userInfo": {"username": "admin", "groups": ["system:masters"]},
+        "object": {"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+                   "metadata": {"name": "g", "namespace": ns}, "spec": spec},
+        "oldObject": null, "dryRun": true,
+    })
+}
+
+/// A request the webhook admits (a trusted admin creates a valid Group).
+fn good_review(ns: &str, uid: &str) -> Vec<u8> {
+    review(request(
+        ns,
+        uid,
+        json!({"privileges": [{"service": "Analytics", "domain": "Reports", "level": "View"}]}),
+    ))
+}
+
+/// A well-formed denial: an AdmissionReview whose response refuses, with its uid.
+fn assert_denial(what: &str, answer: &Value, uid: &str) -> String {
+    assert_eq!(answer["kind"], "AdmissionReview", "{what}: {answer}");
+    assert_eq!(answer["response"]["allowed"], false, "{what}: {answer}");
+    assert_eq!(answer["response"]["uid"], uid, "{what}: {answer}");
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.len() <= 17 * 1024,
+        "{what}: {} bytes",
+        message.len()
+    );
+    message
+}
+
+/// A good request, timed: answered (admitted) within the deadline.
+async fn assert_still_serving(port: u16, what: &str) {
+    let start = Instant::now();
+    let answer = post(&https(), port, good_review("ns", "good"))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: a good request failed: {e}"));
+    assert_eq!(answer["response"]["allowed"], true, "{what}: {answer}");
+    assert!(
+        start.elapsed() < ANSWER_WITHIN,
+        "{what}: a good request took {:?}",
+        start.elapsed()
+    );
+}
+
+/// A TLS connection to the webhook, trusting the control plane's CA.
+async fn tls_connect(
+    port: u16,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    static CLIENT: std::sync::OnceLock<orgaccess::controlplane::ServingCert> =
+        std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| plane().issue_client_cert(WEBHOOK_CLIENT_NAME).unwrap());
+    let chain: Vec<_> = rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls_pemfile::private_key(&mut client.key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut plane().ca_pem().as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("127.0.0.1".try_into().unwrap(), tcp)
+        .await
+}
+
+#[tokio::test]
+async fn hostile_bodies_get_denials_in_bounded_memory_and_time() {
+    let mut p = start().await;
+    let port = p.port;
+    let client = https();
+    let before = p.peak_rss_kib();
+
+    // Malformed and oversized bodies, each answered with a denial.
+    let mut zeros =
+        b"{\"apiVersion\":\"admission.k8s.io/v1\",\"request\":{\"uid\":\"zeros\",\"object\":["
+            .to_vec();
+    while zeros.len() < 8 * 1024 * 1024 - 16 {
+        zeros.extend_from_slice(b"0,");
+    }
+    zeros.extend_from_slice(b"0]}}");
+    let mut big_string = request("ns", "string", json!({}));
+    big_string["object"]["metadata"]["annotations"] = json!({"x": "a".repeat(7 * 1024 * 1024)});
+    // The most values a body may hold: a review whose object is ~740,000 empty lists.
+    let mut lists = request("ns", "lists", json!({}));
+    lists["object"]["spec"]["x"] = Value::Array(vec![json!([]); 740_000]);
+    // (what, body, uid, allowed, words of the answer)
+    let cases: Vec<(&str, Vec<u8>, &str, bool, &str)> = vec![
+        (
+            "not JSON",
+            b"{{{{".to_vec(),
+            "",
+            false,
+            "not an AdmissionReview",
+        ),
+        ("8 MiB of zeros", zeros, "zeros", false, "JSON values"),
+        // Well-formed, only large: judged (and admitted: a trusted admin).
+        ("a 7 MiB annotation", review(big_string), "string", true, ""),
+        ("740,000 empty lists", review(lists), "lists", true, ""),
+    ];
+    for (what, body, uid, allowed, needle) in cases {
+        let start = Instant::now();
+        let answer = post(&client, port, body)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        if allowed {
+            assert_eq!(answer["response"]["allowed"], true, "{what}: {answer}");
+            assert_eq!(answer["response"]["uid"], uid, "{what}: {answer}");
+        } else {
+            let message = assert_denial(what, &answer, uid);
+            assert!(message.contains(needle), "{what}: {message}");
+        }
+        assert!(
+            start.elapsed() < ANSWER_WITHIN,
+            "{what}: {:?}",
+            start.elapsed()
+        );
+        assert_still_serving(port, what).await;
+        eprintln!(
+            "{what}: answered in {:?}; peak RSS {} KiB",
+            start.elapsed(),
+            p.peak_rss_kib()
+        );
+    }
+
+    // The heaviest body, six at once: decisions run two at a time, the rest
+    // wait (or are told the webhook is busy), and memory stays bounded.
+    let mut lists = request("ns", "lists", json!({}));
+    lists["object"]["spec"]["x"] = Value::Array(vec![json!([]); 740_000]);
+    let heavy = review(lists);
+    let answers =
+        futures::future::join_all((0..6).map(|_| post(&client, port, heavy.clone()))).await;
+    for a in answers {
+        let a = a.expect("an answer");
+        assert_eq!(a["response"]["uid"], "lists", "{a}");
+    }
+    eprintln!(
+        "six heavy bodies at once: peak RSS {} KiB",
+        p.peak_rss_kib()
+    );
+    assert_still_serving(port, "six heavy bodies").await;
+
+    // Over the body cap: refused before it is read (a denial, or the
+    // connection closed while the client still sends).
+    let huge = vec![b' '; 9 * 1024 * 1024];
+    match post(&client, port, huge).await {
+        Ok(answer) => {
+            let m = assert_denial("9 MiB", &answer, "");
+            assert!(m.contains("larger than"), "{m}");
+        }
+        Err(e) => eprintln!("9 MiB body: connection closed ({e})"),
+    }
+
+    // Slow bodies: 40 connections that promise 1 MiB and send 10 bytes; each
+    // is answered once the body timeout passes, and good requests meanwhile
+    // are answered within the deadline.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut tls = tls_connect(port).await.unwrap();
+        tls.write_all(
+            b"POST /validate HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1048576\r\n\r\n{\"apiVers",
+        )
+        .await
+        .unwrap();
+        slow.push(tls);
+    }
+    let start = Instant::now();
+    assert_still_serving(port, "40 slow bodies").await;
+    for mut tls in slow {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.contains("not received within"),
+            "a slow body: {answer}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // Many connections: past the limit (256) they are closed at once; the
+    // webhook serves again when they go.
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..300 {
+        match tls_connect(port).await {
+            Ok(c) => open.push(c),
+            Err(_) => refused += 1,
+        }
+    }
+    // A connection past the limit may complete TCP and be closed before TLS.
+    let mut closed = refused;
+    for c in &mut open {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(5), c.read(&mut b)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 40, "only {closed} of 300 connections refused");
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_still_serving(port, "after 300 connections").await;
+
+    // A forged review from a caller without the apiserver's certificate is
+    // refused at TLS; /activity without a token is refused.
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert!(
+        anonymous
+            .post(format!("https://127.0.0.1:{port}/validate"))
+            .body(good_review("ns", "forged"))
+            .send()
+            .await
+            .is_err(),
+        "a caller without a client certificate was served"
+    );
+    let activity = reqwest::get(format!("http://127.0.0.1:{}/activity", p.admin_port))
+        .await
+        .unwrap();
+    assert_eq!(activity.status(), 401);
+    assert!(
+        !p.logs().contains("uid=forged"),
+        "the forged review was recorded"
+    );
+
+    let peak = p.peak_rss_kib();
+    eprintln!("webhook peak RSS: {before} KiB at start, {peak} KiB after the hostile bodies");
+    assert!(
+        peak < CHART_MEMORY_LIMIT_KIB,
+        "peak RSS {peak} KiB over the chart's limit\n{}",
+        p.logs()
+    );
+    assert!(p.alive(), "the webhook died:\n{}", p.logs());
+}
+
+#[tokio::test]
+async fn a_group_of_200_privileges_of_1000_resources_is_denied_in_a_few_kib() {
+    let mut p = start().await;
+    let client = admin_client().await;
+    let ns = fresh_namespace(&client).await;
+    let name = format!("orgaccess-hostile-{ns}");
+    let vwc = webhook::webhook_configuration(
+        &name,
+        &Endpoint::Url(format!("https://127.0.0.1:{}/validate", p.port)),
+        plane().ca_pem().as_bytes(),
+        Some(webhook::only_namespace(&ns)),
+    );
+    let configs = Api::<ValidatingWebhookConfiguration>::all(client);
+    configs.create(&PostParams::default(), &vwc).await.unwrap();
+
+    // Undeclared names (there is no Organization): one violation per name
+    // before the fix. Names are short so that the object fits the
+    // apiserver's 3 MiB limit; the full 200 × 1,000 is tried too.
+    let group = |privileges: usize, resources: usize| {
+        let list: Vec<Value> = (0..resources)
+            .map(|i| json!({"name": format!("{i:x}"), "level": "View"}))
+            .collect();
+        let privileges: Vec<Value> = (0..privileges)
+            .map(|_| json!({"service": "Content", "domain": "Sources", "level": "Custom", "resources": list}))
+            .collect();
+        json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+               "metadata": {"name": "big"}, "spec": {"privileges": privileges}})
+        .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (privileges, resources) in [(1, 2), (200, 1000), (90, 1000)] {
+        let manifest = group(privileges, resources);
+        loop {
+            let start = Instant::now();
+            let out = kubectl_stdin(
+                "alice",
+                &["create", "--dry-run=server", "-n", &ns, "-f", "-"],
+                Some(&manifest),
+            )
+            .await;
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(!out.status.success(), "{privileges} × {resources} admitted");
+            if !stderr.contains("validate.orgaccess.dev")
+                && Instant::now() < deadline
+                && privileges == 1
+            {
+                // The apiserver has not picked the configuration up yet.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            eprintln!(
+                "{privileges} × {resources} ({} bytes): {} bytes of stderr in {:?}: {}",
+                manifest.len(),
+                stderr.len(),
+                start.elapsed(),
+                &stderr[..stderr.len().min(300)]
+            );
+            assert!(
+                stderr.contains("denied the request") || stderr.contains("too large"),
+                "{stderr}"
+            );
+            assert!(stderr.len() < 20 * 1024, "{} bytes of denial", stderr.len());
+            break;
+        }
+    }
+    let peak = p.peak_rss_kib();
+    eprintln!("webhook peak RSS after the large groups: {peak} KiB");
+    assert!(peak < CHART_MEMORY_LIMIT_KIB, "peak RSS {peak} KiB");
+    assert!(p.alive(), "{}", p.logs());
+    let _ = configs.delete(&name, &DeleteParams::default()).await;
+    let _ = ADMIN;
+}
+
+/// A listener that cannot bind ends the process with an error saying which
+/// and why; it never keeps running without serving.
+#[tokio::test]
+async fn a_listener_that_cannot_bind_ends_the_process_with_why() {
+    install_crds().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let certs = tempfile::tempdir().unwrap();
+    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
+    let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+    std::fs::write(&cert, &serving.cert_pem).unwrap();
+    std::fs::write(&key, &serving.key_pem).unwrap();
+    for (flag, which) in [
+        ("--admin-addr", "binding the admin server"),
+        ("--webhook-addr", "binding the webhook"),
+    ] {
+        let other = if flag == "--admin-addr" {
+            "--webhook-addr"
+        } else {
+            "--admin-addr"
+        };
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_orgaccess"))
+                .args(["webhook", flag, &format!("127.0.0.1:{taken_port}")])
+                .args([other, "127.0.0.1:0"])
+                .arg("--webhook-cert-file")
+                .arg(&cert)
+                .arg("--webhook-key-file")
+                .arg(&key)
+                .env("KUBECONFIG", plane().kubeconfig_for(OPERATOR_USER))
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{flag} taken: the process kept running"))
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} taken: exited successfully");
+        assert!(
+            stderr.contains(which) && stderr.contains(&taken_port.to_string()),
+            "{flag} taken: {stderr}"
+        );
+    }
+    drop(taken);
+}
