@@ -1,74 +1,26 @@
 //! Algebraic properties of merge, covers and missing, over arbitrary valid sets.
 
+mod generators;
+
 use orgaccess::core::builtin::GroupTemplate;
-use orgaccess::core::catalog::{CATALOG, Create};
-use orgaccess::core::privilege::{
-    AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceAccess, ResourceLevel, parse_all, spec,
-};
+use orgaccess::core::catalog::CATALOG;
+use orgaccess::core::privilege::{PrivilegeSet, parse_all};
 use proptest::prelude::*;
 
-const RESOURCES: [&str; 5] = ["a", "b", "c", "d", "e"];
-
-/// One valid privilege on catalog domain `i`, chosen by `pick`.
-fn privilege(i: usize, pick: u8, create: bool, res: Vec<(usize, bool)>) -> PrivilegeSpec {
-    let d = &CATALOG[i];
-    let o = d.offers;
-    let mut options = vec![];
-    if o.view {
-        options.push(AccessLevel::View);
-    }
-    if o.edit {
-        options.push(AccessLevel::Edit);
-    }
-    if o.allowed {
-        options.push(AccessLevel::Allowed);
-    }
-    if o.push {
-        options.push(AccessLevel::Push);
-        options.push(AccessLevel::PushAndView);
-    }
-    if o.custom.is_some() {
-        options.push(AccessLevel::Custom);
-        options.push(AccessLevel::Custom);
-    }
-    let level = options[pick as usize % options.len()];
-    let mut s = spec(d.service, d.name, level);
-    if level == AccessLevel::Custom {
-        let mut seen = std::collections::BTreeSet::new();
-        s.resources = res
-            .into_iter()
-            .filter(|(r, _)| seen.insert(*r))
-            .map(|(r, edit)| ResourceAccess {
-                name: if r == RESOURCES.len() {
-                    "*".into()
-                } else {
-                    RESOURCES[r].into()
-                },
-                level: if edit {
-                    ResourceLevel::Edit
-                } else {
-                    ResourceLevel::View
-                },
-            })
-            .collect();
-    }
-    if create && o.create == Create::Choosable && level != AccessLevel::Edit {
-        s.can_create = Some(true);
-    }
-    s
-}
+/// Resource names of Custom grants; `*` stands for every resource.
+const RESOURCES: [&str; 6] = ["a", "b", "c", "d", "e", "*"];
 
 fn arb_set() -> impl Strategy<Value = PrivilegeSet> {
     let entry = (
         0..CATALOG.len(),
         any::<u8>(),
         any::<bool>(),
-        prop::collection::vec((0..=RESOURCES.len(), any::<bool>()), 1..4),
+        prop::collection::vec((0..RESOURCES.len(), any::<bool>()), 1..4),
     );
     prop::collection::vec(entry, 0..12).prop_map(|entries| {
         let specs: Vec<_> = entries
             .into_iter()
-            .map(|(i, p, c, r)| privilege(i, p, c, r))
+            .map(|(i, p, c, r)| generators::privilege(&RESOURCES, i, p, c, r))
             .collect();
         parse_all(&specs).expect("generated privileges are valid")
     })

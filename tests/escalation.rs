@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use support::org::{
     TestWebhook, assert_denied, effective_of, group, install_admission_policy, member, priv_,
 };
-use support::{ADMIN, assert_success, kubectl};
+use support::{ADMIN, assert_success};
 
 /// Kubernetes groups of the test users, as the apiserver authenticates them.
 const TESTER_GROUPS: [&str; 2] = [TESTERS_GROUP, "system:authenticated"];
@@ -355,18 +355,12 @@ async fn joining_a_group_needs_all_it_grants_by_any_route() {
     }
     assert_success(
         "admin lets carol create groups",
-        &kubectl(
+        &t.patch(
             ADMIN,
-            &[
-                "patch",
-                "-n",
-                &t.ns,
-                "member",
-                "carol",
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"groups":["viewers","helpers","creators"]}}"#,
-            ],
+            "member",
+            "carol",
+            &serde_json::from_str(r#"{"spec":{"groups":["viewers","helpers","creators"]}}"#)
+                .unwrap(),
         )
         .await,
     );
@@ -405,18 +399,11 @@ async fn organization_level_acts_need_organization_level_rights() {
     );
     assert_success(
         "admin puts erin in org-editors",
-        &kubectl(
+        &t.patch(
             ADMIN,
-            &[
-                "patch",
-                "-n",
-                &t.ns,
-                "member",
-                "erin",
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"groups":["org-editors"]}}"#,
-            ],
+            "member",
+            "erin",
+            &serde_json::from_str(r#"{"spec":{"groups":["org-editors"]}}"#).unwrap(),
         )
         .await,
     );

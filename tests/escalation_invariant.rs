@@ -16,19 +16,19 @@
 //! Cases run: `ORGACCESS_INVARIANT_CASES` (default 100,000 in the release
 //! profile, 2,000 in debug: `cargo test --release --test escalation_invariant`).
 
+mod generators;
+
 use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 use orgaccess::core::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
-use orgaccess::core::catalog::{CATALOG, Create, Service};
+use orgaccess::core::catalog::{CATALOG, Service};
 use orgaccess::core::effective::{member_effective, requester_view, resolve_grantees};
 use orgaccess::core::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, MemberIdentity, Meta, OpenIdDomain,
     OrgDef, OrgResources, OrgState, Provider, Subject, SubjectKind,
 };
-use orgaccess::core::privilege::{
-    AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceAccess, ResourceLevel, spec,
-};
+use orgaccess::core::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceLevel, spec};
 use orgaccess::core::rules::{self, Change, Object, Operation, Requester};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -105,49 +105,6 @@ fn domain_indices() -> Vec<usize> {
     out
 }
 
-fn privilege(i: usize, pick: u8, create: bool, res: Vec<(usize, bool)>) -> PrivilegeSpec {
-    let d = &CATALOG[i];
-    let o = d.offers;
-    let mut options = vec![];
-    if o.view {
-        options.push(AccessLevel::View);
-    }
-    if o.edit {
-        options.push(AccessLevel::Edit);
-    }
-    if o.allowed {
-        options.push(AccessLevel::Allowed);
-    }
-    if o.push {
-        options.push(AccessLevel::Push);
-    }
-    if o.custom.is_some() {
-        options.push(AccessLevel::Custom);
-        options.push(AccessLevel::Custom);
-    }
-    let level = options[pick as usize % options.len()];
-    let mut s = spec(d.service, d.name, level);
-    if level == AccessLevel::Custom {
-        let mut seen = BTreeSet::new();
-        s.resources = res
-            .into_iter()
-            .filter(|(r, _)| seen.insert(*r))
-            .map(|(r, edit)| ResourceAccess {
-                name: RESOURCES[r % RESOURCES.len()].into(),
-                level: if edit {
-                    ResourceLevel::Edit
-                } else {
-                    ResourceLevel::View
-                },
-            })
-            .collect();
-    }
-    if create && o.create == Create::Choosable && level != AccessLevel::Edit {
-        s.can_create = Some(true);
-    }
-    s
-}
-
 fn arb_privileges() -> impl Strategy<Value = Vec<PrivilegeSpec>> {
     let domains = domain_indices();
     let entry = (
@@ -161,7 +118,7 @@ fn arb_privileges() -> impl Strategy<Value = Vec<PrivilegeSpec>> {
         entries
             .into_iter()
             .filter(|(i, ..)| seen.insert(*i))
-            .map(|(i, p, c, r)| privilege(i, p, c, r))
+            .map(|(i, p, c, r)| generators::privilege(&RESOURCES, i, p, c, r))
             .collect()
     })
 }
