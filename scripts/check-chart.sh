@@ -32,7 +32,7 @@
 # (nothing is created; the CRDs are dry-run too, and step 5 is skipped); the
 # release namespace, ORGACCESS_CHART_NAMESPACE (default orgaccess-system), must
 # exist there. Without KUBECONFIG a local control plane is started
-# (`orgaccess control-plane up`, building it first if needed) and stopped at
+# (`control-plane up` from crates/testenv, building it first if needed) and stopped at
 # the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,8 +126,9 @@ else
     echo "building the orgaccess binary (cargo build)"
     cargo build --quiet --bin orgaccess
   fi
+  cargo build --quiet -p orgaccess-testenv --bin control-plane
   echo "starting a local control plane in $work/cp"
-  "$bin" control-plane up --work-dir "$work/cp" >"$work/control-plane.out" 2>&1 &
+  "$root/target/debug/control-plane" up --work-dir "$work/cp" >"$work/control-plane.out" 2>&1 &
   cp_pid=$!
   for i in $(seq 1 1200); do
     grep -q "control plane ready" "$work/control-plane.out" 2>/dev/null && break

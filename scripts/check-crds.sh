@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Fails when crds/ differs from what the binary generates (run `cargo run -- crds > crds/orgaccess.yaml`).
+# Fails when a generated file differs from what the Rust types generate:
+# crds/orgaccess.yaml and the chart's copy. Fix: bash scripts/generate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 generated=$(mktemp)
-cargo run -q -- crds > "$generated"
-if ! diff -u crds/orgaccess.yaml "$generated"; then
-  echo "error: crds/orgaccess.yaml is out of date; run: cargo run -- crds > crds/orgaccess.yaml" >&2
-  exit 1
-fi
-echo "crds/ matches the generated CRDs"
+trap 'rm -f "$generated"' EXIT
+cargo run -q --bin orgaccess -- crds > "$generated"
+for committed in crds/orgaccess.yaml charts/orgaccess/crds/orgaccess.yaml; do
+  if ! diff -u "$committed" "$generated"; then
+    echo "error: $committed is out of date; run: bash scripts/generate.sh" >&2
+    exit 1
+  fi
+done
+echo "crds/ and the chart's CRDs match the generated CRDs"

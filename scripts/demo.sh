@@ -95,6 +95,10 @@ else
   cargo build --bin orgaccess
   bin=$root/target/debug/orgaccess
 fi
+# The local control plane's launcher is a development crate (crates/testenv),
+# not part of the deployed binary.
+cargo build --quiet -p orgaccess-testenv --bin control-plane
+control_plane_bin=$root/target/debug/control-plane
 
 step "the local control plane: etcd, kube-apiserver, kubectl (built once from Go modules, then cached)"
 if [[ -x target/k8s-bin/kube-apiserver && -f target/k8s-bin/.complete ]]; then
@@ -106,11 +110,11 @@ bash tools/build-control-plane.sh >/dev/null
 kubectl_bin=$root/target/k8s-bin/kubectl
 
 # --- 2. control plane --------------------------------------------------------
-step "starting the control plane (orgaccess control-plane up --work-dir $dir)"
+step "starting the control plane (control-plane up --work-dir $dir, from crates/testenv)"
 for p in "$webhook_port" "$admin_port" ${api_port:+"$api_port"}; do
   port_in_use "$p" && die "port $p on 127.0.0.1 is in use (another demo running?); set ORGACCESS_DEMO_WEBHOOK_PORT / ORGACCESS_DEMO_ADMIN_PORT / ORGACCESS_DEMO_API_PORT"
 done
-"$bin" control-plane up --work-dir "$dir" ${api_port:+--port "$api_port"} >"$dir/control-plane.out" 2>&1 &
+"$control_plane_bin" up --work-dir "$dir" ${api_port:+--port "$api_port"} >"$dir/control-plane.out" 2>&1 &
 cp_pid=$!
 for i in $(seq 1 1800); do
   grep -q "control plane ready" "$dir/control-plane.out" 2>/dev/null && break

@@ -9,10 +9,10 @@ bash tools/build-helm.sh >/dev/null
 export ORGACCESS_K8S_BIN="$PWD/target/k8s-bin"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# Library, binary and integration tests (the crate has no doc-tests; benches
+# Library, binary and integration tests of every workspace crate (no doc-tests; benches
 # are measured with `cargo bench`, see docs/performance.md).
 set +e
-cargo test --lib --bins --tests -- --test-threads "${ORGACCESS_TEST_THREADS:-4}" 2>&1 | tee "$log"
+cargo test --workspace --lib --bins --tests -- --test-threads "${ORGACCESS_TEST_THREADS:-4}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run.

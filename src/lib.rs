@@ -3,12 +3,17 @@
 //! - [`core`]: the privilege model and the rules, with no Kubernetes dependency.
 //!   The webhook, the controller and the offline CLI all call it.
 //! - [`api`]: the custom resources (CRD types) and their core views.
-//! - [`controlplane`]: a local kube-apiserver + etcd for tests and local runs.
+//!
+//! The local kube-apiserver + etcd that tests and the demo start is the
+//! development crate `orgaccess-testenv`, never part of this one.
+
+#![forbid(unsafe_code)]
+
+/// The pure core (its own crate, `orgaccess-core`, so the compiler keeps kube out).
+pub use orgaccess_core as core;
 
 pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod controller;
-pub mod controlplane;
-pub mod core;
 pub mod webhook;

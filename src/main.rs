@@ -1,3 +1,6 @@
+//! The `orgaccess` binary: the operator (`run`, `webhook`) and the CLI.
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -57,9 +60,6 @@ enum Command {
     Catalog,
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
-    /// A local kube-apiserver + etcd for development.
-    #[command(subcommand)]
-    ControlPlane(ControlPlaneCommand),
     /// Check manifests offline with the admission rules (for CI): files,
     /// directories or `-` for stdin. Exits 1 on any denied object or invalid document.
     Check(orgaccess::cli::check::CheckArgs),
@@ -74,19 +74,6 @@ enum Command {
     /// Print the manifest of a duplicate of a group.
     #[command(subcommand)]
     Duplicate(orgaccess::cli::duplicate::DuplicateCommand),
-}
-
-#[derive(Subcommand)]
-enum ControlPlaneCommand {
-    /// Build (once) and start a local control plane; runs until interrupted.
-    Up {
-        /// Where certificates, kubeconfigs, data and logs go (wiped at start).
-        #[arg(long, default_value = "target/orgaccess-dev")]
-        work_dir: std::path::PathBuf,
-        /// Fixed apiserver port (default: a free one).
-        #[arg(long)]
-        port: Option<u16>,
-    },
 }
 
 fn init_logs(filter: &str, format: LogFormat) {
@@ -196,15 +183,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
         Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
         Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
-        Command::ControlPlane(ControlPlaneCommand::Up { work_dir, port }) => {
-            let work_dir = std::path::absolute(work_dir)?;
-            let opts = orgaccess::controlplane::Options {
-                work_dir: Some(work_dir),
-                secure_port: port,
-                ..Default::default()
-            };
-            orgaccess::controlplane::run_foreground(opts).await?
-        }
         Command::Run {
             controller: args,
             admin_addr,

@@ -29,9 +29,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use orgaccess::controlplane::TEST_ACCESS_ROLE;
 use orgaccess::core::builtin::BuiltinGroup;
 use orgaccess::webhook::{self, Endpoint};
+use orgaccess_testenv::TEST_ACCESS_ROLE;
 use serde_json::{Value, json};
 use support::{
     ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, fresh_namespace,

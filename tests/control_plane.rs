@@ -626,7 +626,7 @@ async fn kubectl_authenticates_every_identity() {
 /// and leaves nothing running: here the fixed apiserver port is already taken.
 #[tokio::test]
 async fn start_failure_reports_the_log_tail() {
-    use orgaccess::controlplane::{ControlPlane, Options};
+    use orgaccess_testenv::{ControlPlane, Options};
     plane(); // the binaries are there (or this panics with the build hint)
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let opts = Options {
@@ -660,7 +660,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test]
 #[ignore = "measurement, run by hand"]
 async fn measure_start_time_and_idle_memory() {
-    use orgaccess::controlplane::{ControlPlane, Options};
+    use orgaccess_testenv::{ControlPlane, Options};
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())

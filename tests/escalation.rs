@@ -6,8 +6,8 @@
 
 mod support;
 
-use orgaccess::controlplane::TESTERS_GROUP;
 use orgaccess::core::privilege::PrivilegeSet;
+use orgaccess_testenv::TESTERS_GROUP;
 use serde_json::{Value, json};
 use support::org::{
     TestWebhook, assert_denied, effective_of, group, install_admission_policy, member, priv_,

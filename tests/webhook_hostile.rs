@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::{Api, DeleteParams, PostParams};
-use orgaccess::controlplane::{WEBHOOK_CLIENT_NAME, spawn_tied};
 use orgaccess::webhook::{self, Endpoint};
+use orgaccess_testenv::{WEBHOOK_CLIENT_NAME, spawn_tied};
 use serde_json::{Value, json};
 use support::{
     ADMIN, OPERATOR_USER, admin_client, fresh_namespace, install_crds, kubectl_stdin, plane,
@@ -199,8 +199,7 @@ async fn assert_still_serving(port: u16, what: &str) {
 async fn tls_connect(
     port: u16,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    static CLIENT: std::sync::OnceLock<orgaccess::controlplane::ServingCert> =
-        std::sync::OnceLock::new();
+    static CLIENT: std::sync::OnceLock<orgaccess_testenv::ServingCert> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(|| plane().issue_client_cert(WEBHOOK_CLIENT_NAME).unwrap());
     let chain: Vec<_> = rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
         .map(Result::unwrap)

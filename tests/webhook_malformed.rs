@@ -22,7 +22,7 @@ fn https() -> reqwest::Client {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
         .identity(support::webhook::client_identity(
-            orgaccess::controlplane::WEBHOOK_CLIENT_NAME,
+            orgaccess_testenv::WEBHOOK_CLIENT_NAME,
         ))
         .tls_info(true)
         .pool_max_idle_per_host(0)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 use orgaccess::api::{ApiKey, Group, Member, Organization};
-use orgaccess::controlplane::spawn_tied;
+use orgaccess_testenv::spawn_tied;
 
 use crate::support::{self, OPERATOR_USER};
 

@@ -17,15 +17,13 @@ use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
-use orgaccess::controlplane::{ControlPlane, Options, missing_binaries};
+use orgaccess_testenv::{ControlPlane, Options, missing_binaries};
 use rand::Rng as _;
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
 #[allow(unused_imports)] // re-exported for the test files that need them
-pub use orgaccess::controlplane::{
-    ADMIN, GITOPS_USER, OPERATOR_NAMESPACE, OPERATOR_USER, TESTER_USERS,
-};
+pub use orgaccess_testenv::{ADMIN, GITOPS_USER, OPERATOR_NAMESPACE, OPERATOR_USER, TESTER_USERS};
 
 /// The start result is kept, not just the plane: if the start fails, every test
 /// fails at once with the same message instead of each retrying a slow start.
@@ -95,7 +93,7 @@ pub async fn admin_client() -> kube::Client {
     plane().client().await
 }
 
-/// A client acting as `identity` (see `orgaccess::controlplane` constants).
+/// A client acting as `identity` (see `orgaccess_testenv` constants).
 pub async fn client_as(identity: &str) -> kube::Client {
     plane().client_as(identity).await
 }

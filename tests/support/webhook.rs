@@ -43,7 +43,7 @@ pub async fn serve_webhook(trusted_groups: Option<Vec<String>>) -> ServedWebhook
         // As in a cluster: only the apiserver's client certificate is served.
         client_auth: Some(orgaccess::webhook::tls::ClientAuth {
             ca_file: plane().webhook_client_ca_file(),
-            names: vec![orgaccess::controlplane::WEBHOOK_CLIENT_NAME.into()],
+            names: vec![orgaccess_testenv::WEBHOOK_CLIENT_NAME.into()],
         }),
         ..defaults
     };

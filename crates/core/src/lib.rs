@@ -1,5 +1,6 @@
 //! The pure core: privilege catalog, privilege algebra, built-in groups and
 //! templates, effective privileges and the admission rules. No kube types here.
+#![forbid(unsafe_code)]
 
 pub mod apikey;
 pub mod builtin;
