@@ -390,7 +390,9 @@ fn main() {
         "webhook: first decision after a change (cold caches)",
         |b| {
             b.iter_batched(
-                || index.apply(&group("touched", group_spec(privileges(&mut rng)))),
+                || {
+                    index.apply(&group("touched", group_spec(privileges(&mut rng))));
+                },
                 |()| black_box(v.handle(&cases[0].body)),
                 BatchSize::PerIteration,
             )

@@ -3,6 +3,8 @@
 //! - [`core`]: the privilege model and the rules, with no Kubernetes dependency.
 //!   The webhook, the controller and the offline CLI all call it.
 //! - [`api`]: the custom resources (CRD types) and their core views.
+//! - [`index`]: one per-namespace index of every organization, fed by one
+//!   watch per kind, read by the webhook and the controller.
 //!
 //! The local kube-apiserver + etcd that tests and the demo start is the
 //! development crate `orgaccess-testenv`, never part of this one.
@@ -16,4 +18,5 @@ pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod index;
 pub mod webhook;

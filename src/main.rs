@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use orgaccess::controller::{self, ControllerArgs, Readiness};
+use orgaccess::index::watch::{Caches, WatchArgs};
 use prometheus_client::registry::Registry;
 
 /// orgaccess: manage an organization's member access as Kubernetes resources.
@@ -39,6 +40,8 @@ enum Command {
     Run {
         #[command(flatten)]
         controller: ControllerArgs,
+        #[command(flatten)]
+        watch: WatchArgs,
         /// Do not serve the admission webhook from this process.
         #[arg(long, env = "ORGACCESS_NO_WEBHOOK")]
         no_webhook: bool,
@@ -52,6 +55,8 @@ enum Command {
     Webhook {
         #[command(flatten)]
         webhook: orgaccess::webhook::WebhookArgs,
+        #[command(flatten)]
+        watch: WatchArgs,
         /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
         #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
         admin_addr: SocketAddr,
@@ -164,15 +169,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
         Command::Webhook {
             webhook,
+            watch,
             admin_addr,
         } => {
             rustls::crypto::ring::default_provider()
                 .install_default()
                 .ok();
             let client = kube::Client::try_default().await?;
-            if let Err(e) =
-                orgaccess::webhook::serve(client, webhook.config(), admin_addr, shutdown_signal())
-                    .await
+            if let Err(e) = orgaccess::webhook::serve(
+                client,
+                webhook.config(),
+                watch.scope(),
+                admin_addr,
+                shutdown_signal(),
+            )
+            .await
             {
                 tracing::error!(error = %format!("{e:#}"), "the webhook stopped; exiting");
                 return Err(e);
@@ -185,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
         Command::Run {
             controller: args,
+            watch,
             admin_addr,
             no_webhook,
             webhook,
@@ -193,6 +205,10 @@ async fn main() -> anyhow::Result<()> {
                 .install_default()
                 .ok();
             let client = kube::Client::try_default().await?;
+            // One watch per kind for the whole process: the webhook and the
+            // controller read the same index.
+            let scope = watch.scope();
+            let caches = Caches::start(&client, &scope);
             let registry = Arc::new(Mutex::new(Registry::default()));
             let readiness = Readiness::default();
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -220,10 +236,11 @@ async fn main() -> anyhow::Result<()> {
             let mut webhook_task = if no_webhook {
                 None
             } else {
-                let hook = orgaccess::webhook::Webhook::new(
+                let hook = orgaccess::webhook::Webhook::with_caches(
                     client.clone(),
                     webhook.config(),
                     registry.clone(),
+                    caches.clone(),
                 )?;
                 let h = hook.clone();
                 checks.push(Arc::new(move || h.readiness()));
@@ -249,6 +266,8 @@ async fn main() -> anyhow::Result<()> {
             });
             let mut controller = std::pin::pin!(controller::run(
                 client,
+                caches,
+                scope,
                 args,
                 registry,
                 readiness,

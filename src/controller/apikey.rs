@@ -384,9 +384,11 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         previous_prefix: shown(plan.has_previous, &values.previous).map(|f| f.0),
         ..ApiKeyStatus::default()
     };
-    let snap = ctx.stores.snapshot(&ns);
-    status.privileges = snap
-        .grantees
+    status.privileges = ctx
+        .caches
+        .index
+        .namespace(&ns)
+        .grantees()
         .api_keys
         .get(&key.name_any())
         .map(|p| p.to_specs())

@@ -1,7 +1,10 @@
-//! Group reconcile: privileges after template expansion, members, conditions.
+//! Group reconcile: observe (the group and its namespace in the shared
+//! index) → [`desired_status`] (pure: privileges after template expansion,
+//! members, conditions) → apply (a status write only when it changed).
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
@@ -9,29 +12,40 @@ use super::status::{Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{Group, GroupStatus};
 use crate::core::effective::{granted_by_spec, group_members};
-use crate::core::model::MemberDef;
+use crate::index::Namespace;
 
 pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = group.namespace().ok_or(Error::NotNamespaced)?;
+    let snapshot = ctx.caches.index.namespace(&ns);
+    let status = desired_status(&group, &snapshot, super::now());
+    let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await? {
+        ctx.metrics.status_write("Group");
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// The Group's status, from the group and its organization as indexed.
+pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupStatus {
     let name = group.name_any();
-    let snap = ctx.stores.snapshot(&ns);
     let previous = group.status.clone().unwrap_or_default();
+    let grantees = snap.grantees();
 
     let (_, invalid) = granted_by_spec(
         group.spec.template.map(|t| t.privileges()),
         &group.spec.privileges,
     );
-    let privileges = snap.grantees.groups.get(&name).cloned().unwrap_or_default();
+    let privileges = grantees.groups.get(&name).cloned().unwrap_or_default();
 
-    // Members by either route, from the one core definition of membership.
-    let members: Vec<MemberDef> = ctx
-        .stores
-        .members_in(&ns)
-        .iter()
-        .map(|m| MemberDef::from(m.as_ref()))
-        .collect();
-    let (active, inactive) =
-        group_members(&snap.state, &snap.grantees, &members, &name, super::now());
+    // Members by either route, from the one core definition of membership,
+    // over the members that may be in it (not every member of the namespace).
+    let (active, inactive) = group_members(
+        &snap.state,
+        &grantees,
+        snap.candidate_members(&name),
+        &name,
+        now,
+    );
 
     let dangling: Vec<String> = group
         .spec
@@ -64,7 +78,7 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
         })
     });
     let specs = privileges.to_specs();
-    let status = GroupStatus {
+    GroupStatus {
         conditions: conditions(
             &previous.conditions,
             vec![
@@ -110,10 +124,5 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
         member_count: active.len() as u32,
         members: active,
         inactive_members: inactive,
-    };
-    let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await? {
-        ctx.metrics.status_write("Group");
     }
-    Ok(Action::requeue(RESYNC))
 }

@@ -1,8 +1,12 @@
-//! Member reconcile: effective privileges with provenance, and the invitation phase.
+//! Member reconcile: observe (the member and its namespace in the shared
+//! index) → [`desired_status`] (pure: effective privileges with provenance,
+//! the invitation phase, conditions) → apply (a status write only when it
+//! changed, an Event when the phase or the privileges moved).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
@@ -12,13 +16,71 @@ use super::{Ctx, Error, RESYNC};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
 use crate::core::effective::{MemberPhase, member_effective};
 use crate::core::model::MemberDef;
+use crate::index::Namespace;
 
 pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = member.namespace().ok_or(Error::NotNamespaced)?;
-    let snap = ctx.stores.snapshot(&ns);
-    let def = MemberDef::from(member.as_ref());
+    let snapshot = ctx.caches.index.namespace(&ns);
     let now = super::now();
-    let eff = member_effective(&snap.state, &snap.grantees, &def, now);
+    let previous = member.status.clone().unwrap_or_default();
+    let status = desired_status(&member, &snapshot, now);
+    let phase = status.phase.unwrap_or(MemberPhase::Pending);
+
+    let api: Api<Member> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await? {
+        ctx.metrics.status_write("Member");
+        if let Some(event) = event(&member, &previous, &status) {
+            ctx.publish(member.as_ref(), event).await;
+        }
+    }
+
+    // Come back when a pending invitation expires.
+    let expires = status
+        .invitation_expires_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let next = match (phase, expires) {
+        (MemberPhase::Pending, Some(at)) => {
+            let secs = at.duration_since(now).as_secs().max(1) as u64;
+            Duration::from_secs(secs.min(RESYNC.as_secs()))
+        }
+        _ => RESYNC,
+    };
+    Ok(Action::requeue(next))
+}
+
+/// What a status change is worth telling: an invitation that expired, or
+/// effective privileges that moved.
+fn event(member: &Member, previous: &MemberStatus, status: &MemberStatus) -> Option<Event> {
+    if previous.phase != Some(MemberPhase::Expired) && status.phase == Some(MemberPhase::Expired) {
+        return Some(Event {
+            type_: EventType::Warning,
+            reason: "InvitationExpired".into(),
+            note: Some(format!(
+                "{} did not accept within the invitation lifetime",
+                member.spec.identity.username
+            )),
+            action: "Expire".into(),
+            secondary: None,
+        });
+    }
+    (previous.privileges != status.privileges && previous.phase.is_some()).then(|| Event {
+        type_: EventType::Normal,
+        reason: "PrivilegesChanged".into(),
+        note: Some(format!(
+            "effective privileges now: {} domains",
+            status.privilege_count
+        )),
+        action: "Reconcile".into(),
+        secondary: None,
+    })
+}
+
+/// The Member's status, from the member and its organization as indexed.
+pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> MemberStatus {
+    let def = MemberDef::from(member);
+    let grantees = snap.grantees();
+    let eff = member_effective(&snap.state, &grantees, &def, now);
 
     let missing: Vec<&String> = def
         .groups
@@ -27,7 +89,7 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
         .collect();
     let previous = member.status.clone().unwrap_or_default();
     let privileges: Vec<EffectivePrivilege> = eff
-        .provenance(&snap.grantees)
+        .provenance(&grantees)
         .into_iter()
         .map(|(privilege, granted_by)| EffectivePrivilege {
             privilege,
@@ -46,7 +108,7 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
             "invitation expired unaccepted: recreate the Member to invite again".to_string()
         }
     };
-    let status = MemberStatus {
+    MemberStatus {
         conditions: conditions(
             &previous.conditions,
             vec![
@@ -98,51 +160,5 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
             .collect(),
         privilege_count: privileges.len() as u32,
         privileges,
-    };
-
-    let api: Api<Member> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await? {
-        ctx.metrics.status_write("Member");
-        if previous.phase != Some(MemberPhase::Expired) && eff.phase == MemberPhase::Expired {
-            ctx.publish(
-                member.as_ref(),
-                Event {
-                    type_: EventType::Warning,
-                    reason: "InvitationExpired".into(),
-                    note: Some(format!(
-                        "{} did not accept within the invitation lifetime",
-                        def.identity.username
-                    )),
-                    action: "Expire".into(),
-                    secondary: None,
-                },
-            )
-            .await;
-        } else if previous.privileges != status.privileges && previous.phase.is_some() {
-            ctx.publish(
-                member.as_ref(),
-                Event {
-                    type_: EventType::Normal,
-                    reason: "PrivilegesChanged".into(),
-                    note: Some(format!(
-                        "effective privileges now: {} domains",
-                        status.privilege_count
-                    )),
-                    action: "Reconcile".into(),
-                    secondary: None,
-                },
-            )
-            .await;
-        }
     }
-
-    // Come back when a pending invitation expires.
-    let next = match (eff.phase, eff.invitation_expires_at) {
-        (MemberPhase::Pending, Some(at)) => {
-            let secs = at.duration_since(now).as_secs().max(1) as u64;
-            Duration::from_secs(secs.min(RESYNC.as_secs()))
-        }
-        _ => RESYNC,
-    };
-    Ok(Action::requeue(next))
 }

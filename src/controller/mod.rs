@@ -1,17 +1,19 @@
 //! The controller: reconciles the declared objects into each organization's
 //! access state.
 //!
-//! Four `kube::runtime::Controller`s (Organization, Group, Member, ApiKey) share
-//! one set of caches. Changes are routed from the caches to exactly the objects
-//! they affect (see [`state::Stores::route`]); status is written by server-side
-//! apply only when it changed; only the Lease holder reconciles.
+//! Four `kube::runtime::Controller`s (Organization, Group, Member, ApiKey) read
+//! the process's shared caches ([`crate::index`]: one watch per kind, the
+//! per-namespace index and the stores). They start no watches of their own
+//! (the API key controller's Secrets aside): every reconcile is asked for by
+//! the index's routing, which names exactly the objects a change affects
+//! ([`crate::index::route`]). Status is written by server-side apply only
+//! when it changed; only the Lease holder reconciles.
 
 mod apikey;
 mod group;
 pub mod leader;
 mod member;
 mod organization;
-pub mod state;
 pub mod status;
 
 pub use apikey::{KEY_LABEL, PREVIOUS_KEY, VALUE_KEY, fingerprint, secret_name};
@@ -28,7 +30,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -36,7 +38,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::api::{ApiKey, Group, Member, Organization};
-use state::Stores;
+use crate::index::watch::{Caches, Scope, channels};
 
 /// The controller's clock: now, shifted by `ORGACCESS_CLOCK_OFFSET_SECONDS`.
 ///
@@ -141,7 +143,7 @@ impl Metrics {
 /// What every reconcile gets.
 pub struct Ctx {
     pub client: Client,
-    pub stores: Stores,
+    pub caches: Caches,
     pub metrics: Arc<Metrics>,
     /// Days before expiry when an API key is reported as soon to expire.
     pub api_key_warning_days: i64,
@@ -238,9 +240,6 @@ pub struct ControllerArgs {
         default_value = "orgaccess-system"
     )]
     pub lease_namespace: String,
-    /// Watch only this namespace (default: every namespace).
-    #[arg(long, env = "ORGACCESS_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
     /// Identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -248,22 +247,6 @@ pub struct ControllerArgs {
     /// `ExpiringSoon` condition) this many days before its expiry.
     #[arg(long, env = "ORGACCESS_API_KEY_EXPIRY_WARNING_DAYS", default_value_t = crate::core::apikey::DEFAULT_EXPIRY_WARNING_DAYS)]
     pub api_key_expiry_warning_days: i64,
-}
-
-/// Which namespaces the controller watches.
-#[derive(Clone, Debug, Default)]
-pub struct Scope(pub Option<String>);
-
-impl Scope {
-    pub fn api<K>(&self, client: &Client) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        match &self.0 {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
 }
 
 /// Readiness of the controller: caches synced (and, once leading, controllers running).
@@ -283,17 +266,16 @@ impl Readiness {
 /// which returns an error so the process restarts and rejoins the election).
 pub async fn run(
     client: Client,
+    caches: Caches,
+    scope: Scope,
     args: ControllerArgs,
     registry: Arc<Mutex<Registry>>,
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    preflight(&client, &args).await?;
+    preflight(&client, &scope).await?;
     let metrics = Metrics::new(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
-    let scope = Scope(args.watch_namespace.clone());
-    let (stores, triggers, driver) = Stores::start(&client, &scope);
-    let driver = tokio::spawn(driver);
-    stores.wait_until_ready().await?;
+    caches.wait_until_synced().await;
     readiness.set();
     tracing::info!("caches synced");
 
@@ -312,7 +294,7 @@ pub async fn run(
     if args.leader_election {
         tokio::select! {
             r = leader::acquire(client.clone(), &lease) => r?,
-            _ = shutdown.clone() => { driver.abort(); return Ok(()) }
+            _ = shutdown.clone() => return Ok(()),
         }
     }
 
@@ -320,9 +302,13 @@ pub async fn run(
         controller: "orgaccess".into(),
         instance: Some(identity),
     };
+    // Leading: from now on the index routes every change here, starting
+    // with everything it holds (each object is reconciled once).
+    let (senders, triggers) = channels();
+    caches.route_to(senders);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        stores,
+        caches: caches.clone(),
         metrics,
         api_key_warning_days: args.api_key_expiry_warning_days,
         recorder: Recorder::new(client.clone(), reporter),
@@ -331,7 +317,10 @@ pub async fn run(
     let cfg = ControllerConfig::default()
         .concurrency(args.concurrency)
         .debounce(Duration::from_millis(200));
-    let wc = || watcher::Config::default().any_semantic();
+    // No trigger stream of their own: the index's routing is the only one.
+    fn routed<K: Clone + Send + 'static>() -> futures::stream::Pending<Result<K, watcher::Error>> {
+        futures::stream::pending()
+    }
     fn drain<K: Resource, E: std::fmt::Display, T>(
         r: Result<(ObjectRef<K>, T), E>,
     ) -> impl Future<Output = ()>
@@ -344,17 +333,20 @@ pub async fn run(
         futures::future::ready(())
     }
 
-    let orgs = Controller::new(scope.api::<Organization>(&client), wc())
-        .with_config(cfg.clone())
-        .reconcile_on(triggers.organizations)
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            |o, c| observed(o, c, organization::reconcile),
-            error_policy,
-            ctx.clone(),
-        )
-        .for_each(drain);
-    let groups = Controller::new(scope.api::<Group>(&client), wc())
+    let orgs = Controller::for_stream(
+        routed::<Organization>(),
+        caches.stores.organizations.clone(),
+    )
+    .with_config(cfg.clone())
+    .reconcile_on(triggers.organizations)
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        |o, c| observed(o, c, organization::reconcile),
+        error_policy,
+        ctx.clone(),
+    )
+    .for_each(drain);
+    let groups = Controller::for_stream(routed::<Group>(), caches.stores.groups.clone())
         .with_config(cfg.clone())
         .reconcile_on(triggers.groups)
         .graceful_shutdown_on(shutdown.clone())
@@ -364,7 +356,7 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(drain);
-    let members = Controller::new(scope.api::<Member>(&client), wc())
+    let members = Controller::for_stream(routed::<Member>(), caches.stores.members.clone())
         .with_config(cfg.clone())
         .reconcile_on(triggers.members)
         .graceful_shutdown_on(shutdown.clone())
@@ -374,10 +366,10 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(drain);
-    let keys = Controller::new(scope.api::<ApiKey>(&client), wc())
+    let keys = Controller::for_stream(routed::<ApiKey>(), caches.stores.api_keys.clone())
         .with_config(cfg)
         .owns(
-            Api::<Secret>::all(client.clone()),
+            scope.api::<Secret>(&client),
             watcher::Config::default().labels(KEY_LABEL),
         )
         .reconcile_on(triggers.api_keys)
@@ -400,14 +392,14 @@ pub async fn run(
         controllers.await;
         Ok(())
     };
-    driver.abort();
+    caches.stop_routing();
     tracing::info!("controllers stopped");
     result
 }
 
 /// Fails fast with an install hint when the CRDs are missing.
-async fn preflight(client: &Client, args: &ControllerArgs) -> anyhow::Result<()> {
-    let api = Scope(args.watch_namespace.clone()).api::<Organization>(client);
+async fn preflight(client: &Client, scope: &Scope) -> anyhow::Result<()> {
+    let api = scope.api::<Organization>(client);
     if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
         anyhow::bail!(
             "cannot list organizations.orgaccess.dev ({e}); install the CRDs first: kubectl apply -f crds/"

@@ -1,4 +1,6 @@
-//! Organization reconcile: seed the built-in groups once, summarize the state.
+//! Organization reconcile: seed the built-in groups once (I/O), then
+//! [`desired_status`] (pure: the summary of the namespace as indexed) →
+//! apply (a status write only when it changed).
 
 use std::sync::Arc;
 
@@ -12,8 +14,8 @@ use super::status::{Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{Group, GroupSpec, Organization, OrganizationStatus};
 use crate::core::builtin::BuiltinGroup;
-use crate::core::effective::{MemberPhase, member_effective};
-use crate::core::model::MemberDef;
+use crate::core::effective::{MemberPhase, group_members, member_phase};
+use crate::index::Namespace;
 
 fn builtin_group(b: BuiltinGroup) -> Group {
     Group {
@@ -40,7 +42,12 @@ fn builtin_group(b: BuiltinGroup) -> Group {
 async fn administrators_exist(ctx: &Ctx, api: &Api<Group>, ns: &str) -> Result<bool, Error> {
     let name = BuiltinGroup::Administrators.object_name();
     let seeded = |g: &Group| g.spec.built_in == Some(BuiltinGroup::Administrators);
-    if let Some(g) = ctx.stores.groups.get(&ObjectRef::new(name).within(ns)) {
+    if let Some(g) = ctx
+        .caches
+        .stores
+        .groups
+        .get(&ObjectRef::new(name).within(ns))
+    {
         return Ok(seeded(&g));
     }
     Ok(api.get_opt(name).await?.is_some_and(|g| seeded(&g)))
@@ -51,7 +58,6 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     if org.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let previous = org.status.clone().unwrap_or_default();
     let groups_api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
 
     // Seed the built-in groups once per organization. Administrators is
@@ -94,31 +100,51 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
         .await;
     }
 
-    let snap = ctx.stores.snapshot(&ns);
-    let members = ctx.stores.members_in(&ns);
-    let now = super::now();
+    let snapshot = ctx.caches.index.namespace(&ns);
+    let status = desired_status(&org, &snapshot, seeded, super::now());
+    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
+    if apply_if_changed(&api, org.as_ref(), org.status.as_ref(), &status).await? {
+        ctx.metrics.status_write("Organization");
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// The Organization's status: counts by phase and its administrators, from
+/// the namespace as indexed. Costs one phase per member (no privileges are
+/// merged) and the members of the Administrators group.
+pub fn desired_status(
+    org: &Organization,
+    snap: &Namespace,
+    seeded: Vec<BuiltinGroup>,
+    now: jiff::Timestamp,
+) -> OrganizationStatus {
+    let previous = org.status.clone().unwrap_or_default();
+    let members = &snap.state.members;
+    let lifetime = snap.state.invitation_lifetime_days();
     let (mut active, mut pending, mut expired) = (0, 0, 0);
-    let admins_group = snap.state.administrators().map(|g| g.name.clone());
-    let mut administrators = Vec::new();
-    for m in &members {
-        let def = MemberDef::from(m.as_ref());
-        let eff = member_effective(&snap.state, &snap.grantees, &def, now);
-        match eff.phase {
+    for m in members.values() {
+        match member_phase(m, lifetime, now).0 {
             MemberPhase::Active => active += 1,
             MemberPhase::Pending => pending += 1,
             MemberPhase::Expired => expired += 1,
         }
-        if eff
-            .memberships
-            .iter()
-            .any(|ms| ms.active && Some(&ms.group) == admins_group.as_ref())
-        {
-            administrators.push(def.name);
-        }
     }
-    administrators.sort();
+    let admins_group = snap.state.administrators().map(|g| g.name.clone());
+    let administrators = match &admins_group {
+        Some(name) => {
+            group_members(
+                &snap.state,
+                &snap.grantees(),
+                snap.candidate_members(name),
+                name,
+                now,
+            )
+            .0
+        }
+        None => Vec::new(),
+    };
     let has_admins = admins_group.is_some();
-    let status = OrganizationStatus {
+    OrganizationStatus {
         conditions: conditions(
             &previous.conditions,
             vec![Want {
@@ -151,10 +177,5 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
         api_keys: snap.state.api_keys.len() as u32,
         administrators,
         seeded_builtin_groups: seeded,
-    };
-    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, org.as_ref(), org.status.as_ref(), &status).await? {
-        ctx.metrics.status_write("Organization");
     }
-    Ok(Action::requeue(RESYNC))
 }

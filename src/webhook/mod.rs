@@ -24,7 +24,6 @@
 
 pub mod activity;
 pub mod configuration;
-pub mod index;
 pub mod limits;
 pub mod metrics;
 pub mod review;
@@ -33,7 +32,6 @@ pub mod tls;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,20 +41,16 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::StreamExt as _;
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
 
-use crate::api::{ApiKey, Group, Member, Organization};
+pub use crate::index::Index;
+use crate::index::watch::{Caches, Scope};
 pub use activity::{Activity, ActivityLog, AuditFileConfig};
 pub use configuration::{Endpoint, only_namespace, webhook_configuration};
-pub use index::Index;
 pub use metrics::Metrics;
 pub use review::{Decision, Policy};
 
@@ -361,72 +355,16 @@ impl Validator {
     }
 }
 
-/// The four caches the webhook keeps.
-#[derive(Clone)]
-struct Stores {
-    organizations: Store<Organization>,
-    groups: Store<Group>,
-    members: Store<Member>,
-    api_keys: Store<ApiKey>,
-}
-
-/// Starts a reflector over all namespaces feeding both a Store and the index.
-fn reflect<K>(client: &Client, index: Arc<Index>) -> (Store<K>, JoinHandle<()>)
-where
-    K: index::Indexed
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    );
-    let task = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        let mut touched = std::collections::BTreeSet::new();
-        let apply = |event, touched: &mut std::collections::BTreeSet<String>| match event {
-            Ok(e) => touched.extend(index.apply_event(&e)),
-            Err(e) => {
-                tracing::warn!(kind = %K::kind(&()), error = %e, "webhook cache watch failed; retrying")
-            }
-        };
-        while let Some(event) = stream.next().await {
-            apply(event, &mut touched);
-            // Apply what else is at hand, then prepare the changed namespaces
-            // for the next request.
-            while let Some(Some(event)) = futures::FutureExt::now_or_never(stream.next()) {
-                apply(event, &mut touched);
-            }
-            for ns in std::mem::take(&mut touched) {
-                index.warm(&ns);
-            }
-        }
-    });
-    (reader, task)
-}
-
 struct Inner {
     config: Config,
     validator: Validator,
     registry: Arc<Mutex<Registry>>,
     certs: Arc<tls::ReloadingCert>,
-    stores: Stores,
-    stores_ready: Arc<AtomicBool>,
-    tasks: Vec<JoinHandle<()>>,
+    caches: Caches,
     /// Decisions running (permits: `max_in_flight`).
     in_flight: Arc<Semaphore>,
     /// Body bytes held (permits: `body_budget`).
     body_budget: Arc<Semaphore>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
 }
 
 /// A running webhook's state: caches, handler, certificate. Cheap to clone.
@@ -446,12 +384,26 @@ impl std::fmt::Debug for Webhook {
 
 impl Webhook {
     /// Loads the serving certificate (failing at once if it is unreadable),
-    /// registers the metrics in `registry` and starts the four caches. Call
-    /// inside a tokio runtime; serve with [`run`](Self::run).
+    /// registers the metrics in `registry` and starts its own watches of
+    /// every namespace. Call inside a tokio runtime; serve with
+    /// [`run`](Self::run).
     pub fn new(
         client: Client,
         config: Config,
         registry: Arc<Mutex<Registry>>,
+    ) -> anyhow::Result<Webhook> {
+        let caches = Caches::start(&client, &Scope::default());
+        Self::with_caches(client, config, registry, caches)
+    }
+
+    /// Like [`new`](Self::new), reading the process's shared caches (what
+    /// `orgaccess run` does: one watch per kind for the webhook and the
+    /// controller).
+    pub fn with_caches(
+        client: Client,
+        config: Config,
+        registry: Arc<Mutex<Registry>>,
+        caches: Caches,
     ) -> anyhow::Result<Webhook> {
         let metrics = {
             let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -485,47 +437,17 @@ impl Webhook {
                 .with_context(|| format!("opening the activity file {}", file.path.display()))?,
             None => activity,
         };
-        let index = Arc::new(Index::new());
-        let (organizations, t1) = reflect::<Organization>(&client, index.clone());
-        let (groups, t2) = reflect::<Group>(&client, index.clone());
-        let (members, t3) = reflect::<Member>(&client, index.clone());
-        let (api_keys, t4) = reflect::<ApiKey>(&client, index.clone());
-        let stores = Stores {
-            organizations,
-            groups,
-            members,
-            api_keys,
-        };
-        let stores_ready = Arc::new(AtomicBool::new(false));
-        let ready_task = {
-            let (stores, flag) = (stores.clone(), stores_ready.clone());
-            tokio::spawn(async move {
-                let synced = futures::future::try_join4(
-                    stores.organizations.wait_until_ready(),
-                    stores.groups.wait_until_ready(),
-                    stores.members.wait_until_ready(),
-                    stores.api_keys.wait_until_ready(),
-                )
-                .await;
-                if synced.is_ok() {
-                    flag.store(true, Ordering::Release);
-                    tracing::info!("webhook caches synced");
-                }
-            })
-        };
         Ok(Webhook {
             inner: Arc::new(Inner {
                 validator: Validator {
                     policy: config.policy(),
-                    index,
+                    index: caches.index.clone(),
                     metrics,
                     activity,
                 },
                 registry,
                 certs,
-                stores,
-                stores_ready,
-                tasks: vec![t1, t2, t3, t4, ready_task],
+                caches,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 body_budget: Arc::new(Semaphore::new(config.body_budget.max(MAX_BODY))),
                 config,
@@ -535,7 +457,7 @@ impl Webhook {
 
     /// Ready to judge: the four caches have synced.
     pub fn readiness(&self) -> bool {
-        self.inner.stores_ready.load(Ordering::Acquire) && self.inner.validator.index.synced()
+        self.inner.caches.synced()
     }
 
     /// Waits until [`readiness`](Self::readiness).
@@ -557,13 +479,7 @@ impl Webhook {
 
     /// Number of cached objects per kind (Organization, Group, Member, ApiKey).
     pub fn cached(&self) -> [usize; 4] {
-        let s = &self.inner.stores;
-        [
-            s.organizations.len(),
-            s.groups.len(),
-            s.members.len(),
-            s.api_keys.len(),
-        ]
+        self.inner.caches.index.counts()
     }
 
     /// The webhook port's one route: `POST /validate`. Health, readiness,
@@ -628,11 +544,13 @@ impl Webhook {
 pub async fn serve(
     client: Client,
     config: Config,
+    scope: Scope,
     admin_addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let registry = Arc::new(Mutex::new(Registry::default()));
-    let webhook = Webhook::new(client.clone(), config, registry.clone())?;
+    let caches = Caches::start(&client, &scope);
+    let webhook = Webhook::with_caches(client.clone(), config, registry.clone(), caches)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

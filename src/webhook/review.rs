@@ -15,11 +15,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::activity::Activity;
-use super::index::{Index, Namespace};
 use crate::api::{self, ApiKey, Group, Member, Organization};
 use crate::core::effective::resolve_grantees;
 use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
 use crate::core::rules::{self, Change, Object, Operation, Requester};
+use crate::index::{Index, Namespace};
 
 const ADMISSION_V1: &str = "admission.k8s.io/v1";
 
@@ -257,7 +257,7 @@ impl Kind {
             *k.meta_mut() = metadata;
             Ok(k)
         }
-        use super::index::reference;
+        use crate::index::reference;
         Ok(match self {
             Kind::Organization => {
                 let o: Organization = typed(obj, which, |s| Organization::new("", s))?;

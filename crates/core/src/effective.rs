@@ -258,6 +258,19 @@ pub fn member_groups(state: &OrgState, m: &MemberDef) -> Vec<(String, Via)> {
     out
 }
 
+/// How a member is in one group, if at all: [`member_groups`] narrowed to
+/// `group`, without looking at the other groups.
+pub fn membership_in(state: &OrgState, m: &MemberDef, group: &str) -> Option<Via> {
+    if m.groups.iter().any(|g| g == group) {
+        return Some(Via::Invitation);
+    }
+    state
+        .groups
+        .get(group)
+        .filter(|g| g.identity_sets.iter().any(|s| s.matches(m)))
+        .map(|_| Via::IdentitySet)
+}
+
 /// A member's effective privileges at `now`.
 ///
 /// Only an accepted member holds anything, whichever route brings them into a
@@ -304,12 +317,18 @@ pub fn group_members<'a>(
     now: Timestamp,
 ) -> (Vec<String>, Vec<String>) {
     let (mut active, mut inactive) = (Vec::new(), Vec::new());
+    let lifetime = state.invitation_lifetime_days();
+    let exists = grantees.groups.contains_key(group);
     for m in members {
-        let eff = member_effective(state, grantees, m, now);
-        match eff.memberships.iter().find(|ms| ms.group == group) {
-            Some(ms) if ms.active => active.push(m.name.clone()),
-            Some(_) => inactive.push(m.name.clone()),
-            None => {}
+        if membership_in(state, m, group).is_none() {
+            continue;
+        }
+        // The same test as `member_effective`'s `Membership::active`.
+        let (phase, _) = member_phase(m, lifetime, now);
+        if phase == MemberPhase::Active && exists {
+            active.push(m.name.clone());
+        } else {
+            inactive.push(m.name.clone());
         }
     }
     active.sort();

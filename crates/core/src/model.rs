@@ -227,6 +227,30 @@ pub struct OrgResources {
 /// the object's deletion to the garbage collector, a finalizer keeps a deleted
 /// object (and, for a Member, its subjects' mapping) alive, and a deletion
 /// timestamp means the object is going away.
+/// The four kinds of object an organization is made of. Every place that
+/// dispatches on "which kind" uses this one enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Organization,
+    Group,
+    Member,
+    ApiKey,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Organization, Kind::Group, Kind::Member, Kind::ApiKey];
+
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Organization => "Organization",
+            Kind::Group => "Group",
+            Kind::Member => "Member",
+            Kind::ApiKey => "ApiKey",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// Owner references, as `Kind/name/uid`.

@@ -166,8 +166,10 @@ pub fn build_binaries() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(dir.trim()))
 }
 
+/// The workspace root (where `tools/` and `target/` are): this crate lives
+/// in `crates/testenv`.
 fn crate_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
 /// A PEM certificate and its private key.

@@ -1,0 +1,683 @@
+//! One index of every organization, shared by the webhook, the controller
+//! and (later) the decision service: one [`Namespace`] snapshot per
+//! namespace, kept up to date from one watch per kind ([`watch`]).
+//!
+//! Each snapshot holds the namespace's [`OrgState`], built with the same
+//! conversions as [`crate::api::org_state`] (`OrgDef::from(&Organization)`,
+//! ...) one object at a time, so neither an admission request nor a
+//! reconcile walks every object of the cluster. What the rules derive from a
+//! state (the grantees' privileges, each requester's mapped members) is
+//! computed on first use and kept until the namespace changes. Applying an
+//! event answers which objects it affects ([`route`]), which is what the
+//! controller reconciles.
+//!
+//! Snapshots are shared as `Arc`s: a reader takes one and works without a
+//! lock; a change to a namespace edits its snapshot in place when no reader
+//! holds it, and copies it otherwise (copy on write).
+
+pub mod route;
+pub mod watch;
+
+pub use route::Affected;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{ApiKey, Group, Member, Organization};
+use crate::core::effective::{Grantees, RequesterView, requester_view, resolve_grantees};
+use crate::core::model::{ApiKeyDef, GroupDef, IdentitySet, Kind, MemberDef, OrgDef, OrgState};
+use crate::core::privilege::{intern_names, outside_request_scope, spec_names};
+
+/// Requester views by (user name, groups).
+type RequesterCache = HashMap<(String, Vec<String>), Arc<RequesterView>>;
+/// Objects listed since a watcher's `Init`, by namespace.
+type Relist = BTreeMap<String, Vec<Arc<dyn ErasedObject>>>;
+
+/// Requester views kept per namespace before the cache is cleared.
+const REQUESTER_CACHE: usize = 4096;
+
+/// One organization: its objects' definitions and what is derived from them.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    pub state: OrgState,
+    /// The Organization object (for Events regarding it), if there is one.
+    pub organization: Option<ObjectReference>,
+    /// Members by the groups they are invited to (`spec.groups`), so a group's
+    /// members are found without a scan of every member.
+    invited: HashMap<String, BTreeSet<String>>,
+    grantees: OnceLock<Arc<Grantees>>,
+    requesters: Mutex<RequesterCache>,
+}
+
+impl Clone for Namespace {
+    fn clone(&self) -> Self {
+        // Derived data is dropped: a copy is made only to be changed.
+        Namespace {
+            state: self.state.clone(),
+            organization: self.organization.clone(),
+            invited: self.invited.clone(),
+            ..Namespace::default()
+        }
+    }
+}
+
+impl Namespace {
+    pub fn new(state: OrgState) -> Self {
+        let mut ns = Namespace::default();
+        for m in state.members.values() {
+            ns.invite(m);
+        }
+        ns.state = state;
+        ns
+    }
+
+    /// Privileges of every group and API key ([`resolve_grantees`]), computed once.
+    pub fn grantees(&self) -> Arc<Grantees> {
+        // Kept with the cache: its ids must outlive the request computing it.
+        self.grantees
+            .get_or_init(|| outside_request_scope(|| Arc::new(resolve_grantees(&self.state))))
+            .clone()
+    }
+
+    /// The members a Kubernetes identity maps to, and their merged privileges
+    /// ([`requester_view`]), computed once per identity. Privileges do not
+    /// depend on the time (only accepted members hold any), so a cached view
+    /// stays right until the namespace changes.
+    pub fn requester(&self, username: &str, groups: &[String]) -> Arc<RequesterView> {
+        let key = (username.to_string(), groups.to_vec());
+        if let Some(v) = self.lock_requesters().get(&key) {
+            return v.clone();
+        }
+        let view = outside_request_scope(|| {
+            Arc::new(requester_view(
+                &self.state,
+                &self.grantees(),
+                username,
+                groups,
+                Timestamp::now(),
+            ))
+        });
+        let mut cache = self.lock_requesters();
+        if cache.len() >= REQUESTER_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, view.clone());
+        view
+    }
+
+    /// Names of the members that may be in `group`: invited to it, or matched
+    /// by one of `sets`. A superset of its members (the core decides who
+    /// counts, [`crate::core::effective::group_members`]); found without a
+    /// scan unless there are identity sets to match.
+    pub fn members_of(&self, group: &str, sets: &[IdentitySet]) -> BTreeSet<String> {
+        let mut out = self.invited.get(group).cloned().unwrap_or_default();
+        if !sets.is_empty() {
+            out.extend(
+                self.state
+                    .members
+                    .values()
+                    .filter(|m| sets.iter().any(|s| s.matches(m)))
+                    .map(|m| m.name.clone()),
+            );
+        }
+        out
+    }
+
+    /// The definitions of the members that may be in the existing `group`.
+    pub fn candidate_members(&self, group: &str) -> Vec<&MemberDef> {
+        let sets = self
+            .state
+            .groups
+            .get(group)
+            .map(|g| g.identity_sets.as_slice())
+            .unwrap_or_default();
+        self.members_of(group, sets)
+            .iter()
+            .filter_map(|name| self.state.members.get(name))
+            .collect()
+    }
+
+    fn lock_requesters(&self) -> std::sync::MutexGuard<'_, RequesterCache> {
+        self.requesters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn invite(&mut self, m: &MemberDef) {
+        for g in &m.groups {
+            self.invited
+                .entry(g.clone())
+                .or_default()
+                .insert(m.name.clone());
+        }
+    }
+
+    fn uninvite(&mut self, m: &MemberDef) {
+        for g in &m.groups {
+            if let Some(names) = self.invited.get_mut(g) {
+                names.remove(&m.name);
+                if names.is_empty() {
+                    self.invited.remove(g);
+                }
+            }
+        }
+    }
+
+    /// Drops what was derived from the state. The grantees' privileges come
+    /// from groups and API keys only (and the Organization's settings), so a
+    /// Member change keeps them; every change can remap requesters.
+    fn invalidate(&mut self, kind: Kind) {
+        if kind != Kind::Member {
+            self.grantees = OnceLock::new();
+        }
+        self.requesters = Mutex::default();
+    }
+
+    fn is_empty(&self) -> bool {
+        let s = &self.state;
+        s.org.is_none() && s.groups.is_empty() && s.members.is_empty() && s.api_keys.is_empty()
+    }
+
+    /// Puts a definition in place of the one of the same kind and name (or
+    /// removes it: `new` is `None`), answering what the change affects.
+    fn put(&mut self, kind: Kind, name: &str, new: Option<Def>) -> Affected {
+        let affected = match (kind, &new) {
+            (Kind::Organization, _) => {
+                let new = match &new {
+                    Some(Def::Organization(o, _)) => Some(o),
+                    _ => None,
+                };
+                // One organization per namespace (admission refuses a
+                // second); should one slip in while the webhook was down,
+                // keep judging by the first.
+                let old = self.state.org.as_ref().filter(|o| o.name == name);
+                if old.is_none() && self.state.org.is_some() {
+                    return Affected::default();
+                }
+                route::organization(self, old, new)
+            }
+            (Kind::Group, _) => {
+                let new = match &new {
+                    Some(Def::Group(g)) => Some(g),
+                    _ => None,
+                };
+                route::group(self, self.state.groups.get(name), new)
+            }
+            (Kind::Member, _) => {
+                let new = match &new {
+                    Some(Def::Member(m)) => Some(m),
+                    _ => None,
+                };
+                route::member(self, self.state.members.get(name), new)
+            }
+            (Kind::ApiKey, _) => {
+                let new = match &new {
+                    Some(Def::ApiKey(k)) => Some(k),
+                    _ => None,
+                };
+                route::api_key(self, self.state.api_keys.get(name), new)
+            }
+        };
+        if affected.is_empty() {
+            // Same definition (a status write): nothing derived changes.
+            return affected;
+        }
+        match (kind, new) {
+            (_, Some(Def::Organization(o, reference))) => {
+                self.state.org = Some(o);
+                self.organization = Some(reference);
+            }
+            (Kind::Organization, None) => {
+                self.state.org = None;
+                self.organization = None;
+            }
+            (_, Some(Def::Group(g))) => {
+                self.state.groups.insert(name.to_string(), g);
+            }
+            (Kind::Group, None) => {
+                self.state.groups.remove(name);
+            }
+            (_, Some(Def::Member(m))) => {
+                if let Some(old) = self.state.members.remove(name) {
+                    self.uninvite(&old);
+                }
+                self.invite(&m);
+                self.state.members.insert(name.to_string(), m);
+            }
+            (Kind::Member, None) => {
+                if let Some(old) = self.state.members.remove(name) {
+                    self.uninvite(&old);
+                }
+            }
+            (_, Some(Def::ApiKey(k))) => {
+                self.state.api_keys.insert(name.to_string(), k);
+            }
+            (Kind::ApiKey, None) => {
+                self.state.api_keys.remove(name);
+            }
+        }
+        self.invalidate(kind);
+        affected
+    }
+
+    fn names(&self, kind: Kind) -> Vec<String> {
+        match kind {
+            Kind::Organization => self.state.org.iter().map(|o| o.name.clone()).collect(),
+            Kind::Group => self.state.groups.keys().cloned().collect(),
+            Kind::Member => self.state.members.keys().cloned().collect(),
+            Kind::ApiKey => self.state.api_keys.keys().cloned().collect(),
+        }
+    }
+}
+
+/// One object's definition, as the index keeps it.
+#[derive(Debug)]
+pub enum Def {
+    Organization(OrgDef, ObjectReference),
+    Group(GroupDef),
+    Member(MemberDef),
+    ApiKey(ApiKeyDef),
+}
+
+/// The four kinds, as the index stores them.
+pub trait Indexed:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: Kind;
+    /// The definition the rules read.
+    fn def(&self) -> Def;
+    /// The generation the status last reported on, if any.
+    fn observed_generation(&self) -> Option<i64>;
+    /// Its status does not report on its current spec (new, or edited in a
+    /// field the definition leaves out): it must be reconciled even when the
+    /// definition did not change.
+    fn stale(&self) -> bool {
+        self.meta().generation.is_some() && self.observed_generation() != self.meta().generation
+    }
+}
+
+/// Adds the object itself to what a change affects.
+fn with_self(mut affected: Affected, kind: Kind, name: String) -> Affected {
+    match kind {
+        Kind::Organization => affected.organization = true,
+        Kind::Group => {
+            affected.groups.insert(name);
+        }
+        Kind::Member => {
+            affected.members.insert(name);
+        }
+        Kind::ApiKey => {
+            affected.api_keys.insert(name);
+        }
+    }
+    affected
+}
+
+impl Indexed for Organization {
+    const KIND: Kind = Kind::Organization;
+    fn def(&self) -> Def {
+        Def::Organization(OrgDef::from(self), reference(self))
+    }
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref()?.observed_generation
+    }
+}
+
+impl Indexed for Group {
+    const KIND: Kind = Kind::Group;
+    fn def(&self) -> Def {
+        let def = GroupDef::from(self);
+        intern_names(std::iter::once(def.name.as_str()).chain(spec_names(&def.privileges)));
+        Def::Group(def)
+    }
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref()?.observed_generation
+    }
+}
+
+impl Indexed for Member {
+    const KIND: Kind = Kind::Member;
+    fn def(&self) -> Def {
+        Def::Member(MemberDef::from(self))
+    }
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref()?.observed_generation
+    }
+}
+
+impl Indexed for ApiKey {
+    const KIND: Kind = Kind::ApiKey;
+    fn def(&self) -> Def {
+        let def = ApiKeyDef::from(self);
+        intern_names(std::iter::once(def.name.as_str()).chain(spec_names(&def.privileges)));
+        Def::ApiKey(def)
+    }
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref()?.observed_generation
+    }
+}
+
+/// A reference to an object, for Events.
+pub fn reference<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: obj.meta().name.clone(),
+        namespace: obj.meta().namespace.clone(),
+        uid: obj.meta().uid.clone(),
+        resource_version: None,
+        field_path: None,
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    namespaces: HashMap<String, Arc<Namespace>>,
+    /// Per kind: objects listed since the watcher's last `Init`, by namespace.
+    relist: [Option<Relist>; 4],
+    /// Per kind: a full listing has been applied.
+    synced: [bool; 4],
+}
+
+impl Inner {
+    /// Applies one change to a namespace's snapshot (copying it if a reader
+    /// holds it) and drops the namespace once it is empty.
+    fn put(&mut self, namespace: &str, kind: Kind, name: &str, def: Option<Def>) -> Affected {
+        let Some(entry) = self.namespaces.get_mut(namespace) else {
+            if def.is_none() {
+                return Affected::default();
+            }
+            let mut ns = Namespace::default();
+            let affected = ns.put(kind, name, def);
+            self.namespaces.insert(namespace.to_string(), Arc::new(ns));
+            return affected;
+        };
+        let affected = Arc::make_mut(entry).put(kind, name, def);
+        if entry.is_empty() {
+            self.namespaces.remove(namespace);
+        }
+        affected
+    }
+}
+
+/// An object of any of the four kinds (for relist buffers).
+trait ErasedObject: Send + Sync {
+    fn name(&self) -> String;
+    fn def(&self) -> Def;
+    fn stale(&self) -> bool;
+}
+
+impl<K: Indexed> ErasedObject for K {
+    fn name(&self) -> String {
+        self.name_any()
+    }
+    fn def(&self) -> Def {
+        Indexed::def(self)
+    }
+    fn stale(&self) -> bool {
+        Indexed::stale(self)
+    }
+}
+
+/// What an event changed: the namespace, and the objects there to reconcile.
+pub type Routed = Vec<(String, Affected)>;
+
+/// Every namespace's snapshot.
+#[derive(Default)]
+pub struct Index {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("synced", &self.lock().synced)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The snapshot of one namespace (empty if nothing is there).
+    pub fn namespace(&self, namespace: &str) -> Arc<Namespace> {
+        self.lock()
+            .namespaces
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The namespaces that hold anything.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().namespaces.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Objects held, per kind (Organization, Group, Member, ApiKey).
+    pub fn counts(&self) -> [usize; 4] {
+        let inner = self.lock();
+        let mut out = [0; 4];
+        for ns in inner.namespaces.values() {
+            out[0] += usize::from(ns.state.org.is_some());
+            out[1] += ns.state.groups.len();
+            out[2] += ns.state.members.len();
+            out[3] += ns.state.api_keys.len();
+        }
+        out
+    }
+
+    /// All four kinds have been listed once.
+    pub fn synced(&self) -> bool {
+        self.lock().synced.iter().all(|s| *s)
+    }
+
+    /// Marks every kind as listed, for an index filled by hand (tests, benchmarks).
+    pub fn mark_synced(&self) {
+        self.lock().synced = [true; 4];
+    }
+
+    /// Adds or replaces one object; answers what it affects.
+    pub fn apply<K: Indexed>(&self, obj: &K) -> Affected {
+        let Some(ns) = obj.meta().namespace.as_deref() else {
+            return Affected::default();
+        };
+        let affected = self
+            .lock()
+            .put(ns, K::KIND, &obj.name_any(), Some(obj.def()));
+        if obj.stale() {
+            return with_self(affected, K::KIND, obj.name_any());
+        }
+        affected
+    }
+
+    /// Removes one object; answers what it affects.
+    pub fn delete<K: Indexed>(&self, obj: &K) -> Affected {
+        let Some(ns) = obj.meta().namespace.as_deref() else {
+            return Affected::default();
+        };
+        self.lock().put(ns, K::KIND, &obj.name_any(), None)
+    }
+
+    /// Computes the grantees' privileges of a namespace now, off the request
+    /// path (the watchers call this once the events at hand are applied, so
+    /// the next request after a change finds them ready).
+    pub fn warm(&self, namespace: &str) {
+        let ns = self.namespace(namespace);
+        if !ns.is_empty() {
+            ns.grantees();
+        }
+    }
+
+    /// Applies one watcher event and answers what it affects, by namespace.
+    /// A relist (`Init` .. `InitDone`) replaces the kind's objects in every
+    /// namespace at once, and affects what differs from before (everything,
+    /// the first time).
+    pub fn apply_event<K: Indexed>(&self, event: &watcher::Event<K>) -> Routed {
+        let slot = K::KIND as usize;
+        let one = |obj: &K, affected: Affected| {
+            obj.meta()
+                .namespace
+                .clone()
+                .map(|ns| (ns, affected))
+                .into_iter()
+                .collect()
+        };
+        match event {
+            watcher::Event::Apply(obj) => one(obj, self.apply(obj)),
+            watcher::Event::Delete(obj) => one(obj, self.delete(obj)),
+            watcher::Event::Init => {
+                self.lock().relist[slot] = Some(BTreeMap::new());
+                Vec::new()
+            }
+            watcher::Event::InitApply(obj) => {
+                let Some(ns) = obj.meta().namespace.clone() else {
+                    return Vec::new();
+                };
+                let mut inner = self.lock();
+                let buffer = inner.relist[slot].get_or_insert_with(BTreeMap::new);
+                buffer
+                    .entry(ns)
+                    .or_default()
+                    .push(Arc::new(obj.clone()) as Arc<dyn ErasedObject>);
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                let mut inner = self.lock();
+                let listed = inner.relist[slot].take().unwrap_or_default();
+                let mut names: Vec<String> = inner.namespaces.keys().cloned().collect();
+                names.extend(listed.keys().cloned());
+                names.sort();
+                names.dedup();
+                let mut routed = Vec::new();
+                for namespace in names {
+                    let objects = listed
+                        .get(&namespace)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    let affected = relist(&mut inner, &namespace, K::KIND, objects);
+                    if !affected.is_empty() {
+                        routed.push((namespace, affected));
+                    }
+                }
+                inner.synced[slot] = true;
+                routed
+            }
+        }
+    }
+}
+
+/// Replaces one kind's objects in a namespace with a fresh listing: what
+/// disappeared is removed, the rest applied (a no-op where unchanged).
+fn relist(
+    inner: &mut Inner,
+    namespace: &str,
+    kind: Kind,
+    objects: &[Arc<dyn ErasedObject>],
+) -> Affected {
+    let listed: BTreeSet<String> = objects.iter().map(|o| o.name()).collect();
+    let gone: Vec<String> = inner
+        .namespaces
+        .get(namespace)
+        .map(|ns| ns.names(kind))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| !listed.contains(n))
+        .collect();
+    let mut affected = Affected::default();
+    for name in gone {
+        affected.extend(inner.put(namespace, kind, &name, None));
+    }
+    for obj in objects {
+        let mut one = inner.put(namespace, kind, &obj.name(), Some(obj.def()));
+        if obj.stale() {
+            one = with_self(one, kind, obj.name());
+        }
+        affected.extend(one);
+    }
+    affected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{GroupSpec, OrganizationSpec};
+    use crate::core::model::OrgResources;
+
+    fn group(ns: &str, name: &str) -> Group {
+        let mut g = Group::new(
+            name,
+            GroupSpec {
+                display_name: None,
+                built_in: None,
+                template: None,
+                privileges: vec![],
+                identity_sets: vec![],
+                access: vec![],
+                duplicate_of: None,
+            },
+        );
+        g.metadata.namespace = Some(ns.into());
+        g
+    }
+
+    fn org(ns: &str) -> Organization {
+        let mut o = Organization::new(
+            "org",
+            OrganizationSpec {
+                display_name: "Org".into(),
+                resources: OrgResources::default(),
+                invitation_lifetime_days: 31,
+            },
+        );
+        o.metadata.namespace = Some(ns.into());
+        o
+    }
+
+    #[test]
+    fn events_keep_each_namespace_equal_to_org_state() {
+        let index = Index::new();
+        let groups = [group("a", "g1"), group("a", "g2"), group("b", "g1")];
+        let orgs = [org("a")];
+        index.apply_event::<Group>(&watcher::Event::Init);
+        for g in &groups {
+            index.apply_event(&watcher::Event::InitApply(g.clone()));
+        }
+        index.apply_event::<Group>(&watcher::Event::InitDone);
+        index.apply_event(&watcher::Event::Apply(orgs[0].clone()));
+        let held = index.namespace("a");
+        index.apply_event(&watcher::Event::Delete(groups[1].clone()));
+        // The held snapshot is unchanged (copy on write).
+        assert_eq!(held.state.groups.len(), 2);
+        let a = index.namespace("a");
+        let expected = crate::api::org_state("a", &orgs, [&groups[0]], [], []);
+        assert_eq!(a.state.org, expected.org);
+        assert_eq!(a.state.groups, expected.groups);
+        assert_eq!(index.namespace("b").state.groups.len(), 1);
+        assert!(!index.synced());
+
+        // A relist replaces the kind everywhere.
+        index.apply_event::<Group>(&watcher::Event::Init);
+        index.apply_event(&watcher::Event::InitApply(groups[2].clone()));
+        index.apply_event::<Group>(&watcher::Event::InitDone);
+        assert!(index.namespace("a").state.groups.is_empty());
+        assert!(index.namespace("a").state.org.is_some());
+        assert_eq!(index.namespace("b").state.groups.len(), 1);
+    }
+}

@@ -1,0 +1,192 @@
+//! Which objects a change affects: the routing of one watch event to the
+//! reconciles it calls for.
+//!
+//! Pure: each function reads the namespace as it was before the change, the
+//! object's definition before and after, and answers with the names whose
+//! status may now differ. A change costs what it affects: a status write
+//! (same definition before and after) affects nothing, a group edit its
+//! members, the grantees its access list names and the objects that name it.
+
+use std::collections::BTreeSet;
+
+use crate::core::builtin::BuiltinGroup;
+use crate::core::effective::member_groups;
+use crate::core::model::{
+    AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgDef, OrgResources,
+};
+
+use super::Namespace;
+
+/// The objects of one namespace whose status a change may alter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Affected {
+    pub organization: bool,
+    pub groups: BTreeSet<String>,
+    pub members: BTreeSet<String>,
+    pub api_keys: BTreeSet<String>,
+}
+
+impl Affected {
+    pub fn is_empty(&self) -> bool {
+        !self.organization
+            && self.groups.is_empty()
+            && self.members.is_empty()
+            && self.api_keys.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Affected) {
+        self.organization |= other.organization;
+        self.groups.extend(other.groups);
+        self.members.extend(other.members);
+        self.api_keys.extend(other.api_keys);
+    }
+
+    /// Everything in the namespace (the organization's settings changed).
+    fn everything(ns: &Namespace) -> Affected {
+        Affected {
+            organization: true,
+            groups: ns.state.groups.keys().cloned().collect(),
+            members: ns.state.members.keys().cloned().collect(),
+            api_keys: ns.state.api_keys.keys().cloned().collect(),
+        }
+    }
+
+    /// A group and every member whose privileges come from it.
+    fn group_and_members(&mut self, ns: &Namespace, group: &str) {
+        self.groups.insert(group.to_string());
+        let sets = ns
+            .state
+            .groups
+            .get(group)
+            .map(|g| g.identity_sets.as_slice())
+            .unwrap_or_default();
+        self.members.extend(ns.members_of(group, sets));
+    }
+
+    /// The grantees an access list names: their privileges include it.
+    fn access(&mut self, ns: &Namespace, list: &[AccessEntry]) {
+        for entry in list {
+            if let Some(g) = &entry.group {
+                self.group_and_members(ns, g);
+            }
+            if let Some(k) = &entry.api_key {
+                self.api_keys.insert(k.clone());
+            }
+        }
+    }
+
+    /// Objects that name `group` or `api_key` (access lists, `duplicateOf`):
+    /// their status reports whether it exists.
+    fn referrers(&mut self, ns: &Namespace, group: Option<&str>, api_key: Option<&str>) {
+        let names = |e: &AccessEntry| {
+            (group.is_some() && e.group.as_deref() == group)
+                || (api_key.is_some() && e.api_key.as_deref() == api_key)
+        };
+        for g in ns.state.groups.values() {
+            if g.access.iter().any(names) || (group.is_some() && g.duplicate_of.as_deref() == group)
+            {
+                self.groups.insert(g.name.clone());
+            }
+        }
+        for k in ns.state.api_keys.values() {
+            if k.access.iter().any(names) {
+                self.api_keys.insert(k.name.clone());
+            }
+        }
+    }
+}
+
+/// The organization changed. Its invitation lifetime decides members'
+/// phases and its declared resources what Custom grants name, so a change of
+/// either (or its arrival or removal) concerns everyone; anything else, only
+/// itself. A status write changes nothing here and so fans out to nobody.
+pub fn organization(ns: &Namespace, old: Option<&OrgDef>, new: Option<&OrgDef>) -> Affected {
+    if old == new {
+        return Affected::default();
+    }
+    fn settings(o: Option<&OrgDef>) -> Option<(&OrgResources, u32)> {
+        o.map(|o| (&o.resources, o.invitation_lifetime_days))
+    }
+    if settings(old) != settings(new) {
+        return Affected::everything(ns);
+    }
+    Affected {
+        organization: true,
+        ..Affected::default()
+    }
+}
+
+/// A group changed: itself, its members (invited, or matched by its identity
+/// sets before or after), the grantees its access list names before or after,
+/// the objects that name it (when it comes or goes, or its display name
+/// changes, for duplicates), and the organization when it counts groups or
+/// administrators.
+pub fn group(ns: &Namespace, old: Option<&GroupDef>, new: Option<&GroupDef>) -> Affected {
+    if old == new {
+        return Affected::default();
+    }
+    let Some(name) = old.or(new).map(|g| g.name.as_str()) else {
+        return Affected::default();
+    };
+    let mut out = Affected::default();
+    out.groups.insert(name.to_string());
+    let sets: Vec<IdentitySet> = old
+        .into_iter()
+        .chain(new)
+        .flat_map(|g| g.identity_sets.iter().cloned())
+        .collect();
+    out.members.extend(ns.members_of(name, &sets));
+    for g in old.into_iter().chain(new) {
+        out.access(ns, &g.access);
+    }
+    let came_or_went = old.is_none() || new.is_none();
+    if came_or_went || old.map(|g| &g.display_name) != new.map(|g| &g.display_name) {
+        out.referrers(ns, Some(name), None);
+    }
+    let administrators = old
+        .into_iter()
+        .chain(new)
+        .any(|g| g.builtin == Some(BuiltinGroup::Administrators));
+    out.organization = came_or_went || administrators;
+    out
+}
+
+/// A member changed: itself, the groups it is in before or after (by either
+/// route; their member lists change), and the organization (its counts).
+pub fn member(ns: &Namespace, old: Option<&MemberDef>, new: Option<&MemberDef>) -> Affected {
+    if old == new {
+        return Affected::default();
+    }
+    let mut out = Affected {
+        organization: true,
+        ..Affected::default()
+    };
+    for m in old.into_iter().chain(new) {
+        out.members.insert(m.name.clone());
+        out.groups
+            .extend(member_groups(&ns.state, m).into_iter().map(|(g, _)| g));
+    }
+    out
+}
+
+/// An API key changed: itself, the grantees its access list names before or
+/// after, and when it comes or goes, the objects naming it and the
+/// organization (its count).
+pub fn api_key(ns: &Namespace, old: Option<&ApiKeyDef>, new: Option<&ApiKeyDef>) -> Affected {
+    if old == new {
+        return Affected::default();
+    }
+    let Some(name) = old.or(new).map(|k| k.name.as_str()) else {
+        return Affected::default();
+    };
+    let mut out = Affected::default();
+    out.api_keys.insert(name.to_string());
+    for k in old.into_iter().chain(new) {
+        out.access(ns, &k.access);
+    }
+    if old.is_none() || new.is_none() {
+        out.referrers(ns, None, Some(name));
+        out.organization = true;
+    }
+    out
+}

@@ -1,0 +1,295 @@
+//! One watch per kind, feeding the shared [`Index`] and a reflector store of
+//! the full objects, and routing every change to the reconciles it calls for.
+//!
+//! `orgaccess run` starts these once; the webhook, the controller and the
+//! decision service all read what they fill. Each watch
+//! - is guarded: an object that does not deserialize is skipped with a
+//!   warning instead of breaking the watch (kube's `DeserializeGuard`, as
+//!   linkerd's `guarded_watch` does);
+//! - drops `managedFields` and the last-applied annotation before caching,
+//!   which are most of an object's bytes and never read;
+//! - is scoped by `--watch-namespace`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client, Resource};
+use tokio::task::JoinHandle;
+
+use super::{Affected, Index, Indexed, Routed};
+use crate::api::{ApiKey, Group, Member, Organization};
+
+/// Which namespaces are watched, for every component of the process.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct WatchArgs {
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "ORGACCESS_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+}
+
+impl WatchArgs {
+    pub fn scope(&self) -> Scope {
+        Scope(self.watch_namespace.clone())
+    }
+}
+
+/// Which namespaces are watched.
+#[derive(Clone, Debug, Default)]
+pub struct Scope(pub Option<String>);
+
+impl Scope {
+    pub fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.0 {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+}
+
+/// Where routed changes go: one channel of object references per kind
+/// (the controllers' `reconcile_on`).
+pub struct Senders {
+    pub organizations: mpsc::UnboundedSender<ObjectRef<Organization>>,
+    pub groups: mpsc::UnboundedSender<ObjectRef<Group>>,
+    pub members: mpsc::UnboundedSender<ObjectRef<Member>>,
+    pub api_keys: mpsc::UnboundedSender<ObjectRef<ApiKey>>,
+}
+
+/// The receiving ends of [`Senders`].
+pub struct Triggers {
+    pub organizations: mpsc::UnboundedReceiver<ObjectRef<Organization>>,
+    pub groups: mpsc::UnboundedReceiver<ObjectRef<Group>>,
+    pub members: mpsc::UnboundedReceiver<ObjectRef<Member>>,
+    pub api_keys: mpsc::UnboundedReceiver<ObjectRef<ApiKey>>,
+}
+
+pub fn channels() -> (Senders, Triggers) {
+    let (organizations, o) = mpsc::unbounded();
+    let (groups, g) = mpsc::unbounded();
+    let (members, m) = mpsc::unbounded();
+    let (api_keys, k) = mpsc::unbounded();
+    (
+        Senders {
+            organizations,
+            groups,
+            members,
+            api_keys,
+        },
+        Triggers {
+            organizations: o,
+            groups: g,
+            members: m,
+            api_keys: k,
+        },
+    )
+}
+
+impl Senders {
+    fn send(&self, index: &Index, namespace: &str, affected: &Affected) {
+        let idx = affected;
+        if idx.organization {
+            // One organization per namespace: the route names no organization.
+            if let Some(org) = &index.namespace(namespace).state.org {
+                let _ = self
+                    .organizations
+                    .unbounded_send(ObjectRef::new(&org.name).within(namespace));
+            }
+        }
+        for g in &idx.groups {
+            let _ = self
+                .groups
+                .unbounded_send(ObjectRef::new(g).within(namespace));
+        }
+        for m in &idx.members {
+            let _ = self
+                .members
+                .unbounded_send(ObjectRef::new(m).within(namespace));
+        }
+        for k in &idx.api_keys {
+            let _ = self
+                .api_keys
+                .unbounded_send(ObjectRef::new(k).within(namespace));
+        }
+    }
+}
+
+/// The full objects, for the controllers (the index keeps definitions only).
+#[derive(Clone)]
+pub struct Stores {
+    pub organizations: Store<Organization>,
+    pub groups: Store<Group>,
+    pub members: Store<Member>,
+    pub api_keys: Store<ApiKey>,
+}
+
+/// The process's caches: the index, the stores, and where changes are routed.
+#[derive(Clone)]
+pub struct Caches {
+    pub index: Arc<Index>,
+    pub stores: Stores,
+    router: Arc<Mutex<Option<Senders>>>,
+    _tasks: Arc<TaskGuard>,
+}
+
+/// Stops the watches when the last handle to the caches goes.
+struct TaskGuard(Vec<JoinHandle<()>>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+impl Caches {
+    /// Starts the four watches. Call inside a tokio runtime.
+    pub fn start(client: &Client, scope: &Scope) -> Caches {
+        let index = Arc::new(Index::new());
+        let router: Arc<Mutex<Option<Senders>>> = Arc::default();
+        let (organizations, t1) = watch::<Organization>(client, scope, &index, &router);
+        let (groups, t2) = watch::<Group>(client, scope, &index, &router);
+        let (members, t3) = watch::<Member>(client, scope, &index, &router);
+        let (api_keys, t4) = watch::<ApiKey>(client, scope, &index, &router);
+        Caches {
+            index,
+            stores: Stores {
+                organizations,
+                groups,
+                members,
+                api_keys,
+            },
+            router,
+            _tasks: Arc::new(TaskGuard(vec![t1, t2, t3, t4])),
+        }
+    }
+
+    /// Every kind has been listed once.
+    pub fn synced(&self) -> bool {
+        self.index.synced()
+    }
+
+    pub async fn wait_until_synced(&self) {
+        while !self.synced() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Routes every later change to `senders`, and everything cached now (a
+    /// controller that starts leading reconciles every object once).
+    pub fn route_to(&self, senders: Senders) {
+        let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
+        for namespace in self.index.namespaces() {
+            let ns = self.index.namespace(&namespace);
+            let everything = Affected {
+                organization: ns.state.org.is_some(),
+                groups: ns.state.groups.keys().cloned().collect(),
+                members: ns.state.members.keys().cloned().collect(),
+                api_keys: ns.state.api_keys.keys().cloned().collect(),
+            };
+            senders.send(&self.index, &namespace, &everything);
+        }
+        *router = Some(senders);
+    }
+
+    /// Stops routing (the controllers stopped).
+    pub fn stop_routing(&self) {
+        *self.router.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A watch event of a guarded object, or `None` for an object that did not
+/// deserialize (skipped, with a warning naming it).
+fn unguard<K: Indexed>(event: watcher::Event<DeserializeGuard<K>>) -> Option<watcher::Event<K>> {
+    let valid = |obj: DeserializeGuard<K>| match obj.0 {
+        Ok(o) => Some(o),
+        Err(invalid) => {
+            tracing::warn!(
+                kind = %K::kind(&()),
+                namespace = invalid.metadata.namespace.as_deref().unwrap_or(""),
+                name = invalid.metadata.name.as_deref().unwrap_or(""),
+                error = %invalid.error,
+                "skipping an object that does not deserialize"
+            );
+            None
+        }
+    };
+    Some(match event {
+        watcher::Event::Apply(o) => watcher::Event::Apply(valid(o)?),
+        watcher::Event::Delete(o) => watcher::Event::Delete(valid(o)?),
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(valid(o)?),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    })
+}
+
+/// What is never read and most of an object's bytes.
+fn strip<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+fn watch<K: Indexed>(
+    client: &Client,
+    scope: &Scope,
+    index: &Arc<Index>,
+    router: &Arc<Mutex<Option<Senders>>>,
+) -> (Store<K>, JoinHandle<()>) {
+    let (reader, writer) = reflector::store();
+    let guarded: Api<DeserializeGuard<K>> = scope.api(client);
+    let events = watcher(guarded, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .filter_map(|event| {
+            futures::future::ready(match event {
+                Ok(e) => unguard(e).map(Ok),
+                Err(e) => Some(Err(e)),
+            })
+        })
+        .modify(strip::<K>);
+    let stream = reflector::reflector(writer, events);
+    let (index, router) = (index.clone(), router.clone());
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut routed: Routed = Vec::new();
+        let apply = |event: Result<watcher::Event<K>, watcher::Error>, routed: &mut Routed| {
+            match event {
+                Ok(e) => routed.extend(index.apply_event(&e)),
+                Err(e) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying with backoff")
+                }
+            }
+        };
+        while let Some(event) = stream.next().await {
+            apply(event, &mut routed);
+            // Apply what else is at hand, then prepare the changed namespaces
+            // for the next request and route the changes: a reconcile never
+            // reads an index older than the change that caused it.
+            while let Some(Some(event)) = futures::FutureExt::now_or_never(stream.next()) {
+                apply(event, &mut routed);
+            }
+            let touched: BTreeSet<&str> = routed.iter().map(|(ns, _)| ns.as_str()).collect();
+            for ns in touched {
+                index.warm(ns);
+            }
+            if let Some(senders) = router.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                for (ns, affected) in &routed {
+                    senders.send(&index, ns, affected);
+                }
+            }
+            routed.clear();
+        }
+    });
+    (reader, task)
+}
