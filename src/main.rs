@@ -156,6 +156,7 @@ fn print_catalog() {
         }
         let note = match d.evidence {
             Evidence::Documented => String::new(),
+            Evidence::Noted(note) => note.to_string(),
             Evidence::Inferred(why) => format!("inferred: {why}"),
         };
         println!(

@@ -10,7 +10,7 @@ use kube::{Api, ResourceExt};
 use super::status::{Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
-use crate::core::effective::{MemberPhase, member_effective};
+use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_effective};
 use crate::core::model::MemberDef;
 
 pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -19,6 +19,7 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     let def = MemberDef::from(member.as_ref());
     let now = super::now();
     let eff = member_effective(&snap.state, &snap.grantees, &def, now);
+    let console = console_access(&eff);
 
     let missing: Vec<&String> = def
         .groups
@@ -80,6 +81,14 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
                                 .join(", ")
                         )
                     },
+                },
+                // Informational: a member without Organization View keeps
+                // every other privilege and stays Ready.
+                Want {
+                    type_: "ConsoleAccess",
+                    ok: console == ConsoleAccess::Granted,
+                    reason: console.reason(),
+                    message: console.message().to_string(),
                 },
             ],
             member.metadata.generation,
