@@ -784,6 +784,25 @@ async fn questions_read_the_cluster_like_the_manifests() {
             );
         assert_eq!(out.stdout, expected, "{q:?}");
     }
+    // Export reads the cluster like the manifests: the same groups (with
+    // their members and invitations) and API keys, descriptions included.
+    let out = cluster(&["export"]);
+    assert_eq!(out.code, 0, "export: {}", out.stderr);
+    let from_cluster: orgaccess::core::platform::PlatformOrganization =
+        serde_json::from_str(&out.stdout).unwrap();
+    let offline: orgaccess::core::platform::PlatformOrganization =
+        serde_json::from_str(&run(&["export", "-f", "examples"]).stdout).unwrap();
+    assert_eq!(
+        from_cluster.groups.len(),
+        6,
+        "four groups and two built-in ones"
+    );
+    for g in &from_cluster.groups {
+        let o = offline.groups.iter().find(|o| o.id == g.id).unwrap();
+        assert_eq!(g, o, "group {}", g.id);
+    }
+    assert_eq!(from_cluster.api_keys, offline.api_keys);
+    assert!(from_cluster.api_keys[0].description.is_some());
     let out = cluster(&["explain", "member", "nobody"]);
     assert_eq!(out.code, 2);
     assert!(
