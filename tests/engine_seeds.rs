@@ -626,3 +626,16 @@ fn a_member_without_organization_view_cannot_open_the_console() {
     };
     assert_eq!(of(&pending), ConsoleAccess::NotActive);
 }
+
+/// Issue 17: On-premises administration moved to the Organization service;
+/// the old place is refused with where it went.
+#[test]
+fn a_domain_that_moved_is_refused_with_its_new_place() {
+    let err = parse(&spec(Content, "OnPremiseAdministration", View)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("it moved: use service Organization, domain OnPremisesAdministration"),
+        "{err}"
+    );
+    assert!(parse(&spec(Organization, "OnPremisesAdministration", Edit)).is_ok());
+}
