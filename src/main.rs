@@ -79,6 +79,12 @@ enum Command {
     /// Print the manifest of a duplicate of a group.
     #[command(subcommand)]
     Duplicate(orgaccess::cli::duplicate::DuplicateCommand),
+    /// Write an organization in the platform's JSON (groups, members,
+    /// invitations, API keys) as manifests. Exits 1 when privileges cannot be
+    /// mapped (see --allow-unknown).
+    Import(orgaccess::cli::import::ImportArgs),
+    /// Print an organization (manifests or the cluster) in the platform's JSON.
+    Export(orgaccess::cli::export::ExportArgs),
 }
 
 fn init_logs(filter: &str, format: LogFormat) {
@@ -148,6 +154,7 @@ fn print_catalog() {
         }
         let note = match d.evidence {
             Evidence::Documented => String::new(),
+            Evidence::Noted(note) => note.to_string(),
             Evidence::Inferred(why) => format!("inferred: {why}"),
         };
         println!(
@@ -194,6 +201,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
         Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
         Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
+        Command::Import(args) => std::process::exit(orgaccess::cli::import::run(args)),
+        Command::Export(args) => std::process::exit(orgaccess::cli::export::run(args).await),
         Command::Run {
             controller: args,
             watch,

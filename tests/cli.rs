@@ -462,6 +462,32 @@ fn explain_a_pending_member_shows_no_privileges() {
     assert!(out.stdout.contains("No effective privileges"));
 }
 
+/// Seed 002: without Organization/Organization: View a member cannot open the
+/// administration console; explain says so and still lists the privileges.
+#[test]
+fn explain_a_member_without_organization_view_says_no_console() {
+    let manifests = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: acme, namespace: acme}\nspec: {displayName: ACME}\n---\napiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: api-only, namespace: acme}\nspec:\n  privileges:\n    - {service: Search, domain: ExecuteQueries, level: Allowed}\n---\napiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata: {name: robot, namespace: acme}\nspec:\n  identity: {provider: Email, username: robot@acme.example}\n  groups: [api-only]\n  accepted: true\n";
+    let out = run_with(&["explain", "member", "robot", "-f", "-"], Some(manifests));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    golden("explain-member-without-console.txt", &out.stdout);
+    assert!(
+        out.stdout
+            .contains("Console:  no (no group grants Organization/Organization: View")
+    );
+    assert!(
+        out.stdout.contains("Search/ExecuteQueries"),
+        "privileges still listed"
+    );
+    let out = run_with(
+        &["explain", "member", "robot", "-f", "-", "-o", "json"],
+        Some(manifests),
+    );
+    let v = json(&out.stdout);
+    assert_eq!(v["consoleAccess"]["allowed"], false);
+    assert_eq!(v["consoleAccess"]["reason"], "MissingOrganizationView");
+    assert_eq!(v["privileges"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn explain_an_unknown_name_lists_the_known_ones() {
     let out = run(&["explain", "member", "nobody", "-f", "examples"]);
@@ -758,6 +784,25 @@ async fn questions_read_the_cluster_like_the_manifests() {
             );
         assert_eq!(out.stdout, expected, "{q:?}");
     }
+    // Export reads the cluster like the manifests: the same groups (with
+    // their members and invitations) and API keys, descriptions included.
+    let out = cluster(&["export"]);
+    assert_eq!(out.code, 0, "export: {}", out.stderr);
+    let from_cluster: orgaccess::core::platform::PlatformOrganization =
+        serde_json::from_str(&out.stdout).unwrap();
+    let offline: orgaccess::core::platform::PlatformOrganization =
+        serde_json::from_str(&run(&["export", "-f", "examples"]).stdout).unwrap();
+    assert_eq!(
+        from_cluster.groups.len(),
+        6,
+        "four groups and two built-in ones"
+    );
+    for g in &from_cluster.groups {
+        let o = offline.groups.iter().find(|o| o.id == g.id).unwrap();
+        assert_eq!(g, o, "group {}", g.id);
+    }
+    assert_eq!(from_cluster.api_keys, offline.api_keys);
+    assert!(from_cluster.api_keys[0].description.is_some());
     let out = cluster(&["explain", "member", "nobody"]);
     assert_eq!(out.code, 2);
     assert!(

@@ -398,6 +398,71 @@ async fn members_and_groups_report_missing_references_without_failing() {
     assert!(refs.message.contains("nope"));
 }
 
+/// Seed 002: Organization/Organization: View is what opening the
+/// administration console needs. A member whose groups lack it gets
+/// `ConsoleAccess=False` (reason `MissingOrganizationView`), stays Ready and
+/// keeps its privileges; a member of Users (which grants it) gets True.
+#[tokio::test]
+async fn a_member_without_organization_view_cannot_open_the_console() {
+    let (client, ns) = setup().await;
+    apply(support::ADMIN, &ns, "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: o}\nspec: {displayName: O}\n").await;
+    apply(
+        support::ADMIN,
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: api-only}\nspec:\n  privileges:\n    - {service: Search, domain: ExecuteQueries, level: Allowed}\n",
+    )
+    .await;
+    for (name, group) in [("no-console", "api-only"), ("console", "users")] {
+        apply(
+            support::ADMIN,
+            &ns,
+            &format!("apiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata: {{name: {name}}}\nspec:\n  identity: {{provider: Email, username: {name}@x.example}}\n  groups: [{group}]\n  accepted: true\n"),
+        )
+        .await;
+    }
+    let condition = |m: &Member, t: &str| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == t).cloned())
+    };
+    let without = eventually("no-console's status", WAIT, || async {
+        let m = member(&client, &ns, "no-console").await;
+        (m.status.as_ref()?.privilege_count == 1).then_some(m)
+    })
+    .await;
+    let c = condition(&without, "ConsoleAccess").expect("a ConsoleAccess condition");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "MissingOrganizationView")
+    );
+    assert!(
+        c.message.contains("Organization/Organization: View"),
+        "{}",
+        c.message
+    );
+    let ready = condition(&without, "Ready").unwrap();
+    assert_eq!(
+        ready.status, "True",
+        "lacking console access is not a failure"
+    );
+    let st = without.status.unwrap();
+    assert_eq!(
+        st.privileges[0].privilege.domain, "ExecuteQueries",
+        "privileges still listed"
+    );
+
+    let with = eventually("console's status", WAIT, || async {
+        let m = member(&client, &ns, "console").await;
+        (m.status.as_ref()?.privilege_count > 0).then_some(m)
+    })
+    .await;
+    let c = condition(&with, "ConsoleAccess").expect("a ConsoleAccess condition");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "OrganizationViewGranted")
+    );
+}
+
 /// Built-in groups are seeded once per organization: deleting one, then
 /// deleting and re-creating the Organization (or resetting its status record)
 /// does not bring it back (DOMAIN §2, issue 10).

@@ -418,3 +418,224 @@ fn a_namespace_holds_one_organization() {
         .is_empty()
     );
 }
+
+fn requester_holding(specs: &[PrivilegeSpec]) -> Requester {
+    Requester::Members {
+        user: "me".into(),
+        members: vec!["me".into()],
+        privileges: set(specs),
+    }
+}
+
+fn required_privileges_violations(
+    state: &OrgState,
+    change: &Change,
+    requester: &Requester,
+) -> Vec<String> {
+    rules::check(state, &resolve_grantees(state), change, requester)
+        .into_iter()
+        .filter(|v| v.rule == Rule::RequiredPrivileges)
+        .map(|v| v.message)
+        .collect()
+}
+
+fn groups_custom_edit(name: &str) -> PrivilegeSpec {
+    PrivilegeSpec {
+        resources: vec![ResourceAccess {
+            name: name.into(),
+            level: ResourceLevel::Edit,
+        }],
+        ..spec(Organization, "Groups", Custom)
+    }
+}
+
+/// Seed 001 (Required privileges) and the platform's API: removing a member
+/// from the organization or changing who it is needs Edit on all groups
+/// (`GROUP EDIT *`); Edit on the member's only group is not enough.
+#[test]
+fn removing_a_member_or_changing_its_identity_needs_edit_on_all_groups() {
+    let mut state = OrgState::default();
+    state
+        .groups
+        .insert("team".into(), group("team", None, vec![]));
+    let erin = member("erin", &["team"]);
+    state.members.insert("erin".into(), erin.clone());
+    let renamed = MemberDef {
+        identity: MemberIdentity {
+            provider: Provider::Email,
+            username: "someone-else@example.com".into(),
+        },
+        ..erin.clone()
+    };
+    let delete = Change {
+        operation: Operation::Delete,
+        name: "erin",
+        old: Some(Object::Member(&erin)),
+        new: None,
+    };
+    let identity = Change {
+        operation: Operation::Update,
+        name: "erin",
+        old: Some(Object::Member(&erin)),
+        new: Some(Object::Member(&renamed)),
+    };
+    let one_group = requester_holding(&[
+        groups_custom_edit("team"),
+        spec(Organization, "Activities", View),
+    ]);
+    let all_groups = requester_holding(&[
+        spec(Organization, "Groups", Edit),
+        spec(Organization, "Activities", View),
+    ]);
+    for (what, change) in [("delete", &delete), ("identity", &identity)] {
+        let denied = required_privileges_violations(&state, change, &one_group);
+        assert_eq!(denied.len(), 1, "{what}: {denied:?}");
+        assert!(
+            denied[0].contains("needs Organization/Groups: Edit"),
+            "{what}: {}",
+            denied[0]
+        );
+        assert!(
+            required_privileges_violations(&state, change, &all_groups).is_empty(),
+            "{what}: Groups Edit domain-wide is enough"
+        );
+    }
+}
+
+/// Seed 001, Required privileges: "Edit groups" needs Organization/Activities:
+/// View and Organization/Groups: Edit. Either alone is refused, with what is
+/// missing named; both together admit the edit.
+#[test]
+fn editing_groups_needs_activities_view_and_groups_edit() {
+    let mut state = OrgState::default();
+    let team = group("team", None, vec![spec(Search, "ExecuteQueries", Allowed)]);
+    state.groups.insert("team".into(), team.clone());
+    let renamed = GroupDef {
+        display_name: Some("The team".into()),
+        ..team.clone()
+    };
+    let edit = Change {
+        operation: Operation::Update,
+        name: "team",
+        old: Some(Object::Group(&team)),
+        new: Some(Object::Group(&renamed)),
+    };
+    let delete = Change {
+        operation: Operation::Delete,
+        name: "team",
+        old: Some(Object::Group(&team)),
+        new: None,
+    };
+    // Inviting someone to the group is an edit of the group too.
+    let newcomer = member("newcomer", &[]);
+    state.members.insert("newcomer".into(), newcomer.clone());
+    let invited = MemberDef {
+        groups: vec!["team".into()],
+        ..newcomer.clone()
+    };
+    let invite = Change {
+        operation: Operation::Update,
+        name: "newcomer",
+        old: Some(Object::Member(&newcomer)),
+        new: Some(Object::Member(&invited)),
+    };
+    let groups_only = requester_holding(&[
+        groups_custom_edit("team"),
+        spec(Search, "ExecuteQueries", Allowed),
+    ]);
+    let activities_only = requester_holding(&[
+        spec(Organization, "Activities", View),
+        spec(Search, "ExecuteQueries", Allowed),
+    ]);
+    let both = requester_holding(&[
+        groups_custom_edit("team"),
+        spec(Organization, "Activities", View),
+        spec(Search, "ExecuteQueries", Allowed),
+    ]);
+    for (what, change) in [("edit", &edit), ("delete", &delete), ("invite", &invite)] {
+        let denied = required_privileges_violations(&state, change, &groups_only);
+        assert_eq!(denied.len(), 1, "{what}: {denied:?}");
+        assert!(
+            denied[0].contains("needs Organization/Activities: View to allow editing groups"),
+            "{what}: {}",
+            denied[0]
+        );
+        let denied = required_privileges_violations(&state, change, &activities_only);
+        assert_eq!(denied.len(), 1, "{what}: {denied:?}");
+        assert!(
+            denied[0].contains("Organization/Groups: Custom (team Edit)"),
+            "{what}: {}",
+            denied[0]
+        );
+        assert!(
+            rules::check(&state, &resolve_grantees(&state), change, &both).is_empty(),
+            "{what}: Activities View and Edit on the group admit it"
+        );
+    }
+    // Creating a group needs Can Create, not Edit: no Activities View asked.
+    let fresh = group("fresh", None, vec![]);
+    let create = Change {
+        operation: Operation::Create,
+        name: "fresh",
+        old: None,
+        new: Some(Object::Group(&fresh)),
+    };
+    let creator = requester_holding(&[PrivilegeSpec {
+        can_create: Some(true),
+        ..spec(Organization, "Groups", View)
+    }]);
+    assert!(required_privileges_violations(&state, &create, &creator).is_empty());
+}
+
+/// Seed 002: "The privilege to view an organization is required for a user to
+/// access the Coveo Administration Console".
+#[test]
+fn a_member_without_organization_view_cannot_open_the_console() {
+    use orgaccess::core::effective::{ConsoleAccess, console_access};
+    let mut state = OrgState::default();
+    state.groups.insert(
+        "api-only".into(),
+        group(
+            "api-only",
+            None,
+            vec![spec(Search, "ExecuteQueries", Allowed)],
+        ),
+    );
+    state.groups.insert(
+        "users".into(),
+        group("users", Some(GroupTemplate::Users), vec![]),
+    );
+    let grantees = resolve_grantees(&state);
+    let now = jiff::Timestamp::UNIX_EPOCH;
+    let of = |m: &MemberDef| console_access(&member_effective(&state, &grantees, m, now));
+    let api_only = member("a", &["api-only"]);
+    assert_eq!(of(&api_only), ConsoleAccess::MissingOrganizationView);
+    assert!(
+        !member_effective(&state, &grantees, &api_only, now)
+            .privileges
+            .is_empty(),
+        "its privileges still hold"
+    );
+    assert_eq!(
+        of(&member("b", &["api-only", "users"])),
+        ConsoleAccess::Granted
+    );
+    let pending = MemberDef {
+        accepted: false,
+        ..member("c", &["users"])
+    };
+    assert_eq!(of(&pending), ConsoleAccess::NotActive);
+}
+
+/// Issue 17: On-premises administration moved to the Organization service;
+/// the old place is refused with where it went.
+#[test]
+fn a_domain_that_moved_is_refused_with_its_new_place() {
+    let err = parse(&spec(Content, "OnPremiseAdministration", View)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("it moved: use service Organization, domain OnPremisesAdministration"),
+        "{err}"
+    );
+    assert!(parse(&spec(Organization, "OnPremisesAdministration", Edit)).is_ok());
+}

@@ -10,7 +10,8 @@ use super::source::{self, Org, SourceArgs, Subject};
 use super::{EXIT_OK, Format, emit, fail};
 use crate::core::catalog::{self, Create, DomainId, Service};
 use crate::core::effective::{
-    Grantee, Grantees, MemberPhase, Via, access_grants, member_effective, resolve_grantees,
+    ConsoleAccess, Grantee, Grantees, MemberPhase, Via, access_grants, console_access,
+    member_effective, resolve_grantees,
 };
 use crate::core::model::{AccessEntry, MemberIdentity, OrgState};
 use crate::core::privilege::{
@@ -163,7 +164,17 @@ struct MemberJson {
     phase: MemberPhase,
     invitation_expires_at: Option<String>,
     groups: Vec<MembershipJson>,
+    /// Can open the administration console (holds Organization/Organization: View).
+    console_access: ConsoleAccessJson,
     privileges: Vec<Row>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConsoleAccessJson {
+    allowed: bool,
+    reason: &'static str,
+    message: &'static str,
 }
 
 fn explain_member(org: &Org, name: &str, now: Timestamp) -> MemberJson {
@@ -171,6 +182,7 @@ fn explain_member(org: &Org, name: &str, now: Timestamp) -> MemberJson {
     let grantees = resolve_grantees(state);
     let m = &state.members[name];
     let eff = member_effective(state, &grantees, m, now);
+    let console = console_access(&eff);
     let privileges = eff
         .provenance(&grantees)
         .into_iter()
@@ -193,6 +205,11 @@ fn explain_member(org: &Org, name: &str, now: Timestamp) -> MemberJson {
                 exists: state.groups.contains_key(&ms.group),
             })
             .collect(),
+        console_access: ConsoleAccessJson {
+            allowed: console == ConsoleAccess::Granted,
+            reason: console.reason(),
+            message: console.message(),
+        },
         privileges,
     }
 }
@@ -241,6 +258,19 @@ fn member_human(j: &MemberJson, s: Styles) -> String {
                 format!("{} ({:?})", j.identity.username, j.identity.provider),
             ),
             ("Phase", phase),
+            (
+                "Console",
+                if j.console_access.allowed {
+                    s.ok("yes")
+                } else if j.phase == MemberPhase::Active {
+                    format!(
+                        "{} (no group grants Organization/Organization: View, the minimum privilege to open the administration console; the privileges below still apply)",
+                        s.warn("no")
+                    )
+                } else {
+                    format!("{} (not an active member)", s.warn("no"))
+                },
+            ),
             (
                 "Groups",
                 if groups.is_empty() {

@@ -5,6 +5,8 @@
 //! - `orgaccess explain member|apikey NAME`: effective privileges with provenance.
 //! - `orgaccess who-can VERB SERVICE/DOMAIN[/RESOURCE]`: members and API keys that can.
 //! - `orgaccess duplicate group NAME`: a duplicate of a group, as a manifest.
+//! - `orgaccess import FILE` / `orgaccess export`: the platform's JSON to
+//!   manifests and back (`docs/import-export.md`).
 //!
 //! The questions read the organization from manifests (`-f PATH`) or from the
 //! cluster. Every command prints aligned, sorted tables (colour only on a
@@ -20,6 +22,8 @@ pub mod activity;
 pub mod check;
 pub mod duplicate;
 pub mod explain;
+pub mod export;
+pub mod import;
 pub mod manifest;
 pub mod output;
 pub mod source;

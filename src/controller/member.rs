@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use super::status::{Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
-use crate::core::effective::{MemberPhase, member_effective};
+use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_effective};
 use crate::core::model::MemberDef;
 use crate::index::Namespace;
 
@@ -81,6 +81,7 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
     let def = MemberDef::from(member);
     let grantees = snap.grantees();
     let eff = member_effective(&snap.state, &grantees, &def, now);
+    let console = console_access(&eff);
 
     let missing: Vec<&String> = def
         .groups
@@ -142,6 +143,14 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
                                 .join(", ")
                         )
                     },
+                },
+                // Informational: a member without Organization View keeps
+                // every other privilege and stays Ready.
+                Want {
+                    type_: "ConsoleAccess",
+                    ok: console == ConsoleAccess::Granted,
+                    reason: console.reason(),
+                    message: console.message().to_string(),
                 },
             ],
             member.metadata.generation,

@@ -247,6 +247,10 @@ impl GroupTemplate {
                 org_view(),
             ],
             // Seed 002 fixes DataExports, Dimensions, Impersonate, NamedFilters and no Administrate.
+            // It disagrees with the old comparison table (docs 1846), read as
+            // Data exports Edit and Impersonate for Administrators only: the
+            // seed wins (DataExports View, Impersonate Allowed), as the
+            // catalog's evidence column notes on both rows (issue 17).
             GroupTemplate::AnalyticsViewers => vec![
                 spec(Analytics, "AnalyticsData", View),
                 spec(Analytics, "DataExports", View),

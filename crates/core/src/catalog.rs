@@ -20,16 +20,18 @@ pub enum Service {
     Analytics,
     Commerce,
     Content,
+    CustomerService,
     MachineLearning,
     Organization,
     Search,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Analytics,
         Service::Commerce,
         Service::Content,
+        Service::CustomerService,
         Service::MachineLearning,
         Service::Organization,
         Service::Search,
@@ -40,6 +42,7 @@ impl Service {
             Service::Analytics => "Analytics",
             Service::Commerce => "Commerce",
             Service::Content => "Content",
+            Service::CustomerService => "CustomerService",
             Service::MachineLearning => "MachineLearning",
             Service::Organization => "Organization",
             Service::Search => "Search",
@@ -74,6 +77,9 @@ pub enum ResourceKind {
     Groups,
     /// API keys of the organization: the ApiKey objects themselves.
     ApiKeys,
+    /// Usage-analytics tracking IDs ("Properties" in the console), declared in
+    /// `resources.trackingIds`: the Merchandising Hub is granted per tracking ID.
+    TrackingIds,
 }
 
 impl ResourceKind {
@@ -84,6 +90,7 @@ impl ResourceKind {
             ResourceKind::QueryPipelines => "queryPipelines",
             ResourceKind::Groups => "groups",
             ResourceKind::ApiKeys => "apiKeys",
+            ResourceKind::TrackingIds => "trackingIds",
         }
     }
 }
@@ -132,6 +139,17 @@ const fn per_resource(kind: ResourceKind) -> Offers {
         create: Create::Choosable,
     }
 }
+/// Per-resource levels on a domain with nothing to create.
+const fn per_resource_no_create(kind: ResourceKind) -> Offers {
+    Offers {
+        view: true,
+        edit: true,
+        allowed: false,
+        push: false,
+        custom: Some(kind),
+        create: Create::No,
+    }
+}
 const VIEW_ONLY: Offers = Offers {
     view: true,
     edit: false,
@@ -162,6 +180,10 @@ const VIEW_AND_PUSH: Offers = Offers {
 pub enum Evidence {
     /// Stated by the product documentation, the API specs or the seeds.
     Documented,
+    /// Documented, with the source or a note worth keeping next to the row: a
+    /// correction of an earlier reading, or a disagreement between sources and
+    /// which one we follow.
+    Noted(&'static str),
     /// Our evident choice where the sources are silent; the text says what was chosen.
     Inferred(&'static str),
 }
@@ -184,7 +206,7 @@ pub struct Domain {
 pub type DomainId = u16;
 
 use Create::{No, WithEdit};
-use Evidence::{Documented, Inferred};
+use Evidence::{Documented, Inferred, Noted};
 use Service::*;
 
 macro_rules! d {
@@ -225,7 +247,9 @@ pub static CATALOG: &[Domain] = &[
         "Data exports",
         "USAGE_ANALYTICS/EXPORTS",
         view_edit(WithEdit),
-        Inferred("Can Create from the CREATE type in the API")
+        Inferred(
+            "Can Create from the CREATE type in the API. Built-in defaults: seed 002 gives Analytics Viewers View where the old comparison table (docs 1846) reads as Edit; the seed wins"
+        )
     ),
     d!(
         Analytics,
@@ -249,7 +273,9 @@ pub static CATALOG: &[Domain] = &[
         "Impersonate",
         "USAGE_ANALYTICS/IMPERSONATE",
         ALLOWED,
-        Documented
+        Noted(
+            "built-in defaults: seed 002 gives Analytics Viewers Allowed where the old comparison table (docs 1846) gives it to Administrators only; the seed wins"
+        )
     ),
     d!(
         Analytics,
@@ -281,7 +307,7 @@ pub static CATALOG: &[Domain] = &[
         "Permission filters",
         "USAGE_ANALYTICS/PERMISSION_FILTERS",
         view_edit(WithEdit),
-        Inferred("EDIT type truncated in the source; presumed")
+        Noted("View, Edit and the CREATE type documented (owner/targetDomain table, issue 17)")
     ),
     d!(
         Analytics,
@@ -295,17 +321,19 @@ pub static CATALOG: &[Domain] = &[
         Analytics,
         "SuggestQueries",
         "Suggest queries",
-        "USAGE_ANALYTICS/SUGGEST_QUERIES",
+        "USAGE_ANALYTICS/QUERY_SUGGEST",
         ALLOWED,
-        Inferred("API name not retrieved")
+        Noted(
+            "API name QUERY_SUGGEST from the owner/targetDomain table (issue 17); earlier guessed as SUGGEST_QUERIES"
+        )
     ),
     d!(
         Analytics,
         "TrackingIds",
-        "Tracking IDs",
+        "Properties",
         "USAGE_ANALYTICS/TRACKING_ID",
         view_edit(No),
-        Inferred("console name not retrieved")
+        Noted("console name \"Properties\" (tracking IDs), issue 17")
     ),
     d!(
         Analytics,
@@ -313,7 +341,7 @@ pub static CATALOG: &[Domain] = &[
         "View all reports",
         "USAGE_ANALYTICS/VIEW_ALL_REPORTS",
         ALLOWED,
-        Inferred("API name not retrieved")
+        Noted("API name VIEW_ALL_REPORTS documented (issue 17)")
     ),
     // Commerce (owner COMMERCE)
     d!(
@@ -329,8 +357,10 @@ pub static CATALOG: &[Domain] = &[
         "MerchandisingHub",
         "Merchandising Hub",
         "COMMERCE/MERCHANDISING_HUB",
-        view_edit(No),
-        Documented
+        per_resource_no_create(ResourceKind::TrackingIds),
+        Noted(
+            "the platform's API checks it per tracking ID (targetId), so it is granted per resource (issue 17)"
+        )
     ),
     // Content (owner PLATFORM)
     d!(
@@ -375,14 +405,6 @@ pub static CATALOG: &[Domain] = &[
     ),
     d!(
         Content,
-        "OnPremiseAdministration",
-        "On-premise administration",
-        "PLATFORM/ON_PREMISE_ADMINISTRATION",
-        view_edit(No),
-        Inferred("service placement")
-    ),
-    d!(
-        Content,
         "SecurityIdentities",
         "Security identities",
         "PLATFORM/SECURITY_CACHE",
@@ -412,6 +434,34 @@ pub static CATALOG: &[Domain] = &[
         "PLATFORM/SOURCE",
         per_resource(ResourceKind::Sources),
         Documented
+    ),
+    // Customer Service. Levels and console names documented (issue 17); the
+    // API names were not retrieved.
+    d!(
+        CustomerService,
+        "CaseAssistConfiguration",
+        "Case assist configuration",
+        "CUSTOMER_SERVICE/CASE_ASSIST_CONFIGURATION",
+        view_edit(WithEdit),
+        Inferred(
+            "View/Edit documented (issue 17); API name not retrieved; Can Create with Edit, as on most domains (seed 002)"
+        )
+    ),
+    d!(
+        CustomerService,
+        "InsightPanelConfiguration",
+        "Insight panel configuration",
+        "CUSTOMER_SERVICE/INSIGHT_PANEL_CONFIGURATION",
+        VIEW_ONLY,
+        Inferred("View documented (issue 17); API name not retrieved")
+    ),
+    d!(
+        CustomerService,
+        "UseCaseAssist",
+        "Use case assist",
+        "CUSTOMER_SERVICE/USE_CASE_ASSIST",
+        ALLOWED,
+        Inferred("Allowed documented (issue 17); API name not retrieved")
     ),
     // Machine Learning (owner COVEO_ML)
     d!(
@@ -444,8 +494,10 @@ pub static CATALOG: &[Domain] = &[
         "Activities",
         "Activities",
         "PLATFORM/ACTIVITIES",
-        VIEW_ONLY,
-        Documented
+        view_edit(No),
+        Noted(
+            "View and Edit (Edit: pause, resume or cancel ongoing activities), issue 17; editing groups needs View here too (seed 001)"
+        )
     ),
     d!(
         Organization,
@@ -481,11 +533,23 @@ pub static CATALOG: &[Domain] = &[
     ),
     d!(
         Organization,
+        "OnPremisesAdministration",
+        "On-premises administration",
+        "PLATFORM/ON_PREMISE_ADMINISTRATION",
+        view_edit(No),
+        Noted(
+            "in the Organization service, console name \"On-premises administration\" (issue 17); was Content/OnPremiseAdministration"
+        )
+    ),
+    d!(
+        Organization,
         "Organization",
         "Organization",
         "PLATFORM/ORGANIZATION",
         view_edit(No),
-        Documented
+        Noted(
+            "View is what opening the administration console needs (seed 002, Minimum privilege)"
+        )
     ),
     d!(
         Organization,
@@ -506,10 +570,10 @@ pub static CATALOG: &[Domain] = &[
     d!(
         Organization,
         "Snapshots",
-        "Snapshots",
+        "Snapshot",
         "PLATFORM/SNAPSHOTS",
         view_edit(WithEdit),
-        Documented
+        Noted("console name \"Snapshot\" (issue 17)")
     ),
     d!(
         Organization,
@@ -539,10 +603,10 @@ pub static CATALOG: &[Domain] = &[
     d!(
         Search,
         "AuthenticationEditor",
-        "Search authentication",
+        "Modify authentication provider",
         "SEARCH_API/AUTHENTICATION_EDITOR",
         ALLOWED,
-        Inferred("console name not retrieved")
+        Noted("console name \"Modify authentication provider\" (issue 17)")
     ),
     d!(
         Search,
@@ -567,9 +631,11 @@ pub static CATALOG: &[Domain] = &[
         Search,
         "Impersonate",
         "Impersonate",
-        "SEARCH_API/IMPERSONATE",
+        "SEARCH_API/IMPERSONATE_SEARCH_API",
         ALLOWED,
-        Documented
+        Noted(
+            "the current token endpoint requires IMPERSONATE_SEARCH_API (type ENABLE); older tools name it SEARCH_API/IMPERSONATE, accepted as an alias (API_ALIASES)"
+        )
     ),
     d!(
         Search,
@@ -577,7 +643,7 @@ pub static CATALOG: &[Domain] = &[
         "Query pipelines",
         "SEARCH_API/QUERY_PIPELINE",
         per_resource(ResourceKind::QueryPipelines),
-        Inferred("Custom inferred from the pipeline Access tab")
+        Noted("per-pipeline View/Edit documented (issue 17), besides the pipeline Access tab")
     ),
     d!(
         Search,
@@ -638,6 +704,56 @@ pub static API_KEYS: LazyLock<DomainId> =
 pub static ORGANIZATION: LazyLock<DomainId> = LazyLock::new(|| {
     lookup(Service::Organization, "Organization").expect("catalog has Organization")
 });
+pub static ACTIVITIES: LazyLock<DomainId> =
+    LazyLock::new(|| lookup(Service::Organization, "Activities").expect("catalog has Activities"));
+
+/// Other `owner/targetDomain` names the platform uses for a domain of the
+/// catalog: accepted on import, never written.
+pub static API_ALIASES: &[(&str, &str)] = &[
+    // Older tools (the coveo/cli privilege definitions) name Search
+    // Impersonate this way; the current token endpoint uses the catalog's name.
+    (
+        "SEARCH_API/IMPERSONATE",
+        "SEARCH_API/IMPERSONATE_SEARCH_API",
+    ),
+];
+
+static BY_API: LazyLock<HashMap<&'static str, DomainId>> = LazyLock::new(|| {
+    let mut map: HashMap<&'static str, DomainId> = CATALOG
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.api, i as DomainId))
+        .collect();
+    for (alias, name) in API_ALIASES {
+        let id = map[name];
+        map.insert(alias, id);
+    }
+    map
+});
+
+/// Looks a domain up by the platform's `owner/targetDomain` (or an alias).
+pub fn lookup_api(owner: &str, target_domain: &str) -> Option<DomainId> {
+    BY_API
+        .get(format!("{owner}/{target_domain}").as_str())
+        .copied()
+}
+
+/// Domains that moved to another service, by their old service and name:
+/// the error for the old place names the new one.
+static MOVED: &[(Service, &str, Service, &str)] = &[(
+    Service::Content,
+    "OnPremiseAdministration",
+    Service::Organization,
+    "OnPremisesAdministration",
+)];
+
+/// Where a domain that moved lives now.
+pub fn moved(service: Service, name: &str) -> Option<(Service, &'static str)> {
+    MOVED
+        .iter()
+        .find(|(s, n, _, _)| *s == service && *n == name)
+        .map(|(_, _, s, n)| (*s, *n))
+}
 
 /// Domain identifiers of a service, for error messages.
 pub fn domains_of(service: Service) -> impl Iterator<Item = &'static str> {
@@ -699,8 +815,10 @@ mod tests {
                 d.name
             );
             if o.custom.is_some() {
+                // Can Create is a choice beside View all / Custom where the
+                // domain creates; Merchandising Hub creates nothing.
                 assert!(
-                    o.view && o.edit && o.create == Create::Choosable,
+                    o.view && o.edit && o.create != Create::WithEdit,
                     "{}",
                     d.name
                 );
@@ -712,7 +830,7 @@ mod tests {
     }
 
     #[test]
-    fn the_four_custom_domains_of_the_docs_and_query_pipelines_offer_custom() {
+    fn the_four_custom_domains_of_the_docs_query_pipelines_and_merchandising_hub_offer_custom() {
         let custom: Vec<_> = CATALOG
             .iter()
             .filter(|d| d.offers.custom.is_some())
@@ -721,6 +839,7 @@ mod tests {
         assert_eq!(
             custom,
             [
+                "MerchandisingHub",
                 "Extensions",
                 "Sources",
                 "ApiKeys",
@@ -728,6 +847,77 @@ mod tests {
                 "QueryPipelines"
             ]
         );
+    }
+
+    #[test]
+    fn api_names_are_unique_and_aliases_resolve_to_the_catalog_name() {
+        let names: std::collections::HashSet<_> = CATALOG.iter().map(|d| d.api).collect();
+        assert_eq!(names.len(), CATALOG.len());
+        let impersonate = lookup(Service::Search, "Impersonate").unwrap();
+        assert_eq!(lookup_api("SEARCH_API", "IMPERSONATE"), Some(impersonate));
+        assert_eq!(
+            lookup_api("SEARCH_API", "IMPERSONATE_SEARCH_API"),
+            Some(impersonate)
+        );
+        assert_eq!(domain(impersonate).api, "SEARCH_API/IMPERSONATE_SEARCH_API");
+        for (alias, _) in API_ALIASES {
+            assert!(
+                !names.contains(alias),
+                "{alias} is an alias and a catalog name"
+            );
+        }
+    }
+
+    #[test]
+    fn the_issue_17_corrections_hold() {
+        let at = |s, n| domain(lookup(s, n).unwrap());
+        assert_eq!(
+            at(Service::Analytics, "SuggestQueries").api,
+            "USAGE_ANALYTICS/QUERY_SUGGEST"
+        );
+        let activities = at(Service::Organization, "Activities").offers;
+        assert!(activities.view && activities.edit);
+        assert_eq!(lookup(Service::Content, "OnPremiseAdministration"), None);
+        assert_eq!(
+            moved(Service::Content, "OnPremiseAdministration"),
+            Some((Service::Organization, "OnPremisesAdministration"))
+        );
+        assert_eq!(
+            at(Service::Organization, "OnPremisesAdministration").display,
+            "On-premises administration"
+        );
+        let cs: Vec<_> = domains_of(Service::CustomerService).collect();
+        assert_eq!(
+            cs,
+            [
+                "CaseAssistConfiguration",
+                "InsightPanelConfiguration",
+                "UseCaseAssist"
+            ]
+        );
+        assert!(at(Service::CustomerService, "UseCaseAssist").offers.allowed);
+        let insight = at(Service::CustomerService, "InsightPanelConfiguration").offers;
+        assert!(insight.view && !insight.edit);
+        assert_eq!(
+            at(Service::Commerce, "MerchandisingHub").offers.custom,
+            Some(ResourceKind::TrackingIds)
+        );
+        for (s, n) in [
+            (Service::Search, "QueryPipelines"),
+            (Service::Analytics, "ViewAllReports"),
+            (Service::Analytics, "PermissionFilters"),
+        ] {
+            assert!(
+                !matches!(at(s, n).evidence, Evidence::Inferred(_)),
+                "{n} is documented now"
+            );
+        }
+        assert_eq!(
+            at(Service::Search, "AuthenticationEditor").display,
+            "Modify authentication provider"
+        );
+        assert_eq!(at(Service::Organization, "Snapshots").display, "Snapshot");
+        assert_eq!(at(Service::Analytics, "TrackingIds").display, "Properties");
     }
 
     #[test]

@@ -305,6 +305,65 @@ pub fn member_effective(
     }
 }
 
+/// Whether a member can open the administration console: that needs
+/// Organization/Organization: View or more (seed 002: "the privilege to view an
+/// organization is required for a user to access the ... Administration
+/// Console", the platform's Minimum privilege). A member without it still holds
+/// every other privilege (through the REST API, for instance); the member's
+/// status and `orgaccess explain` say so. One home for the fact: the member
+/// controller and the CLI both ask here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleAccess {
+    /// Holds Organization/Organization: View (or Edit).
+    Granted,
+    /// Active, but no active group grants Organization/Organization: View.
+    MissingOrganizationView,
+    /// Pending or expired: holds nothing, the console included.
+    NotActive,
+}
+
+impl ConsoleAccess {
+    /// Condition reason, e.g. `MissingOrganizationView`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ConsoleAccess::Granted => "OrganizationViewGranted",
+            ConsoleAccess::MissingOrganizationView => "MissingOrganizationView",
+            ConsoleAccess::NotActive => "MemberNotActive",
+        }
+    }
+
+    /// One sentence for a person.
+    pub fn message(self) -> &'static str {
+        match self {
+            ConsoleAccess::Granted => {
+                "holds Organization/Organization: View, the minimum privilege to open the administration console"
+            }
+            ConsoleAccess::MissingOrganizationView => {
+                "cannot open the administration console: none of the member's groups grants Organization/Organization: View \
+                 (the minimum privilege); the other privileges still apply (e.g. through the REST API)"
+            }
+            ConsoleAccess::NotActive => {
+                "cannot open the administration console: the invitation is not accepted, so the member holds no privileges"
+            }
+        }
+    }
+}
+
+pub fn console_access(eff: &MemberEffective) -> ConsoleAccess {
+    if eff.phase != MemberPhase::Active {
+        return ConsoleAccess::NotActive;
+    }
+    let view = eff
+        .privileges
+        .get(*catalog::ORGANIZATION)
+        .is_some_and(|g| g.level >= Level::View);
+    if view {
+        ConsoleAccess::Granted
+    } else {
+        ConsoleAccess::MissingOrganizationView
+    }
+}
+
 /// The members of a group, by either route, split into those whose membership
 /// counts (accepted, the group exists) and the others (pending or expired).
 /// The Group's status reports this; it is the same membership the members'

@@ -7,5 +7,6 @@ pub mod builtin;
 pub mod catalog;
 pub mod effective;
 pub mod model;
+pub mod platform;
 pub mod privilege;
 pub mod rules;

@@ -217,6 +217,11 @@ pub struct OrgResources {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 1000), inner(length(min = 1, max = 253)))]
     pub query_pipelines: Vec<String>,
+    /// Usage-analytics tracking IDs ("Properties"): the Merchandising Hub is
+    /// granted per tracking ID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 1000), inner(length(min = 1, max = 253)))]
+    pub tracking_ids: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------

@@ -705,9 +705,12 @@ fn offered_levels(d: DomainId) -> String {
 pub fn parse(spec: &PrivilegeSpec) -> Result<(DomainId, Grant), PrivilegeError> {
     let service = spec.service;
     let Some(d) = catalog::lookup(service, &spec.domain) else {
-        let hint = catalog::suggest(service, &spec.domain)
-            .map(|s| format!(" (did you mean '{s}'?)"))
-            .unwrap_or_default();
+        let hint = match catalog::moved(service, &spec.domain) {
+            Some((to, name)) => format!(" (it moved: use service {to}, domain {name})"),
+            None => catalog::suggest(service, &spec.domain)
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default(),
+        };
         let valid: Vec<_> = catalog::domains_of(service).collect();
         return Err(PrivilegeError::UnknownDomain {
             service,

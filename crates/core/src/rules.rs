@@ -343,6 +343,7 @@ impl<'a> Declared<'a> {
             ResourceKind::Sources => &org.resources.sources,
             ResourceKind::Extensions => &org.resources.extensions,
             ResourceKind::QueryPipelines => &org.resources.query_pipelines,
+            ResourceKind::TrackingIds => &org.resources.tracking_ids,
             ResourceKind::Groups | ResourceKind::ApiKeys => &[],
         })
     }
@@ -730,7 +731,47 @@ fn member_granted_anew(old: Option<&MemberDef>, new: &MemberDef) -> bool {
 
 /// What a change requires of its requester (DOMAIN.md §4 rule 4), with a
 /// phrase for the denial.
+///
+/// Every change that edits groups (Edit on Groups, domain-wide or on one
+/// group) also needs Organization/Activities: View: seed 001's Required
+/// privileges table asks both to edit groups. It is a requirement of its own,
+/// so the denial names it apart from the Groups one.
 pub fn required(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, String)> {
+    let mut out = required_by_object(state, change);
+    let view = activities_view();
+    if out
+        .iter()
+        .any(|(need, _)| edits_groups(need) && !need.covers(&view))
+    {
+        out.push((
+            view,
+            "editing groups (the platform asks Organization/Activities: View together with Organization/Groups: Edit)".into(),
+        ));
+    }
+    out
+}
+
+/// Organization/Activities: View.
+pub fn activities_view() -> PrivilegeSet {
+    let mut s = PrivilegeSet::new();
+    s.set(
+        *catalog::ACTIVITIES,
+        Grant {
+            level: Level::View,
+            ..Grant::default()
+        },
+    );
+    s
+}
+
+/// Does this requirement ask for Edit on Groups, domain-wide or on a group?
+fn edits_groups(need: &PrivilegeSet) -> bool {
+    need.get(*catalog::GROUPS).is_some_and(|g| {
+        g.level == Level::Edit || g.resources.iter().any(|(_, l)| *l == Level::Edit)
+    })
+}
+
+fn required_by_object(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, String)> {
     let groups = *catalog::GROUPS;
     let keys = *catalog::API_KEYS;
     let name = change.name;
