@@ -88,6 +88,7 @@ pub struct OrganizationSpec {
 /// The organization's access state, summarized.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct OrganizationStatus {
     /// Ready: the built-in groups exist and every object is reconciled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -189,6 +190,7 @@ pub struct EffectivePrivilege {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct GroupStatus {
     /// Ready: the privileges are valid and expanded. ResolvedRefs: every named group and key exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -274,6 +276,7 @@ pub struct MembershipStatus {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct MemberStatus {
     /// Ready: effective privileges computed. ResolvedRefs: every group exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -397,6 +400,7 @@ pub enum ApiKeyPhase {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct ApiKeyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]

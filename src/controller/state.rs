@@ -204,6 +204,29 @@ impl Stores {
                 }
             }
         };
+        // Groups and keys that name `group` or `key` (access lists, the
+        // source of a duplicate): their ResolvedRefs and Ready follow it.
+        let send_referrers = |ns: &str, group: Option<&str>, key: Option<&str>| {
+            let names = |access: &[crate::core::model::AccessEntry]| {
+                access.iter().any(|e| {
+                    (group.is_some() && e.group.as_deref() == group)
+                        || (key.is_some() && e.api_key.as_deref() == key)
+                })
+            };
+            for g in self.groups.state() {
+                if g.namespace().as_deref() == Some(ns)
+                    && (names(&g.spec.access)
+                        || (group.is_some() && g.spec.duplicate_of.as_deref() == group))
+                {
+                    let _ = tx.groups.unbounded_send(ObjectRef::from_obj(g.as_ref()));
+                }
+            }
+            for k in self.keys.state() {
+                if k.namespace().as_deref() == Some(ns) && names(&k.spec.access) {
+                    let _ = tx.api_keys.unbounded_send(ObjectRef::from_obj(k.as_ref()));
+                }
+            }
+        };
         match change {
             Change::Resynced => {
                 self.invalidate(None);
@@ -231,6 +254,7 @@ impl Stores {
                     let _ = tx.members.unbounded_send(ObjectRef::from_obj(m.as_ref()));
                 }
                 send_access(&ns, &g.spec.access);
+                send_referrers(&ns, Some(&g.name_any()), None);
                 // Groups whose access list names this one list it in status.
                 send_org(&ns);
             }
@@ -238,6 +262,7 @@ impl Stores {
                 let ns = ns_of(k.as_ref());
                 self.invalidate(Some(&ns));
                 send_access(&ns, &k.spec.access);
+                send_referrers(&ns, None, Some(&k.name_any()));
                 send_org(&ns);
             }
             Change::Member(m) => {
