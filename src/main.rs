@@ -49,6 +49,9 @@ enum Command {
     Webhook {
         #[command(flatten)]
         webhook: orgaccess::webhook::WebhookArgs,
+        /// Judge and watch only this namespace's objects.
+        #[arg(long, env = "ORGACCESS_WATCH_NAMESPACE")]
+        watch_namespace: Option<String>,
         /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
         #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
         admin_addr: SocketAddr,
@@ -177,15 +180,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
         Command::Webhook {
             webhook,
+            watch_namespace,
             admin_addr,
         } => {
+            let config = orgaccess::webhook::Config {
+                namespace: watch_namespace,
+                ..webhook.config()
+            };
             rustls::crypto::ring::default_provider()
                 .install_default()
                 .ok();
             let client = kube::Client::try_default().await?;
             if let Err(e) =
-                orgaccess::webhook::serve(client, webhook.config(), admin_addr, shutdown_signal())
-                    .await
+                orgaccess::webhook::serve(client, config, admin_addr, shutdown_signal()).await
             {
                 tracing::error!(error = %format!("{e:#}"), "the webhook stopped; exiting");
                 return Err(e);
@@ -244,7 +251,10 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 let hook = orgaccess::webhook::Webhook::new(
                     client.clone(),
-                    webhook.config(),
+                    orgaccess::webhook::Config {
+                        namespace: args.watch_namespace.clone(),
+                        ..webhook.config()
+                    },
                     registry.clone(),
                 )?;
                 let h = hook.clone();

@@ -238,6 +238,14 @@ pub struct ControllerArgs {
         default_value = "orgaccess-system"
     )]
     pub lease_namespace: String,
+    /// Name of the leader-election Lease: one per installation (the chart
+    /// uses `<release>-controller`), so two releases never share one.
+    #[arg(
+        long,
+        env = "ORGACCESS_LEASE_NAME",
+        default_value = "orgaccess-controller"
+    )]
+    pub lease_name: String,
     /// Watch only this namespace (default: every namespace).
     #[arg(long, env = "ORGACCESS_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
@@ -303,7 +311,7 @@ pub async fn run(
         .unwrap_or_else(|| format!("orgaccess-{}", std::process::id()));
     let lease = leader::LeaderConfig {
         namespace: args.lease_namespace.clone(),
-        name: "orgaccess-controller".into(),
+        name: args.lease_name.clone(),
         identity: identity.clone(),
         duration: Duration::from_secs(15),
         renew: Duration::from_secs(5),
@@ -377,7 +385,7 @@ pub async fn run(
     let keys = Controller::new(scope.api::<ApiKey>(&client), wc())
         .with_config(cfg)
         .owns(
-            Api::<Secret>::all(client.clone()),
+            scope.api::<Secret>(&client),
             watcher::Config::default().labels(KEY_LABEL),
         )
         .reconcile_on(triggers.api_keys)

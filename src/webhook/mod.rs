@@ -123,6 +123,9 @@ pub struct Config {
     pub client_auth: Option<tls::ClientAuth>,
     /// The durable record: a rotated JSON-lines file of decisions.
     pub audit_file: Option<AuditFileConfig>,
+    /// Watch only this namespace's objects (`--watch-namespace`): with the
+    /// chart's namespaced RBAC a cluster-wide watch would be refused.
+    pub namespace: Option<String>,
 }
 
 impl Default for Config {
@@ -145,6 +148,7 @@ impl Default for Config {
             body_budget: DEFAULT_BODY_BUDGET,
             client_auth: None,
             audit_file: None,
+            namespace: None,
         }
     }
 }
@@ -280,6 +284,7 @@ impl WebhookArgs {
                 max_bytes: self.activity_file_max_bytes.max(64 * 1024),
                 keep: self.activity_file_keep,
             }),
+            namespace: None,
         }
     }
 }
@@ -370,8 +375,12 @@ struct Stores {
     api_keys: Store<ApiKey>,
 }
 
-/// Starts a reflector over all namespaces feeding both a Store and the index.
-fn reflect<K>(client: &Client, index: Arc<Index>) -> (Store<K>, JoinHandle<()>)
+/// Starts a reflector over all namespaces (or one) feeding both a Store and the index.
+fn reflect<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    index: Arc<Index>,
+) -> (Store<K>, JoinHandle<()>)
 where
     K: index::Indexed
         + serde::de::DeserializeOwned
@@ -381,7 +390,14 @@ where
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(
         writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff(),
+        watcher(
+            match namespace {
+                Some(ns) => Api::<K>::namespaced(client.clone(), ns),
+                None => Api::<K>::all(client.clone()),
+            },
+            watcher::Config::default(),
+        )
+        .default_backoff(),
     );
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -486,10 +502,11 @@ impl Webhook {
             None => activity,
         };
         let index = Arc::new(Index::new());
-        let (organizations, t1) = reflect::<Organization>(&client, index.clone());
-        let (groups, t2) = reflect::<Group>(&client, index.clone());
-        let (members, t3) = reflect::<Member>(&client, index.clone());
-        let (api_keys, t4) = reflect::<ApiKey>(&client, index.clone());
+        let ns = config.namespace.as_deref();
+        let (organizations, t1) = reflect::<Organization>(&client, ns, index.clone());
+        let (groups, t2) = reflect::<Group>(&client, ns, index.clone());
+        let (members, t3) = reflect::<Member>(&client, ns, index.clone());
+        let (api_keys, t4) = reflect::<ApiKey>(&client, ns, index.clone());
         let stores = Stores {
             organizations,
             groups,
