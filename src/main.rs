@@ -100,7 +100,9 @@ fn init_logs(filter: &str, format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // The message at the top level of each line (`"message": ...`), as
+        // log pipelines expect, not under `fields`.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
@@ -174,6 +176,18 @@ fn print_catalog() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Run { .. } | Command::Webhook { .. } | Command::ControlPlane(_)
+    ) {
+        // A command-line tool ends quietly when its reader goes away
+        // (`orgaccess catalog | head`) instead of panicking on EPIPE.
+        // SAFETY: restoring the default disposition of SIGPIPE before any
+        // thread writes; the servers keep Rust's default (ignored).
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_logs(&cli.log, cli.log_format);
     match cli.command {
         Command::Catalog => print_catalog(),
