@@ -97,6 +97,8 @@ variants=(
   "no-webhook|--set webhook.enabled=false --set replicaCount=1"
   "watch-namespace|--set operator.watchNamespace=default"
   "client-auth|--set webhook.clientAuth.enabled=true --set webhook.clientAuth.caConfigMap=apiserver-client-ca --set activityFile.enabled=true"
+  "subchart-global|--set global.imageRegistry=registry.example.com --set global.anything.nested=true"
+  "service-monitor|--set serviceMonitor.enabled=true --set serviceMonitor.interval=30s --set serviceMonitor.labels.release=prometheus"
 )
 
 step "helm lint"
@@ -196,7 +198,9 @@ for v in "${variants[@]}"; do
   out="$work/$name.yaml"
   # shellcheck disable=SC2086
   "$helm" template "$release" "$chart" --namespace "$namespace" --kube-version "$server_version" $args >"$out"
-  split_docs "$out" "$work/$name.cert-manager.yaml" 'cert-manager\\.io/' "$work/$name.core.yaml"
+  # Kinds of operators not installed here (cert-manager, Prometheus Operator)
+  # are checked as rendered, not dry-run.
+  split_docs "$out" "$work/$name.cert-manager.yaml" '(cert-manager\\.io|monitoring\\.coreos\\.com)/' "$work/$name.core.yaml"
   dry_run "$work/$name.core.yaml" "$name"
 
   # RBAC: no wildcard anywhere in the rules.
@@ -215,6 +219,18 @@ for v in "${variants[@]}"; do
       grep -q "minAvailable: 1" <<<"$(docs_of_kind "$out" PodDisruptionBudget)" || fail "default: no PodDisruptionBudget with minAvailable 1"
       [[ ! -s "$work/$name.cert-manager.yaml" ]] || fail "default: cert-manager objects rendered"
       echo "caBundle matches the Secret's ca.crt"
+      grep -q "sideEffects: NoneOnDryRun" <<<"$(docs_of_kind "$out" ValidatingWebhookConfiguration)" \
+        || fail "default: the webhook does not declare sideEffects NoneOnDryRun (it records Events)"
+      grep -q -- "- --lease-name=$release-controller" <<<"$(docs_of_kind "$out" Deployment)" \
+        || fail "default: the Lease is not named after the release"
+      grep -q "\"$release-controller\"" <<<"$(docs_of_kind "$out" Role)" || fail "default: the Role does not name the release's Lease"
+      ;;
+    service-monitor)
+      sm=$(docs_of_kind "$work/$name.cert-manager.yaml" ServiceMonitor)
+      [[ -n "$sm" ]] || fail "$name: no ServiceMonitor rendered"
+      grep -q "port: metrics" <<<"$sm" && grep -q "interval: 30s" <<<"$sm" && grep -q "release: prometheus" <<<"$sm" \
+        || fail "$name: the ServiceMonitor lacks the port, interval or labels: $sm"
+      echo "ServiceMonitor rendered (not dry-run: the Prometheus Operator's CRDs are not installed)"
       ;;
     cert-manager*)
       grep -q "^kind: Certificate" "$work/$name.cert-manager.yaml" || fail "$name: no Certificate rendered"
@@ -345,7 +361,7 @@ if $own_cluster; then
     echo "(this orgaccess build has no --webhook-cert-file: running the controller only)"
   fi
   KUBECONFIG="$operator_kc" "$bin" run "${webhook_args[@]}" --admin-addr 127.0.0.1:0 \
-    --lease-namespace "$namespace" --identity chart-check >"$work/operator.log" 2>&1 &
+    --lease-namespace "$namespace" --lease-name "$release-controller" --identity chart-check >"$work/operator.log" 2>&1 &
   op_pid=$!
   kubectl apply -n "$ns" -f examples/ >/dev/null
   settled=false
@@ -363,7 +379,7 @@ if $own_cluster; then
   op_pid=""
   $settled || { tail -30 "$work/operator.log" >&2; fail "the organization did not settle (members: $phases; refs: $refs; key: $key)"; }
   echo "members: $phases; API key: $key"
-  holder=$(kubectl -n "$namespace" get lease orgaccess-controller -o jsonpath='{.spec.holderIdentity}')
+  holder=$(kubectl -n "$namespace" get lease "$release-controller" -o jsonpath='{.spec.holderIdentity}')
   [[ "$holder" == chart-check ]] || fail "the operator did not hold the Lease (holder: ${holder:-none})"
   echo "leader election: Lease orgaccess-controller held"
   if grep -i "forbidden" "$work/operator.log" >&2; then
@@ -375,6 +391,43 @@ if $own_cluster; then
       || { tail -30 "$work/operator.log" >&2; fail "the webhook's caches did not sync with the chart's RBAC"; }
     echo "the webhook's caches synced with the chart's RBAC"
   fi
+
+  step "operator.watchNamespace: the operator and webhook reach ready with the namespaced RBAC alone"
+  ns=chart-check-watched
+  kubectl create namespace "$ns" >/dev/null
+  # The webhook configuration stays off (nothing here serves the in-cluster
+  # Service); the RBAC is the same with it, and the operator below serves the
+  # webhook and fills its caches with these rights.
+  "$helm" upgrade "$release" "$chart" --namespace "$namespace" --set operator.watchNamespace="$ns" \
+    --set webhook.enabled=false >/dev/null
+  [[ -z "$(kubectl get clusterrolebinding -l app.kubernetes.io/instance="$release" -o name)" ]] \
+    || fail "watchNamespace: a ClusterRoleBinding is installed"
+  KUBECONFIG="$operator_kc" "$bin" run "${webhook_args[@]}" --admin-addr 127.0.0.1:0 \
+    --watch-namespace "$ns" --lease-namespace "$namespace" --lease-name "$release-controller" \
+    --identity chart-check-watched >"$work/operator-watched.log" 2>&1 &
+  op_pid=$!
+  kubectl apply -n "$ns" -f examples/ >/dev/null
+  settled=false
+  for _ in $(seq 1 300); do
+    kill -0 "$op_pid" 2>/dev/null || { tail -30 "$work/operator-watched.log" >&2; fail "the watchNamespace operator exited"; }
+    ready=$(kubectl -n "$ns" get members,apikeys -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{" "}{end}')
+    if [[ "$ready" == "True True True True True " ]]; then settled=true; break; fi
+    sleep 0.2
+  done
+  sleep 1 # a refused watch would show up in the log by now
+  stop_pid "$op_pid"
+  op_pid=""
+  $settled || { tail -30 "$work/operator-watched.log" >&2; fail "watchNamespace: the organization did not settle (Ready: $ready)"; }
+  grep -q "caches synced" "$work/operator-watched.log" || fail "watchNamespace: the controller's caches did not sync"
+  if [[ "${webhook_args[0]}" != --no-webhook ]]; then
+    grep -q "webhook caches synced" "$work/operator-watched.log" \
+      || { tail -30 "$work/operator-watched.log" >&2; fail "watchNamespace: the webhook's caches did not sync"; }
+  fi
+  if grep -i "forbidden" "$work/operator-watched.log" >&2; then
+    fail "watchNamespace: the operator was refused something with the namespaced RBAC (above)"
+  fi
+  echo "watchNamespace: ready with only namespaced rights, nothing refused"
+
   "$helm" uninstall "$release" --namespace "$namespace" >/dev/null
 fi
 

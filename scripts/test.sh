@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build-control-plane.sh >/dev/null
 bash tools/build-helm.sh >/dev/null
+# kstatus + cel-go checker and lua5.1 for the readiness tests (tests/readiness.rs).
+bash tools/build-status.sh >/dev/null
+bash tools/install-lua.sh
 export ORGACCESS_K8S_BIN="$PWD/target/k8s-bin"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

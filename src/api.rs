@@ -62,6 +62,8 @@ fn default_invitation_days() -> u32 {
     version = "v1alpha1",
     kind = "Organization",
     namespaced,
+    category = "orgaccess",
+    doc = "An organization: the home of its groups, members and API keys, one per namespace. Its status counts them and lists who holds Administrators; the operator seeds the built-in groups when it is created.",
     shortname = "org",
     status = "OrganizationStatus",
     printcolumn = r#"{"name":"Display name","type":"string","jsonPath":".spec.displayName"}"#,
@@ -69,6 +71,8 @@ fn default_invitation_days() -> u32 {
     printcolumn = r#"{"name":"Members","type":"integer","jsonPath":".status.members"}"#,
     printcolumn = r#"{"name":"API keys","type":"integer","jsonPath":".status.apiKeys"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -88,11 +92,14 @@ pub struct OrganizationSpec {
 /// The organization's access state, summarized.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct OrganizationStatus {
     /// Ready: the built-in groups exist and every object is reconciled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// The metadata.generation this status describes (0 until the operator
+    /// has reconciled the object; kstatus and `kubectl wait` compare it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Number of groups.
@@ -101,10 +108,13 @@ pub struct OrganizationStatus {
     /// Number of members, and of each phase.
     #[serde(default)]
     pub members: u32,
+    /// Members who accepted their invitation.
     #[serde(default)]
     pub active_members: u32,
+    /// Members whose invitation is still open.
     #[serde(default)]
     pub pending_members: u32,
+    /// Members whose invitation expired unaccepted.
     #[serde(default)]
     pub expired_members: u32,
     /// Number of API keys.
@@ -130,6 +140,8 @@ pub struct OrganizationStatus {
     version = "v1alpha1",
     kind = "Group",
     namespaced,
+    category = "orgaccess",
+    doc = "A group of members and the privileges they share: privileges (optionally from a template), identity sets that bring members in by rule, and an access list of other groups and API keys that may view or edit it. Status holds the expanded privileges and the members.",
     shortname = "grp",
     status = "GroupStatus",
     printcolumn = r#"{"name":"Display name","type":"string","jsonPath":".status.displayName"}"#,
@@ -138,6 +150,8 @@ pub struct OrganizationStatus {
     printcolumn = r#"{"name":"Members","type":"integer","jsonPath":".status.memberCount"}"#,
     printcolumn = r#"{"name":"Privileges","type":"integer","jsonPath":".status.privilegeCount"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -189,11 +203,16 @@ pub struct EffectivePrivilege {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
+/// What the operator computed for the group: its privileges after template
+/// expansion and access-list grants, its members, and its conditions.
 pub struct GroupStatus {
     /// Ready: the privileges are valid and expanded. ResolvedRefs: every named group and key exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// The metadata.generation this status describes (0 until the operator
+    /// has reconciled the object; kstatus and `kubectl wait` compare it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// The display name in effect.
@@ -202,11 +221,13 @@ pub struct GroupStatus {
     /// Privileges after template expansion, including access-list grants from other objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub privileges: Vec<PrivilegeSpec>,
+    /// Number of entries in `privileges`.
     #[serde(default)]
     pub privilege_count: u32,
     /// Active members (by invitation or identity set).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
+    /// Number of active members.
     #[serde(default)]
     pub member_count: u32,
     /// Invited members who have not accepted yet, or whose invitation expired.
@@ -225,12 +246,18 @@ pub struct GroupStatus {
     version = "v1alpha1",
     kind = "Member",
     namespaced,
+    category = "orgaccess",
+    doc = "A person invited to groups of the organization, with the Kubernetes subjects that act as them. Status holds their phase (Active, Pending, Expired) and effective privileges with the groups each comes from.",
     shortname = "mbr",
     status = "MemberStatus",
     printcolumn = r#"{"name":"Username","type":"string","jsonPath":".spec.identity.username"}"#,
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.identity.provider"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Privileges","type":"integer","jsonPath":".status.privilegeCount"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Groups","type":"string","priority":1,"jsonPath":".spec.groups"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -274,11 +301,16 @@ pub struct MembershipStatus {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
+/// What the operator computed for the member: phase, memberships and
+/// effective privileges with the groups each comes from.
 pub struct MemberStatus {
     /// Ready: effective privileges computed. ResolvedRefs: every group exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// The metadata.generation this status describes (0 until the operator
+    /// has reconciled the object; kstatus and `kubectl wait` compare it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Active, Pending or Expired.
@@ -287,11 +319,14 @@ pub struct MemberStatus {
     /// When a pending invitation expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitation_expires_at: Option<String>,
+    /// Every group the member is in, by invitation or identity set, and
+    /// whether the membership grants privileges now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<MembershipStatus>,
     /// Effective privileges: the merge of every active group's, with provenance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub privileges: Vec<EffectivePrivilege>,
+    /// Number of entries in `privileges`.
     #[serde(default)]
     pub privilege_count: u32,
 }
@@ -307,6 +342,8 @@ pub struct MemberStatus {
     version = "v1alpha1",
     kind = "ApiKey",
     namespaced,
+    category = "orgaccess",
+    doc = "An API key: a token with privileges whose value the operator generates into the Secret <name>-apikey (never in status). Status holds the phase, a prefix and hash of the value, and the expiry.",
     shortname = "ak",
     status = "ApiKeyStatus",
     printcolumn = r#"{"name":"Display name","type":"string","jsonPath":".spec.displayName"}"#,
@@ -314,6 +351,10 @@ pub struct MemberStatus {
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Prefix","type":"string","jsonPath":".status.prefix"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","priority":1,"jsonPath":".status.secretName"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -397,10 +438,17 @@ pub enum ApiKeyPhase {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
+/// The key's lifecycle as the operator sees it. Never holds the value: only
+/// a prefix and a hash of it.
 pub struct ApiKeyStatus {
+    /// Ready (settled, including Disabled and Expired), Stalled
+    /// (SecretConflict), Reconciling, ExpiringSoon. See docs/status.md.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// The metadata.generation this status describes (0 until the operator
+    /// has reconciled the object; kstatus and `kubectl wait` compare it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,18 +462,22 @@ pub struct ApiKeyStatus {
     /// SHA-256 of the value, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+    /// When the key was created (its lifetime counts from here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// When the key expires for good: creation + min(lifetime, template cap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     /// Rotation generation the current value belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_generation: Option<i64>,
+    /// When the value was last rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_at: Option<String>,
     /// Until when the previous value stays valid after a rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_expires_at: Option<String>,
+    /// First characters of the previous value while it is still valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_prefix: Option<String>,
     /// Effective privileges, including access-list grants from other objects.
@@ -623,14 +675,40 @@ mod tests {
                     .is_some_and(|c| c.len() >= 4)
             );
             let schema = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
-            let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
-            for (field, s) in spec["properties"].as_object().unwrap() {
+            let root = &schema["openAPIV3Schema"];
+            let kind_doc = root["description"].as_str().unwrap_or_default();
+            assert!(
+                !kind_doc.is_empty() && !kind_doc.contains("Auto-generated"),
+                "{}: kubectl explain shows {kind_doc:?}",
+                crd.spec.names.kind
+            );
+            for part in ["spec", "status"] {
+                let p = &root["properties"][part];
                 assert!(
-                    s.get("description").is_some(),
-                    "{}.spec.{field} has no description",
+                    p.get("description").is_some(),
+                    "{}.{part}",
                     crd.spec.names.kind
                 );
+                for (field, s) in p["properties"].as_object().unwrap() {
+                    assert!(
+                        s.get("description").is_some(),
+                        "{}.{part}.{field} has no description",
+                        crd.spec.names.kind
+                    );
+                }
             }
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&["orgaccess".to_string()][..])
+            );
+            let columns = v.additional_printer_columns.as_ref().unwrap();
+            assert!(
+                columns
+                    .iter()
+                    .any(|c| c.priority == Some(1) && c.name == "Reason"),
+                "{}: no -o wide column",
+                crd.spec.names.kind
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `orgaccess` binary: the operator (`run`, `webhook`) and the CLI.
-#![forbid(unsafe_code)]
+// One audited `unsafe` (the SIGPIPE reset below); the library forbids it.
+#![deny(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -95,7 +96,9 @@ fn init_logs(filter: &str, format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // The message at the top level of each line (`"message": ...`), as
+        // log pipelines expect, not under `fields`.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 
@@ -170,6 +173,16 @@ fn print_catalog() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. } | Command::Webhook { .. }) {
+        // A command-line tool ends quietly when its reader goes away
+        // (`orgaccess catalog | head`) instead of panicking on EPIPE.
+        // SAFETY: restoring the default disposition of SIGPIPE before any
+        // thread writes; the servers keep Rust's default (ignored).
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_logs(&cli.log, cli.log_format);
     match cli.command {
         Command::Catalog => print_catalog(),

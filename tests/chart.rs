@@ -36,6 +36,8 @@ fn chart_passes_check_chart() {
         "certificate kept across the upgrade",
         "denied: deleting the Administrators group",
         "no request refused",
+        "ServiceMonitor rendered",
+        "watchNamespace: ready with only namespaced rights, nothing refused",
     ] {
         assert!(
             stdout.contains(expected),

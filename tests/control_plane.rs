@@ -326,12 +326,11 @@ async fn serve_webhook(seen: Seen) -> u16 {
     let cert = plane()
         .issue_serving_cert(&["127.0.0.1", "localhost"])
         .unwrap();
-    let certs = rustls_pemfile::certs(&mut cert.cert_pem.as_bytes())
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let key = rustls_pemfile::private_key(&mut cert.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
     let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

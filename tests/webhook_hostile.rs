@@ -201,14 +201,14 @@ async fn tls_connect(
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     static CLIENT: std::sync::OnceLock<orgaccess_testenv::ServingCert> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(|| plane().issue_client_cert(WEBHOOK_CLIENT_NAME).unwrap());
-    let chain: Vec<_> = rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
-        .map(Result::unwrap)
-        .collect();
-    let key = rustls_pemfile::private_key(&mut client.key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
+    use rustls::pki_types::pem::PemObject as _;
+    let chain: Vec<_> =
+        rustls::pki_types::CertificateDer::pem_slice_iter(client.cert_pem.as_bytes())
+            .map(Result::unwrap)
+            .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut plane().ca_pem().as_bytes()) {
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(plane().ca_pem().as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -301,7 +301,8 @@ async fn the_serving_certificate_is_reloaded_without_a_restart() {
             .unwrap()
     };
     let der = |pem: &str| {
-        rustls_pemfile::certs(&mut pem.as_bytes())
+        use rustls::pki_types::pem::PemObject as _;
+        rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
             .next()
             .unwrap()
             .unwrap()

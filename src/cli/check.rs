@@ -37,6 +37,10 @@ pub struct CheckArgs {
     /// Namespace of documents that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
+    /// Succeed when the paths hold no orgaccess.dev objects (by default that
+    /// is an error: a CI job pointed at the wrong directory must not pass).
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Check as this Kubernetes user (mapped to Members through their
     /// spec.subjects), applying the requester rules 3-5. Without it the
     /// requester is a trusted platform principal (rules 1-2 only).
@@ -598,6 +602,16 @@ pub fn run(args: CheckArgs) -> i32 {
         }
     }
     if !unreadable.is_empty() {
+        EXIT_ERROR
+    } else if verdicts.is_empty() && !args.allow_empty {
+        eprintln!(
+            "error: nothing was checked: no orgaccess.dev objects in {} (pass --allow-empty to accept that)",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         EXIT_ERROR
     } else if denied + invalid > 0 {
         EXIT_FINDINGS

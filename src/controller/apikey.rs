@@ -23,7 +23,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::status::{Want, apply_if_changed, conditions};
+use super::status::{Progress, Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{ApiKey, ApiKeyPhase, ApiKeyStatus};
 use crate::core::apikey::{
@@ -408,10 +408,20 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
             ApiKeyPhase::Disabled => "Disabled",
             ApiKeyPhase::Expired => "Expired",
         };
+        let settled = match phase {
+            ApiKeyPhase::Active | ApiKeyPhase::Rotating => format!("key is {phase:?}"),
+            ApiKeyPhase::Disabled => format!(
+                "key is disabled as spec.enabled asks; Secret {name} holds no value (enabling it generates one)"
+            ),
+            ApiKeyPhase::Expired => format!(
+                "key expired at {}; Secret {name} holds no value. Create a new key",
+                plan.expires
+            ),
+        };
         let message = if plan.notes.is_empty() {
-            format!("key is {phase:?}")
+            settled
         } else {
-            plan.notes.join("; ")
+            format!("{settled}; {}", plan.notes.join("; "))
         };
         (reason, message)
     };
@@ -423,11 +433,14 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     status.conditions = conditions(
         &previous.conditions,
         vec![
+            // Disabled and Expired are what the spec (or time) asks for:
+            // settled, so Ready. Only a Secret the key does not control
+            // stalls it (docs/status.md).
             Want {
                 type_: "Ready",
-                ok: !conflict && matches!(phase, ApiKeyPhase::Active | ApiKeyPhase::Rotating),
+                ok: !conflict,
                 reason: ready_reason,
-                message: ready_message,
+                message: ready_message.clone(),
             },
             Want {
                 type_: "ExpiringSoon",
@@ -448,7 +461,17 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
                     )
                 },
             },
-        ],
+        ]
+        .into_iter()
+        .chain(
+            if conflict {
+                Progress::Stalled("SecretConflict", ready_message)
+            } else {
+                Progress::Settled
+            }
+            .wants(),
+        )
+        .collect(),
         key.metadata.generation,
     );
 

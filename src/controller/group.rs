@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::status::{Want, apply_if_changed, conditions};
+use super::status::{Progress, Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{Group, GroupStatus};
 use crate::core::effective::{granted_by_spec, group_members};
@@ -78,27 +78,47 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
         })
     });
     let specs = privileges.to_specs();
+    // Ready is False while anything is wrong; Stalled when only a change of
+    // the spec helps, Reconciling while a named object may still appear
+    // (GitOps applies a directory in any order). docs/status.md.
+    let invalid_message = invalid
+        .iter()
+        .map(|(i, e)| format!("spec.privileges[{i}]: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let dangling_message = format!("not found: {}", dangling.join(", "));
+    let (ready_reason, ready_message, progress) = if !invalid.is_empty() {
+        (
+            "InvalidPrivileges",
+            invalid_message.clone(),
+            Progress::Stalled("InvalidPrivileges", invalid_message),
+        )
+    } else if !dangling.is_empty() {
+        (
+            "ReferenceNotFound",
+            format!("waiting for referenced objects; {dangling_message}"),
+            Progress::Waiting(
+                "WaitingForReferences",
+                format!("waiting for referenced objects to be created; {dangling_message}"),
+            ),
+        )
+    } else {
+        (
+            "PrivilegesExpanded",
+            format!("{} privileges in effect", specs.len()),
+            Progress::Settled,
+        )
+    };
+    let [reconciling, stalled] = progress.wants();
     GroupStatus {
         conditions: conditions(
             &previous.conditions,
             vec![
                 Want {
                     type_: "Ready",
-                    ok: invalid.is_empty(),
-                    reason: if invalid.is_empty() {
-                        "PrivilegesExpanded"
-                    } else {
-                        "InvalidPrivileges"
-                    },
-                    message: if invalid.is_empty() {
-                        format!("{} privileges in effect", specs.len())
-                    } else {
-                        invalid
-                            .iter()
-                            .map(|(i, e)| format!("spec.privileges[{i}]: {e}"))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    },
+                    ok: ready_reason == "PrivilegesExpanded",
+                    reason: ready_reason,
+                    message: ready_message,
                 },
                 Want {
                     type_: "ResolvedRefs",
@@ -111,9 +131,11 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
                     message: if dangling.is_empty() {
                         "every referenced object exists".into()
                     } else {
-                        format!("not found: {}", dangling.join(", "))
+                        dangling_message
                     },
                 },
+                reconciling,
+                stalled,
             ],
             group.metadata.generation,
         ),

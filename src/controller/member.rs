@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
 
-use super::status::{Want, apply_if_changed, conditions};
+use super::status::{Progress, Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
 use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_effective};
@@ -109,19 +109,48 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
             "invitation expired unaccepted: recreate the Member to invite again".to_string()
         }
     };
+    let missing_message = format!(
+        "groups not found: {}",
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // A missing group: not Ready, and Reconciling while it may still be
+    // created (GitOps order); every phase is a settled state (docs/status.md).
+    let (ready, ready_reason, ready_message, progress) = if missing.is_empty() {
+        (
+            true,
+            match eff.phase {
+                MemberPhase::Active => "Active",
+                MemberPhase::Pending => "InvitationPending",
+                MemberPhase::Expired => "InvitationExpired",
+            },
+            phase_message,
+            Progress::Settled,
+        )
+    } else {
+        (
+            false,
+            "GroupNotFound",
+            format!("{missing_message}; {phase_message}"),
+            Progress::Waiting(
+                "WaitingForGroups",
+                format!("waiting for the groups to be created; {missing_message}"),
+            ),
+        )
+    };
+    let [reconciling, stalled] = progress.wants();
     MemberStatus {
         conditions: conditions(
             &previous.conditions,
             vec![
                 Want {
                     type_: "Ready",
-                    ok: true,
-                    reason: match eff.phase {
-                        MemberPhase::Active => "Active",
-                        MemberPhase::Pending => "InvitationPending",
-                        MemberPhase::Expired => "InvitationExpired",
-                    },
-                    message: phase_message,
+                    ok: ready,
+                    reason: ready_reason,
+                    message: ready_message,
                 },
                 Want {
                     type_: "ResolvedRefs",
@@ -134,16 +163,11 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
                     message: if missing.is_empty() {
                         "every group exists".into()
                     } else {
-                        format!(
-                            "groups not found: {}",
-                            missing
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
+                        missing_message
                     },
                 },
+                reconciling,
+                stalled,
                 // Informational: a member without Organization View keeps
                 // every other privilege and stays Ready.
                 Want {

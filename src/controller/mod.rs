@@ -240,6 +240,14 @@ pub struct ControllerArgs {
         default_value = "orgaccess-system"
     )]
     pub lease_namespace: String,
+    /// Name of the leader-election Lease: one per installation (the chart
+    /// uses `<release>-controller`), so two releases never share one.
+    #[arg(
+        long,
+        env = "ORGACCESS_LEASE_NAME",
+        default_value = "orgaccess-controller"
+    )]
+    pub lease_name: String,
     /// Identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -285,7 +293,7 @@ pub async fn run(
         .unwrap_or_else(|| format!("orgaccess-{}", std::process::id()));
     let lease = leader::LeaderConfig {
         namespace: args.lease_namespace.clone(),
-        name: "orgaccess-controller".into(),
+        name: args.lease_name.clone(),
         identity: identity.clone(),
         duration: Duration::from_secs(15),
         renew: Duration::from_secs(5),

@@ -10,7 +10,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::status::{Want, apply_if_changed, conditions};
+use super::status::{Progress, Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{Group, GroupSpec, Organization, OrganizationStatus};
 use crate::core::builtin::BuiltinGroup;
@@ -165,7 +165,20 @@ pub fn desired_status(
                 } else {
                     "the Administrators group is being created".into()
                 },
-            }],
+            }]
+            .into_iter()
+            .chain(
+                if has_admins {
+                    Progress::Settled
+                } else {
+                    Progress::Waiting(
+                        "SeedingBuiltinGroups",
+                        "the Administrators group is being created".into(),
+                    )
+                }
+                .wants(),
+            )
+            .collect(),
             org.metadata.generation,
         ),
         observed_generation: org.metadata.generation,

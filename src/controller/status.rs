@@ -74,3 +74,60 @@ where
     .await?;
     Ok(true)
 }
+
+/// What kstatus, `kubectl wait`, Flux and Argo CD read besides `Ready`
+/// (docs/status.md). At most one of the two is true:
+/// - `Reconciling=True`: the operator is waiting for something that is
+///   expected to happen without anyone changing this object (a referenced
+///   group or key being created, the built-in groups being seeded);
+///   kstatus reads InProgress.
+/// - `Stalled=True`: the operator cannot make progress until someone changes
+///   something (an invalid spec, a Secret it does not control); kstatus reads
+///   Failed.
+///
+/// Both are always written (False when not the case), so `kubectl wait
+/// --for=condition=Stalled=False` and Argo CD see an explicit answer.
+pub enum Progress {
+    Settled,
+    Waiting(&'static str, String),
+    Stalled(&'static str, String),
+}
+
+impl Progress {
+    pub fn wants(self) -> [Want; 2] {
+        let (reconciling, stalled) = match self {
+            Progress::Settled => (None, None),
+            Progress::Waiting(r, m) => (Some((r, m)), None),
+            Progress::Stalled(r, m) => (None, Some((r, m))),
+        };
+        let want =
+            |type_, c: Option<(&'static str, String)>, idle: &'static str, note: &str| match c {
+                Some((reason, message)) => Want {
+                    type_,
+                    ok: true,
+                    reason,
+                    message,
+                },
+                None => Want {
+                    type_,
+                    ok: false,
+                    reason: idle,
+                    message: note.to_string(),
+                },
+            };
+        [
+            want(
+                "Reconciling",
+                reconciling,
+                "Reconciled",
+                "the status reflects the current generation",
+            ),
+            want(
+                "Stalled",
+                stalled,
+                "NotStalled",
+                "nothing blocks reconciliation",
+            ),
+        ]
+    }
+}

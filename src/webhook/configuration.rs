@@ -64,7 +64,7 @@ pub fn webhook_configuration(
         }],
         "failurePolicy": "Fail",
         "matchPolicy": "Equivalent",
-        "sideEffects": "None",
+        "sideEffects": "NoneOnDryRun",
         "timeoutSeconds": 5,
         "admissionReviewVersions": ["v1"],
     });

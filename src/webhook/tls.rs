@@ -10,7 +10,6 @@
 //! csi-driver rewrites files: both change the metadata.
 
 use std::fs;
-use std::io::BufReader;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,8 @@ use anyhow::{Context, bail};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::crypto::ring::sign::any_supported_type;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
@@ -76,20 +77,22 @@ impl std::fmt::Debug for ReloadingCert {
 
 /// Reads a PEM certificate chain and private key into a rustls key.
 pub fn load_pair(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertifiedKey> {
-    let certs = rustls_pemfile::certs(&mut BufReader::new(
-        fs::File::open(cert_file)
-            .with_context(|| format!("opening certificate {}", cert_file.display()))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .with_context(|| format!("reading certificate {}", cert_file.display()))?;
+    // PEM parsing from rustls's own pki-types (rustls-pemfile is unmaintained:
+    // RUSTSEC-2025-0134).
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .with_context(|| format!("opening certificate {}", cert_file.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading certificate {}", cert_file.display()))?;
     if certs.is_empty() {
         bail!("{} holds no PEM certificate", cert_file.display());
     }
-    let key = rustls_pemfile::private_key(&mut BufReader::new(
-        fs::File::open(key_file).with_context(|| format!("opening key {}", key_file.display()))?,
-    ))
-    .with_context(|| format!("reading key {}", key_file.display()))?
-    .with_context(|| format!("{} holds no PEM private key", key_file.display()))?;
+    let key = match PrivateKeyDer::from_pem_file(key_file) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
+            bail!("{} holds no PEM private key", key_file.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading key {}", key_file.display())),
+    };
     let signing =
         any_supported_type(&key).map_err(|e| anyhow::anyhow!("key {}: {e}", key_file.display()))?;
     let pair = CertifiedKey::new(certs, signing);
@@ -193,7 +196,7 @@ pub fn server_config(
             let mut roots = rustls::RootCertStore::empty();
             let pem = fs::read(&auth.ca_file)
                 .with_context(|| format!("reading client CA {}", auth.ca_file.display()))?;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert =
                     cert.with_context(|| format!("reading client CA {}", auth.ca_file.display()))?;
                 roots
