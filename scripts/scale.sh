@@ -81,6 +81,8 @@ fi
 [[ -x "$control_plane_bin" ]] || die "no control-plane binary at $control_plane_bin"
 bash tools/build-control-plane.sh >/dev/null
 kubectl_bin=$root/target/k8s-bin/kubectl
+# The control plane finds etcd and kube-apiserver here (else next to its crate).
+export ORGACCESS_K8S_BIN=${ORGACCESS_K8S_BIN:-$root/target/k8s-bin}
 "$bin" run --help | grep -q -- "--webhook-cert-file" || die "$bin has no webhook (--webhook-cert-file): too old to measure"
 
 # --- cleanup: stop what we started, newest first ---------------------------------
