@@ -377,6 +377,18 @@ def status_writes(metrics):
     return d or metric_by(metrics, "orgaccess_controller_status_writes", "kind")
 
 
+def reconcile_stats(before, after):
+    """Per kind: reconciles run and their mean duration, between two scrapes."""
+    out = {}
+    for kind, n in metric_by(after, "orgaccess_controller_reconcile_duration_seconds_count", "kind").items():
+        n0 = metric_by(before, "orgaccess_controller_reconcile_duration_seconds_count", "kind").get(kind, 0)
+        s1 = metric_by(after, "orgaccess_controller_reconcile_duration_seconds_sum", "kind").get(kind, 0)
+        s0 = metric_by(before, "orgaccess_controller_reconcile_duration_seconds_sum", "kind").get(kind, 0)
+        if n - n0 > 0:
+            out[kind] = {"reconciles": n - n0, "mean_seconds": (s1 - s0) / (n - n0)}
+    return out
+
+
 def histogram_delta(before, after, name):
     """Cumulative buckets (le -> count) of after - before."""
     def buckets(m):
@@ -690,6 +702,7 @@ class Run:
             "ready_not_true": len(not_ready_true),
             "ready_not_true_examples": [list(k) for k in not_ready_true[:5]],
             "status_writes_since_start": status_writes(m_converged),
+            "reconciles_apply_and_convergence": reconcile_stats(m_before, m_converged),
         }
         log(f"every Member and ApiKey reconciled {t_all - t_apply_end:.1f} s after the apply")
 
@@ -750,6 +763,8 @@ class Run:
             "p50_seconds": pct(lat, 0.50),
             "p99_seconds": pct(lat, 0.99),
             "max_seconds": max(lat),
+            "percentiles_seconds": {f"p{q}": pct(lat, q / 100) for q in (10, 25, 50, 75, 90, 99)},
+            "reconciles": reconcile_stats(m_edit0, m_edit1),
             "member_status_changes_seen": len(member_changes),
             "members_changed_more_than_once": sum(1 for v in per_member.values() if v > 1),
             "members_outside_the_group_changed": sum(1 for m in per_member if m not in wide_set),
@@ -815,6 +830,7 @@ class Run:
         import resource
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.result["harness_cpu_seconds"] = ru.ru_utime + ru.ru_stime
+        self.result["machine"]["load_average_1m_at_end"] = os.getloadavg()[0]
         self.watcher.stop()
         return self.result
 
@@ -847,7 +863,9 @@ def mb(x):
 def table(r):
     p = r["parameters"]
     ap, rec, ed, idle, op, wh = r["apply"], r["reconcile"], r["group_edit"], r["idle"], r["operator"], r["webhook_during_apply"]
+    m = r["machine"]
     rows = [
+        ("machine", f"{m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, load average {m['load_average_1m_at_start']:.1f} at start, {m['load_average_1m_at_end']:.1f} at end"),
         ("size", f"{p['namespaces']} namespace(s) x ({p['groups']} groups, {p['members']} members, {p['apikeys']} API keys)"
                  + (" + 1 baseline namespace" if p["webhook_baseline"] else "")),
         ("apply, all (kubectl, sequential)", f"{ap['objects']} objects in {ap['seconds']:.1f} s ({ap['objects'] / ap['seconds']:.0f} objects/s), {ap['retries']} retries"),
@@ -862,6 +880,7 @@ def table(r):
         ("webhook decision p50 / p99 (apply)", f"{fmt_s(wh['p50_seconds'])} / {fmt_s(wh['p99_seconds'])} over {wh['decisions']:.0f} decisions, {wh['denied']:.0f} denied"),
         ("every Member+ApiKey reconciled", f"{rec['all_reconciled_after_apply_seconds']:.1f} s after the apply ({rec['objects']} objects; last status change {rec['last_member_or_key_status_change_after_apply_seconds']:.1f} s; Ready not True: {rec['ready_not_true']})"),
         ("group edit -> members' status", f"{ed['members']} members: p50 {fmt_s(ed['p50_seconds'])}, p99 {fmt_s(ed['p99_seconds'])}, max {fmt_s(ed['max_seconds'])}"),
+        ("group edit reconciles", ", ".join(f"{k} {v['reconciles']:.0f} x {v['mean_seconds'] * 1000:.1f} ms" for k, v in sorted(ed["reconciles"].items()))),
         ("group edit writes", f"{ed['status_writes_total']:.0f} status writes {ed['status_writes']}; {ed['member_status_changes_seen']} member status changes seen, {ed['members_changed_more_than_once']} members more than once, {ed['members_outside_the_group_changed']} outside the group"),
         (f"idle {idle['seconds']:.0f} s", f"{idle['status_writes']:.0f} status writes, {idle['watch_events']} watch events, {idle['reconciles']:.0f} reconciles"),
         ("operator RSS empty / peak / steady", f"{mb(op['rss_empty_bytes'])} / {mb(op['rss_peak_bytes'])} / {mb(op['rss_steady_bytes'])}"),
