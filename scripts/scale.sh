@@ -15,7 +15,7 @@
 #   ORGACCESS_CONTROL_PLANE_BIN    the control-plane binary (default: cargo build -p orgaccess-testenv, target/debug/control-plane)
 #   ORGACCESS_SCALE_OPERATOR_ARGS  extra arguments for `orgaccess run` (space-separated)
 #   ORGACCESS_SCALE_RECONCILE_TIMEOUT  seconds to wait for convergence (default 600)
-#   ORGACCESS_SCALE_EDIT_TIMEOUT       seconds to wait for the group edit to reach every member (default 120)
+#   ORGACCESS_SCALE_EDIT_TIMEOUT       seconds to wait for the group edit to reach every member (default 300)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -244,7 +244,7 @@ py_args=(run --kubeconfig "$admin_kc" --kubectl "$kubectl_bin" --kubectl-cache "
   --groups "$groups" --members "$members" --apikeys "$apikeys" --namespaces "$namespaces"
   --chunk "$chunk" --edit-members "$edit_members" --idle-seconds "$idle_seconds"
   --reconcile-timeout "${ORGACCESS_SCALE_RECONCILE_TIMEOUT:-600}"
-  --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-120}")
+  --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-300}")
 $skip_baseline && py_args+=(--skip-webhook-baseline)
 [[ -z "$out" ]] || py_args+=(--out "$out")
 python3 scripts/scale/scale.py "${py_args[@]}" &

@@ -916,7 +916,7 @@ def main():
     r.add_argument("--quiet-seconds", type=float, default=5)
     r.add_argument("--settle-seconds", type=float, default=3)
     r.add_argument("--reconcile-timeout", type=float, default=600)
-    r.add_argument("--edit-timeout", type=float, default=120)
+    r.add_argument("--edit-timeout", type=float, default=300)
     r.add_argument("--skip-webhook-baseline", action="store_true")
     r.add_argument("--out", default="")
     g = sub.add_parser("generate", help="print one namespace's manifests (to look at them)")
