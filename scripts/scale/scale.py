@@ -17,6 +17,7 @@ import json
 import os
 import random
 import re
+import resource
 import ssl
 import subprocess
 import sys
@@ -209,13 +210,12 @@ class Watcher:
     before anything is applied; keeps each object's latest generation and
     status, and a log of (time, kind, namespace, name, status changed)."""
 
-    def __init__(self, api, deadline_error):
+    def __init__(self, api):
         self.api = api
         self.lock = threading.Lock()
         self.objects = {}  # (kind, ns, name) -> dict(gen, og, ready, ready_true, status)
         self.events = []  # (t, kind, ns, name, status_changed, generation)
         self.error = None
-        self.deadline_error = deadline_error
         self.threads = []
         self.stopping = False
 
@@ -422,7 +422,6 @@ def histogram_quantile(q, cum):
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def proc_status(pid):
@@ -501,7 +500,7 @@ class Run:
     def __init__(self, a):
         self.a = a
         self.api = Api(a.kubeconfig)
-        self.watcher = Watcher(self.api, None)
+        self.watcher = Watcher(self.api)
         self.result = {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "parameters": {
@@ -827,7 +826,6 @@ class Run:
             "apply": span("apply_start", "apply_end", 2),
             "total": span("start", "idle_end", 2),
         }
-        import resource
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.result["harness_cpu_seconds"] = ru.ru_utime + ru.ru_stime
         self.result["machine"]["load_average_1m_at_end"] = os.getloadavg()[0]
