@@ -16,6 +16,7 @@
 #   ORGACCESS_SCALE_OPERATOR_ARGS  extra arguments for `orgaccess run` (space-separated)
 #   ORGACCESS_SCALE_RECONCILE_TIMEOUT  seconds to wait for convergence (default 600)
 #   ORGACCESS_SCALE_EDIT_TIMEOUT       seconds to wait for the group edit to reach every member (default 300)
+#   ORGACCESS_SCALE_WATCH_SECONDS      watch timeoutSeconds; the harness resumes from the last resourceVersion (default 1200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

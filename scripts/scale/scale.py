@@ -59,6 +59,8 @@ POOL = [
     ("Search", "QueryPipelines", ["View", "Edit"]),
 ]
 WIDE = "wide"
+# The apiserver ends a watch after this; the watcher resumes from the last resourceVersion.
+WATCH_SECONDS = int(os.environ.get("ORGACCESS_SCALE_WATCH_SECONDS", "1200"))
 EDITED = ("Organization", "TemporaryAccess")
 
 
@@ -243,7 +245,7 @@ class Watcher:
         c = self.api.conn(timeout=None)
         path = (
             f"/apis/{GROUP_VERSION}/{plural}?watch=1&allowWatchBookmarks=true"
-            f"&resourceVersion={rv}&timeoutSeconds=1200"
+            f"&resourceVersion={rv}&timeoutSeconds={WATCH_SECONDS}"
         )
         c.request("GET", path, headers={"Authorization": f"Bearer {self.api.token}"})
         r = c.getresponse()
