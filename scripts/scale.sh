@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# The scale harness (issue 14; docs/performance.md "Scale"). A measurement
+# tool, not a test: it starts its own local control plane (crates/testenv) in
+# a temporary work dir and one `orgaccess run` (webhook + controller, leader
+# election off) as scripts/demo.sh does, then scripts/scale/scale.py generates
+# and applies the organizations, measures, prints a table and writes JSON.
+# Everything it started is stopped on exit, also on failure or Ctrl-C.
+#
+# Usage: scripts/scale.sh [--groups G] [--members M] [--apikeys K] [--namespaces N]
+#                         [--chunk C] [--edit-members E] [--idle-seconds S]
+#                         [--skip-webhook-baseline] [--out FILE] [--keep]
+#
+# Environment:
+#   ORGACCESS_BIN                  the orgaccess binary to measure (default: cargo build --release, target/release/orgaccess)
+#   ORGACCESS_CONTROL_PLANE_BIN    the control-plane binary (default: cargo build -p orgaccess-testenv, target/debug/control-plane)
+#   ORGACCESS_SCALE_OPERATOR_ARGS  extra arguments for `orgaccess run` (space-separated)
+#   ORGACCESS_SCALE_RECONCILE_TIMEOUT  seconds to wait for convergence (default 600)
+#   ORGACCESS_SCALE_EDIT_TIMEOUT       seconds to wait for the group edit to reach every member (default 300)
+#   ORGACCESS_SCALE_WATCH_SECONDS      watch timeoutSeconds; the harness resumes from the last resourceVersion (default 1200)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+usage() { sed -n '/^# Usage:/,/^# Environment:/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d'; }
+die() { printf 'scale: error: %s\n' "$*" >&2; exit 1; }
+note() { printf '[scale %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+groups=200
+members=2000
+apikeys=""
+namespaces=1
+chunk=250
+edit_members=1000
+idle_seconds=60
+skip_baseline=false
+out=""
+keep=false
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --groups) groups=$2; shift 2 ;;
+    --members) members=$2; shift 2 ;;
+    --apikeys) apikeys=$2; shift 2 ;;
+    --namespaces) namespaces=$2; shift 2 ;;
+    --chunk) chunk=$2; shift 2 ;;
+    --edit-members) edit_members=$2; shift 2 ;;
+    --idle-seconds) idle_seconds=$2; shift 2 ;;
+    --skip-webhook-baseline) skip_baseline=true; shift ;;
+    --out) out=$2; shift 2 ;;
+    --keep) keep=true; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+for v in groups members namespaces chunk edit_members idle_seconds; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v//_/-} must be a whole number (got '${!v}')"
+done
+# API keys: one per 20 members unless given.
+[[ -n "$apikeys" ]] || apikeys=$(( members / 20 > 0 ? members / 20 : 1 ))
+[[ $apikeys =~ ^[0-9]+$ ]] || die "--apikeys must be a whole number"
+(( groups >= 4 )) || die "--groups must be at least 4"
+(( namespaces >= 1 )) || die "--namespaces must be at least 1"
+[[ -z "$out" ]] || out=$(python3 -c 'import os,sys; print(os.path.abspath(sys.argv[1]))' "$out")
+
+command -v python3 >/dev/null || die "python3 is required"
+command -v openssl >/dev/null || die "openssl is required (the webhook's certificate)"
+
+# --- binaries -------------------------------------------------------------------
+if [[ -n "${ORGACCESS_BIN:-}" ]]; then
+  bin=$(readlink -f "$ORGACCESS_BIN")
+  [[ -x "$bin" ]] || die "ORGACCESS_BIN=$ORGACCESS_BIN is not an executable"
+else
+  note "building the release binary (cargo build --release --bin orgaccess)"
+  cargo build --release --quiet --bin orgaccess
+  bin=$root/target/release/orgaccess
+fi
+if [[ -n "${ORGACCESS_CONTROL_PLANE_BIN:-}" ]]; then
+  control_plane_bin=$ORGACCESS_CONTROL_PLANE_BIN
+else
+  cargo build --quiet -p orgaccess-testenv --bin control-plane
+  control_plane_bin=$root/target/debug/control-plane
+fi
+[[ -x "$control_plane_bin" ]] || die "no control-plane binary at $control_plane_bin"
+bash tools/build-control-plane.sh >/dev/null
+kubectl_bin=$root/target/k8s-bin/kubectl
+# The control plane finds etcd and kube-apiserver here (else next to its crate).
+export ORGACCESS_K8S_BIN=${ORGACCESS_K8S_BIN:-$root/target/k8s-bin}
+"$bin" run --help | grep -q -- "--webhook-cert-file" || die "$bin has no webhook (--webhook-cert-file): too old to measure"
+
+# --- cleanup: stop what we started, newest first ---------------------------------
+dir=$(mktemp -d "${TMPDIR:-/tmp}/orgaccess-scale-XXXXXX")
+operator_pid=""
+cp_pid=""
+py_pid=""
+stop_pid() {
+  local pid=$1
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  trap '' PIPE
+  set +e
+  if [[ $rc -ne 0 && -f "$dir/operator.log" ]]; then
+    echo "--- last lines of the operator's log ($dir/operator.log):" >&2
+    tail -n 20 "$dir/operator.log" >&2
+  fi
+  stop_pid "$py_pid"
+  stop_pid "$operator_pid"
+  stop_pid "$cp_pid"
+  if $keep || [[ $rc -ne 0 && "${ORGACCESS_SCALE_KEEP_ON_FAILURE:-0}" == 1 ]]; then
+    echo "scale: work dir kept: $dir" >&2
+  else
+    rm -rf "$dir"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+http_status() {
+  python3 - "$1" <<'EOF' 2>/dev/null || true
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=2).status)
+except Exception as e:
+    print(getattr(e, "code", ""))
+EOF
+}
+
+# --- control plane -------------------------------------------------------------------
+note "work dir $dir; starting the control plane"
+"$control_plane_bin" up --work-dir "$dir/cp" >"$dir/control-plane.out" 2>&1 &
+cp_pid=$!
+for i in $(seq 1 1800); do
+  grep -q "control plane ready" "$dir/control-plane.out" 2>/dev/null && break
+  kill -0 "$cp_pid" 2>/dev/null || { cp_pid=""; tail -n 30 "$dir/control-plane.out" >&2; die "the control plane exited"; }
+  [[ $i -lt 1800 ]] || { tail -n 30 "$dir/control-plane.out" >&2; die "the control plane was not ready in 180 s"; }
+  sleep 0.1
+done
+note "$(grep -m1 "control plane ready" "$dir/control-plane.out")"
+admin_kc=$dir/cp/admin.kubeconfig
+operator_user=system:serviceaccount:orgaccess-system:orgaccess
+operator_kc=$dir/cp/kubeconfigs/${operator_user//:/_}.kubeconfig
+[[ -f "$operator_kc" ]] || die "no kubeconfig for the operator identity at $operator_kc"
+kubectl() { "$kubectl_bin" --kubeconfig "$admin_kc" --cache-dir "$dir/kubectl-cache" "$@"; }
+
+kubectl apply --server-side --field-manager=orgaccess-scale -f crds/ >/dev/null
+kubectl wait --for condition=established --timeout=60s -f crds/ >/dev/null
+# The webhook judges the namespaces labelled orgaccess-scale/webhook=on; the
+# baseline namespace (scale-nowebhook) is left out by the namespaceSelector.
+ns_list=()
+for i in $(seq 1 "$namespaces"); do ns_list+=("scale-$i"); done
+for ns in "${ns_list[@]}"; do
+  kubectl create namespace "$ns" >/dev/null
+  kubectl label namespace "$ns" orgaccess-scale/webhook=on >/dev/null
+done
+$skip_baseline || kubectl create namespace scale-nowebhook >/dev/null
+
+# --- webhook certificate and the operator ---------------------------------------------
+tls=$dir/webhook
+mkdir -p "$tls"
+(
+  cd "$tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout ca.key -out ca.crt -subj "/CN=orgaccess-scale-webhook-ca" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout tls.key -out tls.csr -subj "/CN=127.0.0.1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >tls.ext
+  openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile tls.ext -out tls.crt 2>/dev/null
+)
+webhook_port=$(free_port)
+admin_port=$(free_port)
+run_args=(run --leader-election false --identity scale --admin-addr "127.0.0.1:$admin_port"
+  --webhook-addr "127.0.0.1:$webhook_port" --webhook-cert-file "$tls/tls.crt"
+  --webhook-key-file "$tls/tls.key" --operator-user "$operator_user" --trusted-group system:masters)
+# shellcheck disable=SC2206 # word splitting of the extra arguments is the point
+[[ -z "${ORGACCESS_SCALE_OPERATOR_ARGS:-}" ]] || run_args+=($ORGACCESS_SCALE_OPERATOR_ARGS)
+note "$bin ${run_args[*]}"
+KUBECONFIG=$operator_kc ORGACCESS_LOG_FORMAT=plain NO_COLOR=1 "$bin" "${run_args[@]}" >"$dir/operator.log" 2>&1 &
+operator_pid=$!
+for i in $(seq 1 600); do
+  [[ "$(http_status "http://127.0.0.1:$admin_port/readyz")" == 200 ]] && break
+  kill -0 "$operator_pid" 2>/dev/null || { operator_pid=""; die "the operator exited"; }
+  [[ $i -lt 600 ]] || die "the operator was not ready in 60 s"
+  sleep 0.1
+done
+ca_bundle=$(base64 <"$tls/ca.crt" | tr -d '\n')
+kubectl apply --server-side --field-manager=orgaccess-scale -f - >/dev/null <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: orgaccess-scale
+webhooks:
+  - name: validate.orgaccess.dev
+    clientConfig:
+      url: https://127.0.0.1:$webhook_port/validate
+      caBundle: $ca_bundle
+    namespaceSelector:
+      matchLabels: {orgaccess-scale/webhook: "on"}
+    rules:
+      - apiGroups: ["orgaccess.dev"]
+        apiVersions: ["v1alpha1"]
+        resources: ["organizations", "groups", "members", "apikeys"]
+        operations: ["CREATE", "UPDATE", "DELETE"]
+        scope: Namespaced
+    failurePolicy: Fail
+    matchPolicy: Equivalent
+    sideEffects: None
+    timeoutSeconds: 5
+    admissionReviewVersions: ["v1"]
+EOF
+kubectl apply --server-side --field-manager=orgaccess-scale \
+  -f deploy/webhook/status-admission-policy.yaml >/dev/null
+# The apiserver picks up a new webhook configuration asynchronously: wait until
+# it calls the webhook (a dry-run create in a judged namespace is judged).
+probe=$(printf '{"apiVersion":"orgaccess.dev/v1alpha1","kind":"Group","metadata":{"name":"probe","namespace":"%s"},"spec":{"privileges":[{"service":"Search","domain":"ExecuteQueries","level":"Allowed"}]}}' "${ns_list[0]}")
+decisions() { python3 - "$admin_port" <<'EOF'
+import sys, urllib.request
+t = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+print(int(sum(float(l.split()[-1]) for l in t.splitlines() if l.startswith("orgaccess_webhook_decisions_total"))))
+EOF
+}
+for i in $(seq 1 100); do
+  kubectl create --dry-run=server -f - <<<"$probe" >/dev/null 2>&1 || true
+  [[ "$(decisions)" -gt 0 ]] && break
+  [[ $i -lt 100 ]] || die "the apiserver did not call the webhook within 20 s"
+  sleep 0.2
+done
+note "operator ready (pid $operator_pid, admin port $admin_port), webhook called by the apiserver"
+
+# --- measure ------------------------------------------------------------------------------
+py_args=(run --kubeconfig "$admin_kc" --kubectl "$kubectl_bin" --kubectl-cache "$dir/kubectl-cache"
+  --work-dir "$dir" --operator-pid "$operator_pid" --control-plane-pid "$cp_pid"
+  --admin-port "$admin_port" --binary "$bin"
+  --groups "$groups" --members "$members" --apikeys "$apikeys" --namespaces "$namespaces"
+  --chunk "$chunk" --edit-members "$edit_members" --idle-seconds "$idle_seconds"
+  --reconcile-timeout "${ORGACCESS_SCALE_RECONCILE_TIMEOUT:-600}"
+  --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-300}")
+$skip_baseline && py_args+=(--skip-webhook-baseline)
+[[ -z "$out" ]] || py_args+=(--out "$out")
+python3 scripts/scale/scale.py "${py_args[@]}" &
+py_pid=$!
+rc=0
+wait "$py_pid" || rc=$?
+py_pid=""
+[[ $rc -eq 0 ]] || die "the measurement failed (exit $rc; see above)"
