@@ -680,4 +680,176 @@ mod tests {
         assert!(index.namespace("a").state.org.is_some());
         assert_eq!(index.namespace("b").state.groups.len(), 1);
     }
+
+    /// An object of one of the four kinds from YAML (a fixture), in namespace `a`.
+    fn yaml<K: serde::de::DeserializeOwned + Resource>(text: &str) -> K {
+        let mut obj: K = serde_saphyr::from_str(text).expect("fixture");
+        obj.meta_mut().namespace = Some("a".into());
+        obj
+    }
+
+    /// The fixture organization: a group granted by invitation, a group of
+    /// everyone at an SSO group, three members, and a key named by an access list.
+    fn fixture() -> (Index, Vec<Group>, Vec<Member>) {
+        let index = Index::new();
+        index.apply(&org("a"));
+        let groups: Vec<Group> = [
+            "metadata: {name: readers, generation: 1}\nspec: {privileges: [{service: Content, domain: Sources, level: View}]}",
+            "metadata: {name: sso-ops, generation: 1}\nspec: {identitySets: [{ssoGroup: ops}], access: [{group: readers, level: View}]}",
+            "metadata: {name: lonely, generation: 1}\nspec: {}",
+        ]
+        .iter()
+        .map(|y| yaml(y))
+        .collect();
+        for g in &groups {
+            index.apply(g);
+        }
+        let members: Vec<Member> = [
+            "metadata: {name: ann, generation: 1}\nspec: {identity: {provider: Email, username: ann@x.example}, groups: [readers], accepted: true}",
+            "metadata: {name: bob, generation: 1}\nspec: {identity: {provider: SingleSignOn, username: bob}, ssoGroups: [ops], accepted: true}",
+            "metadata: {name: cy, generation: 1}\nspec: {identity: {provider: Email, username: cy@x.example}, accepted: true}",
+        ]
+        .iter()
+        .map(|y| yaml(y))
+        .collect();
+        for m in &members {
+            index.apply(m);
+        }
+        (index, groups, members)
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The operator's own status write (same spec, status now current)
+    /// affects nothing: no reconcile, no fan-out.
+    #[test]
+    fn a_status_write_affects_nothing() {
+        let (index, mut groups, _) = fixture();
+        let g = &mut groups[0];
+        g.status = Some(crate::api::GroupStatus {
+            observed_generation: Some(1),
+            ..Default::default()
+        });
+        assert!(index.apply(g).is_empty());
+    }
+
+    /// An edit reaches the group, its members by either route, and the
+    /// grantees its access list names; nobody else.
+    #[test]
+    fn a_group_edit_reaches_its_members_and_grantees_only() {
+        let (index, mut groups, _) = fixture();
+        groups[0].spec.privileges.clear();
+        let affected = index.apply(&groups[0]);
+        assert_eq!(affected.groups, names(&["readers"]));
+        assert_eq!(affected.members, names(&["ann"]));
+        assert!(!affected.organization);
+
+        // sso-ops gives readers access: editing it re-resolves readers too.
+        groups[1].spec.access.clear();
+        let affected = index.apply(&groups[1]);
+        assert_eq!(affected.groups, names(&["readers", "sso-ops"]));
+        assert_eq!(affected.members, names(&["ann", "bob"]));
+    }
+
+    /// A member change reaches its groups before and after, and the organization.
+    #[test]
+    fn a_member_change_reaches_its_old_and_new_groups() {
+        let (index, _, mut members) = fixture();
+        members[0].spec.groups = vec!["lonely".into()];
+        let affected = index.apply(&members[0]);
+        assert_eq!(affected.members, names(&["ann"]));
+        assert_eq!(affected.groups, names(&["lonely", "readers"]));
+        assert!(affected.organization);
+        // The invitation index follows.
+        assert_eq!(
+            index.namespace("a").members_of("readers", &[]),
+            BTreeSet::new()
+        );
+        assert_eq!(
+            index.namespace("a").members_of("lonely", &[]),
+            names(&["ann"])
+        );
+    }
+
+    /// A new group reaches those invited to it before it existed, and the
+    /// objects naming it; deleting it, the same.
+    #[test]
+    fn a_group_coming_or_going_reaches_who_names_it() {
+        let (index, groups, mut members) = fixture();
+        members[2].spec.groups = vec!["later".into()];
+        index.apply(&members[2]);
+        let later: Group = yaml("metadata: {name: later, generation: 1}\nspec: {}");
+        let affected = index.apply(&later);
+        assert_eq!(affected.members, names(&["cy"]));
+        assert!(affected.organization);
+        let affected = index.delete(&groups[0]);
+        // sso-ops's access list names readers: its status reports it missing.
+        assert!(affected.groups.contains("sso-ops"));
+        assert_eq!(affected.members, names(&["ann"]));
+    }
+
+    /// The organization's status write touches nobody; its invitation
+    /// lifetime touches everyone.
+    #[test]
+    fn organization_settings_fan_out_its_status_does_not() {
+        let (index, _, _) = fixture();
+        let mut o = org("a");
+        o.status = Some(Default::default());
+        assert!(index.apply(&o).is_empty());
+        o.spec.invitation_lifetime_days = 7;
+        let affected = index.apply(&o);
+        assert_eq!(affected.members, names(&["ann", "bob", "cy"]));
+        assert_eq!(affected.groups.len(), 3);
+    }
+
+    /// The candidates the index offers for a group are a superset of its
+    /// members: the core's `group_members` over them equals it over everyone.
+    #[test]
+    fn candidate_members_agree_with_every_member() {
+        let (index, _, _) = fixture();
+        let ns = index.namespace("a");
+        let grantees = ns.grantees();
+        let now = Timestamp::now();
+        for g in ns.state.groups.keys() {
+            let everyone = crate::core::effective::group_members(
+                &ns.state,
+                &grantees,
+                ns.state.members.values(),
+                g,
+                now,
+            );
+            let candidates = crate::core::effective::group_members(
+                &ns.state,
+                &grantees,
+                ns.candidate_members(g),
+                g,
+                now,
+            );
+            assert_eq!(everyone, candidates, "group {g}");
+        }
+    }
+
+    /// A relist after a watch gap routes what changed during the gap only.
+    #[test]
+    fn a_relist_routes_only_what_changed() {
+        let (index, mut groups, _) = fixture();
+        // Reconciled already (an object whose status lags is always routed).
+        for g in &mut groups {
+            g.status = Some(crate::api::GroupStatus {
+                observed_generation: Some(1),
+                ..Default::default()
+            });
+        }
+        let mut edited = groups[2].clone();
+        edited.spec.display_name = Some("Lonely".into());
+        index.apply_event::<Group>(&watcher::Event::Init);
+        for g in [&groups[0], &groups[1], &edited] {
+            index.apply_event(&watcher::Event::InitApply(g.clone()));
+        }
+        let routed = index.apply_event::<Group>(&watcher::Event::InitDone);
+        assert_eq!(routed.len(), 1);
+        assert_eq!(routed[0].1.groups, names(&["lonely"]));
+    }
 }
