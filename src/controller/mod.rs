@@ -16,6 +16,16 @@ mod member;
 mod organization;
 pub mod status;
 
+/// The pure "desired status" step of each reconcile, for tests and tools:
+/// from an object and its namespace in the shared index to its status.
+pub mod desired {
+    pub use super::group::desired_status as group;
+    pub use super::member::desired_status as member;
+    pub use super::organization::desired_status as organization;
+}
+
+pub use organization::builtin_group;
+
 pub use apikey::{KEY_LABEL, PREVIOUS_KEY, VALUE_KEY, fingerprint, secret_name};
 
 use std::collections::HashMap;

@@ -17,7 +17,8 @@ use crate::core::builtin::BuiltinGroup;
 use crate::core::effective::{MemberPhase, group_members, member_phase};
 use crate::index::Namespace;
 
-fn builtin_group(b: BuiltinGroup) -> Group {
+/// The Group object the operator seeds for a built-in group.
+pub fn builtin_group(b: BuiltinGroup) -> Group {
     Group {
         metadata: ObjectMeta {
             name: Some(b.object_name().into()),
