@@ -147,3 +147,36 @@ fn member_status_is_the_cores_effective_privileges() {
         assert_eq!(status.phase, Some(eff.phase));
     }
 }
+
+#[test]
+fn the_seeded_groups_are_the_ones_the_offline_cli_assumes() {
+    for b in BuiltinGroup::ALL {
+        let seeded = orgaccess::controller::builtin_group(b);
+        assert_eq!(
+            orgaccess::core::model::GroupDef::from(&seeded),
+            orgaccess::cli::source::seeded_group(b),
+            "{b:?}"
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_shows_one_display_name_in_status_and_in_the_cli() {
+    let f = examples();
+    let ns = f.index.namespace(NS);
+    let source = ns.state.groups.values().next().unwrap().clone();
+    let org = orgaccess::cli::source::Org {
+        namespace: NS.into(),
+        state: ns.state.clone(),
+        explicit_namespace: false,
+        implicit_builtins: Vec::new(),
+    };
+    let mut copy = orgaccess::cli::duplicate::duplicate(&org, &source, "the-copy");
+    copy.metadata.namespace = Some(NS.into());
+    let written = copy.spec.display_name.clone();
+    // Without a display name of its own, status derives the same one.
+    copy.spec.display_name = None;
+    let status = desired::group(&copy, &ns, jiff::Timestamp::now());
+    assert_eq!(status.display_name, written);
+    assert_eq!(written.unwrap(), format!("{}_copy", ns.state.group_display_name(&source)));
+}

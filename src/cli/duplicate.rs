@@ -46,14 +46,10 @@ pub struct DuplicateArgs {
 
 /// The duplicate of `source` named `new_name`.
 pub fn duplicate(org: &Org, source: &GroupDef, new_name: &str) -> Group {
-    let display = source
-        .display_name
-        .clone()
-        .unwrap_or_else(|| source.name.clone());
     let mut g = Group::new(
         new_name,
         GroupSpec {
-            display_name: Some(format!("{display}_copy")),
+            display_name: Some(source.copy_display_name()),
             built_in: None,
             template: source.template,
             privileges: source.privileges.clone(),

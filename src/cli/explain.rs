@@ -11,7 +11,7 @@ use super::{EXIT_OK, Format, emit, fail};
 use crate::core::catalog::{self, Create, DomainId, Service};
 use crate::core::effective::{
     ConsoleAccess, Grantee, Grantees, MemberPhase, Via, access_grants, console_access,
-    member_effective, resolve_grantees,
+    group_members, member_effective, resolve_grantees,
 };
 use crate::core::model::{AccessEntry, MemberIdentity, OrgState};
 use crate::core::privilege::{
@@ -463,22 +463,13 @@ fn explain_group(org: &Org, name: &str, grantees: &Grantees, now: Timestamp) -> 
     let g = &state.groups[name];
     let effective = grantees.groups.get(name).cloned().unwrap_or_default();
     let template = g.template.map(|t| (format!("{t:?}"), t.privileges()));
-    let members = state
-        .members
-        .values()
-        .filter(|m| {
-            member_effective(state, grantees, m, now)
-                .memberships
-                .iter()
-                .any(|ms| ms.active && ms.group == name)
-        })
-        .map(|m| m.name.clone())
-        .collect();
+    // The Group status's own definition of its members (core).
+    let (members, _) = group_members(state, grantees, state.members.values(), name, now);
     GroupJson {
         kind: "Group",
         namespace: org.namespace.clone(),
         name: name.to_string(),
-        display_name: g.display_name.clone().unwrap_or_else(|| name.to_string()),
+        display_name: state.group_display_name(g),
         built_in: g.builtin.map(|b| format!("{b:?}")),
         template: g.template.map(|t| format!("{t:?}")),
         duplicate_of: g.duplicate_of.clone(),

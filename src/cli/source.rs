@@ -66,15 +66,9 @@ pub fn add_builtin_groups(state: &mut OrgState) -> Vec<&'static str> {
     added
 }
 
-/// A built-in group as the operator seeds it.
+/// A built-in group as the operator seeds it ([`GroupDef::seeded`]).
 pub fn seeded_group(b: BuiltinGroup) -> GroupDef {
-    GroupDef {
-        name: b.object_name().to_string(),
-        display_name: Some(b.display_name().to_string()),
-        builtin: Some(b),
-        template: Some(b.template()),
-        ..GroupDef::default()
-    }
+    GroupDef::seeded(b)
 }
 
 /// The state of every namespace in the manifests.

@@ -66,17 +66,9 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
         )
         .collect();
 
-    let display_name = group.spec.display_name.clone().or_else(|| {
-        group.spec.duplicate_of.as_ref().map(|src| {
-            let source = snap
-                .state
-                .groups
-                .get(src)
-                .and_then(|g| g.display_name.clone())
-                .unwrap_or_else(|| src.clone());
-            format!("{source}_copy")
-        })
-    });
+    let display_name = snap
+        .state
+        .group_display_name(&crate::core::model::GroupDef::from(group));
     let specs = privileges.to_specs();
     // Ready is False while anything is wrong; Stalled when only a change of
     // the spec helps, Reconciling while a named object may still appear
@@ -140,7 +132,7 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
             group.metadata.generation,
         ),
         observed_generation: group.metadata.generation,
-        display_name: display_name.or_else(|| Some(name.clone())),
+        display_name: Some(display_name),
         privilege_count: specs.len() as u32,
         privileges: specs,
         member_count: active.len() as u32,

@@ -15,23 +15,26 @@ use super::{Ctx, Error, RESYNC};
 use crate::api::{Group, GroupSpec, Organization, OrganizationStatus};
 use crate::core::builtin::BuiltinGroup;
 use crate::core::effective::{MemberPhase, group_members, member_phase};
+use crate::core::model::GroupDef;
 use crate::index::Namespace;
 
-/// The Group object the operator seeds for a built-in group.
+/// The Group object the operator seeds for a built-in group
+/// ([`GroupDef::seeded`], the definition the offline CLI assumes too).
 pub fn builtin_group(b: BuiltinGroup) -> Group {
+    let def = GroupDef::seeded(b);
     Group {
         metadata: ObjectMeta {
-            name: Some(b.object_name().into()),
+            name: Some(def.name),
             ..ObjectMeta::default()
         },
         spec: GroupSpec {
-            display_name: Some(b.display_name().into()),
-            built_in: Some(b),
-            template: Some(b.template()),
-            privileges: vec![],
-            identity_sets: vec![],
-            access: vec![],
-            duplicate_of: None,
+            display_name: def.display_name,
+            built_in: def.builtin,
+            template: def.template,
+            privileges: def.privileges,
+            identity_sets: def.identity_sets,
+            access: def.access,
+            duplicate_of: def.duplicate_of,
         },
         status: None,
     }

@@ -276,6 +276,25 @@ pub struct OrgDef {
     pub meta: Meta,
 }
 
+impl GroupDef {
+    /// The display name a duplicate of this group gets.
+    pub fn copy_display_name(&self) -> String {
+        format!("{}_copy", self.display_name.as_deref().unwrap_or(&self.name))
+    }
+
+    /// A built-in group as the operator seeds it: the one definition the
+    /// controller creates and the offline CLI assumes.
+    pub fn seeded(b: BuiltinGroup) -> GroupDef {
+        GroupDef {
+            name: b.object_name().to_string(),
+            display_name: Some(b.display_name().to_string()),
+            builtin: Some(b),
+            template: Some(b.template()),
+            ..GroupDef::default()
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GroupDef {
     pub name: String,
@@ -354,6 +373,22 @@ impl OrgState {
         self.org
             .as_ref()
             .map_or(DEFAULT_INVITATION_DAYS, |o| o.invitation_lifetime_days)
+    }
+
+    /// A group's display name, the one place it is decided: its own; for a
+    /// duplicate without one, its source's followed by `_copy`
+    /// ([`GroupDef::copy_display_name`]); else its object name.
+    pub fn group_display_name(&self, g: &GroupDef) -> String {
+        if let Some(d) = &g.display_name {
+            return d.clone();
+        }
+        match &g.duplicate_of {
+            Some(src) => match self.groups.get(src) {
+                Some(source) => source.copy_display_name(),
+                None => format!("{src}_copy"),
+            },
+            None => g.name.clone(),
+        }
     }
 
     pub fn administrators(&self) -> Option<&GroupDef> {
