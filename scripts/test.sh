@@ -15,7 +15,7 @@ trap 'rm -f "$log"' EXIT
 # Library, binary and integration tests of every workspace crate (no doc-tests; benches
 # are measured with `cargo bench`, see docs/performance.md).
 set +e
-cargo test --workspace --lib --bins --tests -- --test-threads "${ORGACCESS_TEST_THREADS:-4}" 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast --lib --bins --tests -- --test-threads "${ORGACCESS_TEST_THREADS:-4}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run.

@@ -178,5 +178,8 @@ fn a_duplicate_shows_one_display_name_in_status_and_in_the_cli() {
     copy.spec.display_name = None;
     let status = desired::group(&copy, &ns, jiff::Timestamp::now());
     assert_eq!(status.display_name, written);
-    assert_eq!(written.unwrap(), format!("{}_copy", ns.state.group_display_name(&source)));
+    assert_eq!(
+        written.unwrap(),
+        format!("{}_copy", ns.state.group_display_name(&source))
+    );
 }

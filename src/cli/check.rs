@@ -104,97 +104,20 @@ impl Identity {
             return Requester::Trusted;
         };
         let view = requester_view(state, grantees, user, &self.groups, now);
-        if view.members.is_empty() {
-            Requester::Unmapped { user: user.clone() }
-        } else {
-            Requester::Members {
-                user: user.clone(),
-                members: view.members,
-                privileges: view.privileges,
-            }
-        }
+        crate::core::change::requester(user, &view)
     }
 }
 
-/// An object's core view, owned.
-pub enum Def {
-    Organization(OrgDef),
-    Group(GroupDef),
-    Member(MemberDef),
-    ApiKey(ApiKeyDef),
-}
+/// An object's core view, owned (the model the webhook judges with too).
+pub use crate::core::change::Def;
 
-impl Def {
-    pub fn of(o: &Object) -> Def {
-        match o {
-            Object::Organization(o) => Def::Organization(OrgDef::from(o)),
-            Object::Group(o) => Def::Group(GroupDef::from(o)),
-            Object::Member(o) => Def::Member(MemberDef::from(o)),
-            Object::ApiKey(o) => Def::ApiKey(ApiKeyDef::from(o)),
-        }
-    }
-
-    pub fn object(&self) -> rules::Object<'_> {
-        match self {
-            Def::Organization(d) => rules::Object::Organization(d),
-            Def::Group(d) => rules::Object::Group(d),
-            Def::Member(d) => rules::Object::Member(d),
-            Def::ApiKey(d) => rules::Object::ApiKey(d),
-        }
-    }
-
-    /// The state without this object: what the webhook holds when it is created.
-    /// The state holding this object as it is (what the webhook holds when it is updated).
-    pub fn put_into(&self, state: &mut OrgState, name: &str) {
-        match self {
-            // The first organization of a namespace is its home; a second is refused.
-            Def::Organization(d) => {
-                if state.org.as_ref().is_none_or(|o| o.name == name) {
-                    state.org = Some(d.clone());
-                }
-            }
-            Def::Group(d) => {
-                state.groups.insert(name.to_string(), d.clone());
-            }
-            Def::Member(d) => {
-                state.members.insert(name.to_string(), d.clone());
-            }
-            Def::ApiKey(d) => {
-                state.api_keys.insert(name.to_string(), d.clone());
-            }
-        }
-    }
-
-    /// Takes the object of this kind and name out of the state, if there.
-    pub fn take_from(&self, state: &mut OrgState, name: &str) -> Option<Def> {
-        match self {
-            Def::Organization(_) if state.org.as_ref().is_some_and(|o| o.name == name) => {
-                state.org.take().map(Def::Organization)
-            }
-            Def::Organization(_) => None,
-            Def::Group(_) => state.groups.remove(name).map(Def::Group),
-            Def::Member(_) => state.members.remove(name).map(Def::Member),
-            Def::ApiKey(_) => state.api_keys.remove(name).map(Def::ApiKey),
-        }
-    }
-
-    pub fn remove_from(&self, state: &mut OrgState, name: &str) {
-        match self {
-            Def::Organization(_) => {
-                if state.org.as_ref().is_some_and(|o| o.name == name) {
-                    state.org = None;
-                }
-            }
-            Def::Group(_) => {
-                state.groups.remove(name);
-            }
-            Def::Member(_) => {
-                state.members.remove(name);
-            }
-            Def::ApiKey(_) => {
-                state.api_keys.remove(name);
-            }
-        }
+/// The core view of a manifest's object.
+pub fn def_of(o: &Object) -> Def {
+    match o {
+        Object::Organization(o) => Def::Organization(OrgDef::from(o)),
+        Object::Group(o) => Def::Group(GroupDef::from(o)),
+        Object::Member(o) => Def::Member(MemberDef::from(o)),
+        Object::ApiKey(o) => Def::ApiKey(ApiKeyDef::from(o)),
     }
 }
 
@@ -421,9 +344,9 @@ pub fn run(args: CheckArgs) -> i32 {
         let Some((state, base)) = work.get_mut(&m.namespace) else {
             continue;
         };
-        let def = Def::of(&m.object);
+        let def = def_of(&m.object);
         let old = match before.get(&key(m)) {
-            Some(e) => Some(Def::of(&e.object)),
+            Some(e) => Some(def_of(&e.object)),
             None => seeded_original(m, state, builtins).map(Def::Group),
         };
         let current = def.take_from(state, &m.name);

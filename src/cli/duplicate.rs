@@ -12,7 +12,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
-use super::check::{Def, Identity, check_create};
+use super::check::{Identity, check_create, def_of};
 use super::output::Styles;
 use super::source::{self, Org, SourceArgs, Subject};
 use super::{EXIT_FINDINGS, EXIT_OK, emit, emit_err, fail};
@@ -92,7 +92,7 @@ pub async fn run(cmd: DuplicateCommand) -> i32 {
         Err(e) => return fail(&e),
     };
     let new_name = group.metadata.name.clone().unwrap_or_default();
-    let def = Def::of(&super::manifest::Object::Group(group.clone()));
+    let def = def_of(&super::manifest::Object::Group(group.clone()));
     let identity = Identity::new(args.as_user.clone(), args.as_groups.clone());
     let violations = check_create(&org.state, &new_name, &def, &identity, Timestamp::now());
     if !violations.is_empty() {

@@ -437,6 +437,16 @@ impl Webhook {
                 .with_context(|| format!("opening the activity file {}", file.path.display()))?,
             None => activity,
         };
+        {
+            // Said once, for operators reading the log (and the chart check).
+            let index = caches.index.clone();
+            tokio::spawn(async move {
+                while !index.synced() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                tracing::info!("webhook caches synced (the process's shared index)");
+            });
+        }
         Ok(Webhook {
             inner: Arc::new(Inner {
                 validator: Validator {

@@ -5,7 +5,6 @@
 //! writes the answer. A body that cannot be read is answered with a denial in
 //! a well-formed `AdmissionReview`, never with an HTTP error.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -16,10 +15,11 @@ use serde_json::{Value, json};
 
 use super::activity::Activity;
 use crate::api::{self, ApiKey, Group, Member, Organization};
+use crate::core::change::{Def, overlay, requester};
 use crate::core::effective::resolve_grantees;
-use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
-use crate::core::rules::{self, Change, Object, Operation, Requester};
-use crate::index::{Index, Namespace};
+use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
+use crate::core::rules::{self, Change, Operation, Requester};
+use crate::index::Index;
 
 const ADMISSION_V1: &str = "admission.k8s.io/v1";
 
@@ -197,86 +197,44 @@ impl Outcome {
     }
 }
 
-/// The four kinds' core views.
-enum Def {
-    Organization(OrgDef),
-    Group(GroupDef),
-    Member(MemberDef),
-    ApiKey(ApiKeyDef),
-}
-
-impl Def {
-    fn object(&self) -> Object<'_> {
-        match self {
-            Def::Organization(o) => Object::Organization(o),
-            Def::Group(g) => Object::Group(g),
-            Def::Member(m) => Object::Member(m),
-            Def::ApiKey(k) => Object::ApiKey(k),
-        }
+/// Reads an object of a kind; the spec must deserialize into the CRD type.
+fn read(kind: Kind, obj: DynamicObject, which: &str) -> Result<(Def, ObjectReference), String> {
+    fn typed<K, S>(obj: DynamicObject, which: &str, make: impl FnOnce(S) -> K) -> Result<K, String>
+    where
+        K: kube::Resource,
+        S: DeserializeOwned,
+    {
+        let DynamicObject {
+            metadata, mut data, ..
+        } = obj;
+        let spec = data
+            .get_mut("spec")
+            .map(Value::take)
+            .ok_or_else(|| format!("{which} has no spec"))?;
+        let spec: S = serde_json::from_value(spec).map_err(|e| format!("{which}.spec: {e}"))?;
+        let mut k = make(spec);
+        *k.meta_mut() = metadata;
+        Ok(k)
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Organization,
-    Group,
-    Member,
-    ApiKey,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Organization => "Organization",
-            Kind::Group => "Group",
-            Kind::Member => "Member",
-            Kind::ApiKey => "ApiKey",
+    use crate::index::reference;
+    Ok(match kind {
+        Kind::Organization => {
+            let o: Organization = typed(obj, which, |s| Organization::new("", s))?;
+            (Def::Organization(OrgDef::from(&o)), reference(&o))
         }
-    }
-
-    /// Reads an object of this kind; the spec must deserialize into the CRD type.
-    fn read(self, obj: DynamicObject, which: &str) -> Result<(Def, ObjectReference), String> {
-        fn typed<K, S>(
-            obj: DynamicObject,
-            which: &str,
-            make: impl FnOnce(S) -> K,
-        ) -> Result<K, String>
-        where
-            K: kube::Resource,
-            S: DeserializeOwned,
-        {
-            let DynamicObject {
-                metadata, mut data, ..
-            } = obj;
-            let spec = data
-                .get_mut("spec")
-                .map(Value::take)
-                .ok_or_else(|| format!("{which} has no spec"))?;
-            let spec: S = serde_json::from_value(spec).map_err(|e| format!("{which}.spec: {e}"))?;
-            let mut k = make(spec);
-            *k.meta_mut() = metadata;
-            Ok(k)
+        Kind::Group => {
+            let g: Group = typed(obj, which, |s| Group::new("", s))?;
+            (Def::Group(GroupDef::from(&g)), reference(&g))
         }
-        use crate::index::reference;
-        Ok(match self {
-            Kind::Organization => {
-                let o: Organization = typed(obj, which, |s| Organization::new("", s))?;
-                (Def::Organization(OrgDef::from(&o)), reference(&o))
-            }
-            Kind::Group => {
-                let g: Group = typed(obj, which, |s| Group::new("", s))?;
-                (Def::Group(GroupDef::from(&g)), reference(&g))
-            }
-            Kind::Member => {
-                let m: Member = typed(obj, which, |s| Member::new("", s))?;
-                (Def::Member(MemberDef::from(&m)), reference(&m))
-            }
-            Kind::ApiKey => {
-                let k: ApiKey = typed(obj, which, |s| ApiKey::new("", s))?;
-                (Def::ApiKey(ApiKeyDef::from(&k)), reference(&k))
-            }
-        })
-    }
+        Kind::Member => {
+            let m: Member = typed(obj, which, |s| Member::new("", s))?;
+            (Def::Member(MemberDef::from(&m)), reference(&m))
+        }
+        Kind::ApiKey => {
+            let k: ApiKey = typed(obj, which, |s| ApiKey::new("", s))?;
+            (Def::ApiKey(ApiKeyDef::from(&k)), reference(&k))
+        }
+    })
 }
 
 fn decide(
@@ -322,7 +280,7 @@ fn decide(
             // Status is the operator's; the rules judge specs. The webhook
             // configuration does not send status writes, this is a fallback.
             return Ok(Outcome {
-                kind: kind.name(),
+                kind: kind.as_str(),
                 operation: op_name,
                 allowed: true,
                 message: None,
@@ -338,7 +296,7 @@ fn decide(
         // rather than judge on it. The readiness probe keeps traffic away.
         tracing::warn!(uid = %req.uid, "admission request before the caches synced; denied");
         return Ok(Outcome {
-            kind: kind.name(),
+            kind: kind.as_str(),
             operation: op_name,
             allowed: false,
             message: Some(
@@ -354,26 +312,26 @@ fn decide(
         .ok_or_else(|| {
             format!(
                 "a {} is namespaced, but the request has no namespace",
-                kind.name()
+                kind.as_str()
             )
         })?;
 
     let new = match operation {
-        Operation::Create | Operation::Update => Some(kind.read(
+        Operation::Create | Operation::Update => Some(read(
+            kind,
             req.object.take().ok_or("the request has no object")?,
             "object",
         )?),
         Operation::Delete => None,
     };
     let old = match operation {
-        Operation::Update | Operation::Delete => Some(
-            kind.read(
-                req.old_object
-                    .take()
-                    .ok_or("the request has no oldObject")?,
-                "oldObject",
-            )?,
-        ),
+        Operation::Update | Operation::Delete => Some(read(
+            kind,
+            req.old_object
+                .take()
+                .ok_or("the request has no oldObject")?,
+            "oldObject",
+        )?),
         Operation::Create => None,
     };
     let name = if req.name.is_empty() {
@@ -398,24 +356,14 @@ fn decide(
         Requester::Trusted
     } else {
         // The requester is mapped with the cached state.
-        let view = snapshot.requester(&username, &groups);
-        if view.members.is_empty() {
-            Requester::Unmapped {
-                user: username.clone(),
-            }
-        } else {
-            Requester::Members {
-                user: username.clone(),
-                members: view.members.clone(),
-                privileges: view.privileges.clone(),
-            }
-        }
+        requester(&username, &snapshot.requester(&username, &groups))
     };
 
     // The object under change is taken from the request, which is the truth
     // when the cache lags behind; the rest of the organization from the cache.
     let old_def = old.as_ref().map(|(d, _)| d);
-    let (state, grantees_changed) = overlay(&snapshot, kind, operation, &name, old_def, teardown);
+    let (state, grantees_changed) =
+        overlay(&snapshot.state, kind, operation, &name, old_def, teardown);
     // Grantees come from groups and API keys: recomputed only when the
     // overlay changed one of those.
     let grantees = if grantees_changed {
@@ -432,7 +380,7 @@ fn decide(
     let violations = rules::check(&state, &grantees, &change, &requester);
     let allowed = violations.is_empty();
     let message =
-        (!allowed).then(|| rules::denial_message(kind.name(), &namespace, &name, &violations));
+        (!allowed).then(|| rules::denial_message(kind.as_str(), &namespace, &name, &violations));
 
     // The Event regards the object, or its Organization when the object does
     // not exist (a refused create).
@@ -456,7 +404,7 @@ fn decide(
         requester: who,
         members,
         operation: op_name,
-        kind: kind.name(),
+        kind: kind.as_str(),
         namespace,
         name,
         allowed,
@@ -465,77 +413,10 @@ fn decide(
         dry_run: req.dry_run,
     };
     Ok(Outcome {
-        kind: kind.name(),
+        kind: kind.as_str(),
         operation: op_name,
         allowed,
         message,
         activity: Some((activity, regarding)),
     })
-}
-
-/// The state the rules judge: the cached one, with the object under change as
-/// the request says it was (absent for a create). Copies only when they differ;
-/// says whether a group or API key was changed (the grantees then differ).
-fn overlay<'a>(
-    snapshot: &'a Namespace,
-    kind: Kind,
-    operation: Operation,
-    name: &str,
-    old: Option<&Def>,
-    teardown: bool,
-) -> (Cow<'a, OrgState>, bool) {
-    let cached = &snapshot.state;
-    let mut state = Cow::Borrowed(cached);
-    match (operation, old) {
-        (Operation::Create, _) => {
-            let stale = match kind {
-                Kind::Organization => false,
-                Kind::Group => cached.groups.contains_key(name),
-                Kind::Member => cached.members.contains_key(name),
-                Kind::ApiKey => cached.api_keys.contains_key(name),
-            };
-            if stale {
-                let s = state.to_mut();
-                match kind {
-                    Kind::Organization => {}
-                    Kind::Group => drop(s.groups.remove(name)),
-                    Kind::Member => drop(s.members.remove(name)),
-                    Kind::ApiKey => drop(s.api_keys.remove(name)),
-                }
-            }
-        }
-        (_, Some(Def::Organization(o))) => {
-            // Only the namespace's own organization is overlaid: a second one
-            // must meet the first in the state to be refused.
-            let same = cached.org.as_ref().is_none_or(|c| c.name == o.name);
-            if same && cached.org.as_ref() != Some(o) {
-                state.to_mut().org = Some(o.clone());
-            }
-        }
-        (_, Some(Def::Group(g))) => {
-            if cached.groups.get(name) != Some(g) {
-                state.to_mut().groups.insert(name.to_string(), g.clone());
-            }
-        }
-        (_, Some(Def::Member(m))) => {
-            if cached.members.get(name) != Some(m) {
-                state.to_mut().members.insert(name.to_string(), m.clone());
-            }
-        }
-        (_, Some(Def::ApiKey(k))) => {
-            if cached.api_keys.get(name) != Some(k) {
-                state.to_mut().api_keys.insert(name.to_string(), k.clone());
-            }
-        }
-        (_, None) => {}
-    }
-    let grantees_changed =
-        matches!(state, Cow::Owned(_)) && matches!(kind, Kind::Group | Kind::ApiKey);
-    if teardown
-        && state.org.as_ref().is_some_and(|o| !o.meta.deleting)
-        && let Some(org) = state.to_mut().org.as_mut()
-    {
-        org.meta.deleting = true;
-    }
-    (state, grantees_changed)
 }

@@ -5,6 +5,7 @@
 pub mod apikey;
 pub mod builtin;
 pub mod catalog;
+pub mod change;
 pub mod effective;
 pub mod model;
 pub mod platform;

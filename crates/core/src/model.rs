@@ -279,7 +279,10 @@ pub struct OrgDef {
 impl GroupDef {
     /// The display name a duplicate of this group gets.
     pub fn copy_display_name(&self) -> String {
-        format!("{}_copy", self.display_name.as_deref().unwrap_or(&self.name))
+        format!(
+            "{}_copy",
+            self.display_name.as_deref().unwrap_or(&self.name)
+        )
     }
 
     /// A built-in group as the operator seeds it: the one definition the
