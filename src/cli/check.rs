@@ -180,7 +180,7 @@ fn check_with(
 /// A built-in group kept in Git, under its seeded name and with its
 /// `spec.builtIn`, already exists once its Organization does: the operator
 /// seeded it, so applying the manifest updates the seeded group. It is
-/// checked as that update (rule 2 then refuses edits of Administrators'
+/// checked as that update (AdministratorsProtected then refuses edits of Administrators'
 /// privileges); any other group with `spec.builtIn` is a create, refused.
 fn seeded_original(m: &Manifest, state: &OrgState, builtins: bool) -> Option<GroupDef> {
     let Object::Group(g) = &m.object else {

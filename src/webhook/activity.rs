@@ -1,4 +1,4 @@
-//! Rule 7: every admitted and denied change, recorded with who, what and when:
+//! The activity record: every admitted and denied change, recorded with who, what and when:
 //! a `tracing` line (target `orgaccess::activity`), a Kubernetes Event
 //! (events.k8s.io/v1) and an in-memory ring listed at `GET /activity`.
 //!

@@ -1,4 +1,4 @@
-//! The validating admission webhook: DOMAIN.md §4 at the cluster's door.
+//! The validating admission webhook: the admission rules (docs/rules.md) at the cluster's door.
 //!
 //! Every create, update and delete of an Organization, Group, Member or ApiKey
 //! is sent here by the ValidatingWebhookConfiguration ([`configuration`]) and
@@ -90,10 +90,11 @@ pub struct Config {
     /// PEM serving certificate (chain) and its key; re-read when they change.
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    /// Users that skip rules 3-5 (never 1-2), e.g. a GitOps controller's
+    /// Users that skip the requester rules (never CatalogValidity or
+    /// AdministratorsProtected), e.g. a GitOps controller's
     /// service account. Default: the garbage collector.
     pub trusted_users: Vec<String>,
-    /// Groups whose members skip rules 3-5. Default: `system:masters`.
+    /// Groups whose members skip the requester rules. Default: `system:masters`.
     pub trusted_groups: Vec<String>,
     /// The operator's own user: trusted, and the only one that creates built-in groups.
     pub operator_user: String,

@@ -23,12 +23,12 @@ use crate::index::Index;
 
 const ADMISSION_V1: &str = "admission.k8s.io/v1";
 
-/// Who the webhook treats specially (DOMAIN.md §4 rule 6).
+/// Who the webhook treats specially (docs/rules.md: who asks).
 #[derive(Clone, Debug)]
 pub struct Policy {
-    /// Users that skip rules 3-5 (never 1-2).
+    /// Users that skip the requester rules (docs/rules.md).
     pub trusted_users: Vec<String>,
-    /// Groups whose members skip rules 3-5 (never 1-2).
+    /// Groups whose members skip the requester rules (docs/rules.md).
     pub trusted_groups: Vec<String>,
     /// The operator's own user: trusted, and the only one that creates built-in groups.
     pub operator_user: String,

@@ -1,4 +1,4 @@
-//! The admission rules of DOMAIN.md §4, as pure functions.
+//! The admission rules (catalogued by name in docs/rules.md), as pure functions.
 //!
 //! One function per rule; [`check`] runs them in order. The webhook and the
 //! offline `orgaccess check` both call [`check`], so a manifest gets the same
@@ -101,7 +101,7 @@ pub struct Change<'a> {
 #[derive(Clone, Debug)]
 pub enum Requester {
     /// A configured platform principal (GitOps controller, system:masters):
-    /// skips rules 3-5, never rules 1-2.
+    /// skips the requester rules, never CatalogValidity or AdministratorsProtected.
     Trusted,
     /// The operator itself: trusted, and may manage the built-in groups.
     Operator,
@@ -172,10 +172,10 @@ pub fn check(
 }
 
 // ---------------------------------------------------------------------------
-// Rule 1: catalog validity
+// CatalogValidity
 // ---------------------------------------------------------------------------
 
-/// Rule 1: every privilege names a known domain and a level, ability and
+/// CatalogValidity: every privilege names a known domain and a level, ability and
 /// resources the domain offers; lifetimes and settings are well-formed.
 pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -538,10 +538,10 @@ fn api_key_valid(k: &ApiKeyDef, out: &mut Vec<Violation>) {
 }
 
 // ---------------------------------------------------------------------------
-// Rule 2: Administrators is protected
+// AdministratorsProtected
 // ---------------------------------------------------------------------------
 
-/// Rule 2: Administrators cannot be deleted or have its privileges edited; the
+/// AdministratorsProtected: Administrators cannot be deleted or have its privileges edited; the
 /// built-in marker belongs to the operator.
 ///
 /// Administrators goes only with its Organization: when the Organization is
@@ -608,10 +608,10 @@ pub fn administrators_protected(
 }
 
 // ---------------------------------------------------------------------------
-// Rule 3: duplicates
+// Duplicate
 // ---------------------------------------------------------------------------
 
-/// Rule 3: a duplicate is admitted only if the requester strictly out-ranks the source.
+/// Duplicate: a duplicate is admitted only if the requester strictly out-ranks the source.
 pub fn duplicate(
     state: &OrgState,
     grantees: &Grantees,
@@ -654,7 +654,7 @@ pub fn duplicate(
 }
 
 // ---------------------------------------------------------------------------
-// Rule 4: required privileges
+// RequiredPrivileges
 // ---------------------------------------------------------------------------
 
 /// Privileges an action needs: Can Create on a domain, or Edit on one object.
@@ -729,7 +729,7 @@ fn member_granted_anew(old: Option<&MemberDef>, new: &MemberDef) -> bool {
         || new.subjects.iter().any(|s| !old.subjects.contains(s))
 }
 
-/// What a change requires of its requester (DOMAIN.md §4 rule 4), with a
+/// What a change requires of its requester (RequiredPrivileges), with a
 /// phrase for the denial.
 ///
 /// Every change that edits groups (Edit on Groups, domain-wide or on one
@@ -810,7 +810,7 @@ fn required_by_object(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, S
     }
 }
 
-/// Rule 4 for members. Creating, deleting or changing who a member is needs
+/// RequiredPrivileges for members. Creating, deleting or changing who a member is needs
 /// Edit on Groups domain-wide (the platform's "update organization members");
 /// adding or removing a member to or from a group, by invitation or by an
 /// identity set that starts or stops matching, is an edit of that group; any
@@ -871,7 +871,7 @@ fn member_required(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, Stri
     }
 }
 
-/// Rule 4: creating needs Can Create, changing or deleting needs Edit on the object.
+/// RequiredPrivileges: creating needs Can Create, changing or deleting needs Edit on the object.
 pub fn required_privileges(
     state: &OrgState,
     change: &Change,
@@ -898,7 +898,7 @@ pub fn required_privileges(
         .collect()
 }
 
-/// Rule 4, metadata: untrusted requesters may not add owner references or
+/// RequiredPrivileges, metadata: untrusted requesters may not add owner references or
 /// finalizers to the organization's objects. An owner reference hands the
 /// object's deletion to the garbage collector (a trusted principal), and a
 /// finalizer keeps a deleted object, and a revoked member's mapping, alive.
@@ -989,7 +989,7 @@ pub fn identity_claims(change: &Change, requester: &Requester) -> Vec<Violation>
 }
 
 // ---------------------------------------------------------------------------
-// Rule 5: no escalation
+// NoEscalation
 // ---------------------------------------------------------------------------
 
 /// What other objects' access lists grant to a grantee in the state, leaving
@@ -1065,8 +1065,8 @@ fn granted(state: &OrgState, obj: Option<Object>, name: &str) -> PrivilegeSet {
     set
 }
 
-/// Rule 5: a requester grants only what their own privileges cover, whatever
-/// the path (DOMAIN.md §4 rule 5, docs/security.md):
+/// NoEscalation: a requester grants only what their own privileges cover, whatever
+/// the path (docs/rules.md, docs/security.md):
 /// - a group's or API key's privileges and access lists: what the change adds,
 ///   including, on a create, what other objects' access lists already grant
 ///   the name (so edit rights on a group allow renaming it without holding all
