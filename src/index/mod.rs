@@ -184,8 +184,8 @@ impl Namespace {
     /// Puts a definition in place of the one of the same kind and name (or
     /// removes it: `new` is `None`), answering what the change affects.
     fn put(&mut self, kind: Kind, name: &str, new: Option<Def>) -> Affected {
-        let affected = match (kind, &new) {
-            (Kind::Organization, _) => {
+        let affected = match kind {
+            Kind::Organization => {
                 let new = match &new {
                     Some(Def::Organization(o, _)) => Some(o),
                     _ => None,
@@ -199,21 +199,21 @@ impl Namespace {
                 }
                 route::organization(self, old, new)
             }
-            (Kind::Group, _) => {
+            Kind::Group => {
                 let new = match &new {
                     Some(Def::Group(g)) => Some(g),
                     _ => None,
                 };
                 route::group(self, self.state.groups.get(name), new)
             }
-            (Kind::Member, _) => {
+            Kind::Member => {
                 let new = match &new {
                     Some(Def::Member(m)) => Some(m),
                     _ => None,
                 };
                 route::member(self, self.state.members.get(name), new)
             }
-            (Kind::ApiKey, _) => {
+            Kind::ApiKey => {
                 let new = match &new {
                     Some(Def::ApiKey(k)) => Some(k),
                     _ => None,

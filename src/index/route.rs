@@ -41,8 +41,9 @@ impl Affected {
         self.api_keys.extend(other.api_keys);
     }
 
-    /// Everything in the namespace (the organization's settings changed).
-    fn everything(ns: &Namespace) -> Affected {
+    /// Everything in the namespace (the organization's settings changed, or
+    /// a controller starts leading).
+    pub fn everything(ns: &Namespace) -> Affected {
         Affected {
             organization: true,
             groups: ns.state.groups.keys().cloned().collect(),

@@ -95,8 +95,7 @@ pub fn channels() -> (Senders, Triggers) {
 
 impl Senders {
     fn send(&self, index: &Index, namespace: &str, affected: &Affected) {
-        let idx = affected;
-        if idx.organization {
+        if affected.organization {
             // One organization per namespace: the route names no organization.
             if let Some(org) = &index.namespace(namespace).state.org {
                 let _ = self
@@ -104,17 +103,17 @@ impl Senders {
                     .unbounded_send(ObjectRef::new(&org.name).within(namespace));
             }
         }
-        for g in &idx.groups {
+        for g in &affected.groups {
             let _ = self
                 .groups
                 .unbounded_send(ObjectRef::new(g).within(namespace));
         }
-        for m in &idx.members {
+        for m in &affected.members {
             let _ = self
                 .members
                 .unbounded_send(ObjectRef::new(m).within(namespace));
         }
-        for k in &idx.api_keys {
+        for k in &affected.api_keys {
             let _ = self
                 .api_keys
                 .unbounded_send(ObjectRef::new(k).within(namespace));
@@ -189,13 +188,7 @@ impl Caches {
     pub fn route_to(&self, senders: Senders) {
         let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
         for namespace in self.index.namespaces() {
-            let ns = self.index.namespace(&namespace);
-            let everything = Affected {
-                organization: ns.state.org.is_some(),
-                groups: ns.state.groups.keys().cloned().collect(),
-                members: ns.state.members.keys().cloned().collect(),
-                api_keys: ns.state.api_keys.keys().cloned().collect(),
-            };
+            let everything = Affected::everything(&self.index.namespace(&namespace));
             senders.send(&self.index, &namespace, &everything);
         }
         *router = Some(senders);
