@@ -19,7 +19,7 @@ use orgaccess::core::builtin::{BuiltinGroup, GroupTemplate};
 use orgaccess::core::catalog::{CATALOG, Service};
 use orgaccess::core::model::{MemberIdentity, OrgResources, Provider, Subject, SubjectKind};
 use orgaccess::core::privilege::{AccessLevel, PrivilegeSpec, ResourceAccess, ResourceLevel, spec};
-use orgaccess::webhook::{Config, Index, Validator};
+use orgaccess::webhook::{Index, Policy, Validator};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
@@ -326,9 +326,8 @@ fn cases(index: &Index) -> Vec<Case> {
 }
 
 fn validator(index: Arc<Index>) -> Validator {
-    let config = Config::default();
     let mut registry = Registry::default();
-    Validator::new(config.policy(), index, &mut registry, 1000)
+    Validator::new(Policy::default(), index, &mut registry, 1000)
 }
 
 /// Call-by-call latency of each case, printed as p50/p99/p99.9 and decisions/s.

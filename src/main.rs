@@ -2,13 +2,7 @@
 // One audited `unsafe` (the SIGPIPE reset below); the library forbids it.
 #![deny(unsafe_code)]
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
 use clap::{Parser, Subcommand, ValueEnum};
-use orgaccess::controller::{self, ControllerArgs, Readiness};
-use orgaccess::index::watch::{Caches, WatchArgs};
-use prometheus_client::registry::Registry;
 
 /// orgaccess: manage an organization's member access as Kubernetes resources.
 #[derive(Parser)]
@@ -37,31 +31,11 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the operator: the controller (and health, readiness and metrics endpoints).
-    Run {
-        #[command(flatten)]
-        controller: ControllerArgs,
-        #[command(flatten)]
-        watch: WatchArgs,
-        /// Do not serve the admission webhook from this process.
-        #[arg(long, env = "ORGACCESS_NO_WEBHOOK")]
-        no_webhook: bool,
-        #[command(flatten)]
-        webhook: orgaccess::webhook::WebhookArgs,
-        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
-        #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
-        admin_addr: SocketAddr,
-    },
+    /// Run the operator: the controller and the admission webhook (and health,
+    /// readiness and metrics endpoints).
+    Run(orgaccess::operator::RunArgs),
     /// Run only the admission webhook (HTTPS /validate; /healthz, /readyz, /metrics, /activity on the admin port).
-    Webhook {
-        #[command(flatten)]
-        webhook: orgaccess::webhook::WebhookArgs,
-        #[command(flatten)]
-        watch: WatchArgs,
-        /// Address of the plain-HTTP admin server: /healthz, /readyz, /metrics, /activity.
-        #[arg(long, env = "ORGACCESS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
-        admin_addr: SocketAddr,
-    },
+    Webhook(orgaccess::operator::WebhookOnlyArgs),
     /// Print the privilege catalog: every service, domain and what it offers.
     Catalog,
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
@@ -119,61 +93,10 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// What a listener's task ending means: an error unless shutdown was asked for.
-fn listener_ended(
-    what: &str,
-    joined: Result<anyhow::Result<()>, tokio::task::JoinError>,
-    stop_requested: &std::sync::atomic::AtomicBool,
-) -> anyhow::Result<()> {
-    match joined {
-        Ok(Err(e)) => Err(e.context(format!("the {what} stopped"))),
-        Err(e) => Err(anyhow::anyhow!("the {what} task failed: {e}")),
-        Ok(Ok(())) if stop_requested.load(std::sync::atomic::Ordering::SeqCst) => Ok(()),
-        Ok(Ok(())) => Err(anyhow::anyhow!("the {what} stopped serving unexpectedly")),
-    }
-}
-
-fn print_catalog() {
-    use orgaccess::core::catalog::{CATALOG, Create, Evidence};
-    println!("{:<16} {:<28} {:<34} NOTES", "SERVICE", "DOMAIN", "LEVELS");
-    for d in CATALOG {
-        let o = d.offers;
-        let mut levels = Vec::new();
-        for (on, name) in [
-            (o.view, "View"),
-            (o.edit, "Edit"),
-            (o.allowed, "Allowed"),
-            (o.push, "Push"),
-            (o.custom.is_some(), "Custom"),
-        ] {
-            if on {
-                levels.push(name);
-            }
-        }
-        match o.create {
-            Create::No => {}
-            Create::WithEdit => levels.push("CanCreate(with Edit)"),
-            Create::Choosable => levels.push("CanCreate"),
-        }
-        let note = match d.evidence {
-            Evidence::Documented => String::new(),
-            Evidence::Noted(note) => note.to_string(),
-            Evidence::Inferred(why) => format!("inferred: {why}"),
-        };
-        println!(
-            "{:<16} {:<28} {:<34} {}",
-            d.service.as_str(),
-            d.name,
-            levels.join(","),
-            note
-        );
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Run { .. } | Command::Webhook { .. }) {
+    if !matches!(cli.command, Command::Run(_) | Command::Webhook(_)) {
         // A command-line tool ends quietly when its reader goes away
         // (`orgaccess catalog | head`) instead of panicking on EPIPE.
         // SAFETY: restoring the default disposition of SIGPIPE before any
@@ -185,29 +108,11 @@ async fn main() -> anyhow::Result<()> {
     }
     init_logs(&cli.log, cli.log_format);
     match cli.command {
-        Command::Catalog => print_catalog(),
+        Command::Catalog => orgaccess::cli::catalog::print(),
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
-        Command::Webhook {
-            webhook,
-            watch,
-            admin_addr,
-        } => {
-            rustls::crypto::ring::default_provider()
-                .install_default()
-                .ok();
-            let client = kube::Client::try_default().await?;
-            if let Err(e) = orgaccess::webhook::serve(
-                client,
-                webhook.config(),
-                watch.scope(),
-                admin_addr,
-                shutdown_signal(),
-            )
-            .await
-            {
-                tracing::error!(error = %format!("{e:#}"), "the webhook stopped; exiting");
-                return Err(e);
-            }
+        Command::Run(args) => orgaccess::operator::run(args, shutdown_signal()).await?,
+        Command::Webhook(args) => {
+            orgaccess::operator::webhook_only(args, shutdown_signal()).await?
         }
         Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
         Command::Activity(args) => std::process::exit(orgaccess::cli::activity::run(args)),
@@ -216,112 +121,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
         Command::Import(args) => std::process::exit(orgaccess::cli::import::run(args)),
         Command::Export(args) => std::process::exit(orgaccess::cli::export::run(args).await),
-        Command::Run {
-            controller: args,
-            watch,
-            admin_addr,
-            no_webhook,
-            webhook,
-        } => {
-            rustls::crypto::ring::default_provider()
-                .install_default()
-                .ok();
-            let client = kube::Client::try_default().await?;
-            // One watch per kind for the whole process: the webhook and the
-            // controller read the same index.
-            let scope = watch.scope();
-            let caches = Caches::start(&client, &scope);
-            let registry = Arc::new(Mutex::new(Registry::default()));
-            let readiness = Readiness::default();
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let stopped = move || {
-                let mut rx = stop_rx.clone();
-                async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                }
-            };
-            let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            {
-                let stop_requested = stop_requested.clone();
-                tokio::spawn(async move {
-                    shutdown_signal().await;
-                    stop_requested.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = stop_tx.send(true);
-                });
-            }
-            // Every replica serves the webhook; only the leader reconciles.
-            let mut checks: Vec<orgaccess::admin::ReadyCheck> = vec![{
-                let r = readiness.clone();
-                Arc::new(move || r.is_ready())
-            }];
-            let mut activity = None;
-            let mut webhook_task = if no_webhook {
-                None
-            } else {
-                let hook = orgaccess::webhook::Webhook::with_caches(
-                    client.clone(),
-                    webhook.config(),
-                    registry.clone(),
-                    caches.clone(),
-                )?;
-                let h = hook.clone();
-                checks.push(Arc::new(move || h.readiness()));
-                activity = Some(hook.activity_router(client.clone()));
-                Some(tokio::spawn(hook.run(stopped())))
-            };
-            let mut admin = tokio::spawn(orgaccess::admin::serve(
-                admin_addr,
-                registry.clone(),
-                checks,
-                activity,
-                stopped(),
-            ));
-            // A listener that stops (cannot bind, fails) ends the process
-            // with the reason: a replica that reports ready but serves
-            // nothing would be worse.
-            let webhook_abort = webhook_task.as_ref().map(|t| t.abort_handle());
-            let mut webhook_ended = std::pin::pin!(async {
-                match webhook_task.as_mut() {
-                    Some(t) => t.await,
-                    None => std::future::pending().await,
-                }
-            });
-            let mut controller = std::pin::pin!(controller::run(
-                client,
-                caches,
-                scope,
-                args,
-                registry,
-                readiness,
-                stopped()
-            ));
-            let (mut admin_done, mut webhook_done) = (false, false);
-            let result = loop {
-                tokio::select! {
-                    r = &mut controller => break r,
-                    r = &mut admin, if !admin_done => {
-                        admin_done = true;
-                        if let Err(e) = listener_ended("admin server", r, &stop_requested) {
-                            break Err(e);
-                        }
-                    }
-                    r = &mut webhook_ended, if !webhook_done => {
-                        webhook_done = true;
-                        if let Err(e) = listener_ended("webhook", r, &stop_requested) {
-                            break Err(e);
-                        }
-                    }
-                }
-            };
-            admin.abort();
-            if let Some(task) = webhook_abort {
-                task.abort();
-            }
-            if let Err(e) = &result {
-                tracing::error!(error = %format!("{e:#}"), "exiting");
-            }
-            result?;
-        }
     }
     Ok(())
 }

@@ -465,7 +465,7 @@ async fn a_member_without_organization_view_cannot_open_the_console() {
 
 /// Built-in groups are seeded once per organization: deleting one, then
 /// deleting and re-creating the Organization (or resetting its status record)
-/// does not bring it back (DOMAIN §2, issue 10).
+/// does not bring it back (a pending member holds nothing).
 #[tokio::test]
 async fn deleted_builtin_groups_stay_deleted_across_organization_re_creation() {
     let (client, ns) = setup().await;

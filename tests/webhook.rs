@@ -51,7 +51,7 @@ async fn administrators_cannot_be_deleted_or_edited_and_only_strict_out_rankers_
     );
 
     // A duplicate needs strictly more than the source: an administrator holds
-    // exactly Administrators' privileges, a trusted principal passes rules 3-5.
+    // exactly Administrators' privileges, a trusted principal skips the requester rules.
     let copy = group(
         "administrators-copy",
         json!({ "duplicateOf": "administrators", "template": "Administrators" }),
@@ -227,7 +227,7 @@ async fn a_trusted_principal_passes_the_requester_rules_but_not_the_invariants()
         json!({ "privileges": [priv_("Content", "Sources", "Edit")] }),
     );
     assert_success("gitops creates a group", &t.create(GITOPS_USER, &g).await);
-    // ... but not break rule 2 or rule 1.
+    // ... but not break AdministratorsProtected or CatalogValidity.
     assert_denied(
         "gitops deletes Administrators",
         &t.delete(GITOPS_USER, "group", "administrators").await,

@@ -42,8 +42,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub allow_empty: bool,
     /// Check as this Kubernetes user (mapped to Members through their
-    /// spec.subjects), applying the requester rules 3-5. Without it the
-    /// requester is a trusted platform principal (rules 1-2 only).
+    /// spec.subjects), applying the requester rules (docs/rules.md). Without it the
+    /// requester is a trusted platform principal (CatalogValidity and AdministratorsProtected only).
     #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,
     /// A Kubernetes group of the --as user. Repeatable.
@@ -423,7 +423,7 @@ pub fn run(args: CheckArgs) -> i32 {
         let err = Styles::stderr();
         let mut notes = String::new();
         let who = match &identity.user {
-            None => "as a trusted platform principal (rules 1-2; pass --as USER for rules 3-5)"
+            None => "as a trusted platform principal (CatalogValidity and AdministratorsProtected; pass --as USER for the requester rules)"
                 .to_string(),
             Some(u) => format!("as user '{u}' (groups: {})", identity.groups.join(", ")),
         };

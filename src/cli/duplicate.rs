@@ -5,7 +5,7 @@
 //! only the operator sets, and not the access list, which is about the source).
 //!
 //! The duplicate is checked with the admission rules before it is printed:
-//! as a trusted principal (rules 1-2), or with `--as USER` as that user (the
+//! as a trusted principal (CatalogValidity and AdministratorsProtected only), or with `--as USER` as that user (the
 //! duplicate rule needs privileges strictly above the source group's).
 
 use anyhow::bail;
@@ -35,7 +35,7 @@ pub struct DuplicateArgs {
     pub new_name: Option<String>,
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Check the duplicate as this Kubernetes user (rule 3: strictly more
+    /// Check the duplicate as this Kubernetes user (the Duplicate rule: strictly more
     /// privileges than the source), not as a trusted principal.
     #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,

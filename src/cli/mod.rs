@@ -1,5 +1,6 @@
 //! The command line for GitOps pipelines and access questions (`docs/cli.md`).
 //!
+//! - `orgaccess catalog`: the services, domains and levels the platform offers.
 //! - `orgaccess check PATHS...`: validate manifests offline with the admission
 //!   rules ([`crate::core::rules::check`]), the same verdict and words as the webhook.
 //! - `orgaccess explain member|apikey NAME`: effective privileges with provenance.
@@ -19,6 +20,7 @@
 //! unreachable, bad arguments).
 
 pub mod activity;
+pub mod catalog;
 pub mod check;
 pub mod duplicate;
 pub mod explain;

@@ -90,17 +90,8 @@ pub struct Config {
     /// PEM serving certificate (chain) and its key; re-read when they change.
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    /// Users that skip the requester rules (never CatalogValidity or
-    /// AdministratorsProtected), e.g. a GitOps controller's
-    /// service account. Default: the garbage collector.
-    pub trusted_users: Vec<String>,
-    /// Groups whose members skip the requester rules. Default: `system:masters`.
-    pub trusted_groups: Vec<String>,
-    /// The operator's own user: trusted, and the only one that creates built-in groups.
-    pub operator_user: String,
-    /// The namespace controller: trusted, and its deletes are a teardown (the
-    /// Organization goes with its namespace, so Administrators may be deleted).
-    pub namespace_controller_user: String,
+    /// Who is trusted, and how (the same struct as the flags).
+    pub policy: Policy,
     /// Decisions kept for `GET /activity`.
     pub activity_capacity: usize,
     /// Publish an Event per decision (besides the log line and the ring).
@@ -126,10 +117,7 @@ impl Default for Config {
             addr: DEFAULT_ADDR.parse().expect("valid default address"),
             cert_file: DEFAULT_CERT_FILE.into(),
             key_file: DEFAULT_KEY_FILE.into(),
-            trusted_users: vec![DEFAULT_GARBAGE_COLLECTOR_USER.into()],
-            trusted_groups: vec![DEFAULT_TRUSTED_GROUP.into()],
-            operator_user: DEFAULT_OPERATOR_USER.into(),
-            namespace_controller_user: DEFAULT_NAMESPACE_CONTROLLER_USER.into(),
+            policy: Policy::default(),
             activity_capacity: DEFAULT_ACTIVITY_CAPACITY,
             events: true,
             instance: None,
@@ -140,17 +128,6 @@ impl Default for Config {
             body_budget: DEFAULT_BODY_BUDGET,
             client_auth: None,
             audit_file: None,
-        }
-    }
-}
-
-impl Config {
-    pub fn policy(&self) -> Policy {
-        Policy {
-            trusted_users: self.trusted_users.clone(),
-            trusted_groups: self.trusted_groups.clone(),
-            operator_user: self.operator_user.clone(),
-            namespace_controller_user: self.namespace_controller_user.clone(),
         }
     }
 }
@@ -168,21 +145,8 @@ pub struct WebhookArgs {
     /// PEM private key of the serving certificate; re-read when the file changes.
     #[arg(long = "webhook-key-file", env = "ORGACCESS_WEBHOOK_KEY_FILE", default_value = DEFAULT_KEY_FILE)]
     pub webhook_key_file: PathBuf,
-    /// Users trusted as platform principals: they skip the requester rules (3-5), never 1-2.
-    #[arg(long = "trusted-user", env = "ORGACCESS_TRUSTED_USERS", value_delimiter = ',',
-          default_value = DEFAULT_GARBAGE_COLLECTOR_USER)]
-    pub trusted_users: Vec<String>,
-    /// Groups trusted as platform principals.
-    #[arg(long = "trusted-group", env = "ORGACCESS_TRUSTED_GROUPS", value_delimiter = ',',
-          default_value = DEFAULT_TRUSTED_GROUP)]
-    pub trusted_groups: Vec<String>,
-    /// The operator's own user name (its service account).
-    #[arg(long = "operator-user", env = "ORGACCESS_OPERATOR_USER", default_value = DEFAULT_OPERATOR_USER)]
-    pub operator_user: String,
-    /// The namespace controller's user name; its deletes are namespace teardowns.
-    #[arg(long = "namespace-controller-user", env = "ORGACCESS_NAMESPACE_CONTROLLER_USER",
-          default_value = DEFAULT_NAMESPACE_CONTROLLER_USER)]
-    pub namespace_controller_user: String,
+    #[command(flatten)]
+    pub policy: Policy,
     /// Admission decisions kept in memory for GET /activity.
     #[arg(long = "webhook-activity-size", env = "ORGACCESS_WEBHOOK_ACTIVITY_SIZE",
           default_value_t = DEFAULT_ACTIVITY_CAPACITY)]
@@ -249,10 +213,7 @@ impl WebhookArgs {
             addr: self.webhook_addr,
             cert_file: self.webhook_cert_file.clone(),
             key_file: self.webhook_key_file.clone(),
-            trusted_users: self.trusted_users.clone(),
-            trusted_groups: self.trusted_groups.clone(),
-            operator_user: self.operator_user.clone(),
-            namespace_controller_user: self.namespace_controller_user.clone(),
+            policy: self.policy.clone(),
             activity_capacity: self.activity_capacity,
             events: self.events,
             instance: self.instance.clone(),
@@ -451,7 +412,7 @@ impl Webhook {
         Ok(Webhook {
             inner: Arc::new(Inner {
                 validator: Validator {
-                    policy: config.policy(),
+                    policy: config.policy.clone(),
                     index: caches.index.clone(),
                     metrics,
                     activity,
@@ -735,9 +696,7 @@ async fn activity_list(
     };
     let validator = &webhook.inner.validator;
     let policy = &validator.policy;
-    let trusted = user == policy.operator_user
-        || policy.trusted_users.contains(&user)
-        || groups.iter().any(|g| policy.trusted_groups.contains(g));
+    let trusted = policy.trusts(&user, &groups);
     let namespace = q.namespace.filter(|ns| !ns.is_empty());
     if !trusted {
         let Some(ns) = namespace.as_deref() else {

@@ -23,19 +23,51 @@ use crate::index::Index;
 
 const ADMISSION_V1: &str = "admission.k8s.io/v1";
 
-/// Who the webhook treats specially (docs/rules.md: who asks).
-#[derive(Clone, Debug)]
+/// Who the webhook treats specially (docs/rules.md: who asks). These are the
+/// flags themselves (flattened into [`super::WebhookArgs`]) and the value the
+/// handler reads: one definition, no copies in between.
+#[derive(Clone, Debug, clap::Args)]
 pub struct Policy {
-    /// Users that skip the requester rules (docs/rules.md).
+    /// Users trusted as platform principals: they skip the requester rules,
+    /// never CatalogValidity or AdministratorsProtected (docs/rules.md).
+    #[arg(long = "trusted-user", env = "ORGACCESS_TRUSTED_USERS", value_delimiter = ',',
+          default_value = super::DEFAULT_GARBAGE_COLLECTOR_USER)]
     pub trusted_users: Vec<String>,
-    /// Groups whose members skip the requester rules (docs/rules.md).
+    /// Groups whose members are trusted as platform principals.
+    #[arg(long = "trusted-group", env = "ORGACCESS_TRUSTED_GROUPS", value_delimiter = ',',
+          default_value = super::DEFAULT_TRUSTED_GROUP)]
     pub trusted_groups: Vec<String>,
-    /// The operator's own user: trusted, and the only one that creates built-in groups.
+    /// The operator's own user name (its service account): trusted, and the
+    /// only one that creates built-in groups.
+    #[arg(long = "operator-user", env = "ORGACCESS_OPERATOR_USER",
+          default_value = super::DEFAULT_OPERATOR_USER)]
     pub operator_user: String,
-    /// The namespace controller: trusted, and it deletes only in a namespace
-    /// that is being deleted, so its deletes are judged as a teardown (the
-    /// Organization goes with the namespace; Administrators may go too).
+    /// The namespace controller's user name: trusted, and it deletes only in
+    /// a namespace that is being deleted, so its deletes are judged as a
+    /// teardown (the Organization goes with the namespace; Administrators may go too).
+    #[arg(long = "namespace-controller-user", env = "ORGACCESS_NAMESPACE_CONTROLLER_USER",
+          default_value = super::DEFAULT_NAMESPACE_CONTROLLER_USER)]
     pub namespace_controller_user: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            trusted_users: vec![super::DEFAULT_GARBAGE_COLLECTOR_USER.into()],
+            trusted_groups: vec![super::DEFAULT_TRUSTED_GROUP.into()],
+            operator_user: super::DEFAULT_OPERATOR_USER.into(),
+            namespace_controller_user: super::DEFAULT_NAMESPACE_CONTROLLER_USER.into(),
+        }
+    }
+}
+
+impl Policy {
+    /// Platform principals: the operator, the trusted users and groups.
+    pub fn trusts(&self, user: &str, groups: &[String]) -> bool {
+        user == self.operator_user
+            || self.trusted_users.iter().any(|u| u == user)
+            || groups.iter().any(|g| self.trusted_groups.contains(g))
+    }
 }
 
 /// The answer to one request.
@@ -349,10 +381,7 @@ fn decide(
     let teardown = username == policy.namespace_controller_user && operation == Operation::Delete;
     let requester = if username == policy.operator_user {
         Requester::Operator
-    } else if username == policy.namespace_controller_user
-        || policy.trusted_users.contains(&username)
-        || groups.iter().any(|g| policy.trusted_groups.contains(g))
-    {
+    } else if username == policy.namespace_controller_user || policy.trusts(&username, &groups) {
         Requester::Trusted
     } else {
         // The requester is mapped with the cached state.

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orgaccess::webhook::{Config, Webhook};
+use orgaccess::webhook::{Config, Policy, Webhook};
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 
@@ -39,7 +39,10 @@ pub async fn serve_webhook(trusted_groups: Option<Vec<String>>) -> ServedWebhook
         addr: listener.local_addr().unwrap(),
         cert_file,
         key_file,
-        trusted_groups: trusted_groups.unwrap_or(defaults.trusted_groups.clone()),
+        policy: Policy {
+            trusted_groups: trusted_groups.unwrap_or(defaults.policy.trusted_groups.clone()),
+            ..defaults.policy.clone()
+        },
         // As in a cluster: only the apiserver's client certificate is served.
         client_auth: Some(orgaccess::webhook::tls::ClientAuth {
             ca_file: plane().webhook_client_ca_file(),

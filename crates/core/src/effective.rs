@@ -274,7 +274,7 @@ pub fn membership_in(state: &OrgState, m: &MemberDef, group: &str) -> Option<Via
 /// A member's effective privileges at `now`.
 ///
 /// Only an accepted member holds anything, whichever route brings them into a
-/// group: a pending or expired member holds no privileges (DOMAIN §2). An
+/// group: a pending or expired member holds no privileges (docs/status.md). An
 /// identity-provider sync (or the member's first sign-in) sets `accepted`.
 pub fn member_effective(
     state: &OrgState,
