@@ -1,12 +1,18 @@
 //! The CRD schema bounds every string and list (issue 11): oversized, empty
 //! or deceptive values are refused by the apiserver itself, with a message,
-//! before any webhook sees them. Served dry-run through the real apiserver.
+//! before any webhook sees them. Served dry-run through the real apiserver,
+//! and every verdict compared with `orgaccess check`'s offline schema check
+//! (`orgaccess::cli::schema`), which must refuse exactly the same objects.
 
 mod support;
 
+use orgaccess::cli::schema;
+use orgaccess::core::model::Kind;
+
 use support::{ADMIN, assert_success, fresh_namespace, install_crds, kubectl_stdin, plane};
 
-/// `kubectl create --dry-run=server` of `manifest` in `ns`: (succeeded, stderr).
+/// `kubectl create --dry-run=server` of `manifest` in `ns`: (succeeded,
+/// stderr). Asserts that the offline schema check agrees with the apiserver.
 async fn dry_run(ns: &str, manifest: &serde_json::Value) -> (bool, String) {
     let out = kubectl_stdin(
         ADMIN,
@@ -14,10 +20,23 @@ async fn dry_run(ns: &str, manifest: &serde_json::Value) -> (bool, String) {
         Some(&manifest.to_string()),
     )
     .await;
-    (
+    let (ok, stderr) = (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    );
+    let kind = Kind::ALL
+        .into_iter()
+        .find(|k| manifest["kind"] == k.as_str())
+        .expect("one of the four kinds");
+    let mut namespaced = manifest.clone();
+    namespaced["metadata"]["namespace"] = ns.into();
+    let offline = schema::problems(kind, &namespaced);
+    assert_eq!(
+        offline.is_empty(),
+        ok,
+        "the offline schema check disagrees with the apiserver on {manifest:.200}: offline {offline:?}, apiserver: {stderr}"
+    );
+    (ok, stderr)
 }
 
 fn org(display_name: &str) -> serde_json::Value {
@@ -105,6 +124,49 @@ async fn strings_and_lists_are_bounded_by_the_schema() {
         !ok && err.contains("253"),
         "a 300-character resource name: {err}"
     );
+    // Ranges and the CEL rules across fields (what `orgaccess check` once
+    // restated by hand).
+    let mut o = org("Acme Corp");
+    o["spec"]["invitationLifetimeDays"] = 400.into();
+    let (ok, err) = dry_run(&ns, &o).await;
+    assert!(!ok && err.contains("365"), "400 days: {err}");
+    let mut g = group.clone();
+    g["spec"] = serde_json::json!({"identitySets": [{"ssoGroup": "a", "salesforceProfile": "Standard User"}]});
+    let (ok, err) = dry_run(&ns, &g).await;
+    assert!(
+        !ok && err.contains("exactly one"),
+        "two identity kinds: {err}"
+    );
+    g["spec"] = serde_json::json!({"identitySets": [{"ssoGroup": "a"}]});
+    let (ok, err) = dry_run(&ns, &g).await;
+    assert!(ok, "one identity kind: {err}");
+    let mut m = member("Email", "ann@acme.example");
+    m["spec"]["subjects"] = serde_json::json!([{"kind": "ServiceAccount", "name": "ci"}]);
+    let (ok, err) = dry_run(&ns, &m).await;
+    assert!(
+        !ok && err.contains("namespace"),
+        "a service account without namespace: {err}"
+    );
+    m["spec"]["subjects"] = serde_json::json!([{"kind": "User", "name": "ann", "namespace": "x"}]);
+    let (ok, err) = dry_run(&ns, &m).await;
+    assert!(
+        !ok && err.contains("namespace"),
+        "a user with a namespace: {err}"
+    );
+
+    // The IP lists' rules use the Kubernetes CEL library (isIP, isCIDR).
+    let mut key = serde_json::json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "ApiKey",
+        "metadata": {"name": "k"},
+        "spec": {"displayName": "K", "template": "AnonymousSearch", "lifetime": "P90D",
+                 "allowedIps": ["0.0.0.0/0", "192.0.2.7"]},
+    });
+    let (ok, err) = dry_run(&ns, &key).await;
+    assert!(ok, "addresses and ranges: {err}");
+    key["spec"]["deniedIps"] = serde_json::json!(["not-an-address"]);
+    let (ok, err) = dry_run(&ns, &key).await;
+    assert!(!ok, "a malformed address was admitted: {err}");
+
     let out = kubectl_stdin(ADMIN, &["get", "crd", "members.orgaccess.dev"], None).await;
     assert_success("the CRDs are installed", &out);
 }

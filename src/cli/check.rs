@@ -25,7 +25,7 @@ use super::output::Styles;
 use super::source;
 use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Format, emit, emit_err};
 use crate::core::effective::{Grantees, requester_view, resolve_grantees};
-use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
+use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef, OrgState};
 use crate::core::rules::{self, Change, Operation, Requester, Violation};
 
 #[derive(Args, Clone, Debug)]
@@ -237,7 +237,7 @@ impl Verdict {
 }
 
 fn denial(m: &Manifest, v: &[Violation]) -> String {
-    rules::denial_message(m.kind(), &m.namespace, &m.name, v)
+    rules::denial_message(m.kind().as_str(), &m.namespace, &m.name, v)
 }
 
 fn findings(verdicts: &[Verdict]) -> Vec<Finding> {
@@ -292,7 +292,7 @@ fn findings(verdicts: &[Verdict]) -> Vec<Finding> {
 
 /// Identifies an object across the checked and the existing manifests (one
 /// Organization per namespace, whatever its name).
-fn key(m: &Manifest) -> (&'static str, String, String) {
+fn key(m: &Manifest) -> (Kind, String, String) {
     let name = match m.object {
         Object::Organization(_) => String::new(),
         _ => m.name.clone(),

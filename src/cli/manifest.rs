@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::{ApiKey, Group, Member, Organization};
+use crate::core::model::Kind;
 
 /// Where a document (or a problem in it) is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,12 +54,12 @@ pub enum Object {
 }
 
 impl Object {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Object::Organization(_) => "Organization",
-            Object::Group(_) => "Group",
-            Object::Member(_) => "Member",
-            Object::ApiKey(_) => "ApiKey",
+            Object::Organization(_) => Kind::Organization,
+            Object::Group(_) => Kind::Group,
+            Object::Member(_) => Kind::Member,
+            Object::ApiKey(_) => Kind::ApiKey,
         }
     }
 
@@ -85,7 +86,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         self.object.kind()
     }
 }
@@ -437,7 +438,7 @@ fn parse_document(
         object,
     };
     let mut found = unknown_fields(&value, &manifest);
-    found.extend(schema_problems(&manifest));
+    found.extend(schema_problems(&value, &manifest));
     if found.is_empty() {
         loaded.manifests.push(manifest);
     } else {
@@ -533,7 +534,7 @@ fn unknown_fields(original: &Value, m: &Manifest) -> Vec<Problem> {
                 format!(
                     "unknown field '{f}' in {}; the API server refuses it (strict field validation) or drops it. Check the spelling (`kubectl explain {}.spec`)",
                     m.kind(),
-                    m.kind().to_lowercase()
+                    m.kind().as_str().to_lowercase()
                 ),
             )
         })
@@ -565,10 +566,10 @@ fn valid_name(n: &str) -> bool {
         })
 }
 
-/// What the CRD schema (types, ranges, CEL rules) refuses before the webhook
-/// sees the object, with the schema's own messages. Types and enums are
-/// already checked by parsing; the webhook's rules are not repeated here.
-fn schema_problems(m: &Manifest) -> Vec<Problem> {
+/// What the apiserver refuses before the webhook sees the object: an invalid
+/// name, and what the CRD's own schema and CEL rules refuse of `original`
+/// (the document as written). The webhook's rules are not repeated here.
+fn schema_problems(original: &Value, m: &Manifest) -> Vec<Problem> {
     let mut out = Vec::new();
     for (what, n) in [
         ("metadata.name", Some(&m.name)),
@@ -587,59 +588,23 @@ fn schema_problems(m: &Manifest) -> Vec<Problem> {
             ));
         }
     }
-    match &m.object {
-        Object::Organization(o) => {
-            if o.spec.invitation_lifetime_days > 365 {
-                out.push(manifest_problem(
-                    m,
-                    SCHEMA,
-                    "spec.invitationLifetimeDays",
-                    format!(
-                        "spec.invitationLifetimeDays should be less than or equal to 365 (got {})",
-                        o.spec.invitation_lifetime_days
-                    ),
-                ));
-            }
-        }
-        Object::Group(g) => {
-            for (i, s) in g.spec.identity_sets.iter().enumerate() {
-                let n = usize::from(s.open_id_domain.is_some())
-                    + usize::from(s.sso_group.is_some())
-                    + usize::from(s.salesforce_profile.is_some());
-                if n != 1 {
-                    out.push(manifest_problem(
-                        m,
-                        SCHEMA,
-                        &format!("spec.identitySets[{i}]"),
-                        "an identity set has exactly one of openIdDomain, ssoGroup or salesforceProfile".into(),
-                    ));
-                }
-            }
-        }
-        Object::Member(mb) => {
-            use crate::core::model::SubjectKind;
-            for (i, s) in mb.spec.subjects.iter().enumerate() {
-                let is_sa = s.kind == SubjectKind::ServiceAccount;
-                if is_sa != s.namespace.is_some() {
-                    out.push(manifest_problem(
-                        m,
-                        SCHEMA,
-                        &format!("spec.subjects[{i}]"),
-                        "namespace is required for kind ServiceAccount and not allowed otherwise"
-                            .into(),
-                    ));
-                }
-            }
-        }
-        Object::ApiKey(_) => {}
-    }
+    // The CRD's own schema and CEL rules (crate::cli::schema), as the
+    // apiserver would judge them.
+    out.extend(
+        super::schema::problems(m.kind(), original)
+            .into_iter()
+            .map(|p| {
+                let message = format!("{}: {}", p.field, p.message);
+                manifest_problem(m, SCHEMA, &p.field, message)
+            }),
+    );
     out
 }
 
 /// A second definition of the same object is a problem; the first one stays.
 /// (A second Organization in a namespace is judged by the admission rules.)
 fn mark_duplicates(loaded: &mut Loaded) {
-    let mut seen: BTreeMap<(&'static str, String, String), Location> = BTreeMap::new();
+    let mut seen: BTreeMap<(Kind, String, String), Location> = BTreeMap::new();
     let mut keep = Vec::with_capacity(loaded.manifests.len());
     for m in std::mem::take(&mut loaded.manifests) {
         let key = (m.kind(), m.namespace.clone(), m.name.clone());

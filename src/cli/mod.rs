@@ -28,6 +28,7 @@ pub mod export;
 pub mod import;
 pub mod manifest;
 pub mod output;
+pub mod schema;
 pub mod source;
 pub mod who_can;
 

@@ -29,6 +29,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{ApiKey, Group, Member, Organization};
+use crate::core::change::Def;
 use crate::core::effective::{Grantees, RequesterView, requester_view, resolve_grantees};
 use crate::core::model::{ApiKeyDef, GroupDef, IdentitySet, Kind, MemberDef, OrgDef, OrgState};
 use crate::core::privilege::{intern_names, outside_request_scope, spec_names};
@@ -183,11 +184,17 @@ impl Namespace {
 
     /// Puts a definition in place of the one of the same kind and name (or
     /// removes it: `new` is `None`), answering what the change affects.
-    fn put(&mut self, kind: Kind, name: &str, new: Option<Def>) -> Affected {
+    fn put(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        new: Option<Def>,
+        reference: Option<ObjectReference>,
+    ) -> Affected {
         let affected = match kind {
             Kind::Organization => {
                 let new = match &new {
-                    Some(Def::Organization(o, _)) => Some(o),
+                    Some(Def::Organization(o)) => Some(o),
                     _ => None,
                 };
                 // One organization per namespace (admission refuses a
@@ -226,9 +233,9 @@ impl Namespace {
             return affected;
         }
         match (kind, new) {
-            (_, Some(Def::Organization(o, reference))) => {
+            (_, Some(Def::Organization(o))) => {
                 self.state.org = Some(o);
-                self.organization = Some(reference);
+                self.organization = reference;
             }
             (Kind::Organization, None) => {
                 self.state.org = None;
@@ -273,15 +280,6 @@ impl Namespace {
     }
 }
 
-/// One object's definition, as the index keeps it.
-#[derive(Debug)]
-pub enum Def {
-    Organization(OrgDef, ObjectReference),
-    Group(GroupDef),
-    Member(MemberDef),
-    ApiKey(ApiKeyDef),
-}
-
 /// The four kinds, as the index stores them.
 pub trait Indexed:
     Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -295,6 +293,11 @@ pub trait Indexed:
     const KIND: Kind;
     /// The definition the rules read.
     fn def(&self) -> Def;
+    /// What Events about the namespace's organization regard (the
+    /// Organization only; the index keeps it beside the definition).
+    fn reference(&self) -> Option<ObjectReference> {
+        None
+    }
     /// The generation the status last reported on, if any.
     fn observed_generation(&self) -> Option<i64>;
     /// Its status does not report on its current spec (new, or edited in a
@@ -325,7 +328,10 @@ fn with_self(mut affected: Affected, kind: Kind, name: String) -> Affected {
 impl Indexed for Organization {
     const KIND: Kind = Kind::Organization;
     fn def(&self) -> Def {
-        Def::Organization(OrgDef::from(self), reference(self))
+        Def::Organization(OrgDef::from(self))
+    }
+    fn reference(&self) -> Option<ObjectReference> {
+        Some(reference(self))
     }
     fn observed_generation(&self) -> Option<i64> {
         self.status.as_ref()?.observed_generation
@@ -391,17 +397,24 @@ struct Inner {
 impl Inner {
     /// Applies one change to a namespace's snapshot (copying it if a reader
     /// holds it) and drops the namespace once it is empty.
-    fn put(&mut self, namespace: &str, kind: Kind, name: &str, def: Option<Def>) -> Affected {
+    fn put(
+        &mut self,
+        namespace: &str,
+        kind: Kind,
+        name: &str,
+        def: Option<Def>,
+        reference: Option<ObjectReference>,
+    ) -> Affected {
         let Some(entry) = self.namespaces.get_mut(namespace) else {
             if def.is_none() {
                 return Affected::default();
             }
             let mut ns = Namespace::default();
-            let affected = ns.put(kind, name, def);
+            let affected = ns.put(kind, name, def, reference);
             self.namespaces.insert(namespace.to_string(), Arc::new(ns));
             return affected;
         };
-        let affected = Arc::make_mut(entry).put(kind, name, def);
+        let affected = Arc::make_mut(entry).put(kind, name, def, reference);
         if entry.is_empty() {
             self.namespaces.remove(namespace);
         }
@@ -413,6 +426,7 @@ impl Inner {
 trait ErasedObject: Send + Sync {
     fn name(&self) -> String;
     fn def(&self) -> Def;
+    fn reference(&self) -> Option<ObjectReference>;
     fn stale(&self) -> bool;
 }
 
@@ -422,6 +436,9 @@ impl<K: Indexed> ErasedObject for K {
     }
     fn def(&self) -> Def {
         Indexed::def(self)
+    }
+    fn reference(&self) -> Option<ObjectReference> {
+        Indexed::reference(self)
     }
     fn stale(&self) -> bool {
         Indexed::stale(self)
@@ -498,9 +515,13 @@ impl Index {
         let Some(ns) = obj.meta().namespace.as_deref() else {
             return Affected::default();
         };
-        let affected = self
-            .lock()
-            .put(ns, K::KIND, &obj.name_any(), Some(obj.def()));
+        let affected = self.lock().put(
+            ns,
+            K::KIND,
+            &obj.name_any(),
+            Some(obj.def()),
+            obj.reference(),
+        );
         if obj.stale() {
             return with_self(affected, K::KIND, obj.name_any());
         }
@@ -512,7 +533,7 @@ impl Index {
         let Some(ns) = obj.meta().namespace.as_deref() else {
             return Affected::default();
         };
-        self.lock().put(ns, K::KIND, &obj.name_any(), None)
+        self.lock().put(ns, K::KIND, &obj.name_any(), None, None)
     }
 
     /// Computes the grantees' privileges of a namespace now, off the request
@@ -602,10 +623,16 @@ fn relist(
         .collect();
     let mut affected = Affected::default();
     for name in gone {
-        affected.extend(inner.put(namespace, kind, &name, None));
+        affected.extend(inner.put(namespace, kind, &name, None, None));
     }
     for obj in objects {
-        let mut one = inner.put(namespace, kind, &obj.name(), Some(obj.def()));
+        let mut one = inner.put(
+            namespace,
+            kind,
+            &obj.name(),
+            Some(obj.def()),
+            obj.reference(),
+        );
         if obj.stale() {
             one = with_self(one, kind, obj.name());
         }

@@ -14,7 +14,9 @@ use super::catalog::{self, ResourceKind};
 use super::effective::{
     Grantee, Grantees, api_key_spec_privileges, group_spec_privileges, member_groups,
 };
-use super::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, Meta, OrgDef, OrgState, Subject};
+use super::model::{
+    AccessEntry, ApiKeyDef, GroupDef, Kind, MemberDef, Meta, OrgDef, OrgState, Subject,
+};
 use super::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec, named_resources};
 
 /// The rules, named as in the documentation and in denial messages.
@@ -78,12 +80,12 @@ pub enum Object<'a> {
 }
 
 impl Object<'_> {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Object::Organization(_) => "Organization",
-            Object::Group(_) => "Group",
-            Object::Member(_) => "Member",
-            Object::ApiKey(_) => "ApiKey",
+            Object::Organization(_) => Kind::Organization,
+            Object::Group(_) => Kind::Group,
+            Object::Member(_) => Kind::Member,
+            Object::ApiKey(_) => Kind::ApiKey,
         }
     }
 }
@@ -1108,7 +1110,7 @@ pub fn no_escalation(
                     "{} cannot grant privileges they do not hold{}; missing: {lacking}. Remove these from the {} or ask someone who holds them",
                     requester.describe(),
                     template.unwrap_or_default(),
-                    change.new.map(|o| o.kind()).unwrap_or_default(),
+                    change.new.map(|o| o.kind().as_str()).unwrap_or_default(),
                 ),
             ));
         }
