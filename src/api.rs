@@ -620,6 +620,7 @@ impl From<&ApiKey> for ApiKeyDef {
                 .rotation
                 .as_ref()
                 .map(|r| r.previous_key_validity.clone()),
+            created: k.metadata.creation_timestamp.as_ref().map(|t| t.0),
             meta: guarded_meta(k.meta()),
         }
     }

@@ -769,6 +769,10 @@ async fn status_is_written_only_by_the_operator() {
                     "--type=merge",
                     "-p",
                     &forged,
+                    // Server-side dry run: judged by the admission policy,
+                    // never stored, so a forgery that lands before the
+                    // policy takes effect cannot linger in the status read below.
+                    "--dry-run=server",
                 ],
             )
             .await

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use orgaccess::api::{Group, Member, Organization};
+use orgaccess::api::{ApiKey, Group, Member, Organization};
 use orgaccess::cli::manifest::{Object, load};
 use orgaccess::controller::desired;
 use orgaccess::core::builtin::BuiltinGroup;
@@ -20,6 +20,7 @@ struct Fixture {
     org: Organization,
     groups: Vec<Group>,
     members: Vec<Member>,
+    keys: Vec<ApiKey>,
 }
 
 /// The examples as the watches would index them (the built-in groups seeded).
@@ -28,7 +29,7 @@ fn examples() -> Fixture {
     let loaded = load(&[dir], NS);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let index = Index::new();
-    let (mut org, mut groups, mut members) = (None, Vec::new(), Vec::new());
+    let (mut org, mut groups, mut members, mut keys) = (None, Vec::new(), Vec::new(), Vec::new());
     for m in loaded.manifests {
         match m.object {
             Object::Organization(mut o) => {
@@ -49,6 +50,7 @@ fn examples() -> Fixture {
             Object::ApiKey(mut k) => {
                 k.metadata.namespace = Some(NS.into());
                 index.apply(&k);
+                keys.push(k);
             }
         }
     }
@@ -70,6 +72,7 @@ fn examples() -> Fixture {
         org: org.expect("examples declare an Organization"),
         groups,
         members,
+        keys,
     }
 }
 
@@ -181,5 +184,86 @@ fn a_duplicate_shows_one_display_name_in_status_and_in_the_cli() {
     assert_eq!(
         written.unwrap(),
         format!("{}_copy", ns.state.group_display_name(&source))
+    );
+}
+
+/// An API key's phase is one fact (core `apikey::Standing`): the
+/// controller's status, `orgaccess explain` and `who-can` say the same about
+/// it at every age and switch — an expired or disabled key is listed by no
+/// question as able to do anything.
+#[test]
+fn api_key_phase_agrees_across_status_explain_and_who_can() {
+    use jiff::{SignedDuration, Timestamp};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use orgaccess::cli::{explain, source::Org, who_can};
+    use orgaccess::core::apikey::{SecretFacts, plan};
+    use orgaccess::core::privilege::AccessLevel;
+
+    let f = examples();
+    assert!(!f.keys.is_empty(), "the examples declare API keys");
+    let now = Timestamp::now();
+    let mut seen = BTreeSet::new();
+    for k in &f.keys {
+        let name = k.metadata.name.clone().unwrap();
+        for (age_days, enabled) in [
+            (1, true),
+            (1, false),
+            (100, true),
+            (100, false),
+            (400, true),
+        ] {
+            let mut key = k.clone();
+            let created = now - SignedDuration::from_hours(24 * age_days);
+            key.metadata.creation_timestamp = Some(Time(created));
+            key.spec.enabled = enabled;
+            f.index.apply(&key);
+            let ns = f.index.namespace(NS);
+
+            let facts = desired::api_key_facts(&key, 14, now);
+            let plan = plan(&facts, &SecretFacts::Missing, now);
+            let status =
+                desired::api_key(&key, &ns, &plan, &desired::SecretValues::default(), created);
+            let phase = format!("{:?}", status.phase.expect("a phase"));
+            seen.insert(phase.clone());
+
+            let org = Org {
+                namespace: NS.into(),
+                state: ns.state.clone(),
+                explicit_namespace: true,
+                implicit_builtins: Vec::new(),
+            };
+            let grantees = ns.grantees();
+            let explained =
+                serde_json::to_value(explain::explain_api_key(&org, &name, &grantees, now))
+                    .unwrap();
+            assert_eq!(
+                explained["phase"],
+                phase.as_str(),
+                "{name}, {age_days} days, enabled {enabled}"
+            );
+
+            let live = phase == "Active";
+            for p in &status.privileges {
+                let verb = match p.level {
+                    AccessLevel::View => who_can::Verb::View,
+                    AccessLevel::Edit => who_can::Verb::Edit,
+                    AccessLevel::Allowed => who_can::Verb::Allowed,
+                    AccessLevel::Push | AccessLevel::PushAndView => who_can::Verb::Push,
+                    _ => continue,
+                };
+                let target = format!("{}/{}", p.service.as_str(), p.domain);
+                let need = who_can::need(verb, &target).unwrap();
+                let listed = who_can::holders(&org, &need, now)
+                    .iter()
+                    .any(|h| h.kind == "ApiKey" && h.name == name);
+                assert_eq!(listed, live, "who-can {verb:?} {target}: {name} is {phase}");
+            }
+        }
+        f.index.apply(k);
+    }
+    assert_eq!(
+        seen,
+        ["Active", "Disabled", "Expired"].map(String::from).into(),
+        "every phase was exercised"
     );
 }

@@ -348,13 +348,18 @@ fn grantee_rows(
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ApiKeyJson {
+pub struct ApiKeyJson {
     kind: &'static str,
     namespace: String,
     name: String,
     display_name: Option<String>,
     template: Option<String>,
     enabled: bool,
+    /// Active, Disabled or Expired: the key's standing now (core
+    /// `apikey::Standing`, the same as its status before the Secret is read).
+    phase: String,
+    /// When the key expires (from its creation; absent for a manifest not applied yet).
+    expires_at: Option<String>,
     lifetime: Option<String>,
     /// The lifetime that applies: `lifetime` capped by the template, the cap when absent.
     lifetime_days: i64,
@@ -363,8 +368,10 @@ struct ApiKeyJson {
     privileges: Vec<Row>,
 }
 
-fn explain_api_key(org: &Org, name: &str, grantees: &Grantees) -> ApiKeyJson {
+/// What `orgaccess explain apikey NAME` reports (its JSON form).
+pub fn explain_api_key(org: &Org, name: &str, grantees: &Grantees, now: Timestamp) -> ApiKeyJson {
     let k = &org.state.api_keys[name];
+    let standing = crate::core::apikey::Standing::of(k, now);
     let effective = grantees.api_keys.get(name).cloned().unwrap_or_default();
     let template = k.template.map(|t| (format!("{t:?}"), t.privileges()));
     ApiKeyJson {
@@ -374,13 +381,10 @@ fn explain_api_key(org: &Org, name: &str, grantees: &Grantees) -> ApiKeyJson {
         display_name: k.display_name.clone(),
         template: k.template.map(|t| format!("{t:?}")),
         enabled: k.enabled,
+        phase: format!("{:?}", standing.phase()),
+        expires_at: k.created.map(|_| standing.expires.to_string()),
         lifetime: k.lifetime.clone(),
-        lifetime_days: crate::core::apikey::effective_lifetime_days(
-            k.template
-                .unwrap_or(crate::core::builtin::ApiKeyTemplate::Custom),
-            k.lifetime.as_deref(),
-        )
-        .0,
+        lifetime_days: standing.lifetime_days,
         allowed_ips: k.allowed_ips.clone(),
         denied_ips: k.denied_ips.clone(),
         privileges: grantee_rows(
@@ -416,6 +420,16 @@ fn api_key_human(j: &ApiKeyJson, s: Styles) -> String {
                     s.ok("yes")
                 } else {
                     s.error("no (the key is refused)")
+                },
+            ),
+            (
+                "Phase",
+                // The expiry instant is in the JSON (`expiresAt`); the table
+                // reads the same from manifests and from the cluster.
+                match j.phase.as_str() {
+                    "Active" => s.ok("Active"),
+                    "Expired" => s.error("Expired (the key is refused; create a new key)"),
+                    other => s.error(&format!("{other} (the key is refused)")),
                 },
             ),
             (
@@ -540,10 +554,10 @@ pub async fn run(cmd: ExplainCommand) -> i32 {
             member_human(&explain_member(&org, &args.name, now), styles)
         }
         (ExplainCommand::ApiKey(_), Format::Json) => {
-            super::to_json(&explain_api_key(&org, &args.name, &grantees))
+            super::to_json(&explain_api_key(&org, &args.name, &grantees, now))
         }
         (ExplainCommand::ApiKey(_), Format::Human) => {
-            api_key_human(&explain_api_key(&org, &args.name, &grantees), styles)
+            api_key_human(&explain_api_key(&org, &args.name, &grantees, now), styles)
         }
         (ExplainCommand::Group(_), Format::Json) => {
             super::to_json(&explain_group(&org, &args.name, &grantees, now))

@@ -1,15 +1,18 @@
 //! `orgaccess who-can VERB SERVICE/DOMAIN[/RESOURCE]`: the active members and
-//! enabled API keys whose effective privileges cover the action, and through
-//! which groups (or which of the key's own grants).
+//! live API keys (enabled, not expired: core `apikey::Standing`, as the
+//! key's status says) whose effective privileges cover the action, and
+//! through which groups (or which of the key's own grants).
 
 use anyhow::{anyhow, bail};
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
+
 use serde::Serialize;
 
 use super::output::{Style, Styles, Table, cell, styled};
 use super::source::{self, SourceArgs, Subject};
 use super::{EXIT_OK, Format, emit, fail};
+use crate::core::apikey::Standing;
 use crate::core::catalog::{self, Create, DomainId, Service};
 use crate::core::effective::{
     Grantee, access_grants, api_key_spec_privileges, member_effective, resolve_grantees,
@@ -204,7 +207,11 @@ pub fn holders(org: &source::Org, need: &Need, now: Timestamp) -> Vec<Holder> {
         });
     }
     let access = access_grants(state);
-    for k in state.api_keys.values().filter(|k| k.enabled) {
+    for k in state
+        .api_keys
+        .values()
+        .filter(|k| Standing::of(k, now).is_live())
+    {
         let Some(set) = grantees.api_keys.get(&k.name) else {
             continue;
         };
@@ -272,7 +279,7 @@ pub async fn run(args: WhoCanArgs) -> i32 {
                 org.namespace
             );
             if list.is_empty() {
-                out.push_str("nobody (no active member or enabled API key)\n");
+                out.push_str("nobody (no active member or live API key)\n");
             } else {
                 let mut t = Table::new(&["KIND", "NAME", "IDENTITY", "THROUGH"]);
                 for h in &list {

@@ -27,9 +27,11 @@ use super::status::{Progress, Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{ApiKey, ApiKeyPhase, ApiKeyStatus};
 use crate::core::apikey::{
-    KeyFacts, NoValue, OwnedSecret, Phase, SecretAction, SecretFacts, annotations as ann, plan,
+    KeyFacts, NoValue, OwnedSecret, Phase, Plan, SecretAction, SecretFacts, annotations as ann,
+    plan,
 };
 use crate::core::builtin::ApiKeyTemplate;
+use crate::index::Namespace;
 
 /// The Secret's data key holding the current value, and the previous one during rotation.
 pub const VALUE_KEY: &str = "apiKey";
@@ -71,20 +73,22 @@ fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == "ApiKey")
 }
 
-/// The values of an owned Secret: current and previous.
-struct Values {
-    current: Vec<u8>,
-    previous: Vec<u8>,
+/// What the key's Secret holds: the current value and the previous one
+/// (empty when none). Never logged; only [`fingerprint`]s leave.
+#[derive(Default)]
+pub struct SecretValues {
+    pub current: Vec<u8>,
+    pub previous: Vec<u8>,
 }
 
-fn observe_owned(secret: &Secret) -> (OwnedSecret, Values) {
+fn observe_owned(secret: &Secret) -> (OwnedSecret, SecretValues) {
     let data = secret.data.as_ref();
     let get = |k: &str| {
         data.and_then(|d| d.get(k))
             .map(|b| b.0.clone())
             .unwrap_or_default()
     };
-    let values = Values {
+    let values = SecretValues {
         current: get(VALUE_KEY),
         previous: get(PREVIOUS_KEY),
     };
@@ -101,43 +105,48 @@ fn observe_owned(secret: &Secret) -> (OwnedSecret, Values) {
     (facts, values)
 }
 
-pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let ns = key.namespace().ok_or(Error::NotNamespaced)?;
-    let uid = key.uid().ok_or(Error::NotNamespaced)?;
-    let now = super::now();
-    let previous = key.status.clone().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let name = secret_name(&key);
+/// The Secret as observed: whose it is, what it holds, at which version.
+struct ObservedSecret {
+    facts: SecretFacts,
+    values: SecretValues,
+    resource_version: Option<String>,
+}
 
-    // Observe. Ownership is decided on metadata alone: a Secret this key does
-    // not control is never fetched whole.
-    let mut facts = SecretFacts::Missing;
-    let mut values = Values {
-        current: Vec::new(),
-        previous: Vec::new(),
+/// Observes the key's Secret. Ownership is decided on metadata alone: a
+/// Secret this key does not control is never fetched whole.
+async fn observe(secrets: &Api<Secret>, name: &str, uid: &str) -> Result<ObservedSecret, Error> {
+    let mut observed = ObservedSecret {
+        facts: SecretFacts::Missing,
+        values: SecretValues::default(),
+        resource_version: None,
     };
-    let mut resource_version = None;
-    if let Some(meta) = secrets.get_metadata_opt(&name).await? {
-        if !controlled_by(&meta.metadata, &uid) {
-            facts = SecretFacts::Foreign;
-        } else if let Some(secret) = secrets.get_opt(&name).await? {
-            if controlled_by(&secret.metadata, &uid) {
-                let (owned, v) = observe_owned(&secret);
-                facts = SecretFacts::Owned(owned);
-                values = v;
-                resource_version = secret.metadata.resource_version.clone();
-            } else {
-                facts = SecretFacts::Foreign;
-            }
+    let Some(meta) = secrets.get_metadata_opt(name).await? else {
+        return Ok(observed);
+    };
+    if !controlled_by(&meta.metadata, uid) {
+        observed.facts = SecretFacts::Foreign;
+        return Ok(observed);
+    }
+    // Controlled: read it whole, and judge ownership again on what was read
+    // (it may have changed hands in between). Gone meanwhile: missing.
+    if let Some(secret) = secrets.get_opt(name).await? {
+        if controlled_by(&secret.metadata, uid) {
+            let (owned, values) = observe_owned(&secret);
+            observed.facts = SecretFacts::Owned(owned);
+            observed.values = values;
+            observed.resource_version = secret.metadata.resource_version.clone();
+        } else {
+            observed.facts = SecretFacts::Foreign;
         }
     }
-    let created = key
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(now, |t| t.0);
-    let key_facts = KeyFacts {
-        created,
+    Ok(observed)
+}
+
+/// The key's facts for [`plan`]: its spec, creation time and what its status
+/// last reported (for Secrets older than the generation annotation).
+pub fn key_facts(key: &ApiKey, warning_days: i64, now: Timestamp) -> KeyFacts {
+    KeyFacts {
+        created: created(key, now),
         enabled: key.spec.enabled,
         template: key.spec.template.unwrap_or(ApiKeyTemplate::Custom),
         lifetime: key.spec.lifetime.clone(),
@@ -147,99 +156,152 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
             .rotation
             .as_ref()
             .map(|r| r.previous_key_validity.clone()),
-        warning_days: ctx.api_key_warning_days,
-        legacy_generation: previous.rotation_generation,
+        warning_days,
+        legacy_generation: key.status.as_ref().and_then(|s| s.rotation_generation),
+    }
+}
+
+/// When the key's lifetime started (`now` for an object without one, which
+/// the apiserver never serves).
+fn created(key: &ApiKey, now: Timestamp) -> Timestamp {
+    key.metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0)
+}
+
+/// An Event to publish: type, reason, note, action.
+type EventSpec = (EventType, &'static str, String, &'static str);
+
+fn conflict_message(name: &str) -> String {
+    format!(
+        "Secret {name} exists and is not controlled by this ApiKey; it is left untouched. Delete or rename it for this key to get a value"
+    )
+}
+
+/// The Event that says what `action` did to Secret `name` (none for silent
+/// actions, and for a conflict the status already reports).
+fn secret_event(
+    action: &SecretAction,
+    facts: &SecretFacts,
+    previous: &ApiKeyStatus,
+    name: &str,
+    expires: Timestamp,
+) -> Option<EventSpec> {
+    let gone = |why: NoValue, removed: bool| -> EventSpec {
+        let what = if removed {
+            format!("its value was removed from Secret {name}")
+        } else {
+            format!("Secret {name} holds no value")
+        };
+        match why {
+            NoValue::Expired => (
+                EventType::Warning,
+                "KeyExpired",
+                format!(
+                    "the key reached the end of its lifetime at {expires}; {what}. Create a new key"
+                ),
+                "Expire",
+            ),
+            NoValue::Disabled => (
+                EventType::Normal,
+                "KeyDisabled",
+                format!(
+                    "the key is disabled; {what}. Enabling it generates {}",
+                    if removed { "a new value" } else { "one" }
+                ),
+                "Disable",
+            ),
+        }
     };
+    match action {
+        SecretAction::Nothing | SecretAction::DropPrevious | SecretAction::Stamp { .. } => None,
+        SecretAction::Conflict => (!previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == "SecretConflict"))
+        .then(|| {
+            (
+                EventType::Warning,
+                "SecretConflict",
+                conflict_message(name),
+                "Generate",
+            )
+        }),
+        SecretAction::Create { .. } if previous.hash.is_some() => Some((
+            EventType::Warning,
+            "KeyRegenerated",
+            format!("Secret {name} was missing; a new key value was generated"),
+            "Generate",
+        )),
+        SecretAction::Create { .. } => Some((
+            EventType::Normal,
+            "KeyGenerated",
+            format!("key value generated into Secret {name}"),
+            "Generate",
+        )),
+        SecretAction::CreateEmpty { why } => Some(gone(*why, false)),
+        SecretAction::Blank { why } => Some(gone(*why, true)),
+        SecretAction::Rotate {
+            generation,
+            previous_until,
+        } => Some((
+            EventType::Normal,
+            "KeyRotated",
+            format!(
+                "new value in Secret {name} (generation {generation}); the previous value stays valid until {previous_until}"
+            ),
+            "Rotate",
+        )),
+        SecretAction::Regenerate { .. } if matches!(facts, SecretFacts::Owned(s) if s.no_value == Some(NoValue::Disabled)) => {
+            Some((
+                EventType::Normal,
+                "KeyEnabled",
+                format!("the key is enabled again: a new value was generated into Secret {name}"),
+                "Enable",
+            ))
+        }
+        SecretAction::Regenerate { .. } => Some((
+            EventType::Warning,
+            "KeyRegenerated",
+            format!("Secret {name} held no value; a new key value was generated"),
+            "Generate",
+        )),
+    }
+}
 
-    // Decide.
-    let plan = plan(&key_facts, &facts, now);
-
-    // Apply to the Secret.
+/// Carries out `plan.action` on the Secret; `values` becomes what it holds.
+/// Each patch carries the `resourceVersion` the plan was made on.
+async fn apply_secret(
+    secrets: &Api<Secret>,
+    key: &ApiKey,
+    name: &str,
+    plan: &Plan,
+    observed: &mut ObservedSecret,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let values = &mut observed.values;
+    let resource_version = observed.resource_version.clone();
     let precondition = |mut patch: serde_json::Value| {
         patch["metadata"]["resourceVersion"] = serde_json::json!(resource_version);
         patch
     };
-    let mut event: Option<(EventType, &str, String, &str)> = None;
     match &plan.action {
-        SecretAction::Nothing => {}
-        SecretAction::Conflict => {
-            if !previous
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.reason == "SecretConflict")
-            {
-                event = Some((
-                    EventType::Warning,
-                    "SecretConflict",
-                    format!(
-                        "Secret {name} exists and is not controlled by this ApiKey; it is left untouched. Delete or rename it for this key to get a value"
-                    ),
-                    "Generate",
-                ));
-            }
-        }
+        SecretAction::Nothing | SecretAction::Conflict => {}
         SecretAction::Create { generation } => {
             let value = generate();
-            create(
-                &secrets,
-                &key,
-                &name,
-                BTreeMap::from([(ann::GENERATION.to_string(), generation.to_string())]),
-                &value,
-            )
-            .await?;
+            let notes = BTreeMap::from([(ann::GENERATION.to_string(), generation.to_string())]);
+            create(secrets, key, name, notes, &value).await?;
             values.current = value.into_bytes();
-            event = Some(if previous.hash.is_some() {
-                (
-                    EventType::Warning,
-                    "KeyRegenerated",
-                    format!("Secret {name} was missing; a new key value was generated"),
-                    "Generate",
-                )
-            } else {
-                (
-                    EventType::Normal,
-                    "KeyGenerated",
-                    format!("key value generated into Secret {name}"),
-                    "Generate",
-                )
-            });
         }
         SecretAction::CreateEmpty { why } => {
-            create(
-                &secrets,
-                &key,
-                &name,
-                BTreeMap::from([
-                    (
-                        ann::GENERATION.to_string(),
-                        key_facts.wanted_generation.to_string(),
-                    ),
-                    (ann::NO_VALUE.to_string(), why.as_str().to_string()),
-                    (ann::NO_VALUE_MESSAGE.to_string(), why.message(plan.expires)),
-                ]),
-                "",
-            )
-            .await?;
-            event = Some(match why {
-                NoValue::Expired => (
-                    EventType::Warning,
-                    "KeyExpired",
-                    format!(
-                        "the key reached the end of its lifetime at {}; Secret {name} holds no value. Create a new key",
-                        plan.expires
-                    ),
-                    "Expire",
-                ),
-                NoValue::Disabled => (
-                    EventType::Normal,
-                    "KeyDisabled",
-                    format!(
-                        "the key is disabled; Secret {name} holds no value. Enabling it generates one"
-                    ),
-                    "Disable",
-                ),
-            });
+            let generation = key.spec.rotation.as_ref().map_or(0, |r| r.generation);
+            let notes = BTreeMap::from([
+                (ann::GENERATION.to_string(), generation.to_string()),
+                (ann::NO_VALUE.to_string(), why.as_str().to_string()),
+                (ann::NO_VALUE_MESSAGE.to_string(), why.message(plan.expires)),
+            ]);
+            create(secrets, key, name, notes, "").await?;
         }
         SecretAction::Rotate {
             generation,
@@ -254,16 +316,8 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
                 }},
                 "data": {VALUE_KEY: b64(value.as_bytes()), PREVIOUS_KEY: b64(&values.current)},
             }));
-            patch_secret(&secrets, &name, &patch).await?;
+            patch_secret(secrets, name, &patch).await?;
             values.previous = std::mem::replace(&mut values.current, value.into_bytes());
-            event = Some((
-                EventType::Normal,
-                "KeyRotated",
-                format!(
-                    "new value in Secret {name} (generation {generation}); the previous value stays valid until {previous_until}"
-                ),
-                "Rotate",
-            ));
         }
         SecretAction::Regenerate { generation } => {
             let value = generate();
@@ -277,35 +331,16 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
                 }},
                 "data": {VALUE_KEY: b64(value.as_bytes()), PREVIOUS_KEY: null},
             }));
-            patch_secret(&secrets, &name, &patch).await?;
+            patch_secret(secrets, name, &patch).await?;
             values.current = value.into_bytes();
             values.previous.clear();
-            let was_disabled =
-                matches!(&facts, SecretFacts::Owned(s) if s.no_value == Some(NoValue::Disabled));
-            event = Some(if was_disabled {
-                (
-                    EventType::Normal,
-                    "KeyEnabled",
-                    format!(
-                        "the key is enabled again: a new value was generated into Secret {name}"
-                    ),
-                    "Enable",
-                )
-            } else {
-                (
-                    EventType::Warning,
-                    "KeyRegenerated",
-                    format!("Secret {name} held no value; a new key value was generated"),
-                    "Generate",
-                )
-            });
         }
         SecretAction::DropPrevious => {
             let patch = precondition(serde_json::json!({
                 "metadata": {"annotations": {ann::PREVIOUS_EXPIRES: null}},
                 "data": {PREVIOUS_KEY: null},
             }));
-            patch_secret(&secrets, &name, &patch).await?;
+            patch_secret(secrets, name, &patch).await?;
             values.previous.clear();
         }
         SecretAction::Blank { why } => {
@@ -317,51 +352,31 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
                 }},
                 "data": {VALUE_KEY: "", PREVIOUS_KEY: null},
             }));
-            patch_secret(&secrets, &name, &patch).await?;
+            patch_secret(secrets, name, &patch).await?;
             values.current.clear();
             values.previous.clear();
-            event = Some(match why {
-                NoValue::Expired => (
-                    EventType::Warning,
-                    "KeyExpired",
-                    format!(
-                        "the key reached the end of its lifetime at {}; its value was removed from Secret {name}. Create a new key",
-                        plan.expires
-                    ),
-                    "Expire",
-                ),
-                NoValue::Disabled => (
-                    EventType::Normal,
-                    "KeyDisabled",
-                    format!(
-                        "the key is disabled; its value was removed from Secret {name}. Enabling it generates a new value"
-                    ),
-                    "Disable",
-                ),
-            });
         }
         SecretAction::Stamp { generation } => {
             let patch = precondition(serde_json::json!({
                 "metadata": {"annotations": {ann::GENERATION: generation.to_string()}},
             }));
-            patch_secret(&secrets, &name, &patch).await?;
+            patch_secret(secrets, name, &patch).await?;
         }
     }
-    if let Some((type_, reason, note, action)) = event {
-        ctx.publish(
-            key.as_ref(),
-            Event {
-                type_,
-                reason: reason.into(),
-                note: Some(note),
-                action: action.into(),
-                secondary: None,
-            },
-        )
-        .await;
-    }
+    Ok(())
+}
 
-    // Status, from what the Secret now holds.
+/// The ApiKey's status, from the key, its organization as indexed, the plan
+/// and what the Secret holds after the plan's action (pure).
+pub fn desired_status(
+    key: &ApiKey,
+    snap: &Namespace,
+    plan: &Plan,
+    held: &SecretValues,
+    created: Timestamp,
+) -> ApiKeyStatus {
+    let name = secret_name(key);
+    let previous = key.status.clone().unwrap_or_default();
     let conflict = plan.action == SecretAction::Conflict;
     let phase = match plan.phase {
         Phase::Active => ApiKeyPhase::Active,
@@ -370,7 +385,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         Phase::Rotating => ApiKeyPhase::Rotating,
     };
     let shown = |has: bool, v: &[u8]| (has && !conflict && !v.is_empty()).then(|| fingerprint(v));
-    let current = shown(plan.has_value, &values.current);
+    let current = shown(plan.has_value, &held.current);
     let mut status = ApiKeyStatus {
         secret_name: Some(name.clone()),
         phase: Some(phase),
@@ -381,13 +396,10 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         rotation_generation: plan.generation,
         rotated_at: plan.rotated_at.map(|t| t.to_string()),
         previous_expires_at: plan.previous_expires.map(|t| t.to_string()),
-        previous_prefix: shown(plan.has_previous, &values.previous).map(|f| f.0),
+        previous_prefix: shown(plan.has_previous, &held.previous).map(|f| f.0),
         ..ApiKeyStatus::default()
     };
-    status.privileges = ctx
-        .caches
-        .index
-        .namespace(&ns)
+    status.privileges = snap
         .grantees()
         .api_keys
         .get(&key.name_any())
@@ -395,41 +407,11 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         .unwrap_or_default();
     status.observed_generation = key.metadata.generation;
     let (ready_reason, ready_message) = if conflict {
-        (
-            "SecretConflict",
-            format!(
-                "Secret {name} exists and is not controlled by this ApiKey; it is left untouched. Delete or rename it for this key to get a value"
-            ),
-        )
+        ("SecretConflict", conflict_message(&name))
     } else {
-        let reason = match phase {
-            ApiKeyPhase::Active => "Active",
-            ApiKeyPhase::Rotating => "Rotating",
-            ApiKeyPhase::Disabled => "Disabled",
-            ApiKeyPhase::Expired => "Expired",
-        };
-        let settled = match phase {
-            ApiKeyPhase::Active | ApiKeyPhase::Rotating => format!("key is {phase:?}"),
-            ApiKeyPhase::Disabled => format!(
-                "key is disabled as spec.enabled asks; Secret {name} holds no value (enabling it generates one)"
-            ),
-            ApiKeyPhase::Expired => format!(
-                "key expired at {}; Secret {name} holds no value. Create a new key",
-                plan.expires
-            ),
-        };
-        let message = if plan.notes.is_empty() {
-            settled
-        } else {
-            format!("{settled}; {}", plan.notes.join("; "))
-        };
-        (reason, message)
+        ready(phase, plan, &name)
     };
     let expires = plan.expires;
-    let was_soon = previous
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "ExpiringSoon" && c.status == "True");
     status.conditions = conditions(
         &previous.conditions,
         vec![
@@ -474,34 +456,109 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         .collect(),
         key.metadata.generation,
     );
+    status
+}
 
+/// The Ready condition's reason and message for a key without conflict.
+fn ready(phase: ApiKeyPhase, plan: &Plan, name: &str) -> (&'static str, String) {
+    let reason = match phase {
+        ApiKeyPhase::Active => "Active",
+        ApiKeyPhase::Rotating => "Rotating",
+        ApiKeyPhase::Disabled => "Disabled",
+        ApiKeyPhase::Expired => "Expired",
+    };
+    let settled = match phase {
+        ApiKeyPhase::Active | ApiKeyPhase::Rotating => format!("key is {phase:?}"),
+        ApiKeyPhase::Disabled => format!(
+            "key is disabled as spec.enabled asks; Secret {name} holds no value (enabling it generates one)"
+        ),
+        ApiKeyPhase::Expired => format!(
+            "key expired at {}; Secret {name} holds no value. Create a new key",
+            plan.expires
+        ),
+    };
+    let message = if plan.notes.is_empty() {
+        settled
+    } else {
+        format!("{settled}; {}", plan.notes.join("; "))
+    };
+    (reason, message)
+}
+
+/// Observe the Secret → plan (core) → apply to the Secret → desired status →
+/// write it if it changed; wake up at the next deadline.
+pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = key.namespace().ok_or(Error::NotNamespaced)?;
+    let uid = key.uid().ok_or(Error::NotNamespaced)?;
+    let now = super::now();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = secret_name(&key);
+
+    let mut observed = observe(&secrets, &name, &uid).await?;
+    let plan = plan(
+        &key_facts(&key, ctx.api_key_warning_days, now),
+        &observed.facts,
+        now,
+    );
+    let previous = key.status.clone().unwrap_or_default();
+    let event = secret_event(
+        &plan.action,
+        &observed.facts,
+        &previous,
+        &name,
+        plan.expires,
+    );
+    apply_secret(&secrets, &key, &name, &plan, &mut observed, now).await?;
+    if let Some(event) = event {
+        publish(&ctx, &key, event).await;
+    }
+
+    let snap = ctx.caches.index.namespace(&ns);
+    let status = desired_status(&key, &snap, &plan, &observed.values, created(&key, now));
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
     if apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await? {
         ctx.metrics.status_write("ApiKey");
+        tracing::info!(namespace = %ns, apikey = %key.name_any(), phase = ?plan.phase, "ApiKey status updated");
     }
+    let was_soon = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "ExpiringSoon" && c.status == "True");
     if plan.expiring_soon && !was_soon {
-        ctx.publish(
-            key.as_ref(),
-            Event {
-                type_: EventType::Warning,
-                reason: "KeyExpiringSoon".into(),
-                note: Some(format!(
-                    "the key expires at {expires}; create a replacement key and move its consumers before then"
-                )),
-                action: "Expire".into(),
-                secondary: None,
-            },
+        let note = format!(
+            "the key expires at {}; create a replacement key and move its consumers before then",
+            plan.expires
+        );
+        publish(
+            &ctx,
+            &key,
+            (EventType::Warning, "KeyExpiringSoon", note, "Expire"),
         )
         .await;
     }
 
     // Wake up for the next deadline: the warning, expiry or the end of a rotation window.
+    let conflict = plan.action == SecretAction::Conflict;
     let next = plan
         .next_deadline
         .map(|t: Timestamp| Duration::from_secs(t.duration_since(now).as_secs().max(1) as u64))
         .unwrap_or(RESYNC)
         .min(if conflict { CONFLICT_RETRY } else { RESYNC });
     Ok(Action::requeue(next))
+}
+
+async fn publish(ctx: &Ctx, key: &ApiKey, (type_, reason, note, action): EventSpec) {
+    ctx.publish(
+        key,
+        Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        },
+    )
+    .await;
 }
 
 async fn create(

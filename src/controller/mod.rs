@@ -19,6 +19,7 @@ pub mod status;
 /// The pure "desired status" step of each reconcile, for tests and tools:
 /// from an object and its namespace in the shared index to its status.
 pub mod desired {
+    pub use super::apikey::{SecretValues, desired_status as api_key, key_facts as api_key_facts};
     pub use super::group::desired_status as group;
     pub use super::member::desired_status as member;
     pub use super::organization::desired_status as organization;

@@ -19,6 +19,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::builtin::ApiKeyTemplate;
+use super::model::ApiKeyDef;
 use super::rules::lifetime_days;
 
 /// The longest a rotated-out value stays valid (the platform's limit).
@@ -242,27 +243,107 @@ pub fn previous_validity_days(v: Option<&str>) -> Result<i64, String> {
     }
 }
 
+/// Where a key stands at an instant, from its spec and creation time alone
+/// (no Secret): when it expires and whether it holds no value, and why. The
+/// controller's [`plan`], `orgaccess explain` and `who-can` all read this,
+/// so a key the status calls Expired is one no question lists as live.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standing {
+    pub expires: Timestamp,
+    /// The lifetime applied, in days (the template's cap when `spec.lifetime`
+    /// is absent or above it), with a note when the spec was off.
+    pub lifetime_days: i64,
+    pub note: Option<String>,
+    /// From when the key is reported as soon to expire.
+    pub warn_from: Timestamp,
+    /// Within `warning_days` of expiry (and not yet expired).
+    pub expiring_soon: bool,
+    /// Expired or disabled: the key holds no usable value.
+    pub no_value: Option<NoValue>,
+}
+
+impl Standing {
+    pub fn at(
+        template: ApiKeyTemplate,
+        lifetime: Option<&str>,
+        enabled: bool,
+        created: Timestamp,
+        warning_days: i64,
+        now: Timestamp,
+    ) -> Standing {
+        let (lifetime_days, note) = effective_lifetime_days(template, lifetime);
+        let expires = created
+            .saturating_add(days(lifetime_days))
+            .unwrap_or(created);
+        let expired = now >= expires;
+        let warn_from = expires
+            .saturating_sub(days(warning_days.max(0)))
+            .unwrap_or(expires);
+        let no_value = if expired {
+            Some(NoValue::Expired)
+        } else if !enabled {
+            Some(NoValue::Disabled)
+        } else {
+            None
+        };
+        Standing {
+            expires,
+            lifetime_days,
+            note,
+            warn_from,
+            expiring_soon: !expired && now >= warn_from,
+            no_value,
+        }
+    }
+
+    /// A key as the rules and questions read it. One not created yet (a
+    /// manifest) counts from `now`.
+    pub fn of(key: &ApiKeyDef, now: Timestamp) -> Standing {
+        Standing::at(
+            key.template.unwrap_or(ApiKeyTemplate::Custom),
+            key.lifetime.as_deref(),
+            key.enabled,
+            key.created.unwrap_or(now),
+            DEFAULT_EXPIRY_WARNING_DAYS,
+            now,
+        )
+    }
+
+    /// The phase before the Secret is looked at (Rotating is the Secret's).
+    pub fn phase(&self) -> Phase {
+        match self.no_value {
+            Some(NoValue::Expired) => Phase::Expired,
+            Some(NoValue::Disabled) => Phase::Disabled,
+            None => Phase::Active,
+        }
+    }
+
+    /// The key can be used: enabled and not expired.
+    pub fn is_live(&self) -> bool {
+        self.no_value.is_none()
+    }
+}
+
 /// Decides what the Secret must become and what the status says.
 pub fn plan(key: &KeyFacts, secret: &SecretFacts, now: Timestamp) -> Plan {
-    let mut notes = Vec::new();
-    let (lifetime, note) = effective_lifetime_days(key.template, key.lifetime.as_deref());
-    notes.extend(note);
-    let expires = key
-        .created
-        .saturating_add(days(lifetime))
-        .unwrap_or(key.created);
-    let expired = now >= expires;
-    let warn_from = expires
-        .saturating_sub(days(key.warning_days.max(0)))
-        .unwrap_or(expires);
-    let expiring_soon = !expired && now >= warn_from;
-    let no_value = if expired {
-        Some(NoValue::Expired)
-    } else if !key.enabled {
-        Some(NoValue::Disabled)
-    } else {
-        None
-    };
+    let standing = Standing::at(
+        key.template,
+        key.lifetime.as_deref(),
+        key.enabled,
+        key.created,
+        key.warning_days,
+        now,
+    );
+    let Standing {
+        expires,
+        lifetime_days: lifetime,
+        note,
+        warn_from,
+        expiring_soon,
+        no_value,
+    } = standing;
+    let expired = no_value == Some(NoValue::Expired);
+    let notes: Vec<String> = note.into_iter().collect();
 
     let mut p = Plan {
         action: SecretAction::Nothing,
@@ -347,14 +428,11 @@ pub fn plan(key: &KeyFacts, secret: &SecretFacts, now: Timestamp) -> Plan {
     }
 
     let previous_valid = p.has_previous && p.previous_expires.is_some_and(|t| now < t);
-    p.phase = if expired {
-        Phase::Expired
-    } else if !key.enabled {
-        Phase::Disabled
-    } else if previous_valid {
-        Phase::Rotating
-    } else {
-        Phase::Active
+    p.phase = match no_value {
+        Some(NoValue::Expired) => Phase::Expired,
+        Some(NoValue::Disabled) => Phase::Disabled,
+        None if previous_valid => Phase::Rotating,
+        None => Phase::Active,
     };
     if !previous_valid {
         p.previous_expires = None;

@@ -365,6 +365,9 @@ pub struct ApiKeyDef {
     pub denied_ips: Vec<String>,
     /// `spec.rotation.previousKeyValidity`, when a rotation is declared.
     pub previous_key_validity: Option<String>,
+    /// `metadata.creationTimestamp` (its lifetime counts from here); `None`
+    /// for a manifest not applied yet.
+    pub created: Option<Timestamp>,
     pub meta: Meta,
 }
 
