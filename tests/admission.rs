@@ -1,0 +1,448 @@
+//! The admission rules through the webhook's own handler, in process: an
+//! AdmissionReview body in, the answer out, on a hand-filled index — no
+//! control plane, so each rule gets its accepted and refused cases here, in
+//! milliseconds. The apiserver tests (`tests/webhook.rs`, `tests/escalation.rs`)
+//! keep the wiring: TLS, the configuration, kubectl's view of a denial.
+//!
+//! One module per rule of `docs/rules.md`; [`Org`] is the shared harness.
+
+mod support;
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use orgaccess::api::{ApiKey, Group, Member, Organization};
+use orgaccess::controller::builtin_group;
+use orgaccess::core::builtin::BuiltinGroup;
+use orgaccess::webhook::{Index, Policy, Validator};
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use support::org::{four_privileges, group, member, priv_};
+
+const NS: &str = "acme";
+
+/// An organization in an index, judged by a validator with the default
+/// policy. `olivia` is in Administrators; `gm` holds the seed's four
+/// privileges (Groups Edit among them); `viewer` holds Organization View.
+struct Org {
+    index: Arc<Index>,
+    validator: Validator,
+}
+
+enum Verdict {
+    Allowed,
+    Denied(String),
+}
+
+impl Org {
+    fn new() -> Org {
+        let index = Arc::new(Index::new());
+        let org: Organization = typed(json!({
+            "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Organization",
+            "metadata": {"name": "acme"}, "spec": {"displayName": "Acme"},
+        }));
+        index.apply(&org);
+        // As once the watches have listed everything.
+        index.mark_synced();
+        for b in BuiltinGroup::ALL {
+            let mut g = builtin_group(b);
+            g.metadata.namespace = Some(NS.into());
+            index.apply(&g);
+        }
+        let mut registry = Registry::default();
+        let validator = Validator::new(Policy::default(), index.clone(), &mut registry, 100);
+        let o = Org { index, validator };
+        o.put(group(
+            "group-managers",
+            json!({"displayName": "GM", "privileges": four_privileges()}),
+        ));
+        o.put(group(
+            "viewers",
+            json!({"displayName": "V", "privileges": [priv_("Organization", "Organization", "View")]}),
+        ));
+        o.put(member("olivia", &["administrators"]));
+        o.put(member("gm", &["group-managers"]));
+        o.put(member("viewer", &["viewers"]));
+        o
+    }
+
+    /// Puts an object in the index as if the watch had delivered it.
+    fn put(&self, obj: Value) {
+        match obj["kind"].as_str() {
+            Some("Group") => self.index.apply(&typed::<Group>(obj)),
+            Some("Member") => self.index.apply(&typed::<Member>(obj)),
+            Some("ApiKey") => self.index.apply(&typed::<ApiKey>(obj)),
+            other => panic!("cannot put {other:?}"),
+        };
+    }
+
+    /// The webhook's answer to `user` doing `operation` on `new` (over `old`).
+    fn judge(
+        &self,
+        user: &str,
+        operation: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Verdict {
+        let subject = new.or(old).expect("an object");
+        let kind = subject["kind"].as_str().unwrap();
+        let body = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "6d1c7f4e-1a0b-4c1e-9d0f-2b6a1f0e3c11",
+                "kind": {"group": "orgaccess.dev", "version": "v1alpha1", "kind": kind},
+                "resource": {"group": "orgaccess.dev", "version": "v1alpha1",
+                             "resource": format!("{}s", kind.to_lowercase())},
+                "name": subject["metadata"]["name"],
+                "namespace": NS,
+                "operation": operation,
+                "userInfo": {"username": user, "groups": ["system:authenticated"]},
+                "object": new.map(|o| namespaced(o.clone())),
+                "oldObject": old.map(|o| namespaced(o.clone())),
+            },
+        });
+        let answer: Value =
+            serde_json::from_slice(&self.validator.handle(body.to_string().as_bytes())).unwrap();
+        let response = &answer["response"];
+        if response["allowed"] == true {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied(
+                response["status"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    }
+
+    fn accepts(
+        &self,
+        what: &str,
+        user: &str,
+        operation: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) {
+        if let Verdict::Denied(message) = self.judge(user, operation, old, new) {
+            panic!("{what}: refused: {message}");
+        }
+    }
+
+    /// Asserts a refusal naming `rule` (as `[Rule]` in the message).
+    fn rejects(
+        &self,
+        what: &str,
+        rule: &str,
+        user: &str,
+        operation: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) {
+        match self.judge(user, operation, old, new) {
+            Verdict::Allowed => panic!("{what}: allowed"),
+            Verdict::Denied(message) => assert!(
+                message.contains(&format!("[{rule}]")),
+                "{what}: refused, but not by {rule}: {message}"
+            ),
+        }
+    }
+}
+
+fn namespaced(mut obj: Value) -> Value {
+    obj["metadata"]["namespace"] = NS.into();
+    obj["metadata"]["uid"] =
+        format!("uid-{}", obj["metadata"]["name"].as_str().unwrap_or("x")).into();
+    obj["metadata"]["creationTimestamp"] = json!(Time(jiff::Timestamp::now()));
+    obj
+}
+
+fn typed<T: serde::de::DeserializeOwned>(obj: Value) -> T {
+    serde_json::from_value(namespaced(obj)).unwrap()
+}
+
+/// `obj` with the field at `path` (dotted) set.
+fn with(mut obj: Value, path: &str, value: Value) -> Value {
+    let target = path.split('.').fold(&mut obj, |o, k| &mut o[k]);
+    *target = value;
+    obj
+}
+
+mod catalog_validity {
+    use super::*;
+
+    #[test]
+    fn a_domain_the_service_does_not_have_is_refused_even_to_the_cluster_admin() {
+        let o = Org::new();
+        let bad = group(
+            "g",
+            json!({"displayName": "G", "privileges": [priv_("Content", "NoSuchDomain", "View")]}),
+        );
+        // `system:masters` is trusted by default, but the catalogue binds everyone.
+        let body_user = "kubernetes-admin";
+        let answer = o.validator.handle(
+            json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "1", "kind": {"group": "orgaccess.dev", "version": "v1alpha1", "kind": "Group"},
+                    "resource": {"group": "orgaccess.dev", "version": "v1alpha1", "resource": "groups"},
+                    "name": "g", "namespace": NS, "operation": "CREATE",
+                    "userInfo": {"username": body_user, "groups": ["system:masters"]},
+                    "object": namespaced(bad),
+                },
+            })
+            .to_string()
+            .as_bytes(),
+        );
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(answer["response"]["allowed"], false);
+        assert!(
+            answer["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("[CatalogValidity]")
+        );
+    }
+
+    #[test]
+    fn a_level_the_domain_offers_is_accepted() {
+        let o = Org::new();
+        let ok = group(
+            "g",
+            json!({"displayName": "G", "privileges": [priv_("Organization", "Organization", "View")]}),
+        );
+        o.accepts(
+            "a View group by an administrator",
+            "olivia",
+            "CREATE",
+            None,
+            Some(&ok),
+        );
+    }
+}
+
+mod administrators_protected {
+    use super::*;
+
+    #[test]
+    fn deleting_administrators_is_refused_even_to_an_administrator() {
+        let o = Org::new();
+        let admins = serde_json::to_value(builtin_group(BuiltinGroup::Administrators)).unwrap();
+        o.rejects(
+            "delete Administrators",
+            "AdministratorsProtected",
+            "olivia",
+            "DELETE",
+            Some(&admins),
+            None,
+        );
+    }
+
+    #[test]
+    fn editing_another_group_is_accepted() {
+        let o = Org::new();
+        let old = group(
+            "viewers",
+            json!({"displayName": "V", "privileges": [priv_("Organization", "Organization", "View")]}),
+        );
+        let new = with(old.clone(), "spec.displayName", "Viewers".into());
+        o.accepts("rename a group", "olivia", "UPDATE", Some(&old), Some(&new));
+    }
+}
+
+mod unknown_requester {
+    use super::*;
+
+    #[test]
+    fn an_identity_no_member_maps_is_refused() {
+        let o = Org::new();
+        let g = group("g", json!({"displayName": "G"}));
+        o.rejects(
+            "an unmapped user",
+            "UnknownRequester",
+            "mallory",
+            "CREATE",
+            None,
+            Some(&g),
+        );
+    }
+}
+
+mod identity_claims {
+    use super::*;
+
+    #[test]
+    fn a_tenant_cannot_assert_sso_groups() {
+        let o = Org::new();
+        let old = member("viewer", &["viewers"]);
+        let new = with(old.clone(), "spec.ssoGroups", json!(["admins"]));
+        o.rejects(
+            "viewer claims an SSO group",
+            "IdentityClaims",
+            "gm",
+            "UPDATE",
+            Some(&old),
+            Some(&new),
+        );
+    }
+}
+
+mod required_privileges {
+    use super::*;
+
+    #[test]
+    fn creating_a_group_needs_groups_edit_or_can_create() {
+        let o = Org::new();
+        let g = group(
+            "g",
+            json!({"displayName": "G", "privileges": [priv_("Organization", "Organization", "View")]}),
+        );
+        o.rejects(
+            "a viewer creates a group",
+            "RequiredPrivileges",
+            "viewer",
+            "CREATE",
+            None,
+            Some(&g),
+        );
+        o.accepts(
+            "a group manager creates a group",
+            "gm",
+            "CREATE",
+            None,
+            Some(&g),
+        );
+    }
+
+    #[test]
+    fn deleting_the_organization_needs_every_privilege() {
+        let o = Org::new();
+        let org = json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Organization",
+                         "metadata": {"name": "acme"}, "spec": {"displayName": "Acme"}});
+        o.rejects(
+            "a group manager deletes the organization",
+            "RequiredPrivileges",
+            "gm",
+            "DELETE",
+            Some(&org),
+            None,
+        );
+    }
+}
+
+mod no_escalation {
+    use super::*;
+
+    #[test]
+    fn a_group_manager_cannot_grant_what_they_do_not_hold() {
+        let o = Org::new();
+        let g = group(
+            "g",
+            json!({"displayName": "G", "privileges": [priv_("Content", "Sources", "Edit")]}),
+        );
+        o.rejects(
+            "grant Sources Edit",
+            "NoEscalation",
+            "gm",
+            "CREATE",
+            None,
+            Some(&g),
+        );
+        let held = group(
+            "h",
+            json!({"displayName": "H", "privileges": [priv_("Organization", "Organization", "View")]}),
+        );
+        o.accepts("grant what they hold", "gm", "CREATE", None, Some(&held));
+    }
+
+    #[test]
+    fn joining_administrators_is_escalation_for_a_group_manager() {
+        let o = Org::new();
+        let old = member("viewer", &["viewers"]);
+        let new = with(
+            old.clone(),
+            "spec.groups",
+            json!(["viewers", "administrators"]),
+        );
+        o.rejects(
+            "gm adds viewer to Administrators",
+            "NoEscalation",
+            "gm",
+            "UPDATE",
+            Some(&old),
+            Some(&new),
+        );
+    }
+
+    #[test]
+    fn an_identity_set_that_would_pull_members_into_a_group_is_checked_as_granting() {
+        let o = Org::new();
+        let old = group(
+            "group-managers",
+            json!({"displayName": "GM", "privileges": four_privileges()}),
+        );
+        let new = with(
+            old.clone(),
+            "spec.identitySets",
+            json!([{"ssoGroup": "everyone"}]),
+        );
+        // gm holds the group's privileges, so the set grants nothing new...
+        o.accepts(
+            "an identity set on a group gm out-ranks",
+            "gm",
+            "UPDATE",
+            Some(&old),
+            Some(&new),
+        );
+        // ...but not on Administrators, which holds what gm does not.
+        let admins = serde_json::to_value(builtin_group(BuiltinGroup::Administrators)).unwrap();
+        let with_set = with(
+            admins.clone(),
+            "spec.identitySets",
+            json!([{"ssoGroup": "everyone"}]),
+        );
+        match o.judge("gm", "UPDATE", Some(&admins), Some(&with_set)) {
+            Verdict::Allowed => panic!("an identity set on Administrators was allowed"),
+            Verdict::Denied(_) => {}
+        }
+    }
+}
+
+mod duplicate {
+    use super::*;
+
+    #[test]
+    fn duplicating_administrators_needs_to_out_rank_it() {
+        let o = Org::new();
+        let copy = group(
+            "administrators-copy",
+            json!({"displayName": "Administrators_copy", "duplicateOf": "administrators"}),
+        );
+        match o.judge("gm", "CREATE", None, Some(&copy)) {
+            Verdict::Allowed => panic!("gm duplicated Administrators"),
+            Verdict::Denied(m) => assert!(
+                m.contains("[Duplicate]") || m.contains("[NoEscalation]"),
+                "{m}"
+            ),
+        }
+    }
+}
+
+mod hostile {
+    use super::*;
+
+    #[test]
+    fn garbage_is_answered_not_crashed_on() {
+        let o = Org::new();
+        for body in [&b""[..], b"{", b"null", b"{\"request\": 5}", &[0xff; 64]] {
+            let answer: Value = serde_json::from_slice(&o.validator.handle(body)).unwrap();
+            assert_eq!(answer["kind"], "AdmissionReview", "{body:?}");
+        }
+        // And it keeps serving.
+        let g = group(
+            "g",
+            json!({"displayName": "G", "privileges": [priv_("Organization", "Organization", "View")]}),
+        );
+        o.accepts("after garbage", "olivia", "CREATE", None, Some(&g));
+    }
+}
