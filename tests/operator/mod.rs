@@ -71,6 +71,11 @@ impl Operator {
         Operator { child, log }
     }
 
+    /// The process has not exited (it was never restarted).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

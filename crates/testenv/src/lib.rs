@@ -186,6 +186,8 @@ pub struct ServingCert {
 struct Processes {
     apiserver: Option<Child>,
     etcd: Option<Child>,
+    /// How the apiserver was started, to start it again ([`ControlPlane::restart_apiserver`]).
+    apiserver_args: Vec<String>,
 }
 
 /// A running etcd + kube-apiserver. Stops on [`ControlPlane::stop`] or drop.
@@ -411,10 +413,54 @@ impl ControlPlane {
             format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
             "--allow-privileged=true".to_string(),
         ]);
+        let args: Vec<String> = api
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let api_log = layout.logs.join("kube-apiserver.log");
         let child = spawn_logged(api, &api_log).context("starting kube-apiserver")?;
-        self.processes.lock().unwrap().apiserver = Some(child);
+        {
+            let mut procs = self.processes.lock().unwrap();
+            procs.apiserver = Some(child);
+            procs.apiserver_args = args;
+        }
         self.wait_ready(api_port, &api_log, deadline).await
+    }
+
+    /// Kills the apiserver (SIGKILL: a crash, not a drain), keeps it down for
+    /// `down`, starts it again with the same flags on the same port and waits
+    /// until it is ready. etcd and its data stay: clients see the outage a
+    /// real apiserver restart causes (refused connections, then watches that
+    /// must resume or relist).
+    pub async fn restart_apiserver(&self, down: Duration) -> anyhow::Result<()> {
+        let args = {
+            let mut procs = self.processes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(child) = procs.apiserver.take() {
+                terminate(child, Duration::ZERO);
+            }
+            procs.apiserver_args.clone()
+        };
+        tokio::time::sleep(down).await;
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("the apiserver URL has a port")?;
+        let log = self
+            .work_dir
+            .join("logs")
+            .join("kube-apiserver.restarted.log");
+        let mut api = Command::new(self.bin_dir.join("kube-apiserver"));
+        api.args(&args);
+        let child = spawn_logged(api, &log).context("restarting kube-apiserver")?;
+        self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .apiserver = Some(child);
+        self.wait_ready(port, &log, Instant::now() + Duration::from_secs(60))
+            .await
+            .map_err(StartError::into_inner)
     }
 
     /// Waits until etcd answers `GET /health` with `"health":"true"`: it
