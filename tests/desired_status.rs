@@ -253,6 +253,7 @@ fn api_key_phase_agrees_across_status_explain_and_who_can() {
                 };
                 let target = format!("{}/{}", p.service.as_str(), p.domain);
                 let need = who_can::need(verb, &target).unwrap();
+                let _ = &need.verb;
                 let listed = who_can::holders(&org, &need, now)
                     .iter()
                     .any(|h| h.kind == "ApiKey" && h.name == name);

@@ -6,6 +6,7 @@ pub mod apikey;
 pub mod builtin;
 pub mod catalog;
 pub mod change;
+pub mod decision;
 pub mod effective;
 pub mod model;
 pub mod platform;

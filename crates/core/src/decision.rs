@@ -1,0 +1,529 @@
+//! Decisions: may this principal do this? The one function behind
+//! `orgaccess can-i`, `orgaccess who-can` (a listing of everyone [`check`]
+//! allows) and, later, the decision service. Pure: the organization's state
+//! and its grantees in, an [`Answer`] out.
+
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::apikey::{NoValue, Standing};
+use crate::catalog::{self, Create, DomainId, Service};
+use crate::effective::{
+    Grantee, Grantees, MemberPhase, access_grants, api_key_spec_privileges, maps_identity,
+    member_effective,
+};
+use crate::model::OrgState;
+use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec};
+
+/// What a principal wants to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    /// View (on a resource, or View all).
+    View,
+    /// Edit (on a resource, or Edit all).
+    Edit,
+    /// Can Create.
+    Create,
+    /// An on/off domain's Allowed.
+    Allowed,
+    /// Push usage-analytics events.
+    Push,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 5] = [
+        Verb::View,
+        Verb::Edit,
+        Verb::Create,
+        Verb::Allowed,
+        Verb::Push,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::View => "view",
+            Verb::Edit => "edit",
+            Verb::Create => "create",
+            Verb::Allowed => "allowed",
+            Verb::Push => "push",
+        }
+    }
+}
+
+impl FromStr for Verb {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Verb, String> {
+        Verb::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown verb '{s}'; the verbs are {}",
+                    Verb::ALL.map(Verb::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// A parsed target and the privileges the action needs.
+#[derive(Clone, Debug)]
+pub struct Need {
+    pub verb: Verb,
+    pub domain: DomainId,
+    pub resource: Option<String>,
+    pub set: PrivilegeSet,
+}
+
+impl Need {
+    /// Parses `SERVICE/DOMAIN[/RESOURCE]` (service and domain in any case)
+    /// and builds the privileges `verb` needs there. The error says what
+    /// the catalogue offers instead.
+    pub fn parse(verb: Verb, target: &str) -> Result<Need, String> {
+        let mut parts = target.splitn(3, '/');
+        let (Some(svc), Some(dom)) = (parts.next(), parts.next()) else {
+            return Err(format!(
+                "'{target}' is not SERVICE/DOMAIN[/RESOURCE], e.g. Content/Sources/jira"
+            ));
+        };
+        let resource = parts.next().filter(|r| !r.is_empty()).map(str::to_string);
+        let service = Service::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(svc))
+            .ok_or_else(|| {
+                format!(
+                    "unknown service '{svc}'; the services are {}",
+                    Service::ALL.map(|s| s.as_str()).join(", ")
+                )
+            })?;
+        let name = catalog::domains_of(service)
+            .find(|d| d.eq_ignore_ascii_case(dom))
+            .ok_or_else(|| {
+                let hint = catalog::suggest(service, dom)
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                format!(
+                    "unknown domain '{dom}' in service {service}{hint}; valid domains of {service}: {}",
+                    catalog::domains_of(service).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+        let domain = catalog::lookup(service, name).ok_or("unknown domain")?;
+        let offers = catalog::domain(domain).offers;
+        let what = format!("{service}/{name}");
+        if resource.is_some() && offers.custom.is_none() {
+            return Err(format!(
+                "{what} has no per-resource levels, so it takes no RESOURCE; ask about {what} as a whole"
+            ));
+        }
+        let not_offered = || {
+            format!(
+                "{what} does not offer {verb:?}; it offers {}",
+                offered_verbs(offers).join("|")
+            )
+        };
+        let mut set = PrivilegeSet::new();
+        match verb {
+            Verb::View | Verb::Edit => {
+                let (level, offered) = if verb == Verb::View {
+                    (Level::View, offers.view)
+                } else {
+                    (Level::Edit, offers.edit)
+                };
+                if !offered {
+                    return Err(not_offered());
+                }
+                match &resource {
+                    Some(r) => set.add_resource(domain, r, level),
+                    None => set.set(
+                        domain,
+                        Grant {
+                            level,
+                            ..Grant::default()
+                        },
+                    ),
+                }
+            }
+            Verb::Create | Verb::Allowed | Verb::Push => {
+                if let Some(r) = &resource {
+                    return Err(format!(
+                        "{} applies to {what} as a whole, not to resource '{r}'; drop /{r}",
+                        verb.as_str()
+                    ));
+                }
+                let (offered, abilities) = match verb {
+                    Verb::Create => (offers.create != Create::No, Abilities::CREATE),
+                    Verb::Allowed => (offers.allowed, Abilities::ALLOWED),
+                    _ => (offers.push, Abilities::PUSH),
+                };
+                if !offered {
+                    return Err(not_offered());
+                }
+                set.set(
+                    domain,
+                    Grant {
+                        abilities,
+                        ..Grant::default()
+                    },
+                );
+            }
+        }
+        Ok(Need {
+            verb,
+            domain,
+            resource,
+            set,
+        })
+    }
+}
+
+/// The verbs a domain offers, for hints.
+pub fn offered_verbs(o: catalog::Offers) -> Vec<&'static str> {
+    [
+        (o.view, Verb::View),
+        (o.edit, Verb::Edit),
+        (o.create != Create::No, Verb::Create),
+        (o.allowed, Verb::Allowed),
+        (o.push, Verb::Push),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, v)| v.as_str())
+    .collect()
+}
+
+/// Who asks.
+#[derive(Clone, Copy, Debug)]
+pub enum Principal<'a> {
+    /// A Member, by object name.
+    Member(&'a str),
+    /// An API key, by object name.
+    ApiKey(&'a str),
+    /// A Kubernetes identity, mapped to Members as admission maps it
+    /// (`spec.subjects`), with the privileges of all of them merged.
+    Identity { user: &'a str, groups: &'a [String] },
+}
+
+/// The decision, with its reasons in the words of `orgaccess explain`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    pub allowed: bool,
+    /// The groups (for a member or identity) or the key's grants (its own
+    /// privileges, access lists) that give what is needed.
+    pub granted_by: Vec<String>,
+    /// What the principal lacks, when refused for want of privileges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<PrivilegeSpec>,
+    /// Why the principal holds nothing at all (unknown, pending, disabled,
+    /// expired, unmapped), when that is the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Answer {
+    fn holds_nothing(reason: String) -> Answer {
+        Answer {
+            allowed: false,
+            granted_by: Vec::new(),
+            missing: Vec::new(),
+            reason: Some(reason),
+        }
+    }
+
+    fn from(held: &PrivilegeSet, need: &Need, granted_by: Vec<String>) -> Answer {
+        let allowed = held.covers(&need.set);
+        Answer {
+            allowed,
+            granted_by: if allowed { granted_by } else { Vec::new() },
+            missing: held.missing(&need.set).to_specs(),
+            reason: None,
+        }
+    }
+}
+
+/// May `principal` do what `need` asks, in this organization, at `now`?
+pub fn check(
+    state: &OrgState,
+    grantees: &Grantees,
+    principal: Principal,
+    need: &Need,
+    now: Timestamp,
+) -> Answer {
+    match principal {
+        Principal::Member(name) => member(state, grantees, name, need, now),
+        Principal::ApiKey(name) => api_key(state, grantees, name, need, now),
+        Principal::Identity { user, groups } => identity(state, grantees, user, groups, need, now),
+    }
+}
+
+fn member(
+    state: &OrgState,
+    grantees: &Grantees,
+    name: &str,
+    need: &Need,
+    now: Timestamp,
+) -> Answer {
+    let Some(m) = state.members.get(name) else {
+        return Answer::holds_nothing(format!("no Member '{name}' in this organization"));
+    };
+    let eff = member_effective(state, grantees, m, now);
+    let mut answer = Answer::from(&eff.privileges, need, groups_covering(grantees, &eff, need));
+    if !answer.allowed && eff.privileges.is_empty() {
+        answer.reason = match eff.phase {
+            MemberPhase::Pending => {
+                Some("the invitation is pending: a pending member holds nothing".into())
+            }
+            MemberPhase::Expired => {
+                Some("the invitation expired unaccepted: the member holds nothing".into())
+            }
+            MemberPhase::Active => None,
+        };
+    }
+    answer
+}
+
+/// The active groups whose privileges alone cover `need`.
+fn groups_covering(
+    grantees: &Grantees,
+    eff: &crate::effective::MemberEffective,
+    need: &Need,
+) -> Vec<String> {
+    let mut through: Vec<String> = eff
+        .memberships
+        .iter()
+        .filter(|ms| ms.active)
+        .filter(|ms| {
+            grantees
+                .groups
+                .get(&ms.group)
+                .is_some_and(|g| g.covers(&need.set))
+        })
+        .map(|ms| ms.group.clone())
+        .collect();
+    through.sort();
+    through.dedup();
+    through
+}
+
+fn api_key(
+    state: &OrgState,
+    grantees: &Grantees,
+    name: &str,
+    need: &Need,
+    now: Timestamp,
+) -> Answer {
+    let Some(k) = state.api_keys.get(name) else {
+        return Answer::holds_nothing(format!("no ApiKey '{name}' in this organization"));
+    };
+    let standing = Standing::of(k, now);
+    match standing.no_value {
+        Some(NoValue::Disabled) => return Answer::holds_nothing("the key is disabled".into()),
+        Some(NoValue::Expired) => {
+            return Answer::holds_nothing(format!("the key expired at {}", standing.expires));
+        }
+        None => {}
+    }
+    let held = grantees.api_keys.get(name).cloned().unwrap_or_default();
+    let mut through = Vec::new();
+    if api_key_spec_privileges(k).covers(&need.set) {
+        through.push(match k.template {
+            Some(t) if k.privileges.is_empty() => format!("template {t:?}"),
+            _ => "own privileges".to_string(),
+        });
+    }
+    let access = access_grants(state);
+    for (d, obj, level) in access
+        .get(&Grantee::ApiKey(name.to_string()))
+        .into_iter()
+        .flatten()
+    {
+        let mut one = PrivilegeSet::new();
+        one.add_resource(*d, obj, *level);
+        if one.covers(&need.set) {
+            let kind = if *d == *catalog::GROUPS {
+                "Group"
+            } else {
+                "ApiKey"
+            };
+            through.push(format!("access list of {kind} {obj}"));
+        }
+    }
+    Answer::from(&held, need, through)
+}
+
+fn identity(
+    state: &OrgState,
+    grantees: &Grantees,
+    user: &str,
+    groups: &[String],
+    need: &Need,
+    now: Timestamp,
+) -> Answer {
+    let mut held = PrivilegeSet::new();
+    let mut through = Vec::new();
+    let mut mapped = false;
+    for m in state
+        .members
+        .values()
+        .filter(|m| maps_identity(m, user, groups))
+    {
+        mapped = true;
+        let eff = member_effective(state, grantees, m, now);
+        held.merge_in(&eff.privileges);
+        through.extend(
+            groups_covering(grantees, &eff, need)
+                .into_iter()
+                .map(|g| format!("{g} (member {})", m.name)),
+        );
+    }
+    if !mapped {
+        return Answer::holds_nothing(format!(
+            "'{user}' is not a subject of any Member of this organization"
+        ));
+    }
+    through.sort();
+    through.dedup();
+    Answer::from(&held, need, through)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effective::resolve_grantees;
+    use crate::model::{ApiKeyDef, GroupDef, MemberDef, Subject, SubjectKind};
+    use crate::privilege::{AccessLevel, spec};
+
+    fn org() -> OrgState {
+        let mut s = OrgState::default();
+        s.groups.insert(
+            "editors".into(),
+            GroupDef {
+                name: "editors".into(),
+                privileges: vec![spec(Service::Content, "Sources", AccessLevel::Edit)],
+                ..GroupDef::default()
+            },
+        );
+        for (name, accepted) in [("ann", true), ("bob", false)] {
+            s.members.insert(
+                name.into(),
+                MemberDef {
+                    name: name.into(),
+                    groups: vec!["editors".into()],
+                    accepted,
+                    invited_at: Some(Timestamp::now()),
+                    subjects: vec![Subject {
+                        kind: SubjectKind::User,
+                        name: name.into(),
+                        namespace: None,
+                    }],
+                    ..MemberDef::default()
+                },
+            );
+        }
+        s.api_keys.insert(
+            "k".into(),
+            ApiKeyDef {
+                name: "k".into(),
+                enabled: true,
+                privileges: vec![spec(Service::Content, "Sources", AccessLevel::View)],
+                ..ApiKeyDef::default()
+            },
+        );
+        s
+    }
+
+    fn ask(state: &OrgState, p: Principal, verb: Verb, target: &str) -> Answer {
+        let need = Need::parse(verb, target).unwrap();
+        check(state, &resolve_grantees(state), p, &need, Timestamp::now())
+    }
+
+    #[test]
+    fn an_active_member_is_allowed_through_its_group() {
+        let s = org();
+        let a = ask(
+            &s,
+            Principal::Member("ann"),
+            Verb::Edit,
+            "Content/Sources/jira",
+        );
+        assert!(a.allowed);
+        assert_eq!(a.granted_by, ["editors"]);
+    }
+
+    #[test]
+    fn a_pending_member_holds_nothing_and_says_why() {
+        let s = org();
+        let a = ask(&s, Principal::Member("bob"), Verb::View, "Content/Sources");
+        assert!(!a.allowed);
+        assert!(a.reason.unwrap().contains("pending"));
+    }
+
+    #[test]
+    fn a_refusal_names_what_is_missing() {
+        let s = org();
+        let a = ask(&s, Principal::ApiKey("k"), Verb::Edit, "Content/Sources");
+        assert!(!a.allowed);
+        assert_eq!(a.missing.len(), 1, "{a:?}");
+        let ok = ask(
+            &s,
+            Principal::ApiKey("k"),
+            Verb::View,
+            "Content/Sources/jira",
+        );
+        assert!(ok.allowed && ok.granted_by == ["own privileges"], "{ok:?}");
+    }
+
+    #[test]
+    fn a_disabled_or_expired_key_holds_nothing() {
+        let mut s = org();
+        s.api_keys.get_mut("k").unwrap().enabled = false;
+        let a = ask(&s, Principal::ApiKey("k"), Verb::View, "Content/Sources");
+        assert_eq!(a.reason.as_deref(), Some("the key is disabled"));
+        let k = s.api_keys.get_mut("k").unwrap();
+        k.enabled = true;
+        k.created = Some(Timestamp::now() - jiff::SignedDuration::from_hours(24 * 400));
+        let a = ask(&s, Principal::ApiKey("k"), Verb::View, "Content/Sources");
+        assert!(!a.allowed && a.reason.unwrap().contains("expired"));
+    }
+
+    #[test]
+    fn an_identity_is_mapped_as_admission_maps_it() {
+        let s = org();
+        let ann = ask(
+            &s,
+            Principal::Identity {
+                user: "ann",
+                groups: &[],
+            },
+            Verb::Edit,
+            "Content/Sources",
+        );
+        assert!(
+            ann.allowed && ann.granted_by == ["editors (member ann)"],
+            "{ann:?}"
+        );
+        let nobody = ask(
+            &s,
+            Principal::Identity {
+                user: "eve",
+                groups: &[],
+            },
+            Verb::View,
+            "Content/Sources",
+        );
+        assert!(!nobody.allowed && nobody.reason.unwrap().contains("not a subject"));
+    }
+
+    #[test]
+    fn targets_the_catalogue_does_not_offer_are_refused_with_a_hint() {
+        let e = Need::parse(Verb::Push, "Content/Sources").unwrap_err();
+        assert!(
+            e.contains("does not offer Push") && e.contains("view"),
+            "{e}"
+        );
+        assert!(Need::parse(Verb::View, "Content").is_err());
+        assert!(Need::parse(Verb::View, "Nope/Sources").is_err());
+    }
+}
