@@ -275,6 +275,55 @@ fn corpus(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// `tests/golden/warn/`: manifests the rules allow with a warning, the same
+/// the webhook sends (kubectl's `Warning:`; tests/agreement.rs compares).
+#[test]
+fn warned_manifests_are_allowed_with_the_webhook_warnings() {
+    for path in corpus("warn") {
+        let rel = path.strip_prefix(root()).unwrap().to_str().unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(header(&path, "requester"), "trusted", "{rel}");
+        let out = run(&["check", rel]);
+        assert_eq!(
+            out.code, 0,
+            "{rel}: warnings do not fail a check: {}",
+            out.stdout
+        );
+        golden(&format!("warn/{stem}.txt"), &out.stdout);
+
+        let (kind, qualified) = header(&path, "target")
+            .split_once(' ')
+            .map(|(k, q)| (k.to_string(), q.to_string()))
+            .unwrap();
+        let field = header(&path, "expect")
+            .strip_prefix("Warning ")
+            .unwrap_or_else(|| panic!("{rel}: '# expect: Warning FIELD'"))
+            .to_string();
+        let findings = json(&run(&["check", rel, "-o", "json"]).stdout);
+        let target = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                format!(
+                    "{}/{}",
+                    f["namespace"].as_str().unwrap(),
+                    f["name"].as_str().unwrap()
+                ) == qualified
+                    && f["kind"] == kind.as_str()
+            })
+            .unwrap_or_else(|| panic!("{rel}: no entry for the target"));
+        assert_eq!(target["allowed"], true, "{rel}");
+        let warnings = target["warnings"].as_array().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.as_str().unwrap().starts_with(&format!("{field}: "))),
+            "{rel}: no warning on {field}: {warnings:?}"
+        );
+    }
+}
+
 #[test]
 fn bad_manifests_are_denied_with_the_webhook_message() {
     for path in corpus("bad") {

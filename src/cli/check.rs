@@ -27,6 +27,7 @@ use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Format, emit, emit_err};
 use crate::core::effective::{Grantees, requester_view, resolve_grantees};
 use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
 use crate::core::rules::{self, Change, Operation, Requester, Violation};
+use crate::core::warnings;
 
 #[derive(Args, Clone, Debug)]
 pub struct CheckArgs {
@@ -164,7 +165,12 @@ fn check_with(
     now: Timestamp,
 ) -> Vec<Violation> {
     let requester = identity.requester(state, grantees, now);
-    let change = Change {
+    rules::check(state, grantees, &change_of(name, old, new), &requester)
+}
+
+/// The create (no `old`) or update the webhook would be asked to judge.
+fn change_of<'a>(name: &'a str, old: Option<&'a Def>, new: &'a Def) -> Change<'a> {
+    Change {
         operation: if old.is_some() {
             Operation::Update
         } else {
@@ -173,8 +179,7 @@ fn check_with(
         name,
         old: old.map(Def::object),
         new: Some(new.object()),
-    };
-    rules::check(state, grantees, &change, &requester)
+    }
 }
 
 /// A built-in group kept in Git, under its seeded name and with its
@@ -210,11 +215,15 @@ pub struct Finding {
     pub field: Option<String>,
     pub message: Option<String>,
     pub detail: Option<String>,
+    /// For an allowed object, what the webhook would warn about
+    /// (`core::warnings`, kubectl's `Warning:` lines); empty otherwise.
+    pub warnings: Vec<String>,
 }
 
 /// The verdict on one document.
 enum Verdict {
-    Allowed(Manifest, Operation),
+    /// With the warnings the webhook would send.
+    Allowed(Manifest, Operation, Vec<String>),
     Denied(Manifest, Operation, Vec<Violation>),
     Invalid(Problem),
 }
@@ -230,7 +239,7 @@ fn op_name(op: Operation) -> &'static str {
 impl Verdict {
     fn loc(&self) -> &Location {
         match self {
-            Verdict::Allowed(m, _) | Verdict::Denied(m, _, _) => &m.loc,
+            Verdict::Allowed(m, _, _) | Verdict::Denied(m, _, _) => &m.loc,
             Verdict::Invalid(p) => &p.loc,
         }
     }
@@ -256,9 +265,13 @@ fn findings(verdicts: &[Verdict]) -> Vec<Finding> {
             field: None,
             message: None,
             detail: None,
+            warnings: Vec::new(),
         };
         match v {
-            Verdict::Allowed(m, op) => out.push(base(m, *op, true)),
+            Verdict::Allowed(m, op, warnings) => out.push(Finding {
+                warnings: warnings.clone(),
+                ..base(m, *op, true)
+            }),
             Verdict::Denied(m, op, vs) => {
                 let message = denial(m, vs);
                 for x in vs {
@@ -284,6 +297,7 @@ fn findings(verdicts: &[Verdict]) -> Vec<Finding> {
                 field: p.field.clone(),
                 message: Some(p.message.clone()),
                 detail: None,
+                warnings: Vec::new(),
             }),
         }
     }
@@ -362,6 +376,11 @@ pub fn run(args: CheckArgs) -> i32 {
             Def::Organization(_) | Def::Member(_) => &*base,
         };
         let violations = check_with(state, grantees, &m.name, old.as_ref(), &def, &identity, now);
+        let warnings = if violations.is_empty() {
+            warnings::warnings(state, &change_of(&m.name, old.as_ref(), &def))
+        } else {
+            Vec::new()
+        };
         def.remove_from(state, &m.name);
         if let Some(current) = current {
             current.put_into(state, &m.name);
@@ -372,7 +391,7 @@ pub fn run(args: CheckArgs) -> i32 {
             Operation::Create
         };
         verdicts.push(if violations.is_empty() {
-            Verdict::Allowed(m.clone(), op)
+            Verdict::Allowed(m.clone(), op, warnings)
         } else {
             Verdict::Denied(m.clone(), op, violations)
         });
@@ -396,6 +415,7 @@ pub fn run(args: CheckArgs) -> i32 {
             field: None,
             message: Some(format!("cannot read: {e}")),
             detail: None,
+            warnings: Vec::new(),
         })
         .collect();
 
@@ -472,19 +492,31 @@ pub fn run(args: CheckArgs) -> i32 {
             }
             for v in &verdicts {
                 match v {
-                    Verdict::Allowed(m, op) if args.verbose => out.push_str(&format!(
-                        "{}: {} {} {}{}\n",
-                        s.bold(&m.loc.to_string()),
-                        m.kind(),
-                        m.qualified(),
-                        s.ok("allowed"),
-                        if *op == Operation::Update {
-                            " (update)"
-                        } else {
-                            ""
+                    Verdict::Allowed(m, op, warnings) => {
+                        if args.verbose {
+                            out.push_str(&format!(
+                                "{}: {} {} {}{}\n",
+                                s.bold(&m.loc.to_string()),
+                                m.kind(),
+                                m.qualified(),
+                                s.ok("allowed"),
+                                if *op == Operation::Update {
+                                    " (update)"
+                                } else {
+                                    ""
+                                }
+                            ));
                         }
-                    )),
-                    Verdict::Allowed(..) => {}
+                        for w in warnings {
+                            out.push_str(&format!(
+                                "{}: {} {} {}: {w}\n",
+                                s.warn(&m.loc.to_string()),
+                                s.warn("Warning:"),
+                                m.kind(),
+                                m.qualified(),
+                            ));
+                        }
+                    }
                     Verdict::Denied(m, _, vs) => out.push_str(&format!(
                         "{}: {}\n",
                         s.error(&m.loc.to_string()),
@@ -562,7 +594,7 @@ fn summary(
     let namespaces: BTreeSet<&str> = verdicts
         .iter()
         .filter_map(|v| match v {
-            Verdict::Allowed(m, _) | Verdict::Denied(m, _, _) => Some(m.namespace.as_str()),
+            Verdict::Allowed(m, _, _) | Verdict::Denied(m, _, _) => Some(m.namespace.as_str()),
             Verdict::Invalid(_) => None,
         })
         .collect();
@@ -588,6 +620,16 @@ fn summary(
         if unreadable > 0 {
             parts.push(s.error(&plural(unreadable, "unreadable path", "unreadable paths")));
         }
+    }
+    let warned: usize = verdicts
+        .iter()
+        .map(|v| match v {
+            Verdict::Allowed(_, _, w) => w.len(),
+            _ => 0,
+        })
+        .sum();
+    if warned > 0 {
+        parts.push(s.warn(&plural(warned, "warning", "warnings")));
     }
     format!(
         "checked {}{ns}: {}\n",

@@ -11,3 +11,4 @@ pub mod model;
 pub mod platform;
 pub mod privilege;
 pub mod rules;
+pub mod warnings;
