@@ -132,7 +132,11 @@ async fn two_field_managers_own_different_privileges_of_one_group() {
                 "spec": {"privileges": privileges},
             });
             groups
-                .patch("shared", &PatchParams::apply(manager), &Patch::Apply(&patch))
+                .patch(
+                    "shared",
+                    &PatchParams::apply(manager),
+                    &Patch::Apply(&patch),
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{manager} applies: {e}"))
         }
