@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use orgaccess::controller::{self, ControllerArgs, Readiness};
 use orgaccess::index::watch::{Caches, WatchArgs};
 use prometheus_client::registry::Registry;
@@ -25,6 +25,9 @@ struct Cli {
         default_value = "plain"
     )]
     log_format: LogFormat,
+    /// `--kubeconfig`, `--context`, `-n/--namespace`, as kubectl takes them.
+    #[command(flatten)]
+    cluster: orgaccess::cli::ClusterArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,7 +66,7 @@ enum Command {
         admin_addr: SocketAddr,
     },
     /// Print the privilege catalog: every service, domain and what it offers.
-    Catalog,
+    Catalog(orgaccess::cli::catalog::CatalogArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
     /// Check manifests offline with the admission rules (for CI): files,
@@ -86,6 +89,8 @@ enum Command {
     Import(orgaccess::cli::import::ImportArgs),
     /// Print an organization (manifests or the cluster) in the platform's JSON.
     Export(orgaccess::cli::export::ExportArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(orgaccess::cli::completion::CompletionArgs),
 }
 
 fn init_logs(filter: &str, format: LogFormat) {
@@ -133,43 +138,6 @@ fn listener_ended(
     }
 }
 
-fn print_catalog() {
-    use orgaccess::core::catalog::{CATALOG, Create, Evidence};
-    println!("{:<16} {:<28} {:<34} NOTES", "SERVICE", "DOMAIN", "LEVELS");
-    for d in CATALOG {
-        let o = d.offers;
-        let mut levels = Vec::new();
-        for (on, name) in [
-            (o.view, "View"),
-            (o.edit, "Edit"),
-            (o.allowed, "Allowed"),
-            (o.push, "Push"),
-            (o.custom.is_some(), "Custom"),
-        ] {
-            if on {
-                levels.push(name);
-            }
-        }
-        match o.create {
-            Create::No => {}
-            Create::WithEdit => levels.push("CanCreate(with Edit)"),
-            Create::Choosable => levels.push("CanCreate"),
-        }
-        let note = match d.evidence {
-            Evidence::Documented => String::new(),
-            Evidence::Noted(note) => note.to_string(),
-            Evidence::Inferred(why) => format!("inferred: {why}"),
-        };
-        println!(
-            "{:<16} {:<28} {:<34} {}",
-            d.service.as_str(),
-            d.name,
-            levels.join(","),
-            note
-        );
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -183,9 +151,22 @@ async fn main() -> anyhow::Result<()> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    if matches!(cli.command, Command::Run { .. } | Command::Webhook { .. })
+        && cli.cluster.is_given()
+    {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--kubeconfig, --context and -n are for the CLI commands; the operator reads KUBECONFIG or its in-cluster service account, scoped by --watch-namespace",
+            )
+            .exit();
+    }
     init_logs(&cli.log, cli.log_format);
     match cli.command {
-        Command::Catalog => print_catalog(),
+        Command::Catalog(args) => std::process::exit(orgaccess::cli::catalog::run(args)),
+        Command::Completion(args) => {
+            std::process::exit(orgaccess::cli::completion::run(args, &mut Cli::command()))
+        }
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
         Command::Webhook {
             webhook,
@@ -209,13 +190,25 @@ async fn main() -> anyhow::Result<()> {
                 return Err(e);
             }
         }
-        Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
-        Command::Activity(args) => std::process::exit(orgaccess::cli::activity::run(args)),
-        Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
-        Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
-        Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
-        Command::Import(args) => std::process::exit(orgaccess::cli::import::run(args)),
-        Command::Export(args) => std::process::exit(orgaccess::cli::export::run(args).await),
+        Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args, &cli.cluster)),
+        Command::Activity(args) => {
+            std::process::exit(orgaccess::cli::activity::run(args, &cli.cluster))
+        }
+        Command::Explain(cmd) => {
+            std::process::exit(orgaccess::cli::explain::run(cmd, &cli.cluster).await)
+        }
+        Command::WhoCan(args) => {
+            std::process::exit(orgaccess::cli::who_can::run(args, &cli.cluster).await)
+        }
+        Command::Duplicate(cmd) => {
+            std::process::exit(orgaccess::cli::duplicate::run(cmd, &cli.cluster).await)
+        }
+        Command::Import(args) => {
+            std::process::exit(orgaccess::cli::import::run(args, &cli.cluster))
+        }
+        Command::Export(args) => {
+            std::process::exit(orgaccess::cli::export::run(args, &cli.cluster).await)
+        }
         Command::Run {
             controller: args,
             watch,

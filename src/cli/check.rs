@@ -21,9 +21,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::manifest::{self, Location, Manifest, Object, Problem};
+use super::output::OutputFormat;
 use super::output::Styles;
 use super::source;
-use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Format, emit, emit_err};
+use super::{ClusterArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, emit, emit_err};
 use crate::core::effective::{Grantees, requester_view, resolve_grantees};
 use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState};
 use crate::core::rules::{self, Change, Operation, Requester, Violation};
@@ -35,9 +36,6 @@ pub struct CheckArgs {
     /// `-` for standard input (e.g. `kustomize build | orgaccess check -`).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Namespace of documents that name none.
-    #[arg(short = 'n', long, default_value = "default")]
-    pub namespace: String,
     /// Succeed when the paths hold no orgaccess.dev objects (by default that
     /// is an error: a CI job pointed at the wrong directory must not pass).
     #[arg(long)]
@@ -52,7 +50,7 @@ pub struct CheckArgs {
     pub as_groups: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: Format,
+    pub output: OutputFormat,
     /// Also list allowed objects, skipped documents and the built-in groups added.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -314,8 +312,10 @@ fn key(m: &Manifest) -> (&'static str, String, String) {
     (m.kind(), m.namespace.clone(), name)
 }
 
-pub fn run(args: CheckArgs) -> i32 {
-    let mut loaded = manifest::load(&args.paths, &args.namespace);
+/// Checks `args.paths`; documents that name no namespace are in `-n` (default `default`).
+pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
+    let namespace = cluster.namespace.as_deref().unwrap_or("default");
+    let mut loaded = manifest::load(&args.paths, namespace);
     let identity = Identity::new(args.as_user.clone(), args.as_groups.clone());
     let now = Timestamp::now();
     let builtins = !args.no_builtin_groups;
@@ -325,7 +325,7 @@ pub fn run(args: CheckArgs) -> i32 {
     let existing = if args.existing.is_empty() {
         manifest::Loaded::default()
     } else {
-        manifest::load(&args.existing, &args.namespace)
+        manifest::load(&args.existing, namespace)
     };
     let before: BTreeMap<_, &Manifest> = existing.manifests.iter().map(|m| (key(m), m)).collect();
     let checked: BTreeSet<_> = loaded.manifests.iter().map(key).collect();
@@ -475,12 +475,12 @@ pub fn run(args: CheckArgs) -> i32 {
     }
 
     match args.output {
-        Format::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let mut all = unreadable.clone();
             all.extend(findings(&verdicts));
-            emit(&super::to_json(&all));
+            emit(&args.output.render(&all, String::new));
         }
-        Format::Human => {
+        OutputFormat::Human => {
             let s = Styles::stdout();
             let mut out = String::new();
             for f in &unreadable {
