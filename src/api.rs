@@ -172,9 +172,15 @@ pub struct GroupSpec {
     /// Starting privileges; entries in `privileges` replace the template's grant domain by domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<GroupTemplate>,
-    /// Privileges granted to every member of the group.
+    /// Privileges granted to every member of the group, one entry per
+    /// service and domain (a map list: server-side apply merges entries by
+    /// service and domain, so field managers may own different privileges).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("maxItems" = 200))]
+    #[schemars(extend(
+        "maxItems" = 200,
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["service", "domain"]
+    ))]
     pub privileges: Vec<PrivilegeSpec>,
     /// Rules that bring members in without an invitation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -377,9 +383,14 @@ pub struct ApiKeySpec {
     /// Starting privileges from an API key template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<ApiKeyTemplate>,
-    /// Privileges of the key; entries replace the template's grant domain by domain.
+    /// Privileges of the key; entries replace the template's grant domain by
+    /// domain. One entry per service and domain (a map list, as on Groups).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("maxItems" = 200))]
+    #[schemars(extend(
+        "maxItems" = 200,
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["service", "domain"]
+    ))]
     pub privileges: Vec<PrivilegeSpec>,
     /// The Access tab: groups and API keys that may view or edit this key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -2,7 +2,7 @@
 // One audited `unsafe` (the SIGPIPE reset below); the library forbids it.
 #![deny(unsafe_code)]
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// orgaccess: manage an organization's member access as Kubernetes resources.
 #[derive(Parser)]
@@ -19,6 +19,9 @@ struct Cli {
         default_value = "plain"
     )]
     log_format: LogFormat,
+    /// `--kubeconfig`, `--context`, `-n/--namespace`, as kubectl takes them.
+    #[command(flatten)]
+    cluster: orgaccess::cli::ClusterArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,7 +40,7 @@ enum Command {
     /// Run only the admission webhook (HTTPS /validate; /healthz, /readyz, /metrics, /activity on the admin port).
     Webhook(orgaccess::operator::WebhookOnlyArgs),
     /// Print the privilege catalog: every service, domain and what it offers.
-    Catalog,
+    Catalog(orgaccess::cli::catalog::CatalogArgs),
     /// Print the CustomResourceDefinitions as YAML (what `crds/` holds).
     Crds,
     /// Check manifests offline with the admission rules (for CI): files,
@@ -60,6 +63,8 @@ enum Command {
     Import(orgaccess::cli::import::ImportArgs),
     /// Print an organization (manifests or the cluster) in the platform's JSON.
     Export(orgaccess::cli::export::ExportArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(orgaccess::cli::completion::CompletionArgs),
 }
 
 fn init_logs(filter: &str, format: LogFormat) {
@@ -106,21 +111,46 @@ async fn main() -> anyhow::Result<()> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    if matches!(cli.command, Command::Run { .. } | Command::Webhook { .. })
+        && cli.cluster.is_given()
+    {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--kubeconfig, --context and -n are for the CLI commands; the operator reads KUBECONFIG or its in-cluster service account, scoped by --watch-namespace",
+            )
+            .exit();
+    }
     init_logs(&cli.log, cli.log_format);
     match cli.command {
-        Command::Catalog => orgaccess::cli::catalog::print(),
+        Command::Catalog(args) => std::process::exit(orgaccess::cli::catalog::run(args)),
+        Command::Completion(args) => {
+            std::process::exit(orgaccess::cli::completion::run(args, &mut Cli::command()))
+        }
         Command::Crds => print!("{}", orgaccess::api::crds_yaml()?),
         Command::Run(args) => orgaccess::operator::run(args, shutdown_signal()).await?,
         Command::Webhook(args) => {
             orgaccess::operator::webhook_only(args, shutdown_signal()).await?
         }
-        Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args)),
-        Command::Activity(args) => std::process::exit(orgaccess::cli::activity::run(args)),
-        Command::Explain(cmd) => std::process::exit(orgaccess::cli::explain::run(cmd).await),
-        Command::WhoCan(args) => std::process::exit(orgaccess::cli::who_can::run(args).await),
-        Command::Duplicate(cmd) => std::process::exit(orgaccess::cli::duplicate::run(cmd).await),
-        Command::Import(args) => std::process::exit(orgaccess::cli::import::run(args)),
-        Command::Export(args) => std::process::exit(orgaccess::cli::export::run(args).await),
+        Command::Check(args) => std::process::exit(orgaccess::cli::check::run(args, &cli.cluster)),
+        Command::Activity(args) => {
+            std::process::exit(orgaccess::cli::activity::run(args, &cli.cluster))
+        }
+        Command::Explain(cmd) => {
+            std::process::exit(orgaccess::cli::explain::run(cmd, &cli.cluster).await)
+        }
+        Command::WhoCan(args) => {
+            std::process::exit(orgaccess::cli::who_can::run(args, &cli.cluster).await)
+        }
+        Command::Duplicate(cmd) => {
+            std::process::exit(orgaccess::cli::duplicate::run(cmd, &cli.cluster).await)
+        }
+        Command::Import(args) => {
+            std::process::exit(orgaccess::cli::import::run(args, &cli.cluster))
+        }
+        Command::Export(args) => {
+            std::process::exit(orgaccess::cli::export::run(args, &cli.cluster).await)
+        }
     }
     Ok(())
 }

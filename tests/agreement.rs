@@ -1,7 +1,8 @@
 //! `orgaccess check` agrees with the webhook (issue 7): every manifest of the
 //! bad corpus (`tests/golden/bad/*.yaml`) and the clean `examples/` get the
 //! same verdict, and a denial the same message, offline and through the real
-//! apiserver, in one test.
+//! apiserver, in one test; so do the warnings of allowed objects (the
+//! `tests/golden/warn/*.yaml` corpus), which kubectl prints as `Warning:`.
 //!
 //! Each case gets a fresh namespace (tests/support). The corpus files name the
 //! namespace `acme`; a copy with `metadata.namespace` removed is checked
@@ -285,37 +286,40 @@ fn without_namespace(text: &str, ns: &str) -> String {
 /// The corpus (every `tests/golden/bad/*.yaml`, copied into `dir` without its
 /// namespace) and `examples/`.
 fn cases(dir: &Path) -> Vec<Case> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden/bad"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no corpus in tests/golden/bad");
     let mut cases = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let rel = file.strip_prefix(root()).unwrap().display().to_string();
-        let must = |key: &str| {
-            header(&text, key).unwrap_or_else(|| panic!("{rel} has no '# {key}:' line"))
-        };
-        let (kind, qualified) = must("target")
-            .split_once(' ')
-            .map(|(k, q)| (k.to_string(), q.to_string()))
-            .unwrap_or_else(|| panic!("{rel}: bad '# target:' line"));
-        let (file_ns, name) = qualified
-            .split_once('/')
-            .unwrap_or_else(|| panic!("{rel}: '# target:' needs NAMESPACE/NAME"));
-        let copy = dir.join(file.file_name().unwrap());
-        std::fs::write(&copy, without_namespace(&text, file_ns)).unwrap();
-        cases.push(Case {
-            name: rel.clone(),
-            path: copy,
-            requester: Requester::parse(&must("requester")),
-            target: Some((kind, name.to_string())),
-            update: header(&text, "operation").is_some_and(|o| o.starts_with("UPDATE")),
-            bad: true,
-        });
+    // Denied manifests, and manifests allowed with warnings.
+    for (corpus, bad) in [("bad", true), ("warn", false)] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden").join(corpus))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no corpus in tests/golden/{corpus}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let rel = file.strip_prefix(root()).unwrap().display().to_string();
+            let must = |key: &str| {
+                header(&text, key).unwrap_or_else(|| panic!("{rel} has no '# {key}:' line"))
+            };
+            let (kind, qualified) = must("target")
+                .split_once(' ')
+                .map(|(k, q)| (k.to_string(), q.to_string()))
+                .unwrap_or_else(|| panic!("{rel}: bad '# target:' line"));
+            let (file_ns, name) = qualified
+                .split_once('/')
+                .unwrap_or_else(|| panic!("{rel}: '# target:' needs NAMESPACE/NAME"));
+            let copy = dir.join(file.file_name().unwrap());
+            std::fs::write(&copy, without_namespace(&text, file_ns)).unwrap();
+            cases.push(Case {
+                name: rel.clone(),
+                path: copy,
+                requester: Requester::parse(&must("requester")),
+                target: Some((kind, name.to_string())),
+                update: header(&text, "operation").is_some_and(|o| o.starts_with("UPDATE")),
+                bad,
+            });
+        }
     }
     cases.push(Case {
         name: "examples/".into(),
@@ -464,6 +468,25 @@ fn offline_verdict(findings: &[Value], ns: &str, kind: &str, name: &str) -> (Ver
         Verdict::Denied(messages.into_iter().next().unwrap().to_string()),
         operation,
     )
+}
+
+/// The warnings `check` gives an allowed object.
+fn offline_warnings(findings: &[Value], ns: &str, kind: &str, name: &str) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f["kind"] == kind && f["namespace"] == ns && f["name"] == name)
+        .flat_map(|f| f["warnings"].as_array().cloned().unwrap_or_default())
+        .filter_map(|w| w.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The admission warnings kubectl printed (`Warning: ...` on stderr).
+fn online_warnings(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Warning: "))
+        .map(str::to_string)
+        .collect()
 }
 
 /// kubectl's result as a verdict: a denial is the webhook's.
@@ -632,6 +655,17 @@ async fn run_case(t: &TestWebhook, case: &Case) -> Vec<Row> {
             (Verdict::Allowed, Verdict::Allowed) => {
                 if case.bad {
                     problems.push("a bad manifest is allowed by both".into());
+                }
+                // The same warnings, from the same core::warnings.
+                let offline = match &findings {
+                    Ok(f) => offline_warnings(f, &ns, &kind, &name),
+                    Err(_) => Vec::new(),
+                };
+                let online = online_warnings(&out);
+                if offline != online {
+                    problems.push(format!(
+                        "different warnings:\n  offline: {offline:?}\n  webhook: {online:?}"
+                    ));
                 }
             }
             (Verdict::Denied(message), Verdict::Denied(err)) => {

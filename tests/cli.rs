@@ -275,6 +275,55 @@ fn corpus(dir: &str) -> Vec<PathBuf> {
     files
 }
 
+/// `tests/golden/warn/`: manifests the rules allow with a warning, the same
+/// the webhook sends (kubectl's `Warning:`; tests/agreement.rs compares).
+#[test]
+fn warned_manifests_are_allowed_with_the_webhook_warnings() {
+    for path in corpus("warn") {
+        let rel = path.strip_prefix(root()).unwrap().to_str().unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(header(&path, "requester"), "trusted", "{rel}");
+        let out = run(&["check", rel]);
+        assert_eq!(
+            out.code, 0,
+            "{rel}: warnings do not fail a check: {}",
+            out.stdout
+        );
+        golden(&format!("warn/{stem}.txt"), &out.stdout);
+
+        let (kind, qualified) = header(&path, "target")
+            .split_once(' ')
+            .map(|(k, q)| (k.to_string(), q.to_string()))
+            .unwrap();
+        let field = header(&path, "expect")
+            .strip_prefix("Warning ")
+            .unwrap_or_else(|| panic!("{rel}: '# expect: Warning FIELD'"))
+            .to_string();
+        let findings = json(&run(&["check", rel, "-o", "json"]).stdout);
+        let target = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                format!(
+                    "{}/{}",
+                    f["namespace"].as_str().unwrap(),
+                    f["name"].as_str().unwrap()
+                ) == qualified
+                    && f["kind"] == kind.as_str()
+            })
+            .unwrap_or_else(|| panic!("{rel}: no entry for the target"));
+        assert_eq!(target["allowed"], true, "{rel}");
+        let warnings = target["warnings"].as_array().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.as_str().unwrap().starts_with(&format!("{field}: "))),
+            "{rel}: no warning on {field}: {warnings:?}"
+        );
+    }
+}
+
 #[test]
 fn bad_manifests_are_denied_with_the_webhook_message() {
     for path in corpus("bad") {
@@ -790,7 +839,7 @@ async fn questions_read_the_cluster_like_the_manifests() {
     assert_eq!(out.code, 0, "export: {}", out.stderr);
     let from_cluster: orgaccess::core::platform::PlatformOrganization =
         serde_json::from_str(&out.stdout).unwrap();
-    let offline: orgaccess::core::platform::PlatformOrganization =
+    let exported: orgaccess::core::platform::PlatformOrganization =
         serde_json::from_str(&run(&["export", "-f", "examples"]).stdout).unwrap();
     assert_eq!(
         from_cluster.groups.len(),
@@ -798,15 +847,191 @@ async fn questions_read_the_cluster_like_the_manifests() {
         "four groups and two built-in ones"
     );
     for g in &from_cluster.groups {
-        let o = offline.groups.iter().find(|o| o.id == g.id).unwrap();
+        let o = exported.groups.iter().find(|o| o.id == g.id).unwrap();
         assert_eq!(g, o, "group {}", g.id);
     }
-    assert_eq!(from_cluster.api_keys, offline.api_keys);
+    assert_eq!(from_cluster.api_keys, exported.api_keys);
     assert!(from_cluster.api_keys[0].description.is_some());
     let out = cluster(&["explain", "member", "nobody"]);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr
             .contains(&format!("no Member 'nobody' in namespace {ns}"))
+    );
+
+    // --kubeconfig and --context as kubectl takes them (before or after the
+    // command): a kubeconfig whose current context leads nowhere, and a
+    // context whose namespace is the organization's, so no -n is needed.
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    let admin = config["contexts"][0]["context"].clone();
+    let mut here = admin.clone();
+    here["namespace"] = serde_json::json!(ns);
+    config["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "nowhere", "cluster": {"server": "https://127.0.0.1:1"}}));
+    let mut nowhere = admin;
+    nowhere["cluster"] = serde_json::json!("nowhere");
+    config["contexts"] = serde_json::json!([
+        {"name": "nowhere", "context": nowhere},
+        {"name": "orgaccess-test", "context": here},
+    ]);
+    config["current-context"] = serde_json::json!("nowhere");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let q = ["who-can", "edit", "Content/Sources/jira"];
+    let expected = offline(&q).replace("in namespace default", &format!("in namespace {ns}"));
+    for args in [
+        vec![
+            "--kubeconfig",
+            file,
+            "--context",
+            "orgaccess-test",
+            q[0],
+            q[1],
+            q[2],
+        ],
+        vec![
+            q[0],
+            q[1],
+            q[2],
+            "--context",
+            "orgaccess-test",
+            "--kubeconfig",
+            file,
+        ],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, expected, "{args:?}");
+    }
+    // Failures, without kube's own log lines (which are not the CLI's output).
+    let failing = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_orgaccess"))
+            .args(args)
+            .env("ORGACCESS_LOG", "off")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = failing(&["--kubeconfig", file, q[0], q[1], q[2], "-n", &ns]);
+    assert_eq!(code, Some(2), "the current context leads nowhere: {err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    let (code, err) = failing(&[
+        "--kubeconfig",
+        file,
+        "--context",
+        "missing",
+        q[0],
+        q[1],
+        q[2],
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("missing"), "{err}");
+}
+
+/// `-o json` and `-o yaml` are one document in two syntaxes, for every
+/// command that prints data.
+#[test]
+fn json_and_yaml_outputs_are_the_same_document() {
+    for q in [
+        &["catalog"][..],
+        &["check", "examples"],
+        &["explain", "member", "john-smith", "-f", "examples"],
+        &["explain", "apikey", "public-search", "-f", "examples"],
+        &[
+            "explain",
+            "group",
+            "limited-administrators",
+            "-f",
+            "examples",
+        ],
+        &["who-can", "edit", "Content/Sources/jira", "-f", "examples"],
+        &[
+            "duplicate",
+            "group",
+            "limited-administrators",
+            "-f",
+            "examples",
+        ],
+        &["export", "-f", "examples"],
+    ] {
+        let with = |format: &str| {
+            let mut args = q.to_vec();
+            args.extend(["-o", format]);
+            let out = run(&args);
+            assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+            out.stdout
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&with("json")).unwrap_or_else(|e| panic!("{q:?} -o json: {e}"));
+        let yaml: serde_json::Value =
+            serde_saphyr::from_str(&with("yaml")).unwrap_or_else(|e| panic!("{q:?} -o yaml: {e}"));
+        assert_eq!(json, yaml, "{q:?}");
+        assert!(!json.is_null(), "{q:?}");
+    }
+    let catalog = json(&run(&["catalog", "-o", "json"]).stdout);
+    assert_eq!(
+        catalog.as_array().unwrap().len(),
+        orgaccess::core::catalog::CATALOG.len()
+    );
+    let reports = catalog
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "Analytics" && r["domain"] == "Reports")
+        .unwrap();
+    assert_eq!(reports["canCreate"], "withEdit", "{reports}");
+}
+
+/// `orgaccess completion SHELL` prints a script that completes the commands.
+#[test]
+fn completion_scripts_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completion", shell]);
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        for word in ["orgaccess", "who-can", "explain", "kubeconfig", "context"] {
+            assert!(out.stdout.contains(word), "{shell}: no {word}");
+        }
+    }
+    assert_eq!(run(&["completion", "powershell"]).code, 2);
+}
+
+/// Installed on the PATH as `kubectl-orgaccess`, the binary is a kubectl
+/// plugin: `kubectl orgaccess catalog` is `orgaccess catalog`.
+#[test]
+fn kubectl_runs_it_as_a_plugin() {
+    let kubectl = orgaccess_testenv::default_bin_dir().join("kubectl");
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_orgaccess"),
+        dir.path().join("kubectl-orgaccess"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(&kubectl)
+        .args(["orgaccess", "catalog", "-o", "json"])
+        .env("PATH", path)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", kubectl.display()));
+    assert!(
+        out.status.success(),
+        "kubectl orgaccess catalog: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        run(&["catalog", "-o", "json"]).stdout
     );
 }

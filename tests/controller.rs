@@ -396,6 +396,35 @@ async fn members_and_groups_report_missing_references_without_failing() {
         ("False", "GroupNotFound")
     );
     assert!(refs.message.contains("nope"));
+
+    // Each says so once as a Warning Event on the object (kubectl events).
+    apply(
+        support::ADMIN,
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: g}\nspec:\n  access:\n    - {group: auditors, level: View}\n",
+    )
+    .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let warned = |all: &[Event], kind: &str, name: &str, reason: &str| {
+        all.iter()
+            .filter(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some(reason)
+                    && e.involved_object.kind.as_deref() == Some(kind)
+                    && e.involved_object.name.as_deref() == Some(name)
+            })
+            .map(|e| e.message.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let all = eventually("Warning events for both", WAIT, || async {
+        let all = events.list(&ListParams::default()).await.ok()?.items;
+        (!warned(&all, "Member", "m", "GroupNotFound").is_empty()
+            && !warned(&all, "Group", "g", "ReferenceNotFound").is_empty())
+        .then_some(all)
+    })
+    .await;
+    assert!(warned(&all, "Member", "m", "GroupNotFound")[0].contains("nope"));
+    assert!(warned(&all, "Group", "g", "ReferenceNotFound")[0].contains("group auditors"));
 }
 
 /// Seed 002: Organization/Organization: View is what opening the

@@ -170,3 +170,83 @@ async fn strings_and_lists_are_bounded_by_the_schema() {
     let out = kubectl_stdin(ADMIN, &["get", "crd", "members.orgaccess.dev"], None).await;
     assert_success("the CRDs are installed", &out);
 }
+
+/// Issue 16: `spec.privileges` is a map list keyed by service and domain, so
+/// server-side apply merges it entry by entry: two field managers each own
+/// their privileges of one group, and neither's apply removes the other's.
+/// A second entry for the same service and domain is refused by the apiserver.
+#[tokio::test]
+async fn two_field_managers_own_different_privileges_of_one_group() {
+    use kube::api::{Api, Patch, PatchParams};
+    use orgaccess::api::Group;
+    use serde_json::json;
+
+    install_crds().await;
+    let client = plane().client().await;
+    let ns = fresh_namespace(&client).await;
+    let groups: Api<Group> = Api::namespaced(client, &ns);
+    let apply = |manager: &'static str, privileges: serde_json::Value| {
+        let groups = groups.clone();
+        async move {
+            let patch = json!({
+                "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+                "metadata": {"name": "shared"},
+                "spec": {"privileges": privileges},
+            });
+            groups
+                .patch(
+                    "shared",
+                    &PatchParams::apply(manager),
+                    &Patch::Apply(&patch),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{manager} applies: {e}"))
+        }
+    };
+    let held = |g: &Group| -> Vec<String> {
+        g.spec
+            .privileges
+            .iter()
+            .map(|p| format!("{}/{}: {:?}", p.service, p.domain, p.level))
+            .collect()
+    };
+
+    apply(
+        "analytics-team",
+        json!([{"service": "Analytics", "domain": "Reports", "level": "View"}]),
+    )
+    .await;
+    let g = apply(
+        "search-team",
+        json!([{"service": "Search", "domain": "ExecuteQueries", "level": "Allowed"}]),
+    )
+    .await;
+    assert_eq!(
+        held(&g),
+        ["Analytics/Reports: View", "Search/ExecuteQueries: Allowed"]
+    );
+    // Each manager changes and drops only its own entries.
+    let g = apply(
+        "analytics-team",
+        json!([{"service": "Analytics", "domain": "Reports", "level": "Edit"}]),
+    )
+    .await;
+    assert_eq!(
+        held(&g),
+        ["Analytics/Reports: Edit", "Search/ExecuteQueries: Allowed"]
+    );
+    let g = apply("analytics-team", json!([])).await;
+    assert_eq!(held(&g), ["Search/ExecuteQueries: Allowed"]);
+
+    let twice = serde_json::json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+        "metadata": {"name": "twice"},
+        "spec": {"privileges": [
+            {"service": "Analytics", "domain": "Reports", "level": "View"},
+            {"service": "Analytics", "domain": "Reports", "level": "Edit"},
+        ]},
+    });
+    let (ok, err) = dry_run(&ns, &twice).await;
+    assert!(!ok, "a duplicate (service, domain) entry was accepted");
+    assert!(err.contains("Duplicate value"), "{err}");
+}

@@ -388,6 +388,94 @@ async fn api_keys_are_refused_a_long_rotation_window_a_reserved_privilege_and_a_
     t.stop().await;
 }
 
+/// Issue 16: an allowed but suspicious change comes back with admission
+/// warnings, which kubectl prints as `Warning: ...` (core::warnings); the
+/// kinds are in the `orgaccess` category, with -o wide columns and described
+/// fields in `kubectl explain`.
+#[tokio::test]
+async fn suspicious_allowed_changes_come_back_as_kubectl_warnings() {
+    let t = TestWebhook::start().await;
+    t.seed().await;
+    let warned = |what: &str, out: &std::process::Output, needle: &str| {
+        assert_success(what, out);
+        let err = stderr(out);
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("Warning: ") && l.contains(needle)),
+            "{what}: kubectl printed no warning with {needle:?}:\n{err}"
+        );
+    };
+    // A tenant may not invite to a missing group (NoEscalation); a trusted
+    // GitOps principal may (it applies a directory in any order), and is warned.
+    warned(
+        "a member invited to a group that does not exist",
+        &t.create(ADMIN, &member("carol", &["four", "ghosts"])).await,
+        "spec.groups[1]: group ghosts does not exist in this namespace",
+    );
+    warned(
+        "an access list naming a missing group",
+        &t.create(
+            "alice",
+            &group(
+                "audited",
+                json!({ "access": [{ "group": "auditors", "level": "View" }] }),
+            ),
+        )
+        .await,
+        "spec.access[0].group: group auditors does not exist",
+    );
+    warned(
+        "an API key without a lifetime",
+        &t.create(
+            "alice",
+            &api_key(
+                "robot",
+                json!({ "displayName": "Robot", "template": "AnonymousSearch" }),
+            ),
+        )
+        .await,
+        "spec.lifetime: not set, so the key lives the 90 days",
+    );
+    t.wait_cached("carol", |s| s.members.contains_key("carol"))
+        .await;
+    warned(
+        "deleting a group members are invited to",
+        &t.delete("alice", "group", "four").await,
+        "members still invited to group four: bob, carol",
+    );
+    // A clean change has no warning.
+    let out = t
+        .create(
+            "alice",
+            &api_key(
+                "robot2",
+                json!({ "displayName": "Robot", "lifetime": "P30D" }),
+            ),
+        )
+        .await;
+    assert_success("a key with a lifetime", &out);
+    assert!(!stderr(&out).contains("Warning:"), "{}", stderr(&out));
+
+    // kubectl get orgaccess lists every kind; -o wide adds the Ready reason.
+    let out = kubectl(ADMIN, &["get", "orgaccess", "-n", &t.ns, "-o", "wide"]).await;
+    let listed = assert_success("kubectl get orgaccess", &out);
+    for needle in [
+        "group.orgaccess.dev/audited",
+        "member.orgaccess.dev/carol",
+        "apikey.orgaccess.dev/robot",
+        "REASON",
+    ] {
+        assert!(listed.contains(needle), "no {needle} in:\n{listed}");
+    }
+    let out = kubectl(ADMIN, &["explain", "groups.status.memberCount"]).await;
+    let explained = assert_success("kubectl explain", &out);
+    assert!(
+        explained.contains("Number of active members"),
+        "{explained}"
+    );
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn an_unmapped_user_is_denied_with_how_to_map_it() {
     let t = TestWebhook::start().await;

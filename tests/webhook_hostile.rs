@@ -419,20 +419,35 @@ async fn a_group_of_200_privileges_of_1000_resources_is_denied_in_a_few_kib() {
     // Undeclared names (there is no Organization): one violation per name
     // before the fix. Names are short so that the object fits the
     // apiserver's 3 MiB limit; the full 200 × 1,000 is tried too.
-    let group = |privileges: usize, resources: usize| {
+    let group = |privileges: usize, resources: usize, name_len: usize| {
         let list: Vec<Value> = (0..resources)
-            .map(|i| json!({"name": format!("{i:x}"), "level": "View"}))
+            .map(|i| json!({"name": format!("{i:0>name_len$x}"), "level": "View"}))
             .collect();
+        // One entry per (service, domain): `spec.privileges` is a map list
+        // keyed by them, so the apiserver itself refuses a repeated pair.
+        let custom = [
+            ("Content", "Sources"),
+            ("Content", "Extensions"),
+            ("Search", "QueryPipelines"),
+            ("Commerce", "MerchandisingHub"),
+            ("Organization", "Groups"),
+            ("Organization", "ApiKeys"),
+        ];
         let privileges: Vec<Value> = (0..privileges)
-            .map(|_| json!({"service": "Content", "domain": "Sources", "level": "Custom", "resources": list}))
+            .map(|i| {
+                let (service, domain) = custom[i % custom.len()];
+                json!({"service": service, "domain": domain, "level": "Custom", "resources": list})
+            })
             .collect();
         json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
                "metadata": {"name": "big"}, "spec": {"privileges": privileges}})
         .to_string()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    for (privileges, resources) in [(1, 2), (200, 1000), (90, 1000)] {
-        let manifest = group(privileges, resources);
+    // 200 × 1,000 is over the apiserver's request limit; six Custom domains
+    // of 1,000 long undeclared names each (about 1.7 MB) reach the webhook.
+    for (privileges, resources, name_len) in [(1, 2, 1), (200, 1000, 1), (6, 1000, 240)] {
+        let manifest = group(privileges, resources, name_len);
         loop {
             let start = Instant::now();
             let out = kubectl_stdin(

@@ -20,8 +20,8 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct ActivityArgs {
     /// JSON-lines log files of the operator or webhook; none or `-`: stdin.
     pub files: Vec<PathBuf>,
-    /// Only this namespace (organization).
-    #[arg(long)]
+    /// Only this namespace (organization): the global `-n/--namespace`.
+    #[arg(skip)]
     pub namespace: Option<String>,
     /// Only this Kubernetes user.
     #[arg(long)]
@@ -41,6 +41,9 @@ pub struct ActivityArgs {
     /// At most this many (the most recent).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// The records as a JSON array (default) or YAML.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: super::output::OutputFormat,
 }
 
 /// One decision read back from a line of the activity file (as is) or of the
@@ -118,7 +121,8 @@ fn scan(args: &ActivityArgs, input: impl BufRead, out: &mut Vec<Value>) -> std::
 }
 
 /// Runs the command; the exit code.
-pub fn run(args: ActivityArgs) -> i32 {
+pub fn run(mut args: ActivityArgs, cluster: &super::ClusterArgs) -> i32 {
+    args.namespace = cluster.namespace.clone();
     let mut out = Vec::new();
     let result = if args.files.is_empty() || args.files.iter().any(|f| f.as_os_str() == "-") {
         scan(&args, std::io::stdin().lock(), &mut out)
@@ -135,7 +139,11 @@ pub fn run(args: ActivityArgs) -> i32 {
         let skip = out.len().saturating_sub(limit);
         out.drain(..skip);
     }
-    super::emit(&super::to_json(&out));
+    super::emit(
+        &args
+            .output
+            .document(&out, super::output::OutputFormat::Json),
+    );
     0
 }
 
@@ -175,6 +183,7 @@ mod tests {
             allowed: false,
             since: Some("2026-11-30T00:00:00Z".parse().unwrap()),
             limit: None,
+            output: Default::default(),
         };
         let mut out = Vec::new();
         let input = format!("{LINE}\nnoise\n{LINE}\n");

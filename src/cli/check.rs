@@ -21,12 +21,14 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::manifest::{self, Location, Manifest, Object, Problem};
+use super::output::OutputFormat;
 use super::output::Styles;
 use super::source;
-use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Format, emit, emit_err};
+use super::{ClusterArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, emit, emit_err};
 use crate::core::effective::{Grantees, requester_view, resolve_grantees};
 use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef, OrgState};
 use crate::core::rules::{self, Change, Operation, Requester, Violation};
+use crate::core::warnings;
 
 #[derive(Args, Clone, Debug)]
 pub struct CheckArgs {
@@ -34,9 +36,6 @@ pub struct CheckArgs {
     /// `-` for standard input (e.g. `kustomize build | orgaccess check -`).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Namespace of documents that name none.
-    #[arg(short = 'n', long, default_value = "default")]
-    pub namespace: String,
     /// Succeed when the paths hold no orgaccess.dev objects (by default that
     /// is an error: a CI job pointed at the wrong directory must not pass).
     #[arg(long)]
@@ -51,7 +50,7 @@ pub struct CheckArgs {
     pub as_groups: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: Format,
+    pub output: OutputFormat,
     /// Also list allowed objects, skipped documents and the built-in groups added.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -164,7 +163,12 @@ fn check_with(
     now: Timestamp,
 ) -> Vec<Violation> {
     let requester = identity.requester(state, grantees, now);
-    let change = Change {
+    rules::check(state, grantees, &change_of(name, old, new), &requester)
+}
+
+/// The create (no `old`) or update the webhook would be asked to judge.
+fn change_of<'a>(name: &'a str, old: Option<&'a Def>, new: &'a Def) -> Change<'a> {
+    Change {
         operation: if old.is_some() {
             Operation::Update
         } else {
@@ -173,8 +177,7 @@ fn check_with(
         name,
         old: old.map(Def::object),
         new: Some(new.object()),
-    };
-    rules::check(state, grantees, &change, &requester)
+    }
 }
 
 /// A built-in group kept in Git, under its seeded name and with its
@@ -210,11 +213,15 @@ pub struct Finding {
     pub field: Option<String>,
     pub message: Option<String>,
     pub detail: Option<String>,
+    /// For an allowed object, what the webhook would warn about
+    /// (`core::warnings`, kubectl's `Warning:` lines); empty otherwise.
+    pub warnings: Vec<String>,
 }
 
 /// The verdict on one document.
 enum Verdict {
-    Allowed(Manifest, Operation),
+    /// With the warnings the webhook would send.
+    Allowed(Manifest, Operation, Vec<String>),
     Denied(Manifest, Operation, Vec<Violation>),
     Invalid(Problem),
 }
@@ -230,7 +237,7 @@ fn op_name(op: Operation) -> &'static str {
 impl Verdict {
     fn loc(&self) -> &Location {
         match self {
-            Verdict::Allowed(m, _) | Verdict::Denied(m, _, _) => &m.loc,
+            Verdict::Allowed(m, _, _) | Verdict::Denied(m, _, _) => &m.loc,
             Verdict::Invalid(p) => &p.loc,
         }
     }
@@ -256,9 +263,13 @@ fn findings(verdicts: &[Verdict]) -> Vec<Finding> {
             field: None,
             message: None,
             detail: None,
+            warnings: Vec::new(),
         };
         match v {
-            Verdict::Allowed(m, op) => out.push(base(m, *op, true)),
+            Verdict::Allowed(m, op, warnings) => out.push(Finding {
+                warnings: warnings.clone(),
+                ..base(m, *op, true)
+            }),
             Verdict::Denied(m, op, vs) => {
                 let message = denial(m, vs);
                 for x in vs {
@@ -284,6 +295,7 @@ fn findings(verdicts: &[Verdict]) -> Vec<Finding> {
                 field: p.field.clone(),
                 message: Some(p.message.clone()),
                 detail: None,
+                warnings: Vec::new(),
             }),
         }
     }
@@ -300,8 +312,10 @@ fn key(m: &Manifest) -> (Kind, String, String) {
     (m.kind(), m.namespace.clone(), name)
 }
 
-pub fn run(args: CheckArgs) -> i32 {
-    let mut loaded = manifest::load(&args.paths, &args.namespace);
+/// Checks `args.paths`; documents that name no namespace are in `-n` (default `default`).
+pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
+    let namespace = cluster.namespace.as_deref().unwrap_or("default");
+    let mut loaded = manifest::load(&args.paths, namespace);
     let identity = Identity::new(args.as_user.clone(), args.as_groups.clone());
     let now = Timestamp::now();
     let builtins = !args.no_builtin_groups;
@@ -311,7 +325,7 @@ pub fn run(args: CheckArgs) -> i32 {
     let existing = if args.existing.is_empty() {
         manifest::Loaded::default()
     } else {
-        manifest::load(&args.existing, &args.namespace)
+        manifest::load(&args.existing, namespace)
     };
     let before: BTreeMap<_, &Manifest> = existing.manifests.iter().map(|m| (key(m), m)).collect();
     let checked: BTreeSet<_> = loaded.manifests.iter().map(key).collect();
@@ -362,6 +376,11 @@ pub fn run(args: CheckArgs) -> i32 {
             Def::Organization(_) | Def::Member(_) => &*base,
         };
         let violations = check_with(state, grantees, &m.name, old.as_ref(), &def, &identity, now);
+        let warnings = if violations.is_empty() {
+            warnings::warnings(state, &change_of(&m.name, old.as_ref(), &def))
+        } else {
+            Vec::new()
+        };
         def.remove_from(state, &m.name);
         if let Some(current) = current {
             current.put_into(state, &m.name);
@@ -372,7 +391,7 @@ pub fn run(args: CheckArgs) -> i32 {
             Operation::Create
         };
         verdicts.push(if violations.is_empty() {
-            Verdict::Allowed(m.clone(), op)
+            Verdict::Allowed(m.clone(), op, warnings)
         } else {
             Verdict::Denied(m.clone(), op, violations)
         });
@@ -396,6 +415,7 @@ pub fn run(args: CheckArgs) -> i32 {
             field: None,
             message: Some(format!("cannot read: {e}")),
             detail: None,
+            warnings: Vec::new(),
         })
         .collect();
 
@@ -455,12 +475,12 @@ pub fn run(args: CheckArgs) -> i32 {
     }
 
     match args.output {
-        Format::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let mut all = unreadable.clone();
             all.extend(findings(&verdicts));
-            emit(&super::to_json(&all));
+            emit(&args.output.render(&all, String::new));
         }
-        Format::Human => {
+        OutputFormat::Human => {
             let s = Styles::stdout();
             let mut out = String::new();
             for f in &unreadable {
@@ -472,19 +492,31 @@ pub fn run(args: CheckArgs) -> i32 {
             }
             for v in &verdicts {
                 match v {
-                    Verdict::Allowed(m, op) if args.verbose => out.push_str(&format!(
-                        "{}: {} {} {}{}\n",
-                        s.bold(&m.loc.to_string()),
-                        m.kind(),
-                        m.qualified(),
-                        s.ok("allowed"),
-                        if *op == Operation::Update {
-                            " (update)"
-                        } else {
-                            ""
+                    Verdict::Allowed(m, op, warnings) => {
+                        if args.verbose {
+                            out.push_str(&format!(
+                                "{}: {} {} {}{}\n",
+                                s.bold(&m.loc.to_string()),
+                                m.kind(),
+                                m.qualified(),
+                                s.ok("allowed"),
+                                if *op == Operation::Update {
+                                    " (update)"
+                                } else {
+                                    ""
+                                }
+                            ));
                         }
-                    )),
-                    Verdict::Allowed(..) => {}
+                        for w in warnings {
+                            out.push_str(&format!(
+                                "{}: {} {} {}: {w}\n",
+                                s.warn(&m.loc.to_string()),
+                                s.warn("Warning:"),
+                                m.kind(),
+                                m.qualified(),
+                            ));
+                        }
+                    }
                     Verdict::Denied(m, _, vs) => out.push_str(&format!(
                         "{}: {}\n",
                         s.error(&m.loc.to_string()),
@@ -562,7 +594,7 @@ fn summary(
     let namespaces: BTreeSet<&str> = verdicts
         .iter()
         .filter_map(|v| match v {
-            Verdict::Allowed(m, _) | Verdict::Denied(m, _, _) => Some(m.namespace.as_str()),
+            Verdict::Allowed(m, _, _) | Verdict::Denied(m, _, _) => Some(m.namespace.as_str()),
             Verdict::Invalid(_) => None,
         })
         .collect();
@@ -588,6 +620,16 @@ fn summary(
         if unreadable > 0 {
             parts.push(s.error(&plural(unreadable, "unreadable path", "unreadable paths")));
         }
+    }
+    let warned: usize = verdicts
+        .iter()
+        .map(|v| match v {
+            Verdict::Allowed(_, _, w) => w.len(),
+            _ => 0,
+        })
+        .sum();
+    if warned > 0 {
+        parts.push(s.warn(&plural(warned, "warning", "warnings")));
     }
     format!(
         "checked {}{ns}: {}\n",

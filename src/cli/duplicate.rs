@@ -13,9 +13,9 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
 use super::check::{Identity, check_create, def_of};
-use super::output::Styles;
+use super::output::{OutputFormat, Styles};
 use super::source::{self, Org, SourceArgs, Subject};
-use super::{EXIT_FINDINGS, EXIT_OK, emit, emit_err, fail};
+use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, emit_err, fail};
 use crate::api::{Group, GroupSpec};
 use crate::core::model::GroupDef;
 use crate::core::rules;
@@ -42,6 +42,9 @@ pub struct DuplicateArgs {
     /// A Kubernetes group of the --as user. Repeatable.
     #[arg(long = "as-group", value_name = "GROUP", requires = "as_user")]
     pub as_groups: Vec<String>,
+    /// The manifest as YAML (default) or JSON.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// The duplicate of `source` named `new_name`.
@@ -81,9 +84,9 @@ fn build(args: &DuplicateArgs, org: &Org) -> anyhow::Result<Group> {
     Ok(duplicate(org, src, &new_name))
 }
 
-pub async fn run(cmd: DuplicateCommand) -> i32 {
+pub async fn run(cmd: DuplicateCommand, cluster: &ClusterArgs) -> i32 {
     let DuplicateCommand::Group(args) = cmd;
-    let org = match source::organization(&args.source, Subject::Group(&args.name)).await {
+    let org = match source::organization(&args.source, cluster, Subject::Group(&args.name)).await {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
@@ -104,14 +107,14 @@ pub async fn run(cmd: DuplicateCommand) -> i32 {
         ));
         return EXIT_FINDINGS;
     }
-    match serde_saphyr::to_string(&group) {
-        Ok(yaml) => {
-            emit(&format!(
-                "# Duplicate of Group {}/{} (orgaccess duplicate group).\n{yaml}",
-                org.namespace, args.name
-            ));
-            EXIT_OK
-        }
-        Err(e) => fail(&anyhow::anyhow!("cannot write the manifest: {e}")),
+    let manifest = args.output.document(&group, OutputFormat::Yaml);
+    if args.output == OutputFormat::Json {
+        emit(&manifest);
+    } else {
+        emit(&format!(
+            "# Duplicate of Group {}/{} (orgaccess duplicate group).\n{manifest}",
+            org.namespace, args.name
+        ));
     }
+    EXIT_OK
 }

@@ -5,9 +5,10 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::output::OutputFormat;
 use super::output::{Styles, Table, cell, styled};
 use super::source::{self, Org, SourceArgs, Subject};
-use super::{EXIT_OK, Format, emit, fail};
+use super::{ClusterArgs, EXIT_OK, emit, fail};
 use crate::core::catalog::{self, Create, DomainId, Service};
 use crate::core::effective::{
     ConsoleAccess, Grantee, Grantees, MemberPhase, Via, access_grants, console_access,
@@ -38,7 +39,7 @@ pub struct ExplainArgs {
     pub source: SourceArgs,
     /// Output format: a table (human) or JSON.
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: Format,
+    pub output: OutputFormat,
 }
 
 /// One effective privilege and its provenance.
@@ -533,37 +534,32 @@ fn group_human(j: &GroupJson, s: Styles) -> String {
     out
 }
 
-pub async fn run(cmd: ExplainCommand) -> i32 {
+pub async fn run(cmd: ExplainCommand, cluster: &ClusterArgs) -> i32 {
     let (args, subject) = match &cmd {
         ExplainCommand::Member(a) => (a, Subject::Member(&a.name)),
         ExplainCommand::ApiKey(a) => (a, Subject::ApiKey(&a.name)),
         ExplainCommand::Group(a) => (a, Subject::Group(&a.name)),
     };
-    let org = match source::organization(&args.source, subject).await {
+    let org = match source::organization(&args.source, cluster, subject).await {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
     let now = Timestamp::now();
     let styles = Styles::stdout();
     let grantees = resolve_grantees(&org.state);
-    let text = match (&cmd, args.output) {
-        (ExplainCommand::Member(_), Format::Json) => {
-            super::to_json(&explain_member(&org, &args.name, now))
+    let out = args.output;
+    let text = match &cmd {
+        ExplainCommand::Member(_) => {
+            let j = explain_member(&org, &args.name, now);
+            out.render(&j, || member_human(&j, styles))
         }
-        (ExplainCommand::Member(_), Format::Human) => {
-            member_human(&explain_member(&org, &args.name, now), styles)
+        ExplainCommand::ApiKey(_) => {
+            let j = explain_api_key(&org, &args.name, &grantees, now);
+            out.render(&j, || api_key_human(&j, styles))
         }
-        (ExplainCommand::ApiKey(_), Format::Json) => {
-            super::to_json(&explain_api_key(&org, &args.name, &grantees, now))
-        }
-        (ExplainCommand::ApiKey(_), Format::Human) => {
-            api_key_human(&explain_api_key(&org, &args.name, &grantees, now), styles)
-        }
-        (ExplainCommand::Group(_), Format::Json) => {
-            super::to_json(&explain_group(&org, &args.name, &grantees, now))
-        }
-        (ExplainCommand::Group(_), Format::Human) => {
-            group_human(&explain_group(&org, &args.name, &grantees, now), styles)
+        ExplainCommand::Group(_) => {
+            let j = explain_group(&org, &args.name, &grantees, now);
+            out.render(&j, || group_human(&j, styles))
         }
     };
     emit(&text);

@@ -14,9 +14,9 @@ use jiff::Timestamp;
 use kube::Api;
 use kube::api::ListParams;
 
-use super::output::Styles;
+use super::output::{OutputFormat, Styles};
 use super::source::{self, Org, SourceArgs};
-use super::{EXIT_OK, emit, emit_err, fail, to_json};
+use super::{ClusterArgs, EXIT_OK, emit, emit_err, fail};
 use crate::api::ApiKey;
 use crate::core::builtin::{ApiKeyTemplate, BuiltinGroup};
 use crate::core::effective::{MemberPhase, member_phase, resolve_grantees};
@@ -29,6 +29,9 @@ use crate::core::platform::{
 pub struct ExportArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// The platform's document as JSON (default) or YAML.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// Facts the core views leave out: API key descriptions and expiry dates.
@@ -152,19 +155,21 @@ pub fn export(
 
 /// The organization and its ApiKey objects (for their descriptions and expiry
 /// dates), from manifests read once (standard input included) or the cluster.
-async fn organization(src: &SourceArgs) -> anyhow::Result<(Org, Vec<ApiKey>)> {
+async fn organization(
+    src: &SourceArgs,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<(Org, Vec<ApiKey>)> {
     if src.files.is_empty() {
-        let org = source::from_cluster(src.namespace.as_deref()).await?;
-        let client = kube::Client::try_default().await?;
+        let (org, client) = source::from_cluster(cluster).await?;
         let keys = Api::<ApiKey>::namespaced(client, &org.namespace)
             .list(&ListParams::default())
             .await?
             .items;
         return Ok((org, keys));
     }
-    let loaded = source::load_for_question(src)?;
+    let loaded = source::load_for_question(src, cluster)?;
     let mut orgs = source::states(&loaded.manifests, !src.no_builtin_groups);
-    let ns = match (&src.namespace, orgs.len()) {
+    let ns = match (&cluster.namespace, orgs.len()) {
         (Some(ns), _) => ns.clone(),
         (None, 1) => orgs.keys().next().cloned().unwrap_or_default(),
         (None, 0) => anyhow::bail!("the manifests hold no orgaccess.dev objects"),
@@ -183,8 +188,8 @@ async fn organization(src: &SourceArgs) -> anyhow::Result<(Org, Vec<ApiKey>)> {
     Ok((org, keys))
 }
 
-pub async fn run(args: ExportArgs) -> i32 {
-    let (org, keys) = match organization(&args.source).await {
+pub async fn run(args: ExportArgs, cluster: &ClusterArgs) -> i32 {
+    let (org, keys) = match organization(&args.source, cluster).await {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
@@ -204,6 +209,6 @@ pub async fn run(args: ExportArgs) -> i32 {
     for n in &notes {
         emit_err(&format!("{}: {n}\n", s.warn("note")));
     }
-    emit(&to_json(&doc));
+    emit(&args.output.document(&doc, OutputFormat::Json));
     EXIT_OK
 }

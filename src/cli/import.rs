@@ -17,8 +17,8 @@ use anyhow::Context;
 use clap::Args;
 use jiff::Timestamp;
 
-use super::output::Styles;
-use super::{EXIT_FINDINGS, EXIT_OK, emit, emit_err, fail};
+use super::output::{OutputFormat, Styles};
+use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, emit_err, fail};
 use crate::api::{
     ApiKey, ApiKeySpec, Group, GroupSpec, Member, MemberSpec, Organization, OrganizationSpec,
 };
@@ -36,9 +36,6 @@ use crate::core::privilege::{PrivilegeSet, named_resources};
 pub struct ImportArgs {
     /// The platform's JSON document, or `-` for standard input.
     pub file: PathBuf,
-    /// Namespace to write in the manifests (default: none, kubectl's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
     /// metadata.name of the Organization (default: from organizationId).
     #[arg(long)]
     pub organization: Option<String>,
@@ -46,6 +43,9 @@ pub struct ImportArgs {
     /// are left out, and still reported on standard error).
     #[arg(long)]
     pub allow_unknown: bool,
+    /// The manifests as YAML documents (default) or one JSON `v1 List`.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// What an import produced: the objects and what could not be carried over.
@@ -415,6 +415,28 @@ pub fn to_yaml(imported: &Imported) -> anyhow::Result<String> {
     Ok(docs.join("---\n"))
 }
 
+/// The manifests as one `v1 List` (what `kubectl apply -f` reads as JSON).
+pub fn to_list(imported: &Imported) -> serde_json::Value {
+    let mut items = Vec::new();
+    let mut push = |v: serde_json::Result<serde_json::Value>| items.extend(v.ok());
+    if let Some(o) = &imported.organization {
+        push(serde_json::to_value(o));
+    }
+    imported
+        .groups
+        .iter()
+        .for_each(|g| push(serde_json::to_value(g)));
+    imported
+        .members
+        .iter()
+        .for_each(|m| push(serde_json::to_value(m)));
+    imported
+        .api_keys
+        .iter()
+        .for_each(|k| push(serde_json::to_value(k)));
+    serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items })
+}
+
 fn read(file: &PathBuf) -> anyhow::Result<PlatformOrganization> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
@@ -429,7 +451,9 @@ fn read(file: &PathBuf) -> anyhow::Result<PlatformOrganization> {
     })
 }
 
-pub fn run(args: ImportArgs) -> i32 {
+/// Imports `args.file`; `-n` is the namespace written in the manifests
+/// (default: none, so kubectl's).
+pub fn run(args: ImportArgs, cluster: &ClusterArgs) -> i32 {
     let doc = match read(&args.file) {
         Ok(d) => d,
         Err(e) => return fail(&e),
@@ -437,7 +461,7 @@ pub fn run(args: ImportArgs) -> i32 {
     let imported = import(
         &doc,
         args.organization.as_deref(),
-        args.namespace.as_deref(),
+        cluster.namespace.as_deref(),
         Timestamp::now(),
     );
     let s = Styles::stderr();
@@ -463,6 +487,10 @@ pub fn run(args: ImportArgs) -> i32 {
             imported.unmapped.len()
         ));
         return EXIT_FINDINGS;
+    }
+    if args.output == OutputFormat::Json {
+        emit(&super::output::to_json(&to_list(&imported)));
+        return EXIT_OK;
     }
     match to_yaml(&imported) {
         Ok(yaml) => {

@@ -22,6 +22,8 @@
 pub mod activity;
 pub mod catalog;
 pub mod check;
+pub mod cluster;
+pub mod completion;
 pub mod duplicate;
 pub mod explain;
 pub mod export;
@@ -34,8 +36,6 @@ pub mod who_can;
 
 use std::io::Write;
 
-use clap::ValueEnum;
-
 /// Exit code: the command ran and found nothing wrong.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: denied objects or invalid documents.
@@ -43,16 +43,8 @@ pub const EXIT_FINDINGS: i32 = 1;
 /// Exit code: the command could not answer.
 pub const EXIT_ERROR: i32 = 2;
 
-/// Output format of every command.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned tables and messages for people.
-    #[default]
-    #[value(alias = "table")]
-    Human,
-    /// Stable JSON for scripts.
-    Json,
-}
+pub use cluster::ClusterArgs;
+pub use output::OutputFormat;
 
 /// Writes to standard output; a closed pipe (`| head`) is not an error.
 pub fn emit(text: &str) {
@@ -75,8 +67,5 @@ pub fn fail(e: &anyhow::Error) -> i32 {
 
 /// JSON with a trailing newline; our types always serialize.
 pub fn to_json<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_string_pretty(v) {
-        Ok(s) => s + "\n",
-        Err(e) => format!("{{\"error\": {:?}}}\n", e.to_string()),
-    }
+    output::to_json(v)
 }

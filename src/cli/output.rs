@@ -1,9 +1,65 @@
-//! Terminal output: aligned tables and (optional) colour.
+//! Output: the `-o` format every command takes, aligned tables and
+//! (optional) colour.
 //!
 //! Colour is used only when the stream is a terminal and `NO_COLOR` is unset
 //! or empty (<https://no-color.org>), so piped output is plain and stable.
 
 use std::io::IsTerminal;
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+/// `-o`: the output format of every command that prints data. JSON and YAML
+/// are the same document (one serialization, two syntaxes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned tables and messages for people (for commands that print
+    /// manifests, the manifests as YAML).
+    #[default]
+    #[value(alias = "table")]
+    Human,
+    /// Stable JSON for scripts.
+    Json,
+    /// The same document as YAML.
+    Yaml,
+}
+
+impl OutputFormat {
+    /// `value` in JSON or YAML; for people, what `human` writes.
+    pub fn render<T: Serialize>(self, value: &T, human: impl FnOnce() -> String) -> String {
+        match self {
+            OutputFormat::Human => human(),
+            OutputFormat::Json => to_json(value),
+            OutputFormat::Yaml => to_yaml(value),
+        }
+    }
+
+    /// For commands whose output is a document (manifests, the platform's
+    /// JSON): JSON or YAML, whichever `human` means for that command.
+    pub fn document<T: Serialize>(self, value: &T, human: OutputFormat) -> String {
+        match (self, human) {
+            (OutputFormat::Json, _) | (OutputFormat::Human, OutputFormat::Json) => to_json(value),
+            _ => to_yaml(value),
+        }
+    }
+}
+
+/// JSON with a trailing newline; our types always serialize.
+pub fn to_json<T: Serialize>(v: &T) -> String {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => s + "\n",
+        Err(e) => format!("{{\"error\": {:?}}}\n", e.to_string()),
+    }
+}
+
+/// YAML (the YAML crate the CRDs are written with); our types always serialize.
+pub fn to_yaml<T: Serialize>(v: &T) -> String {
+    match serde_saphyr::to_string(v) {
+        Ok(s) if s.ends_with('\n') => s,
+        Ok(s) => s + "\n",
+        Err(e) => format!("error: {:?}\n", e.to_string()),
+    }
+}
 
 /// ANSI styles, or nothing when colour is off.
 #[derive(Clone, Copy, Debug)]
@@ -153,6 +209,24 @@ pub fn styled(s: impl Into<String>, style: Style) -> (String, Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_and_yaml_are_one_document() {
+        let v = serde_json::json!({"name": "ada", "groups": ["a", "b"]});
+        let json = OutputFormat::Json.render(&v, || unreachable!());
+        let yaml = OutputFormat::Yaml.render(&v, || unreachable!());
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), v);
+        assert_eq!(
+            serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap(),
+            v
+        );
+        assert_eq!(
+            OutputFormat::Human.render(&v, || "table\n".into()),
+            "table\n"
+        );
+        assert_eq!(OutputFormat::Human.document(&v, OutputFormat::Yaml), yaml);
+        assert_eq!(OutputFormat::Human.document(&v, OutputFormat::Json), json);
+    }
 
     #[test]
     fn columns_align_without_trailing_spaces() {

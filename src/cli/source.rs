@@ -1,5 +1,6 @@
 //! Where the questions read an organization from: manifests (`-f PATH`) or
-//! the cluster (`kube::Client::try_default`, `--namespace` or the kubeconfig's).
+//! the cluster (`--kubeconfig`, `--context`, `-n` as kubectl reads them:
+//! [`ClusterArgs`]).
 //!
 //! Built-in groups: the operator seeds them when an Organization is created,
 //! so they are usually not in a Git repository. Offline, when a namespace has
@@ -15,6 +16,7 @@ use clap::Args;
 use kube::Api;
 use kube::api::ListParams;
 
+use super::ClusterArgs;
 use super::manifest::{self, Loaded, Manifest};
 use crate::api::{self, ApiKey, Group, Member, Organization};
 use crate::core::builtin::BuiltinGroup;
@@ -27,11 +29,6 @@ pub struct SourceArgs {
     /// recursively for *.yaml, *.yml, *.json) or `-` for standard input. Repeatable.
     #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub files: Vec<PathBuf>,
-    /// The organization's namespace. With -f, also the namespace of documents
-    /// that name none (default: the only namespace holding the object asked about).
-    /// Without -f, the cluster namespace (default: the kubeconfig's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
     /// With -f, do not add the built-in groups the operator seeds.
     #[arg(long)]
     pub no_builtin_groups: bool,
@@ -107,8 +104,8 @@ pub fn states(manifests: &[Manifest], builtins: bool) -> BTreeMap<String, Org> {
 
 /// Loads manifests for a question: any unreadable path or invalid document is
 /// an error (an answer from a partial organization would mislead).
-pub fn load_for_question(src: &SourceArgs) -> anyhow::Result<Loaded> {
-    let default_ns = src.namespace.as_deref().unwrap_or("default");
+pub fn load_for_question(src: &SourceArgs, cluster: &ClusterArgs) -> anyhow::Result<Loaded> {
+    let default_ns = cluster.namespace.as_deref().unwrap_or("default");
     let loaded = manifest::load(&src.files, default_ns);
     let mut errors: Vec<String> = loaded
         .unreadable
@@ -187,14 +184,20 @@ pub fn require(org: &Org, subject: Subject) -> anyhow::Result<()> {
     )
 }
 
-/// Reads the organization the question is about, from manifests or the cluster.
-pub async fn organization(src: &SourceArgs, subject: Subject<'_>) -> anyhow::Result<Org> {
+/// Reads the organization the question is about, from manifests or the
+/// cluster. `-n` is the namespace; with `-f` and no `-n`, the only namespace
+/// holding the object asked about.
+pub async fn organization(
+    src: &SourceArgs,
+    cluster: &ClusterArgs,
+    subject: Subject<'_>,
+) -> anyhow::Result<Org> {
     if src.files.is_empty() {
-        let org = from_cluster(src.namespace.as_deref()).await?;
+        let org = from_cluster(cluster).await?.0;
         require(&org, subject)?;
         return Ok(org);
     }
-    let loaded = load_for_question(src)?;
+    let loaded = load_for_question(src, cluster)?;
     let mut orgs = states(&loaded.manifests, !src.no_builtin_groups);
     if orgs.is_empty() {
         bail!(
@@ -206,7 +209,7 @@ pub async fn organization(src: &SourceArgs, subject: Subject<'_>) -> anyhow::Res
                 .join(", ")
         );
     }
-    let ns = match &src.namespace {
+    let ns = match &cluster.namespace {
         Some(ns) => ns.clone(),
         None => {
             let holding: Vec<&String> = orgs
@@ -243,27 +246,22 @@ pub async fn organization(src: &SourceArgs, subject: Subject<'_>) -> anyhow::Res
         )
     })?;
     let org = Org {
-        explicit_namespace: org.explicit_namespace || src.namespace.is_some(),
+        explicit_namespace: org.explicit_namespace || cluster.namespace.is_some(),
         ..org
     };
     require(&org, subject)?;
     Ok(org)
 }
 
-/// Reads one namespace's objects from the cluster. The operator has seeded the
-/// built-in groups there, so none are added.
-pub async fn from_cluster(namespace: Option<&str>) -> anyhow::Result<Org> {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
-    let client = kube::Client::try_default().await.map_err(|e| {
+/// Reads one namespace's objects from the cluster (and returns the client
+/// for more). The operator has seeded the built-in groups there, so none are added.
+pub async fn from_cluster(cluster: &ClusterArgs) -> anyhow::Result<(Org, kube::Client)> {
+    let client = cluster.client().await.map_err(|e| {
         anyhow::anyhow!(
-            "cannot reach a cluster ({e}); use -f PATH to read manifests instead, or set KUBECONFIG"
+            "cannot reach a cluster ({e:#}); use -f PATH to read manifests instead, or --kubeconfig/--context"
         )
     })?;
-    let ns = namespace
-        .map(str::to_string)
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let ns = cluster.namespace_or(&client);
     let lp = ListParams::default();
     let hint = |kind: &str| {
         format!(
@@ -287,10 +285,13 @@ pub async fn from_cluster(namespace: Option<&str>) -> anyhow::Result<Org> {
         .await
         .with_context(|| hint("apikeys"))?;
     let state = api::org_state(&ns, &orgs.items, &groups.items, &members.items, &keys.items);
-    Ok(Org {
-        namespace: ns,
-        state,
-        explicit_namespace: true,
-        implicit_builtins: Vec::new(),
-    })
+    Ok((
+        Org {
+            namespace: ns,
+            state,
+            explicit_namespace: true,
+            implicit_builtins: Vec::new(),
+        },
+        client,
+    ))
 }

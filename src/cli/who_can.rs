@@ -7,9 +7,10 @@ use clap::Args;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::output::OutputFormat;
 use super::output::{Style, Styles, Table, cell, styled};
 use super::source::{self, SourceArgs, Subject};
-use super::{EXIT_OK, Format, emit, fail};
+use super::{ClusterArgs, EXIT_OK, emit, fail};
 pub use crate::core::decision::{Need, Verb};
 use crate::core::decision::{Principal, check};
 use crate::core::effective::resolve_grantees;
@@ -31,7 +32,7 @@ pub struct WhoCanArgs {
     pub source: SourceArgs,
     /// Output format: a table (human) or JSON.
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: Format,
+    pub output: OutputFormat,
 }
 
 /// The privileges `verb` needs on `target` (core [`Need::parse`]).
@@ -85,52 +86,49 @@ pub fn holders(org: &source::Org, need: &Need, now: Timestamp) -> Vec<Holder> {
     out
 }
 
-pub async fn run(args: WhoCanArgs) -> i32 {
+pub async fn run(args: WhoCanArgs, cluster: &ClusterArgs) -> i32 {
     let need = match need(args.verb, &args.target) {
         Ok(n) => n,
         Err(e) => return fail(&e),
     };
-    let org = match source::organization(&args.source, Subject::Any).await {
+    let org = match source::organization(&args.source, cluster, Subject::Any).await {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
     let list = holders(&org, &need, Timestamp::now());
-    let text = match args.output {
-        Format::Json => super::to_json(&list),
-        Format::Human => {
-            let s = Styles::stdout();
-            let d = crate::core::catalog::domain(need.domain);
-            let target = match &need.resource {
-                Some(r) => format!("{}/{}/{r}", d.service, d.name),
-                None => format!("{}/{}", d.service, d.name),
-            };
-            let verb = args.verb.as_str();
-            let mut out = format!(
-                "{} {verb} {target} in namespace {}:\n",
-                s.bold("Who can"),
-                org.namespace
-            );
-            if list.is_empty() {
-                out.push_str("nobody (no active member or live API key)\n");
-            } else {
-                let mut t = Table::new(&["KIND", "NAME", "IDENTITY", "THROUGH"]);
-                for h in &list {
-                    t.row(vec![
-                        cell(h.kind),
-                        styled(h.name.clone(), Style::Bold),
-                        cell(if h.identity.is_empty() {
-                            "-".into()
-                        } else {
-                            h.identity.clone()
-                        }),
-                        cell(h.through.join(", ")),
-                    ]);
-                }
-                out.push_str(&t.render(s));
+    let text = args.output.render(&list, || {
+        let s = Styles::stdout();
+        let d = crate::core::catalog::domain(need.domain);
+        let target = match &need.resource {
+            Some(r) => format!("{}/{}/{r}", d.service, d.name),
+            None => format!("{}/{}", d.service, d.name),
+        };
+        let verb = args.verb.as_str();
+        let mut out = format!(
+            "{} {verb} {target} in namespace {}:\n",
+            s.bold("Who can"),
+            org.namespace
+        );
+        if list.is_empty() {
+            out.push_str("nobody (no active member or live API key)\n");
+        } else {
+            let mut t = Table::new(&["KIND", "NAME", "IDENTITY", "THROUGH"]);
+            for h in &list {
+                t.row(vec![
+                    cell(h.kind),
+                    styled(h.name.clone(), Style::Bold),
+                    cell(if h.identity.is_empty() {
+                        "-".into()
+                    } else {
+                        h.identity.clone()
+                    }),
+                    cell(h.through.join(", ")),
+                ]);
             }
-            out
+            out.push_str(&t.render(s));
         }
-    };
+        out
+    });
     emit(&text);
     EXIT_OK
 }

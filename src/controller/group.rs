@@ -8,10 +8,13 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::status::{Progress, Want, apply_if_changed, conditions};
+use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_event};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{Group, GroupStatus};
 use crate::core::effective::{granted_by_spec, group_members};
+use crate::core::model::GroupDef;
+use crate::core::rules::Object;
+use crate::core::warnings::{Unresolved, unresolved_references};
 use crate::index::Namespace;
 
 pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -21,6 +24,14 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
     let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
     if apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await? {
         ctx.metrics.status_write("Group");
+        let previous = group
+            .status
+            .as_ref()
+            .map(|s| &s.conditions[..])
+            .unwrap_or(&[]);
+        if let Some(event) = unresolved_event(previous, &status.conditions) {
+            ctx.publish(group.as_ref(), event).await;
+        }
     }
     Ok(Action::requeue(RESYNC))
 }
@@ -47,28 +58,12 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
         now,
     );
 
-    let dangling: Vec<String> = group
-        .spec
-        .access
+    let def = GroupDef::from(group);
+    let dangling: Vec<String> = unresolved_references(&snap.state, Object::Group(&def), &name)
         .iter()
-        .filter_map(|e| match (&e.group, &e.api_key) {
-            (Some(g), _) if !snap.state.groups.contains_key(g) => Some(format!("group {g}")),
-            (_, Some(k)) if !snap.state.api_keys.contains_key(k) => Some(format!("API key {k}")),
-            _ => None,
-        })
-        .chain(
-            group
-                .spec
-                .duplicate_of
-                .iter()
-                .filter(|d| !snap.state.groups.contains_key(*d))
-                .map(|d| format!("group {d}")),
-        )
+        .map(Unresolved::describe)
         .collect();
-
-    let display_name = snap
-        .state
-        .group_display_name(&crate::core::model::GroupDef::from(group));
+    let display_name = snap.state.group_display_name(&def);
     let specs = privileges.to_specs();
     // Ready is False while anything is wrong; Stalled when only a change of
     // the spec helps, Reconciling while a named object may still appear

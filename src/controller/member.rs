@@ -11,11 +11,13 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
 
-use super::status::{Progress, Want, apply_if_changed, conditions};
+use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_event};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
 use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_effective};
 use crate::core::model::MemberDef;
+use crate::core::rules::Object;
+use crate::core::warnings::unresolved_references;
 use crate::index::Namespace;
 
 pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -30,6 +32,9 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     if apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await? {
         ctx.metrics.status_write("Member");
         if let Some(event) = event(&member, &previous, &status) {
+            ctx.publish(member.as_ref(), event).await;
+        }
+        if let Some(event) = unresolved_event(&previous.conditions, &status.conditions) {
             ctx.publish(member.as_ref(), event).await;
         }
     }
@@ -83,10 +88,9 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
     let eff = member_effective(&snap.state, &grantees, &def, now);
     let console = console_access(&eff);
 
-    let missing: Vec<&String> = def
-        .groups
-        .iter()
-        .filter(|g| !snap.state.groups.contains_key(*g))
+    let missing: Vec<String> = unresolved_references(&snap.state, Object::Member(&def), &def.name)
+        .into_iter()
+        .map(|u| u.name)
         .collect();
     let previous = member.status.clone().unwrap_or_default();
     let privileges: Vec<EffectivePrivilege> = eff

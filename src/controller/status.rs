@@ -131,3 +131,61 @@ impl Progress {
         ]
     }
 }
+
+/// A Warning Event when the `ResolvedRefs` condition turns False, or names
+/// other missing objects than before: said once per change, not per resync.
+pub fn unresolved_event(
+    previous: &[Condition],
+    current: &[Condition],
+) -> Option<kube::runtime::events::Event> {
+    let now = current
+        .iter()
+        .find(|c| c.type_ == "ResolvedRefs" && c.status == "False")?;
+    let before = previous.iter().find(|c| c.type_ == "ResolvedRefs");
+    if before.is_some_and(|b| b.status == now.status && b.message == now.message) {
+        return None;
+    }
+    Some(kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: now.reason.clone(),
+        note: Some(now.message.clone()),
+        action: "Resolve".into(),
+        secondary: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(ok: bool, message: &str) -> Vec<Condition> {
+        conditions(
+            &[],
+            vec![Want {
+                type_: "ResolvedRefs",
+                ok,
+                reason: if ok {
+                    "AllGroupsFound"
+                } else {
+                    "GroupNotFound"
+                },
+                message: message.into(),
+            }],
+            Some(1),
+        )
+    }
+
+    #[test]
+    fn an_unresolved_reference_is_told_once_per_change() {
+        let fine = resolved(true, "every group exists");
+        let ghosts = resolved(false, "groups not found: ghosts");
+        let event = unresolved_event(&fine, &ghosts).expect("a Warning when refs break");
+        assert_eq!(event.reason, "GroupNotFound");
+        assert_eq!(event.note.as_deref(), Some("groups not found: ghosts"));
+        assert!(unresolved_event(&[], &ghosts).is_some(), "first status");
+        assert!(unresolved_event(&ghosts, &ghosts).is_none(), "a resync");
+        let more = resolved(false, "groups not found: ghosts, spirits");
+        assert!(unresolved_event(&ghosts, &more).is_some());
+        assert!(unresolved_event(&ghosts, &fine).is_none());
+    }
+}

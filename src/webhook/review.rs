@@ -19,6 +19,7 @@ use crate::core::change::{Def, overlay, requester};
 use crate::core::effective::resolve_grantees;
 use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
 use crate::core::rules::{self, Change, Operation, Requester};
+use crate::core::warnings;
 use crate::index::Index;
 
 const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -140,6 +141,7 @@ pub fn refused(body: &[u8], why: String) -> Decision {
             &api_version,
             false,
             Some((503, "ServiceUnavailable", &message)),
+            &[],
         ),
         allowed: false,
         kind: "unknown",
@@ -165,7 +167,13 @@ fn malformed_body(body: &[u8], why: String) -> Decision {
 fn malformed(uid: &str, api_version: &str, why: String) -> Decision {
     let message = format!("orgaccess admission: malformed request, denied: {why}");
     Decision {
-        body: answer(uid, api_version, false, Some((400, "BadRequest", &message))),
+        body: answer(
+            uid,
+            api_version,
+            false,
+            Some((400, "BadRequest", &message)),
+            &[],
+        ),
         allowed: false,
         kind: "unknown",
         operation: "unknown",
@@ -180,6 +188,7 @@ fn answer(
     api_version: &str,
     allowed: bool,
     status: Option<(u16, &str, &str)>,
+    warnings: &[String],
 ) -> Vec<u8> {
     let api_version = match api_version {
         "admission.k8s.io/v1beta1" => "admission.k8s.io/v1beta1",
@@ -193,6 +202,10 @@ fn answer(
             "reason": reason,
             "message": message,
         });
+    }
+    if !warnings.is_empty() {
+        // kubectl prints each as `Warning: ...` (bounded by core::warnings).
+        response["warnings"] = json!(warnings);
     }
     serde_json::to_vec(&json!({
         "apiVersion": api_version,
@@ -208,6 +221,8 @@ struct Outcome {
     operation: &'static str,
     allowed: bool,
     message: Option<String>,
+    /// What is suspicious about an allowed change (`core::warnings`).
+    warnings: Vec<String>,
     activity: Option<(Activity, Option<ObjectReference>)>,
 }
 
@@ -219,7 +234,7 @@ impl Outcome {
             .filter(|_| !self.allowed)
             .map(|m| (403, "Forbidden", m));
         Decision {
-            body: answer(uid, api_version, self.allowed, status),
+            body: answer(uid, api_version, self.allowed, status, &self.warnings),
             allowed: self.allowed,
             kind: self.kind,
             operation: self.operation,
@@ -316,6 +331,7 @@ fn decide(
                 operation: op_name,
                 allowed: true,
                 message: None,
+                warnings: Vec::new(),
                 activity: None,
             });
         }
@@ -334,6 +350,7 @@ fn decide(
             message: Some(
                 "orgaccess admission: the webhook's caches have not synced yet; retry in a few seconds".into(),
             ),
+            warnings: Vec::new(),
             activity: None,
         });
     }
@@ -410,6 +427,11 @@ fn decide(
     let allowed = violations.is_empty();
     let message =
         (!allowed).then(|| rules::denial_message(kind.as_str(), &namespace, &name, &violations));
+    let warnings = if allowed {
+        warnings::warnings(&state, &change)
+    } else {
+        Vec::new()
+    };
 
     // The Event regards the object, or its Organization when the object does
     // not exist (a refused create).
@@ -446,6 +468,7 @@ fn decide(
         operation: op_name,
         allowed,
         message,
+        warnings,
         activity: Some((activity, regarding)),
     })
 }

@@ -12,3 +12,4 @@ pub mod model;
 pub mod platform;
 pub mod privilege;
 pub mod rules;
+pub mod warnings;
