@@ -19,4 +19,5 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod index;
+pub mod metrics;
 pub mod webhook;

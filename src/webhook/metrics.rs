@@ -49,6 +49,7 @@ impl Metrics {
             connections_refused: Counter::default(),
             unauthenticated: Counter::default(),
         };
+        m.create_known_series();
         let r = registry.sub_registry_with_prefix("orgaccess_webhook");
         r.register(
             "decisions",
@@ -91,5 +92,29 @@ impl Metrics {
             m.unauthenticated.clone(),
         );
         m
+    }
+
+    /// Creates every series whose label values are known, at zero, so a
+    /// rate or an alert on them has data before the first event.
+    fn create_known_series(&self) {
+        for kind in ["Organization", "Group", "Member", "ApiKey"] {
+            for operation in ["CREATE", "UPDATE", "DELETE"] {
+                for allowed in [true, false] {
+                    let _ = self.decisions.get_or_create_owned(&DecisionLabels {
+                        kind,
+                        operation,
+                        allowed,
+                    });
+                }
+            }
+        }
+        for result in ["published", "failed", "dropped"] {
+            let _ = self.events.get_or_create_owned(&ResultLabel { result });
+        }
+        for result in ["ok", "error"] {
+            let _ = self
+                .certificate_reloads
+                .get_or_create_owned(&ResultLabel { result });
+        }
     }
 }
