@@ -476,9 +476,17 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     );
 
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await? {
+    let mut changes: Vec<String> = secret_change(&plan.action)
+        .map(String::from)
+        .into_iter()
+        .collect();
+    if let Some(status_change) =
+        apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await?
+    {
         ctx.metrics.status_write("ApiKey");
+        changes.push(status_change);
     }
+    ctx.reconciled(key.as_ref(), &changes);
     if plan.expiring_soon && !was_soon {
         ctx.publish(
             key.as_ref(),
@@ -502,6 +510,20 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         .unwrap_or(RESYNC)
         .min(if conflict { CONFLICT_RETRY } else { RESYNC });
     Ok(Action::requeue(next))
+}
+
+/// What a Secret action did, for the reconcile's log line (never a value).
+fn secret_change(action: &SecretAction) -> Option<&'static str> {
+    match action {
+        SecretAction::Nothing | SecretAction::Conflict => None,
+        SecretAction::Create { .. } => Some("secret created with a new key"),
+        SecretAction::CreateEmpty { .. } => Some("secret created without a key"),
+        SecretAction::Rotate { .. } => Some("key rotated (previous key kept for its validity)"),
+        SecretAction::Regenerate { .. } => Some("key regenerated"),
+        SecretAction::DropPrevious => Some("previous key removed"),
+        SecretAction::Blank { .. } => Some("key removed from the secret"),
+        SecretAction::Stamp { .. } => Some("secret stamped with the rotation generation"),
+    }
 }
 
 async fn create(
