@@ -118,3 +118,29 @@ impl Metrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_series_is_exposed_at_zero_before_any_request() {
+        let mut registry = Registry::default();
+        let _metrics = Metrics::new(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for series in [
+            r#"orgaccess_webhook_decisions_total{kind="ApiKey",operation="DELETE",allowed="false"} 0"#,
+            r#"orgaccess_webhook_decisions_total{kind="Group",operation="CREATE",allowed="true"} 0"#,
+            r#"orgaccess_webhook_activity_events_total{result="failed"} 0"#,
+            r#"orgaccess_webhook_certificate_reloads_total{result="error"} 0"#,
+            "orgaccess_webhook_busy_requests_total 0",
+            "orgaccess_webhook_malformed_requests_total 0",
+        ] {
+            assert!(
+                text.contains(&format!("{series}\n")),
+                "{series} missing:\n{text}"
+            );
+        }
+    }
+}
