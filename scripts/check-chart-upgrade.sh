@@ -113,7 +113,7 @@ for crd in "${crds[@]}"; do
   chart=$(kubectl get crd "$crd" -o jsonpath='{.metadata.labels.helm\.sh/chart}')
   [[ "$chart" == "orgaccess-$new_version" ]] || fail "$crd is labelled chart ${chart:-none}, not orgaccess-$new_version"
 done
-kubectl -n upgrade-check get organizations -o name | grep -q . || fail "the Organization is gone after the upgrade"
+[[ -n "$(kubectl -n upgrade-check get organizations -o name)" ]] || fail "the Organization is gone after the upgrade"
 echo "CRDs updated by helm upgrade (category $mark, chart orgaccess-$new_version); the Organization is still there"
 "$helm" upgrade "$release" "$new" --namespace "$namespace" --set webhook.enabled=false >/dev/null \
   || fail "a second upgrade (no --take-ownership) failed"
@@ -124,7 +124,7 @@ step "helm uninstall keeps the CRDs"
 for crd in "${crds[@]}"; do
   kubectl get crd "$crd" >/dev/null 2>&1 || fail "helm uninstall deleted $crd"
 done
-kubectl -n upgrade-check get organizations -o name | grep -q . || fail "the Organization went with the release"
+[[ -n "$(kubectl -n upgrade-check get organizations -o name)" ]] || fail "the Organization went with the release"
 echo "CRDs and the Organization kept after helm uninstall"
 
 echo
