@@ -485,10 +485,10 @@ pub async fn run(
     metrics.leader.set(0);
     tracing::info!("controllers stopped");
     // Stopped on request while leading: hand the Lease over at once.
-    if let (Ok(()), Some(elector)) = (&result, &elector) {
-        if let Err(e) = elector.release().await {
-            tracing::warn!(error = %e, "could not release the lease; another replica takes over when it expires");
-        }
+    if let (Ok(()), Some(elector)) = (&result, &elector)
+        && let Err(e) = elector.release().await
+    {
+        tracing::warn!(error = %e, "could not release the lease; another replica takes over when it expires");
     }
     result
 }
