@@ -2,7 +2,8 @@
 //! first scrape (every series at zero, build info, process metrics, the
 //! leader gauge) in the format the scraper asks for; two replicas hand the
 //! Lease over at once when the leader stops; a reconcile that changed
-//! something says so at `info`, without values.
+//! something says so at `info`, without values, in JSON lines with the
+//! message at the top level.
 
 mod operator;
 mod support;
@@ -205,41 +206,56 @@ async fn each_reconcile_that_changed_something_logs_one_info_line_without_values
     operator::install_crds().await;
     let client = support::admin_client().await;
     let ns = support::fresh_namespace(&client).await;
-    let op = Operator::start_in("logs", 0, Some(&ns));
+    let op = Operator::start_with("logs", 0, Some(&ns), &["--log-format", "json"]);
     operator::apply_examples(&ns).await;
     operator::settled(&client, &ns).await;
 
-    let logs = operator::without_colours(&op.logs());
-    let changed: Vec<&str> = logs
+    // JSON lines, the message at the top level (what log pipelines read).
+    let logs = op.logs();
+    let lines: Vec<serde_json::Value> = logs
         .lines()
-        .filter(|l| l.contains(" INFO ") && l.contains("reconciled"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
+    let reconciled = |level: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["level"] == level
+                    && l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("reconciled"))
+            })
+            .collect()
+    };
+    let changed = reconciled("INFO");
     for object in [
-        "Organization/".to_string(),
+        format!("Organization/{ns}/acme"),
         format!("Group/{ns}/"),
         format!("Member/{ns}/"),
         format!("ApiKey/{ns}/public-search"),
     ] {
         assert!(
-            changed
-                .iter()
-                .any(|l| l.contains(&object) && l.contains("changes=")),
+            changed.iter().any(|l| l["message"] == "reconciled"
+                && l["object"].as_str().is_some_and(|o| o.starts_with(&object))
+                && l["changes"].as_str().is_some_and(|c| !c.is_empty())),
             "no info line for a changed {object}:\n{logs}"
         );
     }
     assert!(
-        changed
-            .iter()
-            .any(|l| l.contains("secret created with a new key")),
+        changed.iter().any(|l| l["changes"]
+            .as_str()
+            .is_some_and(|c| c.contains("secret created with a new key"))),
         "the key's Secret creation is not logged:\n{logs}"
     );
     // A reconcile that changed nothing is at debug only.
     assert!(
-        logs.contains("DEBUG") && logs.contains("reconciled: no change"),
+        reconciled("DEBUG")
+            .iter()
+            .any(|l| l["message"] == "reconciled: no change"),
         "{logs}"
     );
     assert!(
-        changed.iter().all(|l| !l.contains("no change")),
+        changed.iter().all(|l| l["message"] == "reconciled"),
         "a no-op reconcile logged at info:\n{logs}"
     );
     // The key's value is never logged.

@@ -115,7 +115,11 @@ impl Operator {
                 let line = logs
                     .lines()
                     .find(|l| l.contains("admin server listening"))?;
-                let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+                // Plain (`addr=…`) or JSON (`"addr":"…"`) log format.
+                let addr = match line.split("addr=").nth(1) {
+                    Some(rest) => rest.split_whitespace().next()?,
+                    None => line.split("\"addr\":\"").nth(1)?.split('"').next()?,
+                };
                 addr.parse().ok()
             },
         )
