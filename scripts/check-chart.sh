@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Helm chart in charts/orgaccess; exits non-zero on any failure.
 #
-#  1. charts/orgaccess/crds/ is identical to crds/ (the generated CRDs);
+#  1. charts/orgaccess/files/crds/ is identical to crds/ (the generated CRDs),
+#     and there is no crds/ directory in the chart (Helm would never upgrade it);
 #  2. `helm lint --strict` for the default values and each variant below, and
 #     values.schema.json refusing a misspelt value;
 #  3. `helm template | kubectl apply --dry-run=server` against a real
@@ -15,7 +16,9 @@
 #       - webhook.enabled=false with one replica (no Secret, no webhook
 #         configuration, no PodDisruptionBudget),
 #       - operator.watchNamespace=default (a RoleBinding, the webhook limited
-#         to that namespace);
+#         to that namespace),
+#       - crds.install=false (no CRD rendered; the default renders the four,
+#         annotated helm.sh/resource-policy: keep);
 #     the release namespace is labelled pod-security.kubernetes.io/warn=restricted
 #     so a pod template that breaks the restricted profile fails the check;
 #  4. static checks of the render: no wildcard in RBAC rules, the webhook's
@@ -26,7 +29,11 @@
 #     ValidatingAdmissionPolicy really denies deleting or editing the
 #     Administrators group and creating built-in groups; then the operator
 #     runs with only the chart's RBAC (its cluster-admin binding removed),
-#     reconciles examples/ and is refused nothing; then `helm uninstall`.
+#     reconciles examples/ and is refused nothing; then `helm uninstall`, which
+#     leaves the CRDs (and the objects) in place. The install takes over the
+#     CRDs applied with kubectl for the dry runs (`--take-ownership`, the
+#     documented way to move CRDs under the release). The upgrade from the
+#     previous chart version is scripts/check-chart-upgrade.sh.
 #
 # Cluster: with KUBECONFIG set, that cluster is used for the dry runs only
 # (nothing is created; the CRDs are dry-run too, and step 5 is skipped); the
@@ -84,9 +91,9 @@ trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
 step "chart CRDs are crds/orgaccess.yaml"
-diff -u crds/orgaccess.yaml "$chart/crds/orgaccess.yaml" >/dev/null \
-  || fail "$chart/crds/orgaccess.yaml differs from crds/orgaccess.yaml; copy it: cp crds/orgaccess.yaml $chart/crds/"
-[[ $(ls "$chart/crds") == "orgaccess.yaml" ]] || fail "$chart/crds holds more than orgaccess.yaml"
+diff -u crds/orgaccess.yaml "$chart/files/crds/orgaccess.yaml" >/dev/null \
+  || fail "$chart/files/crds/orgaccess.yaml differs from crds/orgaccess.yaml; run: bash scripts/generate.sh"
+[[ ! -e "$chart/crds" ]] || fail "$chart/crds/ exists: Helm never upgrades it; the CRDs are templates (templates/crds.yaml)"
 echo "identical"
 
 # name|helm --set arguments
@@ -99,6 +106,7 @@ variants=(
   "client-auth|--set webhook.clientAuth.enabled=true --set webhook.clientAuth.caConfigMap=apiserver-client-ca --set activityFile.enabled=true"
   "subchart-global|--set global.imageRegistry=registry.example.com --set global.anything.nested=true"
   "service-monitor|--set serviceMonitor.enabled=true --set serviceMonitor.interval=30s --set serviceMonitor.labels.release=prometheus"
+  "no-crds|--set crds.install=false"
 )
 
 step "helm lint"
@@ -150,13 +158,13 @@ kubectl get namespace "$namespace" >/dev/null \
 
 step "CRDs"
 if $own_cluster; then
-  kubectl apply --server-side --field-manager=check-chart -f "$chart/crds/"
-  kubectl wait --for condition=established --timeout=60s -f "$chart/crds/"
+  kubectl apply --server-side --field-manager=check-chart -f crds/
+  kubectl wait --for condition=established --timeout=60s -f crds/
   # Warnings name pod-template fields that break the restricted profile.
   kubectl label --overwrite namespace "$namespace" \
     pod-security.kubernetes.io/warn=restricted pod-security.kubernetes.io/warn-version=latest >/dev/null
 else
-  kubectl apply --server-side --dry-run=server --field-manager=check-chart -f "$chart/crds/"
+  kubectl apply --server-side --dry-run=server --field-manager=check-chart -f crds/
 fi
 
 # Splits a multi-document render into $2 (documents whose apiVersion matches
@@ -224,6 +232,13 @@ for v in "${variants[@]}"; do
       grep -q -- "- --lease-name=$release-controller" <<<"$(docs_of_kind "$out" Deployment)" \
         || fail "default: the Lease is not named after the release"
       grep -q "\"$release-controller\"" <<<"$(docs_of_kind "$out" Role)" || fail "default: the Role does not name the release's Lease"
+      crds=$(docs_of_kind "$out" CustomResourceDefinition)
+      [[ $(grep -c "helm.sh/resource-policy: keep" <<<"$crds") -eq 4 ]] \
+        || fail "default: the four CRDs are not rendered with helm.sh/resource-policy: keep"
+      echo "CRDs rendered as templates, kept on uninstall"
+      ;;
+    no-crds)
+      [[ -z "$(docs_of_kind "$out" CustomResourceDefinition)" ]] || fail "$name: CRDs rendered although crds.install=false"
       ;;
     service-monitor)
       sm=$(docs_of_kind "$work/$name.cert-manager.yaml" ServiceMonitor)
@@ -276,7 +291,12 @@ if $own_cluster; then
   kubectl apply --dry-run=server -n chart-check-examples -f examples/
 
   step "helm install, then upgrade keeps the self-signed certificate"
-  "$helm" install "$release" "$chart" --namespace "$namespace" >/dev/null
+  # The CRDs exist (applied above, as an install from crds/ would have): the
+  # release takes them over.
+  "$helm" install "$release" "$chart" --namespace "$namespace" --take-ownership >/dev/null
+  owner=$(kubectl get crd groups.orgaccess.dev -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}')
+  [[ "$owner" == "$release" ]] || fail "the release did not take over the CRDs (owner: ${owner:-none})"
+  echo "the CRDs belong to release $release"
   secret="$release-webhook-tls"
   ca1=$(kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.ca\.crt}')
   crt1=$(kubectl -n "$namespace" get secret "$secret" -o jsonpath='{.data.tls\.crt}')
@@ -379,9 +399,12 @@ if $own_cluster; then
   op_pid=""
   $settled || { tail -30 "$work/operator.log" >&2; fail "the organization did not settle (members: $phases; refs: $refs; key: $key)"; }
   echo "members: $phases; API key: $key"
+  # It led through the release's Lease and, stopped, handed it back.
+  grep -q "became leader" "$work/operator.log" || fail "the operator did not take the Lease"
+  grep -q "released the lease" "$work/operator.log" || fail "the operator did not release the Lease on shutdown"
   holder=$(kubectl -n "$namespace" get lease "$release-controller" -o jsonpath='{.spec.holderIdentity}')
-  [[ "$holder" == chart-check ]] || fail "the operator did not hold the Lease (holder: ${holder:-none})"
-  echo "leader election: Lease orgaccess-controller held"
+  [[ -z "$holder" ]] || fail "the Lease still names $holder after the operator stopped"
+  echo "leader election: Lease $release-controller held, released on shutdown"
   if grep -i "forbidden" "$work/operator.log" >&2; then
     fail "the operator was refused something with the chart's RBAC (above)"
   fi
@@ -429,6 +452,9 @@ if $own_cluster; then
   echo "watchNamespace: ready with only namespaced rights, nothing refused"
 
   "$helm" uninstall "$release" --namespace "$namespace" >/dev/null
+  [[ $(kubectl get crd -o name | grep -c '\.orgaccess\.dev$') -eq 4 ]] || fail "helm uninstall deleted CRDs"
+  [[ -n "$(kubectl -n chart-check-watched get members -o name)" ]] || fail "the organization's objects went with the release"
+  echo "helm uninstall kept the CRDs and the objects"
 fi
 
 echo

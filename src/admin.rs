@@ -1,5 +1,6 @@
 //! The admin server: `/healthz` (alive), `/readyz` (caches synced), `/metrics`
-//! (Prometheus text) and, with the webhook, `/activity` (bearer token, see
+//! (OpenMetrics, or the classic Prometheus text for `Accept: text/plain`:
+//! [`crate::metrics::Format`]) and, with the webhook, `/activity` (bearer token, see
 //! [`crate::webhook::Webhook::activity_router`]). Plain HTTP on its own port,
 //! never the webhook's.
 
@@ -10,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
+
+use crate::metrics::Format;
 
 /// A component's readiness check.
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -36,24 +39,27 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
-    let mut body = String::new();
-    let registry = s.registry.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
-        return (
+/// The metrics in the format the scraper asks for (`Accept`): OpenMetrics,
+/// or the classic text format for `text/plain`.
+async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let encoded = {
+        let registry = s.registry.lock().unwrap_or_else(|e| e.into_inner());
+        format.encode(&registry)
+    };
+    match encoded {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, format.content_type())],
+            body,
+        ),
+        Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain")],
             format!("encoding failed: {e}"),
-        );
+        ),
     }
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
 }
 
 /// Serves until `shutdown` resolves. `readiness`: every component that must

@@ -19,5 +19,6 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod index;
+pub mod metrics;
 pub mod operator;
 pub mod webhook;

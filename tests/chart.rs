@@ -4,32 +4,43 @@
 //! certificate, the ValidatingAdmissionPolicy denying what it must, and the
 //! operator reconciling examples/ with nothing but the chart's RBAC.
 //!
-//! The script starts its own local control plane (KUBECONFIG is removed from
+//! `scripts/check-chart-upgrade.sh`: `helm upgrade` from the previous chart
+//! version (CRDs in crds/, from git) to this one updates the CRDs, and
+//! `helm uninstall` keeps them.
+//!
+//! Each script starts its own local control plane (KUBECONFIG is removed from
 //! its environment) and builds helm from tools/helm the first time.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn chart_passes_check_chart() {
+/// Runs a script of scripts/ on its own control plane; returns its stdout,
+/// or fails the test with both outputs.
+fn run_script(script: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let started = Instant::now();
     let output = Command::new("bash")
-        .arg(root.join("scripts/check-chart.sh"))
+        .arg(root.join("scripts").join(script))
         .current_dir(root)
         .env_remove("KUBECONFIG")
         .env("ORGACCESS_BIN", env!("CARGO_BIN_EXE_orgaccess"))
         .stdin(Stdio::null())
         .output()
-        .expect("running scripts/check-chart.sh");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .unwrap_or_else(|e| panic!("running scripts/{script}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "scripts/check-chart.sh failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "scripts/{script} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         output.status
     );
+    stdout
+}
+
+#[test]
+fn chart_passes_check_chart() {
+    let started = Instant::now();
+    let stdout = run_script("check-chart.sh");
     for expected in [
         "check-chart: OK",
         "created (server dry run)",
@@ -38,6 +49,9 @@ fn chart_passes_check_chart() {
         "no request refused",
         "ServiceMonitor rendered",
         "watchNamespace: ready with only namespaced rights, nothing refused",
+        "CRDs rendered as templates, kept on uninstall",
+        "the CRDs belong to release orgaccess",
+        "helm uninstall kept the CRDs and the objects",
     ] {
         assert!(
             stdout.contains(expected),
@@ -48,4 +62,22 @@ fn chart_passes_check_chart() {
         "check-chart passed in {:?}",
         Duration::from_secs(started.elapsed().as_secs())
     );
+}
+
+#[test]
+fn chart_upgrade_from_the_previous_version_updates_the_crds_and_uninstall_keeps_them() {
+    let stdout = run_script("check-chart-upgrade.sh");
+    for expected in [
+        "installed; CRDs without the mark",
+        "without --take-ownership: refused",
+        "CRDs updated by helm upgrade",
+        "a further upgrade needs no flag",
+        "CRDs and the Organization kept after helm uninstall",
+        "check-chart-upgrade: OK",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "check-chart-upgrade output lacks {expected:?}:\n{stdout}"
+        );
+    }
 }

@@ -516,10 +516,17 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     let snap = ctx.caches.index.namespace(&ns);
     let status = desired_status(&key, &snap, &plan, &observed.values, created(&key, now));
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await? {
+    let mut changes: Vec<String> = secret_change(&plan.action)
+        .map(String::from)
+        .into_iter()
+        .collect();
+    if let Some(status_change) =
+        apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await?
+    {
         ctx.metrics.status_write("ApiKey");
-        tracing::info!(namespace = %ns, apikey = %key.name_any(), phase = ?plan.phase, "ApiKey status updated");
+        changes.push(status_change);
     }
+    ctx.reconciled(key.as_ref(), &changes);
     let was_soon = previous
         .conditions
         .iter()
@@ -559,6 +566,20 @@ async fn publish(ctx: &Ctx, key: &ApiKey, (type_, reason, note, action): EventSp
         },
     )
     .await;
+}
+
+/// What a Secret action did, for the reconcile's log line (never a value).
+fn secret_change(action: &SecretAction) -> Option<&'static str> {
+    match action {
+        SecretAction::Nothing | SecretAction::Conflict => None,
+        SecretAction::Create { .. } => Some("secret created with a new key"),
+        SecretAction::CreateEmpty { .. } => Some("secret created without a key"),
+        SecretAction::Rotate { .. } => Some("key rotated (previous key kept for its validity)"),
+        SecretAction::Regenerate { .. } => Some("key regenerated"),
+        SecretAction::DropPrevious => Some("previous key removed"),
+        SecretAction::Blank { .. } => Some("key removed from the secret"),
+        SecretAction::Stamp { .. } => Some("secret stamped with the rotation generation"),
+    }
 }
 
 async fn create(

@@ -22,7 +22,8 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
     let snapshot = ctx.caches.index.namespace(&ns);
     let status = desired_status(&group, &snapshot, super::now());
     let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await? {
+    let changes = apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await?;
+    if changes.is_some() {
         ctx.metrics.status_write("Group");
         let previous = group
             .status
@@ -33,6 +34,7 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
             ctx.publish(group.as_ref(), event).await;
         }
     }
+    ctx.reconciled(group.as_ref(), changes.as_slice());
     Ok(Action::requeue(RESYNC))
 }
 

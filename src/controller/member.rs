@@ -29,7 +29,8 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     let phase = status.phase.unwrap_or(MemberPhase::Pending);
 
     let api: Api<Member> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await? {
+    let changes = apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await?;
+    if changes.is_some() {
         ctx.metrics.status_write("Member");
         if let Some(event) = event(&member, &previous, &status) {
             ctx.publish(member.as_ref(), event).await;
@@ -38,6 +39,7 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
             ctx.publish(member.as_ref(), event).await;
         }
     }
+    ctx.reconciled(member.as_ref(), changes.as_slice());
 
     // Come back when a pending invitation expires.
     let expires = status

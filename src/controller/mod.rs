@@ -45,6 +45,7 @@ use kube::{Client, Resource, ResourceExt};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -79,15 +80,38 @@ pub enum Error {
     NotNamespaced,
 }
 
+/// The `error` label of `orgaccess_controller_reconcile_failures_total`: a
+/// fixed set, so every series can exist (at zero) from the start.
+const ERROR_LABELS: [&str; 8] = [
+    "conflict",
+    "forbidden",
+    "not_found",
+    "invalid",
+    "throttled",
+    "server",
+    "transport",
+    "not_namespaced",
+];
+
 impl Error {
-    fn label(&self) -> String {
+    fn label(&self) -> &'static str {
         match self {
-            Error::Kube(kube::Error::Api(e)) => format!("api_{}", e.code),
-            Error::Kube(_) => "transport".into(),
-            Error::NotNamespaced => "not_namespaced".into(),
+            Error::Kube(kube::Error::Api(e)) => match e.code {
+                409 => "conflict",
+                401 | 403 => "forbidden",
+                404 | 410 => "not_found",
+                429 => "throttled",
+                500.. => "server",
+                _ => "invalid",
+            },
+            Error::Kube(_) => "transport",
+            Error::NotNamespaced => "not_namespaced",
         }
     }
 }
+
+/// The kinds the controller reconciles, as they label its metrics.
+const KINDS: [&str; 4] = ["Organization", "Group", "Member", "ApiKey"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -97,7 +121,7 @@ pub struct KindLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
     pub kind: String,
-    pub error: String,
+    pub error: &'static str,
 }
 
 /// Reconcile metrics, labelled by kind (never by object: bounded cardinality).
@@ -106,6 +130,8 @@ pub struct Metrics {
     pub failures: Family<ErrorLabel, Counter>,
     pub status_writes: Family<KindLabel, Counter>,
     pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+    /// 1 while this replica holds the Lease (or runs without election), else 0.
+    pub leader: Gauge,
 }
 
 fn duration_histogram() -> Histogram {
@@ -119,7 +145,9 @@ impl Metrics {
             failures: Family::default(),
             status_writes: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
+            leader: Gauge::default(),
         };
+        m.create_known_series();
         let sub = registry.sub_registry_with_prefix("orgaccess_controller");
         sub.register(
             "reconciles",
@@ -141,7 +169,29 @@ impl Metrics {
             "Reconcile duration, by kind",
             m.duration.clone(),
         );
+        sub.register(
+            "leader",
+            "1 while this replica holds the leader-election Lease and reconciles, else 0",
+            m.leader.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// Every series of every kind (and every failure class) at zero, so
+    /// rates and alerts have data before the first reconcile or failure.
+    fn create_known_series(&self) {
+        for kind in KINDS {
+            let label = KindLabel { kind: kind.into() };
+            let _ = self.reconciles.get_or_create_owned(&label);
+            let _ = self.status_writes.get_or_create_owned(&label);
+            let _ = self.duration.get_or_create_owned(&label);
+            for error in ERROR_LABELS {
+                let _ = self.failures.get_or_create_owned(&ErrorLabel {
+                    kind: kind.into(),
+                    error,
+                });
+            }
+        }
     }
 
     pub fn status_write(&self, kind: &str) {
@@ -168,6 +218,17 @@ impl Ctx {
     pub async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, event: Event) {
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason = %event.reason, "could not record event");
+        }
+    }
+
+    /// The reconcile's log line: `info` naming the object and what changed
+    /// (field names and actions, never values), `debug` when nothing did.
+    pub fn reconciled<K: Resource<DynamicType = ()>>(&self, obj: &K, changes: &[String]) {
+        let object = Self::key(obj);
+        if changes.is_empty() {
+            tracing::debug!(%object, "reconciled: no change");
+        } else {
+            tracing::info!(%object, changes = %changes.join("; "), "reconciled");
         }
     }
 
@@ -292,8 +353,13 @@ pub async fn run(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Every series exists from the first scrape, before anything can fail.
+    let metrics = {
+        let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+        crate::metrics::register_process(&mut registry);
+        Metrics::new(&mut registry)
+    };
     preflight(&client, &scope).await?;
-    let metrics = Metrics::new(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
     caches.wait_until_synced().await;
     readiness.set();
     tracing::info!("caches synced");
@@ -302,20 +368,24 @@ pub async fn run(
         .identity
         .clone()
         .unwrap_or_else(|| format!("orgaccess-{}", std::process::id()));
-    let lease = leader::LeaderConfig {
-        namespace: args.lease_namespace.clone(),
-        name: args.lease_name.clone(),
-        identity: identity.clone(),
-        duration: Duration::from_secs(15),
-        renew: Duration::from_secs(5),
-    };
+    let mut elector = args.leader_election.then(|| {
+        leader::Elector::new(
+            client.clone(),
+            leader::LeaderConfig::new(
+                args.lease_namespace.clone(),
+                args.lease_name.clone(),
+                identity.clone(),
+            ),
+        )
+    });
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    if args.leader_election {
+    if let Some(elector) = elector.as_mut() {
         tokio::select! {
-            r = leader::acquire(client.clone(), &lease) => r?,
+            () = elector.acquire() => {}
             _ = shutdown.clone() => return Ok(()),
         }
     }
+    metrics.leader.set(1);
 
     let reporter = Reporter {
         controller: "orgaccess".into(),
@@ -328,7 +398,7 @@ pub async fn run(
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         caches: caches.clone(),
-        metrics,
+        metrics: metrics.clone(),
         api_key_warning_days: args.api_key_expiry_warning_days,
         recorder: Recorder::new(client.clone(), reporter),
         failures: Mutex::default(),
@@ -402,17 +472,25 @@ pub async fn run(
     let controllers = async {
         tokio::join!(orgs, groups, members, keys);
     };
-    let result = if args.leader_election {
-        tokio::select! {
+    let result = match elector.as_mut() {
+        Some(elector) => tokio::select! {
             _ = controllers => Ok(()),
-            lost = leader::hold(client.clone(), &lease) => Err(lost),
+            lost = elector.hold() => Err(lost),
+        },
+        None => {
+            controllers.await;
+            Ok(())
         }
-    } else {
-        controllers.await;
-        Ok(())
     };
     caches.stop_routing();
+    metrics.leader.set(0);
     tracing::info!("controllers stopped");
+    // Stopped on request while leading: hand the Lease over at once.
+    if let (Ok(()), Some(elector)) = (&result, &elector)
+        && let Err(e) = elector.release().await
+    {
+        tracing::warn!(error = %e, "could not release the lease; another replica takes over when it expires");
+    }
     result
 }
 

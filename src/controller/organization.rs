@@ -107,9 +107,17 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     let snapshot = ctx.caches.index.namespace(&ns);
     let status = desired_status(&org, &snapshot, seeded, super::now());
     let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
-    if apply_if_changed(&api, org.as_ref(), org.status.as_ref(), &status).await? {
-        ctx.metrics.status_write("Organization");
+    let mut changes = Vec::new();
+    if !created.is_empty() {
+        changes.push(format!("seeded {}", created.join(", ")));
     }
+    if let Some(status_change) =
+        apply_if_changed(&api, org.as_ref(), org.status.as_ref(), &status).await?
+    {
+        ctx.metrics.status_write("Organization");
+        changes.push(status_change);
+    }
+    ctx.reconciled(org.as_ref(), &changes);
     Ok(Action::requeue(RESYNC))
 }
 

@@ -47,19 +47,20 @@ pub fn conditions(
 }
 
 /// Writes `status` by server-side apply if it differs from the object's
-/// current status. Returns whether a write happened.
+/// current status. Returns what changed (see [`changed_fields`]) when a
+/// write happened, `None` when the status was already right.
 pub async fn apply_if_changed<K, S>(
     api: &Api<K>,
     obj: &K,
     current: Option<&S>,
     status: &S,
-) -> kube::Result<bool>
+) -> kube::Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
     if current == Some(status) {
-        return Ok(false);
+        return Ok(None);
     }
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
@@ -72,7 +73,60 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(true)
+    Ok(Some(changed_fields(current, status)))
+}
+
+/// For the log: which status fields differ, by name, and each condition
+/// whose status changed as `Type=Status`. Never a value (a status holds
+/// no secret, but a log line needs no more than this).
+pub fn changed_fields<S: Serialize>(current: Option<&S>, wanted: &S) -> String {
+    let as_map = |s: Option<&S>| match s.map(serde_json::to_value) {
+        Some(Ok(serde_json::Value::Object(m))) => m,
+        _ => serde_json::Map::new(),
+    };
+    let (before, after) = (as_map(current), as_map(Some(wanted)));
+    let mut fields: Vec<String> = after
+        .keys()
+        .chain(before.keys().filter(|k| !after.contains_key(*k)))
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| match k.as_str() {
+            "conditions" => condition_changes(before.get(k), after.get(k)),
+            _ => k.clone(),
+        })
+        .collect();
+    fields.sort();
+    format!("status {}", fields.join(", "))
+}
+
+/// `conditions (Ready=True, ResolvedRefs=False)`: the conditions whose
+/// status is new; only `conditions` when just a message or reason changed.
+fn condition_changes(
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> String {
+    let states = |v: Option<&serde_json::Value>| -> Vec<(String, String)> {
+        v.and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                Some((
+                    c["type"].as_str()?.to_string(),
+                    c["status"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let old = states(before);
+    let changed: Vec<String> = states(after)
+        .into_iter()
+        .filter(|c| !old.contains(c))
+        .map(|(t, s)| format!("{t}={s}"))
+        .collect();
+    if changed.is_empty() {
+        "conditions".into()
+    } else {
+        format!("conditions ({})", changed.join(", "))
+    }
 }
 
 /// What kstatus, `kubectl wait`, Flux and Argo CD read besides `Ready`
@@ -187,5 +241,43 @@ mod tests {
         let more = resolved(false, "groups not found: ghosts, spirits");
         assert!(unresolved_event(&ghosts, &more).is_some());
         assert!(unresolved_event(&ghosts, &fine).is_none());
+    }
+
+    #[test]
+    fn changed_fields_names_fields_and_condition_transitions_only() {
+        let before = serde_json::json!({
+            "phase": "Pending",
+            "memberCount": 2,
+            "fingerprint": "sha256:aaaa",
+            "conditions": [
+                {"type": "Ready", "status": "False", "message": "waiting"},
+                {"type": "Stalled", "status": "False", "message": "fine"},
+            ],
+        });
+        let after = serde_json::json!({
+            "phase": "Active",
+            "memberCount": 2,
+            "fingerprint": "sha256:bbbb",
+            "conditions": [
+                {"type": "Ready", "status": "True", "message": "ok"},
+                {"type": "Stalled", "status": "False", "message": "still fine"},
+            ],
+        });
+        let changed = changed_fields(Some(&before), &after);
+        assert_eq!(
+            changed,
+            "status conditions (Ready=True), fingerprint, phase"
+        );
+        assert!(!changed.contains("bbbb") && !changed.contains("Active"));
+        assert_eq!(
+            changed_fields(None, &serde_json::json!({"phase": "Active"})),
+            "status phase"
+        );
+        let reworded = serde_json::json!({"conditions": [{"type": "Ready", "status": "True", "message": "b"}]});
+        let original = serde_json::json!({"conditions": [{"type": "Ready", "status": "True", "message": "a"}]});
+        assert_eq!(
+            changed_fields(Some(&original), &reworded),
+            "status conditions"
+        );
     }
 }

@@ -49,6 +49,7 @@ impl Metrics {
             connections_refused: Counter::default(),
             unauthenticated: Counter::default(),
         };
+        m.create_known_series();
         let r = registry.sub_registry_with_prefix("orgaccess_webhook");
         r.register(
             "decisions",
@@ -91,5 +92,55 @@ impl Metrics {
             m.unauthenticated.clone(),
         );
         m
+    }
+
+    /// Creates every series whose label values are known, at zero, so a
+    /// rate or an alert on them has data before the first event.
+    fn create_known_series(&self) {
+        for kind in ["Organization", "Group", "Member", "ApiKey"] {
+            for operation in ["CREATE", "UPDATE", "DELETE"] {
+                for allowed in [true, false] {
+                    let _ = self.decisions.get_or_create_owned(&DecisionLabels {
+                        kind,
+                        operation,
+                        allowed,
+                    });
+                }
+            }
+        }
+        for result in ["published", "failed", "dropped"] {
+            let _ = self.events.get_or_create_owned(&ResultLabel { result });
+        }
+        for result in ["ok", "error"] {
+            let _ = self
+                .certificate_reloads
+                .get_or_create_owned(&ResultLabel { result });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_series_is_exposed_at_zero_before_any_request() {
+        let mut registry = Registry::default();
+        let _metrics = Metrics::new(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for series in [
+            r#"orgaccess_webhook_decisions_total{kind="ApiKey",operation="DELETE",allowed="false"} 0"#,
+            r#"orgaccess_webhook_decisions_total{kind="Group",operation="CREATE",allowed="true"} 0"#,
+            r#"orgaccess_webhook_activity_events_total{result="failed"} 0"#,
+            r#"orgaccess_webhook_certificate_reloads_total{result="error"} 0"#,
+            "orgaccess_webhook_busy_requests_total 0",
+            "orgaccess_webhook_malformed_requests_total 0",
+        ] {
+            assert!(
+                text.contains(&format!("{series}\n")),
+                "{series} missing:\n{text}"
+            );
+        }
     }
 }

@@ -520,7 +520,9 @@ pub async fn serve(
     admin_addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let registry = Arc::new(Mutex::new(Registry::default()));
+    let mut registry = Registry::default();
+    crate::metrics::register_process(&mut registry);
+    let registry = Arc::new(Mutex::new(registry));
     let caches = Caches::start(&client, &scope);
     let webhook = Webhook::with_caches(client.clone(), config, registry.clone(), caches)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

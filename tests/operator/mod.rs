@@ -38,6 +38,16 @@ impl Operator {
 
     /// Starts an operator that watches only `namespace` and keeps its Lease there.
     pub fn start_in(name: &str, clock_offset_secs: i64, namespace: Option<&str>) -> Operator {
+        Self::start_with(name, clock_offset_secs, namespace, &[])
+    }
+
+    /// [`Operator::start_in`] with more arguments to `orgaccess run` (e.g. `--lease-name`).
+    pub fn start_with(
+        name: &str,
+        clock_offset_secs: i64,
+        namespace: Option<&str>,
+        extra_args: &[&str],
+    ) -> Operator {
         let plane = support::plane();
         let log = plane.work_dir().join(format!("operator-{name}.log"));
         let file = std::fs::OpenOptions::new()
@@ -58,6 +68,7 @@ impl Operator {
             Some(ns) => cmd.args(["--watch-namespace", ns, "--lease-namespace", ns]),
             None => cmd.args(["--lease-namespace", support::OPERATOR_NAMESPACE]),
         };
+        cmd.args(extra_args);
         cmd.env("KUBECONFIG", plane.kubeconfig_for(OPERATOR_USER))
             .env("ORGACCESS_LOG", "info,orgaccess=debug")
             .env(
@@ -79,6 +90,45 @@ impl Operator {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Asks the operator to stop (SIGTERM, as Kubernetes does) and waits
+    /// up to `timeout` for it to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        false
+    }
+
+    /// The admin server's address (`--admin-addr 127.0.0.1:0`), read from
+    /// the log once it listens.
+    pub async fn admin_addr(&self) -> std::net::SocketAddr {
+        eventually(
+            "the admin server to listen",
+            Duration::from_secs(60),
+            || async {
+                let logs = without_colours(&self.logs());
+                let line = logs
+                    .lines()
+                    .find(|l| l.contains("admin server listening"))?;
+                // Plain (`addr=…`) or JSON (`"addr":"…"`) log format.
+                let addr = match line.split("addr=").nth(1) {
+                    Some(rest) => rest.split_whitespace().next()?,
+                    None => line.split("\"addr\":\"").nth(1)?.split('"').next()?,
+                };
+                addr.parse().ok()
+            },
+        )
+        .await
     }
 
     pub fn logs(&self) -> String {
@@ -199,4 +249,22 @@ pub async fn settled(client: &kube::Client, ns: &str) -> Vec<(String, String)> {
         (before == resource_versions(client, ns).await).then_some(before)
     })
     .await
+}
+
+/// The text of a log without its ANSI colour sequences (`ESC [ ... m`).
+pub fn without_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

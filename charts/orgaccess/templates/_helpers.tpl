@@ -74,3 +74,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The metadata the chart adds to each CRD (indented under `metadata:`). */}}
+{{- define "orgaccess.crdMetadata" -}}
+{{- if .Values.crds.keep }}
+  annotations:
+    helm.sh/resource-policy: keep
+{{- end }}
+  labels:
+    {{- include "orgaccess.labels" . | nindent 4 }}
+{{- end -}}
