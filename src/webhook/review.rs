@@ -20,7 +20,7 @@ use crate::core::effective::resolve_grantees;
 use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
 use crate::core::rules::{self, Change, Operation, Requester};
 use crate::core::warnings;
-use crate::index::Index;
+use crate::index::{Index, Namespace};
 
 const ADMISSION_V1: &str = "admission.k8s.io/v1";
 
@@ -284,12 +284,45 @@ fn read(kind: Kind, obj: DynamicObject, which: &str) -> Result<(Def, ObjectRefer
     })
 }
 
+/// Decides one readable request: read it (kind, operation, objects), then
+/// judge it with the core.
 fn decide(
     policy: &Policy,
     index: &Index,
-    mut req: AdmissionRequest<DynamicObject>,
+    req: AdmissionRequest<DynamicObject>,
 ) -> Result<Outcome, String> {
-    let gvk = &req.kind;
+    Ok(match read_request(index, req)? {
+        Read::Answered(outcome) => outcome,
+        Read::ToJudge(request) => judge(policy, index, request),
+    })
+}
+
+/// A request read and checked for shape. One lives for one request, on the
+/// stack: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Read {
+    /// Answered without the rules (a status write; caches not synced yet).
+    Answered(Outcome),
+    ToJudge(Request),
+}
+
+/// What a well-formed request asks.
+struct Request {
+    uid: String,
+    kind: Kind,
+    operation: Operation,
+    op_name: &'static str,
+    namespace: String,
+    name: String,
+    old: Option<(Def, ObjectReference)>,
+    new: Option<(Def, ObjectReference)>,
+    username: String,
+    groups: Vec<String>,
+    dry_run: bool,
+}
+
+/// The kind a request is about: one of the four, in the served version.
+fn kind_of(gvk: &kube::core::GroupVersionKind) -> Result<Kind, String> {
     let kind = match (gvk.group.as_str(), gvk.kind.as_str()) {
         (api::GROUP, "Organization") => Kind::Organization,
         (api::GROUP, "Group") => Kind::Group,
@@ -311,7 +344,12 @@ fn decide(
             gvk.group, gvk.version, gvk.kind
         ));
     }
-    let operation = match req.operation {
+    Ok(kind)
+}
+
+/// The operation, and its name as the API spells it.
+fn operation_of(op: &AdmissionOp) -> Result<(Operation, &'static str), String> {
+    let operation = match op {
         AdmissionOp::Create => Operation::Create,
         AdmissionOp::Update => Operation::Update,
         AdmissionOp::Delete => Operation::Delete,
@@ -322,18 +360,25 @@ fn decide(
         Operation::Update => "UPDATE",
         Operation::Delete => "DELETE",
     };
+    Ok((operation, op_name))
+}
+
+/// Reads the request: which kind and operation, the objects, the name.
+fn read_request(index: &Index, mut req: AdmissionRequest<DynamicObject>) -> Result<Read, String> {
+    let kind = kind_of(&req.kind)?;
+    let (operation, op_name) = operation_of(&req.operation)?;
     if let Some(sub) = req.sub_resource.as_deref() {
         if sub == "status" {
             // Status is the operator's; the rules judge specs. The webhook
             // configuration does not send status writes, this is a fallback.
-            return Ok(Outcome {
+            return Ok(Read::Answered(Outcome {
                 kind: kind.as_str(),
                 operation: op_name,
                 allowed: true,
                 message: None,
                 warnings: Vec::new(),
                 activity: None,
-            });
+            }));
         }
         return Err(format!(
             "subresource '{sub}' is not one this webhook judges"
@@ -343,7 +388,7 @@ fn decide(
         // An empty cache would map nobody and see no Organization: refuse
         // rather than judge on it. The readiness probe keeps traffic away.
         tracing::warn!(uid = %req.uid, "admission request before the caches synced; denied");
-        return Ok(Outcome {
+        return Ok(Read::Answered(Outcome {
             kind: kind.as_str(),
             operation: op_name,
             allowed: false,
@@ -352,7 +397,7 @@ fn decide(
             ),
             warnings: Vec::new(),
             activity: None,
-        });
+        }));
     }
     let namespace = req
         .namespace
@@ -392,18 +437,57 @@ fn decide(
         req.name.clone()
     };
 
-    let snapshot = index.namespace(&namespace);
-    let username = req.user_info.username.clone().unwrap_or_default();
-    let groups = req.user_info.groups.clone().unwrap_or_default();
-    let teardown = username == policy.namespace_controller_user && operation == Operation::Delete;
-    let requester = if username == policy.operator_user {
+    Ok(Read::ToJudge(Request {
+        uid: req.uid.clone(),
+        kind,
+        operation,
+        op_name,
+        namespace,
+        name,
+        old,
+        new,
+        username: req.user_info.username.clone().unwrap_or_default(),
+        groups: req.user_info.groups.clone().unwrap_or_default(),
+        dry_run: req.dry_run,
+    }))
+}
+
+/// Who asks, as the rules see them: the operator, a trusted principal, or the
+/// Members the identity maps to in the cached state.
+fn requester_of(
+    policy: &Policy,
+    snapshot: &Namespace,
+    username: &str,
+    groups: &[String],
+) -> Requester {
+    if username == policy.operator_user {
         Requester::Operator
-    } else if username == policy.namespace_controller_user || policy.trusts(&username, &groups) {
+    } else if username == policy.namespace_controller_user || policy.trusts(username, groups) {
         Requester::Trusted
     } else {
-        // The requester is mapped with the cached state.
-        requester(&username, &snapshot.requester(&username, &groups))
-    };
+        requester(username, &snapshot.requester(username, groups))
+    }
+}
+
+/// Judges a well-formed request with the core: the overlay of the object
+/// under change on the cached organization, the rules, the warnings.
+fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
+    let Request {
+        uid,
+        kind,
+        operation,
+        op_name,
+        namespace,
+        name,
+        old,
+        new,
+        username,
+        groups,
+        dry_run,
+    } = r;
+    let snapshot = index.namespace(&namespace);
+    let teardown = username == policy.namespace_controller_user && operation == Operation::Delete;
+    let requester = requester_of(policy, &snapshot, &username, &groups);
 
     // The object under change is taken from the request, which is the truth
     // when the cache lags behind; the rest of the organization from the cache.
@@ -449,7 +533,7 @@ fn decide(
     };
     let activity = Activity {
         time: jiff::Timestamp::now(),
-        uid: req.uid.clone(),
+        uid,
         user: username,
         groups,
         requester: who,
@@ -461,14 +545,14 @@ fn decide(
         allowed,
         rules: violations.iter().map(|v| v.rule).collect(),
         message: message.clone(),
-        dry_run: req.dry_run,
+        dry_run,
     };
-    Ok(Outcome {
+    Outcome {
         kind: kind.as_str(),
         operation: op_name,
         allowed,
         message,
         warnings,
         activity: Some((activity, regarding)),
-    })
+    }
 }
