@@ -51,6 +51,10 @@ enum Command {
     Explain(orgaccess::cli::explain::ExplainCommand),
     /// List the active members and enabled API keys that can do VERB on SERVICE/DOMAIN[/RESOURCE].
     WhoCan(orgaccess::cli::who_can::WhoCanArgs),
+    /// May this member, API key or Kubernetes user do VERB on
+    /// SERVICE/DOMAIN[/RESOURCE]? Prints yes or no (exit 0 or 1), what grants
+    /// it or what is missing, like `kubectl auth can-i`.
+    CanI(orgaccess::cli::can_i::CanIArgs),
     /// List admission decisions from the webhook's activity file or JSON log
     /// lines (files or stdin), as JSON, filtered (see docs/webhook.md).
     Activity(orgaccess::cli::activity::ActivityArgs),
@@ -141,6 +145,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::WhoCan(args) => {
             std::process::exit(orgaccess::cli::who_can::run(args, &cli.cluster).await)
+        }
+        Command::CanI(args) => {
+            std::process::exit(orgaccess::cli::can_i::run(args, &cli.cluster).await)
         }
         Command::Duplicate(cmd) => {
             std::process::exit(orgaccess::cli::duplicate::run(cmd, &cli.cluster).await)

@@ -1035,3 +1035,74 @@ fn kubectl_runs_it_as_a_plugin() {
         run(&["catalog", "-o", "json"]).stdout
     );
 }
+
+/// `can-i` answers yes for exactly the principals `who-can` lists (who-can
+/// is a listing of can-i's decisions), with the same grants, over the
+/// examples' members and keys and targets of every verb; and it exits like
+/// `kubectl auth can-i`: 0 yes, 1 no.
+#[test]
+fn can_i_and_who_can_agree() {
+    let targets = [
+        ("edit", "Content/Sources/jira"),
+        ("view", "Content/Sources"),
+        ("allowed", "Search/ExecuteQueries"),
+        ("edit", "Organization/Groups"),
+        ("create", "Organization/Groups"),
+        ("push", "Analytics/AnalyticsData"),
+        ("view", "Organization/Organization"),
+    ];
+    let principals = [
+        ("--member", "john-smith"),
+        ("--member", "ada-atlassian"),
+        ("--member", "vendor-dev"),
+        ("--member", "olivia-owner"),
+        ("--api-key", "public-search"),
+    ];
+    let (mut yes, mut no) = (0, 0);
+    for (verb, target) in targets {
+        let listed = run(&["who-can", verb, target, "-f", "examples", "-o", "json"]);
+        assert_eq!(listed.code, 0, "{}", listed.stderr);
+        let holders: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+        for (flag, name) in principals {
+            let out = run(&[
+                "can-i", verb, target, flag, name, "-f", "examples", "-o", "json",
+            ]);
+            let answer: serde_json::Value = serde_json::from_str(&out.stdout)
+                .unwrap_or_else(|e| panic!("{verb} {target} {name}: {e}: {}", out.stderr));
+            let holder = holders.iter().find(|h| h["name"] == name);
+            let allowed = answer["allowed"] == true;
+            assert_eq!(
+                out.code,
+                if allowed { 0 } else { 1 },
+                "{verb} {target} {name}"
+            );
+            assert_eq!(
+                allowed,
+                holder.is_some(),
+                "{verb} {target} {name}: {answer}"
+            );
+            if let Some(h) = holder {
+                assert_eq!(h["through"], answer["grantedBy"], "{verb} {target} {name}");
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+    }
+    assert!(
+        yes > 3 && no > 3,
+        "both answers exercised: {yes} yes, {no} no"
+    );
+    let bad = run(&[
+        "can-i",
+        "edit",
+        "Content/Sourcez",
+        "--member",
+        "john-smith",
+        "-f",
+        "examples",
+    ]);
+    assert_eq!(bad.code, 2, "an unknown target is an error, not a no");
+    let none = run(&["can-i", "edit", "Content/Sources", "-f", "examples"]);
+    assert_eq!(none.code, 2, "a principal is required: {}", none.stderr);
+}

@@ -5,6 +5,7 @@
 //!   rules ([`crate::core::rules::check`]), the same verdict and words as the webhook.
 //! - `orgaccess explain member|apikey NAME`: effective privileges with provenance.
 //! - `orgaccess who-can VERB SERVICE/DOMAIN[/RESOURCE]`: members and API keys that can.
+//! - `orgaccess can-i VERB SERVICE/DOMAIN[/RESOURCE] --member|--api-key|--as`: one decision, like `kubectl auth can-i`.
 //! - `orgaccess duplicate group NAME`: a duplicate of a group, as a manifest.
 //! - `orgaccess import FILE` / `orgaccess export`: the platform's JSON to
 //!   manifests and back (`docs/import-export.md`).
@@ -20,6 +21,7 @@
 //! unreachable, bad arguments).
 
 pub mod activity;
+pub mod can_i;
 pub mod catalog;
 pub mod check;
 pub mod cluster;
