@@ -388,6 +388,137 @@ fn identity(
     Answer::from(&held, need, through)
 }
 
+/// What verification knows of one key's values: SHA-256 digests only (the
+/// values never reach this process), the previous one with the end of its
+/// rotation overlap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyDigests {
+    pub current: Option<[u8; 32]>,
+    pub previous: Option<([u8; 32], Timestamp)>,
+}
+
+/// Why a presented key value is refused. Never carries the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyRefusal {
+    /// No key of this organization has this value.
+    Unknown,
+    Disabled,
+    Expired,
+    /// The client address is outside the allow list, or inside the deny list.
+    AddressRefused,
+    /// The value is a rotated-out one whose overlap has ended.
+    PreviousPastOverlap,
+}
+
+impl KeyRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRefusal::Unknown => "unknown key",
+            KeyRefusal::Disabled => "key disabled",
+            KeyRefusal::Expired => "key expired",
+            KeyRefusal::AddressRefused => "address refused",
+            KeyRefusal::PreviousPastOverlap => "previous value past its overlap",
+        }
+    }
+}
+
+/// A verified key: which one, through which value, holding what.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedKey {
+    pub name: String,
+    /// Presented the previous value, inside its rotation overlap.
+    pub previous: bool,
+    pub privileges: Vec<PrivilegeSpec>,
+}
+
+/// The digests of every key, by digest: built once per change of the keys,
+/// read on each verification.
+#[derive(Clone, Debug, Default)]
+pub struct KeyTable {
+    by_digest: std::collections::HashMap<[u8; 32], (String, Option<Timestamp>)>,
+}
+
+impl KeyTable {
+    pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a KeyDigests)>) -> KeyTable {
+        let mut by_digest = std::collections::HashMap::new();
+        for (name, d) in keys {
+            if let Some(current) = d.current {
+                by_digest.insert(current, (name.to_string(), None));
+            }
+            if let Some((previous, until)) = d.previous {
+                by_digest
+                    .entry(previous)
+                    .or_insert((name.to_string(), Some(until)));
+            }
+        }
+        KeyTable { by_digest }
+    }
+}
+
+/// Equality of two digests in time independent of where they differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Is `presented` a live key value of this organization for a client at
+/// `client`, and what does it hold? The lookup is by the value's SHA-256
+/// (which says nothing about other keys' values), confirmed in constant time.
+pub fn verify_key(
+    state: &OrgState,
+    grantees: &Grantees,
+    table: &KeyTable,
+    presented: &[u8],
+    client: std::net::IpAddr,
+    now: Timestamp,
+) -> Result<VerifiedKey, KeyRefusal> {
+    use sha2::Digest;
+    let digest: [u8; 32] = sha2::Sha256::digest(presented).into();
+    let Some(((name, previous_until), stored)) =
+        table.by_digest.get_key_value(&digest).map(|(d, v)| (v, d))
+    else {
+        return Err(KeyRefusal::Unknown);
+    };
+    if !same_digest(stored, &digest) {
+        return Err(KeyRefusal::Unknown);
+    }
+    let Some(key) = state.api_keys.get(name) else {
+        return Err(KeyRefusal::Unknown);
+    };
+    match Standing::of(key, now).no_value {
+        Some(NoValue::Disabled) => return Err(KeyRefusal::Disabled),
+        Some(NoValue::Expired) => return Err(KeyRefusal::Expired),
+        None => {}
+    }
+    if previous_until.is_some_and(|until| now >= until) {
+        return Err(KeyRefusal::PreviousPastOverlap);
+    }
+    if !address_allowed(&key.allowed_ips, &key.denied_ips, client) {
+        return Err(KeyRefusal::AddressRefused);
+    }
+    Ok(VerifiedKey {
+        name: name.clone(),
+        previous: previous_until.is_some(),
+        privileges: grantees
+            .api_keys
+            .get(name)
+            .map(|p| p.to_specs())
+            .unwrap_or_default(),
+    })
+}
+
+/// An address in the deny list is refused; with an allow list, only an
+/// address in it passes (an address in both is refused). An entry that does
+/// not parse matches nothing (admission refuses such entries).
+pub fn address_allowed(allowed: &[String], denied: &[String], client: std::net::IpAddr) -> bool {
+    let matches = |entry: &String| match entry.parse::<ipnet::IpNet>() {
+        Ok(net) => net.contains(&client),
+        Err(_) => entry.parse::<std::net::IpAddr>() == Ok(client),
+    };
+    !denied.iter().any(matches) && (allowed.is_empty() || allowed.iter().any(matches))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,5 +656,93 @@ mod tests {
         );
         assert!(Need::parse(Verb::View, "Content").is_err());
         assert!(Need::parse(Verb::View, "Nope/Sources").is_err());
+    }
+
+    fn digest(v: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(v.as_bytes()).into()
+    }
+
+    fn verify(
+        s: &OrgState,
+        table: &KeyTable,
+        value: &str,
+        ip: &str,
+    ) -> Result<VerifiedKey, KeyRefusal> {
+        verify_key(
+            s,
+            &resolve_grantees(s),
+            table,
+            value.as_bytes(),
+            ip.parse().unwrap(),
+            Timestamp::now(),
+        )
+    }
+
+    #[test]
+    fn a_live_key_verifies_and_every_refusal_names_its_reason() {
+        let mut s = org();
+        let past = Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        let soon = Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        let digests = KeyDigests {
+            current: Some(digest("oak_current")),
+            previous: Some((digest("oak_previous"), soon)),
+        };
+        let table = KeyTable::new([("k", &digests)]);
+        let ok = verify(&s, &table, "oak_current", "192.0.2.1").unwrap();
+        assert_eq!((ok.name.as_str(), ok.previous), ("k", false));
+        assert_eq!(ok.privileges.len(), 1);
+        assert!(
+            verify(&s, &table, "oak_previous", "192.0.2.1")
+                .unwrap()
+                .previous
+        );
+        assert_eq!(
+            verify(&s, &table, "oak_wrong", "192.0.2.1"),
+            Err(KeyRefusal::Unknown)
+        );
+
+        let over = KeyDigests {
+            previous: Some((digest("oak_previous"), past)),
+            ..digests.clone()
+        };
+        let table_over = KeyTable::new([("k", &over)]);
+        assert_eq!(
+            verify(&s, &table_over, "oak_previous", "192.0.2.1"),
+            Err(KeyRefusal::PreviousPastOverlap)
+        );
+
+        let k = s.api_keys.get_mut("k").unwrap();
+        k.allowed_ips = vec!["192.0.2.0/24".into()];
+        k.denied_ips = vec!["192.0.2.9".into()];
+        assert!(verify(&s, &table, "oak_current", "192.0.2.1").is_ok());
+        assert_eq!(
+            verify(&s, &table, "oak_current", "192.0.2.9"),
+            Err(KeyRefusal::AddressRefused),
+            "in both lists"
+        );
+        assert_eq!(
+            verify(&s, &table, "oak_current", "198.51.100.1"),
+            Err(KeyRefusal::AddressRefused)
+        );
+
+        s.api_keys.get_mut("k").unwrap().enabled = false;
+        assert_eq!(
+            verify(&s, &table, "oak_current", "192.0.2.1"),
+            Err(KeyRefusal::Disabled)
+        );
+        let k = s.api_keys.get_mut("k").unwrap();
+        k.enabled = true;
+        k.created = Some(Timestamp::now() - jiff::SignedDuration::from_hours(24 * 400));
+        assert_eq!(
+            verify(&s, &table, "oak_current", "192.0.2.1"),
+            Err(KeyRefusal::Expired)
+        );
+        s.api_keys.clear();
+        assert_eq!(
+            verify(&s, &table, "oak_current", "192.0.2.1"),
+            Err(KeyRefusal::Unknown),
+            "a deleted key"
+        );
     }
 }
