@@ -55,6 +55,9 @@ enum Command {
     /// SERVICE/DOMAIN[/RESOURCE]? Prints yes or no (exit 0 or 1), what grants
     /// it or what is missing, like `kubectl auth can-i`.
     CanI(orgaccess::cli::can_i::CanIArgs),
+    /// Review an organization against the leading practices (least privilege):
+    /// findings with an id, a severity and a fix; exits 1 at --fail-on.
+    Advise(orgaccess::cli::advise::AdviseArgs),
     /// List admission decisions from the webhook's activity file or JSON log
     /// lines (files or stdin), as JSON, filtered (see docs/webhook.md).
     Activity(orgaccess::cli::activity::ActivityArgs),
@@ -145,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::WhoCan(args) => {
             std::process::exit(orgaccess::cli::who_can::run(args, &cli.cluster).await)
+        }
+        Command::Advise(args) => {
+            std::process::exit(orgaccess::cli::advise::run(args, &cli.cluster).await)
         }
         Command::CanI(args) => {
             std::process::exit(orgaccess::cli::can_i::run(args, &cli.cluster).await)

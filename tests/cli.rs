@@ -1106,3 +1106,78 @@ fn can_i_and_who_can_agree() {
     let none = run(&["can-i", "edit", "Content/Sources", "-f", "examples"]);
     assert_eq!(none.code, 2, "a principal is required: {}", none.stderr);
 }
+
+/// The seeds' own example (seed 000): the Sitecore integrator group, which
+/// removes Groups from full access, raises no Groups Edit finding for its
+/// member; the same integrator added to Administrators does (seed 001: Groups
+/// Edit for the smallest possible number of people). Exit codes by severity.
+#[test]
+fn advise_follows_the_seeds_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |extra: &str| {
+        for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // The integrator has accepted the invitation.
+            let text = text.replace(
+                "groups: [sitecore-integrator]",
+                &format!("groups: [sitecore-integrator{extra}]\n  accepted: true"),
+            );
+            std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+    };
+    let findings = |out: &Out| -> Vec<serde_json::Value> {
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        report["findings"].as_array().unwrap().clone()
+    };
+    let path = dir.path().to_str().unwrap().to_string();
+
+    copy("");
+    let out = run(&["advise", "-f", &path, "-o", "json"]);
+    assert_eq!(out.code, 0, "no critical finding: {}", out.stderr);
+    assert!(
+        !findings(&out)
+            .iter()
+            .any(|f| f["id"] == "groups-edit-holders"),
+        "{}",
+        out.stdout
+    );
+
+    copy(", administrators");
+    let out = run(&["advise", "-f", &path, "-o", "json", "--fail-on", "warning"]);
+    let all = findings(&out);
+    let edit = all
+        .iter()
+        .find(|f| f["id"] == "groups-edit-holders")
+        .unwrap_or_else(|| panic!("no Groups Edit finding: {}", out.stdout));
+    assert!(
+        edit["objects"]
+            .as_array()
+            .unwrap()
+            .contains(&"Member/vendor-dev".into())
+    );
+    assert_eq!(edit["source"], "Manage member access (seed 001)");
+    assert_eq!(out.code, 1, "a warning fails --fail-on warning");
+    let off = run(&[
+        "advise",
+        "-f",
+        &path,
+        "-o",
+        "json",
+        "--fail-on",
+        "warning",
+        "--disable",
+        "groups-edit-holders",
+        "--disable",
+        "unresolved-reference",
+        "--disable",
+        "console-without-organization-view",
+        "--disable",
+        "administrator-equivalent",
+    ]);
+    assert!(
+        !findings(&off)
+            .iter()
+            .any(|f| f["id"] == "groups-edit-holders")
+    );
+}

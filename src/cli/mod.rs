@@ -1,6 +1,7 @@
 //! The command line for GitOps pipelines and access questions (`docs/cli.md`).
 //!
 //! - `orgaccess catalog`: the services, domains and levels the platform offers.
+//! - `orgaccess advise`: the least-privilege advisor's findings (exit 1 at `--fail-on`).
 //! - `orgaccess check PATHS...`: validate manifests offline with the admission
 //!   rules ([`crate::core::rules::check`]), the same verdict and words as the webhook.
 //! - `orgaccess explain member|apikey NAME`: effective privileges with provenance.
@@ -21,6 +22,7 @@
 //! unreachable, bad arguments).
 
 pub mod activity;
+pub mod advise;
 pub mod can_i;
 pub mod catalog;
 pub mod check;

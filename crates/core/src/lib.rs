@@ -2,6 +2,7 @@
 //! templates, effective privileges and the admission rules. No kube types here.
 #![forbid(unsafe_code)]
 
+pub mod advice;
 pub mod apikey;
 pub mod builtin;
 pub mod catalog;

@@ -1,0 +1,480 @@
+//! The least-privilege advisor: the seeds' leading practices, checked on an
+//! organization's state. One function, [`review`], returns findings with a
+//! stable id, a severity, the objects concerned, the practice (and the seed
+//! that states it) and the fix; `orgaccess advise` prints them (and, later,
+//! the Organization's status, metrics and admission warnings project them).
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::apikey::{Standing, effective_lifetime_days};
+use crate::builtin::{ApiKeyTemplate, BuiltinGroup, Privacy};
+use crate::catalog;
+use crate::effective::{ConsoleAccess, Grantees, console_access, group_members, member_effective};
+use crate::model::OrgState;
+use crate::privilege::{Grant, Level, PrivilegeSet};
+use crate::warnings::unresolved_references;
+
+/// How much a finding matters, in increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Severity, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(format!("unknown severity '{s}'; info, warning or critical")),
+        }
+    }
+}
+
+/// One practice the organization does not follow, where, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Stable: alerts, suppressions and CI thresholds name it.
+    pub id: &'static str,
+    pub severity: Severity,
+    /// `Kind/name` of every object concerned, sorted.
+    pub objects: Vec<String>,
+    pub message: String,
+    /// The leading practice, and the source document that states it.
+    pub practice: &'static str,
+    pub source: &'static str,
+    pub fix: String,
+}
+
+/// The advisor's settings: thresholds, and findings switched off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// More members holding Groups Edit than this is a finding.
+    pub groups_edit_max: usize,
+    /// More active members in Administrators than this is a finding.
+    pub administrators_max: usize,
+    /// A key whose lifetime is at least this share (percent) of its
+    /// template's cap is "near the cap".
+    pub key_cap_percent: i64,
+    /// Finding ids switched off (with the reason recorded where they are set).
+    pub disabled: BTreeSet<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            // "ideally the authority in your company that manages access
+            // rights" (seed 001): one.
+            groups_edit_max: 1,
+            administrators_max: 3,
+            key_cap_percent: 90,
+            disabled: BTreeSet::new(),
+        }
+    }
+}
+
+const MANAGE_ACCESS: &str = "Manage member access (seed 001)";
+const LEAST_PRIVILEGE: &str = "Create a group for developers and system integrators (seed 000)";
+const PRIVILEGES: &str = "Manage privileges (seed 002)";
+
+/// Every finding of `state` under `settings`, most severe first, then by id.
+pub fn review(
+    state: &OrgState,
+    grantees: &Grantees,
+    settings: &Settings,
+    now: Timestamp,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    members_findings(state, grantees, settings, now, &mut out);
+    groups_findings(state, grantees, now, &mut out);
+    keys_findings(state, grantees, settings, now, &mut out);
+    references_findings(state, &mut out);
+    out.retain(|f| !settings.disabled.contains(f.id));
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.id.cmp(b.id))
+            .then(a.objects.cmp(&b.objects))
+    });
+    out
+}
+
+fn member(name: &str) -> String {
+    format!("Member/{name}")
+}
+
+/// Groups Edit: domain-wide Edit on Organization › Groups.
+fn holds_groups_edit(p: &PrivilegeSet) -> bool {
+    p.get(*catalog::GROUPS)
+        .is_some_and(|g| g.level >= Level::Edit)
+}
+
+fn holds_activities_view(p: &PrivilegeSet) -> bool {
+    catalog::lookup(catalog::Service::Organization, "Activities")
+        .and_then(|d| p.get(d))
+        .is_some_and(|g: &Grant| g.level >= Level::View)
+}
+
+fn members_findings(
+    state: &OrgState,
+    grantees: &Grantees,
+    settings: &Settings,
+    now: Timestamp,
+    out: &mut Vec<Finding>,
+) {
+    let admins_group = BuiltinGroup::Administrators.object_name();
+    let admin_privileges = grantees.groups.get(admins_group);
+    let (admins, _) = group_members(state, grantees, state.members.values(), admins_group, now);
+    let mut groups_edit = Vec::new();
+    let mut activities = Vec::new();
+    for m in state.members.values() {
+        let eff = member_effective(state, grantees, m, now);
+        let in_admins = admins.contains(&m.name);
+        if holds_groups_edit(&eff.privileges) {
+            groups_edit.push(member(&m.name));
+        }
+        if !in_admins && holds_activities_view(&eff.privileges) {
+            activities.push(member(&m.name));
+        }
+        if !in_admins && admin_privileges.is_some_and(|a| !a.is_empty() && eff.privileges.covers(a))
+        {
+            out.push(Finding {
+                id: "administrator-equivalent",
+                severity: Severity::Warning,
+                objects: vec![member(&m.name)],
+                message: format!("{} holds everything Administrators holds through other groups", m.name),
+                practice: "only a few select users in the Administrators group",
+                source: MANAGE_ACCESS,
+                fix: "grant the member only the privileges their task needs (a group without Groups Edit), or make them an administrator openly".into(),
+            });
+        }
+        if console_access(&eff) == ConsoleAccess::MissingOrganizationView
+            && !eff.privileges.is_empty()
+        {
+            out.push(Finding {
+                id: "console-without-organization-view",
+                severity: Severity::Warning,
+                objects: vec![member(&m.name)],
+                message: format!("{} holds console privileges but not Organization › Organization: View, so cannot open the console", m.name),
+                practice: "Organization View is needed to use the console",
+                source: PRIVILEGES,
+                fix: "add Organization › Organization: View to one of the member's groups, or remove the console privileges".into(),
+            });
+        }
+    }
+    if groups_edit.len() > settings.groups_edit_max {
+        out.push(Finding {
+            id: "groups-edit-holders",
+            severity: Severity::Warning,
+            message: format!(
+                "{} members hold Groups Edit (at most {} advised): each can grant others privileges",
+                groups_edit.len(),
+                settings.groups_edit_max
+            ),
+            objects: groups_edit,
+            practice: "grant Edit on Groups to the smallest possible number of people",
+            source: MANAGE_ACCESS,
+            fix: "keep Groups Edit for the authority that manages access rights; give others View on Groups".into(),
+        });
+    }
+    if admins.len() > settings.administrators_max {
+        out.push(Finding {
+            id: "administrators-size",
+            severity: Severity::Warning,
+            message: format!(
+                "Administrators has {} active members (at most {} advised)",
+                admins.len(),
+                settings.administrators_max
+            ),
+            objects: admins.iter().map(|n| member(n)).collect(),
+            practice: "only a few select users in the Administrators group",
+            source: MANAGE_ACCESS,
+            fix: "move members whose tasks allow it to a role group (for an integrator: Full access minus Groups)".into(),
+        });
+    }
+    if !activities.is_empty() {
+        out.push(Finding {
+            id: "activities-view-holders",
+            severity: Severity::Info,
+            message: format!(
+                "{} members outside Administrators hold Activities View: they see every activity of the organization, including pages they cannot open",
+                activities.len()
+            ),
+            objects: activities,
+            practice: "Activities View shows every activity of the organization",
+            source: PRIVILEGES,
+            fix: "grant Activities View only to those who audit the organization".into(),
+        });
+    }
+}
+
+fn groups_findings(state: &OrgState, grantees: &Grantees, now: Timestamp, out: &mut Vec<Finding>) {
+    for g in state.groups.values().filter(|g| g.builtin.is_none()) {
+        let (active, pending) =
+            group_members(state, grantees, state.members.values(), &g.name, now);
+        if active.is_empty() && pending.is_empty() {
+            out.push(Finding {
+                id: "group-without-members",
+                severity: Severity::Info,
+                objects: vec![format!("Group/{}", g.name)],
+                message: format!("group {} has no members", g.name),
+                practice: "grant the minimum privileges a task needs",
+                source: LEAST_PRIVILEGE,
+                fix: "delete the group, or invite the members it was made for".into(),
+            });
+        }
+        if let Some(original) = g.duplicate_of.as_deref().and_then(|o| state.groups.get(o))
+            && grantees.groups.get(&g.name) == grantees.groups.get(&original.name)
+        {
+            out.push(Finding {
+                id: "identical-duplicate",
+                severity: Severity::Info,
+                objects: vec![
+                    format!("Group/{}", g.name),
+                    format!("Group/{}", original.name),
+                ],
+                message: format!(
+                    "group {} grants exactly what {} grants",
+                    g.name, original.name
+                ),
+                practice: "grant the minimum privileges a task needs",
+                source: MANAGE_ACCESS,
+                fix: format!(
+                    "narrow {}'s privileges to its task, or use {} itself",
+                    g.name, original.name
+                ),
+            });
+        }
+    }
+}
+
+fn keys_findings(
+    state: &OrgState,
+    grantees: &Grantees,
+    settings: &Settings,
+    now: Timestamp,
+    out: &mut Vec<Finding>,
+) {
+    for k in state.api_keys.values() {
+        let standing = Standing::of(k, now);
+        if !standing.is_live() {
+            continue;
+        }
+        let template = k.template.unwrap_or(ApiKeyTemplate::Custom);
+        let object = vec![format!("ApiKey/{}", k.name)];
+        let cap = template.max_lifetime_days();
+        let (days, _) = effective_lifetime_days(template, k.lifetime.as_deref());
+        if k.lifetime.is_none() {
+            out.push(Finding {
+                id: "key-without-expiry",
+                severity: Severity::Info,
+                objects: object.clone(),
+                message: format!(
+                    "API key {} sets no lifetime: it lives the template's cap, {cap} days",
+                    k.name
+                ),
+                practice: "grant the minimum privileges a task needs",
+                source: PRIVILEGES,
+                fix: "set spec.lifetime to how long the key's consumer needs it".into(),
+            });
+        } else if days * 100 >= cap * settings.key_cap_percent {
+            out.push(Finding {
+                id: "key-near-cap",
+                severity: Severity::Info,
+                objects: object.clone(),
+                message: format!("API key {} lives {days} of at most {cap} days", k.name),
+                practice: "grant the minimum privileges a task needs",
+                source: PRIVILEGES,
+                fix: "shorten spec.lifetime and rotate the key instead".into(),
+            });
+        }
+        let held = grantees.api_keys.get(&k.name).cloned().unwrap_or_default();
+        let search = ApiKeyTemplate::AnonymousSearch.privileges();
+        if template.privacy() == Privacy::CanBePublic && !search.covers(&held) {
+            out.push(Finding {
+                id: "public-key-beyond-search",
+                severity: Severity::Critical,
+                objects: object,
+                message: format!(
+                    "API key {} can be public (template {template:?}) yet holds more than search: {}",
+                    k.name,
+                    search.missing(&held)
+                ),
+                practice: "grant the minimum privileges a task needs",
+                source: PRIVILEGES,
+                fix: "keep a public key to executing queries (and pushing analytics); use a private key for the rest".into(),
+            });
+        }
+    }
+}
+
+fn references_findings(state: &OrgState, out: &mut Vec<Finding>) {
+    use crate::model::Kind;
+    use crate::rules::Object;
+    let objects = state
+        .groups
+        .values()
+        .map(|g| (Kind::Group, &g.name, Object::Group(g)))
+        .chain(
+            state
+                .members
+                .values()
+                .map(|m| (Kind::Member, &m.name, Object::Member(m))),
+        )
+        .chain(
+            state
+                .api_keys
+                .values()
+                .map(|k| (Kind::ApiKey, &k.name, Object::ApiKey(k))),
+        );
+    for (kind, name, object) in objects {
+        let missing = unresolved_references(state, object, name);
+        if missing.is_empty() {
+            continue;
+        }
+        let what: Vec<String> = missing
+            .iter()
+            .map(|u| format!("{} ({})", u.describe(), u.field))
+            .collect();
+        out.push(Finding {
+            id: "unresolved-reference",
+            severity: Severity::Warning,
+            objects: vec![format!("{kind}/{name}")],
+            message: format!(
+                "{kind} {name} names what does not exist: {}",
+                what.join(", ")
+            ),
+            practice: "grant the minimum privileges a task needs",
+            source: MANAGE_ACCESS,
+            fix: "create the missing objects or remove the names".into(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Service;
+    use crate::effective::resolve_grantees;
+    use crate::model::{GroupDef, MemberDef};
+    use crate::privilege::{AccessLevel, spec};
+
+    fn with_members(
+        groups: &[(&str, Vec<crate::privilege::PrivilegeSpec>)],
+        members: &[(&str, &[&str])],
+    ) -> OrgState {
+        let mut s = OrgState::default();
+        for (name, privileges) in groups {
+            s.groups.insert(
+                name.to_string(),
+                GroupDef {
+                    name: name.to_string(),
+                    privileges: privileges.clone(),
+                    ..GroupDef::default()
+                },
+            );
+        }
+        for (name, gs) in members {
+            s.members.insert(
+                name.to_string(),
+                MemberDef {
+                    name: name.to_string(),
+                    groups: gs.iter().map(|g| g.to_string()).collect(),
+                    accepted: true,
+                    ..MemberDef::default()
+                },
+            );
+        }
+        s
+    }
+
+    fn ids(s: &OrgState) -> Vec<&'static str> {
+        review(
+            s,
+            &resolve_grantees(s),
+            &Settings::default(),
+            Timestamp::now(),
+        )
+        .iter()
+        .map(|f| f.id)
+        .collect()
+    }
+
+    #[test]
+    fn too_many_groups_editors_is_a_finding_and_names_them() {
+        let editors = vec![
+            spec(Service::Organization, "Groups", AccessLevel::Edit),
+            spec(Service::Organization, "Organization", AccessLevel::View),
+        ];
+        let s = with_members(&[("gm", editors)], &[("a", &["gm"])]);
+        assert!(
+            !ids(&s).contains(&"groups-edit-holders"),
+            "one is the default maximum"
+        );
+        let s = with_members(
+            &[("gm", s.groups["gm"].privileges.clone())],
+            &[("a", &["gm"]), ("b", &["gm"]), ("c", &["gm"])],
+        );
+        let f = review(
+            &s,
+            &resolve_grantees(&s),
+            &Settings::default(),
+            Timestamp::now(),
+        );
+        let f = f
+            .iter()
+            .find(|f| f.id == "groups-edit-holders")
+            .expect("three is two too many");
+        assert_eq!(f.objects, ["Member/a", "Member/b", "Member/c"]);
+    }
+
+    #[test]
+    fn a_member_without_organization_view_is_told_they_cannot_open_the_console() {
+        let s = with_members(
+            &[(
+                "readers",
+                vec![spec(Service::Content, "Sources", AccessLevel::View)],
+            )],
+            &[("r", &["readers"])],
+        );
+        assert!(ids(&s).contains(&"console-without-organization-view"));
+    }
+
+    #[test]
+    fn an_empty_group_and_an_unresolved_invitation_are_findings() {
+        let s = with_members(
+            &[(
+                "empty",
+                vec![spec(
+                    Service::Organization,
+                    "Organization",
+                    AccessLevel::View,
+                )],
+            )],
+            &[("x", &["ghosts"])],
+        );
+        let found = ids(&s);
+        assert!(found.contains(&"group-without-members"), "{found:?}");
+        assert!(found.contains(&"unresolved-reference"), "{found:?}");
+    }
+
+    #[test]
+    fn switched_off_findings_are_not_reported() {
+        let s = with_members(&[("empty", vec![])], &[]);
+        let mut settings = Settings::default();
+        settings.disabled.insert("group-without-members".into());
+        let found = review(&s, &resolve_grantees(&s), &settings, Timestamp::now());
+        assert!(
+            found.iter().all(|f| f.id != "group-without-members"),
+            "{found:?}"
+        );
+    }
+}
