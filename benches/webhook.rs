@@ -362,6 +362,93 @@ fn latency_report(v: &Validator, cases: &[Case]) {
     println!();
 }
 
+/// The decision service's questions, in process, on the same organization
+/// (issue 13's target: p99 at most 5 µs for a key verification and a single
+/// check). A key is added for the verification.
+fn decision_latency(index: &Index) {
+    use orgaccess::core::decision::{
+        KeyDigests, KeyTable, Need, Principal, Verb, check, verify_key,
+    };
+    use sha2::Digest;
+    const N: usize = 100_000;
+    let key: orgaccess::api::ApiKey = serde_json::from_value(json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "ApiKey",
+        "metadata": {"name": "bench-key", "namespace": NS,
+                     "creationTimestamp": Time(jiff::Timestamp::now())},
+        "spec": {"displayName": "Bench", "template": "AnonymousSearch", "allowedIps": ["10.0.0.0/8"]},
+    }))
+    .unwrap();
+    index.apply(&key);
+    let snap = index.namespace(NS);
+    let grantees = snap.grantees();
+    let digests = KeyDigests {
+        current: Some(sha2::Sha256::digest(b"oak_bench_value").into()),
+        previous: None,
+    };
+    let table = KeyTable::new([("bench-key", &digests)]);
+    let need = Need::parse(Verb::Edit, "Content/Sources/source-007").unwrap();
+    let now = jiff::Timestamp::now();
+    let client: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+    let measure = |name: &str, f: &mut dyn FnMut()| {
+        for _ in 0..10_000 {
+            f();
+        }
+        let mut times = Vec::with_capacity(N);
+        for _ in 0..N {
+            let t = Instant::now();
+            f();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let q = |p: f64| times[((N as f64 * p) as usize).min(N - 1)];
+        println!(
+            "  decision: {name:<42} p50 {:>7.2?}  p99 {:>7.2?}  p99.9 {:>7.2?}",
+            q(0.50),
+            q(0.99),
+            q(0.999)
+        );
+    };
+    println!("decision latency ({GROUPS} groups, {MEMBERS} members; {N} calls each)");
+    measure("verify a key value", &mut || {
+        black_box(
+            verify_key(
+                &snap.state,
+                &grantees,
+                &table,
+                b"oak_bench_value",
+                client,
+                now,
+            )
+            .is_ok(),
+        );
+    });
+    measure("check a member (3 groups)", &mut || {
+        black_box(
+            check(
+                &snap.state,
+                &grantees,
+                Principal::Member("user-100"),
+                &need,
+                now,
+            )
+            .allowed,
+        );
+    });
+    measure("check an API key", &mut || {
+        black_box(
+            check(
+                &snap.state,
+                &grantees,
+                Principal::ApiKey("bench-key"),
+                &need,
+                now,
+            )
+            .allowed,
+        );
+    });
+    println!();
+}
+
 fn main() {
     let index = index();
     let v = validator(index.clone());
@@ -375,6 +462,7 @@ fn main() {
         );
     }
     latency_report(&v, &cases);
+    decision_latency(&index);
 
     let mut criterion = Criterion::default().configure_from_args();
     for c in &cases {
