@@ -1,7 +1,9 @@
 //! The decision service behind a real NGINX (Debian's package, installed by
 //! `tools/install-nginx.sh`): `auth_request` to `orgaccess run`'s
 //! `/nginx/auth`, a tiny upstream that echoes the identity NGINX forwards,
-//! and changes applied with kubectl taking effect without a restart.
+//! and changes applied with kubectl (address lists, rotation, disabling)
+//! taking effect without a restart. A previous value refused after its
+//! overlap is tested in process (`tests/decision.rs`).
 
 mod operator;
 mod support;
@@ -172,7 +174,7 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
     let ns = support::fresh_namespace(&client).await;
     let decision = free_port();
     let decision_addr = format!("127.0.0.1:{decision}");
-    let _operator = Operator::start_with(
+    let operator = Operator::start_with(
         "decision-nginx",
         0,
         Some(&ns),
@@ -223,12 +225,50 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
     kubectl_patch(&ns, r#"{"spec":{"allowedIps":["127.0.0.0/8"]}}"#).await;
     until_status(&url, &value, 200, "the address to be allowed again").await;
 
+    // Rotated: the new value passes, and the previous one during its overlap.
+    kubectl_patch(
+        &ns,
+        r#"{"spec":{"rotation":{"generation":1,"previousKeyValidity":"P1D"}}}"#,
+    )
+    .await;
+    eventually("the previous value's digest in status", WAIT, || async {
+        keys.get(KEY).await.ok()?.status?.previous_hash.map(|_| ())
+    })
+    .await;
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+        .get(&format!("{KEY}-apikey"))
+        .await
+        .unwrap();
+    let new_value = String::from_utf8(secret.data.unwrap()["apiKey"].0.clone()).unwrap();
+    assert_ne!(new_value, value);
+    until_status(&url, &new_value, 200, "the rotated value to pass").await;
+    let body = until_status(
+        &url,
+        &value,
+        200,
+        "the previous value to pass in its overlap",
+    )
+    .await;
+    assert!(body.contains(&format!("key={KEY} ")), "{body}");
+
     // Disabled with kubectl: refused without restarting anything.
     kubectl_patch(&ns, r#"{"spec":{"enabled":false}}"#).await;
     until_status(&url, &value, 401, "a disabled key to be refused").await;
-    assert!(!nginx.error_log().contains(&value), "nginx logged the key");
-    assert!(
-        !_operator.logs().contains(&value),
-        "the operator logged the key"
-    );
+    until_status(
+        &url,
+        &new_value,
+        401,
+        "a disabled key's new value to be refused",
+    )
+    .await;
+    for v in [&value, &new_value] {
+        assert!(
+            !nginx.error_log().contains(v.as_str()),
+            "nginx logged a key"
+        );
+        assert!(
+            !operator.logs().contains(v.as_str()),
+            "the operator logged a key"
+        );
+    }
 }

@@ -7,6 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
+
+use crate::controller::now;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -117,8 +119,8 @@ pub async fn check(
     Json(q): Json<CheckRequest>,
 ) -> Response {
     let caller = caller.map(|c| c.0);
-    let result = admit(&service, caller.as_ref(), &q.namespace)
-        .and_then(|()| answer(&service, &q, Timestamp::now()));
+    let result =
+        admit(&service, caller.as_ref(), &q.namespace).and_then(|()| answer(&service, &q, now()));
     match result {
         Ok(a) => Json(a).into_response(),
         Err(r) => r.into_response(),
@@ -138,7 +140,7 @@ pub async fn check_batch(
         .into_response();
     }
     let caller = caller.map(|c| c.0);
-    let now = Timestamp::now();
+    let now = now();
     let mut answers = Vec::with_capacity(batch.checks.len());
     for q in &batch.checks {
         // One refused question refuses the batch: a partial answer would
@@ -167,7 +169,9 @@ fn verify_in(
         &table,
         presented,
         client,
-        Timestamp::now(),
+        // The controller's clock, so a key the controller reports expired
+        // is refused here at the same instant (and tests can run ahead).
+        now(),
     )
 }
 
