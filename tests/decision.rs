@@ -334,3 +334,111 @@ async fn a_status_write_updates_the_key_table_and_a_disable_refuses_at_once() {
     index.delete(&key);
     assert_eq!(nginx_get(&url, &live).await.status(), 401);
 }
+
+/// A CA, and PEM pairs it signs: (certificate, key).
+mod pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair,
+    };
+
+    pub struct Ca(CertifiedIssuer<'static, KeyPair>);
+
+    impl Ca {
+        pub fn new() -> Ca {
+            let mut params = CertificateParams::default();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "test CA");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            Ca(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+        }
+
+        pub fn pem(&self) -> String {
+            self.0.pem()
+        }
+
+        /// A server (`sans`) or client (`cn`) certificate.
+        pub fn issue(&self, cn: &str, sans: &[&str], client: bool) -> (String, String) {
+            let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+            let mut params = CertificateParams::new(sans).unwrap();
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![if client {
+                ExtendedKeyUsagePurpose::ClientAuth
+            } else {
+                ExtendedKeyUsagePurpose::ServerAuth
+            }];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &self.0).unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+    }
+}
+
+/// The HTTPS listener end to end: the TLS layer names the caller from its
+/// client certificate, and `--decision-allow` decides what it may ask.
+#[tokio::test]
+async fn https_callers_are_named_by_their_client_certificate() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new();
+    let (cert, key) = ca.issue("127.0.0.1", &["127.0.0.1"], false);
+    let files = ["ca.crt", "tls.crt", "tls.key"].map(|f| dir.path().join(f));
+    for (path, pem) in files.iter().zip([ca.pem(), cert, key]) {
+        std::fs::write(path, pem).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = orgaccess::decision::DecisionArgs {
+        addr: Some(([127, 0, 0, 1], port).into()),
+        client_ca_file: Some(files[0].clone()),
+        cert_file: Some(files[1].clone()),
+        key_file: Some(files[2].clone()),
+        allow: vec![format!("gateway={NS}")],
+        ..Default::default()
+    };
+    tokio::spawn(orgaccess::decision::serve(
+        args,
+        index(in_an_hour()),
+        std::future::pending(),
+    ));
+    let client_as = |cn: &str| {
+        let (c, k) = ca.issue(cn, &[], true);
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+            .identity(reqwest::Identity::from_pem(format!("{c}{k}").as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    };
+    let url = format!("https://127.0.0.1:{port}/v1/keys/verify");
+    let body = json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "198.51.100.7"});
+    let ask = |client: reqwest::Client| {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            for _ in 0..100 {
+                if let Ok(r) = client.post(&url).json(&body).send().await {
+                    return r.status().as_u16();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            0
+        }
+    };
+    assert_eq!(ask(client_as("gateway")).await, 200);
+    assert_eq!(ask(client_as("someone-else")).await, 403);
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let refused = anonymous.post(&url).json(&body).send().await;
+    assert!(
+        refused.is_err(),
+        "a caller without a certificate got an answer"
+    );
+}
