@@ -994,4 +994,63 @@ mod tests {
         assert_eq!(routed.len(), 1);
         assert_eq!(routed[0].1.groups, names(&["lonely"]));
     }
+
+    fn api_key(ns: &str, name: &str, hash: Option<[u8; 32]>) -> ApiKey {
+        let mut k: ApiKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "orgaccess.dev/v1alpha1",
+            "kind": "ApiKey",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"displayName": name, "template": "AnonymousSearch"}
+        }))
+        .unwrap();
+        k.status = Some(crate::api::ApiKeyStatus {
+            hash: hash.map(hex::encode),
+            ..Default::default()
+        });
+        k
+    }
+
+    /// The key table follows status writes, deletions and relists, which
+    /// change no definition (so nothing else is invalidated).
+    #[test]
+    fn key_digests_follow_status_writes_deletes_and_relists() {
+        use sha2::Digest;
+        let index = Index::new();
+        let value: [u8; 32] = sha2::Sha256::digest(b"value").into();
+        let other = [2u8; 32];
+        let verifies = |ns: &str| {
+            let snap = index.namespace(ns);
+            crate::core::decision::verify_key(
+                &snap.state,
+                &snap.grantees(),
+                &index.key_table(ns),
+                b"value",
+                "127.0.0.1".parse().unwrap(),
+                jiff::Timestamp::now(),
+            )
+            .is_ok()
+        };
+
+        index.apply(&api_key("a", "k", None));
+        assert!(!verifies("a"));
+        index.apply(&api_key("a", "k", Some(value)));
+        assert!(verifies("a"), "a status write adds the digest");
+        assert!(!verifies("b"), "only in its namespace");
+        index.apply(&api_key("a", "k", Some(other)));
+        assert!(!verifies("a"), "a rotation replaces it");
+        index.apply(&api_key("a", "k", Some(value)));
+        index.delete(&api_key("a", "k", Some(value)));
+        assert!(index.key_table("a").is_empty(), "a deletion forgets it");
+
+        index.apply(&api_key("a", "k", Some(value)));
+        index.apply_event::<ApiKey>(&watcher::Event::Init);
+        index.apply_event(&watcher::Event::InitApply(api_key("a", "x", Some(other))));
+        index.apply_event::<ApiKey>(&watcher::Event::InitDone);
+        assert!(!verifies("a"), "a relist without the key forgets it");
+        assert_eq!(
+            index.key_table("a").len(),
+            1,
+            "only the listed key's digest"
+        );
+    }
 }
