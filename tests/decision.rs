@@ -236,6 +236,16 @@ async fn keys_verify_with_reasons_and_never_echo_the_value() {
     assert_eq!(unknown["refusal"], "unknown");
     assert!(!unknown.to_string().contains("oa_not_a_key"));
 
+    // A malformed question is refused without the value in the error.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/keys/verify"))
+        .json(&json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "not-an-address"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    assert!(!r.text().await.unwrap().contains(KEY_VALUE));
+
     // The example denies 203.0.113.0/24.
     let (_, denied) = verify(KEY_VALUE, "203.0.113.9").await;
     assert_eq!(denied["refusal"], "addressRefused", "{denied}");
