@@ -107,6 +107,7 @@ variants=(
   "subchart-global|--set global.imageRegistry=registry.example.com --set global.anything.nested=true"
   "service-monitor|--set serviceMonitor.enabled=true --set serviceMonitor.interval=30s --set serviceMonitor.labels.release=prometheus"
   "no-crds|--set crds.install=false"
+  "decision|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.clientCASecretName=decision-client-ca --set decision.https.allow={gateway=default} --set decision.nginx.enabled=true --set decision.nginx.namespaces={default} --set decision.defaultNamespace=default"
 )
 
 step "helm lint"

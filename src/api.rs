@@ -491,6 +491,10 @@ pub struct ApiKeyStatus {
     /// First characters of the previous value while it is still valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_prefix: Option<String>,
+    /// SHA-256 of the previous value, hex, while it is still valid (the
+    /// decision service accepts it until `previousExpiresAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_hash: Option<String>,
     /// Effective privileges, including access-list grants from other objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub privileges: Vec<PrivilegeSpec>,

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod decision;
 pub mod index;
 pub mod metrics;
 pub mod operator;

@@ -29,6 +29,10 @@ pub struct RunArgs {
     pub webhook: WebhookArgs,
     #[command(flatten)]
     pub admin: AdminArgs,
+    /// Boxed: the flags are many and seldom read, and `main`'s command enum
+    /// should stay small.
+    #[command(flatten)]
+    pub decision: Box<crate::decision::DecisionArgs>,
 }
 
 /// The flags of `orgaccess webhook`.
@@ -158,6 +162,12 @@ pub async fn run(
         activity = Some(hook.activity_router(client.clone()));
         Some(tokio::spawn(hook.run(stop.stopped())))
     };
+    let decision_on = args.decision.addr.is_some() || args.decision.nginx_addr.is_some();
+    let mut decision = tokio::spawn(crate::decision::serve(
+        (*args.decision).clone(),
+        caches.index.clone(),
+        stop.stopped(),
+    ));
     let mut admin = tokio::spawn(crate::admin::serve(
         args.admin.addr,
         registry.clone(),
@@ -183,13 +193,19 @@ pub async fn run(
         readiness,
         stop.stopped()
     ));
-    let (mut admin_done, mut webhook_done) = (false, false);
+    let (mut admin_done, mut webhook_done, mut decision_done) = (false, false, !decision_on);
     let result = loop {
         tokio::select! {
             r = &mut controller => break r,
             r = &mut admin, if !admin_done => {
                 admin_done = true;
                 if let Err(e) = stop.listener_ended("admin server", r) {
+                    break Err(e);
+                }
+            }
+            r = &mut decision, if !decision_done => {
+                decision_done = true;
+                if let Err(e) = stop.listener_ended("decision service", r) {
                     break Err(e);
                 }
             }
@@ -202,6 +218,7 @@ pub async fn run(
         }
     };
     admin.abort();
+    decision.abort();
     if let Some(task) = webhook_abort {
         task.abort();
     }
@@ -209,4 +226,17 @@ pub async fn run(
         tracing::error!(error = %format!("{e:#}"), "exiting");
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args;
+
+    /// Flag names are unique across the flattened structs (clap checks this
+    /// only when the command is built, i.e. at startup).
+    #[test]
+    fn flags_of_every_process_are_consistent() {
+        super::RunArgs::augment_args(clap::Command::new("run")).debug_assert();
+        super::WebhookOnlyArgs::augment_args(clap::Command::new("webhook")).debug_assert();
+    }
 }

@@ -340,6 +340,11 @@ async fn api_key_secret_is_created_once_and_its_value_never_leaks() {
     );
     assert_ne!(data["apiKey"].0, value, "rotation generates a new value");
     assert_eq!(rs.hash.unwrap(), fingerprint(&data["apiKey"].0).1);
+    assert_eq!(
+        rs.previous_hash,
+        Some(fingerprint(&value).1),
+        "the previous value's digest is in status for the decision service"
+    );
     let until: jiff::Timestamp = rs.previous_expires_at.unwrap().parse().unwrap();
     let max = jiff::Timestamp::now()
         .saturating_add(jiff::SignedDuration::from_hours(24 * 30))

@@ -386,6 +386,7 @@ pub fn desired_status(
     };
     let shown = |has: bool, v: &[u8]| (has && !conflict && !v.is_empty()).then(|| fingerprint(v));
     let current = shown(plan.has_value, &held.current);
+    let previous_value = shown(plan.has_previous, &held.previous);
     let mut status = ApiKeyStatus {
         secret_name: Some(name.clone()),
         phase: Some(phase),
@@ -396,7 +397,8 @@ pub fn desired_status(
         rotation_generation: plan.generation,
         rotated_at: plan.rotated_at.map(|t| t.to_string()),
         previous_expires_at: plan.previous_expires.map(|t| t.to_string()),
-        previous_prefix: shown(plan.has_previous, &held.previous).map(|f| f.0),
+        previous_hash: previous_value.as_ref().map(|f| f.1.clone()),
+        previous_prefix: previous_value.map(|f| f.0),
         ..ApiKeyStatus::default()
     };
     status.privileges = snap

@@ -30,6 +30,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::{ApiKey, Group, Member, Organization};
 use crate::core::change::Def;
+use crate::core::decision::{KeyDigests, KeyTable};
 use crate::core::effective::{Grantees, RequesterView, requester_view, resolve_grantees};
 use crate::core::model::{ApiKeyDef, GroupDef, IdentitySet, Kind, MemberDef, OrgDef, OrgState};
 use crate::core::privilege::{intern_names, outside_request_scope, spec_names};
@@ -306,6 +307,10 @@ pub trait Indexed:
     fn stale(&self) -> bool {
         self.meta().generation.is_some() && self.observed_generation() != self.meta().generation
     }
+    /// The digests of the values an API key's status reports (others: none).
+    fn digests(&self) -> Option<KeyDigests> {
+        None
+    }
 }
 
 /// Adds the object itself to what a change affects.
@@ -369,6 +374,29 @@ impl Indexed for ApiKey {
     }
     fn observed_generation(&self) -> Option<i64> {
         self.status.as_ref()?.observed_generation
+    }
+    fn digests(&self) -> Option<KeyDigests> {
+        Some(key_digests(self.status.as_ref()?))
+    }
+}
+
+/// The digests an ApiKey status reports: the current value's, and the
+/// previous value's with the end of its overlap (without an end, the
+/// previous value is not accepted at all). A hash that is not 64 hex digits
+/// is ignored.
+pub fn key_digests(status: &crate::api::ApiKeyStatus) -> KeyDigests {
+    let digest = |hex_digest: &Option<String>| {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_digest.as_deref()?, &mut out).ok()?;
+        Some(out)
+    };
+    let until = status
+        .previous_expires_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    KeyDigests {
+        current: digest(&status.hash),
+        previous: digest(&status.previous_hash).zip(until),
     }
 }
 
@@ -452,6 +480,41 @@ pub type Routed = Vec<(String, Affected)>;
 #[derive(Default)]
 pub struct Index {
     inner: Mutex<Inner>,
+    /// API key digests by namespace, from the ApiKeys' status (the values
+    /// stay in Secrets). Apart from the snapshots: a status write changes
+    /// no definition, so it must not invalidate what the rules derived.
+    keys: Mutex<HashMap<String, NamespaceKeys>>,
+}
+
+/// One namespace's key digests by key name, and the table built from them.
+#[derive(Default)]
+struct NamespaceKeys {
+    digests: HashMap<String, KeyDigests>,
+    table: Arc<KeyTable>,
+}
+
+impl NamespaceKeys {
+    /// Sets (or, with `None`, removes) one key's digests; rebuilds the table
+    /// only when they changed.
+    fn set(&mut self, name: &str, digests: Option<KeyDigests>) {
+        let changed = match digests {
+            Some(d) if self.digests.get(name) != Some(&d) => {
+                self.digests.insert(name.to_string(), d);
+                true
+            }
+            Some(_) => false,
+            None => self.digests.remove(name).is_some(),
+        };
+        if changed {
+            self.rebuild();
+        }
+    }
+
+    fn rebuild(&mut self) {
+        self.table = Arc::new(KeyTable::new(
+            self.digests.iter().map(|(n, d)| (n.as_str(), d)),
+        ));
+    }
 }
 
 impl std::fmt::Debug for Index {
@@ -500,6 +563,52 @@ impl Index {
         out
     }
 
+    /// The digests of a namespace's API keys, for `verify_key`.
+    pub fn key_table(&self, namespace: &str) -> Arc<KeyTable> {
+        self.lock_keys()
+            .get(namespace)
+            .map(|k| k.table.clone())
+            .unwrap_or_default()
+    }
+
+    fn lock_keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, NamespaceKeys>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an object's key digests (ApiKeys only).
+    fn record_digests<K: Indexed>(&self, obj: &K, present: bool) {
+        if K::KIND != Kind::ApiKey {
+            return;
+        }
+        let Some(ns) = obj.meta().namespace.as_deref() else {
+            return;
+        };
+        let digests = if present { obj.digests() } else { None };
+        let mut keys = self.lock_keys();
+        let entry = keys.entry(ns.to_string()).or_default();
+        entry.set(&obj.name_any(), digests);
+        if entry.digests.is_empty() {
+            keys.remove(ns);
+        }
+    }
+
+    /// After a relist of ApiKeys, forgets the digests of keys not listed.
+    fn forget_unlisted_digests(&self, listed: &Relist) {
+        let mut keys = self.lock_keys();
+        keys.retain(|ns, entry| {
+            let names: BTreeSet<String> = listed
+                .get(ns)
+                .map(|objs| objs.iter().map(|o| o.name()).collect())
+                .unwrap_or_default();
+            let before = entry.digests.len();
+            entry.digests.retain(|n, _| names.contains(n));
+            if entry.digests.len() != before {
+                entry.rebuild();
+            }
+            !entry.digests.is_empty()
+        });
+    }
+
     /// All four kinds have been listed once.
     pub fn synced(&self) -> bool {
         self.lock().synced.iter().all(|s| *s)
@@ -512,6 +621,7 @@ impl Index {
 
     /// Adds or replaces one object; answers what it affects.
     pub fn apply<K: Indexed>(&self, obj: &K) -> Affected {
+        self.record_digests(obj, true);
         let Some(ns) = obj.meta().namespace.as_deref() else {
             return Affected::default();
         };
@@ -530,6 +640,7 @@ impl Index {
 
     /// Removes one object; answers what it affects.
     pub fn delete<K: Indexed>(&self, obj: &K) -> Affected {
+        self.record_digests(obj, false);
         let Some(ns) = obj.meta().namespace.as_deref() else {
             return Affected::default();
         };
@@ -568,6 +679,7 @@ impl Index {
                 Vec::new()
             }
             watcher::Event::InitApply(obj) => {
+                self.record_digests(obj, true);
                 let Some(ns) = obj.meta().namespace.clone() else {
                     return Vec::new();
                 };
@@ -582,6 +694,9 @@ impl Index {
             watcher::Event::InitDone => {
                 let mut inner = self.lock();
                 let listed = inner.relist[slot].take().unwrap_or_default();
+                if K::KIND == Kind::ApiKey {
+                    self.forget_unlisted_digests(&listed);
+                }
                 let mut names: Vec<String> = inner.namespaces.keys().cloned().collect();
                 names.extend(listed.keys().cloned());
                 names.sort();
@@ -878,5 +993,64 @@ mod tests {
         let routed = index.apply_event::<Group>(&watcher::Event::InitDone);
         assert_eq!(routed.len(), 1);
         assert_eq!(routed[0].1.groups, names(&["lonely"]));
+    }
+
+    fn api_key(ns: &str, name: &str, hash: Option<[u8; 32]>) -> ApiKey {
+        let mut k: ApiKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "orgaccess.dev/v1alpha1",
+            "kind": "ApiKey",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"displayName": name, "template": "AnonymousSearch"}
+        }))
+        .unwrap();
+        k.status = Some(crate::api::ApiKeyStatus {
+            hash: hash.map(hex::encode),
+            ..Default::default()
+        });
+        k
+    }
+
+    /// The key table follows status writes, deletions and relists, which
+    /// change no definition (so nothing else is invalidated).
+    #[test]
+    fn key_digests_follow_status_writes_deletes_and_relists() {
+        use sha2::Digest;
+        let index = Index::new();
+        let value: [u8; 32] = sha2::Sha256::digest(b"value").into();
+        let other = [2u8; 32];
+        let verifies = |ns: &str| {
+            let snap = index.namespace(ns);
+            crate::core::decision::verify_key(
+                &snap.state,
+                &snap.grantees(),
+                &index.key_table(ns),
+                b"value",
+                "127.0.0.1".parse().unwrap(),
+                jiff::Timestamp::now(),
+            )
+            .is_ok()
+        };
+
+        index.apply(&api_key("a", "k", None));
+        assert!(!verifies("a"));
+        index.apply(&api_key("a", "k", Some(value)));
+        assert!(verifies("a"), "a status write adds the digest");
+        assert!(!verifies("b"), "only in its namespace");
+        index.apply(&api_key("a", "k", Some(other)));
+        assert!(!verifies("a"), "a rotation replaces it");
+        index.apply(&api_key("a", "k", Some(value)));
+        index.delete(&api_key("a", "k", Some(value)));
+        assert!(index.key_table("a").is_empty(), "a deletion forgets it");
+
+        index.apply(&api_key("a", "k", Some(value)));
+        index.apply_event::<ApiKey>(&watcher::Event::Init);
+        index.apply_event(&watcher::Event::InitApply(api_key("a", "x", Some(other))));
+        index.apply_event::<ApiKey>(&watcher::Event::InitDone);
+        assert!(!verifies("a"), "a relist without the key forgets it");
+        assert_eq!(
+            index.key_table("a").len(),
+            1,
+            "only the listed key's digest"
+        );
     }
 }

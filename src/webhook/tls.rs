@@ -227,6 +227,11 @@ pub fn common_name(der: &[u8]) -> Option<String> {
     cn.as_str().ok().map(str::to_string)
 }
 
+/// The verified client certificate's common name, as a request extension
+/// (handlers that authorize per caller read it; `None` without one).
+#[derive(Clone, Debug)]
+pub struct ClientName(pub Option<String>);
+
 /// Whether a verified client chain is one of the allowed names (or any, for none).
 fn allowed_client(conn: &rustls::ServerConnection, names: &[String]) -> Result<(), String> {
     if names.is_empty() {
@@ -323,6 +328,13 @@ pub async fn serve(
                 }
                 return;
             }
+            let name = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|leaf| common_name(leaf.as_ref()));
+            let router = router.layer(axum::Extension(ClientName(name)));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

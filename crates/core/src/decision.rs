@@ -455,6 +455,15 @@ impl KeyTable {
         }
         KeyTable { by_digest }
     }
+
+    /// Digests held (current and previous values).
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
 }
 
 /// Equality of two digests in time independent of where they differ.

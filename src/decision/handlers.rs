@@ -1,0 +1,299 @@
+//! The decision endpoints: bounded JSON in, the core's answers out.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+
+use crate::controller::now;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Gate, MAX_BATCH, Service};
+use crate::core::decision::{self, Answer, KeyRefusal, Need, Principal, Verb};
+use crate::webhook::tls::ClientName;
+
+/// Who a check is about: exactly one of a Member, an ApiKey (by name) or a
+/// Kubernetes identity.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrincipalRequest {
+    #[serde(default)]
+    pub member: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `POST /v1/check`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckRequest {
+    pub namespace: String,
+    pub principal: PrincipalRequest,
+    pub verb: String,
+    pub target: String,
+}
+
+/// `POST /v1/check/batch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub checks: Vec<CheckRequest>,
+}
+
+/// `POST /v1/keys/verify`. No `Debug`: it holds a key value.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub namespace: String,
+    pub key: String,
+    pub client_ip: IpAddr,
+}
+
+/// A refusal of the question itself (not a decision): status and reason.
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn forbidden(namespace: &str) -> Refused {
+    Refused(
+        StatusCode::FORBIDDEN,
+        format!("this caller may not ask about namespace {namespace:?}"),
+    )
+}
+
+/// Refuses a caller that may not ask about `namespace`.
+fn admit(service: &Service, caller: Option<&ClientName>, namespace: &str) -> Result<(), Refused> {
+    let allowed = match &service.gate {
+        Gate::Fixed(reach) => reach.covers(namespace),
+        Gate::Certificates(callers) => {
+            callers.may_ask(caller.and_then(|c| c.0.as_deref()), namespace)
+        }
+    };
+    allowed.then_some(()).ok_or_else(|| forbidden(namespace))
+}
+
+/// One check, answered from the namespace's snapshot.
+fn answer(service: &Service, q: &CheckRequest, now: Timestamp) -> Result<Answer, Refused> {
+    let bad = |m: String| Refused(StatusCode::BAD_REQUEST, m);
+    let verb: Verb = q.verb.parse().map_err(|e: String| bad(e))?;
+    let need = Need::parse(verb, &q.target).map_err(bad)?;
+    let p = &q.principal;
+    let principal = match (&p.member, &p.api_key, &p.user) {
+        (Some(m), None, None) => Principal::Member(m),
+        (None, Some(k), None) => Principal::ApiKey(k),
+        (None, None, Some(user)) => Principal::Identity {
+            user,
+            groups: &p.groups,
+        },
+        _ => {
+            return Err(bad(
+                "principal: give exactly one of member, apiKey, user (with groups)".into(),
+            ));
+        }
+    };
+    let ns = service.index.namespace(&q.namespace);
+    Ok(decision::check(
+        &ns.state,
+        &ns.grantees(),
+        principal,
+        &need,
+        now,
+    ))
+}
+
+pub async fn check(
+    State(service): State<Service>,
+    caller: Option<axum::Extension<ClientName>>,
+    Json(q): Json<CheckRequest>,
+) -> Response {
+    let caller = caller.map(|c| c.0);
+    let result =
+        admit(&service, caller.as_ref(), &q.namespace).and_then(|()| answer(&service, &q, now()));
+    match result {
+        Ok(a) => Json(a).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn check_batch(
+    State(service): State<Service>,
+    caller: Option<axum::Extension<ClientName>>,
+    Json(batch): Json<BatchRequest>,
+) -> Response {
+    if batch.checks.len() > MAX_BATCH {
+        return Refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {MAX_BATCH} checks per batch"),
+        )
+        .into_response();
+    }
+    let caller = caller.map(|c| c.0);
+    let now = now();
+    let mut answers = Vec::with_capacity(batch.checks.len());
+    for q in &batch.checks {
+        // One refused question refuses the batch: a partial answer would
+        // let a console render a page from half the facts.
+        match admit(&service, caller.as_ref(), &q.namespace).and_then(|()| answer(&service, q, now))
+        {
+            Ok(a) => answers.push(a),
+            Err(r) => return r.into_response(),
+        }
+    }
+    Json(json!({ "answers": answers })).into_response()
+}
+
+/// A key verification: the verified key, or why the value is refused.
+fn verify_in(
+    service: &Service,
+    namespace: &str,
+    presented: &[u8],
+    client: IpAddr,
+) -> Result<decision::VerifiedKey, KeyRefusal> {
+    let ns = service.index.namespace(namespace);
+    let table = service.index.key_table(namespace);
+    decision::verify_key(
+        &ns.state,
+        &ns.grantees(),
+        &table,
+        presented,
+        client,
+        // The controller's clock, so a key the controller reports expired
+        // is refused here at the same instant (and tests can run ahead).
+        now(),
+    )
+}
+
+pub async fn verify(
+    State(service): State<Service>,
+    caller: Option<axum::Extension<ClientName>>,
+    Json(q): Json<VerifyRequest>,
+) -> Response {
+    let caller = caller.map(|c| c.0);
+    if let Err(r) = admit(&service, caller.as_ref(), &q.namespace) {
+        return r.into_response();
+    }
+    match verify_in(&service, &q.namespace, q.key.as_bytes(), q.client_ip) {
+        Ok(key) => Json(json!({ "valid": true, "key": key })).into_response(),
+        Err(why) => Json(json!({
+            "valid": false,
+            "refusal": why,
+            "reason": why.as_str(),
+        }))
+        .into_response(),
+    }
+}
+
+/// The presented key: `X-Api-Key`, else `Authorization: Bearer`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-api-key") {
+        return v.to_str().ok();
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The client's address as the proxy reports it: the first
+/// `X-Forwarded-For` entry (the proxy sets it from the connection), else
+/// `X-Real-IP`.
+fn client_address(headers: &HeaderMap) -> Option<IpAddr> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(forwarded) = header("x-forwarded-for") {
+        return forwarded.split(',').next()?.trim().parse().ok();
+    }
+    header("x-real-ip")?.trim().parse().ok()
+}
+
+/// Privileges as one header value: `Service/Domain=Level`, `;`-separated.
+fn compact_privileges(specs: &[crate::core::privilege::PrivilegeSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| {
+            let mut one = format!("{}/{}={:?}", s.service, s.domain, s.level);
+            if s.can_create == Some(true) {
+                one.push_str("+Create");
+            }
+            one
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn status_only(status: StatusCode, reason: &str) -> Response {
+    let mut r = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(reason) {
+        r.headers_mut().insert("x-orgaccess-reason", v);
+    }
+    r
+}
+
+/// NGINX `auth_request`: 200 with the identity as headers, 401 for a key
+/// that is not live, 403 for an address the key refuses (or a namespace
+/// this listener may not ask about).
+pub async fn nginx_auth(
+    State(service): State<Service>,
+    caller: Option<axum::Extension<ClientName>>,
+    headers: HeaderMap,
+) -> Response {
+    let namespace = headers
+        .get("x-orgaccess-namespace")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| service.default_namespace.clone());
+    let Some(namespace) = namespace else {
+        return status_only(StatusCode::BAD_REQUEST, "no namespace");
+    };
+    let caller = caller.map(|c| c.0);
+    if admit(&service, caller.as_ref(), &namespace).is_err() {
+        return status_only(StatusCode::FORBIDDEN, "namespace not allowed");
+    }
+    let Some(key) = presented_key(&headers) else {
+        return status_only(StatusCode::UNAUTHORIZED, "no key");
+    };
+    let Some(client) = client_address(&headers) else {
+        return status_only(StatusCode::BAD_REQUEST, "no client address");
+    };
+    match verify_in(&service, &namespace, key.as_bytes(), client) {
+        Ok(k) => identity_headers(&service, &namespace, &k),
+        Err(KeyRefusal::AddressRefused) => {
+            status_only(StatusCode::FORBIDDEN, KeyRefusal::AddressRefused.as_str())
+        }
+        Err(why) => status_only(StatusCode::UNAUTHORIZED, why.as_str()),
+    }
+}
+
+fn identity_headers(service: &Service, namespace: &str, k: &decision::VerifiedKey) -> Response {
+    let organization = service
+        .index
+        .namespace(namespace)
+        .state
+        .org
+        .as_ref()
+        .map(|o| o.name.clone())
+        .unwrap_or_default();
+    let mut r = StatusCode::OK.into_response();
+    let h = r.headers_mut();
+    for (name, value) in [
+        ("x-orgaccess-key", k.name.clone()),
+        ("x-orgaccess-namespace", namespace.to_string()),
+        ("x-orgaccess-organization", organization),
+        ("x-orgaccess-privileges", compact_privileges(&k.privileges)),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    r
+}

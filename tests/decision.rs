@@ -1,0 +1,454 @@
+//! The decision service's HTTP handlers, in process, on the examples'
+//! organization indexed by hand (no cluster): checks, batches, key
+//! verification, the NGINX endpoint, and who may ask about what.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use orgaccess::api::{ApiKey, ApiKeyStatus};
+use orgaccess::cli::manifest::{Object, load};
+use orgaccess::core::builtin::BuiltinGroup;
+use orgaccess::decision::{Callers, Gate, Reach, Service, nginx_router, router};
+use orgaccess::index::Index;
+use orgaccess::webhook::tls::ClientName;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+const NS: &str = "demo";
+const KEY_VALUE: &str = "oa_test_value_public_search";
+const OLD_VALUE: &str = "oa_test_value_rotated_out";
+
+fn hex_sha256(v: &str) -> String {
+    hex::encode(sha2::Sha256::digest(v.as_bytes()))
+}
+
+/// The examples as the watches index them, the `public-search` key with a
+/// status as the controller writes it (a current value, and a previous one
+/// whose overlap `previous_until` ends).
+fn index(previous_until: jiff::Timestamp) -> Arc<Index> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
+    let loaded = load(&[dir], NS);
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let index = Index::new();
+    for m in loaded.manifests {
+        match m.object {
+            Object::Organization(mut o) => {
+                o.metadata.namespace = Some(NS.into());
+                index.apply(&o);
+            }
+            Object::Group(mut g) => {
+                g.metadata.namespace = Some(NS.into());
+                index.apply(&g);
+            }
+            Object::Member(mut x) => {
+                x.metadata.namespace = Some(NS.into());
+                index.apply(&x);
+            }
+            Object::ApiKey(mut k) => {
+                k.metadata.namespace = Some(NS.into());
+                index.apply(&with_status(k, previous_until));
+            }
+        }
+    }
+    for b in BuiltinGroup::ALL {
+        let mut g = orgaccess::controller::builtin_group(b);
+        g.metadata.namespace = Some(NS.into());
+        if index
+            .namespace(NS)
+            .state
+            .groups
+            .contains_key(b.object_name())
+        {
+            continue;
+        }
+        index.apply(&g);
+    }
+    index.mark_synced();
+    Arc::new(index)
+}
+
+fn with_status(mut k: ApiKey, previous_until: jiff::Timestamp) -> ApiKey {
+    let created = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24);
+    k.metadata.creation_timestamp = Some(Time(created));
+    if k.metadata.name.as_deref() == Some("public-search") {
+        k.status = Some(ApiKeyStatus {
+            hash: Some(hex_sha256(KEY_VALUE)),
+            previous_hash: Some(hex_sha256(OLD_VALUE)),
+            previous_expires_at: Some(previous_until.to_string()),
+            ..ApiKeyStatus::default()
+        });
+    }
+    k
+}
+
+fn in_an_hour() -> jiff::Timestamp {
+    jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)
+}
+
+/// Serves `app` on a free loopback port; the base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// The HTTPS router as a caller whose certificate names `caller` sees it
+/// (the TLS layer puts the name there).
+async fn service_as(caller: &str, allow: &[&str], index: Arc<Index>) -> String {
+    let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+    let service = Service {
+        index,
+        gate: Gate::Certificates(Callers::parse(&allow).unwrap()),
+        default_namespace: None,
+    };
+    serve(router(service).layer(axum::Extension(ClientName(Some(caller.into()))))).await
+}
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn check_answers_with_the_granting_groups_and_what_is_missing() {
+    let base = service_as("gw", &["gw=demo"], index(in_an_hour())).await;
+    let (status, yes) = post(
+        &format!("{base}/v1/check"),
+        json!({"namespace": NS, "principal": {"member": "john-smith"},
+               "verb": "view", "target": "Analytics/Reports"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{yes}");
+    assert_eq!(yes["allowed"], true, "{yes}");
+    assert!(!yes["grantedBy"].as_array().unwrap().is_empty(), "{yes}");
+
+    let (_, no) = post(
+        &format!("{base}/v1/check"),
+        json!({"namespace": NS, "principal": {"apiKey": "public-search"},
+               "verb": "edit", "target": "Organization/Groups"}),
+    )
+    .await;
+    assert_eq!(no["allowed"], false, "{no}");
+    assert!(!no["missing"].as_array().unwrap().is_empty(), "{no}");
+}
+
+#[tokio::test]
+async fn a_caller_asks_only_about_its_namespaces() {
+    let base = service_as("gw", &["gw=other"], index(in_an_hour())).await;
+    let (status, body) = post(
+        &format!("{base}/v1/check"),
+        json!({"namespace": NS, "principal": {"member": "john-smith"},
+               "verb": "view", "target": "Analytics/Reports"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let stranger = service_as("stranger", &["gw=demo"], index(in_an_hour())).await;
+    let (status, _) = post(
+        &format!("{stranger}/v1/keys/verify"),
+        json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "10.0.0.1"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn bad_questions_are_refused_as_such() {
+    let base = service_as("gw", &["gw=*"], index(in_an_hour())).await;
+    let (status, body) = post(
+        &format!("{base}/v1/check"),
+        json!({"namespace": NS, "principal": {"member": "a", "apiKey": "b"},
+               "verb": "view", "target": "Analytics/Reports"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post(
+        &format!("{base}/v1/check"),
+        json!({"namespace": NS, "principal": {"member": "a"},
+               "verb": "view", "target": "NoSuchService/Nothing"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn batches_answer_in_order_and_are_bounded() {
+    let base = service_as("gw", &["gw=demo"], index(in_an_hour())).await;
+    let one = |member: &str| {
+        json!({"namespace": NS, "principal": {"member": member},
+               "verb": "view", "target": "Analytics/Reports"})
+    };
+    let (status, body) = post(
+        &format!("{base}/v1/check/batch"),
+        json!({"checks": [one("john-smith"), one("nobody")]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answers = body["answers"].as_array().unwrap();
+    assert_eq!(answers[0]["allowed"], true);
+    assert_eq!(answers[1]["allowed"], false);
+    assert!(answers[1]["reason"].as_str().unwrap().contains("nobody"));
+
+    let too_many: Vec<Value> = (0..101).map(|_| one("john-smith")).collect();
+    let (status, _) = post(
+        &format!("{base}/v1/check/batch"),
+        json!({ "checks": too_many }),
+    )
+    .await;
+    assert_eq!(status, 413);
+    let huge = "x".repeat(70 * 1024);
+    let (status, _) = post(
+        &format!("{base}/v1/check/batch"),
+        json!({"checks": [{"namespace": huge, "principal": {"member": "a"}, "verb": "view", "target": "a/b"}]}),
+    )
+    .await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn keys_verify_with_reasons_and_never_echo_the_value() {
+    let base = service_as("gw", &["gw=demo"], index(in_an_hour())).await;
+    let verify = |key: &str, ip: &str| {
+        let url = format!("{base}/v1/keys/verify");
+        let body = json!({"namespace": NS, "key": key, "clientIp": ip});
+        async move { post(&url, body).await }
+    };
+    let (status, live) = verify(KEY_VALUE, "198.51.100.7").await;
+    assert_eq!(status, 200);
+    assert_eq!(live["valid"], true, "{live}");
+    assert_eq!(live["key"]["name"], "public-search");
+    assert_eq!(live["key"]["previous"], false);
+    assert!(!live.to_string().contains(KEY_VALUE));
+
+    let (_, old) = verify(OLD_VALUE, "198.51.100.7").await;
+    assert_eq!(old["valid"], true, "{old}");
+    assert_eq!(old["key"]["previous"], true);
+
+    let (_, unknown) = verify("oa_not_a_key", "198.51.100.7").await;
+    assert_eq!(unknown["valid"], false);
+    assert_eq!(unknown["refusal"], "unknown");
+    assert!(!unknown.to_string().contains("oa_not_a_key"));
+
+    // A malformed question is refused without the value in the error.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/keys/verify"))
+        .json(&json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "not-an-address"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    assert!(!r.text().await.unwrap().contains(KEY_VALUE));
+
+    // The example denies 203.0.113.0/24.
+    let (_, denied) = verify(KEY_VALUE, "203.0.113.9").await;
+    assert_eq!(denied["refusal"], "addressRefused", "{denied}");
+}
+
+#[tokio::test]
+async fn a_previous_value_past_its_overlap_is_refused() {
+    let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let base = service_as("gw", &["gw=demo"], index(past)).await;
+    let (_, old) = post(
+        &format!("{base}/v1/keys/verify"),
+        json!({"namespace": NS, "key": OLD_VALUE, "clientIp": "198.51.100.7"}),
+    )
+    .await;
+    assert_eq!(old["refusal"], "previousPastOverlap", "{old}");
+}
+
+/// The plain NGINX listener for the demo namespace.
+async fn nginx_endpoint(index: Arc<Index>) -> String {
+    let service = Service {
+        index,
+        gate: Gate::Fixed(Reach::Only([NS.to_string()].into())),
+        default_namespace: Some(NS.into()),
+    };
+    serve(nginx_router(service)).await
+}
+
+async fn nginx_get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = reqwest::Client::new().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn nginx_endpoint_answers_200_401_403_with_identity_headers() {
+    let base = nginx_endpoint(index(in_an_hour())).await;
+    let url = format!("{base}/nginx/auth");
+    let ok = nginx_get(
+        &url,
+        &[("x-api-key", KEY_VALUE), ("x-real-ip", "198.51.100.7")],
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let h = ok.headers();
+    assert_eq!(h["x-orgaccess-key"], "public-search");
+    assert!(!h["x-orgaccess-organization"].is_empty());
+    assert!(!h["x-orgaccess-privileges"].is_empty());
+
+    let bearer = format!("Bearer {KEY_VALUE}");
+    let forwarded = [
+        ("authorization", bearer.as_str()),
+        ("x-forwarded-for", "198.51.100.7, 10.0.0.1"),
+    ];
+    assert_eq!(nginx_get(&url, &forwarded).await.status(), 200);
+
+    let unknown = [("x-api-key", "nope"), ("x-real-ip", "198.51.100.7")];
+    assert_eq!(nginx_get(&url, &unknown).await.status(), 401);
+    let missing = [("x-real-ip", "198.51.100.7")];
+    assert_eq!(nginx_get(&url, &missing).await.status(), 401);
+    let denied = [("x-api-key", KEY_VALUE), ("x-real-ip", "203.0.113.9")];
+    assert_eq!(nginx_get(&url, &denied).await.status(), 403);
+    let elsewhere = [
+        ("x-api-key", KEY_VALUE),
+        ("x-real-ip", "198.51.100.7"),
+        ("x-orgaccess-namespace", "other"),
+    ];
+    assert_eq!(nginx_get(&url, &elsewhere).await.status(), 403);
+}
+
+#[tokio::test]
+async fn a_status_write_updates_the_key_table_and_a_disable_refuses_at_once() {
+    let index = index(in_an_hour());
+    let base = nginx_endpoint(index.clone()).await;
+    let url = format!("{base}/nginx/auth");
+    let live = [("x-api-key", KEY_VALUE), ("x-real-ip", "198.51.100.7")];
+    assert_eq!(nginx_get(&url, &live).await.status(), 200);
+
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
+    let mut key = load(&[dir], NS)
+        .manifests
+        .into_iter()
+        .find_map(|m| match m.object {
+            Object::ApiKey(k) if k.metadata.name.as_deref() == Some("public-search") => Some(k),
+            _ => None,
+        })
+        .unwrap();
+    key.metadata.namespace = Some(NS.into());
+    let mut key = with_status(key, in_an_hour());
+    key.spec.enabled = false;
+    index.apply(&key);
+    assert_eq!(nginx_get(&url, &live).await.status(), 401);
+
+    // Deleting the key forgets its digests.
+    index.delete(&key);
+    assert_eq!(nginx_get(&url, &live).await.status(), 401);
+}
+
+/// A CA, and PEM pairs it signs: (certificate, key).
+mod pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair,
+    };
+
+    pub struct Ca(CertifiedIssuer<'static, KeyPair>);
+
+    impl Ca {
+        pub fn new() -> Ca {
+            let mut params = CertificateParams::default();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "test CA");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            Ca(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+        }
+
+        pub fn pem(&self) -> String {
+            self.0.pem()
+        }
+
+        /// A server (`sans`) or client (`cn`) certificate.
+        pub fn issue(&self, cn: &str, sans: &[&str], client: bool) -> (String, String) {
+            let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+            let mut params = CertificateParams::new(sans).unwrap();
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![if client {
+                ExtendedKeyUsagePurpose::ClientAuth
+            } else {
+                ExtendedKeyUsagePurpose::ServerAuth
+            }];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &self.0).unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+    }
+}
+
+/// The HTTPS listener end to end: the TLS layer names the caller from its
+/// client certificate, and `--decision-allow` decides what it may ask.
+#[tokio::test]
+async fn https_callers_are_named_by_their_client_certificate() {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new();
+    let (cert, key) = ca.issue("127.0.0.1", &["127.0.0.1"], false);
+    let files = ["ca.crt", "tls.crt", "tls.key"].map(|f| dir.path().join(f));
+    for (path, pem) in files.iter().zip([ca.pem(), cert, key]) {
+        std::fs::write(path, pem).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = orgaccess::decision::DecisionArgs {
+        addr: Some(([127, 0, 0, 1], port).into()),
+        client_ca_file: Some(files[0].clone()),
+        cert_file: Some(files[1].clone()),
+        key_file: Some(files[2].clone()),
+        allow: vec![format!("gateway={NS}")],
+        ..Default::default()
+    };
+    tokio::spawn(orgaccess::decision::serve(
+        args,
+        index(in_an_hour()),
+        std::future::pending(),
+    ));
+    let client_as = |cn: &str| {
+        let (c, k) = ca.issue(cn, &[], true);
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+            .identity(reqwest::Identity::from_pem(format!("{c}{k}").as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    };
+    let url = format!("https://127.0.0.1:{port}/v1/keys/verify");
+    let body = json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "198.51.100.7"});
+    let ask = |client: reqwest::Client| {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            for _ in 0..100 {
+                if let Ok(r) = client.post(&url).json(&body).send().await {
+                    return r.status().as_u16();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            0
+        }
+    };
+    assert_eq!(ask(client_as("gateway")).await, 200);
+    assert_eq!(ask(client_as("someone-else")).await, 403);
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let refused = anonymous.post(&url).json(&body).send().await;
+    assert!(
+        refused.is_err(),
+        "a caller without a certificate got an answer"
+    );
+}
