@@ -461,8 +461,8 @@ fn main() {
             c.name
         );
     }
-    latency_report(&v, &cases);
     decision_latency(&index);
+    latency_report(&v, &cases);
 
     let mut criterion = Criterion::default().configure_from_args();
     for c in &cases {
