@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use libfuzzer_sys::fuzz_target;
 use orgaccess::api::{ApiKey, Group, Member, Organization};
-use orgaccess::webhook::{Config, Index, Validator};
+use orgaccess::webhook::{Index, Policy, Validator};
 use serde_json::json;
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
@@ -70,7 +70,7 @@ static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
     index.apply(&k);
     index.mark_synced();
     let mut registry = prometheus_client::registry::Registry::default();
-    Validator::new(Config::default().policy(), index, &mut registry, 16)
+    Validator::new(Policy::default(), index, &mut registry, 16)
 });
 
 fuzz_target!(|data: &[u8]| {
