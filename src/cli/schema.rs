@@ -119,6 +119,14 @@ fn structural(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaPro
                 problem(format!("has at most {max} items (got {})", items.len()));
                 return;
             }
+            if let Some(i) = duplicate_in_list(schema, items) {
+                out.push(SchemaProblem {
+                    field: format!("{path}[{i}]"),
+                    message: "Duplicate value: a list keyed by its items' keys holds each key once"
+                        .into(),
+                });
+                return;
+            }
             for (i, item) in items.iter().enumerate() {
                 structural(&schema["items"], item, &format!("{path}[{i}]"), out);
             }
@@ -152,6 +160,38 @@ fn structural(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaPro
         // bounds nothing here.
         _ => {}
     }
+}
+
+/// The first item of a `map` or `set` list (`x-kubernetes-list-type`) that
+/// repeats an earlier one's keys (map) or value (set).
+fn duplicate_in_list(schema: &Value, items: &[Value]) -> Option<usize> {
+    let key = |item: &Value| -> Value {
+        match schema["x-kubernetes-list-type"].as_str() {
+            Some("map") => schema["x-kubernetes-list-map-keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|k| item[k].clone())
+                .collect(),
+            _ => item.clone(),
+        }
+    };
+    if !matches!(
+        schema["x-kubernetes-list-type"].as_str(),
+        Some("map" | "set")
+    ) {
+        return None;
+    }
+    let mut seen = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        if seen.contains(&k) {
+            return Some(i);
+        }
+        seen.push(k);
+    }
+    None
 }
 
 fn object(
