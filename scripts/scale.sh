@@ -186,7 +186,8 @@ run_args=(run --leader-election false --identity scale --admin-addr "127.0.0.1:$
 # shellcheck disable=SC2206 # word splitting of the extra arguments is the point
 [[ -z "${ORGACCESS_SCALE_OPERATOR_ARGS:-}" ]] || run_args+=($ORGACCESS_SCALE_OPERATOR_ARGS)
 note "$bin ${run_args[*]}"
-KUBECONFIG=$operator_kc ORGACCESS_LOG_FORMAT=plain NO_COLOR=1 "$bin" "${run_args[@]}" >"$dir/operator.log" 2>&1 &
+# As the chart runs it (MALLOC_ARENA_MAX: see its deployment.yaml).
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} KUBECONFIG=$operator_kc ORGACCESS_LOG_FORMAT=plain NO_COLOR=1 "$bin" "${run_args[@]}" >"$dir/operator.log" 2>&1 &
 operator_pid=$!
 for i in $(seq 1 600); do
   [[ "$(http_status "http://127.0.0.1:$admin_port/readyz")" == 200 ]] && break

@@ -443,14 +443,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def proc_status(pid):
     """(VmRSS, VmHWM) in bytes."""
-    rss = hwm = 0
+    rss, hwm, _ = proc_memory(pid)
+    return rss, hwm
+
+
+def proc_memory(pid):
+    """(VmRSS, VmHWM, RssAnon) in bytes. RssAnon leaves out the binary's own
+    pages (RssFile), which grow as more of its code runs, not with objects."""
+    found = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1]) * 1024
-    return rss, hwm
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon"):
+                found[key] = int(value.split()[0]) * 1024
+    return found.get("VmRSS", 0), found.get("VmHWM", 0), found.get("RssAnon", 0)
 
 
 def proc_cpu(pid):
@@ -593,8 +599,9 @@ class Run:
 
         # The empty operator.
         time.sleep(a.settle_seconds)
-        rss0, _ = proc_status(a.operator_pid)
+        rss0, _, anon0 = proc_memory(a.operator_pid)
         self.result["rss_empty_bytes"] = rss0
+        self.result["rss_anon_empty_bytes"] = anon0
         self.mark_cpu("start")
         sampler = Sampler(a.operator_pid)
         sampler.start()
@@ -825,7 +832,8 @@ class Run:
         }
 
         # 5. Memory and CPU.
-        rss, hwm = proc_status(a.operator_pid)
+        rss, hwm, anon = proc_memory(a.operator_pid)
+        anon0 = self.result["rss_anon_empty_bytes"]
         sampler.stopping = True
         cached = total_objects
         marks = self.cpu_marks
@@ -841,6 +849,9 @@ class Run:
             "rss_max_sampled_bytes": max((s[1] for s in sampler.samples), default=rss),
             "objects": cached,
             "bytes_per_object_above_empty": (rss - rss0) / cached,
+            "rss_anon_empty_bytes": anon0,
+            "rss_anon_steady_bytes": anon,
+            "anon_bytes_per_object_above_empty": (anon - anon0) / cached,
             "cpu_seconds": {
                 "apply": span("apply_start", "apply_end", 1),
                 "convergence": span("apply_end", "converged", 1),
@@ -852,8 +863,15 @@ class Run:
         }
         self.result["control_plane_cpu_seconds"] = {
             "apply": span("apply_start", "apply_end", 2),
+            "group_edit": span("edit_start", "edit_end", 2),
             "total": span("start", "idle_end", 2),
         }
+        # What one status write costs the apiserver and etcd: the floor under
+        # the group edit's latency on this machine.
+        writes = self.result["group_edit"]["status_writes_total"]
+        self.result["group_edit"]["control_plane_cpu_ms_per_write"] = (
+            1000 * span("edit_start", "edit_end", 2) / writes if writes else None
+        )
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.result["harness_cpu_seconds"] = ru.ru_utime + ru.ru_stime
         self.result["machine"]["load_average_1m_at_end"] = os.getloadavg()[0]
@@ -912,9 +930,10 @@ def table(r):
         (f"idle {idle['seconds']:.0f} s", f"{idle['status_writes']:.0f} status writes, {idle['watch_events']} watch events, {idle['reconciles']:.0f} reconciles"),
         ("operator RSS empty / peak / steady", f"{mb(op['rss_empty_bytes'])} / {mb(op['rss_peak_bytes'])} / {mb(op['rss_steady_bytes'])}"),
         ("RSS per object above empty", f"{op['bytes_per_object_above_empty'] / 1024:.1f} KiB ({op['objects']} objects)"),
+        ("anonymous RSS empty / steady", f"{mb(op['rss_anon_empty_bytes'])} / {mb(op['rss_anon_steady_bytes'])}: {op['anon_bytes_per_object_above_empty'] / 1024:.1f} KiB per object"),
         ("operator CPU seconds", "apply {apply:.1f}, convergence {convergence:.1f}, edit {group_edit:.1f}, idle {idle:.1f}, total {total:.1f}".format(**op["cpu_seconds"])
          + f" ({op['cores_during_apply']:.2f} cores during the apply)"),
-        ("control plane CPU seconds", f"apply {r['control_plane_cpu_seconds']['apply']:.1f}, total {r['control_plane_cpu_seconds']['total']:.1f}"
+        ("control plane CPU seconds", f"apply {r['control_plane_cpu_seconds']['apply']:.1f}, edit {r['control_plane_cpu_seconds'].get('group_edit', 0):.1f} ({ed.get('control_plane_cpu_ms_per_write') or 0:.1f} ms per status write), total {r['control_plane_cpu_seconds']['total']:.1f}"
          + f" (this harness's watches: {r['harness_cpu_seconds']:.1f})"),
     ]
     width = max(len(k) for k, _ in rows)

@@ -515,8 +515,14 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         publish(&ctx, &key, event).await;
     }
 
-    let snap = ctx.caches.index.namespace(&ns);
-    let status = desired_status(&key, &snap, &plan, &observed.values, created(&key, now));
+    // Not held across the write (copy on write, see member::reconcile).
+    let status = desired_status(
+        &key,
+        &ctx.caches.index.namespace(&ns),
+        &plan,
+        &observed.values,
+        created(&key, now),
+    );
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
     let mut changes: Vec<String> = secret_change(&plan.action)
         .map(String::from)

@@ -19,8 +19,8 @@ use crate::index::Namespace;
 
 pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = group.namespace().ok_or(Error::NotNamespaced)?;
-    let snapshot = ctx.caches.index.namespace(&ns);
-    let status = desired_status(&group, &snapshot, super::now());
+    // Not held across the write (copy on write, see member::reconcile).
+    let status = desired_status(&group, &ctx.caches.index.namespace(&ns), super::now());
     let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
     let changes = apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await?;
     if changes.is_some() {

@@ -19,20 +19,28 @@ use crate::core::model::MemberDef;
 use crate::core::rules::Object;
 use crate::core::warnings::unresolved_references;
 use crate::index::Namespace;
+use crate::index::cached_status::field_changed;
 
 pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = member.namespace().ok_or(Error::NotNamespaced)?;
-    let snapshot = ctx.caches.index.namespace(&ns);
     let now = super::now();
     let previous = member.status.clone().unwrap_or_default();
-    let status = desired_status(&member, &snapshot, now);
+    // The snapshot is dropped before the write: a reader holding it makes
+    // the next change to the namespace copy it (copy on write).
+    let status = desired_status(&member, &ctx.caches.index.namespace(&ns), now);
     let phase = status.phase.unwrap_or(MemberPhase::Pending);
 
     let api: Api<Member> = Api::namespaced(ctx.client.clone(), &ns);
     let changes = apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await?;
     if changes.is_some() {
         ctx.metrics.status_write("Member");
-        if let Some(event) = event(&member, &previous, &status) {
+        let privileges_moved = field_changed(
+            member.as_ref(),
+            member.status.as_ref(),
+            &status,
+            "privileges",
+        );
+        if let Some(event) = event(&member, &previous, &status, privileges_moved) {
             ctx.publish(member.as_ref(), event).await;
         }
         if let Some(event) = unresolved_event(&previous.conditions, &status.conditions) {
@@ -58,7 +66,12 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
 
 /// What a status change is worth telling: an invitation that expired, or
 /// effective privileges that moved.
-fn event(member: &Member, previous: &MemberStatus, status: &MemberStatus) -> Option<Event> {
+fn event(
+    member: &Member,
+    previous: &MemberStatus,
+    status: &MemberStatus,
+    privileges_moved: bool,
+) -> Option<Event> {
     if previous.phase != Some(MemberPhase::Expired) && status.phase == Some(MemberPhase::Expired) {
         return Some(Event {
             type_: EventType::Warning,
@@ -71,7 +84,7 @@ fn event(member: &Member, previous: &MemberStatus, status: &MemberStatus) -> Opt
             secondary: None,
         });
     }
-    (previous.privileges != status.privileges && previous.phase.is_some()).then(|| Event {
+    (privileges_moved && previous.phase.is_some()).then(|| Event {
         type_: EventType::Normal,
         reason: "PrivilegesChanged".into(),
         note: Some(format!(

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -119,6 +119,11 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
     pub kind: String,
     pub error: &'static str,
@@ -130,6 +135,8 @@ pub struct Metrics {
     pub failures: Family<ErrorLabel, Counter>,
     pub status_writes: Family<KindLabel, Counter>,
     pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+    /// Events by what became of them: published, failed or dropped.
+    pub events: Family<ResultLabel, Counter>,
     /// 1 while this replica holds the Lease (or runs without election), else 0.
     pub leader: Gauge,
 }
@@ -145,6 +152,7 @@ impl Metrics {
             failures: Family::default(),
             status_writes: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
+            events: Family::default(),
             leader: Gauge::default(),
         };
         m.create_known_series();
@@ -170,6 +178,11 @@ impl Metrics {
             m.duration.clone(),
         );
         sub.register(
+            "events",
+            "Events the controller published, failed to publish, or dropped because the queue was full",
+            m.events.clone(),
+        );
+        sub.register(
             "leader",
             "1 while this replica holds the leader-election Lease and reconciles, else 0",
             m.leader.clone(),
@@ -180,6 +193,9 @@ impl Metrics {
     /// Every series of every kind (and every failure class) at zero, so
     /// rates and alerts have data before the first reconcile or failure.
     fn create_known_series(&self) {
+        for result in ["published", "failed", "dropped"] {
+            let _ = self.events.get_or_create_owned(&ResultLabel { result });
+        }
         for kind in KINDS {
             let label = KindLabel { kind: kind.into() };
             let _ = self.reconciles.get_or_create_owned(&label);
@@ -192,6 +208,10 @@ impl Metrics {
                 });
             }
         }
+    }
+
+    fn event(&self, result: &'static str) {
+        self.events.get_or_create(&ResultLabel { result }).inc();
     }
 
     pub fn status_write(&self, kind: &str) {
@@ -208,16 +228,21 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Days before expiry when an API key is reported as soon to expire.
     pub api_key_warning_days: i64,
-    recorder: Recorder,
+    /// Events waiting for the publisher task ([`Ctx::publish`]).
+    events: tokio::sync::mpsc::Sender<(Event, ObjectReference)>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Ctx {
-    /// Publishes an Event; a failure to record is logged, never fatal.
+    /// Queues an Event for the publisher task. Events are best effort and
+    /// never hold up a reconcile: a group edit that changes a thousand
+    /// members' privileges writes their statuses first and the thousand
+    /// Events behind them, one at a time, as client-go's event broadcaster
+    /// does; when the queue is full the Event is dropped and counted.
     pub async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, event: Event) {
-        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason = %event.reason, "could not record event");
+        if self.events.try_send((event, obj.object_ref(&()))).is_err() {
+            self.metrics.event("dropped");
         }
     }
 
@@ -268,6 +293,29 @@ where
             .remove(&key);
     }
     result
+}
+
+/// Events waiting to be published before new ones are dropped.
+const EVENT_QUEUE: usize = 1024;
+
+/// Publishes queued Events one at a time until every sender is gone.
+fn spawn_event_publisher(
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+) -> tokio::sync::mpsc::Sender<(Event, ObjectReference)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Event, ObjectReference)>(EVENT_QUEUE);
+    tokio::spawn(async move {
+        while let Some((event, regarding)) = rx.recv().await {
+            match recorder.publish(&event, &regarding).await {
+                Ok(()) => metrics.event("published"),
+                Err(e) => {
+                    tracing::warn!(error = %e, reason = %event.reason, "could not record event");
+                    metrics.event("failed");
+                }
+            }
+        }
+    });
+    tx
 }
 
 /// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at 5 minutes.
@@ -400,7 +448,7 @@ pub async fn run(
         caches: caches.clone(),
         metrics: metrics.clone(),
         api_key_warning_days: args.api_key_expiry_warning_days,
-        recorder: Recorder::new(client.clone(), reporter),
+        events: spawn_event_publisher(Recorder::new(client.clone(), reporter), metrics.clone()),
         failures: Mutex::default(),
     });
     let cfg = ControllerConfig::default()

@@ -104,8 +104,8 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
         .await;
     }
 
-    let snapshot = ctx.caches.index.namespace(&ns);
-    let status = desired_status(&org, &snapshot, seeded, super::now());
+    // Not held across the write (copy on write, see member::reconcile).
+    let status = desired_status(&org, &ctx.caches.index.namespace(&ns), seeded, super::now());
     let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
     let mut changes = Vec::new();
     if !created.is_empty() {

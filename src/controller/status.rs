@@ -7,6 +7,8 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::index::cached_status::{StatusDigest, field_changed, unchanged};
+
 /// Field manager of every status write.
 pub const MANAGER: &str = "orgaccess-controller";
 
@@ -59,7 +61,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
-    if current == Some(status) {
+    if unchanged(obj, current, status) {
         return Ok(None);
     }
     let patch = serde_json::json!({
@@ -73,7 +75,35 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(Some(changed_fields(current, status)))
+    Ok(Some(changed_fields_of(obj, current, status)))
+}
+
+/// [`changed_fields`] of a cached object, whose status may be trimmed: a
+/// dropped field is compared by digest.
+fn changed_fields_of<K: Resource, S: Serialize>(
+    obj: &K,
+    current: Option<&S>,
+    wanted: &S,
+) -> String {
+    let Some(digest) = StatusDigest::of(obj) else {
+        return changed_fields(current, wanted);
+    };
+    let summary = changed_fields(current, wanted);
+    let mut fields: Vec<String> = summary
+        .trim_start_matches("status ")
+        .split(", ")
+        .filter(|f| !f.is_empty() && !digest.dropped.contains_key(*f))
+        .map(str::to_string)
+        .collect();
+    fields.extend(
+        digest
+            .dropped
+            .keys()
+            .filter(|f| field_changed(obj, current, wanted, f))
+            .cloned(),
+    );
+    fields.sort();
+    format!("status {}", fields.join(", "))
 }
 
 /// For the log: which status fields differ, by name, and each condition

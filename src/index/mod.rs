@@ -15,6 +15,7 @@
 //! lock; a change to a namespace edits its snapshot in place when no reader
 //! holds it, and copies it otherwise (copy on write).
 
+pub mod cached_status;
 pub mod route;
 pub mod watch;
 
@@ -311,6 +312,8 @@ pub trait Indexed:
     fn digests(&self) -> Option<KeyDigests> {
         None
     }
+    /// Drops what the cache need not hold of the status ([`cached_status`]).
+    fn trim_status(&mut self) {}
 }
 
 /// Adds the object itself to what a change affects.
@@ -345,6 +348,13 @@ impl Indexed for Organization {
 
 impl Indexed for Group {
     const KIND: Kind = Kind::Group;
+    fn trim_status(&mut self) {
+        let digest = cached_status::trim(
+            &mut self.status,
+            &["privileges", "members", "inactiveMembers"],
+        );
+        cached_status::annotate(self, digest);
+    }
     fn def(&self) -> Def {
         let def = GroupDef::from(self);
         intern_names(std::iter::once(def.name.as_str()).chain(spec_names(&def.privileges)));
@@ -357,6 +367,10 @@ impl Indexed for Group {
 
 impl Indexed for Member {
     const KIND: Kind = Kind::Member;
+    fn trim_status(&mut self) {
+        let digest = cached_status::trim(&mut self.status, &["groups", "privileges"]);
+        cached_status::annotate(self, digest);
+    }
     fn def(&self) -> Def {
         Def::Member(MemberDef::from(self))
     }

@@ -6,8 +6,9 @@
 //! - is guarded: an object that does not deserialize is skipped with a
 //!   warning instead of breaking the watch (kube's `DeserializeGuard`, as
 //!   linkerd's `guarded_watch` does);
-//! - drops `managedFields` and the last-applied annotation before caching,
-//!   which are most of an object's bytes and never read;
+//! - drops `managedFields`, the last-applied annotation and the long status
+//!   lists before caching, which are most of an object's bytes and never
+//!   read (the lists are kept as digests: [`super::cached_status`]);
 //! - is scoped by `--watch-namespace`.
 
 use std::collections::BTreeSet;
@@ -225,13 +226,16 @@ fn unguard<K: Indexed>(event: watcher::Event<DeserializeGuard<K>>) -> Option<wat
     })
 }
 
-/// What is never read and most of an object's bytes.
-fn strip<K: Resource>(obj: &mut K) {
+/// What is never read and most of an object's bytes: managed fields, the
+/// last-applied annotation, and the status lists the controller only
+/// compares (kept as digests, [`super::cached_status`]).
+fn strip<K: Indexed>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+    obj.trim_status();
 }
 
 fn watch<K: Indexed>(
