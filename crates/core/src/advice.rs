@@ -13,9 +13,25 @@ use crate::apikey::{Standing, effective_lifetime_days};
 use crate::builtin::{ApiKeyTemplate, BuiltinGroup, Privacy};
 use crate::catalog;
 use crate::effective::{ConsoleAccess, Grantees, console_access, group_members, member_effective};
-use crate::model::OrgState;
+use crate::model::{GroupDef, OrgState};
 use crate::privilege::{Grant, Level, PrivilegeSet};
 use crate::warnings::unresolved_references;
+
+/// Every finding id, stable: alerts, suppressions (`spec.advice.disabled`)
+/// and CI thresholds name them.
+pub const IDS: [&str; 11] = [
+    "groups-edit-holders",
+    "administrators-size",
+    "administrator-equivalent",
+    "console-without-organization-view",
+    "unresolved-reference",
+    "public-key-beyond-search",
+    "key-without-expiry",
+    "key-near-cap",
+    "activities-view-holders",
+    "group-without-members",
+    "identical-duplicate",
+];
 
 /// How much a finding matters, in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -94,9 +110,13 @@ pub fn review(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     members_findings(state, grantees, settings, now, &mut out);
-    groups_findings(state, grantees, now, &mut out);
+    groups_findings(state, grantees, &mut out);
     keys_findings(state, grantees, settings, now, &mut out);
     references_findings(state, &mut out);
+    debug_assert!(
+        out.iter().all(|f| IDS.contains(&f.id)),
+        "an id missing from IDS"
+    );
     out.retain(|f| !settings.disabled.contains(f.id));
     out.sort_by(|a, b| {
         b.severity
@@ -104,6 +124,114 @@ pub fn review(
             .then(a.id.cmp(b.id))
             .then(a.objects.cmp(&b.objects))
     });
+    out
+}
+
+/// Findings counted by severity: the Organization's status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub critical: u32,
+    pub warning: u32,
+    pub info: u32,
+}
+
+impl Counts {
+    pub fn of(findings: &[Finding]) -> Counts {
+        let mut c = Counts::default();
+        for f in findings {
+            match f.severity {
+                Severity::Critical => c.critical += 1,
+                Severity::Warning => c.warning += 1,
+                Severity::Info => c.info += 1,
+            }
+        }
+        c
+    }
+
+    /// `1 critical, 2 warning, 0 info`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} critical, {} warning, {} info",
+            self.critical, self.warning, self.info
+        )
+    }
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Findings counted by id (each id has one severity): the metrics.
+pub fn by_id(findings: &[Finding]) -> std::collections::BTreeMap<(&'static str, Severity), u32> {
+    let mut out = std::collections::BTreeMap::new();
+    for f in findings {
+        *out.entry((f.id, f.severity)).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Ids whose findings the change's own warnings ([`crate::warnings::warnings`])
+/// already state for the object under change: not repeated as advice.
+const SAID_BY_WARNINGS: [&str; 2] = ["unresolved-reference", "key-without-expiry"];
+
+/// Most advice warnings for one change (the rest are counted in the last).
+pub const MAX_ADVICE_WARNINGS: usize = 4;
+
+/// What a change adds: the findings of `after` that concern an object no
+/// finding of the same id concerned in `before` (a finding that only lost
+/// objects, or stayed as it was, is not new).
+pub fn new_findings<'a>(before: &[Finding], after: &'a [Finding]) -> Vec<&'a Finding> {
+    let known: BTreeSet<(&str, &str)> = before
+        .iter()
+        .flat_map(|f| f.objects.iter().map(move |o| (f.id, o.as_str())))
+        .collect();
+    after
+        .iter()
+        .filter(|f| {
+            f.objects
+                .iter()
+                .any(|o| !known.contains(&(f.id, o.as_str())))
+        })
+        .collect()
+}
+
+/// The admission warnings for a change that turns `before` into `after`
+/// (kubectl prints each as `Warning: ...`): its new findings, at most
+/// [`MAX_ADVICE_WARNINGS`], each at most [`crate::warnings::MAX_WARNING_BYTES`].
+pub fn warnings(before: &[Finding], after: &[Finding]) -> Vec<String> {
+    let new: Vec<&Finding> = new_findings(before, after)
+        .into_iter()
+        .filter(|f| !SAID_BY_WARNINGS.contains(&f.id))
+        .collect();
+    let mut out: Vec<String> = new
+        .iter()
+        .take(MAX_ADVICE_WARNINGS)
+        .map(|f| {
+            crate::rules::truncate(
+                format!(
+                    "advice {} ({}): {}; fix: {}",
+                    f.id,
+                    f.severity.as_str(),
+                    f.message,
+                    f.fix
+                ),
+                crate::warnings::MAX_WARNING_BYTES,
+            )
+        })
+        .collect();
+    if new.len() > MAX_ADVICE_WARNINGS {
+        out.pop();
+        out.push(format!(
+            "advice: {} more new findings; see orgaccess advise",
+            new.len() - (MAX_ADVICE_WARNINGS - 1)
+        ));
+    }
     out
 }
 
@@ -216,11 +344,25 @@ fn members_findings(
     }
 }
 
-fn groups_findings(state: &OrgState, grantees: &Grantees, now: Timestamp, out: &mut Vec<Finding>) {
+fn groups_findings(state: &OrgState, grantees: &Grantees, out: &mut Vec<Finding>) {
+    // The groups someone is in, by either route (`membership_in`, whatever
+    // the phase), in one pass over the members rather than one per group.
+    let with_sets: Vec<&GroupDef> = state
+        .groups
+        .values()
+        .filter(|g| !g.identity_sets.is_empty())
+        .collect();
+    let mut joined: BTreeSet<&str> = BTreeSet::new();
+    for m in state.members.values() {
+        joined.extend(m.groups.iter().map(String::as_str));
+        for g in &with_sets {
+            if g.identity_sets.iter().any(|s| s.matches(m)) {
+                joined.insert(&g.name);
+            }
+        }
+    }
     for g in state.groups.values().filter(|g| g.builtin.is_none()) {
-        let (active, pending) =
-            group_members(state, grantees, state.members.values(), &g.name, now);
-        if active.is_empty() && pending.is_empty() {
+        if !joined.contains(g.name.as_str()) {
             out.push(Finding {
                 id: "group-without-members",
                 severity: Severity::Info,
@@ -475,6 +617,100 @@ mod tests {
         assert!(
             found.iter().all(|f| f.id != "group-without-members"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn every_finding_id_can_be_switched_off_by_the_organization() {
+        use crate::model::{AdviceSpec, DisabledFinding, OrgDef};
+        let spec = AdviceSpec {
+            groups_edit_max_holders: Some(0),
+            administrators_max_members: None,
+            key_cap_percent: Some(50),
+            disabled: vec![DisabledFinding {
+                finding: "group-without-members".into(),
+                reason: "groups are created before their members by the onboarding job".into(),
+            }],
+        };
+        let settings = spec.settings();
+        assert_eq!(settings.groups_edit_max, 0);
+        assert_eq!(
+            settings.administrators_max,
+            Settings::default().administrators_max
+        );
+        assert_eq!(settings.key_cap_percent, 50);
+        assert!(settings.disabled.contains("group-without-members"));
+        assert_eq!(AdviceSpec::default().settings(), Settings::default());
+        let state = OrgState {
+            org: Some(OrgDef {
+                advice: spec,
+                ..OrgDef::default()
+            }),
+            ..OrgState::default()
+        };
+        assert_eq!(state.advice_settings(), settings);
+        assert_eq!(OrgState::default().advice_settings(), Settings::default());
+    }
+
+    #[test]
+    fn a_change_warns_about_the_objects_it_adds_to_a_finding_only() {
+        let editors = vec![
+            spec(Service::Organization, "Groups", AccessLevel::Edit),
+            spec(Service::Organization, "Organization", AccessLevel::View),
+        ];
+        let at = |members: &[(&str, &[&str])]| {
+            let s = with_members(&[("gm", editors.clone())], members);
+            review(
+                &s,
+                &resolve_grantees(&s),
+                &Settings::default(),
+                Timestamp::now(),
+            )
+        };
+        let one = at(&[("a", &["gm"])]);
+        let two = at(&[("a", &["gm"]), ("b", &["gm"])]);
+        let three = at(&[("a", &["gm"]), ("b", &["gm"]), ("c", &["gm"])]);
+        let w = warnings(&one, &two);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("advice groups-edit-holders (warning): 2 members"),
+            "{w:?}"
+        );
+        assert_eq!(warnings(&two, &three).len(), 1, "c is new to the finding");
+        assert!(
+            warnings(&three, &two).is_empty(),
+            "fewer holders is no news"
+        );
+        assert!(warnings(&two, &two).is_empty());
+    }
+
+    #[test]
+    fn advice_warnings_are_bounded_and_skip_what_the_change_warnings_say() {
+        let s = with_members(
+            &(0..10)
+                .map(|i| {
+                    (
+                        ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9"][i],
+                        vec![],
+                    )
+                })
+                .collect::<Vec<_>>(),
+            &[("x", &["ghosts"])],
+        );
+        let after = review(
+            &s,
+            &resolve_grantees(&s),
+            &Settings::default(),
+            Timestamp::now(),
+        );
+        assert!(after.iter().any(|f| f.id == "unresolved-reference"));
+        let w = warnings(&[], &after);
+        assert_eq!(w.len(), MAX_ADVICE_WARNINGS, "{w:?}");
+        assert!(w.iter().all(|w| !w.contains("unresolved-reference")));
+        assert!(w.last().unwrap().contains("more new findings"), "{w:?}");
+        assert!(
+            w.iter()
+                .all(|w| w.len() <= crate::warnings::MAX_WARNING_BYTES)
         );
     }
 }
