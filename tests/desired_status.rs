@@ -105,7 +105,8 @@ fn organization_status_counts_what_the_members_report() {
     let f = examples();
     let ns = f.index.namespace(NS);
     let now = jiff::Timestamp::now();
-    let org = desired::organization(&f.org, &ns, BuiltinGroup::ALL.to_vec(), now);
+    let findings = desired::organization_findings(&ns, now);
+    let org = desired::organization(&f.org, &ns, BuiltinGroup::ALL.to_vec(), &findings, now);
     let statuses: Vec<_> = f
         .members
         .iter()
