@@ -275,3 +275,119 @@ async fn a_member_who_cannot_open_the_console_is_warned_about() {
     drop(op);
     t.stop().await;
 }
+
+/// Every finding id on one minimal organization through the cluster: the
+/// operator's `status.advice` names all eleven and counts what
+/// `orgaccess advise` reports on the same cluster objects (one function).
+#[tokio::test]
+async fn each_finding_on_a_minimal_organization() {
+    let t = TestWebhook::start().await;
+    let ns = t.ns.clone();
+    let org = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: acme}\n\
+               spec:\n  displayName: Acme\n  advice: {administratorsMaxMembers: 1}\n";
+    assert_success("the Organization", &apply(&ns, org).await);
+    let op = Operator::start_in("advice-each", 0, Some(&ns));
+    t.wait_cached("Administrators seeded", |s| s.administrators().is_some())
+        .await;
+    let member = |name: &str, groups: &str| {
+        format!(
+            "---\napiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata: {{name: {name}}}\n\
+             spec:\n  identity: {{provider: Email, username: {name}@acme.example}}\n  \
+             groups: [{groups}]\n  accepted: true\n"
+        )
+    };
+    let group = |name: &str, body: &str| {
+        format!(
+            "---\napiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {{name: {name}}}\nspec:\n{body}"
+        )
+    };
+    let key = |name: &str, body: &str| {
+        format!(
+            "---\napiVersion: orgaccess.dev/v1alpha1\nkind: ApiKey\nmetadata: {{name: {name}}}\n\
+             spec:\n  displayName: {name}\n{body}"
+        )
+    };
+    let objects = [
+        // groups-edit-holders, administrators-size (two administrators, one advised).
+        member("a1", "administrators"),
+        member("a2", "administrators"),
+        // administrator-equivalent: everything Administrators holds, elsewhere.
+        group("full", "  template: FullAccess\n"),
+        member("f", "full"),
+        // console-without-organization-view.
+        group(
+            "readers",
+            "  privileges:\n    - {service: Content, domain: Sources, level: View}\n",
+        ),
+        member("r", "readers"),
+        // identical-duplicate (and, with nobody in it, group-without-members).
+        group(
+            "readers-copy",
+            "  duplicateOf: readers\n  privileges:\n    - {service: Content, domain: Sources, level: View}\n",
+        ),
+        // activities-view-holders.
+        group(
+            "auditors",
+            "  privileges:\n    - {service: Organization, domain: Activities, level: View}\n    - {service: Organization, domain: Organization, level: View}\n",
+        ),
+        member("au", "auditors"),
+        // unresolved-reference.
+        member("lost", "auditors, ghosts"),
+        // key-without-expiry, and public-key-beyond-search: an access list
+        // gives the public key View on a group.
+        key("pub", "  template: AnonymousSearch\n"),
+        group(
+            "exposed",
+            "  access:\n    - {apiKey: pub, level: View}\n",
+        ),
+        member("x", "exposed, auditors"),
+        // key-near-cap: 90 of at most 90 days.
+        key("near", "  template: AnonymousSearch\n  lifetime: P90D\n"),
+    ]
+    .concat();
+    assert_success("the objects", &apply(&ns, &objects).await);
+
+    let org = organization_when(&ns, "every finding in status", |o| {
+        findings(o).len() == orgaccess::core::advice::IDS.len()
+    })
+    .await;
+    let mut ids = findings(&org);
+    ids.sort();
+    let mut all: Vec<String> = orgaccess::core::advice::IDS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    all.sort();
+    assert_eq!(ids, all);
+    let advice = org.status.as_ref().unwrap().advice.clone().unwrap();
+
+    // `orgaccess advise` on the cluster: the same findings.
+    let kubeconfig = support::plane().kubeconfig_for(ADMIN);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgaccess"))
+        .args(["advise", "-n", &ns, "-o", "json", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "a critical finding fails");
+    let count = |severity: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == severity)
+            .count() as u32
+    };
+    assert_eq!(
+        (advice.critical, advice.warning, advice.info),
+        (count("critical"), count("warning"), count("info")),
+        "{report}"
+    );
+    assert_eq!(
+        condition_status(&org, "LeastPrivilege"),
+        Some(("False".into(), "Findings".into()))
+    );
+    drop(op);
+    t.stop().await;
+}
