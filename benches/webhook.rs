@@ -142,6 +142,7 @@ fn index() -> Arc<Index> {
                 ..OrgResources::default()
             },
             invitation_lifetime_days: 31,
+            advice: Default::default(),
         },
     );
     org.metadata.namespace = Some(NS.into());

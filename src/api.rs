@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
 use crate::core::effective::{MemberPhase, Via};
 use crate::core::model::{
-    AccessEntry, ApiKeyDef, DEFAULT_INVITATION_DAYS, GroupDef, IdentitySet, MemberDef,
+    AccessEntry, AdviceSpec, ApiKeyDef, DEFAULT_INVITATION_DAYS, GroupDef, IdentitySet, MemberDef,
     MemberIdentity, Meta, OrgDef, OrgResources, OrgState, Subject,
 };
 use crate::core::privilege::PrivilegeSpec;
@@ -73,6 +73,7 @@ fn default_invitation_days() -> u32 {
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Least privilege","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"LeastPrivilege\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -87,6 +88,15 @@ pub struct OrganizationSpec {
     #[serde(default = "default_invitation_days")]
     #[schemars(range(min = 1, max = 365))]
     pub invitation_lifetime_days: u32,
+    /// The least-privilege advisor's thresholds and the findings switched
+    /// off (each with its reason). Absent: the defaults (docs/cli.md,
+    /// `orgaccess advise`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub advice: AdviceSpec,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// The organization's access state, summarized.
@@ -127,6 +137,27 @@ pub struct OrganizationStatus {
     /// deleted built-in group other than Administrators stays deleted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seeded_builtin_groups: Vec<BuiltinGroup>,
+    /// The least-privilege advisor's findings (`orgaccess advise`), counted
+    /// by severity; the `LeastPrivilege` condition summarizes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<AdviceStatus>,
+}
+
+/// The advisor's findings on the organization, as the operator last
+/// reviewed it (findings switched off in `spec.advice` are not counted).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdviceStatus {
+    /// Findings of severity critical.
+    pub critical: u32,
+    /// Findings of severity warning.
+    pub warning: u32,
+    /// Findings of severity info.
+    pub info: u32,
+    /// The ids of the findings, each once, most severe first (at most 32).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = 64)))]
+    pub findings: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -581,6 +612,7 @@ impl From<&Organization> for OrgDef {
             display_name: o.spec.display_name.clone(),
             resources: o.spec.resources.clone(),
             invitation_lifetime_days: o.spec.invitation_lifetime_days,
+            advice: o.spec.advice.clone(),
             meta: guarded_meta(o.meta()),
         }
     }

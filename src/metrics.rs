@@ -7,6 +7,9 @@
 //! `orgaccess_webhook_*`) are registered by each component, every series
 //! created at zero up front, so an alert on a rate has data from the start.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -227,10 +230,124 @@ fn openmetrics_to_classic(text: &str) -> String {
     out
 }
 
+/// `orgaccess_advice_findings{namespace,finding,severity}`: the number of
+/// findings of each id in each organization, as the controller last reviewed
+/// it (the same findings as the Organization's `status.advice`). A series
+/// exists while its finding does: one whose finding went away, or whose
+/// namespace lost its Organization, is removed.
+#[derive(Clone, Default)]
+pub struct AdviceMetrics {
+    findings: Family<AdviceLabels, Gauge>,
+    /// The series set per namespace, to remove those that go away.
+    present: Arc<Mutex<BTreeMap<String, BTreeSet<AdviceLabels>>>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct AdviceLabels {
+    pub namespace: String,
+    pub finding: &'static str,
+    pub severity: &'static str,
+}
+
+impl AdviceMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "orgaccess_advice_findings",
+            "Least-privilege findings (orgaccess advise) by organization namespace, finding id and severity",
+            self.findings.clone(),
+        );
+    }
+
+    /// Sets the namespace's series from its findings, removing the series
+    /// of findings it no longer has.
+    pub fn set(&self, namespace: &str, findings: &[crate::core::advice::Finding]) {
+        let now: BTreeMap<AdviceLabels, i64> = crate::core::advice::by_id(findings)
+            .into_iter()
+            .map(|((finding, severity), n)| {
+                (
+                    AdviceLabels {
+                        namespace: namespace.to_string(),
+                        finding,
+                        severity: severity.as_str(),
+                    },
+                    i64::from(n),
+                )
+            })
+            .collect();
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        let before = present.remove(namespace).unwrap_or_default();
+        for gone in before.iter().filter(|l| !now.contains_key(*l)) {
+            self.findings.remove(gone);
+        }
+        for (labels, n) in &now {
+            self.findings.get_or_create(labels).set(*n);
+        }
+        if !now.is_empty() {
+            present.insert(namespace.to_string(), now.into_keys().collect());
+        }
+    }
+
+    /// Removes the series of every namespace `live` says no longer holds an
+    /// organization.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        present.retain(|ns, labels| {
+            if live(ns) {
+                return true;
+            }
+            for l in labels.iter() {
+                self.findings.remove(l);
+            }
+            false
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use prometheus_client::metrics::counter::Counter;
+
+    #[test]
+    fn advice_series_follow_the_findings_and_their_namespace() {
+        use crate::core::advice::{Finding, Severity};
+        let finding = |id: &'static str, severity| Finding {
+            id,
+            severity,
+            objects: vec![],
+            message: String::new(),
+            practice: "",
+            source: "",
+            fix: String::new(),
+        };
+        let m = AdviceMetrics::default();
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let text = || Format::Classic.encode(&registry).unwrap();
+        m.set(
+            "acme",
+            &[
+                finding("group-without-members", Severity::Info),
+                finding("group-without-members", Severity::Info),
+                finding("groups-edit-holders", Severity::Warning),
+            ],
+        );
+        m.set("other", &[finding("key-near-cap", Severity::Info)]);
+        let t = text();
+        assert!(
+            t.contains(r#"orgaccess_advice_findings{namespace="acme",finding="group-without-members",severity="info"} 2"#),
+            "{t}"
+        );
+        assert!(t.contains(r#"finding="groups-edit-holders",severity="warning"} 1"#));
+        m.set("acme", &[finding("group-without-members", Severity::Info)]);
+        assert!(
+            !text().contains("groups-edit-holders"),
+            "a finding gone is no series"
+        );
+        m.retain(|ns| ns != "other");
+        let t = text();
+        assert!(!t.contains("key-near-cap") && t.contains("acme"), "{t}");
+    }
 
     #[test]
     fn accept_header_selects_the_format() {

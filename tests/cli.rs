@@ -1180,4 +1180,40 @@ fn advise_follows_the_seeds_examples() {
             .iter()
             .any(|f| f["id"] == "groups-edit-holders")
     );
+    let unknown = run(&["advise", "-f", &path, "--disable", "no-such-finding"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("unknown finding 'no-such-finding'"));
+
+    // The Organization's own settings, as the operator reads them: the
+    // finding switched off with a reason, or a threshold that allows two.
+    let org = dir.path().join("00-organization.yaml");
+    let text = std::fs::read_to_string(&org).unwrap();
+    for advice in [
+        "  advice:\n    disabled:\n      - {finding: groups-edit-holders, reason: the pilot integrator (SEC-42)}\n",
+        "  advice: {groupsEditMaxHolders: 2}\n",
+    ] {
+        std::fs::write(&org, format!("{text}{advice}")).unwrap();
+        let out = run(&["advise", "-f", &path, "-o", "json"]);
+        assert!(
+            !findings(&out)
+                .iter()
+                .any(|f| f["id"] == "groups-edit-holders"),
+            "{advice}: {}",
+            out.stdout
+        );
+        // The flags still override the Organization.
+        let out = run(&[
+            "advise",
+            "-f",
+            &path,
+            "-o",
+            "json",
+            "--groups-edit-max",
+            "0",
+        ]);
+        let flagged = findings(&out)
+            .iter()
+            .any(|f| f["id"] == "groups-edit-holders");
+        assert_eq!(flagged, !advice.contains("disabled"), "{advice}");
+    }
 }

@@ -105,7 +105,8 @@ fn organization_status_counts_what_the_members_report() {
     let f = examples();
     let ns = f.index.namespace(NS);
     let now = jiff::Timestamp::now();
-    let org = desired::organization(&f.org, &ns, BuiltinGroup::ALL.to_vec(), now);
+    let findings = desired::organization_findings(&ns, now);
+    let org = desired::organization(&f.org, &ns, BuiltinGroup::ALL.to_vec(), &findings, now);
     let statuses: Vec<_> = f
         .members
         .iter()
@@ -267,4 +268,52 @@ fn api_key_phase_agrees_across_status_explain_and_who_can() {
         ["Active", "Disabled", "Expired"].map(String::from).into(),
         "every phase was exercised"
     );
+}
+
+/// The Organization's `status.advice` is the core advisor's review of the
+/// same objects (what `orgaccess advise` prints), under the Organization's
+/// own `spec.advice`: a finding it switches off is not counted.
+#[test]
+fn organization_advice_is_the_advisors_review_under_its_settings() {
+    use orgaccess::core::advice::{Counts, review};
+    use orgaccess::core::effective::resolve_grantees;
+    use orgaccess::core::model::DisabledFinding;
+    let mut f = examples();
+    let now = jiff::Timestamp::now();
+    let advice_of = |f: &Fixture| {
+        let ns = f.index.namespace(NS);
+        let findings = desired::organization_findings(&ns, now);
+        desired::organization(&f.org, &ns, BuiltinGroup::ALL.to_vec(), &findings, now)
+            .advice
+            .expect("status.advice")
+    };
+    let state = orgaccess::api::org_state(NS, [&f.org], &f.groups, &f.members, &f.keys);
+    let reviewed = review(
+        &state,
+        &resolve_grantees(&state),
+        &state.advice_settings(),
+        now,
+    );
+    let before = advice_of(&f);
+    let counts = Counts::of(&reviewed);
+    assert_eq!(
+        (before.critical, before.warning, before.info),
+        (counts.critical, counts.warning, counts.info)
+    );
+    assert!(
+        before.findings.iter().any(|id| id == "key-near-cap"),
+        "{before:?}"
+    );
+
+    f.org.spec.advice.disabled.push(DisabledFinding {
+        finding: "key-near-cap".into(),
+        reason: "the public search key is rotated by the web team".into(),
+    });
+    f.index.apply(&f.org);
+    let after = advice_of(&f);
+    assert!(
+        !after.findings.iter().any(|id| id == "key-near-cap"),
+        "{after:?}"
+    );
+    assert_eq!(after.info + 1, before.info);
 }

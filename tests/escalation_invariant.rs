@@ -332,6 +332,7 @@ fn org(days: u32) -> OrgDef {
             ..OrgResources::default()
         },
         invitation_lifetime_days: days,
+        advice: Default::default(),
         meta: Meta::default(),
     }
 }

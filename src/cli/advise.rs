@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::output::{OutputFormat, Style, Styles, Table, cell, styled};
 use super::source::{self, SourceArgs, Subject};
 use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, fail};
-use crate::core::advice::{Finding, Settings, Severity, review};
+use crate::core::advice::{Finding, Severity, review};
 use crate::core::effective::resolve_grantees;
 
 #[derive(Args, Clone, Debug)]
@@ -19,18 +19,32 @@ pub struct AdviseArgs {
     /// Exit 1 when a finding is at least this severe: info, warning or critical.
     #[arg(long, value_name = "SEVERITY", default_value = "critical", value_parser = parse_severity)]
     pub fail_on: Severity,
-    /// Members holding Groups Edit before it is a finding.
-    #[arg(long, default_value_t = Settings::default().groups_edit_max)]
-    pub groups_edit_max: usize,
-    /// Active members of Administrators before it is a finding.
-    #[arg(long, default_value_t = Settings::default().administrators_max)]
-    pub administrators_max: usize,
-    /// Switch a finding off by id (repeat for several).
-    #[arg(long = "disable", value_name = "ID")]
+    /// Members holding Groups Edit before it is a finding (default: the
+    /// Organization's spec.advice.groupsEditMaxHolders, else 1).
+    #[arg(long)]
+    pub groups_edit_max: Option<usize>,
+    /// Active members of Administrators before it is a finding (default: the
+    /// Organization's spec.advice.administratorsMaxMembers, else 3).
+    #[arg(long)]
+    pub administrators_max: Option<usize>,
+    /// Switch a finding off by id (repeat for several), besides those the
+    /// Organization's spec.advice.disabled switches off.
+    #[arg(long = "disable", value_name = "ID", value_parser = parse_id)]
     pub disabled: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+fn parse_id(s: &str) -> Result<String, String> {
+    if crate::core::advice::IDS.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "unknown finding '{s}'; one of {}",
+            crate::core::advice::IDS.join(", ")
+        ))
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -48,12 +62,15 @@ pub async fn run(args: AdviseArgs, cluster: &ClusterArgs) -> i32 {
         Ok(o) => o,
         Err(e) => return fail(&e),
     };
-    let settings = Settings {
-        groups_edit_max: args.groups_edit_max,
-        administrators_max: args.administrators_max,
-        disabled: args.disabled.iter().cloned().collect(),
-        ..Settings::default()
-    };
+    // The Organization's settings (the ones the operator uses), then the flags.
+    let mut settings = org.state.advice_settings();
+    if let Some(n) = args.groups_edit_max {
+        settings.groups_edit_max = n;
+    }
+    if let Some(n) = args.administrators_max {
+        settings.administrators_max = n;
+    }
+    settings.disabled.extend(args.disabled.iter().cloned());
     let findings = review(
         &org.state,
         &resolve_grantees(&org.state),

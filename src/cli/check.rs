@@ -377,7 +377,13 @@ pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
         };
         let violations = check_with(state, grantees, &m.name, old.as_ref(), &def, &identity, now);
         let warnings = if violations.is_empty() {
-            warnings::warnings(state, &change_of(&m.name, old.as_ref(), &def))
+            warnings::with_advice(
+                state,
+                grantees,
+                &change_of(&m.name, old.as_ref(), &def),
+                &|g| crate::core::advice::scan_members_of(state, g),
+                now,
+            )
         } else {
             Vec::new()
         };

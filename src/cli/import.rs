@@ -390,6 +390,7 @@ pub fn import(
                 tracking_ids: take(&mut resources, ResourceKind::TrackingIds),
             },
             invitation_lifetime_days: DEFAULT_INVITATION_DAYS,
+            advice: Default::default(),
         },
     );
     org.metadata = with_ns(org.metadata);

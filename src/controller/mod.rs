@@ -22,7 +22,9 @@ pub mod desired {
     pub use super::apikey::{SecretValues, desired_status as api_key, key_facts as api_key_facts};
     pub use super::group::desired_status as group;
     pub use super::member::desired_status as member;
-    pub use super::organization::desired_status as organization;
+    pub use super::organization::{
+        desired_status as organization, findings as organization_findings,
+    };
 }
 
 pub use organization::builtin_group;
@@ -139,6 +141,8 @@ pub struct Metrics {
     pub events: Family<ResultLabel, Counter>,
     /// 1 while this replica holds the Lease (or runs without election), else 0.
     pub leader: Gauge,
+    /// `orgaccess_advice_findings`, set by the Organization reconcile.
+    pub advice: crate::metrics::AdviceMetrics,
 }
 
 fn duration_histogram() -> Histogram {
@@ -154,7 +158,9 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             events: Family::default(),
             leader: Gauge::default(),
+            advice: crate::metrics::AdviceMetrics::default(),
         };
+        m.advice.register(registry);
         m.create_known_series();
         let sub = registry.sub_registry_with_prefix("orgaccess_controller");
         sub.register(

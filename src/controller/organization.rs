@@ -12,7 +12,8 @@ use kube::{Api, ResourceExt};
 
 use super::status::{Progress, Want, apply_if_changed, conditions};
 use super::{Ctx, Error, RESYNC};
-use crate::api::{Group, GroupSpec, Organization, OrganizationStatus};
+use crate::api::{AdviceStatus, Group, GroupSpec, Organization, OrganizationStatus};
+use crate::core::advice::{Counts, Finding, review};
 use crate::core::builtin::BuiltinGroup;
 use crate::core::effective::{MemberPhase, group_members, member_phase};
 use crate::core::model::GroupDef;
@@ -60,6 +61,7 @@ async fn administrators_exist(ctx: &Ctx, api: &Api<Group>, ns: &str) -> Result<b
 pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = org.namespace().ok_or(Error::NotNamespaced)?;
     if org.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.advice.set(&ns, &[]);
         return Ok(Action::await_change());
     }
     let groups_api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
@@ -104,8 +106,20 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
         .await;
     }
 
-    // Not held across the write (copy on write, see member::reconcile).
-    let status = desired_status(&org, &ctx.caches.index.namespace(&ns), seeded, super::now());
+    let now = super::now();
+    // The snapshot is not held across the write (copy on write, see
+    // member::reconcile).
+    let (findings, status) = {
+        let snapshot = ctx.caches.index.namespace(&ns);
+        let findings = findings(&snapshot, now);
+        let status = desired_status(&org, &snapshot, seeded, &findings, now);
+        (findings, status)
+    };
+    ctx.metrics.advice.set(&ns, &findings);
+    let index = &ctx.caches.index;
+    ctx.metrics
+        .advice
+        .retain(|ns| index.namespace(ns).state.org.is_some());
     let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
     let mut changes = Vec::new();
     if !created.is_empty() {
@@ -121,15 +135,72 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     Ok(Action::requeue(RESYNC))
 }
 
-/// The Organization's status: counts by phase and its administrators, from
-/// the namespace as indexed. Costs one phase per member (no privileges are
-/// merged) and the members of the Administrators group.
+/// The least-privilege advisor's findings on the namespace as indexed, under
+/// the Organization's `spec.advice` (core `advice::review`, the function
+/// `orgaccess advise` calls): the status and the metrics project them.
+/// Costs each member's effective privileges.
+pub fn findings(snap: &Namespace, now: jiff::Timestamp) -> Vec<Finding> {
+    review(
+        &snap.state,
+        &snap.grantees(),
+        &snap.state.advice_settings(),
+        now,
+    )
+}
+
+/// `status.advice` and the `LeastPrivilege` condition, from the findings.
+fn advice(findings: &[Finding]) -> (AdviceStatus, Want) {
+    let counts = Counts::of(findings);
+    let mut ids: Vec<String> = Vec::new();
+    for f in findings {
+        if !ids.iter().any(|i| i == f.id) {
+            ids.push(f.id.to_string());
+        }
+    }
+    let ok = counts.critical == 0 && counts.warning == 0;
+    let reason = match (ok, counts.info) {
+        (true, 0) => "NoFindings",
+        (true, _) => "OnlyInfo",
+        (false, _) => "Findings",
+    };
+    let message = if ids.is_empty() {
+        "no least-privilege findings".to_string()
+    } else {
+        format!(
+            "{}: {} (orgaccess advise -n <namespace> lists them)",
+            counts.summary(),
+            ids.join(", ")
+        )
+    };
+    ids.truncate(32);
+    (
+        AdviceStatus {
+            critical: counts.critical,
+            warning: counts.warning,
+            info: counts.info,
+            findings: ids,
+        },
+        Want {
+            type_: "LeastPrivilege",
+            ok,
+            reason,
+            message,
+        },
+    )
+}
+
+/// The Organization's status: counts by phase, its administrators and the
+/// advisor's findings (computed by [`findings`]), from the namespace as
+/// indexed. Costs one phase per member and the members of the
+/// Administrators group (the findings cost more; they are an argument).
 pub fn desired_status(
     org: &Organization,
     snap: &Namespace,
     seeded: Vec<BuiltinGroup>,
+    findings: &[Finding],
     now: jiff::Timestamp,
 ) -> OrganizationStatus {
+    let (advice, least_privilege) = advice(findings);
     let previous = org.status.clone().unwrap_or_default();
     let members = &snap.state.members;
     let lifetime = snap.state.invitation_lifetime_days();
@@ -190,6 +261,7 @@ pub fn desired_status(
                 }
                 .wants(),
             )
+            .chain([least_privilege])
             .collect(),
             org.metadata.generation,
         ),
@@ -202,5 +274,6 @@ pub fn desired_status(
         api_keys: snap.state.api_keys.len() as u32,
         administrators,
         seeded_builtin_groups: seeded,
+        advice: Some(advice),
     }
 }

@@ -800,6 +800,7 @@ mod tests {
                 display_name: "Org".into(),
                 resources: OrgResources::default(),
                 invitation_lifetime_days: 31,
+                advice: Default::default(),
             },
         );
         o.metadata.namespace = Some(ns.into());
@@ -891,8 +892,8 @@ mod tests {
         assert!(index.apply(g).is_empty());
     }
 
-    /// An edit reaches the group, its members by either route, and the
-    /// grantees its access list names; nobody else.
+    /// An edit reaches the group, its members by either route, the grantees
+    /// its access list names and the organization; nobody else.
     #[test]
     fn a_group_edit_reaches_its_members_and_grantees_only() {
         let (index, mut groups, _) = fixture();
@@ -900,7 +901,8 @@ mod tests {
         let affected = index.apply(&groups[0]);
         assert_eq!(affected.groups, names(&["readers"]));
         assert_eq!(affected.members, names(&["ann"]));
-        assert!(!affected.organization);
+        // The organization's least-privilege findings follow every group.
+        assert!(affected.organization);
 
         // sso-ops gives readers access: editing it re-resolves readers too.
         groups[1].spec.access.clear();

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::builtin::BuiltinGroup;
 use crate::core::effective::member_groups;
 use crate::core::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgDef, OrgResources,
@@ -120,8 +119,8 @@ pub fn organization(ns: &Namespace, old: Option<&OrgDef>, new: Option<&OrgDef>) 
 /// A group changed: itself, its members (invited, or matched by its identity
 /// sets before or after), the grantees its access list names before or after,
 /// the objects that name it (when it comes or goes, or its display name
-/// changes, for duplicates), and the organization when it counts groups or
-/// administrators.
+/// changes, for duplicates), and the organization (its counts, its
+/// administrators and its least-privilege findings).
 pub fn group(ns: &Namespace, old: Option<&GroupDef>, new: Option<&GroupDef>) -> Affected {
     if old == new {
         return Affected::default();
@@ -144,11 +143,10 @@ pub fn group(ns: &Namespace, old: Option<&GroupDef>, new: Option<&GroupDef>) -> 
     if came_or_went || old.map(|g| &g.display_name) != new.map(|g| &g.display_name) {
         out.referrers(ns, Some(name), None);
     }
-    let administrators = old
-        .into_iter()
-        .chain(new)
-        .any(|g| g.builtin == Some(BuiltinGroup::Administrators));
-    out.organization = came_or_went || administrators;
+    // The organization: its counts and administrators, and its
+    // least-privilege findings, which any group's definition can change
+    // (one reconcile per namespace, however many groups changed).
+    out.organization = true;
     out
 }
 
@@ -171,8 +169,8 @@ pub fn member(ns: &Namespace, old: Option<&MemberDef>, new: Option<&MemberDef>) 
 }
 
 /// An API key changed: itself, the grantees its access list names before or
-/// after, and when it comes or goes, the objects naming it and the
-/// organization (its count).
+/// after, when it comes or goes the objects naming it, and the organization
+/// (its count and its least-privilege findings).
 pub fn api_key(ns: &Namespace, old: Option<&ApiKeyDef>, new: Option<&ApiKeyDef>) -> Affected {
     if old == new {
         return Affected::default();
@@ -187,7 +185,8 @@ pub fn api_key(ns: &Namespace, old: Option<&ApiKeyDef>, new: Option<&ApiKeyDef>)
     }
     if old.is_none() || new.is_none() {
         out.referrers(ns, None, Some(name));
-        out.organization = true;
     }
+    // Its count, and its least-privilege findings (lifetime, privileges).
+    out.organization = true;
     out
 }

@@ -512,7 +512,21 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
     let message =
         (!allowed).then(|| rules::denial_message(kind.as_str(), &namespace, &name, &violations));
     let warnings = if allowed {
-        warnings::warnings(&state, &change)
+        // The index names a group's members without a scan (a superset).
+        let members_of = |g: &str| {
+            snapshot
+                .candidate_members(g)
+                .into_iter()
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        warnings::with_advice(
+            &state,
+            &grantees,
+            &change,
+            &members_of,
+            jiff::Timestamp::now(),
+        )
     } else {
         Vec::new()
     };

@@ -13,9 +13,25 @@ use crate::apikey::{Standing, effective_lifetime_days};
 use crate::builtin::{ApiKeyTemplate, BuiltinGroup, Privacy};
 use crate::catalog;
 use crate::effective::{ConsoleAccess, Grantees, console_access, group_members, member_effective};
-use crate::model::OrgState;
+use crate::model::{GroupDef, OrgState};
 use crate::privilege::{Grant, Level, PrivilegeSet};
 use crate::warnings::unresolved_references;
+
+/// Every finding id, stable: alerts, suppressions (`spec.advice.disabled`)
+/// and CI thresholds name them.
+pub const IDS: [&str; 11] = [
+    "groups-edit-holders",
+    "administrators-size",
+    "administrator-equivalent",
+    "console-without-organization-view",
+    "unresolved-reference",
+    "public-key-beyond-search",
+    "key-without-expiry",
+    "key-near-cap",
+    "activities-view-holders",
+    "group-without-members",
+    "identical-duplicate",
+];
 
 /// How much a finding matters, in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -94,9 +110,13 @@ pub fn review(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     members_findings(state, grantees, settings, now, &mut out);
-    groups_findings(state, grantees, now, &mut out);
+    groups_findings(state, grantees, &mut out);
     keys_findings(state, grantees, settings, now, &mut out);
     references_findings(state, &mut out);
+    debug_assert!(
+        out.iter().all(|f| IDS.contains(&f.id)),
+        "an id missing from IDS"
+    );
     out.retain(|f| !settings.disabled.contains(f.id));
     out.sort_by(|a, b| {
         b.severity
@@ -105,6 +125,374 @@ pub fn review(
             .then(a.objects.cmp(&b.objects))
     });
     out
+}
+
+/// Findings counted by severity: the Organization's status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub critical: u32,
+    pub warning: u32,
+    pub info: u32,
+}
+
+impl Counts {
+    pub fn of(findings: &[Finding]) -> Counts {
+        let mut c = Counts::default();
+        for f in findings {
+            match f.severity {
+                Severity::Critical => c.critical += 1,
+                Severity::Warning => c.warning += 1,
+                Severity::Info => c.info += 1,
+            }
+        }
+        c
+    }
+
+    /// `1 critical, 2 warning, 0 info`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} critical, {} warning, {} info",
+            self.critical, self.warning, self.info
+        )
+    }
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Findings counted by id (each id has one severity): the metrics.
+pub fn by_id(findings: &[Finding]) -> std::collections::BTreeMap<(&'static str, Severity), u32> {
+    let mut out = std::collections::BTreeMap::new();
+    for f in findings {
+        *out.entry((f.id, f.severity)).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Ids whose findings the change's own warnings ([`crate::warnings::warnings`])
+/// already state for the object under change: not repeated as advice.
+const SAID_BY_WARNINGS: [&str; 2] = ["unresolved-reference", "key-without-expiry"];
+
+/// Most advice warnings for one change (the rest are counted in the last).
+pub const MAX_ADVICE_WARNINGS: usize = 4;
+
+/// What a change adds: the findings of `after` that concern an object no
+/// finding of the same id concerned in `before` (a finding that only lost
+/// objects, or stayed as it was, is not new).
+pub fn new_findings<'a>(before: &[Finding], after: &'a [Finding]) -> Vec<&'a Finding> {
+    let known: BTreeSet<(&str, &str)> = before
+        .iter()
+        .flat_map(|f| f.objects.iter().map(move |o| (f.id, o.as_str())))
+        .collect();
+    after
+        .iter()
+        .filter(|f| {
+            f.objects
+                .iter()
+                .any(|o| !known.contains(&(f.id, o.as_str())))
+        })
+        .collect()
+}
+
+/// The admission warnings for a change that turns `before` into `after`
+/// (kubectl prints each as `Warning: ...`): its new findings, at most
+/// [`MAX_ADVICE_WARNINGS`], each at most [`crate::warnings::MAX_WARNING_BYTES`].
+pub fn warnings(before: &[Finding], after: &[Finding]) -> Vec<String> {
+    let new: Vec<&Finding> = new_findings(before, after)
+        .into_iter()
+        .filter(|f| !SAID_BY_WARNINGS.contains(&f.id))
+        .collect();
+    let mut out: Vec<String> = new
+        .iter()
+        .take(MAX_ADVICE_WARNINGS)
+        .map(|f| {
+            crate::rules::truncate(
+                format!(
+                    "advice {} ({}): {}; fix: {}",
+                    f.id,
+                    f.severity.as_str(),
+                    f.message,
+                    f.fix
+                ),
+                crate::warnings::MAX_WARNING_BYTES,
+            )
+        })
+        .collect();
+    if new.len() > MAX_ADVICE_WARNINGS {
+        out.pop();
+        out.push(format!(
+            "advice: {} more new findings; see orgaccess advise",
+            new.len() - (MAX_ADVICE_WARNINGS - 1)
+        ));
+    }
+    out
+}
+
+/// Most members the review of one change looks at; a change concerning more
+/// (a group of thousands) gets no advice warnings: the Organization's status
+/// still reports its findings.
+pub const MAX_CHANGE_MEMBERS: usize = 256;
+
+/// Findings whose inputs an excerpt holds completely whatever it leaves
+/// out: what an Organization change (thresholds, switches) is warned about.
+const ORGANIZATION_WIDE: [&str; 4] = [
+    "groups-edit-holders",
+    "administrators-size",
+    "administrator-equivalent",
+    "activities-view-holders",
+];
+
+/// Warned about on admission: findings of severity warning or critical
+/// (the info ones are in the status, the metrics and `orgaccess advise`),
+/// but not a group without members (a group is created before its members
+/// are invited, so that is its normal first state) nor what the change's own
+/// warnings say ([`SAID_BY_WARNINGS`]).
+fn warned_on_admission(f: &Finding) -> bool {
+    f.severity >= Severity::Warning
+        && f.id != "group-without-members"
+        && !SAID_BY_WARNINGS.contains(&f.id)
+}
+
+/// The groups whose members the organization-wide findings count: a member
+/// outside them holds neither Groups Edit nor Activities View (a member's
+/// level on a domain is the highest of their groups'), so cannot be in
+/// those findings. Administrators is one of them.
+fn counted_groups(state: &OrgState, grantees: &Grantees) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = grantees
+        .groups
+        .iter()
+        .filter(|(_, p)| holds_groups_edit(p) || holds_activities_view(p))
+        .map(|(g, _)| g.clone())
+        .collect();
+    if let Some(a) = state.administrators() {
+        out.insert(a.name.clone());
+    }
+    out
+}
+
+/// The members of `group` in `state` by either route, by a scan: the
+/// `members_of` of [`change_warnings`] where no index is at hand (the CLI).
+pub fn scan_members_of(state: &OrgState, group: &str) -> BTreeSet<String> {
+    state
+        .members
+        .values()
+        .filter(|m| crate::effective::membership_in(state, m, group).is_some())
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+/// The part of `state` the review of a change needs: the members `members`,
+/// the groups they are in (and every group with identity sets, which may
+/// match them), `groups`, duplicates' sources and `keys`, and, until nothing
+/// more is added, every group and key whose access list names one of them
+/// (their grants are part of its privileges).
+fn excerpt(
+    state: &OrgState,
+    members: &BTreeSet<String>,
+    mut groups: BTreeSet<String>,
+    mut keys: BTreeSet<String>,
+) -> OrgState {
+    let mut out = OrgState {
+        org: state.org.clone(),
+        ..OrgState::default()
+    };
+    for name in members {
+        if let Some(m) = state.members.get(name) {
+            groups.extend(m.groups.iter().cloned());
+            out.members.insert(name.clone(), m.clone());
+        }
+    }
+    for g in state.groups.values() {
+        if !g.identity_sets.is_empty() {
+            groups.insert(g.name.clone());
+        }
+    }
+    let sources: Vec<String> = groups
+        .iter()
+        .filter_map(|g| state.groups.get(g)?.duplicate_of.clone())
+        .collect();
+    groups.extend(sources);
+    loop {
+        let names = |e: &crate::model::AccessEntry| {
+            e.group.as_ref().is_some_and(|g| groups.contains(g))
+                || e.api_key.as_ref().is_some_and(|k| keys.contains(k))
+        };
+        let more_groups: Vec<String> = state
+            .groups
+            .values()
+            .filter(|g| !groups.contains(&g.name) && g.access.iter().any(names))
+            .map(|g| g.name.clone())
+            .collect();
+        let more_keys: Vec<String> = state
+            .api_keys
+            .values()
+            .filter(|k| !keys.contains(&k.name) && k.access.iter().any(names))
+            .map(|k| k.name.clone())
+            .collect();
+        if more_groups.is_empty() && more_keys.is_empty() {
+            break;
+        }
+        groups.extend(more_groups);
+        keys.extend(more_keys);
+    }
+    for g in &groups {
+        if let Some(def) = state.groups.get(g) {
+            out.groups.insert(g.clone(), def.clone());
+        }
+    }
+    for k in &keys {
+        if let Some(def) = state.api_keys.get(k) {
+            out.api_keys.insert(k.clone(), def.clone());
+        }
+    }
+    out
+}
+
+/// The admission warnings of the advisor for an allowed change: the
+/// findings of severity warning or critical concerning the object under
+/// change (for a group, also its members; for the Organization, the
+/// organization-wide findings) that the change creates, at most
+/// [`MAX_ADVICE_WARNINGS`]. Never a denial.
+///
+/// `state` is the organization the rules judged the change in (the object
+/// as it was; absent for a create), `grantees` its grantees, and
+/// `members_of(group)` a superset of the names of a group's members in it
+/// (the webhook's index answers without a scan; [`scan_members_of`]).
+///
+/// The cost is bounded by what the change concerns, not by the namespace:
+/// both sides are reviewed on an excerpt holding the changed object, the
+/// members of the groups that hold Groups Edit or Activities View (so the
+/// organization-wide findings count right), and what their privileges come
+/// from; beyond [`MAX_CHANGE_MEMBERS`] members nothing is said.
+pub fn change_warnings(
+    state: &OrgState,
+    grantees: &Grantees,
+    change: &crate::rules::Change,
+    members_of: &dyn Fn(&str) -> BTreeSet<String>,
+    now: Timestamp,
+) -> Vec<String> {
+    use crate::rules::{Object, Operation};
+    let name = change.name;
+    let Some(object) = change.new.or(change.old) else {
+        return Vec::new();
+    };
+    if matches!(object, Object::Organization(_)) && change.operation == Operation::Delete {
+        return Vec::new();
+    }
+    let mut members = BTreeSet::new();
+    let (mut groups, mut keys) = (BTreeSet::new(), BTreeSet::new());
+    for g in counted_groups(state, grantees) {
+        members.extend(members_of(&g));
+        groups.insert(g);
+        if members.len() > MAX_CHANGE_MEMBERS {
+            return Vec::new();
+        }
+    }
+    match object {
+        Object::Member(_) => {
+            members.insert(name.to_string());
+        }
+        Object::Group(_) => {
+            members.extend(members_of(name));
+            // Members the new identity sets bring in.
+            if let Some(Object::Group(g)) = change.new
+                && !g.identity_sets.is_empty()
+            {
+                members.extend(
+                    state
+                        .members
+                        .values()
+                        .filter(|m| g.identity_sets.iter().any(|s| s.matches(m)))
+                        .map(|m| m.name.clone()),
+                );
+            }
+            groups.insert(name.to_string());
+            groups.extend(
+                state
+                    .groups
+                    .values()
+                    .filter(|g| g.duplicate_of.as_deref() == Some(name))
+                    .map(|g| g.name.clone()),
+            );
+        }
+        Object::ApiKey(_) => {
+            keys.insert(name.to_string());
+        }
+        Object::Organization(_) => {}
+    }
+    if members.len() > MAX_CHANGE_MEMBERS {
+        return Vec::new();
+    }
+    // The new object's own references (groups it is invited to, its access
+    // list, its source) are part of the excerpt too.
+    match change.new {
+        Some(Object::Member(m)) => groups.extend(m.groups.iter().cloned()),
+        Some(Object::Group(g)) => groups.extend(g.duplicate_of.iter().cloned()),
+        _ => {}
+    }
+    for e in change.new.iter().flat_map(|o| match o {
+        Object::Group(g) => g.access.as_slice(),
+        Object::ApiKey(k) => k.access.as_slice(),
+        _ => &[],
+    }) {
+        groups.extend(e.group.iter().cloned());
+        keys.extend(e.api_key.iter().cloned());
+    }
+    let before = excerpt(state, &members, groups, keys);
+    let mut after = before.clone();
+    crate::change::take(&mut after, object.kind(), name);
+    match change.new {
+        Some(Object::Organization(o)) => after.org = Some(o.clone()),
+        Some(Object::Group(g)) => {
+            after.groups.insert(name.to_string(), g.clone());
+        }
+        Some(Object::Member(m)) => {
+            after.members.insert(name.to_string(), m.clone());
+        }
+        Some(Object::ApiKey(k)) => {
+            after.api_keys.insert(name.to_string(), k.clone());
+        }
+        None => {}
+    }
+    let before_grantees = crate::effective::resolve_grantees(&before);
+    let after_grantees = match object {
+        Object::Group(_) | Object::ApiKey(_) => crate::effective::resolve_grantees(&after),
+        _ => before_grantees.clone(),
+    };
+    let found_before = review(&before, &before_grantees, &before.advice_settings(), now);
+    let found_after = review(&after, &after_grantees, &after.advice_settings(), now);
+    let concerned: BTreeSet<String> = match object {
+        Object::Group(_) => [&before, &after]
+            .into_iter()
+            .flat_map(|s| {
+                s.members
+                    .values()
+                    .filter(|m| crate::effective::membership_in(s, m, name).is_some())
+                    .map(|m| member(&m.name))
+            })
+            .chain([format!("Group/{name}")])
+            .collect(),
+        Object::Member(_) => [member(name)].into(),
+        Object::ApiKey(_) => [format!("ApiKey/{name}")].into(),
+        Object::Organization(_) => BTreeSet::new(),
+    };
+    let concerns = |f: &Finding| {
+        warned_on_admission(f)
+            && match object {
+                Object::Organization(_) => ORGANIZATION_WIDE.contains(&f.id),
+                _ => f.objects.iter().any(|o| concerned.contains(o)),
+            }
+    };
+    let keep =
+        |fs: Vec<Finding>| -> Vec<Finding> { fs.into_iter().filter(|f| concerns(f)).collect() };
+    warnings(&keep(found_before), &keep(found_after))
 }
 
 fn member(name: &str) -> String {
@@ -118,7 +506,9 @@ fn holds_groups_edit(p: &PrivilegeSet) -> bool {
 }
 
 fn holds_activities_view(p: &PrivilegeSet) -> bool {
-    catalog::lookup(catalog::Service::Organization, "Activities")
+    static ACTIVITIES: std::sync::LazyLock<Option<catalog::DomainId>> =
+        std::sync::LazyLock::new(|| catalog::lookup(catalog::Service::Organization, "Activities"));
+    ACTIVITIES
         .and_then(|d| p.get(d))
         .is_some_and(|g: &Grant| g.level >= Level::View)
 }
@@ -216,11 +606,25 @@ fn members_findings(
     }
 }
 
-fn groups_findings(state: &OrgState, grantees: &Grantees, now: Timestamp, out: &mut Vec<Finding>) {
+fn groups_findings(state: &OrgState, grantees: &Grantees, out: &mut Vec<Finding>) {
+    // The groups someone is in, by either route (`membership_in`, whatever
+    // the phase), in one pass over the members rather than one per group.
+    let with_sets: Vec<&GroupDef> = state
+        .groups
+        .values()
+        .filter(|g| !g.identity_sets.is_empty())
+        .collect();
+    let mut joined: BTreeSet<&str> = BTreeSet::new();
+    for m in state.members.values() {
+        joined.extend(m.groups.iter().map(String::as_str));
+        for g in &with_sets {
+            if g.identity_sets.iter().any(|s| s.matches(m)) {
+                joined.insert(&g.name);
+            }
+        }
+    }
     for g in state.groups.values().filter(|g| g.builtin.is_none()) {
-        let (active, pending) =
-            group_members(state, grantees, state.members.values(), &g.name, now);
-        if active.is_empty() && pending.is_empty() {
+        if !joined.contains(g.name.as_str()) {
             out.push(Finding {
                 id: "group-without-members",
                 severity: Severity::Info,
@@ -476,5 +880,199 @@ mod tests {
             found.iter().all(|f| f.id != "group-without-members"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn every_finding_id_can_be_switched_off_by_the_organization() {
+        use crate::model::{AdviceSpec, DisabledFinding, OrgDef};
+        let spec = AdviceSpec {
+            groups_edit_max_holders: Some(0),
+            administrators_max_members: None,
+            key_cap_percent: Some(50),
+            disabled: vec![DisabledFinding {
+                finding: "group-without-members".into(),
+                reason: "groups are created before their members by the onboarding job".into(),
+            }],
+        };
+        let settings = spec.settings();
+        assert_eq!(settings.groups_edit_max, 0);
+        assert_eq!(
+            settings.administrators_max,
+            Settings::default().administrators_max
+        );
+        assert_eq!(settings.key_cap_percent, 50);
+        assert!(settings.disabled.contains("group-without-members"));
+        assert_eq!(AdviceSpec::default().settings(), Settings::default());
+        let state = OrgState {
+            org: Some(OrgDef {
+                advice: spec,
+                ..OrgDef::default()
+            }),
+            ..OrgState::default()
+        };
+        assert_eq!(state.advice_settings(), settings);
+        assert_eq!(OrgState::default().advice_settings(), Settings::default());
+    }
+
+    #[test]
+    fn a_change_warns_about_the_objects_it_adds_to_a_finding_only() {
+        let editors = vec![
+            spec(Service::Organization, "Groups", AccessLevel::Edit),
+            spec(Service::Organization, "Organization", AccessLevel::View),
+        ];
+        let at = |members: &[(&str, &[&str])]| {
+            let s = with_members(&[("gm", editors.clone())], members);
+            review(
+                &s,
+                &resolve_grantees(&s),
+                &Settings::default(),
+                Timestamp::now(),
+            )
+        };
+        let one = at(&[("a", &["gm"])]);
+        let two = at(&[("a", &["gm"]), ("b", &["gm"])]);
+        let three = at(&[("a", &["gm"]), ("b", &["gm"]), ("c", &["gm"])]);
+        let w = warnings(&one, &two);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("advice groups-edit-holders (warning): 2 members"),
+            "{w:?}"
+        );
+        assert_eq!(warnings(&two, &three).len(), 1, "c is new to the finding");
+        assert!(
+            warnings(&three, &two).is_empty(),
+            "fewer holders is no news"
+        );
+        assert!(warnings(&two, &two).is_empty());
+    }
+
+    #[test]
+    fn advice_warnings_are_bounded_and_skip_what_the_change_warnings_say() {
+        let s = with_members(
+            &(0..10)
+                .map(|i| {
+                    (
+                        ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9"][i],
+                        vec![],
+                    )
+                })
+                .collect::<Vec<_>>(),
+            &[("x", &["ghosts"])],
+        );
+        let after = review(
+            &s,
+            &resolve_grantees(&s),
+            &Settings::default(),
+            Timestamp::now(),
+        );
+        assert!(after.iter().any(|f| f.id == "unresolved-reference"));
+        let w = warnings(&[], &after);
+        assert_eq!(w.len(), MAX_ADVICE_WARNINGS, "{w:?}");
+        assert!(w.iter().all(|w| !w.contains("unresolved-reference")));
+        assert!(w.last().unwrap().contains("more new findings"), "{w:?}");
+        assert!(
+            w.iter()
+                .all(|w| w.len() <= crate::warnings::MAX_WARNING_BYTES)
+        );
+    }
+
+    #[test]
+    fn a_change_is_warned_about_the_findings_it_creates_for_its_object() {
+        use crate::rules::{Change, Object, Operation};
+        let editors = vec![
+            spec(Service::Organization, "Groups", AccessLevel::Edit),
+            spec(Service::Organization, "Organization", AccessLevel::View),
+        ];
+        let viewers = vec![spec(
+            Service::Organization,
+            "Organization",
+            AccessLevel::View,
+        )];
+        let state = with_members(
+            &[("gm", editors.clone()), ("plain", viewers)],
+            &[("a", &["gm"]), ("b", &["plain"])],
+        );
+        let grantees = resolve_grantees(&state);
+        let now = Timestamp::now();
+        let members_of = |g: &str| scan_members_of(&state, g);
+        let judge = |change: &Change| change_warnings(&state, &grantees, change, &members_of, now);
+
+        // b joins the Groups editors: two holders, one more than advised.
+        let b = state.members["b"].clone();
+        let b_editor = MemberDef {
+            groups: vec!["plain".into(), "gm".into()],
+            ..b.clone()
+        };
+        let w = judge(&Change {
+            operation: Operation::Update,
+            name: "b",
+            old: Some(Object::Member(&b)),
+            new: Some(Object::Member(&b_editor)),
+        });
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("advice groups-edit-holders (warning)"),
+            "{w:?}"
+        );
+        // A change that adds no finding says nothing.
+        assert!(
+            judge(&Change {
+                operation: Operation::Update,
+                name: "b",
+                old: Some(Object::Member(&b)),
+                new: Some(Object::Member(&b)),
+            })
+            .is_empty()
+        );
+
+        // Giving b's group Groups Edit: the finding names b, a member of it.
+        let plain = state.groups["plain"].clone();
+        let plain_editing = GroupDef {
+            privileges: editors.clone(),
+            ..plain.clone()
+        };
+        let w = judge(&Change {
+            operation: Operation::Update,
+            name: "plain",
+            old: Some(Object::Group(&plain)),
+            new: Some(Object::Group(&plain_editing)),
+        });
+        assert!(w.iter().any(|w| w.contains("groups-edit-holders")), "{w:?}");
+
+        // A group created empty is no news (its members come after it).
+        let fresh = GroupDef {
+            name: "fresh".into(),
+            ..GroupDef::default()
+        };
+        assert!(
+            judge(&Change {
+                operation: Operation::Create,
+                name: "fresh",
+                old: None,
+                new: Some(Object::Group(&fresh)),
+            })
+            .is_empty()
+        );
+
+        // The Organization lowering the threshold to none.
+        use crate::model::{AdviceSpec, OrgDef};
+        let org = OrgDef {
+            name: "org".into(),
+            ..OrgDef::default()
+        };
+        let strict = OrgDef {
+            advice: AdviceSpec {
+                groups_edit_max_holders: Some(0),
+                ..AdviceSpec::default()
+            },
+            ..org.clone()
+        };
+        let w = judge(&Change {
+            operation: Operation::Update,
+            name: "org",
+            old: Some(Object::Organization(&org)),
+            new: Some(Object::Organization(&strict)),
+        });
+        assert!(w.iter().any(|w| w.contains("groups-edit-holders")), "{w:?}");
     }
 }

@@ -250,8 +250,12 @@ pub fn member_groups(state: &OrgState, m: &MemberDef) -> Vec<(String, Via)> {
         .iter()
         .map(|g| (g.clone(), Via::Invitation))
         .collect();
+    // Most groups have no identity sets: asked first, it skips them cheaply.
     for g in state.groups.values() {
-        if !m.groups.contains(&g.name) && g.identity_sets.iter().any(|s| s.matches(m)) {
+        if !g.identity_sets.is_empty()
+            && !m.groups.contains(&g.name)
+            && g.identity_sets.iter().any(|s| s.matches(m))
+        {
             out.push((g.name.clone(), Via::IdentitySet));
         }
     }

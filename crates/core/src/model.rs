@@ -224,6 +224,81 @@ pub struct OrgResources {
     pub tracking_ids: Vec<String>,
 }
 
+/// The least-privilege advisor's settings (`spec.advice` of the
+/// Organization): thresholds, and findings switched off with the reason
+/// recorded. Every field is optional; an absent one keeps the default
+/// ([`crate::advice::Settings::default`]). [`AdviceSpec::settings`] is the one
+/// conversion to the core's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdviceSpec {
+    /// More members holding Groups Edit than this is the finding
+    /// `groups-edit-holders` (default 1: "ideally the authority that manages
+    /// access rights").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub groups_edit_max_holders: Option<u32>,
+    /// More active members in Administrators than this is the finding
+    /// `administrators-size` (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub administrators_max_members: Option<u32>,
+    /// An API key living at least this share (percent) of its template's
+    /// lifetime cap is the finding `key-near-cap` (default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub key_cap_percent: Option<u32>,
+    /// Findings switched off, each with the reason it is (the record an
+    /// auditor reads). A finding switched off is neither counted in the
+    /// status, nor exported as a metric, nor warned about on admission.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 32),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["finding"])
+    )]
+    pub disabled: Vec<DisabledFinding>,
+}
+
+/// One finding switched off, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DisabledFinding {
+    /// The finding's id, as `orgaccess advise` prints it.
+    #[schemars(schema_with = "finding_id_schema")]
+    pub finding: String,
+    /// Why it is switched off: who decided, and on what grounds.
+    #[schemars(length(min = 1, max = 512))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('[^\\\\s]')", "message": "a reason is more than white space: say who decided and why"}
+    ]))]
+    pub reason: String,
+}
+
+/// A finding id: one of [`crate::advice::IDS`].
+fn finding_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "enum": crate::advice::IDS,
+    })
+}
+
+impl AdviceSpec {
+    /// The advisor's settings these ask for, over the defaults: the one
+    /// place `spec.advice` becomes [`crate::advice::Settings`].
+    pub fn settings(&self) -> crate::advice::Settings {
+        let d = crate::advice::Settings::default();
+        crate::advice::Settings {
+            groups_edit_max: self
+                .groups_edit_max_holders
+                .map_or(d.groups_edit_max, |n| n as usize),
+            administrators_max: self
+                .administrators_max_members
+                .map_or(d.administrators_max, |n| n as usize),
+            key_cap_percent: self.key_cap_percent.map_or(d.key_cap_percent, i64::from),
+            disabled: self.disabled.iter().map(|f| f.finding.clone()).collect(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Core views of the four kinds
 // ---------------------------------------------------------------------------
@@ -278,6 +353,8 @@ pub struct OrgDef {
     pub display_name: String,
     pub resources: OrgResources,
     pub invitation_lifetime_days: u32,
+    /// The least-privilege advisor's settings (`spec.advice`).
+    pub advice: AdviceSpec,
     /// `meta.deleting`: the Organization is being deleted, built-in groups may go with it.
     pub meta: Meta,
 }
@@ -401,6 +478,14 @@ impl OrgState {
             },
             None => g.name.clone(),
         }
+    }
+
+    /// The advisor's settings: the Organization's `spec.advice`, or the
+    /// defaults when there is no Organization.
+    pub fn advice_settings(&self) -> crate::advice::Settings {
+        self.org
+            .as_ref()
+            .map_or_else(crate::advice::Settings::default, |o| o.advice.settings())
     }
 
     pub fn administrators(&self) -> Option<&GroupDef> {

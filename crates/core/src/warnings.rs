@@ -109,6 +109,24 @@ pub fn warnings(state: &OrgState, change: &Change) -> Vec<String> {
         .collect()
 }
 
+/// Every warning of an allowed change, as the webhook sends them and
+/// `orgaccess check` prints them: [`warnings`], then the least-privilege
+/// findings the change creates ([`crate::advice::change_warnings`]; see
+/// there for `members_of`).
+pub fn with_advice(
+    state: &OrgState,
+    grantees: &crate::effective::Grantees,
+    change: &Change,
+    members_of: &dyn Fn(&str) -> std::collections::BTreeSet<String>,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let mut out = warnings(state, change);
+    out.extend(crate::advice::change_warnings(
+        state, grantees, change, members_of, now,
+    ));
+    out
+}
+
 /// Dangling names, a member in no group, a key without a lifetime of its own.
 fn about_the_object(state: &OrgState, object: Object, name: &str) -> Vec<String> {
     let mut out: Vec<String> = unresolved_references(state, object, name)
