@@ -103,14 +103,10 @@ fn answer(service: &Service, q: &CheckRequest, now: Timestamp) -> Result<Answer,
             ));
         }
     };
-    let ns = service.index.namespace(&q.namespace);
-    Ok(decision::check(
-        &ns.state,
-        &ns.grantees(),
-        principal,
-        &need,
-        now,
-    ))
+    Ok(service
+        .index
+        .namespace(&q.namespace)
+        .check(principal, &need, now))
 }
 
 pub async fn check(

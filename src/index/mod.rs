@@ -15,6 +15,7 @@
 //! lock; a change to a namespace edits its snapshot in place when no reader
 //! holds it, and copies it otherwise (copy on write).
 
+mod decisions;
 pub mod route;
 pub mod watch;
 
@@ -54,6 +55,8 @@ pub struct Namespace {
     invited: HashMap<String, BTreeSet<String>>,
     grantees: OnceLock<Arc<Grantees>>,
     requesters: Mutex<RequesterCache>,
+    /// What decisions derive per member and API key (`decisions.rs`).
+    decisions: decisions::DecisionFacts,
 }
 
 impl Clone for Namespace {
@@ -176,6 +179,7 @@ impl Namespace {
             self.grantees = OnceLock::new();
         }
         self.requesters = Mutex::default();
+        self.decisions = Default::default();
     }
 
     fn is_empty(&self) -> bool {
