@@ -141,6 +141,26 @@ async fn check_answers_with_the_granting_groups_and_what_is_missing() {
 }
 
 #[tokio::test]
+async fn names_in_questions_are_not_kept() {
+    use orgaccess::core::privilege::ResourceId;
+    let base = service_as("gw", &["gw=demo"], index(in_an_hour())).await;
+    let name = "never-seen-source-5d1c";
+    for principal in [
+        json!({"member": "john-smith"}),
+        json!({"apiKey": "public-search"}),
+    ] {
+        let (status, body) = post(
+            &format!("{base}/v1/check"),
+            json!({"namespace": NS, "principal": principal,
+                   "verb": "view", "target": format!("Content/Sources/{name}")}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(ResourceId::lookup(name), None, "interned process-wide");
+}
+
+#[tokio::test]
 async fn a_caller_asks_only_about_its_namespaces() {
     let base = service_as("gw", &["gw=other"], index(in_an_hour())).await;
     let (status, body) = post(

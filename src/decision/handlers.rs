@@ -84,8 +84,14 @@ fn admit(service: &Service, caller: Option<&ClientName>, namespace: &str) -> Res
     allowed.then_some(()).ok_or_else(|| forbidden(namespace))
 }
 
-/// One check, answered from the namespace's snapshot.
+/// One check, answered from the namespace's snapshot. Names the question
+/// carries (a resource) are interned for this question only: asking about
+/// ever new names must not grow the process (the webhook does the same).
 fn answer(service: &Service, q: &CheckRequest, now: Timestamp) -> Result<Answer, Refused> {
+    crate::core::privilege::request_scope(|| answer_in_scope(service, q, now))
+}
+
+fn answer_in_scope(service: &Service, q: &CheckRequest, now: Timestamp) -> Result<Answer, Refused> {
     let bad = |m: String| Refused(StatusCode::BAD_REQUEST, m);
     let verb: Verb = q.verb.parse().map_err(|e: String| bad(e))?;
     let need = Need::parse(verb, &q.target).map_err(bad)?;
