@@ -141,6 +141,26 @@ async fn check_answers_with_the_granting_groups_and_what_is_missing() {
 }
 
 #[tokio::test]
+async fn names_in_questions_are_not_kept() {
+    use orgaccess::core::privilege::ResourceId;
+    let base = service_as("gw", &["gw=demo"], index(in_an_hour())).await;
+    let name = "never-seen-source-5d1c";
+    for principal in [
+        json!({"member": "john-smith"}),
+        json!({"apiKey": "public-search"}),
+    ] {
+        let (status, body) = post(
+            &format!("{base}/v1/check"),
+            json!({"namespace": NS, "principal": principal,
+                   "verb": "view", "target": format!("Content/Sources/{name}")}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(ResourceId::lookup(name), None, "interned process-wide");
+}
+
+#[tokio::test]
 async fn a_caller_asks_only_about_its_namespaces() {
     let base = service_as("gw", &["gw=other"], index(in_an_hour())).await;
     let (status, body) = post(
@@ -315,6 +335,67 @@ async fn nginx_endpoint_answers_200_401_403_with_identity_headers() {
         ("x-orgaccess-namespace", "other"),
     ];
     assert_eq!(nginx_get(&url, &elsewhere).await.status(), 403);
+}
+
+/// As Envoy's `ext_authz` (HTTP service, `path_prefix: /envoy/authz`) asks:
+/// the original method and path under the prefix, the allowed headers plus
+/// Host, Method, Path, Content-Length (0) and Authorization, no body; the
+/// client address as Envoy appends it to `X-Forwarded-For`.
+#[tokio::test]
+async fn envoy_endpoint_answers_as_ext_authz_expects() {
+    let base = nginx_endpoint(index(in_an_hour())).await;
+    let client = reqwest::Client::new();
+    let ask = |method: reqwest::Method, path: &str, headers: &[(&str, &str)]| {
+        let mut req = client
+            .request(method, format!("{base}/envoy/authz{path}"))
+            .header("content-length", "0");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    use reqwest::Method;
+    let bearer = format!("Bearer {KEY_VALUE}");
+    // Envoy appended the real address (198.51.100.7) after the client's claim.
+    let live = [
+        ("authorization", bearer.as_str()),
+        ("x-forwarded-for", "203.0.113.9, 198.51.100.7"),
+    ];
+    for (method, path) in [
+        (Method::GET, "/search?q=orgaccess"),
+        (Method::POST, "/items"),
+        (Method::DELETE, "/items/3"),
+        (Method::GET, ""),
+        (Method::GET, "/"),
+    ] {
+        let ok = ask(method.clone(), path, &live).await;
+        assert_eq!(ok.status(), 200, "{method} {path}");
+        assert_eq!(ok.headers()["x-orgaccess-key"], "public-search");
+        assert!(!ok.headers()["x-orgaccess-privileges"].is_empty());
+    }
+    // A client claiming an allowed address first is judged by the address
+    // Envoy saw (the example denies 203.0.113.0/24).
+    let spoofed = [
+        ("x-api-key", KEY_VALUE),
+        ("x-forwarded-for", "198.51.100.7, 203.0.113.9"),
+    ];
+    let refused = ask(Method::GET, "/search", &spoofed).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["x-orgaccess-reason"], "address refused");
+    let no_address = [("x-api-key", KEY_VALUE)];
+    assert_eq!(ask(Method::GET, "/", &no_address).await.status(), 400);
+    let unknown = [("x-api-key", "nope"), ("x-forwarded-for", "198.51.100.7")];
+    let r = ask(Method::GET, "/search", &unknown).await;
+    assert_eq!(r.status(), 401);
+    assert!(!format!("{:?}", r.headers()).contains("nope"));
+    let none = [("x-forwarded-for", "198.51.100.7")];
+    assert_eq!(ask(Method::PUT, "/x", &none).await.status(), 401);
+    let elsewhere = [
+        ("x-api-key", KEY_VALUE),
+        ("x-forwarded-for", "198.51.100.7"),
+        ("x-orgaccess-namespace", "other"),
+    ];
+    assert_eq!(ask(Method::GET, "/", &elsewhere).await.status(), 403);
 }
 
 #[tokio::test]

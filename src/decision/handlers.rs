@@ -84,8 +84,14 @@ fn admit(service: &Service, caller: Option<&ClientName>, namespace: &str) -> Res
     allowed.then_some(()).ok_or_else(|| forbidden(namespace))
 }
 
-/// One check, answered from the namespace's snapshot.
+/// One check, answered from the namespace's snapshot. Names the question
+/// carries (a resource) are interned for this question only: asking about
+/// ever new names must not grow the process (the webhook does the same).
 fn answer(service: &Service, q: &CheckRequest, now: Timestamp) -> Result<Answer, Refused> {
+    crate::core::privilege::request_scope(|| answer_in_scope(service, q, now))
+}
+
+fn answer_in_scope(service: &Service, q: &CheckRequest, now: Timestamp) -> Result<Answer, Refused> {
     let bad = |m: String| Refused(StatusCode::BAD_REQUEST, m);
     let verb: Verb = q.verb.parse().map_err(|e: String| bad(e))?;
     let need = Need::parse(verb, &q.target).map_err(bad)?;
@@ -103,14 +109,10 @@ fn answer(service: &Service, q: &CheckRequest, now: Timestamp) -> Result<Answer,
             ));
         }
     };
-    let ns = service.index.namespace(&q.namespace);
-    Ok(decision::check(
-        &ns.state,
-        &ns.grantees(),
-        principal,
-        &need,
-        now,
-    ))
+    Ok(service
+        .index
+        .namespace(&q.namespace)
+        .check(principal, &need, now))
 }
 
 pub async fn check(
@@ -241,11 +243,45 @@ fn status_only(status: StatusCode, reason: &str) -> Response {
 
 /// NGINX `auth_request`: 200 with the identity as headers, 401 for a key
 /// that is not live, 403 for an address the key refuses (or a namespace
-/// this listener may not ask about).
+/// this listener may not ask about). The client address is the first
+/// `X-Forwarded-For` entry (NGINX sets the header from `$remote_addr`), else
+/// `X-Real-IP`.
 pub async fn nginx_auth(
     State(service): State<Service>,
     caller: Option<axum::Extension<ClientName>>,
     headers: HeaderMap,
+) -> Response {
+    let client = client_address(&headers);
+    gateway_auth(&service, caller.map(|c| c.0), &headers, client)
+}
+
+/// Envoy's HTTP external authorization (`ext_authz` with an `http_service`
+/// whose `path_prefix` is `/envoy/authz`): Envoy sends the original request's
+/// method and path under the prefix, the allowed headers, no body; 200 lets
+/// the request through with the identity headers Envoy may forward upstream
+/// (`allowed_upstream_headers`), anything else is the status the client
+/// gets. The answers are the NGINX endpoint's; only the client address is
+/// read differently: the *last* `X-Forwarded-For` entry, the one Envoy
+/// appends with `use_remote_address: true` (earlier entries are whatever the
+/// client claimed).
+pub async fn envoy_authz(
+    State(service): State<Service>,
+    caller: Option<axum::Extension<ClientName>>,
+    headers: HeaderMap,
+) -> Response {
+    let client = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next()?.trim().parse().ok());
+    gateway_auth(&service, caller.map(|c| c.0), &headers, client)
+}
+
+/// A gateway's question: is the presented key live for this client?
+fn gateway_auth(
+    service: &Service,
+    caller: Option<ClientName>,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
 ) -> Response {
     let namespace = headers
         .get("x-orgaccess-namespace")
@@ -255,18 +291,17 @@ pub async fn nginx_auth(
     let Some(namespace) = namespace else {
         return status_only(StatusCode::BAD_REQUEST, "no namespace");
     };
-    let caller = caller.map(|c| c.0);
-    if admit(&service, caller.as_ref(), &namespace).is_err() {
+    if admit(service, caller.as_ref(), &namespace).is_err() {
         return status_only(StatusCode::FORBIDDEN, "namespace not allowed");
     }
-    let Some(key) = presented_key(&headers) else {
+    let Some(key) = presented_key(headers) else {
         return status_only(StatusCode::UNAUTHORIZED, "no key");
     };
-    let Some(client) = client_address(&headers) else {
+    let Some(client) = client else {
         return status_only(StatusCode::BAD_REQUEST, "no client address");
     };
-    match verify_in(&service, &namespace, key.as_bytes(), client) {
-        Ok(k) => identity_headers(&service, &namespace, &k),
+    match verify_in(service, &namespace, key.as_bytes(), client) {
+        Ok(k) => identity_headers(service, &namespace, &k),
         Err(KeyRefusal::AddressRefused) => {
             status_only(StatusCode::FORBIDDEN, KeyRefusal::AddressRefused.as_str())
         }

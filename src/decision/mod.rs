@@ -8,8 +8,9 @@
 //!   Callers present a client certificate from `--decision-client-ca-file`;
 //!   its common name may ask about the namespaces `--decision-allow` maps it
 //!   to (docs/decision-service.md).
-//! - `--decision-nginx-addr`: plain HTTP, `GET /nginx/auth` only, for a
-//!   gateway beside the operator or a sidecar on loopback; it may ask about
+//! - `--decision-nginx-addr`: plain HTTP, the gateway endpoints only (`GET
+//!   /nginx/auth`, Envoy's `/envoy/authz/...`), for a gateway beside the
+//!   operator or a sidecar on loopback; it may ask about
 //!   `--decision-default-namespace` and `--decision-nginx-namespaces` only.
 
 mod handlers;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::index::Index;
 use crate::webhook::tls;
@@ -178,21 +179,38 @@ pub struct Service {
 }
 
 /// The HTTPS listener's routes: checks, batches, key verification, and the
-/// NGINX endpoint.
+/// gateway endpoints.
 pub fn router(service: Service) -> Router {
     Router::new()
         .route("/v1/check", post(handlers::check))
         .route("/v1/check/batch", post(handlers::check_batch))
         .route("/v1/keys/verify", post(handlers::verify))
-        .route("/nginx/auth", get(handlers::nginx_auth))
+        .merge(gateway_routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
 
-/// The plain listener's routes: the NGINX endpoint only.
-pub fn nginx_router(service: Service) -> Router {
+/// Envoy's `ext_authz` `path_prefix`: the original request's path follows it.
+pub const ENVOY_PREFIX: &str = "/envoy/authz";
+
+/// The gateway endpoints: NGINX `auth_request`, and Envoy `ext_authz` under
+/// its prefix, with any method and path (the bare prefix, with and without a
+/// slash, included).
+fn gateway_routes() -> Router<Service> {
     Router::new()
         .route("/nginx/auth", get(handlers::nginx_auth))
+        .route(ENVOY_PREFIX, any(handlers::envoy_authz))
+        .route(&format!("{ENVOY_PREFIX}/"), any(handlers::envoy_authz))
+        .route(
+            &format!("{ENVOY_PREFIX}/{{*path}}"),
+            any(handlers::envoy_authz),
+        )
+}
+
+/// The plain listener's routes: the gateway endpoints only (NGINX
+/// `auth_request`, Envoy `ext_authz`).
+pub fn nginx_router(service: Service) -> Router {
+    gateway_routes()
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }

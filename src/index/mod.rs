@@ -16,6 +16,7 @@
 //! holds it, and copies it otherwise (copy on write).
 
 pub mod cached_status;
+mod decisions;
 pub mod route;
 pub mod watch;
 
@@ -55,6 +56,8 @@ pub struct Namespace {
     invited: HashMap<String, BTreeSet<String>>,
     grantees: OnceLock<Arc<Grantees>>,
     requesters: Mutex<RequesterCache>,
+    /// What decisions derive per member and API key (`decisions.rs`).
+    decisions: decisions::DecisionFacts,
 }
 
 impl Clone for Namespace {
@@ -177,6 +180,7 @@ impl Namespace {
             self.grantees = OnceLock::new();
         }
         self.requesters = Mutex::default();
+        self.decisions = Default::default();
     }
 
     fn is_empty(&self) -> bool {

@@ -4,6 +4,7 @@
 //! and its grantees in, an [`Answer`] out.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -11,10 +12,10 @@ use serde::Serialize;
 use crate::apikey::{NoValue, Standing};
 use crate::catalog::{self, Create, DomainId, Service};
 use crate::effective::{
-    Grantee, Grantees, MemberPhase, access_grants, api_key_spec_privileges, maps_identity,
-    member_effective,
+    Grantee, Grantees, MemberPhase, RequesterView, access_grants, api_key_spec_privileges,
+    member_groups, member_phase, requester_view,
 };
-use crate::model::OrgState;
+use crate::model::{ApiKeyDef, MemberDef, OrgState};
 use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec};
 
 /// What a principal wants to do.
@@ -232,18 +233,124 @@ impl Answer {
         }
     }
 
-    fn from(held: &PrivilegeSet, need: &Need, granted_by: Vec<String>) -> Answer {
+    /// The answer for what `held` covers; `granted_by` is asked only when allowed.
+    fn from(held: &PrivilegeSet, need: &Need, granted_by: impl FnOnce() -> Vec<String>) -> Answer {
         let allowed = held.covers(&need.set);
         Answer {
             allowed,
-            granted_by: if allowed { granted_by } else { Vec::new() },
+            granted_by: if allowed { granted_by() } else { Vec::new() },
             missing: held.missing(&need.set).to_specs(),
             reason: None,
         }
     }
 }
 
+/// What a check reads of one member, whatever the time: the groups whose
+/// membership counts once the member is accepted (by either route, existing),
+/// and the privileges they merge to. The phase, which depends on the time,
+/// is taken at each check; a pending or expired member holds nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberFacts {
+    /// Sorted, each once.
+    pub groups: Vec<String>,
+    pub privileges: PrivilegeSet,
+}
+
+/// A member's [`MemberFacts`]: [`member_groups`] narrowed to the groups that
+/// exist, and their privileges merged (what
+/// [`member_effective`](crate::effective::member_effective) gives an
+/// accepted member).
+pub fn member_facts(state: &OrgState, grantees: &Grantees, m: &MemberDef) -> MemberFacts {
+    let mut groups: Vec<String> = member_groups(state, m)
+        .into_iter()
+        .map(|(g, _)| g)
+        .filter(|g| grantees.groups.contains_key(g))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let mut privileges = PrivilegeSet::new();
+    for g in &groups {
+        if let Some(set) = grantees.groups.get(g) {
+            privileges.merge_in(set);
+        }
+    }
+    MemberFacts { groups, privileges }
+}
+
+/// What a check reads of one API key, besides its standing (which depends on
+/// the time): each source of its privileges, named as an answer names it,
+/// with what it alone gives.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeyFacts {
+    /// Its own privileges (template and explicit), then each access-list
+    /// grant naming it.
+    pub sources: Vec<(String, PrivilegeSet)>,
+}
+
+/// A key's [`KeyFacts`]. Scans every access list of the organization.
+pub fn key_facts(state: &OrgState, k: &ApiKeyDef) -> KeyFacts {
+    let own = match k.template {
+        Some(t) if k.privileges.is_empty() => format!("template {t:?}"),
+        _ => "own privileges".to_string(),
+    };
+    let mut sources = vec![(own, api_key_spec_privileges(k))];
+    let mut access = access_grants(state);
+    for (d, obj, level) in access
+        .remove(&Grantee::ApiKey(k.name.clone()))
+        .unwrap_or_default()
+    {
+        let mut one = PrivilegeSet::new();
+        one.add_resource(d, &obj, level);
+        let kind = if d == *catalog::GROUPS {
+            "Group"
+        } else {
+            "ApiKey"
+        };
+        sources.push((format!("access list of {kind} {obj}"), one));
+    }
+    KeyFacts { sources }
+}
+
+/// Where a check finds what it derives from the state: computed on each
+/// call ([`check`]), or kept by a cache that drops them whenever the state
+/// changes (the operator's index). None depends on the time.
+pub trait Facts {
+    /// The member's [`member_facts`].
+    fn member(&self, m: &MemberDef) -> Arc<MemberFacts>;
+    /// The key's [`key_facts`].
+    fn api_key(&self, k: &ApiKeyDef) -> Arc<KeyFacts>;
+    /// The members a Kubernetes identity maps to ([`requester_view`]; only
+    /// its `members` are read).
+    fn mapped(&self, user: &str, groups: &[String]) -> Arc<RequesterView>;
+}
+
+/// [`Facts`] computed on each call.
+pub struct Computed<'a> {
+    pub state: &'a OrgState,
+    pub grantees: &'a Grantees,
+}
+
+impl Facts for Computed<'_> {
+    fn member(&self, m: &MemberDef) -> Arc<MemberFacts> {
+        Arc::new(member_facts(self.state, self.grantees, m))
+    }
+    fn api_key(&self, k: &ApiKeyDef) -> Arc<KeyFacts> {
+        Arc::new(key_facts(self.state, k))
+    }
+    fn mapped(&self, user: &str, groups: &[String]) -> Arc<RequesterView> {
+        // The mapping does not depend on the time; the privileges, unread here, only on acceptance.
+        Arc::new(requester_view(
+            self.state,
+            self.grantees,
+            user,
+            groups,
+            Timestamp::UNIX_EPOCH,
+        ))
+    }
+}
+
 /// May `principal` do what `need` asks, in this organization, at `now`?
+/// Derives what it needs on the spot; [`check_with`] reads it from a cache.
 pub fn check(
     state: &OrgState,
     grantees: &Grantees,
@@ -251,16 +358,50 @@ pub fn check(
     need: &Need,
     now: Timestamp,
 ) -> Answer {
+    check_with(
+        state,
+        grantees,
+        &Computed { state, grantees },
+        principal,
+        need,
+        now,
+    )
+}
+
+/// [`check`], with what is derived from the state read from `facts`.
+pub fn check_with(
+    state: &OrgState,
+    grantees: &Grantees,
+    facts: &impl Facts,
+    principal: Principal,
+    need: &Need,
+    now: Timestamp,
+) -> Answer {
     match principal {
-        Principal::Member(name) => member(state, grantees, name, need, now),
-        Principal::ApiKey(name) => api_key(state, grantees, name, need, now),
-        Principal::Identity { user, groups } => identity(state, grantees, user, groups, need, now),
+        Principal::Member(name) => member(state, grantees, facts, name, need, now),
+        Principal::ApiKey(name) => api_key(state, grantees, facts, name, need, now),
+        Principal::Identity { user, groups } => {
+            identity(state, grantees, facts, user, groups, need, now)
+        }
     }
+}
+
+/// The member's facts if it is active now, and its phase.
+fn active_facts(
+    state: &OrgState,
+    facts: &impl Facts,
+    m: &MemberDef,
+    now: Timestamp,
+) -> (MemberPhase, Option<Arc<MemberFacts>>) {
+    let (phase, _) = member_phase(m, state.invitation_lifetime_days(), now);
+    let f = (phase == MemberPhase::Active).then(|| facts.member(m));
+    (phase, f)
 }
 
 fn member(
     state: &OrgState,
     grantees: &Grantees,
+    facts: &impl Facts,
     name: &str,
     need: &Need,
     now: Timestamp,
@@ -268,10 +409,16 @@ fn member(
     let Some(m) = state.members.get(name) else {
         return Answer::holds_nothing(format!("no Member '{name}' in this organization"));
     };
-    let eff = member_effective(state, grantees, m, now);
-    let mut answer = Answer::from(&eff.privileges, need, groups_covering(grantees, &eff, need));
-    if !answer.allowed && eff.privileges.is_empty() {
-        answer.reason = match eff.phase {
+    let (phase, f) = active_facts(state, facts, m, now);
+    let empty = PrivilegeSet::new();
+    let held = f.as_ref().map_or(&empty, |f| &f.privileges);
+    let mut answer = Answer::from(held, need, || {
+        f.as_ref()
+            .map(|f| groups_covering(grantees, &f.groups, need))
+            .unwrap_or_default()
+    });
+    if !answer.allowed && held.is_empty() {
+        answer.reason = match phase {
             MemberPhase::Pending => {
                 Some("the invitation is pending: a pending member holds nothing".into())
             }
@@ -284,32 +431,24 @@ fn member(
     answer
 }
 
-/// The active groups whose privileges alone cover `need`.
-fn groups_covering(
-    grantees: &Grantees,
-    eff: &crate::effective::MemberEffective,
-    need: &Need,
-) -> Vec<String> {
-    let mut through: Vec<String> = eff
-        .memberships
+/// The groups (sorted, each once) whose privileges alone cover `need`.
+fn groups_covering(grantees: &Grantees, groups: &[String], need: &Need) -> Vec<String> {
+    groups
         .iter()
-        .filter(|ms| ms.active)
-        .filter(|ms| {
+        .filter(|g| {
             grantees
                 .groups
-                .get(&ms.group)
-                .is_some_and(|g| g.covers(&need.set))
+                .get(g.as_str())
+                .is_some_and(|set| set.covers(&need.set))
         })
-        .map(|ms| ms.group.clone())
-        .collect();
-    through.sort();
-    through.dedup();
-    through
+        .cloned()
+        .collect()
 }
 
 fn api_key(
     state: &OrgState,
     grantees: &Grantees,
+    facts: &impl Facts,
     name: &str,
     need: &Need,
     now: Timestamp,
@@ -325,67 +464,55 @@ fn api_key(
         }
         None => {}
     }
-    let held = grantees.api_keys.get(name).cloned().unwrap_or_default();
-    let mut through = Vec::new();
-    if api_key_spec_privileges(k).covers(&need.set) {
-        through.push(match k.template {
-            Some(t) if k.privileges.is_empty() => format!("template {t:?}"),
-            _ => "own privileges".to_string(),
-        });
-    }
-    let access = access_grants(state);
-    for (d, obj, level) in access
-        .get(&Grantee::ApiKey(name.to_string()))
-        .into_iter()
-        .flatten()
-    {
-        let mut one = PrivilegeSet::new();
-        one.add_resource(*d, obj, *level);
-        if one.covers(&need.set) {
-            let kind = if *d == *catalog::GROUPS {
-                "Group"
-            } else {
-                "ApiKey"
-            };
-            through.push(format!("access list of {kind} {obj}"));
-        }
-    }
-    Answer::from(&held, need, through)
+    let empty = PrivilegeSet::new();
+    let held = grantees.api_keys.get(name).unwrap_or(&empty);
+    Answer::from(held, need, || {
+        facts
+            .api_key(k)
+            .sources
+            .iter()
+            .filter(|(_, set)| set.covers(&need.set))
+            .map(|(why, _)| why.clone())
+            .collect()
+    })
 }
 
 fn identity(
     state: &OrgState,
     grantees: &Grantees,
+    facts: &impl Facts,
     user: &str,
     groups: &[String],
     need: &Need,
     now: Timestamp,
 ) -> Answer {
-    let mut held = PrivilegeSet::new();
-    let mut through = Vec::new();
-    let mut mapped = false;
-    for m in state
-        .members
-        .values()
-        .filter(|m| maps_identity(m, user, groups))
-    {
-        mapped = true;
-        let eff = member_effective(state, grantees, m, now);
-        held.merge_in(&eff.privileges);
-        through.extend(
-            groups_covering(grantees, &eff, need)
-                .into_iter()
-                .map(|g| format!("{g} (member {})", m.name)),
-        );
-    }
-    if !mapped {
+    let view = facts.mapped(user, groups);
+    if view.members.is_empty() {
         return Answer::holds_nothing(format!(
             "'{user}' is not a subject of any Member of this organization"
         ));
     }
-    through.sort();
-    through.dedup();
-    Answer::from(&held, need, through)
+    let mut held = PrivilegeSet::new();
+    let mut active = Vec::new();
+    for m in view.members.iter().filter_map(|n| state.members.get(n)) {
+        if let (_, Some(f)) = active_facts(state, facts, m, now) {
+            held.merge_in(&f.privileges);
+            active.push((m.name.as_str(), f));
+        }
+    }
+    Answer::from(&held, need, || {
+        let mut through: Vec<String> = active
+            .iter()
+            .flat_map(|(name, f)| {
+                groups_covering(grantees, &f.groups, need)
+                    .into_iter()
+                    .map(move |g| format!("{g} (member {name})"))
+            })
+            .collect();
+        through.sort();
+        through.dedup();
+        through
+    })
 }
 
 /// What verification knows of one key's values: SHA-256 digests only (the
