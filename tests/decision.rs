@@ -533,3 +533,76 @@ async fn https_callers_are_named_by_their_client_certificate() {
         "a caller without a certificate got an answer"
     );
 }
+
+/// `orgaccess can-i --server` (the running service, through its HTTP API and
+/// the index's cached facts) and `orgaccess can-i -f` (the core's `check`
+/// over the organization's state, as the CLI computes it offline) give the
+/// same answer to every example principal for every domain of the catalog
+/// and a few resources, with each verb.
+#[tokio::test]
+async fn can_i_against_the_service_agrees_with_can_i_offline() {
+    use orgaccess::cli::can_i::{ServerArgs, ask_server};
+    use orgaccess::core::catalog::CATALOG;
+    use orgaccess::core::decision::{Need, Principal, Verb, check};
+    use orgaccess::core::effective::resolve_grantees;
+
+    let index = index(in_an_hour());
+    let base = service_as("cli", &["cli=demo"], index.clone()).await;
+    let server = ServerArgs {
+        server: Some(base),
+        ..ServerArgs::default()
+    };
+    let state = index.namespace(NS).state.clone();
+    let grantees = resolve_grantees(&state);
+    let now = jiff::Timestamp::now();
+
+    let members: Vec<String> = state.members.keys().cloned().collect();
+    let keys: Vec<String> = state.api_keys.keys().cloned().collect();
+    let devs = vec!["devs".to_string()];
+    let mut principals: Vec<Principal> = members.iter().map(|m| Principal::Member(m)).collect();
+    principals.extend(keys.iter().map(|k| Principal::ApiKey(k)));
+    principals.push(Principal::Identity {
+        user: "john",
+        groups: &devs,
+    });
+    principals.push(Principal::Identity {
+        user: "nobody",
+        groups: &[],
+    });
+    principals.push(Principal::Member("no-such-member"));
+
+    let mut targets: Vec<String> = CATALOG
+        .iter()
+        .map(|d| format!("{}/{}", d.service, d.name))
+        .collect();
+    targets.push("Content/Sources/jira".into());
+    targets.push("Content/Sources/no-such-source".into());
+
+    let mut asked = 0;
+    let (mut yes, mut no) = (0, 0);
+    for principal in &principals {
+        for target in &targets {
+            for verb in Verb::ALL {
+                let Ok(need) = Need::parse(verb, target) else {
+                    continue;
+                };
+                let offline = check(&state, &grantees, *principal, &need, now);
+                let online = ask_server(&server, NS, principal, verb, target)
+                    .await
+                    .unwrap_or_else(|e| panic!("{principal:?} {verb:?} {target}: {e}"));
+                assert_eq!(online, offline, "{principal:?} {} {target}", verb.as_str());
+                asked += 1;
+                if offline.allowed {
+                    yes += 1;
+                } else {
+                    no += 1;
+                }
+            }
+        }
+    }
+    // Both answers occur (the comparison is not of two constant answers).
+    assert!(
+        asked > 200 && yes > 20 && no > 20,
+        "{asked} asked, {yes} yes, {no} no"
+    );
+}

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::apikey::{NoValue, Standing};
 use crate::catalog::{self, Create, DomainId, Service};
@@ -207,7 +207,8 @@ pub enum Principal<'a> {
 }
 
 /// The decision, with its reasons in the words of `orgaccess explain`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// (Deserialize: `orgaccess can-i --server` reads it back from the service.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Answer {
     pub allowed: bool,
@@ -215,11 +216,11 @@ pub struct Answer {
     /// privileges, access lists) that give what is needed.
     pub granted_by: Vec<String>,
     /// What the principal lacks, when refused for want of privileges.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<PrivilegeSpec>,
     /// Why the principal holds nothing at all (unknown, pending, disabled,
     /// expired, unmapped), when that is the reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
