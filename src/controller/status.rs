@@ -85,40 +85,45 @@ fn changed_fields_of<K: Resource, S: Serialize>(
     current: Option<&S>,
     wanted: &S,
 ) -> String {
-    let Some(digest) = StatusDigest::of(obj) else {
-        return changed_fields(current, wanted);
-    };
-    let summary = changed_fields(current, wanted);
-    let mut fields: Vec<String> = summary
-        .trim_start_matches("status ")
-        .split(", ")
-        .filter(|f| !f.is_empty() && !digest.dropped.contains_key(*f))
-        .map(str::to_string)
-        .collect();
-    fields.extend(
-        digest
-            .dropped
-            .keys()
-            .filter(|f| field_changed(obj, current, wanted, f))
-            .cloned(),
-    );
-    fields.sort();
-    format!("status {}", fields.join(", "))
+    let dropped: Vec<String> = StatusDigest::of(obj)
+        .map(|d| d.dropped.into_keys().collect())
+        .unwrap_or_default();
+    describe_changes(current, wanted, &dropped, |field| {
+        field_changed(obj, current, wanted, field)
+    })
 }
 
 /// For the log: which status fields differ, by name, and each condition
 /// whose status changed as `Type=Status`. Never a value (a status holds
 /// no secret, but a log line needs no more than this).
 pub fn changed_fields<S: Serialize>(current: Option<&S>, wanted: &S) -> String {
+    describe_changes(current, wanted, &[], |_| false)
+}
+
+/// [`changed_fields`], with the fields in `dropped` (absent from a trimmed
+/// `current`) judged by `dropped_changed` instead of by value.
+fn describe_changes<S: Serialize>(
+    current: Option<&S>,
+    wanted: &S,
+    dropped: &[String],
+    dropped_changed: impl Fn(&str) -> bool,
+) -> String {
     let as_map = |s: Option<&S>| match s.map(serde_json::to_value) {
         Some(Ok(serde_json::Value::Object(m))) => m,
         _ => serde_json::Map::new(),
     };
     let (before, after) = (as_map(current), as_map(Some(wanted)));
-    let mut fields: Vec<String> = after
-        .keys()
-        .chain(before.keys().filter(|k| !after.contains_key(*k)))
-        .filter(|k| before.get(*k) != after.get(*k))
+    let keys: std::collections::BTreeSet<&String> =
+        after.keys().chain(before.keys()).chain(dropped).collect();
+    let mut fields: Vec<String> = keys
+        .into_iter()
+        .filter(|k| {
+            if dropped.contains(k) {
+                dropped_changed(k)
+            } else {
+                before.get(*k) != after.get(*k)
+            }
+        })
         .map(|k| match k.as_str() {
             "conditions" => condition_changes(before.get(k), after.get(k)),
             _ => k.clone(),
@@ -308,6 +313,83 @@ mod tests {
         assert_eq!(
             changed_fields(Some(&original), &reworded),
             "status conditions"
+        );
+    }
+}
+
+#[cfg(test)]
+mod trimmed_tests {
+    use super::*;
+    use crate::api::{EffectivePrivilege, Member, MemberSpec, MemberStatus};
+    use crate::core::catalog::Service;
+    use crate::core::model::MemberIdentity;
+    use crate::core::privilege::{AccessLevel, PrivilegeSpec};
+    use crate::index::cached_status::{annotate, trim};
+
+    fn want(type_: &'static str, ok: bool) -> Want {
+        Want {
+            type_,
+            ok,
+            reason: "R",
+            message: String::new(),
+        }
+    }
+
+    /// A trimmed cached copy names the same changes as the full one: the
+    /// dropped `privileges` by digest, two condition transitions intact.
+    #[test]
+    fn a_trimmed_copy_names_the_same_changes() {
+        let mut m = Member::new(
+            "ana",
+            MemberSpec {
+                identity: MemberIdentity {
+                    provider: crate::core::model::Provider::Email,
+                    username: "ana@acme.example".into(),
+                },
+                groups: vec![],
+                subjects: vec![],
+                accepted: true,
+                sso_groups: vec![],
+                salesforce_profile: None,
+            },
+        );
+        m.status = Some(MemberStatus {
+            conditions: conditions(
+                &[],
+                vec![want("Ready", false), want("ResolvedRefs", false)],
+                None,
+            ),
+            ..MemberStatus::default()
+        });
+        let wanted = MemberStatus {
+            conditions: conditions(
+                &[],
+                vec![want("Ready", true), want("ResolvedRefs", true)],
+                None,
+            ),
+            privileges: vec![EffectivePrivilege {
+                privilege: PrivilegeSpec {
+                    service: Service::Content,
+                    domain: "Sources".into(),
+                    level: AccessLevel::View,
+                    can_create: None,
+                    resources: vec![],
+                },
+                granted_by: vec!["readers".into()],
+            }],
+            ..MemberStatus::default()
+        };
+        let full = changed_fields(m.status.as_ref(), &wanted);
+        assert_eq!(
+            full,
+            "status conditions (Ready=True, ResolvedRefs=True), privileges"
+        );
+        let mut cached = m.clone();
+        let digest = trim(&mut cached.status, &["groups", "privileges"]);
+        annotate(&mut cached, digest);
+        assert_eq!(
+            changed_fields_of(&cached, cached.status.as_ref(), &wanted),
+            full
         );
     }
 }
