@@ -8,7 +8,11 @@
 #
 # Usage: scripts/scale.sh [--groups G] [--members M] [--apikeys K] [--namespaces N]
 #                         [--chunk C] [--edit-members E] [--idle-seconds S]
-#                         [--skip-webhook-baseline] [--out FILE] [--keep]
+#                         [--skip-webhook-baseline] [--freshness N] [--out FILE] [--keep]
+#
+# --freshness N: after the other measurements, N trials each of disabling a key
+# and of removing a member from a group, timed from the write to the first
+# refused decision of the decision service (issue 13); 0 skips it (default 30).
 #
 # Environment:
 #   ORGACCESS_BIN                  the orgaccess binary to measure (default: cargo build --release, target/release/orgaccess)
@@ -32,6 +36,7 @@ namespaces=1
 chunk=250
 edit_members=1000
 idle_seconds=60
+freshness=30
 skip_baseline=false
 out=""
 keep=false
@@ -45,13 +50,14 @@ while [[ $# -gt 0 ]]; do
     --edit-members) edit_members=$2; shift 2 ;;
     --idle-seconds) idle_seconds=$2; shift 2 ;;
     --skip-webhook-baseline) skip_baseline=true; shift ;;
+    --freshness) freshness=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
-for v in groups members namespaces chunk edit_members idle_seconds; do
+for v in groups members namespaces chunk edit_members idle_seconds freshness; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v//_/-} must be a whole number (got '${!v}')"
 done
 # API keys: one per 20 members unless given.
@@ -177,12 +183,25 @@ mkdir -p "$tls"
   printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >tls.ext
   openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
     -extfile tls.ext -out tls.crt 2>/dev/null
+  # The harness's client certificate for the decision service.
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout client.key -out client.csr -subj "/CN=orgaccess-scale" 2>/dev/null
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >client.ext
+  openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile client.ext -out client.crt 2>/dev/null
 )
 webhook_port=$(free_port)
 admin_port=$(free_port)
 run_args=(run --leader-election false --identity scale --admin-addr "127.0.0.1:$admin_port"
   --webhook-addr "127.0.0.1:$webhook_port" --webhook-cert-file "$tls/tls.crt"
   --webhook-key-file "$tls/tls.key" --operator-user "$operator_user" --trusted-group system:masters)
+# The decision service as a deployment would serve it: HTTPS for clients with
+# a certificate, plain HTTP on loopback for an NGINX beside it.
+decision_port=$(free_port)
+decision_nginx_port=$(free_port)
+run_args+=(--decision-addr "127.0.0.1:$decision_port" --decision-cert-file "$tls/tls.crt"
+  --decision-key-file "$tls/tls.key" --decision-client-ca-file "$tls/ca.crt" --decision-allow "orgaccess-scale=*"
+  --decision-nginx-addr "127.0.0.1:$decision_nginx_port" --decision-default-namespace "${ns_list[0]}")
 # shellcheck disable=SC2206 # word splitting of the extra arguments is the point
 [[ -z "${ORGACCESS_SCALE_OPERATOR_ARGS:-}" ]] || run_args+=($ORGACCESS_SCALE_OPERATOR_ARGS)
 note "$bin ${run_args[*]}"
@@ -246,7 +265,8 @@ py_args=(run --kubeconfig "$admin_kc" --kubectl "$kubectl_bin" --kubectl-cache "
   --groups "$groups" --members "$members" --apikeys "$apikeys" --namespaces "$namespaces"
   --chunk "$chunk" --edit-members "$edit_members" --idle-seconds "$idle_seconds"
   --reconcile-timeout "${ORGACCESS_SCALE_RECONCILE_TIMEOUT:-600}"
-  --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-300}")
+  --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-300}"
+  --freshness "$freshness" --decision-port "$decision_port" --decision-nginx-port "$decision_nginx_port" --tls-dir "$tls")
 $skip_baseline && py_args+=(--skip-webhook-baseline)
 [[ -z "$out" ]] || py_args+=(--out "$out")
 python3 scripts/scale/scale.py "${py_args[@]}" &

@@ -197,6 +197,22 @@ class Api:
     def get(self, path):
         return json.loads(self.get_raw(path))
 
+    def patch(self, path, body):
+        """A JSON merge patch as the cluster admin; returns the object."""
+        c = self.conn()
+        try:
+            c.request("PATCH", path, body=json.dumps(body), headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/merge-patch+json",
+            })
+            r = c.getresponse()
+            data = r.read()
+            if r.status != 200:
+                raise RuntimeError(f"PATCH {path}: HTTP {r.status}: {data[:300]!r}")
+            return json.loads(data)
+        finally:
+            c.close()
+
     def get_raw(self, path):
         c = self.conn()
         try:
@@ -334,6 +350,58 @@ class Watcher:
         with self.lock:
             o = self.objects.get(key)
             return dict(o) if o else None
+
+
+# --- the decision service -------------------------------------------------------
+
+
+class Decisions:
+    """Keep-alive connections to the operator's decision service: the NGINX
+    auth_request listener (plain HTTP on loopback) for keys, and the HTTPS
+    listener (client certificate) for members' checks."""
+
+    def __init__(self, nginx_port, https_port, tls_dir):
+        self.nginx = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=10)
+        ctx = ssl.create_default_context(cafile=os.path.join(tls_dir, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(tls_dir, "client.crt"), os.path.join(tls_dir, "client.key"))
+        self.https = http.client.HTTPSConnection("127.0.0.1", https_port, context=ctx, timeout=10)
+
+    def key_status(self, ns, value):
+        """What NGINX would get for this key value: 200, 401 or 403."""
+        self.nginx.request("GET", "/nginx/auth", headers={
+            "X-Api-Key": value, "X-Orgaccess-Namespace": ns, "X-Forwarded-For": "127.0.0.1",
+        })
+        r = self.nginx.getresponse()
+        r.read()
+        return r.status
+
+    def check(self, ns, member, verb, target):
+        body = json.dumps({"namespace": ns, "principal": {"member": member}, "verb": verb, "target": target})
+        self.https.request("POST", "/v1/check", body=body, headers={"Content-Type": "application/json"})
+        r = self.https.getresponse()
+        data = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"/v1/check: HTTP {r.status}: {data[:300]!r}")
+        return json.loads(data)
+
+
+def edit_sources(group):
+    """The sources a generated group grants Edit on (group_privileges: the
+    first two of its five Custom resources)."""
+    i = 0 if group == WIDE else int(group.split("-")[1])
+    first = (i * 7) % len(SOURCES)
+    return [SOURCES[(first + k) % len(SOURCES)] for k in range(2)]
+
+
+def latency_summary(samples):
+    """samples: (from the request, from the response) pairs, seconds."""
+    req = [s[0] for s in samples]
+    resp = [s[1] for s in samples]
+    return {
+        "trials": len(samples),
+        "from_request": {"p50_seconds": pct(req, 0.50), "p99_seconds": pct(req, 0.99), "max_seconds": max(req)},
+        "from_response": {"p50_seconds": pct(resp, 0.50), "p99_seconds": pct(resp, 0.99), "max_seconds": max(resp)},
+    }
 
 
 # --- the operator: /metrics and /proc -------------------------------------------
@@ -875,8 +943,81 @@ class Run:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.result["harness_cpu_seconds"] = ru.ru_utime + ru.ru_stime
         self.result["machine"]["load_average_1m_at_end"] = os.getloadavg()[0]
+
+        # 7. Freshness of the decision service (issue 13), after the memory
+        # figures so that its changes do not count in them.
+        if a.freshness > 0:
+            self.result["freshness"] = self.freshness(first, a.freshness)
         self.watcher.stop()
         return self.result
+
+    def until(self, what, cond, timeout=30.0):
+        """Asks cond() every 2 ms until it holds; returns when it first did."""
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise StepTimeout(f"step 'freshness' timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.002)
+        return time.monotonic()
+
+    def freshness(self, ns, trials):
+        """From a write through the apiserver to the first refused decision:
+        one key disabled per trial (through NGINX's endpoint), and one member
+        removed from the only group that grants the question (through
+        /v1/check). Each latency is taken from before the PATCH was sent
+        (admission included: an upper bound) and from its response (the write
+        committed: a lower bound; the refusal may come first, then 0)."""
+        a = self.a
+        dec = Decisions(a.decision_nginx_port, a.decision_port, a.tls_dir)
+        base = f"/apis/{GROUP_VERSION}/namespaces/{ns}"
+        keys = []
+        for i in range(min(trials, a.apikeys)):
+            name = f"k-{i:04d}"
+            secret = self.api.get(f"/api/v1/namespaces/{ns}/secrets/{name}-apikey")
+            value = base64.b64decode(secret["data"]["apiKey"]).decode()
+            if dec.key_status(ns, value) != 200:
+                raise RuntimeError(f"key {name} is not live before its trial")
+            t0 = time.monotonic()
+            self.api.patch(f"{base}/apikeys/{name}", {"spec": {"enabled": False}})
+            t1 = time.monotonic()
+            t2 = self.until(f"key {name} refused", lambda: dec.key_status(ns, value) == 401)
+            keys.append((t2 - t0, max(0.0, t2 - t1)))
+            time.sleep(0.05)
+        log(f"freshness: {len(keys)} keys disabled, p99 {pct([k[0] for k in keys], 0.99):.3f} s")
+
+        members = []
+        for i in range(a.members - 1, -1, -1):
+            if len(members) >= trials:
+                break
+            name = f"m-{i:05d}"
+            groups = self.api.get(f"{base}/members/{name}")["spec"]["groups"]
+            # A question only one of the member's groups answers yes.
+            question = None
+            for g in groups:
+                for src in edit_sources(g):
+                    answer = dec.check(ns, name, "edit", f"Content/Sources/{src}")
+                    if answer["allowed"] and answer.get("grantedBy") == [g]:
+                        question = (g, f"Content/Sources/{src}")
+                        break
+                if question:
+                    break
+            if question is None:
+                continue
+            g, target = question
+            t0 = time.monotonic()
+            self.api.patch(f"{base}/members/{name}", {"spec": {"groups": [x for x in groups if x != g]}})
+            t1 = time.monotonic()
+            t2 = self.until(f"member {name} refused edit {target}", lambda: not dec.check(ns, name, "edit", target)["allowed"])
+            members.append((t2 - t0, max(0.0, t2 - t1)))
+            time.sleep(0.05)
+        if not members:
+            raise RuntimeError("freshness: no member has a question only one of its groups answers")
+        log(f"freshness: {len(members)} members removed from a group, p99 {pct([m[0] for m in members], 0.99):.3f} s")
+        return {
+            "namespace": ns,
+            "key_disabled": latency_summary(keys) if keys else None,
+            "member_removed_from_group": latency_summary(members),
+        }
 
 
 def machine():
@@ -936,6 +1077,14 @@ def table(r):
         ("control plane CPU seconds", f"apply {r['control_plane_cpu_seconds']['apply']:.1f}, edit {r['control_plane_cpu_seconds'].get('group_edit', 0):.1f} ({ed.get('control_plane_cpu_ms_per_write') or 0:.1f} ms per status write), total {r['control_plane_cpu_seconds']['total']:.1f}"
          + f" (this harness's watches: {r['harness_cpu_seconds']:.1f})"),
     ]
+    fr = r.get("freshness")
+    if fr:
+        for label, k in (("key disabled", "key_disabled"), ("member removed from a group", "member_removed_from_group")):
+            f = fr.get(k)
+            if f:
+                q, s = f["from_request"], f["from_response"]
+                rows.append((f"freshness: {label} -> refused", f"p50 {fmt_s(q['p50_seconds'])}, p99 {fmt_s(q['p99_seconds'])}, max {fmt_s(q['max_seconds'])} from the PATCH sent"
+                             + f" (from its response: p50 {fmt_s(s['p50_seconds'])}, p99 {fmt_s(s['p99_seconds'])}), {f['trials']} trials"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
@@ -965,6 +1114,10 @@ def main():
     r.add_argument("--edit-timeout", type=float, default=300)
     r.add_argument("--skip-webhook-baseline", action="store_true")
     r.add_argument("--out", default="")
+    r.add_argument("--freshness", type=int, default=0, help="trials per kind of change (0: skip)")
+    r.add_argument("--decision-port", type=int, default=0)
+    r.add_argument("--decision-nginx-port", type=int, default=0)
+    r.add_argument("--tls-dir", default="")
     g = sub.add_parser("generate", help="print one namespace's manifests (to look at them)")
     g.add_argument("--namespace", default="scale-1")
     g.add_argument("--groups", type=int, default=20)
