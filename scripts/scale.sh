@@ -9,10 +9,19 @@
 # Usage: scripts/scale.sh [--groups G] [--members M] [--apikeys K] [--namespaces N]
 #                         [--chunk C] [--edit-members E] [--idle-seconds S]
 #                         [--skip-webhook-baseline] [--freshness N] [--out FILE] [--keep]
+#                         [--fault none|kill|failover|apiserver-restart]
 #
 # --freshness N: after the other measurements, N trials each of disabling a key
 # and of removing a member from a group, timed from the write to the first
 # refused decision of the decision service (issue 13); 0 skips it (default 30).
+#
+# --fault: one fault in the middle of convergence (docs/performance.md, "fault
+# runs"): kill -9 the operator and start it again, once halfway through the
+# apply and once halfway through the group edit (kill); a second replica on
+# standby and the leader killed halfway through the group edit (failover);
+# the apiserver killed and restarted halfway through the group edit, the
+# operator left alone (apiserver-restart). The result's final state digest
+# compares with a run without the fault.
 #
 # Environment:
 #   ORGACCESS_BIN                  the orgaccess binary to measure (default: cargo build --release, target/release/orgaccess)
@@ -37,6 +46,7 @@ chunk=250
 edit_members=1000
 idle_seconds=60
 freshness=30
+fault=none
 skip_baseline=false
 out=""
 keep=false
@@ -51,6 +61,7 @@ while [[ $# -gt 0 ]]; do
     --idle-seconds) idle_seconds=$2; shift 2 ;;
     --skip-webhook-baseline) skip_baseline=true; shift ;;
     --freshness) freshness=$2; shift 2 ;;
+    --fault) fault=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=true; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -60,6 +71,7 @@ done
 for v in groups members namespaces chunk edit_members idle_seconds freshness; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v//_/-} must be a whole number (got '${!v}')"
 done
+case $fault in none|kill|failover|apiserver-restart) ;; *) die "--fault must be none, kill, failover or apiserver-restart (got '$fault')" ;; esac
 # API keys: one per 20 members unless given.
 [[ -n "$apikeys" ]] || apikeys=$(( members / 20 > 0 ? members / 20 : 1 ))
 [[ $apikeys =~ ^[0-9]+$ ]] || die "--apikeys must be a whole number"
@@ -116,6 +128,10 @@ cleanup() {
   fi
   stop_pid "$py_pid"
   stop_pid "$operator_pid"
+  # Replicas the measurement started or restarted (--fault).
+  if [[ -f "$dir/operator.pids" ]]; then
+    while read -r pid; do stop_pid "$pid"; done <"$dir/operator.pids"
+  fi
   stop_pid "$cp_pid"
   if $keep || [[ $rc -ne 0 && "${ORGACCESS_SCALE_KEEP_ON_FAILURE:-0}" == 1 ]]; then
     echo "scale: work dir kept: $dir" >&2
@@ -192,7 +208,10 @@ mkdir -p "$tls"
 )
 webhook_port=$(free_port)
 admin_port=$(free_port)
-run_args=(run --leader-election false --identity scale --admin-addr "127.0.0.1:$admin_port"
+# Leader election only where a second replica takes part (--fault failover).
+leader=false
+[[ $fault == failover ]] && leader=true
+run_args=(run --leader-election "$leader" --identity scale-a --admin-addr "127.0.0.1:$admin_port"
   --webhook-addr "127.0.0.1:$webhook_port" --webhook-cert-file "$tls/tls.crt"
   --webhook-key-file "$tls/tls.key" --operator-user "$operator_user" --trusted-group system:masters)
 # The decision service as a deployment would serve it: HTTPS for clients with
@@ -205,6 +224,14 @@ run_args+=(--decision-addr "127.0.0.1:$decision_port" --decision-cert-file "$tls
 # shellcheck disable=SC2206 # word splitting of the extra arguments is the point
 [[ -z "${ORGACCESS_SCALE_OPERATOR_ARGS:-}" ]] || run_args+=($ORGACCESS_SCALE_OPERATOR_ARGS)
 note "$bin ${run_args[*]}"
+# How to start it again, or a second replica (--fault): scale.py reads this.
+python3 - "$dir/operator.json" "${MALLOC_ARENA_MAX:-2}" "$operator_kc" "$bin" "${run_args[@]}" <<'EOF'
+import json, sys
+out, arena, kubeconfig, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+env = {"MALLOC_ARENA_MAX": arena, "KUBECONFIG": kubeconfig, "ORGACCESS_LOG_FORMAT": "plain", "NO_COLOR": "1"}
+with open(out, "w") as f:
+    json.dump({"argv": argv, "env": env}, f)
+EOF
 # As the chart runs it (MALLOC_ARENA_MAX: see its deployment.yaml).
 MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} KUBECONFIG=$operator_kc ORGACCESS_LOG_FORMAT=plain NO_COLOR=1 "$bin" "${run_args[@]}" >"$dir/operator.log" 2>&1 &
 operator_pid=$!
@@ -266,6 +293,7 @@ py_args=(run --kubeconfig "$admin_kc" --kubectl "$kubectl_bin" --kubectl-cache "
   --chunk "$chunk" --edit-members "$edit_members" --idle-seconds "$idle_seconds"
   --reconcile-timeout "${ORGACCESS_SCALE_RECONCILE_TIMEOUT:-600}"
   --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-300}"
+  --fault "$fault" --operator-json "$dir/operator.json"
   --freshness "$freshness" --decision-port "$decision_port" --decision-nginx-port "$decision_nginx_port" --tls-dir "$tls")
 $skip_baseline && py_args+=(--skip-webhook-baseline)
 [[ -z "$out" ]] || py_args+=(--out "$out")

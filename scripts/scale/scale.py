@@ -12,12 +12,15 @@ status 2 and says which step and what it was waiting for.
 
 import argparse
 import base64
+import hashlib
 import http.client
 import json
 import os
 import random
 import re
 import resource
+import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -197,13 +200,13 @@ class Api:
     def get(self, path):
         return json.loads(self.get_raw(path))
 
-    def patch(self, path, body):
-        """A JSON merge patch as the cluster admin; returns the object."""
+    def patch(self, path, body, content_type="application/merge-patch+json"):
+        """A patch (JSON merge patch unless told) as the cluster admin; returns the object."""
         c = self.conn()
         try:
             c.request("PATCH", path, body=json.dumps(body), headers={
                 "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/merge-patch+json",
+                "Content-Type": content_type,
             })
             r = c.getresponse()
             data = r.read()
@@ -226,6 +229,10 @@ class Api:
             c.close()
 
 
+class WatchExpired(Exception):
+    pass
+
+
 class Watcher:
     """One watch per kind over every namespace, from a resourceVersion taken
     before anything is applied; keeps each object's latest generation and
@@ -239,6 +246,7 @@ class Watcher:
         self.error = None
         self.threads = []
         self.stopping = False
+        self.connected = {}
 
     def start(self):
         for kind, plural in KINDS.items():
@@ -248,14 +256,31 @@ class Watcher:
             self.threads.append(t)
 
     def _run(self, kind, plural, rv):
+        failing_since = None
         while not self.stopping:
             try:
+                self.connected[kind] = False
                 rv = self._watch(kind, plural, rv)
+                failing_since = None
+            except WatchExpired:
+                # The restarted apiserver's watch cache starts after our
+                # resourceVersion: list again (status changes still show).
+                try:
+                    rv = self._relist(kind, plural)
+                except Exception:  # noqa: BLE001 - retried below
+                    time.sleep(0.5)
             except Exception as e:  # noqa: BLE001 - reported by check()
                 if self.stopping:
                     return
-                self.error = f"watch of {plural} failed: {e}"
-                return
+                # An apiserver restart (--fault apiserver-restart) ends the
+                # watch: resume from the last resourceVersion for two minutes.
+                now = time.monotonic()
+                if failing_since is None or self.connected[kind]:
+                    failing_since = now
+                if now - failing_since > 120:
+                    self.error = f"watch of {plural} failed for two minutes: {e}"
+                    return
+                time.sleep(0.5)
 
     def _watch(self, kind, plural, rv):
         c = self.api.conn(timeout=None)
@@ -267,6 +292,7 @@ class Watcher:
         r = c.getresponse()
         if r.status != 200:
             raise RuntimeError(f"HTTP {r.status}: {r.read()[:300]!r}")
+        self.connected[kind] = True
         while True:
             line = r.readline()
             if not line:
@@ -276,11 +302,21 @@ class Watcher:
             ev = json.loads(line)
             obj = ev["object"]
             if ev["type"] == "ERROR":
+                if obj.get("code") == 410:
+                    c.close()
+                    raise WatchExpired(obj.get("message"))
                 raise RuntimeError(f"watch error: {obj.get('message')}")
             rv = obj["metadata"]["resourceVersion"]
             if ev["type"] == "BOOKMARK":
                 continue
             self._record(now, kind, ev["type"], obj)
+
+    def _relist(self, kind, plural):
+        listed = self.api.get(f"/apis/{GROUP_VERSION}/{plural}")
+        now = time.monotonic()
+        for obj in listed["items"]:
+            self._record(now, kind, "MODIFIED", obj)
+        return listed["metadata"]["resourceVersion"]
 
     def _record(self, now, kind, etype, obj):
         md = obj["metadata"]
@@ -345,6 +381,25 @@ class Watcher:
     def events_between(self, t0, t1):
         with self.lock:
             return [e for e in self.events if t0 <= e[0] < t1]
+
+    def final_state(self):
+        """Every object's status without what differs between equal runs
+        (times, key values' hashes and prefixes): a digest to compare a fault
+        run with a run without faults, and the statuses themselves."""
+        volatile = {"lastTransitionTime", "hash", "prefix", "previousHash", "previousPrefix", "message"}
+
+        def clean(v):
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items() if k not in volatile and not k.endswith("At")}
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            return v
+
+        with self.lock:
+            items = sorted((k, json.loads(o["status"])) for k, o in self.objects.items())
+        normal = [[*k, clean(st)] for k, st in items]
+        blob = json.dumps(normal, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest(), normal
 
     def obj(self, key):
         with self.lock:
@@ -577,6 +632,70 @@ class Sampler:
             time.sleep(1)
 
 
+# --- operator processes (--fault) ------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Operators:
+    """Starts operator processes the way scripts/scale.sh started the first
+    (operator.json: its argv and environment), kills them with SIGKILL, and
+    lists every pid it started in operator.pids for scale.sh's cleanup."""
+
+    def __init__(self, a):
+        with open(a.operator_json) as f:
+            self.spec = json.load(f)
+        self.work_dir = a.work_dir
+        self.procs = {}
+
+    def start(self, log_name, replace=None):
+        argv = list(self.spec["argv"])
+        for flag, value in (replace or {}).items():
+            argv[argv.index(flag) + 1] = value
+        env = dict(os.environ, **self.spec["env"])
+        with open(os.path.join(self.work_dir, log_name), "ab") as out:
+            p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        with open(os.path.join(self.work_dir, "operator.pids"), "a") as f:
+            f.write(f"{p.pid}\n")
+        self.procs[p.pid] = p
+        return p.pid
+
+    def kill(self, pid):
+        os.kill(pid, signal.SIGKILL)
+        if pid in self.procs:
+            self.procs.pop(pid).wait()
+            return
+        # Started by scale.sh: a zombie until it reaps it.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        return
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"operator pid {pid} did not die after SIGKILL")
+
+    def wait_ready(self, pid, admin_port, timeout=180):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.procs.get(pid) and self.procs[pid].poll() is not None:
+                raise RuntimeError(f"the operator (pid {pid}) exited while starting (see its log in {self.work_dir})")
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise StepTimeout(f"the operator (pid {pid}) was not ready within {timeout} s")
+            time.sleep(0.1)
+
+
 # --- the run ------------------------------------------------------------------
 
 
@@ -608,22 +727,105 @@ class Run:
             "machine": machine(),
         }
         self.cpu_marks = {}
+        self.cp_seen = {}  # control-plane pid -> its last CPU seconds
+        # A fault run replaces the operator process: its counters and CPU
+        # seconds continue from the last process's (see switch_operator).
+        self.metric_offset = {}
+        self.cpu_offset = 0.0
+        self.operators = Operators(a) if a.fault != "none" else None
+        self.faults = []
+
+    def scrape(self):
+        m = scrape(self.a.admin_port)
+        for k, v in self.metric_offset.items():
+            m[k] = m.get(k, 0.0) + v
+        return m
+
+    def switch_operator(self, last_metrics, last_cpu, pid, admin_port):
+        """From now on the operator is `pid` (admin `admin_port`); what the
+        previous process counted (its last scrape and CPU seconds, taken just
+        before the fault) carries over, the new process's own so far does not."""
+        self.a.operator_pid, self.a.admin_port = pid, admin_port
+        now = scrape(admin_port)
+        self.metric_offset = {k: last_metrics.get(k, 0.0) - now.get(k, 0.0) for k in set(last_metrics) | set(now)}
+        self.cpu_offset = last_cpu - proc_cpu(pid)
+
+    def before_fault(self):
+        return self.scrape(), self.cpu_offset + proc_cpu(self.a.operator_pid)
+
+    def kill_and_restart(self, phase):
+        """kill -9 the operator, start it again with the same flags (same
+        ports: the webhook configuration still points at it), wait until ready."""
+        m, cpu = self.before_fault()
+        t0 = time.monotonic()
+        self.operators.kill(self.a.operator_pid)
+        pid = self.operators.start("operator-restarted.log")
+        self.operators.wait_ready(pid, self.a.admin_port)
+        self.switch_operator(m, cpu, pid, self.a.admin_port)
+        self.faults.append({"fault": "kill", "phase": phase, "killed_at": t0, "ready_again_seconds": time.monotonic() - t0})
+        log(f"fault: operator killed during the {phase} and ready again in {time.monotonic() - t0:.1f} s (pid {pid})")
+
+    def start_standby(self):
+        """A second replica (leader election on), its own ports, before the edit."""
+        ports = {flag: f"127.0.0.1:{free_port()}" for flag in ("--admin-addr", "--webhook-addr", "--decision-addr", "--decision-nginx-addr")}
+        pid = self.operators.start("operator-b.log", dict(ports, **{"--identity": "scale-b"}))
+        admin_port = int(ports["--admin-addr"].rsplit(":", 1)[1])
+        self.operators.wait_ready(pid, admin_port)
+        self.standby = (pid, admin_port, ports)
+        log(f"fault: standby replica scale-b ready (pid {pid})")
+
+    def fail_over(self, phase):
+        """kill -9 the leader; the standby takes the lease and finishes."""
+        m, cpu = self.before_fault()
+        t0 = time.monotonic()
+        self.operators.kill(self.a.operator_pid)
+        pid, admin_port, ports = self.standby
+        self.switch_operator(m, cpu, pid, admin_port)
+        # The webhook too, as a Service would send it to the surviving pod.
+        self.api.patch(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/orgaccess-scale",
+            [{"op": "replace", "path": "/webhooks/0/clientConfig/url",
+              "value": f"https://{ports['--webhook-addr']}/validate"}],
+            "application/json-patch+json",
+        )
+        # The decision service of the freshness step is now the standby's.
+        self.a.decision_port = int(ports["--decision-addr"].rsplit(":", 1)[1])
+        self.a.decision_nginx_port = int(ports["--decision-nginx-addr"].rsplit(":", 1)[1])
+        self.faults.append({"fault": "failover", "phase": phase, "killed_at": t0})
+        log(f"fault: leader killed during the {phase}; scale-b (pid {pid}) takes over")
+
+    def restart_apiserver(self, phase):
+        """SIGUSR1 to `control-plane up`: the apiserver down for 5 s and back."""
+        t0 = time.monotonic()
+        os.kill(self.a.control_plane_pid, signal.SIGUSR1)
+        self.faults.append({"fault": "apiserver-restart", "phase": phase, "signalled_at": t0})
+        log(f"fault: apiserver restart during the {phase}")
+
+    def inject(self, phase):
+        f = self.a.fault
+        if f == "kill":
+            self.kill_and_restart(phase)
+        elif f == "failover" and phase == "group edit":
+            self.fail_over(phase)
+        elif f == "apiserver-restart" and phase == "group edit":
+            self.restart_apiserver(phase)
 
     def kubectl(self, *args):
         cmd = [self.a.kubectl, "--kubeconfig", self.a.kubeconfig, "--cache-dir", self.a.kubectl_cache, *args]
         return subprocess.run(cmd, capture_output=True, text=True)
 
     def mark_cpu(self, name):
-        self.cpu_marks[name] = (time.monotonic(), proc_cpu(self.a.operator_pid), self.cp_cpu())
+        self.cpu_marks[name] = (time.monotonic(), self.cpu_offset + proc_cpu(self.a.operator_pid), self.cp_cpu())
 
     def cp_cpu(self):
-        total = 0.0
-        for pid in self.cp_pids:
+        """CPU seconds of etcd and the apiserver; a restarted apiserver is a
+        new child, the old one counts with its last reading."""
+        for pid in set(self.cp_pids) | set(children(self.a.control_plane_pid)):
             try:
-                total += proc_cpu(pid)
+                self.cp_seen[pid] = proc_cpu(pid)
             except OSError:
                 pass
-        return total
+        return sum(self.cp_seen.values())
 
     def alive(self):
         try:
@@ -702,7 +904,7 @@ class Run:
         for ns in namespaces[1:]:
             plan += [(ns, c) for c in chunks[ns]]
 
-        m_before = scrape(a.admin_port)
+        m_before = self.scrape()
         api_before = scrape_apiserver(self.api)
         self.mark_cpu("apply_start")
         t_apply0 = time.monotonic()
@@ -710,8 +912,10 @@ class Run:
         retries = 0
         done = 0
         last_log = time.monotonic()
-        for ns, (path, count) in plan:
+        for n_chunk, (ns, (path, count)) in enumerate(plan):
             self.alive()
+            if a.fault == "kill" and n_chunk == len(plan) // 2 and n_chunk > 0:
+                self.inject("apply")
             seconds, r = self.apply(path, count)
             retries += r
             spent[ns] = spent.get(ns, 0.0) + seconds
@@ -721,7 +925,7 @@ class Run:
                 last_log = time.monotonic()
         t_apply_end = time.monotonic()
         self.mark_cpu("apply_end")
-        m_after_apply = scrape(a.admin_port)
+        m_after_apply = self.scrape()
         api_after = scrape_apiserver(self.api)
         log(f"applied {total_objects} objects in {t_apply_end - t_apply0:.1f} s")
 
@@ -794,7 +998,7 @@ class Run:
         t_last_mk = self.watcher.last_status_change(("Member", "ApiKey")) or t_all
         t_last_any = self.watcher.last_status_change(("Member", "ApiKey", "Group", "Organization")) or t_all
         self.mark_cpu("converged")
-        m_converged = scrape(a.admin_port)
+        m_converged = self.scrape()
         not_ready_true = [k for k in expected if not (self.watcher.obj(k) or {}).get("ready_true")]
         self.result["reconcile"] = {
             "objects": len(expected),
@@ -809,13 +1013,15 @@ class Run:
         log(f"every Member and ApiKey reconciled {t_all - t_apply_end:.1f} s after the apply")
 
         # 3. One group edit reaching the wide group's members.
+        if a.fault == "failover":
+            self.start_standby()
         ns = first
         wide_keys = [("Member", ns, f"m-{i:05d}") for i in range(wide_members)]
         group_key = ("Group", ns, WIDE)
         gen_before = self.watcher.obj(group_key)["gen"]
         with open(os.path.join(work, "edit.yaml"), "w") as f:
             json.dump(wide_group(ns, "Edit"), f)
-        m_edit0 = scrape(a.admin_port)
+        m_edit0 = self.scrape()
         self.mark_cpu("edit_start")
         t_cmd = time.monotonic()
         r = self.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", os.path.join(work, "edit.yaml"))
@@ -845,10 +1051,18 @@ class Run:
             n = len(first_changes())
             return n == len(wide_set), f"{n} of {len(wide_set)} members' status changed"
 
+        if a.fault != "none":
+            def a_third_changed():
+                n = len(first_changes())
+                return n >= max(1, len(wide_set) // 3), f"{n} of {len(wide_set)} members' status changed"
+
+            self.wait("group edit", "a third of the wide group's members to change status", a_third_changed, a.edit_timeout, 0.01)
+            self.inject("group edit")
+
         self.wait("group edit", "every member of the wide group to change status", all_changed, a.edit_timeout)
         self.wait("group edit", f"{a.quiet_seconds} s without status changes", quiet, a.edit_timeout)
         self.mark_cpu("edit_end")
-        m_edit1 = scrape(a.admin_port)
+        m_edit1 = self.scrape()
         firsts = first_changes()
         lat = [t - t_group for t in firsts.values()]
         evs = self.watcher.events_between(t_group, time.monotonic())
@@ -874,11 +1088,18 @@ class Run:
             "status_writes": {k: w1.get(k, 0) - w0.get(k, 0) for k in sorted(set(w0) | set(w1)) if w1.get(k, 0) - w0.get(k, 0)},
         }
         self.result["group_edit"]["status_writes_total"] = sum(self.result["group_edit"]["status_writes"].values())
+        # After a fault: how long until the members' statuses moved again.
+        for f in self.faults:
+            t_fault = f.get("killed_at") or f.get("signalled_at")
+            if f["phase"] == "group edit" and t_fault:
+                after = [t for t in firsts.values() if t > t_fault]
+                f["next_member_status_change_after_seconds"] = (min(after) - t_fault) if after else None
+                f["edit_done_after_seconds"] = (max(after) - t_fault) if after else None
         log(f"group edit: {len(wide_set)} members, p99 {pct(lat, 0.99):.2f} s")
 
         # 4. Idle.
         log(f"idle for {a.idle_seconds} s")
-        m_idle0 = scrape(a.admin_port)
+        m_idle0 = self.scrape()
         self.mark_cpu("idle_start")
         t_i0 = time.monotonic()
         while time.monotonic() - t_i0 < a.idle_seconds:
@@ -886,7 +1107,7 @@ class Run:
             time.sleep(0.5)
         t_i1 = time.monotonic()
         self.mark_cpu("idle_end")
-        m_idle1 = scrape(a.admin_port)
+        m_idle1 = self.scrape()
         evs = self.watcher.events_between(t_i0, t_i1)
         w0, w1 = status_writes(m_idle0), status_writes(m_idle1)
         r0 = metric_sum(m_idle0, "orgaccess_controller_reconciles_total")
@@ -898,6 +1119,20 @@ class Run:
             "status_changes_seen": sum(1 for e in evs if e[4]),
             "reconciles": r1 - r0,
         }
+
+        # The final state: a digest of every status (equal to a run without
+        # the fault's), and one Secret per key.
+        digest, statuses = self.watcher.final_state()
+        self.result["final_state"] = {
+            "status_digest": digest,
+            "objects": len(statuses),
+            **self.key_secrets(([baseline_ns] if baseline_ns else []) + namespaces),
+        }
+        if a.fault != "none":
+            self.result["faults"] = self.faults
+        if a.out:
+            with open(a.out + ".statuses.json", "w") as f:
+                json.dump(statuses, f, sort_keys=True)
 
         # 5. Memory and CPU.
         rss, hwm, anon = proc_memory(a.operator_pid)
@@ -950,6 +1185,25 @@ class Run:
             self.result["freshness"] = self.freshness(first, a.freshness)
         self.watcher.stop()
         return self.result
+
+    def key_secrets(self, namespaces):
+        """How many Secrets each ApiKey owns (one each is right)."""
+        per_key = {}
+        for ns in namespaces:
+            for i in range(self.a.apikeys):
+                per_key[(ns, f"k-{i:04d}")] = 0
+            for sec in self.api.get(f"/api/v1/namespaces/{ns}/secrets")["items"]:
+                for ref in sec["metadata"].get("ownerReferences") or []:
+                    if ref.get("kind") == "ApiKey":
+                        key = (ns, ref["name"])
+                        per_key[key] = per_key.get(key, 0) + 1
+        counts = list(per_key.values())
+        return {
+            "keys": len(counts),
+            "keys_with_one_secret": counts.count(1),
+            "keys_without_secret": counts.count(0),
+            "keys_with_more_secrets": sum(1 for c in counts if c > 1),
+        }
 
     def until(self, what, cond, timeout=30.0):
         """Asks cond() every 2 ms until it holds; returns when it first did."""
@@ -1077,6 +1331,11 @@ def table(r):
         ("control plane CPU seconds", f"apply {r['control_plane_cpu_seconds']['apply']:.1f}, edit {r['control_plane_cpu_seconds'].get('group_edit', 0):.1f} ({ed.get('control_plane_cpu_ms_per_write') or 0:.1f} ms per status write), total {r['control_plane_cpu_seconds']['total']:.1f}"
          + f" (this harness's watches: {r['harness_cpu_seconds']:.1f})"),
     ]
+    for f in r.get("faults", []):
+        rows.append(("fault", ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in f.items() if k != "killed_at" and k != "signalled_at")))
+    fs = r.get("final_state")
+    if fs:
+        rows.append(("final state", f"status digest {fs['status_digest'][:16]} over {fs['objects']} objects; {fs['keys_with_one_secret']} of {fs['keys']} keys with one Secret, {fs['keys_without_secret']} without, {fs['keys_with_more_secrets']} with more"))
     fr = r.get("freshness")
     if fr:
         for label, k in (("key disabled", "key_disabled"), ("member removed from a group", "member_removed_from_group")):
@@ -1115,6 +1374,8 @@ def main():
     r.add_argument("--skip-webhook-baseline", action="store_true")
     r.add_argument("--out", default="")
     r.add_argument("--freshness", type=int, default=0, help="trials per kind of change (0: skip)")
+    r.add_argument("--fault", choices=["none", "kill", "failover", "apiserver-restart"], default="none")
+    r.add_argument("--operator-json", default="")
     r.add_argument("--decision-port", type=int, default=0)
     r.add_argument("--decision-nginx-port", type=int, default=0)
     r.add_argument("--tls-dir", default="")

@@ -886,11 +886,21 @@ pub async fn run_foreground(mut opts: Options) -> anyhow::Result<()> {
     println!("{msg}");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // SIGUSR1: restart the apiserver (5 s down), as the scale harness's
+    // `--fault apiserver-restart` does mid-convergence.
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     let mut health = tokio::time::interval(Duration::from_secs(1));
     let result = loop {
         tokio::select! {
             r = tokio::signal::ctrl_c() => break r.map_err(anyhow::Error::from),
             _ = term.recv() => break Ok(()),
+            _ = usr1.recv() => {
+                eprintln!("SIGUSR1: restarting the apiserver (down for 5 s)");
+                if let Err(e) = plane.restart_apiserver(Duration::from_secs(5)).await {
+                    break Err(e.context("restarting the apiserver"));
+                }
+                eprintln!("apiserver restarted and ready");
+            }
             _ = health.tick() => {
                 if let Err(e) = plane.check_running() {
                     break Err(e.context("the control plane stopped unexpectedly"));
