@@ -108,6 +108,7 @@ variants=(
   "service-monitor|--set serviceMonitor.enabled=true --set serviceMonitor.interval=30s --set serviceMonitor.labels.release=prometheus"
   "no-crds|--set crds.install=false"
   "decision|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.clientCASecretName=decision-client-ca --set decision.https.allow={gateway=default} --set decision.nginx.enabled=true --set decision.nginx.namespaces={default} --set decision.defaultNamespace=default"
+  "decision-tokens|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.tokenReview.enabled=true --set decision.https.tokenReview.audiences={orgaccess} --set decision.https.allow={system:serviceaccount:shop:frontend=shop}"
 )
 
 step "helm lint"

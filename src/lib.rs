@@ -22,4 +22,5 @@ pub mod decision;
 pub mod index;
 pub mod metrics;
 pub mod operator;
+pub mod token_review;
 pub mod webhook;

@@ -166,6 +166,7 @@ pub async fn run(
     let mut decision = tokio::spawn(crate::decision::serve(
         (*args.decision).clone(),
         caches.index.clone(),
+        Some(client.clone()),
         stop.stopped(),
     ));
     let mut admin = tokio::spawn(crate::admin::serve(

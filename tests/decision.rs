@@ -497,6 +497,7 @@ async fn https_callers_are_named_by_their_client_certificate() {
     tokio::spawn(orgaccess::decision::serve(
         args,
         index(in_an_hour()),
+        None,
         std::future::pending(),
     ));
     let client_as = |cn: &str| {

@@ -651,6 +651,15 @@ class Operators:
             self.spec = json.load(f)
         self.work_dir = a.work_dir
         self.procs = {}
+        self.logs = {}
+
+    def log_tail(self, pid, lines=15):
+        path = self.logs.get(pid)
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except (OSError, TypeError):
+            return ""
 
     def start(self, log_name, replace=None):
         argv = list(self.spec["argv"])
@@ -662,6 +671,7 @@ class Operators:
         with open(os.path.join(self.work_dir, "operator.pids"), "a") as f:
             f.write(f"{p.pid}\n")
         self.procs[p.pid] = p
+        self.logs[p.pid] = os.path.join(self.work_dir, log_name)
         return p.pid
 
     def kill(self, pid):
@@ -685,7 +695,7 @@ class Operators:
         deadline = time.monotonic() + timeout
         while True:
             if self.procs.get(pid) and self.procs[pid].poll() is not None:
-                raise RuntimeError(f"the operator (pid {pid}) exited while starting (see its log in {self.work_dir})")
+                raise RuntimeError(f"the operator (pid {pid}) exited while starting; the end of its log:\n{self.log_tail(pid)}")
             try:
                 if urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=2).status == 200:
                     return

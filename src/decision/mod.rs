@@ -5,9 +5,12 @@
 //! Two listeners, both off unless configured:
 //!
 //! - `--decision-addr`: HTTPS (the webhook's reloading TLS), every endpoint.
-//!   Callers present a client certificate from `--decision-client-ca-file`;
-//!   its common name may ask about the namespaces `--decision-allow` maps it
-//!   to (docs/decision-service.md).
+//!   Callers present a client certificate from `--decision-client-ca-file`,
+//!   or (with `--decision-token-review`, on `/v1/...`) a service-account
+//!   token the apiserver vouches for (TokenReview, cached:
+//!   [`crate::token_review`]); the certificate's common name or the token's
+//!   user may ask about the namespaces `--decision-allow` maps it to
+//!   (docs/decision-service.md).
 //! - `--decision-nginx-addr`: plain HTTP, the gateway endpoints only (`GET
 //!   /nginx/auth`, Envoy's `/envoy/authz/...`), for a gateway beside the
 //!   operator or a sidecar on loopback; it may ask about
@@ -70,8 +73,9 @@ pub struct DecisionArgs {
         env = "ORGACCESS_DECISION_CLIENT_CA_FILE"
     )]
     pub client_ca_file: Option<PathBuf>,
-    /// `NAME=ns1,ns2`: the client certificate common name NAME may ask about
-    /// these namespaces (`*`: every namespace). Repeatable.
+    /// `NAME=ns1,ns2`: the client certificate common name, or the token's
+    /// user (`system:serviceaccount:NS:SA`), NAME may ask about these
+    /// namespaces (`*`: every namespace). Repeatable.
     #[arg(
         id = "decision_allow",
         value_name = "NAME=NAMESPACES",
@@ -106,6 +110,26 @@ pub struct DecisionArgs {
         value_delimiter = ','
     )]
     pub nginx_namespaces: Vec<String>,
+    /// Also accept callers of `/v1/...` on the HTTPS listener by a bearer
+    /// token (a service account's), authenticated by the apiserver
+    /// (TokenReview, cached for a minute). The gateway endpoints keep
+    /// client certificates: their bearer token is the API key.
+    #[arg(
+        id = "decision_token_review",
+        long = "decision-token-review",
+        env = "ORGACCESS_DECISION_TOKEN_REVIEW"
+    )]
+    pub token_review: bool,
+    /// Audiences a caller's token must be meant for (empty: the apiserver's
+    /// own). Repeatable or comma-separated.
+    #[arg(
+        id = "decision_token_audience",
+        value_name = "AUDIENCE",
+        long = "decision-token-audience",
+        env = "ORGACCESS_DECISION_TOKEN_AUDIENCE",
+        value_delimiter = ','
+    )]
+    pub token_audiences: Vec<String>,
 }
 
 /// Which namespaces a caller may ask about.
@@ -154,7 +178,8 @@ impl Callers {
         Ok(Callers { by_name })
     }
 
-    /// May the caller named `name` (a certificate's common name) ask about `namespace`?
+    /// May the caller named `name` (a certificate's common name or a token's
+    /// user) ask about `namespace`?
     pub fn may_ask(&self, name: Option<&str>, namespace: &str) -> bool {
         name.and_then(|n| self.by_name.get(n))
             .is_some_and(|r| r.covers(namespace))
@@ -226,15 +251,17 @@ impl DecisionArgs {
 
 /// Serves the configured listeners until `shutdown`; resolves at once when
 /// none is configured.
+/// `client` reviews callers' tokens (`--decision-token-review`).
 pub async fn serve(
     args: DecisionArgs,
     index: Arc<Index>,
+    client: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let https = async {
         match args.addr {
-            Some(addr) => serve_https(&args, addr, index.clone(), shutdown.clone()).await,
+            Some(addr) => serve_https(&args, addr, index.clone(), client, shutdown.clone()).await,
             None => Ok(()),
         }
     };
@@ -252,42 +279,90 @@ async fn serve_https(
     args: &DecisionArgs,
     addr: SocketAddr,
     index: Arc<Index>,
+    client: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let (Some(cert), Some(key), Some(ca)) = (&args.cert_file, &args.key_file, &args.client_ca_file)
-    else {
+    let (Some(cert), Some(key)) = (&args.cert_file, &args.key_file) else {
+        bail!("--decision-addr needs --decision-cert-file and --decision-key-file");
+    };
+    if args.client_ca_file.is_none() && !args.token_review {
         bail!(
-            "--decision-addr needs --decision-cert-file, --decision-key-file and --decision-client-ca-file"
+            "--decision-addr needs a way to authenticate callers: --decision-client-ca-file, --decision-token-review, or both"
         );
+    }
+    let reviewer = match (args.token_review, client) {
+        (false, _) => None,
+        (true, Some(client)) => Some(Arc::new(crate::token_review::Reviewer::new(
+            client,
+            args.token_audiences.clone(),
+        ))),
+        (true, None) => bail!("--decision-token-review needs a connection to the apiserver"),
     };
     let certs = Arc::new(
         tls::ReloadingCert::new(cert.clone(), key.clone(), None)
             .context("loading the decision service's serving certificate")?,
     );
-    let client_auth = tls::ClientAuth {
-        ca_file: ca.clone(),
+    // With tokens accepted, a certificate is one way in, not the only one.
+    let client_auth = args.client_ca_file.clone().map(|ca_file| tls::ClientAuth {
+        ca_file,
         names: Vec::new(),
-    };
-    let config = Arc::new(tls::server_config(certs, Some(&client_auth))?);
+        optional: reviewer.is_some(),
+    });
+    let config = Arc::new(tls::server_config(certs, client_auth.as_ref())?);
     let service = Service {
         index,
         gate: Gate::Certificates(Callers::parse(&args.allow)?),
         default_namespace: args.default_namespace.clone(),
     };
+    let app = match reviewer {
+        Some(reviewer) => {
+            router(service).layer(axum::middleware::from_fn_with_state(reviewer, token_caller))
+        }
+        None => router(service),
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the decision service to {addr}"))?;
-    tracing::info!(%addr, "decision service serving (HTTPS, client certificates)");
-    tls::serve(
-        listener,
-        config,
-        router(service),
-        1024,
-        Vec::new(),
-        None,
-        shutdown,
-    )
-    .await
+    tracing::info!(%addr, token_review = args.token_review, "decision service serving (HTTPS)");
+    tls::serve(listener, config, app, 1024, Vec::new(), None, shutdown).await
+}
+
+/// Names a `/v1/...` caller without a client certificate by its bearer token,
+/// as the apiserver authenticates it: `401` for a token it refuses, `503`
+/// when it cannot be asked. The gateway endpoints are left alone: there the
+/// bearer token is an API key, which must never reach the apiserver.
+async fn token_caller(
+    axum::extract::State(reviewer): axum::extract::State<Arc<crate::token_review::Reviewer>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use crate::token_review::{Verdict, bearer};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let named = request
+        .extensions()
+        .get::<tls::ClientName>()
+        .is_some_and(|c| c.0.is_some());
+    if named || !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let Some(token) = bearer(request.headers()) else {
+        return next.run(request).await;
+    };
+    match reviewer.review(token).await {
+        Verdict::Authenticated(who) => {
+            request
+                .extensions_mut()
+                .insert(tls::ClientName(Some(who.user.clone())));
+            next.run(request).await
+        }
+        Verdict::Rejected => (StatusCode::UNAUTHORIZED, "the token is not valid").into_response(),
+        Verdict::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not review the token",
+        )
+            .into_response(),
+    }
 }
 
 async fn serve_plain(

@@ -41,8 +41,8 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use kube::Client;
 use kube::runtime::events::Reporter;
-use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -224,6 +224,7 @@ impl WebhookArgs {
             body_budget: self.body_budget.max(MAX_BODY),
             client_auth: self.client_ca_file.clone().map(|ca_file| tls::ClientAuth {
                 ca_file,
+                optional: false,
                 names: self
                     .client_names
                     .iter()
@@ -464,14 +465,17 @@ impl Webhook {
     }
 
     /// `GET /activity` for the admin server: callers authenticate with a
-    /// bearer token (TokenReview, with `client`); a trusted principal may list
+    /// bearer token (TokenReview with `client`, cached: [`crate::token_review`]); a trusted principal may list
     /// every namespace, anyone else one namespace whose organization grants
     /// them Organization/Activities: View, mapped exactly as admission maps
     /// requesters.
     pub fn activity_router(&self, client: Client) -> axum::Router {
         axum::Router::new()
             .route("/activity", get(activity_list))
-            .with_state((self.clone(), client))
+            .with_state((
+                self.clone(),
+                Arc::new(crate::token_review::Reviewer::new(client, Vec::new())),
+            ))
     }
 
     /// Serves HTTPS on the configured address until `shutdown`.
@@ -668,27 +672,24 @@ struct ActivityQuery {
 }
 
 async fn activity_list(
-    State((webhook, client)): State<(Webhook, Client)>,
+    State((webhook, reviewer)): State<(Webhook, Arc<crate::token_review::Reviewer>)>,
     headers: axum::http::HeaderMap,
     Query(q): Query<ActivityQuery>,
 ) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|t| !t.is_empty() && t.len() <= 16 * 1024);
-    let Some(token) = token else {
+    use crate::token_review::{Verdict, bearer};
+    let Some(token) = bearer(&headers) else {
         return (
             StatusCode::UNAUTHORIZED,
             "GET /activity needs a bearer token (Authorization: Bearer ...)",
         )
             .into_response();
     };
-    let (user, groups) = match authenticate(&client, token).await {
-        Ok(Some(who)) => who,
-        Ok(None) => return (StatusCode::UNAUTHORIZED, "the token is not valid").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "TokenReview failed");
+    let (user, groups) = match reviewer.review(token).await {
+        Verdict::Authenticated(who) => (who.user.clone(), who.groups.clone()),
+        Verdict::Rejected => {
+            return (StatusCode::UNAUTHORIZED, "the token is not valid").into_response();
+        }
+        Verdict::Unavailable => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "could not review the token",
@@ -726,32 +727,6 @@ async fn activity_list(
     let list = validator.activity.list(namespace.as_deref(), limit);
     let list: Vec<&Activity> = list.iter().map(Arc::as_ref).collect();
     axum::Json(list).into_response()
-}
-
-/// The user and groups a bearer token authenticates, by a TokenReview.
-async fn authenticate(
-    client: &Client,
-    token: &str,
-) -> anyhow::Result<Option<(String, Vec<String>)>> {
-    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-    let review = TokenReview {
-        spec: TokenReviewSpec {
-            token: Some(token.to_string()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let reviewed = Api::<TokenReview>::all(client.clone())
-        .create(&kube::api::PostParams::default(), &review)
-        .await?;
-    let Some(status) = reviewed.status.filter(|s| s.authenticated == Some(true)) else {
-        return Ok(None);
-    };
-    let user = status.user.unwrap_or_default();
-    Ok(user
-        .username
-        .filter(|u| !u.is_empty())
-        .map(|u| (u, user.groups.unwrap_or_default())))
 }
 
 /// The organization's own rule: a requester mapped (as admission maps them)

@@ -178,6 +178,10 @@ impl ResolvesServerCert for ReloadingCert {
 pub struct ClientAuth {
     pub ca_file: PathBuf,
     pub names: Vec<String>,
+    /// Let clients without a certificate connect (they authenticate some
+    /// other way, e.g. a bearer token); a certificate presented must still
+    /// verify.
+    pub optional: bool,
 }
 
 /// A rustls server configuration (TLS 1.2 and 1.3, HTTP/1.1) serving `certs`,
@@ -209,9 +213,13 @@ pub fn server_config(
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,
-            )
-            .build()
-            .context("client certificate verifier")?;
+            );
+            let verifier = if auth.optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier.build().context("client certificate verifier")?;
             builder.with_client_cert_verifier(verifier)
         }
     };

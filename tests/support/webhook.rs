@@ -47,6 +47,7 @@ pub async fn serve_webhook(trusted_groups: Option<Vec<String>>) -> ServedWebhook
         client_auth: Some(orgaccess::webhook::tls::ClientAuth {
             ca_file: plane().webhook_client_ca_file(),
             names: vec![orgaccess_testenv::WEBHOOK_CLIENT_NAME.into()],
+            optional: false,
         }),
         ..defaults
     };
