@@ -397,10 +397,13 @@ impl<'a> Declared<'a> {
 
 fn same_spec(old: Option<Object>, new: Option<Object>) -> bool {
     match (old, new) {
+        // The whole definition but its metadata, as for the other kinds: a
+        // field added later is a spec change without anyone listing it here.
         (Some(Object::Organization(a)), Some(Object::Organization(b))) => {
-            a.display_name == b.display_name
-                && a.resources == b.resources
-                && a.invitation_lifetime_days == b.invitation_lifetime_days
+            *a == OrgDef {
+                meta: a.meta.clone(),
+                ..b.clone()
+            }
         }
         (Some(Object::Group(a)), Some(Object::Group(b))) => {
             *a == GroupDef {
@@ -1228,4 +1231,45 @@ pub fn truncate(mut s: String, max: usize) -> String {
         s.push_str("...");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update<'a>(old: &'a OrgDef, new: &'a OrgDef) -> Change<'a> {
+        Change {
+            operation: Operation::Update,
+            name: &new.name,
+            old: Some(Object::Organization(old)),
+            new: Some(Object::Organization(new)),
+        }
+    }
+
+    /// An Organization stored before a rule tightened (here: a lifetime of
+    /// 0 days) may still have its metadata changed; any spec change — the
+    /// advisor's settings too — is judged.
+    #[test]
+    fn an_organization_update_is_judged_unless_only_metadata_changed() {
+        let stored = OrgDef {
+            name: "acme".into(),
+            invitation_lifetime_days: 0,
+            ..OrgDef::default()
+        };
+        let state = OrgState::default();
+        let finalized = OrgDef {
+            meta: Meta {
+                finalizers: vec!["x".into()],
+                ..Meta::default()
+            },
+            ..stored.clone()
+        };
+        assert!(catalog_validity(&state, &update(&stored, &finalized)).is_empty());
+        let mut advised = stored.clone();
+        advised.advice.administrators_max_members = Some(5);
+        assert!(
+            !catalog_validity(&state, &update(&stored, &advised)).is_empty(),
+            "a change of spec.advice was waved through as metadata"
+        );
+    }
 }
