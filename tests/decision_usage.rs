@@ -227,6 +227,31 @@ async fn a_used_key_gets_last_used_at_in_one_write_and_an_unused_key_none() {
             "the write changed lastUsedAt only"
         );
     }
+    // kubectl shows it (LAST USED, as an age); the unused key shows none.
+    let table = support::assert_success(
+        "kubectl get apikeys",
+        &support::kubectl(support::ADMIN, &["get", "apikeys", "-n", &ns]).await,
+    );
+    let column = table
+        .lines()
+        .next()
+        .and_then(|h| h.find("LAST USED"))
+        .unwrap_or_else(|| panic!("no LAST USED column: {table}"));
+    let last_used = |name: &str| {
+        let row = table.lines().find(|l| l.starts_with(name)).unwrap();
+        let cell = row.get(column..).unwrap_or_default();
+        (!cell.starts_with(' ')).then(|| {
+            cell.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+    };
+    assert!(
+        last_used(KEY).is_some_and(|age| age.ends_with('s')),
+        "{table}"
+    );
+    assert_eq!(last_used(UNUSED), None, "{table}");
     let unused = keys.get(UNUSED).await.unwrap();
     assert_eq!(unused.status.as_ref().unwrap().last_used_at, None);
     assert_eq!(
