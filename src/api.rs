@@ -682,6 +682,21 @@ impl From<&ApiKey> for ApiKeyDef {
     }
 }
 
+/// When each ApiKey of `namespace` was last used, as its status says
+/// (`status.lastUsedAt`; keys without it are absent).
+pub fn key_last_used<'a>(
+    namespace: &str,
+    keys: impl IntoIterator<Item = &'a ApiKey>,
+) -> std::collections::BTreeMap<String, jiff::Timestamp> {
+    keys.into_iter()
+        .filter(|k| k.namespace().as_deref() == Some(namespace))
+        .filter_map(|k| {
+            let at = k.status.as_ref()?.last_used_at.as_deref()?.parse().ok()?;
+            Some((k.name_any(), at))
+        })
+        .collect()
+}
+
 /// Builds one namespace's state from objects (from caches or manifests).
 pub fn org_state<'a>(
     namespace: &str,
