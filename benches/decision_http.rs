@@ -146,6 +146,7 @@ fn serve(addr: SocketAddr) {
         index,
         gate: Gate::Fixed(Reach::Every),
         default_namespace: Some(org::NS.into()),
+        usage: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {

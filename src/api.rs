@@ -388,6 +388,7 @@ pub struct MemberStatus {
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Prefix","type":"string","jsonPath":".status.prefix"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Last used","type":"date","jsonPath":".status.lastUsedAt"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
@@ -529,6 +530,14 @@ pub struct ApiKeyStatus {
     /// Effective privileges, including access-list grants from other objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub privileges: Vec<PrivilegeSpec>,
+    /// When the decision service last verified a value of this key (RFC
+    /// 3339), coarse: truncated to its recording interval
+    /// (`--decision-usage-interval`, default 5 minutes). Absent: not used
+    /// since usage is recorded. Written by the decision service (field
+    /// manager `orgaccess-usage`), not by the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub last_used_at: Option<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -671,6 +680,21 @@ impl From<&ApiKey> for ApiKeyDef {
             meta: guarded_meta(k.meta()),
         }
     }
+}
+
+/// When each ApiKey of `namespace` was last used, as its status says
+/// (`status.lastUsedAt`; keys without it are absent).
+pub fn key_last_used<'a>(
+    namespace: &str,
+    keys: impl IntoIterator<Item = &'a ApiKey>,
+) -> std::collections::BTreeMap<String, jiff::Timestamp> {
+    keys.into_iter()
+        .filter(|k| k.namespace().as_deref() == Some(namespace))
+        .filter_map(|k| {
+            let at = k.status.as_ref()?.last_used_at.as_deref()?.parse().ok()?;
+            Some((k.name_any(), at))
+        })
+        .collect()
 }
 
 /// Builds one namespace's state from objects (from caches or manifests).

@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 
 use crate::admin::ReadyCheck;
 use crate::controller::{self, ControllerArgs, Readiness};
+use crate::decision::usage::{Usage, UsageMetrics};
 use crate::index::watch::{Caches, WatchArgs};
 use crate::webhook::{Webhook, WebhookArgs};
 
@@ -162,10 +163,25 @@ pub async fn run(
         activity = Some(hook.activity_router(client.clone()));
         Some(tokio::spawn(hook.run(stop.stopped())))
     };
-    let decision_on = args.decision.addr.is_some() || args.decision.nginx_addr.is_some();
+    let decision_on = args.decision.enabled();
+    let usage = Arc::new(Usage::new(args.decision.usage_interval));
+    // Every replica serves decisions, so every replica writes its own
+    // uses (at most once per key per interval; decision/usage.rs).
+    let usage_flusher = decision_on.then(|| {
+        let metrics =
+            UsageMetrics::register(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
+        tokio::spawn(crate::decision::usage::flush_every(
+            usage.clone(),
+            caches.index.clone(),
+            client.clone(),
+            metrics,
+            stop.stopped(),
+        ))
+    });
     let mut decision = tokio::spawn(crate::decision::serve(
         (*args.decision).clone(),
         caches.index.clone(),
+        usage,
         Some(client.clone()),
         stop.stopped(),
     ));
@@ -220,6 +236,14 @@ pub async fn run(
     };
     admin.abort();
     decision.abort();
+    if let Some(flusher) = usage_flusher {
+        // Shutdown asked: it writes the last interval's uses (bounded) first.
+        if stop.requested.load(Ordering::SeqCst) {
+            let _ = flusher.await;
+        } else {
+            flusher.abort();
+        }
+    }
     if let Some(task) = webhook_abort {
         task.abort();
     }

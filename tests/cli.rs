@@ -1217,3 +1217,52 @@ fn advise_follows_the_seeds_examples() {
         assert_eq!(flagged, !advice.contains("disabled"), "{advice}");
     }
 }
+
+/// `advise --unused-key-days`: live keys whose `status.lastUsedAt` (or,
+/// never used, creation) is older than the threshold; asked for only.
+#[test]
+fn advise_finds_unused_keys_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let now = jiff::Timestamp::now();
+    let ago = |days: i64| (now - jiff::SignedDuration::from_hours(24 * days)).to_string();
+    let key = |name: &str, created: i64, used: Option<i64>| {
+        let status = used
+            .map(|d| format!("status:\n  lastUsedAt: \"{}\"\n", ago(d)))
+            .unwrap_or_default();
+        format!(
+            "---\napiVersion: orgaccess.dev/v1alpha1\nkind: ApiKey\nmetadata:\n  name: {name}\n  creationTimestamp: \"{}\"\nspec:\n  displayName: {name}\n  template: Custom\n  lifetime: P365D\n{status}",
+            ago(created)
+        )
+    };
+    let keys = [
+        key("stale-key", 200, Some(45)),
+        key("fresh-key", 200, Some(1)),
+        key("never-key", 50, None),
+        key("young-key", 5, None),
+    ]
+    .concat();
+    std::fs::write(dir.path().join("40-more-keys.yaml"), keys).unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let unused = |args: &[&str]| -> Vec<String> {
+        let out = run(&[&["advise", "-f", &path, "-o", "json"], args].concat());
+        assert_ne!(out.code, 2, "{}", out.stderr);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == "key-unused")
+            .map(|f| f["objects"][0].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(unused(&[]).is_empty(), "not asked for");
+    assert_eq!(
+        unused(&["--unused-key-days", "30"]),
+        ["ApiKey/never-key", "ApiKey/stale-key"]
+    );
+    assert!(unused(&["--unused-key-days", "60"]).is_empty());
+}

@@ -102,6 +102,7 @@ async fn service_as(caller: &str, allow: &[&str], index: Arc<Index>) -> String {
         index,
         gate: Gate::Certificates(Callers::parse(&allow).unwrap()),
         default_namespace: None,
+        usage: Arc::default(),
     };
     serve(router(service).layer(axum::Extension(ClientName(Some(caller.into()))))).await
 }
@@ -289,6 +290,7 @@ async fn nginx_endpoint(index: Arc<Index>) -> String {
         index,
         gate: Gate::Fixed(Reach::Only([NS.to_string()].into())),
         default_namespace: Some(NS.into()),
+        usage: Arc::default(),
     };
     serve(nginx_router(service)).await
 }
@@ -497,6 +499,7 @@ async fn https_callers_are_named_by_their_client_certificate() {
     tokio::spawn(orgaccess::decision::serve(
         args,
         index(in_an_hour()),
+        Arc::default(),
         None,
         std::future::pending(),
     ));
@@ -606,4 +609,101 @@ async fn can_i_against_the_service_agrees_with_can_i_offline() {
         asked > 200 && yes > 20 && no > 20,
         "{asked} asked, {yes} yes, {no} no"
     );
+}
+
+/// Every path that verifies a value records the key's use (by name, once
+/// per key); refused values, unknown values and checks by name record
+/// nothing (docs/decision-service.md, "Key usage").
+#[tokio::test]
+async fn verified_keys_are_recorded_and_nothing_else() {
+    use orgaccess::decision::usage::{Indexed, Usage};
+    let usage = Arc::new(Usage::default());
+    let idx = index(in_an_hour());
+    let https = {
+        let service = Service {
+            index: idx.clone(),
+            gate: Gate::Certificates(Callers::parse(&["gw=demo".into()]).unwrap()),
+            default_namespace: None,
+            usage: usage.clone(),
+        };
+        serve(router(service).layer(axum::Extension(ClientName(Some("gw".into()))))).await
+    };
+    let plain = serve(nginx_router(Service {
+        index: idx,
+        gate: Gate::Fixed(Reach::Only([NS.to_string()].into())),
+        default_namespace: Some(NS.into()),
+        usage: usage.clone(),
+    }))
+    .await;
+    let pending = || usage.due(|_, _| Indexed::LastUsed(None));
+
+    // Refused: unknown value, refused address, checks by name, a value in a
+    // namespace without that key.
+    let (_, unknown) = post(
+        &format!("{https}/v1/keys/verify"),
+        json!({"namespace": NS, "key": "oa_nobody", "clientIp": "198.51.100.7"}),
+    )
+    .await;
+    assert_eq!(unknown["valid"], false);
+    let (_, refused) = post(
+        &format!("{https}/v1/keys/verify"),
+        json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "203.0.113.9"}),
+    )
+    .await;
+    assert_eq!(refused["refusal"], "addressRefused");
+    let (_, check) = post(
+        &format!("{https}/v1/check"),
+        json!({"namespace": NS, "principal": {"apiKey": "public-search"},
+               "verb": "view", "target": "Analytics/Reports"}),
+    )
+    .await;
+    assert!(check.get("allowed").is_some(), "{check}");
+    for v in ["oa_nobody", "oa_other"] {
+        let h = [("x-api-key", v), ("x-real-ip", "198.51.100.7")];
+        assert_eq!(
+            nginx_get(&format!("{plain}/nginx/auth"), &h).await.status(),
+            401
+        );
+    }
+    assert_eq!(usage.tracked(), 0, "nothing verified, nothing recorded");
+    assert!(pending().is_empty());
+
+    // Verified on each path: one slot, one write due.
+    let (_, ok) = post(
+        &format!("{https}/v1/keys/verify"),
+        json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "198.51.100.7"}),
+    )
+    .await;
+    assert_eq!(ok["valid"], true, "{ok}");
+    let h = [("x-api-key", KEY_VALUE), ("x-real-ip", "198.51.100.7")];
+    assert_eq!(
+        nginx_get(&format!("{plain}/nginx/auth"), &h).await.status(),
+        200
+    );
+    let e = [
+        ("x-api-key", KEY_VALUE),
+        ("x-forwarded-for", "198.51.100.7"),
+    ];
+    assert_eq!(
+        nginx_get(&format!("{plain}/envoy/authz/x"), &e)
+            .await
+            .status(),
+        200
+    );
+    // The previous value, in its overlap, is a use of the same key.
+    let (_, old) = post(
+        &format!("{https}/v1/keys/verify"),
+        json!({"namespace": NS, "key": OLD_VALUE, "clientIp": "198.51.100.7"}),
+    )
+    .await;
+    assert_eq!(old["valid"], true, "{old}");
+    assert_eq!(usage.tracked(), 1);
+    let due = pending();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(
+        (due[0].namespace.as_str(), due[0].name.as_str()),
+        (NS, "public-search")
+    );
+    assert_eq!(due[0].at % 300, 0, "truncated to the interval");
+    assert!(pending().is_empty(), "taken by the flush");
 }

@@ -73,6 +73,7 @@ async fn service_account_callers_are_named_by_the_apiserver() {
     tokio::spawn(orgaccess::decision::serve(
         args,
         std::sync::Arc::new(Index::new()),
+        std::sync::Arc::default(),
         Some(reviewer),
         std::future::pending(),
     ));

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::output::{OutputFormat, Style, Styles, Table, cell, styled};
 use super::source::{self, SourceArgs, Subject};
 use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, fail};
-use crate::core::advice::{Finding, Severity, review};
+use crate::core::advice::{Finding, Severity, review, unused_keys};
 use crate::core::effective::resolve_grantees;
 
 #[derive(Args, Clone, Debug)]
@@ -31,6 +31,12 @@ pub struct AdviseArgs {
     /// Organization's spec.advice.disabled switches off.
     #[arg(long = "disable", value_name = "ID", value_parser = parse_id)]
     pub disabled: Vec<String>,
+    /// Also find live API keys not used for this many days (finding
+    /// `key-unused`): their `status.lastUsedAt`, or their creation when
+    /// never used, is older. Use records are written by the decision
+    /// service, so ask this only where it verifies the keys.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub unused_key_days: Option<i64>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -71,12 +77,17 @@ pub async fn run(args: AdviseArgs, cluster: &ClusterArgs) -> i32 {
         settings.administrators_max = n;
     }
     settings.disabled.extend(args.disabled.iter().cloned());
-    let findings = review(
-        &org.state,
-        &resolve_grantees(&org.state),
-        &settings,
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    let mut findings = review(&org.state, &resolve_grantees(&org.state), &settings, now);
+    if let Some(days) = args.unused_key_days {
+        findings.extend(unused_keys(&org.state, &org.key_last_used, days, now));
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.id.cmp(b.id))
+                .then(a.objects.cmp(&b.objects))
+        });
+    }
     let report = Report {
         namespace: &org.namespace,
         findings: &findings,

@@ -44,6 +44,9 @@ pub struct Org {
     pub explicit_namespace: bool,
     /// Built-in groups added because the manifests do not define them.
     pub implicit_builtins: Vec<&'static str>,
+    /// When each key was last used, from its `status.lastUsedAt` (keys
+    /// without one, and manifests without status, are absent).
+    pub key_last_used: BTreeMap<String, jiff::Timestamp>,
 }
 
 /// Adds the built-in groups the operator would have seeded and the manifests lack.
@@ -96,6 +99,7 @@ pub fn states(manifests: &[Manifest], builtins: bool) -> BTreeMap<String, Org> {
                     state,
                     explicit_namespace,
                     implicit_builtins,
+                    key_last_used: api::key_last_used(ns, manifest::api_keys(manifests)),
                 },
             )
         })
@@ -285,12 +289,14 @@ pub async fn from_cluster(cluster: &ClusterArgs) -> anyhow::Result<(Org, kube::C
         .await
         .with_context(|| hint("apikeys"))?;
     let state = api::org_state(&ns, &orgs.items, &groups.items, &members.items, &keys.items);
+    let key_last_used = api::key_last_used(&ns, &keys.items);
     Ok((
         Org {
             namespace: ns,
             state,
             explicit_namespace: true,
             implicit_builtins: Vec::new(),
+            key_last_used,
         },
         client,
     ))

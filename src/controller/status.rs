@@ -7,7 +7,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::index::cached_status::{StatusDigest, field_changed, unchanged};
+use crate::index::cached_status::{FOREIGN, StatusDigest, field_changed, own_fields, unchanged};
 
 /// Field manager of every status write.
 pub const MANAGER: &str = "orgaccess-controller";
@@ -50,7 +50,9 @@ pub fn conditions(
 
 /// Writes `status` by server-side apply if it differs from the object's
 /// current status. Returns what changed (see [`changed_fields`]) when a
-/// write happened, `None` when the status was already right.
+/// write happened, `None` when the status was already right. The fields
+/// another writer owns ([`FOREIGN`]: an ApiKey's `lastUsedAt`) are neither
+/// compared nor sent, so the apply (forced) leaves them to their owner.
 pub async fn apply_if_changed<K, S>(
     api: &Api<K>,
     obj: &K,
@@ -67,7 +69,7 @@ where
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": status,
+        "status": own_fields(status),
     });
     api.patch_status(
         &obj.name_any(),
@@ -113,8 +115,12 @@ fn describe_changes<S: Serialize>(
         _ => serde_json::Map::new(),
     };
     let (before, after) = (as_map(current), as_map(Some(wanted)));
-    let keys: std::collections::BTreeSet<&String> =
-        after.keys().chain(before.keys()).chain(dropped).collect();
+    let keys: std::collections::BTreeSet<&String> = after
+        .keys()
+        .chain(before.keys())
+        .chain(dropped)
+        .filter(|k| !FOREIGN.contains(&k.as_str()))
+        .collect();
     let mut fields: Vec<String> = keys
         .into_iter()
         .filter(|k| {
@@ -313,6 +319,12 @@ mod tests {
         assert_eq!(
             changed_fields(Some(&original), &reworded),
             "status conditions"
+        );
+        // The decision service's lastUsedAt is not the controller's change.
+        let used = serde_json::json!({"hash": "ab", "lastUsedAt": "2026-11-30T19:05:00Z"});
+        assert_eq!(
+            changed_fields(Some(&used), &serde_json::json!({"hash": "cd"})),
+            "status hash"
         );
     }
 }

@@ -156,7 +156,8 @@ pub async fn check_batch(
     Json(json!({ "answers": answers })).into_response()
 }
 
-/// A key verification: the verified key, or why the value is refused.
+/// A key verification: the verified key, or why the value is refused. A
+/// verified key's use is recorded (by name; `usage.rs`).
 fn verify_in(
     service: &Service,
     namespace: &str,
@@ -165,16 +166,12 @@ fn verify_in(
 ) -> Result<decision::VerifiedKey, KeyRefusal> {
     let ns = service.index.namespace(namespace);
     let table = service.index.key_table(namespace);
-    decision::verify_key(
-        &ns.state,
-        &ns.grantees(),
-        &table,
-        presented,
-        client,
-        // The controller's clock, so a key the controller reports expired
-        // is refused here at the same instant (and tests can run ahead).
-        now(),
-    )
+    // The controller's clock, so a key the controller reports expired is
+    // refused here at the same instant (and tests can run ahead).
+    let now = now();
+    let verified = decision::verify_key(&ns.state, &ns.grantees(), &table, presented, client, now)?;
+    service.usage.record(namespace, &verified.name, now);
+    Ok(verified)
 }
 
 pub async fn verify(

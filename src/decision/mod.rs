@@ -17,6 +17,7 @@
 //!   `--decision-default-namespace` and `--decision-nginx-namespaces` only.
 
 mod handlers;
+pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use axum::routing::{any, get, post};
 
 use crate::index::Index;
 use crate::webhook::tls;
+use usage::Usage;
 
 pub use handlers::{CheckRequest, PrincipalRequest, VerifyRequest};
 
@@ -130,6 +132,24 @@ pub struct DecisionArgs {
         value_delimiter = ','
     )]
     pub token_audiences: Vec<String>,
+    /// How often each replica writes the keys used since its last write
+    /// (`status.lastUsedAt`, truncated to this interval): `5m`, `90s`,
+    /// `PT5M`; at least 10s.
+    #[arg(
+        id = "decision_usage_interval",
+        value_name = "DURATION",
+        long = "decision-usage-interval",
+        env = "ORGACCESS_DECISION_USAGE_INTERVAL",
+        default_value = "5m"
+    )]
+    pub usage_interval: usage::Interval,
+}
+
+impl DecisionArgs {
+    /// Whether any listener is configured.
+    pub fn enabled(&self) -> bool {
+        self.addr.is_some() || self.nginx_addr.is_some()
+    }
 }
 
 /// Which namespaces a caller may ask about.
@@ -201,6 +221,8 @@ pub struct Service {
     pub index: Arc<Index>,
     pub gate: Gate,
     pub default_namespace: Option<String>,
+    /// Where verified keys' uses are recorded (`usage.rs`).
+    pub usage: Arc<Usage>,
 }
 
 /// The HTTPS listener's routes: checks, batches, key verification, and the
@@ -249,25 +271,39 @@ impl DecisionArgs {
     }
 }
 
-/// Serves the configured listeners until `shutdown`; resolves at once when
-/// none is configured.
-/// `client` reviews callers' tokens (`--decision-token-review`).
+/// Serves the configured listeners until `shutdown`, recording verified
+/// keys' uses in `usage` (which [`usage::flush_every`] writes); resolves at
+/// once when no listener is configured. `client` reviews callers' tokens
+/// (`--decision-token-review`).
 pub async fn serve(
     args: DecisionArgs,
     index: Arc<Index>,
+    usage: Arc<Usage>,
     client: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let https = async {
         match args.addr {
-            Some(addr) => serve_https(&args, addr, index.clone(), client, shutdown.clone()).await,
+            Some(addr) => {
+                serve_https(
+                    &args,
+                    addr,
+                    index.clone(),
+                    usage.clone(),
+                    client,
+                    shutdown.clone(),
+                )
+                .await
+            }
             None => Ok(()),
         }
     };
     let plain = async {
         match args.nginx_addr {
-            Some(addr) => serve_plain(&args, addr, index.clone(), shutdown.clone()).await,
+            Some(addr) => {
+                serve_plain(&args, addr, index.clone(), usage.clone(), shutdown.clone()).await
+            }
             None => Ok(()),
         }
     };
@@ -279,6 +315,7 @@ async fn serve_https(
     args: &DecisionArgs,
     addr: SocketAddr,
     index: Arc<Index>,
+    usage: Arc<Usage>,
     client: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -313,6 +350,7 @@ async fn serve_https(
         index,
         gate: Gate::Certificates(Callers::parse(&args.allow)?),
         default_namespace: args.default_namespace.clone(),
+        usage,
     };
     let app = match reviewer {
         Some(reviewer) => {
@@ -369,12 +407,14 @@ async fn serve_plain(
     args: &DecisionArgs,
     addr: SocketAddr,
     index: Arc<Index>,
+    usage: Arc<Usage>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let service = Service {
         index,
         gate: Gate::Fixed(args.nginx_reach()),
         default_namespace: args.default_namespace.clone(),
+        usage,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -22,6 +22,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// Status fields another writer owns: the decision service's
+/// `lastUsedAt` on ApiKeys (field manager `orgaccess-usage`,
+/// `decision::usage`). The controller neither writes them (its server-side
+/// apply leaves them to their owner) nor compares them: a usage write must
+/// never look like a status the controller has to correct.
+pub const FOREIGN: &[&str] = &["lastUsedAt"];
+
 /// Annotation of a cached copy whose status was trimmed: the digests of the
 /// whole status and of each dropped field. Only ever in this process's caches.
 pub const DIGEST_ANNOTATION: &str = "orgaccess.dev/cached-status-digest";
@@ -43,7 +50,7 @@ impl StatusDigest {
 
     /// The digests of `status`, for the fields named by this digest.
     pub fn wanted<S: Serialize>(&self, status: &S) -> StatusDigest {
-        let map = as_map(status);
+        let map = own_fields(status);
         StatusDigest {
             whole: digest(&Value::Object(map.clone())),
             dropped: self
@@ -92,6 +99,16 @@ fn as_map<S: Serialize>(status: &S) -> Map<String, Value> {
     }
 }
 
+/// The status as JSON without the [`FOREIGN`] fields: what the controller
+/// writes and compares.
+pub fn own_fields<S: Serialize>(status: &S) -> Map<String, Value> {
+    let mut map = as_map(status);
+    for f in FOREIGN {
+        map.remove(*f);
+    }
+    map
+}
+
 /// Drops `fields` from `status` and returns the digests to keep in their
 /// place; `None` (and the status untouched) when there is no status.
 pub fn trim<S: Serialize + DeserializeOwned>(
@@ -99,7 +116,7 @@ pub fn trim<S: Serialize + DeserializeOwned>(
     fields: &[&str],
 ) -> Option<StatusDigest> {
     let mut map = as_map(status.as_ref()?);
-    let whole = digest(&Value::Object(map.clone()));
+    let whole = digest(&Value::Object(own_fields(&map)));
     let dropped = fields
         .iter()
         .map(|f| {
@@ -126,7 +143,7 @@ pub fn annotate<K: Resource>(obj: &mut K, digest: Option<StatusDigest>) {
 }
 
 /// The status wanted is the one written: by digest for a trimmed copy, else
-/// by value.
+/// by value; the [`FOREIGN`] fields are left out either way.
 pub fn unchanged<K: Resource, S: Serialize + PartialEq>(
     obj: &K,
     current: Option<&S>,
@@ -134,7 +151,9 @@ pub fn unchanged<K: Resource, S: Serialize + PartialEq>(
 ) -> bool {
     match StatusDigest::of(obj) {
         Some(d) => d.wanted(wanted).whole == d.whole,
-        None => current == Some(wanted),
+        None => {
+            current == Some(wanted) || current.is_some_and(|c| own_fields(c) == own_fields(wanted))
+        }
     }
 }
 
@@ -268,6 +287,40 @@ status:
         for bad in ["", "x=1", "=zz", "=1,=2", "=1,a"] {
             assert_eq!(StatusDigest::decode(bad), None, "{bad}");
         }
+    }
+
+    /// The decision service's `lastUsedAt` (another field manager's) is no
+    /// difference to the controller: by value, by digest, nor in what it sends.
+    #[test]
+    fn foreign_fields_are_neither_compared_nor_digested() {
+        use crate::api::{ApiKey, ApiKeyStatus};
+        let mut key: ApiKey = serde_json::from_value(serde_json::json!({
+            "apiVersion": "orgaccess.dev/v1alpha1",
+            "kind": "ApiKey",
+            "metadata": {"name": "k", "namespace": "acme"},
+            "spec": {"displayName": "k"}
+        }))
+        .unwrap();
+        let wanted = ApiKeyStatus {
+            hash: Some("ab".into()),
+            ..ApiKeyStatus::default()
+        };
+        let mut used = wanted.clone();
+        used.last_used_at = Some("2026-11-30T19:05:00Z".into());
+        key.status = Some(used.clone());
+        assert!(unchanged(&key, key.status.as_ref(), &wanted));
+        let mut rotated = wanted.clone();
+        rotated.hash = Some("cd".into());
+        assert!(!unchanged(&key, key.status.as_ref(), &rotated));
+        assert!(!own_fields(&used).contains_key("lastUsedAt"));
+        assert!(own_fields(&used).contains_key("hash"));
+
+        let mut cached = key.clone();
+        let digest = trim(&mut cached.status, &["privileges"]);
+        annotate(&mut cached, digest);
+        assert!(StatusDigest::of(&cached).is_some());
+        assert!(unchanged(&cached, cached.status.as_ref(), &wanted));
+        assert!(!unchanged(&cached, cached.status.as_ref(), &rotated));
     }
 
     #[test]

@@ -316,6 +316,10 @@ pub trait Indexed:
     fn digests(&self) -> Option<KeyDigests> {
         None
     }
+    /// When an API key's status says it was last used (others: never).
+    fn last_used(&self) -> Option<Timestamp> {
+        None
+    }
     /// Drops what the cache need not hold of the status ([`cached_status`]).
     fn trim_status(&mut self) {}
 }
@@ -395,6 +399,9 @@ impl Indexed for ApiKey {
     }
     fn digests(&self) -> Option<KeyDigests> {
         Some(key_digests(self.status.as_ref()?))
+    }
+    fn last_used(&self) -> Option<Timestamp> {
+        self.status.as_ref()?.last_used_at.as_deref()?.parse().ok()
     }
 }
 
@@ -504,11 +511,14 @@ pub struct Index {
     keys: Mutex<HashMap<String, NamespaceKeys>>,
 }
 
-/// One namespace's key digests by key name, and the table built from them.
+/// One namespace's key digests by key name, and the table built from them;
+/// and each key's `status.lastUsedAt` (for the decision service's usage
+/// flusher), which never rebuilds the table.
 #[derive(Default)]
 struct NamespaceKeys {
     digests: HashMap<String, KeyDigests>,
     table: Arc<KeyTable>,
+    last_used: HashMap<String, Timestamp>,
 }
 
 impl NamespaceKeys {
@@ -526,6 +536,23 @@ impl NamespaceKeys {
         if changed {
             self.rebuild();
         }
+    }
+
+    /// Sets (or removes) one key's last use as its status reports it.
+    fn set_last_used(&mut self, name: &str, at: Option<Timestamp>) {
+        match at {
+            Some(t) if self.last_used.get(name) != Some(&t) => {
+                self.last_used.insert(name.to_string(), t);
+            }
+            Some(_) => {}
+            None => {
+                self.last_used.remove(name);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.digests.is_empty() && self.last_used.is_empty()
     }
 
     fn rebuild(&mut self) {
@@ -589,6 +616,20 @@ impl Index {
             .unwrap_or_default()
     }
 
+    /// When the key's status (as last watched) says it was last used
+    /// (`status.lastUsedAt`).
+    pub fn last_used(&self, namespace: &str, key: &str) -> Option<Timestamp> {
+        self.lock_keys().get(namespace)?.last_used.get(key).copied()
+    }
+
+    /// Whether an ApiKey of this name is indexed in the namespace.
+    pub fn has_api_key(&self, namespace: &str, key: &str) -> bool {
+        self.lock()
+            .namespaces
+            .get(namespace)
+            .is_some_and(|ns| ns.state.api_keys.contains_key(key))
+    }
+
     fn lock_keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, NamespaceKeys>> {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -601,11 +642,17 @@ impl Index {
         let Some(ns) = obj.meta().namespace.as_deref() else {
             return;
         };
-        let digests = if present { obj.digests() } else { None };
+        let (digests, last_used) = if present {
+            (obj.digests(), obj.last_used())
+        } else {
+            (None, None)
+        };
+        let name = obj.name_any();
         let mut keys = self.lock_keys();
         let entry = keys.entry(ns.to_string()).or_default();
-        entry.set(&obj.name_any(), digests);
-        if entry.digests.is_empty() {
+        entry.set(&name, digests);
+        entry.set_last_used(&name, last_used);
+        if entry.is_empty() {
             keys.remove(ns);
         }
     }
@@ -620,10 +667,11 @@ impl Index {
                 .unwrap_or_default();
             let before = entry.digests.len();
             entry.digests.retain(|n, _| names.contains(n));
+            entry.last_used.retain(|n, _| names.contains(n));
             if entry.digests.len() != before {
                 entry.rebuild();
             }
-            !entry.digests.is_empty()
+            !entry.is_empty()
         });
     }
 
@@ -1072,5 +1120,38 @@ mod tests {
             1,
             "only the listed key's digest"
         );
+    }
+
+    /// A usage write (`status.lastUsedAt`, the decision service's) is
+    /// recorded for the flusher and changes nothing else: no route, no new
+    /// snapshot, no new key table.
+    #[test]
+    fn a_usage_write_routes_nothing_and_keeps_the_table_and_snapshot() {
+        let index = Index::new();
+        let mut k = api_key("a", "k", Some([7u8; 32]));
+        k.status.as_mut().unwrap().observed_generation = Some(1);
+        k.metadata.generation = Some(1);
+        index.apply(&k);
+        assert!(index.has_api_key("a", "k") && !index.has_api_key("a", "x"));
+        assert_eq!(index.last_used("a", "k"), None);
+        let table = index.key_table("a");
+        let snapshot = index.namespace("a");
+        let grantees = snapshot.grantees();
+        drop(snapshot);
+
+        k.status.as_mut().unwrap().last_used_at = Some("2026-11-30T19:05:00Z".into());
+        let affected = index.apply(&k);
+        assert!(affected.is_empty(), "{affected:?}");
+        assert!(Arc::ptr_eq(&table, &index.key_table("a")), "table rebuilt");
+        assert!(
+            Arc::ptr_eq(&grantees, &index.namespace("a").grantees()),
+            "derived facts dropped"
+        );
+        assert_eq!(
+            index.last_used("a", "k"),
+            Some("2026-11-30T19:05:00Z".parse().unwrap())
+        );
+        index.delete(&k);
+        assert_eq!(index.last_used("a", "k"), None, "forgotten with the key");
     }
 }

@@ -720,6 +720,57 @@ fn keys_findings(
     }
 }
 
+/// The id of [`unused_keys`]'s finding. Asked for explicitly (`orgaccess
+/// advise --unused-key-days`), so not among [`IDS`]: only the asker knows
+/// whether the organization's keys are verified by the decision service,
+/// which is what records their use.
+pub const KEY_UNUSED: &str = "key-unused";
+
+/// Live keys not used for `days` days: their last use (`status.lastUsedAt`,
+/// in `last_used`) or, never used, their creation is older than that. A key
+/// with neither (a manifest not applied) is not judged.
+pub fn unused_keys(
+    state: &OrgState,
+    last_used: &std::collections::BTreeMap<String, Timestamp>,
+    days: i64,
+    now: Timestamp,
+) -> Vec<Finding> {
+    let since = now.saturating_sub(jiff::SignedDuration::from_hours(24 * days.max(0)));
+    let Ok(since) = since else {
+        return Vec::new();
+    };
+    let ago = |t: Timestamp| now.duration_since(t).as_hours() / 24;
+    state
+        .api_keys
+        .values()
+        .filter(|k| Standing::of(k, now).is_live())
+        .filter_map(|k| {
+            let message = match (last_used.get(&k.name), k.created) {
+                (Some(&used), _) if used < since => format!(
+                    "API key {} was last used at {used}, {} days ago",
+                    k.name,
+                    ago(used)
+                ),
+                (None, Some(created)) if created < since => format!(
+                    "API key {} has not been used since it was created, {} days ago",
+                    k.name,
+                    ago(created)
+                ),
+                _ => return None,
+            };
+            Some(Finding {
+                id: KEY_UNUSED,
+                severity: Severity::Info,
+                objects: vec![format!("ApiKey/{}", k.name)],
+                message,
+                practice: "grant the minimum privileges a task needs",
+                source: PRIVILEGES,
+                fix: "disable the key (spec.enabled: false) or delete it if nobody needs it; a key used only where the decision service does not verify it records no use".into(),
+            })
+        })
+        .collect()
+}
+
 fn references_findings(state: &OrgState, out: &mut Vec<Finding>) {
     use crate::model::Kind;
     use crate::rules::Object;
@@ -810,6 +861,58 @@ mod tests {
         .iter()
         .map(|f| f.id)
         .collect()
+    }
+
+    #[test]
+    fn keys_unused_for_the_threshold_are_found_by_last_use_or_creation() {
+        use crate::model::ApiKeyDef;
+        let now: Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
+        let days_ago = |d: i64| now - jiff::SignedDuration::from_hours(24 * d);
+        let mut s = OrgState::default();
+        for (name, created, enabled) in [
+            ("used-lately", Some(days_ago(100)), true),
+            ("used-long-ago", Some(days_ago(100)), true),
+            ("never-used-old", Some(days_ago(40)), true),
+            ("never-used-new", Some(days_ago(10)), true),
+            ("not-applied", None, true),
+            ("disabled-old", Some(days_ago(40)), false),
+        ] {
+            s.api_keys.insert(
+                name.to_string(),
+                ApiKeyDef {
+                    name: name.to_string(),
+                    created,
+                    enabled,
+                    lifetime: Some("P365D".into()),
+                    ..ApiKeyDef::default()
+                },
+            );
+        }
+        let last_used = [
+            ("used-lately".to_string(), days_ago(2)),
+            ("used-long-ago".to_string(), days_ago(31)),
+        ]
+        .into();
+        let found = unused_keys(&s, &last_used, 30, now);
+        let names: Vec<&str> = found.iter().map(|f| f.objects[0].as_str()).collect();
+        assert_eq!(names, ["ApiKey/never-used-old", "ApiKey/used-long-ago"]);
+        assert!(
+            found
+                .iter()
+                .all(|f| f.id == KEY_UNUSED && f.severity == Severity::Info)
+        );
+        assert!(
+            found[1].message.contains("31 days ago"),
+            "{}",
+            found[1].message
+        );
+        assert!(
+            found[0]
+                .message
+                .contains("since it was created, 40 days ago")
+        );
+        assert!(unused_keys(&s, &last_used, 365, now).is_empty());
+        assert!(!IDS.contains(&KEY_UNUSED), "asked for, not in every review");
     }
 
     #[test]
