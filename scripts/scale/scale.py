@@ -691,6 +691,25 @@ class Operators:
             time.sleep(0.05)
         raise RuntimeError(f"operator pid {pid} did not die after SIGKILL")
 
+    def wait_ports_closed(self, timeout=60):
+        """Until nothing listens on the operator's ports any more. A killed
+        process's leader thread turns zombie before its other threads have
+        exited and its sockets are closed: starting again at once can find
+        the addresses still in use."""
+        argv = self.spec["argv"]
+        ports = [int(argv[i + 1].rsplit(":", 1)[1]) for i, a in enumerate(argv)
+                 if a in ("--admin-addr", "--webhook-addr", "--decision-addr", "--decision-nginx-addr")]
+        deadline = time.monotonic() + timeout
+        for port in ports:
+            while True:
+                with socket.socket() as sock:
+                    sock.settimeout(1)
+                    if sock.connect_ex(("127.0.0.1", port)) != 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"port {port} still accepts connections {timeout} s after the kill")
+                time.sleep(0.05)
+
     def wait_ready(self, pid, admin_port, timeout=180):
         deadline = time.monotonic() + timeout
         while True:
@@ -769,6 +788,7 @@ class Run:
         m, cpu = self.before_fault()
         t0 = time.monotonic()
         self.operators.kill(self.a.operator_pid)
+        self.operators.wait_ports_closed()
         pid = self.operators.start("operator-restarted.log")
         self.operators.wait_ready(pid, self.a.admin_port)
         self.switch_operator(m, cpu, pid, self.a.admin_port)
