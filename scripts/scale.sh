@@ -27,6 +27,9 @@
 #   ORGACCESS_BIN                  the orgaccess binary to measure (default: cargo build --release, target/release/orgaccess)
 #   ORGACCESS_CONTROL_PLANE_BIN    the control-plane binary (default: cargo build -p orgaccess-testenv, target/debug/control-plane)
 #   ORGACCESS_SCALE_OPERATOR_ARGS  extra arguments for `orgaccess run` (space-separated)
+#   ORGACCESS_SCALE_OPERATOR_WRAPPER  a command the operator runs under (space-separated), e.g.
+#                                  `heaptrack -o /tmp/op`; memory and CPU are then the operator's own
+#                                  process's, found under the wrapper
 #   ORGACCESS_SCALE_RECONCILE_TIMEOUT  seconds to wait for convergence (default 600)
 #   ORGACCESS_SCALE_EDIT_TIMEOUT       seconds to wait for the group edit to reach every member (default 300)
 #   ORGACCESS_SCALE_WATCH_SECONDS      watch timeoutSeconds; the harness resumes from the last resourceVersion (default 1200)
@@ -107,6 +110,7 @@ export ORGACCESS_K8S_BIN=${ORGACCESS_K8S_BIN:-$root/target/k8s-bin}
 # --- cleanup: stop what we started, newest first ---------------------------------
 dir=$(mktemp -d "${TMPDIR:-/tmp}/orgaccess-scale-XXXXXX")
 operator_pid=""
+wrapper_pid=""
 cp_pid=""
 py_pid=""
 stop_pid() {
@@ -128,6 +132,7 @@ cleanup() {
   fi
   stop_pid "$py_pid"
   stop_pid "$operator_pid"
+  stop_pid "$wrapper_pid"
   # Replicas the measurement started or restarted (--fault).
   if [[ -f "$dir/operator.pids" ]]; then
     while read -r pid; do stop_pid "$pid"; done <"$dir/operator.pids"
@@ -233,8 +238,24 @@ with open(out, "w") as f:
     json.dump({"argv": argv, "env": env}, f)
 EOF
 # As the chart runs it (MALLOC_ARENA_MAX: see its deployment.yaml).
-MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} KUBECONFIG=$operator_kc ORGACCESS_LOG_FORMAT=plain NO_COLOR=1 "$bin" "${run_args[@]}" >"$dir/operator.log" 2>&1 &
+wrapper=()
+# shellcheck disable=SC2206 # word splitting of the wrapper command is the point
+[[ -z "${ORGACCESS_SCALE_OPERATOR_WRAPPER:-}" ]] || wrapper=($ORGACCESS_SCALE_OPERATOR_WRAPPER)
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} KUBECONFIG=$operator_kc ORGACCESS_LOG_FORMAT=plain NO_COLOR=1 "${wrapper[@]}" "$bin" "${run_args[@]}" >"$dir/operator.log" 2>&1 &
 operator_pid=$!
+if [[ ${#wrapper[@]} -gt 0 ]]; then
+  # Measure (and stop first) the operator itself: the process under the
+  # wrapper running $bin. The wrapper is stopped after it (a profiler writes
+  # its data once the operator has exited).
+  wrapper_pid=$operator_pid
+  operator_pid=""
+  for _ in $(seq 1 100); do
+    operator_pid=$(python3 scripts/scale/scale.py find-under "$wrapper_pid" "$bin")
+    [[ -z "$operator_pid" ]] || break
+    sleep 0.1
+  done
+  [[ -n "$operator_pid" ]] || die "no $bin process under the wrapper (${wrapper[*]})"
+fi
 for i in $(seq 1 600); do
   [[ "$(http_status "http://127.0.0.1:$admin_port/readyz")" == 200 ]] && break
   kill -0 "$operator_pid" 2>/dev/null || { operator_pid=""; die "the operator exited"; }

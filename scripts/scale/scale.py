@@ -603,6 +603,34 @@ def children(pid):
     return out
 
 
+def find_under(root, binary):
+    """The newest process running `binary` among the descendants of `root`."""
+    parents = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    parents[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+
+    def under(pid):
+        while pid in parents and pid > 1:
+            pid = parents[pid]
+            if pid == root:
+                return True
+        return False
+
+    found = []
+    for pid in parents:
+        try:
+            if under(pid) and os.readlink(f"/proc/{pid}/exe") == binary:
+                found.append(pid)
+        except OSError:
+            pass
+    return max(found) if found else None
+
+
 def proc_name(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
@@ -1415,8 +1443,15 @@ def main():
     g.add_argument("--members", type=int, default=200)
     g.add_argument("--apikeys", type=int, default=10)
     g.add_argument("--edit-members", type=int, default=1000)
+    f = sub.add_parser("find-under", help="print the pid of a process running BINARY under PID (scale.sh's wrapper)")
+    f.add_argument("pid", type=int)
+    f.add_argument("binary")
     a = ap.parse_args()
 
+    if a.cmd == "find-under":
+        found = find_under(a.pid, a.binary)
+        print(found or "")
+        return 0
     if a.cmd == "generate":
         for o in generate(a.namespace, a.groups, a.members, a.apikeys, min(a.edit_members, a.members)):
             print("---")

@@ -9,7 +9,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_event};
-use super::{Ctx, Error, RESYNC};
+use super::{Ctx, Error};
 use crate::api::{Group, GroupStatus};
 use crate::core::effective::{granted_by_spec, group_members};
 use crate::core::model::GroupDef;
@@ -35,7 +35,8 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
         }
     }
     ctx.reconciled(group.as_ref(), changes.as_slice());
-    Ok(Action::requeue(RESYNC))
+    // Looked at again by the periodic resync (`super::RESYNC`).
+    Ok(Action::await_change())
 }
 
 /// The Group's status, from the group and its organization as indexed.

@@ -49,19 +49,19 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     }
     ctx.reconciled(member.as_ref(), changes.as_slice());
 
-    // Come back when a pending invitation expires.
+    // Come back when a pending invitation expires; otherwise the periodic
+    // resync (`RESYNC`) looks at it again.
     let expires = status
         .invitation_expires_at
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok());
-    let next = match (phase, expires) {
+    Ok(match (phase, expires) {
         (MemberPhase::Pending, Some(at)) => {
             let secs = at.duration_since(now).as_secs().max(1) as u64;
-            Duration::from_secs(secs.min(RESYNC.as_secs()))
+            Action::requeue(Duration::from_secs(secs.min(RESYNC.as_secs())))
         }
-        _ => RESYNC,
-    };
-    Ok(Action::requeue(next))
+        _ => Action::await_change(),
+    })
 }
 
 /// What a status change is worth telling: an invitation that expired, or

@@ -71,8 +71,27 @@ pub fn now() -> jiff::Timestamp {
         .unwrap_or(t)
 }
 
-/// Every object is looked at again this often even when nothing changed.
+/// Every object is looked at again this often even when nothing changed:
+/// one pass routing everything the index holds ([`Caches::resync`]), so a
+/// reconcile with no deadline of its own returns `Action::await_change()`
+/// and the controllers keep no timer per object (a scheduled requeue holds
+/// two copies of the object's reference: about 0.6 KiB per object in the
+/// scale run's heap profile, docs/performance.md). Deadlines (an invitation's expiry, an API key's
+/// warning, expiry and rotation window) are still requeues, at most this far
+/// out.
 pub const RESYNC: Duration = Duration::from_secs(30 * 60);
+
+/// Routes everything to the controllers every [`RESYNC`], from one
+/// [`RESYNC`] after they start (starting routes everything once already).
+async fn resync_every(caches: Caches) {
+    let period = RESYNC;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        caches.resync();
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -304,14 +323,45 @@ where
 /// Events waiting to be published before new ones are dropped.
 const EVENT_QUEUE: usize = 1024;
 
+/// Longer than kube's `Recorder` keeps an Event to count repeats of it in
+/// a series (6 minutes, `CACHE_TTL` in kube-runtime's `events.rs`).
+const EVENT_SERIES_TTL: Duration = Duration::from_secs(7 * 60);
+
 /// Publishes queued Events one at a time until every sender is gone.
+///
+/// The recorder keeps each Event it published in a map for 6 minutes (to
+/// count a repeat as a series) and drops expired ones only when it
+/// publishes the next, without ever shrinking the map: after a group edit's
+/// thousand Events, megabytes stay allocated for good (the largest live
+/// allocation of the scale run's heap profile, docs/performance.md). Once
+/// nothing was published for longer than that, every kept Event has expired,
+/// so the recorder is replaced by a fresh one: the same Events are
+/// published, and the map is freed.
 fn spawn_event_publisher(
-    recorder: Recorder,
+    client: Client,
+    reporter: Reporter,
     metrics: Arc<Metrics>,
 ) -> tokio::sync::mpsc::Sender<(Event, ObjectReference)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Event, ObjectReference)>(EVENT_QUEUE);
     tokio::spawn(async move {
-        while let Some((event, regarding)) = rx.recv().await {
+        let mut recorder: Option<Recorder> = None;
+        loop {
+            let next = if recorder.is_some() {
+                match tokio::time::timeout(EVENT_SERIES_TTL, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        recorder = None;
+                        continue;
+                    }
+                }
+            } else {
+                rx.recv().await
+            };
+            let Some((event, regarding)) = next else {
+                break;
+            };
+            let recorder =
+                recorder.get_or_insert_with(|| Recorder::new(client.clone(), reporter.clone()));
             match recorder.publish(&event, &regarding).await {
                 Ok(()) => metrics.event("published"),
                 Err(e) => {
@@ -454,7 +504,7 @@ pub async fn run(
         caches: caches.clone(),
         metrics: metrics.clone(),
         api_key_warning_days: args.api_key_expiry_warning_days,
-        events: spawn_event_publisher(Recorder::new(client.clone(), reporter), metrics.clone()),
+        events: spawn_event_publisher(client.clone(), reporter, metrics.clone()),
         failures: Mutex::default(),
     });
     let cfg = ControllerConfig::default()
@@ -524,7 +574,10 @@ pub async fn run(
         )
         .for_each(drain);
     let controllers = async {
-        tokio::join!(orgs, groups, members, keys);
+        tokio::select! {
+            _ = async { tokio::join!(orgs, groups, members, keys) } => {}
+            () = resync_every(caches.clone()) => {}
+        }
     };
     let result = match elector.as_mut() {
         Some(elector) => tokio::select! {

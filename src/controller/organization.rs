@@ -11,7 +11,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::status::{Progress, Want, apply_if_changed, conditions};
-use super::{Ctx, Error, RESYNC};
+use super::{Ctx, Error};
 use crate::api::{AdviceStatus, Group, GroupSpec, Organization, OrganizationStatus};
 use crate::core::advice::{Counts, Finding, review};
 use crate::core::builtin::BuiltinGroup;
@@ -132,7 +132,8 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
         changes.push(status_change);
     }
     ctx.reconciled(org.as_ref(), &changes);
-    Ok(Action::requeue(RESYNC))
+    // Looked at again by the periodic resync (`super::RESYNC`).
+    Ok(Action::await_change())
 }
 
 /// The least-privilege advisor's findings on the namespace as indexed, under

@@ -111,22 +111,56 @@ pub fn own_fields<S: Serialize>(status: &S) -> Map<String, Value> {
 
 /// Drops `fields` from `status` and returns the digests to keep in their
 /// place; `None` (and the status untouched) when there is no status.
+///
+/// The conditions are kept lighter ([`lighten_conditions`]) and digested
+/// as a dropped field is, so whether they changed is judged by digest.
 pub fn trim<S: Serialize + DeserializeOwned>(
     status: &mut Option<S>,
     fields: &[&str],
 ) -> Option<StatusDigest> {
     let mut map = as_map(status.as_ref()?);
     let whole = digest(&Value::Object(own_fields(&map)));
-    let dropped = fields
+    let mut dropped: BTreeMap<String, u64> = fields
         .iter()
         .map(|f| {
             let value = map.remove(*f).unwrap_or(Value::Null);
             (f.to_string(), digest(&value))
         })
         .collect();
+    if let Some(conditions) = map.get_mut(CONDITIONS) {
+        dropped.insert(CONDITIONS.to_string(), digest(conditions));
+        lighten_conditions(conditions);
+    }
     let trimmed = serde_json::from_value(Value::Object(map)).ok()?;
     *status = Some(trimmed);
     Some(StatusDigest { whole, dropped })
+}
+
+/// The status field of the conditions.
+const CONDITIONS: &str = "conditions";
+
+/// What a cached condition keeps: its type, status, transition time and
+/// generation, which is what the controller reads of the conditions written
+/// (`controller::status::conditions` carries a transition time over while
+/// the status stays; the log names `Type=Status` changes). The reason and
+/// the message (a few hundred bytes per object, five conditions a Member)
+/// are emptied, except for a False `ResolvedRefs`, whose message says which
+/// references are missing (`unresolved_event` warns once per new message).
+fn lighten_conditions(conditions: &mut Value) {
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
+    for c in list.iter_mut().filter_map(Value::as_object_mut) {
+        let unresolved = c.get("type").and_then(Value::as_str) == Some("ResolvedRefs")
+            && c.get("status").and_then(Value::as_str) == Some("False");
+        if !unresolved {
+            for field in ["reason", "message"] {
+                if c.contains_key(field) {
+                    c.insert(field.to_string(), Value::String(String::new()));
+                }
+            }
+        }
+    }
 }
 
 /// Records `digest` on the cached copy (or removes a stale one).
@@ -254,6 +288,70 @@ status:
             &cached,
             cached.status.as_ref(),
             &MemberStatus::default()
+        ));
+    }
+
+    #[test]
+    fn cached_conditions_keep_what_the_controller_reads() {
+        let mut full = member(MEMBER);
+        let status = full.status.as_mut().unwrap();
+        status.conditions = serde_saphyr::from_str(
+            r#"
+- {type: Ready, status: "False", reason: GroupNotFound, message: "groups not found: x", lastTransitionTime: "2026-11-30T10:00:00Z", observedGeneration: 1}
+- {type: ResolvedRefs, status: "False", reason: GroupNotFound, message: "groups not found: x", lastTransitionTime: "2026-11-30T10:00:00Z", observedGeneration: 1}
+- {type: ConsoleAccess, status: "True", reason: Granted, message: "may sign in", lastTransitionTime: "2026-11-30T09:00:00Z", observedGeneration: 1}
+"#,
+        )
+        .unwrap();
+        let written = full.status.clone().unwrap();
+        let cached = trimmed(full);
+        let kept = &cached.status.as_ref().unwrap().conditions;
+        for (c, w) in kept.iter().zip(&written.conditions) {
+            assert_eq!(
+                (
+                    &c.type_,
+                    &c.status,
+                    &c.last_transition_time,
+                    c.observed_generation
+                ),
+                (
+                    &w.type_,
+                    &w.status,
+                    &w.last_transition_time,
+                    w.observed_generation
+                )
+            );
+        }
+        assert_eq!(
+            (kept[0].reason.as_str(), kept[0].message.as_str()),
+            ("", "")
+        );
+        assert_eq!(
+            kept[1].message, "groups not found: x",
+            "a False ResolvedRefs keeps its message"
+        );
+        assert_eq!(
+            (kept[2].reason.as_str(), kept[2].message.as_str()),
+            ("", "")
+        );
+
+        // Judged by digest: the written conditions are unchanged, a new
+        // message is a change.
+        assert!(unchanged(&cached, cached.status.as_ref(), &written));
+        assert!(!field_changed(
+            &cached,
+            cached.status.as_ref(),
+            &written,
+            "conditions"
+        ));
+        let mut other = written.clone();
+        other.conditions[2].message = "may not sign in".into();
+        assert!(!unchanged(&cached, cached.status.as_ref(), &other));
+        assert!(field_changed(
+            &cached,
+            cached.status.as_ref(),
+            &other,
+            "conditions"
         ));
     }
 

@@ -195,6 +195,20 @@ impl Caches {
         *router = Some(senders);
     }
 
+    /// Routes everything cached to the controllers again, if they run: the
+    /// periodic resync (each object looked at even when nothing changed),
+    /// one pass over the index instead of a timer per object.
+    pub fn resync(&self) {
+        let router = self.router.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(senders) = router.as_ref() else {
+            return;
+        };
+        for namespace in self.index.namespaces() {
+            let everything = Affected::everything(&self.index.namespace(&namespace));
+            senders.send(&self.index, &namespace, &everything);
+        }
+    }
+
     /// Stops routing (the controllers stopped).
     pub fn stop_routing(&self) {
         *self.router.lock().unwrap_or_else(|e| e.into_inner()) = None;
