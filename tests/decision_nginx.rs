@@ -2,8 +2,9 @@
 //! `tools/install-nginx.sh`): `auth_request` to `orgaccess run`'s
 //! `/nginx/auth`, a tiny upstream that echoes the identity NGINX forwards,
 //! and changes applied with kubectl (address lists, rotation, disabling)
-//! taking effect without a restart. A previous value refused after its
-//! overlap is tested in process (`tests/decision.rs`).
+//! taking effect without a restart; and, with the operator's clock moved on,
+//! a rotated key's previous value refused after its overlap and an expired
+//! key refused.
 
 mod operator;
 mod support;
@@ -167,35 +168,62 @@ async fn kubectl_patch(ns: &str, patch: &str) {
     support::assert_success("kubectl patch", &out);
 }
 
+/// `orgaccess run` for `ns` with the NGINX listener on `decision`, its clock
+/// `clock_offset_secs` ahead.
+fn decision_operator(name: &str, ns: &str, decision: u16, clock_offset_secs: i64) -> Operator {
+    let decision_addr = format!("127.0.0.1:{decision}");
+    Operator::start_with(
+        name,
+        clock_offset_secs,
+        Some(ns),
+        &[
+            "--decision-nginx-addr",
+            &decision_addr,
+            "--decision-nginx-namespaces",
+            ns,
+        ],
+    )
+}
+
+/// The key's current value, from its Secret.
+async fn key_value(client: &kube::Client, ns: &str) -> String {
+    let secret = Api::<Secret>::namespaced(client.clone(), ns)
+        .get(&format!("{KEY}-apikey"))
+        .await
+        .unwrap();
+    String::from_utf8(secret.data.unwrap()["apiKey"].0.clone()).unwrap()
+}
+
+/// Rotates the key (the previous value valid one more day) and returns the
+/// new value once the status holds the previous one's digest.
+async fn rotate(client: &kube::Client, ns: &str) -> String {
+    let keys: Api<ApiKey> = Api::namespaced(client.clone(), ns);
+    kubectl_patch(
+        ns,
+        r#"{"spec":{"rotation":{"generation":1,"previousKeyValidity":"P1D"}}}"#,
+    )
+    .await;
+    eventually("the previous value's digest in status", WAIT, || async {
+        keys.get(KEY).await.ok()?.status?.previous_hash.map(|_| ())
+    })
+    .await;
+    key_value(client, ns).await
+}
+
 #[tokio::test]
 async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
     let client = support::admin_client().await;
     operator::install_crds().await;
     let ns = support::fresh_namespace(&client).await;
     let decision = free_port();
-    let decision_addr = format!("127.0.0.1:{decision}");
-    let operator = Operator::start_with(
-        "decision-nginx",
-        0,
-        Some(&ns),
-        &[
-            "--decision-nginx-addr",
-            &decision_addr,
-            "--decision-nginx-namespaces",
-            &ns,
-        ],
-    );
+    let operator = decision_operator("decision-nginx", &ns, decision, 0);
     apply_examples(&ns).await;
     let keys: Api<ApiKey> = Api::namespaced(client.clone(), &ns);
     eventually("the key's status hash", WAIT, || async {
         keys.get(KEY).await.ok()?.status?.hash.map(|_| ())
     })
     .await;
-    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
-        .get(&format!("{KEY}-apikey"))
-        .await
-        .unwrap();
-    let value = String::from_utf8(secret.data.unwrap()["apiKey"].0.clone()).unwrap();
+    let value = key_value(&client, &ns).await;
 
     let (port, upstream) = (free_port(), free_port());
     let nginx = Nginx::start(port, upstream, decision, &ns);
@@ -226,20 +254,7 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
     until_status(&url, &value, 200, "the address to be allowed again").await;
 
     // Rotated: the new value passes, and the previous one during its overlap.
-    kubectl_patch(
-        &ns,
-        r#"{"spec":{"rotation":{"generation":1,"previousKeyValidity":"P1D"}}}"#,
-    )
-    .await;
-    eventually("the previous value's digest in status", WAIT, || async {
-        keys.get(KEY).await.ok()?.status?.previous_hash.map(|_| ())
-    })
-    .await;
-    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
-        .get(&format!("{KEY}-apikey"))
-        .await
-        .unwrap();
-    let new_value = String::from_utf8(secret.data.unwrap()["apiKey"].0.clone()).unwrap();
+    let new_value = rotate(&client, &ns).await;
     assert_ne!(new_value, value);
     until_status(&url, &new_value, 200, "the rotated value to pass").await;
     let body = until_status(
@@ -271,4 +286,43 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
             "the operator logged a key"
         );
     }
+}
+
+/// Time passing, through NGINX: the operator is started again with its clock
+/// two days on (the previous value's one-day overlap is over), then 400 days
+/// on (past any key's lifetime). NGINX and its configuration stay as they are.
+#[tokio::test]
+async fn nginx_refuses_a_previous_value_past_its_overlap_and_an_expired_key() {
+    let client = support::admin_client().await;
+    operator::install_crds().await;
+    let ns = support::fresh_namespace(&client).await;
+    let decision = free_port();
+    let mut operator = decision_operator("decision-nginx-now", &ns, decision, 0);
+    apply_examples(&ns).await;
+    let keys: Api<ApiKey> = Api::namespaced(client.clone(), &ns);
+    eventually("the key's status hash", WAIT, || async {
+        keys.get(KEY).await.ok()?.status?.hash.map(|_| ())
+    })
+    .await;
+    let value = key_value(&client, &ns).await;
+    let (port, upstream) = (free_port(), free_port());
+    let _nginx = Nginx::start(port, upstream, decision, &ns);
+    let url = format!("http://127.0.0.1:{port}/page");
+    let new_value = rotate(&client, &ns).await;
+    until_status(&url, &new_value, 200, "the rotated value to pass").await;
+    until_status(&url, &value, 200, "the previous value in its overlap").await;
+
+    const DAY: i64 = 86_400;
+    operator.kill();
+    let mut operator = decision_operator("decision-nginx-later", &ns, decision, 2 * DAY);
+    until_status(&url, &value, 401, "the previous value past its overlap").await;
+    until_status(&url, &new_value, 200, "the current value still to pass").await;
+
+    operator.kill();
+    let operator = decision_operator("decision-nginx-much-later", &ns, decision, 400 * DAY);
+    until_status(&url, &new_value, 401, "an expired key to be refused").await;
+    assert!(
+        !operator.logs().contains(new_value.as_str()),
+        "the operator logged a key"
+    );
 }
