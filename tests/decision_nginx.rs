@@ -30,14 +30,6 @@ fn nginx_binary() -> PathBuf {
         .expect("nginx is not installed: run `bash tools/install-nginx.sh`")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The configuration under test (also the one docs/decision-service.md
 /// shows): `/` is guarded by `auth_request`, the identity forwarded as
 /// headers, the key itself not forwarded; a second server is the upstream
@@ -210,13 +202,25 @@ async fn rotate(client: &kube::Client, ns: &str) -> String {
     key_value(client, ns).await
 }
 
-#[tokio::test]
-async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
+/// The examples in a fresh namespace, their operator with the NGINX
+/// listener, and NGINX in front of an upstream.
+struct Setup {
+    client: kube::Client,
+    ns: String,
+    decision: u16,
+    operator: Operator,
+    nginx: Nginx,
+    url: String,
+    /// The key's value once it is live.
+    value: String,
+}
+
+async fn setup(name: &str) -> Setup {
     let client = support::admin_client().await;
     operator::install_crds().await;
     let ns = support::fresh_namespace(&client).await;
-    let decision = free_port();
-    let operator = decision_operator("decision-nginx", &ns, decision, 0);
+    let decision = support::free_port();
+    let operator = decision_operator(name, &ns, decision, 0);
     apply_examples(&ns).await;
     let keys: Api<ApiKey> = Api::namespaced(client.clone(), &ns);
     eventually("the key's status hash", WAIT, || async {
@@ -224,10 +228,31 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
     })
     .await;
     let value = key_value(&client, &ns).await;
-
-    let (port, upstream) = (free_port(), free_port());
+    let (port, upstream) = (support::free_port(), support::free_port());
     let nginx = Nginx::start(port, upstream, decision, &ns);
     let url = format!("http://127.0.0.1:{port}/page");
+    Setup {
+        client,
+        ns,
+        decision,
+        operator,
+        nginx,
+        url,
+        value,
+    }
+}
+
+#[tokio::test]
+async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
+    let Setup {
+        client,
+        ns,
+        operator,
+        nginx,
+        url,
+        value,
+        ..
+    } = setup("decision-nginx").await;
 
     // A live key passes; the upstream sees the identity, not the key.
     let body = until_status(&url, &value, 200, "a live key to pass through NGINX").await;
@@ -293,21 +318,15 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
 /// on (past any key's lifetime). NGINX and its configuration stay as they are.
 #[tokio::test]
 async fn nginx_refuses_a_previous_value_past_its_overlap_and_an_expired_key() {
-    let client = support::admin_client().await;
-    operator::install_crds().await;
-    let ns = support::fresh_namespace(&client).await;
-    let decision = free_port();
-    let mut operator = decision_operator("decision-nginx-now", &ns, decision, 0);
-    apply_examples(&ns).await;
-    let keys: Api<ApiKey> = Api::namespaced(client.clone(), &ns);
-    eventually("the key's status hash", WAIT, || async {
-        keys.get(KEY).await.ok()?.status?.hash.map(|_| ())
-    })
-    .await;
-    let value = key_value(&client, &ns).await;
-    let (port, upstream) = (free_port(), free_port());
-    let _nginx = Nginx::start(port, upstream, decision, &ns);
-    let url = format!("http://127.0.0.1:{port}/page");
+    let Setup {
+        client,
+        ns,
+        decision,
+        mut operator,
+        nginx: _nginx,
+        url,
+        value,
+    } = setup("decision-nginx-now").await;
     let new_value = rotate(&client, &ns).await;
     until_status(&url, &new_value, 200, "the rotated value to pass").await;
     until_status(&url, &value, 200, "the previous value in its overlap").await;

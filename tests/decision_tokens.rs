@@ -52,11 +52,7 @@ async fn service_account_callers_are_named_by_the_apiserver() {
     let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&cert_file, &serving.cert_pem).unwrap();
     std::fs::write(&key_file, &serving.key_pem).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let args = orgaccess::decision::DecisionArgs {
         addr: Some(([127, 0, 0, 1], port).into()),
         cert_file: Some(cert_file),

@@ -34,14 +34,6 @@ spec:
   template: AnonymousSearch
 "#;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One gateway request through the plain listener: the NGINX endpoint or
 /// the Envoy one; its status.
 async fn ask(client: &reqwest::Client, base: &str, envoy: bool, key: &str) -> u16 {
@@ -112,7 +104,7 @@ async fn a_used_key_gets_last_used_at_in_one_write_and_an_unused_key_none() {
     let client = support::admin_client().await;
     operator::install_crds().await;
     let ns = support::fresh_namespace(&client).await;
-    let port = free_port();
+    let port = support::free_port();
     let addr = format!("127.0.0.1:{port}");
     let operator = Operator::start_with(
         "decision-usage",

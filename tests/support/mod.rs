@@ -115,6 +115,15 @@ pub async fn fresh_namespace(client: &kube::Client) -> String {
     name
 }
 
+/// A port nothing listens on now (the OS's choice; free until someone binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs the control plane's kubectl as `identity` (its own kubeconfig).
 pub async fn kubectl(identity: &str, args: &[&str]) -> Output {
     kubectl_stdin(identity, args, None).await
