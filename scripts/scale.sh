@@ -10,10 +10,20 @@
 #                         [--chunk C] [--edit-members E] [--idle-seconds S]
 #                         [--skip-webhook-baseline] [--freshness N] [--out FILE] [--keep]
 #                         [--fault none|kill|failover|apiserver-restart]
+#                         [--parallel P] [--write-floor C]
 #
 # --freshness N: after the other measurements, N trials each of disabling a key
 # and of removing a member from a group, timed from the write to the first
 # refused decision of the decision service (issue 13); 0 skips it (default 30).
+#
+# --parallel P: the namespaces after the first are applied P at a time (as
+# several GitOps applies at once); the first, and the baseline interleaved with
+# it, stay sequential so the with/without webhook ratio is unchanged (default 1).
+#
+# --write-floor C: last, with the operator stopped (SIGSTOP), the group edit's
+# member statuses written once more by C connections: the fastest this control
+# plane takes the same writes, the floor under the group edit (0 skips it;
+# default 8, the operator's --concurrency).
 #
 # --fault: one fault in the middle of convergence (docs/performance.md, "fault
 # runs"): kill -9 the operator and start it again, once halfway through the
@@ -50,6 +60,8 @@ edit_members=1000
 idle_seconds=60
 freshness=30
 fault=none
+parallel=1
+write_floor=8
 skip_baseline=false
 out=""
 keep=false
@@ -65,13 +77,15 @@ while [[ $# -gt 0 ]]; do
     --skip-webhook-baseline) skip_baseline=true; shift ;;
     --freshness) freshness=$2; shift 2 ;;
     --fault) fault=$2; shift 2 ;;
+    --parallel) parallel=$2; shift 2 ;;
+    --write-floor) write_floor=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
-for v in groups members namespaces chunk edit_members idle_seconds freshness; do
+for v in groups members namespaces chunk edit_members idle_seconds freshness parallel write_floor; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v//_/-} must be a whole number (got '${!v}')"
 done
 case $fault in none|kill|failover|apiserver-restart) ;; *) die "--fault must be none, kill, failover or apiserver-restart (got '$fault')" ;; esac
@@ -314,7 +328,7 @@ py_args=(run --kubeconfig "$admin_kc" --kubectl "$kubectl_bin" --kubectl-cache "
   --chunk "$chunk" --edit-members "$edit_members" --idle-seconds "$idle_seconds"
   --reconcile-timeout "${ORGACCESS_SCALE_RECONCILE_TIMEOUT:-600}"
   --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-300}"
-  --fault "$fault" --operator-json "$dir/operator.json"
+  --fault "$fault" --parallel "$parallel" --write-floor "$write_floor" --operator-json "$dir/operator.json"
   --freshness "$freshness" --decision-port "$decision_port" --decision-nginx-port "$decision_nginx_port" --tls-dir "$tls")
 $skip_baseline && py_args+=(--skip-webhook-baseline)
 [[ -z "$out" ]] || py_args+=(--out "$out")

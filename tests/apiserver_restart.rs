@@ -1,8 +1,10 @@
 //! An apiserver restart in the middle of convergence (issue 14): the operator,
 //! started once, resumes its watches and finishes the job without being
 //! restarted, and a change made while the apiserver was away of the operator's
-//! view reaches status too. Its own binary: the restart takes down the control
-//! plane every test of the binary shares.
+//! view reaches status too. The apiserver stays down longer than the Lease's
+//! renew deadline, so the operator stops leading and has to win the Lease
+//! back in the same process. Its own binary: the restart takes down the
+//! control plane every test of the binary shares.
 
 mod operator;
 mod support;
@@ -58,12 +60,19 @@ async fn the_operator_recovers_from_an_apiserver_restart_without_restarting() {
     })
     .await;
 
+    let admin = op.admin_addr().await;
+    assert_eq!(
+        leadership_lost(admin).await,
+        Some(0.0),
+        "no term lost before the restart"
+    );
+
     // A change, and the apiserver gone before the operator can be sure to
-    // have written its consequences; down long enough for every watch and
-    // the lease renewal to fail at least once.
+    // have written its consequences; down longer than the renew deadline
+    // (10 s), so every watch fails and the operator stops leading.
     grant(&ns, "QueryPipelines").await;
     support::plane()
-        .restart_apiserver(Duration::from_secs(5))
+        .restart_apiserver(Duration::from_secs(12))
         .await
         .expect("the apiserver comes back");
 
@@ -87,4 +96,37 @@ async fn the_operator_recovers_from_an_apiserver_restart_without_restarting() {
     )
     .await;
     assert!(op.is_running(), "the operator exited: {}", op.logs());
+    // The path taken: the term was lost and won back in the same process.
+    let lost = leadership_lost(admin).await;
+    assert!(
+        lost.is_some_and(|n| n >= 1.0),
+        "the operator never stopped leading ({lost:?}): the outage did not test the new term"
+    );
+    assert_eq!(leader(admin).await, Some(1.0), "leading again");
+}
+
+async fn metrics(addr: std::net::SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scraping /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// A sample's value in the exposition text.
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+async fn leadership_lost(addr: std::net::SocketAddr) -> Option<f64> {
+    sample(
+        &metrics(addr).await,
+        "orgaccess_controller_leadership_lost_total",
+    )
+}
+
+async fn leader(addr: std::net::SocketAddr) -> Option<f64> {
+    sample(&metrics(addr).await, "orgaccess_controller_leader")
 }

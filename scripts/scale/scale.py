@@ -916,6 +916,100 @@ class Run:
                 log(f"apply of {os.path.basename(path)} failed, retrying once: {r.stderr.strip()[:300]}")
         raise RuntimeError(f"kubectl apply -f {path} ({count} objects) failed twice: {r.stderr.strip()[:2000]}")
 
+    def apply_parallel(self, chunks_by_ns, parallel):
+        """Applies each namespace's chunks in order, `parallel` namespaces at a
+        time; returns namespace -> (seconds in kubectl, retries, objects)."""
+        import concurrent.futures
+
+        def one(ns):
+            seconds, retries, count = 0.0, 0, 0
+            for path, n in chunks_by_ns[ns]:
+                s, r = self.apply(path, n)
+                seconds, retries, count = seconds + s, retries + r, count + n
+            log(f"applied namespace {ns}: {count} objects in {seconds:.1f} s")
+            return ns, (seconds, retries, count)
+
+        out = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+            pending = {pool.submit(one, ns) for ns in chunks_by_ns}
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=5)
+                for f in done:
+                    ns, v = f.result()
+                    out[ns] = v
+                self.alive()
+        return out
+
+    def write_floor(self, ns, names, concurrency):
+        """The control plane's floor under the group edit: the same members'
+        statuses, as the operator wrote them, each written once more (one
+        condition's time moved, so each is a real write of the same size) by
+        `concurrency` keep-alive connections, with the operator stopped
+        (SIGSTOP) so that nothing else writes. Timed like the edit: from the
+        first request to each write's response."""
+        import concurrent.futures
+        import queue
+
+        bodies = []
+        for name in names:
+            status = self.api.get(f"/apis/{GROUP_VERSION}/namespaces/{ns}/members/{name}").get("status") or {}
+            for c in status.get("conditions", []):
+                c["lastTransitionTime"] = "2000-01-01T00:00:00Z"
+            bodies.append((name, json.dumps({"status": status})))
+        size = sum(len(b) for _, b in bodies) / max(1, len(bodies))
+        work = queue.Queue()
+        for b in bodies:
+            work.put(b)
+        done_at = []
+        lock = threading.Lock()
+
+        def worker():
+            c = self.api.conn()
+            try:
+                while True:
+                    try:
+                        name, body = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    c.request("PATCH", f"/apis/{GROUP_VERSION}/namespaces/{ns}/members/{name}/status", body=body, headers={
+                        "Authorization": f"Bearer {self.api.token}",
+                        "Content-Type": "application/merge-patch+json",
+                    })
+                    r = c.getresponse()
+                    data = r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"write floor: PATCH {name}/status: HTTP {r.status}: {data[:300]!r}")
+                    with lock:
+                        done_at.append(time.monotonic())
+            finally:
+                c.close()
+
+        os.kill(self.a.operator_pid, signal.SIGSTOP)
+        try:
+            self.mark_cpu("floor_start")
+            t0 = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+                for f in [pool.submit(worker) for _ in range(concurrency)]:
+                    f.result()
+            wall = time.monotonic() - t0
+            self.mark_cpu("floor_end")
+        finally:
+            os.kill(self.a.operator_pid, signal.SIGCONT)
+        lat = [t - t0 for t in done_at]
+        cp = self.cpu_marks["floor_end"][2] - self.cpu_marks["floor_start"][2]
+        out = {
+            "writes": len(lat),
+            "concurrency": concurrency,
+            "status_bytes_mean": size,
+            "seconds": wall,
+            "writes_per_second": len(lat) / wall,
+            "p50_seconds": pct(lat, 0.50),
+            "p99_seconds": pct(lat, 0.99),
+            "control_plane_cpu_ms_per_write": 1000 * cp / len(lat) if lat else None,
+        }
+        log(f"write floor: {len(lat)} status writes in {wall:.2f} s ({concurrency} connections), p99 {pct(lat, 0.99):.2f} s")
+        return out
+
     def go(self):
         a = self.a
         self.cp_pids = children(a.control_plane_pid)
@@ -959,8 +1053,13 @@ class Run:
                 plan += pair if n % 2 == 0 else pair[::-1]
         else:
             plan += [(first, c) for c in chunks[first]]
+        later = {}  # namespace -> its chunks, applied in parallel (--parallel)
+        later_wall = None
         for ns in namespaces[1:]:
-            plan += [(ns, c) for c in chunks[ns]]
+            if a.parallel > 1:
+                later[ns] = chunks[ns]
+            else:
+                plan += [(ns, c) for c in chunks[ns]]
 
         m_before = self.scrape()
         api_before = scrape_apiserver(self.api)
@@ -970,9 +1069,12 @@ class Run:
         retries = 0
         done = 0
         last_log = time.monotonic()
-        for n_chunk, (ns, (path, count)) in enumerate(plan):
+        # With --parallel P the namespaces after the first are applied P at a
+        # time (as several GitOps applies would), each its chunks in order.
+        sequential = plan
+        for n_chunk, (ns, (path, count)) in enumerate(sequential):
             self.alive()
-            if a.fault == "kill" and n_chunk == len(plan) // 2 and n_chunk > 0:
+            if a.fault == "kill" and n_chunk == len(sequential) // 2 and n_chunk > 0:
                 self.inject("apply")
             seconds, r = self.apply(path, count)
             retries += r
@@ -981,6 +1083,14 @@ class Run:
             if time.monotonic() - last_log > 15:
                 log(f"applied {done}/{total_objects} objects ({time.monotonic() - t_apply0:.0f} s)")
                 last_log = time.monotonic()
+        if later:
+            t_later0 = time.monotonic()
+            results = self.apply_parallel(later, a.parallel)
+            for ns, (seconds, r, count) in results.items():
+                retries += r
+                spent[ns] = seconds
+            log(f"applied {sum(c for _, _, c in results.values())} objects of {len(later)} namespaces, {a.parallel} at a time, in {time.monotonic() - t_later0:.1f} s")
+            later_wall = time.monotonic() - t_later0
         t_apply_end = time.monotonic()
         self.mark_cpu("apply_end")
         m_after_apply = self.scrape()
@@ -1008,10 +1118,12 @@ class Run:
             ap["webhook_over_baseline"] = ap["with_webhook"]["objects_per_second"] / ap["without_webhook"]["objects_per_second"]
         if len(namespaces) > 1:
             rest = namespaces[1:]
-            secs = sum(spent[n] for n in rest)
+            # In parallel the namespaces' kubectl times overlap: the wall time counts.
+            secs = later_wall if later_wall is not None else sum(spent[n] for n in rest)
             ap["other_namespaces"] = {
                 "namespaces": len(rest),
                 "objects": per_ns * len(rest),
+                "parallel": max(1, a.parallel),
                 "seconds": secs,
                 "objects_per_second": per_ns * len(rest) / secs,
             }
@@ -1241,6 +1353,10 @@ class Run:
         # figures so that its changes do not count in them.
         if a.freshness > 0:
             self.result["freshness"] = self.freshness(first, a.freshness)
+        # 8. The control plane's floor under the group edit (last: it stops
+        # the operator for its duration and leaves the statuses rewritten).
+        if a.write_floor > 0:
+            self.result["write_floor"] = self.write_floor(ns, [k[2] for k in wide_keys], a.write_floor)
         self.watcher.stop()
         return self.result
 
@@ -1365,7 +1481,7 @@ def table(r):
         ("machine", f"{m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, load average {m['load_average_1m_at_start']:.1f} at start, {m['load_average_1m_at_end']:.1f} at end"),
         ("size", f"{p['namespaces']} namespace(s) x ({p['groups']} groups, {p['members']} members, {p['apikeys']} API keys)"
                  + (" + 1 baseline namespace" if p["webhook_baseline"] else "")),
-        ("apply, all (kubectl, sequential)", f"{ap['objects']} objects in {ap['seconds']:.1f} s ({ap['objects'] / ap['seconds']:.0f} objects/s), {ap['retries']} retries"),
+        ("apply, all (kubectl)", f"{ap['objects']} objects in {ap['seconds']:.1f} s ({ap['objects'] / ap['seconds']:.0f} objects/s), {ap['retries']} retries"),
         ("apply through the webhook", f"{ap['with_webhook']['seconds']:.1f} s ({ap['with_webhook']['objects_per_second']:.1f} objects/s) [{ap['with_webhook']['namespace']}]"),
     ]
     if "without_webhook" in ap:
@@ -1394,6 +1510,10 @@ def table(r):
     fs = r.get("final_state")
     if fs:
         rows.append(("final state", f"status digest {fs['status_digest'][:16]} over {fs['objects']} objects; {fs['keys_with_one_secret']} of {fs['keys']} keys with one Secret, {fs['keys_without_secret']} without, {fs['keys_with_more_secrets']} with more"))
+    wf = r.get("write_floor")
+    if wf:
+        rows.append(("write floor (operator stopped)", f"the same {wf['writes']} Member status writes ({wf['status_bytes_mean'] / 1024:.1f} KiB each) by {wf['concurrency']} connections: "
+                     f"{wf['seconds']:.2f} s, p50 {fmt_s(wf['p50_seconds'])}, p99 {fmt_s(wf['p99_seconds'])} ({wf['writes_per_second']:.0f} writes/s, {wf['control_plane_cpu_ms_per_write'] or 0:.1f} ms control-plane CPU each)"))
     fr = r.get("freshness")
     if fr:
         for label, k in (("key disabled", "key_disabled"), ("member removed from a group", "member_removed_from_group")):
@@ -1432,6 +1552,8 @@ def main():
     r.add_argument("--skip-webhook-baseline", action="store_true")
     r.add_argument("--out", default="")
     r.add_argument("--freshness", type=int, default=0, help="trials per kind of change (0: skip)")
+    r.add_argument("--parallel", type=int, default=1, help="namespaces after the first applied this many at a time")
+    r.add_argument("--write-floor", type=int, default=0, help="connections for the write-floor step (0: skip)")
     r.add_argument("--fault", choices=["none", "kill", "failover", "apiserver-restart"], default="none")
     r.add_argument("--operator-json", default="")
     r.add_argument("--decision-port", type=int, default=0)

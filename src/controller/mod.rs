@@ -160,6 +160,9 @@ pub struct Metrics {
     pub events: Family<ResultLabel, Counter>,
     /// 1 while this replica holds the Lease (or runs without election), else 0.
     pub leader: Gauge,
+    /// Terms of leadership that ended without a shutdown: the Lease taken
+    /// by another replica, or not renewed in time.
+    pub leadership_lost: Counter,
     /// `orgaccess_advice_findings`, set by the Organization reconcile.
     pub advice: crate::metrics::AdviceMetrics,
 }
@@ -177,6 +180,7 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             events: Family::default(),
             leader: Gauge::default(),
+            leadership_lost: Counter::default(),
             advice: crate::metrics::AdviceMetrics::default(),
         };
         m.advice.register(registry);
@@ -211,6 +215,11 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader-election Lease and reconciles, else 0",
             m.leader.clone(),
+        );
+        sub.register(
+            "leadership_lost",
+            "Times this replica stopped leading without being asked to (the Lease taken, or not renewed within the renew deadline); it then campaigns again",
+            m.leadership_lost.clone(),
         );
         Arc::new(m)
     }
@@ -446,8 +455,15 @@ impl Readiness {
     }
 }
 
-/// Runs the controllers until `shutdown` resolves (or leadership is lost,
-/// which returns an error so the process restarts and rejoins the election).
+/// Runs the controllers until `shutdown` resolves.
+///
+/// With leader election, the controllers run only while this replica
+/// holds the Lease. When it loses the Lease (another replica took it, or no
+/// renewal succeeded within the renew deadline, e.g. while the apiserver
+/// restarts) the controllers stop and the replica campaigns again, in the
+/// same process: the watches and the index go on, so an apiserver outage
+/// longer than the renew deadline needs no restart of the operator. A new
+/// term starts as the first did, routing everything the index holds.
 pub async fn run(
     client: Client,
     caches: Caches,
@@ -483,122 +499,164 @@ pub async fn run(
         )
     });
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    if let Some(elector) = elector.as_mut() {
-        tokio::select! {
-            () = elector.acquire() => {}
-            _ = shutdown.clone() => return Ok(()),
-        }
-    }
-    metrics.leader.set(1);
-
     let reporter = Reporter {
         controller: "orgaccess".into(),
         instance: Some(identity),
     };
-    // Leading: from now on the index routes every change here, starting
-    // with everything it holds (each object is reconciled once).
-    let (senders, triggers) = channels();
-    caches.route_to(senders);
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        caches: caches.clone(),
-        metrics: metrics.clone(),
-        api_key_warning_days: args.api_key_expiry_warning_days,
-        events: spawn_event_publisher(client.clone(), reporter, metrics.clone()),
-        failures: Mutex::default(),
-    });
-    let cfg = ControllerConfig::default()
-        .concurrency(args.concurrency)
-        .debounce(Duration::from_millis(200));
-    // No trigger stream of their own: the index's routing is the only one.
-    fn routed<K: Clone + Send + 'static>() -> futures::stream::Pending<Result<K, watcher::Error>> {
-        futures::stream::pending()
-    }
-    fn drain<K: Resource, E: std::fmt::Display, T>(
-        r: Result<(ObjectRef<K>, T), E>,
-    ) -> impl Future<Output = ()>
-    where
-        K::DynamicType: Eq + std::hash::Hash,
-    {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "controller event");
+    loop {
+        if let Some(elector) = elector.as_mut() {
+            tokio::select! {
+                () = elector.acquire() => {}
+                _ = shutdown.clone() => return Ok(()),
+            }
         }
-        futures::future::ready(())
+        metrics.leader.set(1);
+        let term = Term {
+            client: &client,
+            caches: &caches,
+            scope: &scope,
+            args: &args,
+            metrics: &metrics,
+            reporter: reporter.clone(),
+        };
+        let lost = match elector.as_mut() {
+            Some(elector) => tokio::select! {
+                () = term.lead(shutdown.clone()) => None,
+                lost = elector.hold() => Some(lost),
+            },
+            None => {
+                term.lead(shutdown.clone()).await;
+                None
+            }
+        };
+        caches.stop_routing();
+        metrics.leader.set(0);
+        match lost {
+            Some(reason) => {
+                metrics.leadership_lost.inc();
+                tracing::warn!(%reason, "stopped leading: the controllers stopped; campaigning again");
+            }
+            None => {
+                tracing::info!("controllers stopped");
+                // Stopped on request while leading: hand the Lease over at once.
+                if let Some(elector) = &elector
+                    && let Err(e) = elector.release().await
+                {
+                    tracing::warn!(error = %e, "could not release the lease; another replica takes over when it expires");
+                }
+                return Ok(());
+            }
+        }
     }
+}
 
-    let orgs = Controller::for_stream(
-        routed::<Organization>(),
-        caches.stores.organizations.clone(),
-    )
-    .with_config(cfg.clone())
-    .reconcile_on(triggers.organizations)
-    .graceful_shutdown_on(shutdown.clone())
-    .run(
-        |o, c| observed(o, c, organization::reconcile),
-        error_policy,
-        ctx.clone(),
-    )
-    .for_each(drain);
-    let groups = Controller::for_stream(routed::<Group>(), caches.stores.groups.clone())
+/// What one term of leadership needs.
+struct Term<'a> {
+    client: &'a Client,
+    caches: &'a Caches,
+    scope: &'a Scope,
+    args: &'a ControllerArgs,
+    metrics: &'a Arc<Metrics>,
+    reporter: Reporter,
+}
+
+impl Term<'_> {
+    /// Runs the four controllers until `shutdown` resolves (or, when the
+    /// caller drops this future, at once: in-flight reconciles are
+    /// cancelled, as when the process ends).
+    async fn lead(self, shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static) {
+        let Term {
+            client,
+            caches,
+            scope,
+            args,
+            metrics,
+            reporter,
+        } = self;
+        // Leading: from now on the index routes every change here, starting
+        // with everything it holds (each object is reconciled once).
+        let (senders, triggers) = channels();
+        caches.route_to(senders);
+        let ctx = Arc::new(Ctx {
+            client: client.clone(),
+            caches: caches.clone(),
+            metrics: metrics.clone(),
+            api_key_warning_days: args.api_key_expiry_warning_days,
+            events: spawn_event_publisher(client.clone(), reporter, metrics.clone()),
+            failures: Mutex::default(),
+        });
+        let cfg = ControllerConfig::default()
+            .concurrency(args.concurrency)
+            .debounce(Duration::from_millis(200));
+        // No trigger stream of their own: the index's routing is the only one.
+        fn routed<K: Clone + Send + 'static>() -> futures::stream::Pending<Result<K, watcher::Error>>
+        {
+            futures::stream::pending()
+        }
+        fn drain<K: Resource, E: std::fmt::Display, T>(
+            r: Result<(ObjectRef<K>, T), E>,
+        ) -> impl Future<Output = ()>
+        where
+            K::DynamicType: Eq + std::hash::Hash,
+        {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "controller event");
+            }
+            futures::future::ready(())
+        }
+
+        let orgs = Controller::for_stream(
+            routed::<Organization>(),
+            caches.stores.organizations.clone(),
+        )
         .with_config(cfg.clone())
-        .reconcile_on(triggers.groups)
+        .reconcile_on(triggers.organizations)
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            |o, c| observed(o, c, group::reconcile),
+            |o, c| observed(o, c, organization::reconcile),
             error_policy,
             ctx.clone(),
         )
         .for_each(drain);
-    let members = Controller::for_stream(routed::<Member>(), caches.stores.members.clone())
-        .with_config(cfg.clone())
-        .reconcile_on(triggers.members)
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            |o, c| observed(o, c, member::reconcile),
-            error_policy,
-            ctx.clone(),
-        )
-        .for_each(drain);
-    let keys = Controller::for_stream(routed::<ApiKey>(), caches.stores.api_keys.clone())
-        .with_config(cfg)
-        .owns(
-            scope.api::<Secret>(&client),
-            watcher::Config::default().labels(KEY_LABEL),
-        )
-        .reconcile_on(triggers.api_keys)
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            |o, c| observed(o, c, apikey::reconcile),
-            error_policy,
-            ctx.clone(),
-        )
-        .for_each(drain);
-    let controllers = async {
+        let groups = Controller::for_stream(routed::<Group>(), caches.stores.groups.clone())
+            .with_config(cfg.clone())
+            .reconcile_on(triggers.groups)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                |o, c| observed(o, c, group::reconcile),
+                error_policy,
+                ctx.clone(),
+            )
+            .for_each(drain);
+        let members = Controller::for_stream(routed::<Member>(), caches.stores.members.clone())
+            .with_config(cfg.clone())
+            .reconcile_on(triggers.members)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                |o, c| observed(o, c, member::reconcile),
+                error_policy,
+                ctx.clone(),
+            )
+            .for_each(drain);
+        let keys = Controller::for_stream(routed::<ApiKey>(), caches.stores.api_keys.clone())
+            .with_config(cfg)
+            .owns(
+                scope.api::<Secret>(client),
+                watcher::Config::default().labels(KEY_LABEL),
+            )
+            .reconcile_on(triggers.api_keys)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                |o, c| observed(o, c, apikey::reconcile),
+                error_policy,
+                ctx.clone(),
+            )
+            .for_each(drain);
         tokio::select! {
             _ = async { tokio::join!(orgs, groups, members, keys) } => {}
             () = resync_every(caches.clone()) => {}
         }
-    };
-    let result = match elector.as_mut() {
-        Some(elector) => tokio::select! {
-            _ = controllers => Ok(()),
-            lost = elector.hold() => Err(lost),
-        },
-        None => {
-            controllers.await;
-            Ok(())
-        }
-    };
-    caches.stop_routing();
-    metrics.leader.set(0);
-    tracing::info!("controllers stopped");
-    // Stopped on request while leading: hand the Lease over at once.
-    if let (Ok(()), Some(elector)) = (&result, &elector)
-        && let Err(e) = elector.release().await
-    {
-        tracing::warn!(error = %e, "could not release the lease; another replica takes over when it expires");
     }
-    result
 }
 
 /// Fails fast with an install hint when the CRDs are missing.
