@@ -16,6 +16,7 @@ use kube::api::Api;
 use orgaccess::api::Organization;
 
 use operator::{Operator, eventually};
+use support::metrics::scrape;
 use support::org::{TestWebhook, stderr};
 use support::{ADMIN, assert_success, kubectl_stdin};
 
@@ -64,15 +65,6 @@ fn condition_status(o: &Organization, type_: &str) -> Option<(String, String)> {
         .iter()
         .find(|c| c.type_ == type_)?;
     Some((c.status.clone(), c.reason.clone()))
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("scraping /metrics")
-        .text()
-        .await
-        .expect("metrics body")
 }
 
 /// The examples' integrator (seed 000: Full access minus Groups) raises no

@@ -14,6 +14,7 @@ use std::time::Duration;
 use kube::Api;
 use operator::{Operator, apply_examples, converged, eventually};
 use orgaccess::api::Member;
+use support::metrics::{sample, scrape};
 
 /// Whether john-smith (in limited-administrators) reports `domain` in `service`.
 async fn john_holds(members: &Api<Member>, service: &str, domain: &str) -> bool {
@@ -105,28 +106,13 @@ async fn the_operator_recovers_from_an_apiserver_restart_without_restarting() {
     assert_eq!(leader(admin).await, Some(1.0), "leading again");
 }
 
-async fn metrics(addr: std::net::SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("scraping /metrics")
-        .text()
-        .await
-        .expect("metrics body")
-}
-
-/// A sample's value in the exposition text.
-fn sample(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 async fn leadership_lost(addr: std::net::SocketAddr) -> Option<f64> {
     sample(
-        &metrics(addr).await,
+        &scrape(addr).await,
         "orgaccess_controller_leadership_lost_total",
     )
 }
 
 async fn leader(addr: std::net::SocketAddr) -> Option<f64> {
-    sample(&metrics(addr).await, "orgaccess_controller_leader")
+    sample(&scrape(addr).await, "orgaccess_controller_leader")
 }

@@ -11,8 +11,6 @@
 
 mod generators;
 
-use std::collections::BTreeSet;
-
 use jiff::{SignedDuration, Timestamp};
 use orgaccess::core::builtin::{ApiKeyTemplate, GroupTemplate};
 use orgaccess::core::catalog::CATALOG;
@@ -22,7 +20,7 @@ use orgaccess::core::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, MemberIdentity, Meta, OrgDef,
     OrgState, Provider, Subject, SubjectKind,
 };
-use orgaccess::core::privilege::{PrivilegeSpec, ResourceLevel};
+use orgaccess::core::privilege::PrivilegeSpec;
 use orgaccess::index::Namespace;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -39,36 +37,11 @@ fn t0() -> Timestamp {
 }
 
 fn arb_privileges() -> impl Strategy<Value = Vec<PrivilegeSpec>> {
-    let entry = (
-        0..CATALOG.len(),
-        any::<u8>(),
-        any::<bool>(),
-        prop::collection::vec((0..RESOURCES.len(), any::<bool>()), 1..3),
-    );
-    prop::collection::vec(entry, 0..6).prop_map(|entries| {
-        let mut seen = BTreeSet::new();
-        entries
-            .into_iter()
-            .filter(|(i, ..)| seen.insert(*i))
-            .map(|(i, p, c, r)| generators::privilege(&RESOURCES, i, p, c, r))
-            .collect()
-    })
+    generators::privileges((0..CATALOG.len()).collect(), &RESOURCES, 6)
 }
 
 fn arb_access() -> impl Strategy<Value = Vec<AccessEntry>> {
-    let entry = (any::<bool>(), 0..5usize, any::<bool>()).prop_map(|(group, i, edit)| {
-        let level = if edit {
-            ResourceLevel::Edit
-        } else {
-            ResourceLevel::View
-        };
-        AccessEntry {
-            group: group.then(|| GROUPS[i % GROUPS.len()].into()),
-            api_key: (!group).then(|| KEYS[i % KEYS.len()].into()),
-            level,
-        }
-    });
-    prop::collection::vec(entry, 0..3)
+    generators::access_list(&GROUPS, &KEYS)
 }
 
 fn arb_group(name: &'static str) -> impl Strategy<Value = GroupDef> {

@@ -18,6 +18,7 @@ use kube::api::{Api, WatchEvent, WatchParams};
 use orgaccess::api::ApiKey;
 
 use operator::{Operator, apply, apply_examples, eventually, settled};
+use support::metrics::scrape;
 
 const WAIT: Duration = Duration::from_secs(60);
 const KEY: &str = "public-search";
@@ -68,15 +69,6 @@ fn watch_key(api: Api<ApiKey>, name: &str, resource_version: String) -> Arc<Mute
         }
     });
     seen
-}
-
-async fn scrape(admin: std::net::SocketAddr) -> String {
-    reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// `orgaccess_controller_status_writes_total{kind="ApiKey"}`.

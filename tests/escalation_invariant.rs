@@ -28,7 +28,7 @@ use orgaccess::core::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, MemberIdentity, Meta, OpenIdDomain,
     OrgDef, OrgResources, OrgState, Provider, Subject, SubjectKind,
 };
-use orgaccess::core::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceLevel, spec};
+use orgaccess::core::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, spec};
 use orgaccess::core::rules::{self, Change, Object, Operation, Requester};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -106,45 +106,12 @@ fn domain_indices() -> Vec<usize> {
 }
 
 fn arb_privileges() -> impl Strategy<Value = Vec<PrivilegeSpec>> {
-    let domains = domain_indices();
-    let entry = (
-        prop::sample::select(domains),
-        any::<u8>(),
-        any::<bool>(),
-        prop::collection::vec((0..RESOURCES.len(), any::<bool>()), 1..3),
-    );
-    prop::collection::vec(entry, 0..4).prop_map(|entries| {
-        let mut seen = BTreeSet::new();
-        entries
-            .into_iter()
-            .filter(|(i, ..)| seen.insert(*i))
-            .map(|(i, p, c, r)| generators::privilege(&RESOURCES, i, p, c, r))
-            .collect()
-    })
+    generators::privileges(domain_indices(), &RESOURCES, 4)
 }
 
+/// Access lists without two entries for the same grantee.
 fn arb_access() -> impl Strategy<Value = Vec<AccessEntry>> {
-    let entry = (any::<bool>(), 0..5usize, any::<bool>()).prop_map(|(group, i, edit)| {
-        let level = if edit {
-            ResourceLevel::Edit
-        } else {
-            ResourceLevel::View
-        };
-        if group {
-            AccessEntry {
-                group: Some(GROUPS[i % GROUPS.len()].into()),
-                api_key: None,
-                level,
-            }
-        } else {
-            AccessEntry {
-                group: None,
-                api_key: Some(KEYS[i % KEYS.len()].into()),
-                level,
-            }
-        }
-    });
-    prop::collection::vec(entry, 0..3).prop_map(|v| {
+    generators::access_list(&GROUPS, &KEYS).prop_map(|v| {
         let mut seen = BTreeSet::new();
         v.into_iter()
             .filter(|e| seen.insert((e.group.clone(), e.api_key.clone())))

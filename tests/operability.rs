@@ -14,31 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
 use operator::{Operator, eventually};
-
-/// GET /metrics with an optional Accept header: (content type, body).
-async fn scrape(addr: std::net::SocketAddr, accept: Option<&str>) -> (String, String) {
-    let client = reqwest::Client::new();
-    let mut request = client.get(format!("http://{addr}/metrics"));
-    if let Some(accept) = accept {
-        request = request.header("Accept", accept);
-    }
-    let response = request.send().await.expect("scraping /metrics");
-    assert!(response.status().is_success(), "{}", response.status());
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    (content_type, response.text().await.expect("metrics body"))
-}
-
-/// The value of the sample `series` (name and labels, exactly as exposed).
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-}
+use support::metrics::{sample, scrape_accepting as scrape};
 
 async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
     leases

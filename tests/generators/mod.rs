@@ -1,7 +1,57 @@
-//! Generators shared by the property tests: valid privileges over the catalog.
+//! Generators shared by the property tests: valid privileges over the catalog,
+//! and the proptest strategies of random organizations' parts.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeSet;
 
 use orgaccess::core::catalog::{CATALOG, Create};
+use orgaccess::core::model::AccessEntry;
 use orgaccess::core::privilege::{AccessLevel, PrivilegeSpec, ResourceAccess, ResourceLevel, spec};
+use proptest::prelude::*;
+
+/// Up to `most - 1` valid privileges, each on a different domain of
+/// `domains` (indices into the catalog), Custom levels naming `names`.
+pub fn privileges(
+    domains: Vec<usize>,
+    names: &'static [&'static str],
+    most: usize,
+) -> impl Strategy<Value = Vec<PrivilegeSpec>> {
+    let entry = (
+        prop::sample::select(domains),
+        any::<u8>(),
+        any::<bool>(),
+        prop::collection::vec((0..names.len(), any::<bool>()), 1..3),
+    );
+    prop::collection::vec(entry, 0..most).prop_map(move |entries| {
+        let mut seen = BTreeSet::new();
+        entries
+            .into_iter()
+            .filter(|(i, ..)| seen.insert(*i))
+            .map(|(i, p, c, r)| privilege(names, i, p, c, r))
+            .collect()
+    })
+}
+
+/// An access list of up to two entries, each naming a group of `groups` or
+/// a key of `keys`, at View or Edit.
+pub fn access_list(
+    groups: &'static [&'static str],
+    keys: &'static [&'static str],
+) -> impl Strategy<Value = Vec<AccessEntry>> {
+    let entry = (any::<bool>(), 0..5usize, any::<bool>()).prop_map(move |(group, i, edit)| {
+        let level = if edit {
+            ResourceLevel::Edit
+        } else {
+            ResourceLevel::View
+        };
+        AccessEntry {
+            group: group.then(|| groups[i % groups.len()].into()),
+            api_key: (!group).then(|| keys[i % keys.len()].into()),
+            level,
+        }
+    });
+    prop::collection::vec(entry, 0..3)
+}
 
 /// One valid privilege on catalog domain `i`, chosen by `pick`; a Custom level
 /// names resources from `names` (index modulo its length).

@@ -9,6 +9,7 @@
 //! [`client_as`] / [`admin_client`], never shared.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod metrics;
 pub mod org;
 pub mod webhook;
 
