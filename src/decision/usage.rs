@@ -260,23 +260,25 @@ impl Usage {
 
     /// A write succeeded: the key's status holds `due.at`.
     pub fn written(&self, due: &Due) {
-        if let Some(slot) = self
-            .read()
-            .get(&due.namespace)
-            .and_then(|k| k.get(&due.name))
-        {
-            slot.written.fetch_max(due.at, Ordering::Relaxed);
-        }
+        self.with_slot(due, |slot| {
+            slot.written.fetch_max(due.at, Ordering::Relaxed)
+        });
     }
 
     /// A write failed: the use is written at the next flush.
     pub fn retry(&self, due: &Due) {
+        self.with_slot(due, |slot| slot.used.fetch_max(due.at, Ordering::Relaxed));
+    }
+
+    /// Runs `f` on the slot of `due`'s key, if it still has one (a key
+    /// forgotten meanwhile has none, and nothing is recorded for it).
+    fn with_slot(&self, due: &Due, f: impl FnOnce(&Slot) -> i64) {
         if let Some(slot) = self
             .read()
             .get(&due.namespace)
             .and_then(|k| k.get(&due.name))
         {
-            slot.used.fetch_max(due.at, Ordering::Relaxed);
+            f(slot);
         }
     }
 
