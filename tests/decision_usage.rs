@@ -236,6 +236,26 @@ async fn a_used_key_gets_last_used_at_in_one_write_and_an_unused_key_none() {
         "{table}"
     );
     assert_eq!(last_used(UNUSED), None, "{table}");
+    // `orgaccess explain apikey` from the cluster shows the instant.
+    let explain = |name: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_orgaccess"))
+            .args(["explain", "apikey", name, "-n", &ns])
+            .env(
+                "KUBECONFIG",
+                support::plane().kubeconfig_for(support::ADMIN),
+            )
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("orgaccess explain apikey");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        explain(KEY).contains(&format!("Last used:    {expected}")),
+        "{}",
+        explain(KEY)
+    );
+    assert!(explain(UNUSED).contains("Last used:    not recorded"));
     let unused = keys.get(UNUSED).await.unwrap();
     assert_eq!(unused.status.as_ref().unwrap().last_used_at, None);
     assert_eq!(

@@ -366,6 +366,9 @@ pub struct ApiKeyJson {
     lifetime_days: i64,
     allowed_ips: Vec<String>,
     denied_ips: Vec<String>,
+    /// When the decision service last verified the key (`status.lastUsedAt`,
+    /// coarse); absent when no use was recorded.
+    last_used_at: Option<String>,
     privileges: Vec<Row>,
 }
 
@@ -388,6 +391,7 @@ pub fn explain_api_key(org: &Org, name: &str, grantees: &Grantees, now: Timestam
         lifetime_days: standing.lifetime_days,
         allowed_ips: k.allowed_ips.clone(),
         denied_ips: k.denied_ips.clone(),
+        last_used_at: org.key_last_used.get(name).map(|t| t.to_string()),
         privileges: grantee_rows(
             &org.state,
             Grantee::ApiKey(name.to_string()),
@@ -445,6 +449,13 @@ fn api_key_human(j: &ApiKeyJson, s: Styles) -> String {
             ),
             ("Allowed IPs", list_or_dash(&j.allowed_ips)),
             ("Denied IPs", list_or_dash(&j.denied_ips)),
+            (
+                "Last used",
+                // Recorded by the decision service when it verifies the key.
+                j.last_used_at
+                    .clone()
+                    .unwrap_or_else(|| "not recorded".into()),
+            ),
         ],
         s,
     );
