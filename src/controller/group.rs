@@ -136,5 +136,6 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
         member_count: active.len() as u32,
         members: active,
         inactive_members: inactive,
+        cached: None,
     }
 }

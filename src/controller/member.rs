@@ -34,12 +34,7 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     let changes = apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await?;
     if changes.is_some() {
         ctx.metrics.status_write("Member");
-        let privileges_moved = field_changed(
-            member.as_ref(),
-            member.status.as_ref(),
-            &status,
-            "privileges",
-        );
+        let privileges_moved = field_changed(member.status.as_ref(), &status, "privileges");
         if let Some(event) = event(&member, &previous, &status, privileges_moved) {
             ctx.publish(member.as_ref(), event).await;
         }
@@ -212,5 +207,6 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
             .collect(),
         privilege_count: privileges.len() as u32,
         privileges,
+        cached: None,
     }
 }

@@ -276,5 +276,6 @@ pub fn desired_status(
         administrators,
         seeded_builtin_groups: seeded,
         advice: Some(advice),
+        cached: None,
     }
 }

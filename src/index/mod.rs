@@ -357,11 +357,10 @@ impl Indexed for Organization {
 impl Indexed for Group {
     const KIND: Kind = Kind::Group;
     fn trim_status(&mut self) {
-        let digest = cached_status::trim(
+        cached_status::trim(
             &mut self.status,
             &["privileges", "members", "inactiveMembers"],
         );
-        cached_status::annotate(self, digest);
     }
     fn def(&self) -> Def {
         let def = GroupDef::from(self);
@@ -376,8 +375,7 @@ impl Indexed for Group {
 impl Indexed for Member {
     const KIND: Kind = Kind::Member;
     fn trim_status(&mut self) {
-        let digest = cached_status::trim(&mut self.status, &["groups", "privileges"]);
-        cached_status::annotate(self, digest);
+        cached_status::trim(&mut self.status, &["groups", "privileges"]);
     }
     fn def(&self) -> Def {
         Def::Member(MemberDef::from(self))
