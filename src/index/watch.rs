@@ -1,5 +1,6 @@
-//! One watch per kind, feeding the shared [`Index`] and a reflector store of
-//! the full objects, and routing every change to the reconciles it calls for.
+//! One watch per kind, feeding the shared [`Index`] and then a reflector
+//! store of lean copies ([`Indexed::lean`]: the index has the definitions),
+//! and routing every change to the reconciles it calls for.
 //!
 //! `orgaccess run` starts these once; the webhook, the controller and the
 //! decision service all read what they fill. Each watch
@@ -122,7 +123,9 @@ impl Senders {
     }
 }
 
-/// The full objects, for the controllers (the index keeps definitions only).
+/// The objects as the controllers look them up: lean copies (no labels or
+/// annotations; Members and Groups without spec, which the index's
+/// definitions hold), with their written status (trimmed, [`super::cached_status`]).
 #[derive(Clone)]
 pub struct Stores {
     pub organizations: Store<Organization>,
