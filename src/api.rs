@@ -141,6 +141,12 @@ pub struct OrganizationStatus {
     /// by severity; the `LeastPrivilege` condition summarizes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<AdviceStatus>,
+    /// In this process only: what the cache kept of a trimmed status
+    /// (`index::cached_status`). Never serialized, so never sent to the
+    /// apiserver, and not part of the CRD schema.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cached: Option<crate::index::cached_status::StatusDigest>,
 }
 
 /// The advisor's findings on the organization, as the operator last
@@ -270,6 +276,12 @@ pub struct GroupStatus {
     /// Invited members who have not accepted yet, or whose invitation expired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inactive_members: Vec<String>,
+    /// In this process only: what the cache kept of a trimmed status
+    /// (`index::cached_status`). Never serialized, so never sent to the
+    /// apiserver, and not part of the CRD schema.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cached: Option<crate::index::cached_status::StatusDigest>,
 }
 
 // ---------------------------------------------------------------------------
@@ -366,6 +378,12 @@ pub struct MemberStatus {
     /// Number of entries in `privileges`.
     #[serde(default)]
     pub privilege_count: u32,
+    /// In this process only: what the cache kept of a trimmed status
+    /// (`index::cached_status`). Never serialized, so never sent to the
+    /// apiserver, and not part of the CRD schema.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cached: Option<crate::index::cached_status::StatusDigest>,
 }
 
 // ---------------------------------------------------------------------------
@@ -538,6 +556,12 @@ pub struct ApiKeyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub last_used_at: Option<String>,
+    /// In this process only: what the cache kept of a trimmed status
+    /// (`index::cached_status`). Never serialized, so never sent to the
+    /// apiserver, and not part of the CRD schema.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub cached: Option<crate::index::cached_status::StatusDigest>,
 }
 
 // ---------------------------------------------------------------------------

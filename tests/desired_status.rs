@@ -83,14 +83,14 @@ fn group_and_member_statuses_agree_on_membership() {
     let now = jiff::Timestamp::now();
     let mut by_member: BTreeSet<(String, String)> = BTreeSet::new();
     for m in &f.members {
-        let status = desired::member(m, &ns, now);
+        let status = desired::member(m, &ns, now).expect("indexed");
         for g in status.groups.iter().filter(|g| g.active) {
             by_member.insert((g.group.clone(), m.metadata.name.clone().unwrap()));
         }
     }
     let mut by_group: BTreeSet<(String, String)> = BTreeSet::new();
     for g in &f.groups {
-        let status = desired::group(g, &ns, now);
+        let status = desired::group(g, &ns, now).expect("indexed");
         assert_eq!(status.member_count as usize, status.members.len());
         for m in status.members {
             by_group.insert((g.metadata.name.clone().unwrap(), m));
@@ -110,7 +110,7 @@ fn organization_status_counts_what_the_members_report() {
     let statuses: Vec<_> = f
         .members
         .iter()
-        .map(|m| (m, desired::member(m, &ns, now)))
+        .map(|m| (m, desired::member(m, &ns, now).expect("indexed")))
         .collect();
     let active = statuses
         .iter()
@@ -138,7 +138,7 @@ fn member_status_is_the_cores_effective_privileges() {
     let now = jiff::Timestamp::now();
     let grantees = ns.grantees();
     for m in &f.members {
-        let status = desired::member(m, &ns, now);
+        let status = desired::member(m, &ns, now).expect("indexed");
         let def = orgaccess::core::model::MemberDef::from(m);
         let eff = orgaccess::core::effective::member_effective(&ns.state, &grantees, &def, now);
         let expected: Vec<_> = eff.provenance(&grantees);
@@ -179,9 +179,12 @@ fn a_duplicate_shows_one_display_name_in_status_and_in_the_cli() {
     let mut copy = orgaccess::cli::duplicate::duplicate(&org, &source, "the-copy");
     copy.metadata.namespace = Some(NS.into());
     let written = copy.spec.display_name.clone();
-    // Without a display name of its own, status derives the same one.
+    // Without a display name of its own, status derives the same one (the
+    // controller reads the definition the index holds).
     copy.spec.display_name = None;
-    let status = desired::group(&copy, &ns, jiff::Timestamp::now());
+    f.index.apply(&copy);
+    let ns = f.index.namespace(NS);
+    let status = desired::group(&copy, &ns, jiff::Timestamp::now()).expect("indexed");
     assert_eq!(status.display_name, written);
     assert_eq!(
         written.unwrap(),
@@ -318,4 +321,59 @@ fn organization_advice_is_the_advisors_review_under_its_settings() {
         "{after:?}"
     );
     assert_eq!(after.info + 1, before.info);
+}
+
+/// The controllers look objects up in stores whose copies keep no spec
+/// (`Indexed::lean`: the index has read the full object first): the status
+/// comes from the definition the index holds, so a lean copy gets the same
+/// status as the full object, and an object the index does not hold none.
+#[test]
+fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
+    use orgaccess::index::Indexed;
+    let f = examples();
+    let ns = f.index.namespace(NS);
+    let now = jiff::Timestamp::now();
+    // New conditions take the time of the call: compare without it.
+    fn timeless(
+        mut conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    ) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        for c in &mut conditions {
+            c.last_transition_time =
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH);
+        }
+        conditions
+    }
+    let mut checked = 0;
+    for m in &f.members {
+        let mut lean = m.clone();
+        lean.lean();
+        assert!(lean.spec.groups.is_empty() && lean.spec.identity.username.is_empty());
+        let (mut a, mut b) = (
+            desired::member(m, &ns, now).expect("indexed"),
+            desired::member(&lean, &ns, now).expect("indexed"),
+        );
+        a.conditions = timeless(a.conditions);
+        b.conditions = timeless(b.conditions);
+        assert_eq!(a, b, "member {:?}", m.metadata.name);
+        checked += usize::from(!a.privileges.is_empty());
+    }
+    assert!(checked > 0, "the examples have members with privileges");
+    for g in &f.groups {
+        let mut lean = g.clone();
+        lean.lean();
+        assert!(lean.spec.privileges.is_empty() && lean.spec.template.is_none());
+        let (mut a, mut b) = (
+            desired::group(g, &ns, now).expect("indexed"),
+            desired::group(&lean, &ns, now).expect("indexed"),
+        );
+        a.conditions = timeless(a.conditions);
+        b.conditions = timeless(b.conditions);
+        assert_eq!(a, b, "group {:?}", g.metadata.name);
+    }
+    let mut stranger = f.members[0].clone();
+    stranger.metadata.name = Some("not-indexed".into());
+    assert!(desired::member(&stranger, &ns, now).is_none());
+    let mut stranger = f.groups[0].clone();
+    stranger.metadata.name = Some("not-indexed".into());
+    assert!(desired::group(&stranger, &ns, now).is_none());
 }

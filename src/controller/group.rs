@@ -12,7 +12,6 @@ use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_eve
 use super::{Ctx, Error};
 use crate::api::{Group, GroupStatus};
 use crate::core::effective::{granted_by_spec, group_members};
-use crate::core::model::GroupDef;
 use crate::core::rules::Object;
 use crate::core::warnings::{Unresolved, unresolved_references};
 use crate::index::Namespace;
@@ -21,6 +20,10 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
     let ns = group.namespace().ok_or(Error::NotNamespaced)?;
     // Not held across the write (copy on write, see member::reconcile).
     let status = desired_status(&group, &ctx.caches.index.namespace(&ns), super::now());
+    // Not indexed (deleted meanwhile): write nothing (see member::reconcile).
+    let Some(status) = status else {
+        return Ok(Action::await_change());
+    };
     let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
     let changes = apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await?;
     if changes.is_some() {
@@ -39,16 +42,16 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
     Ok(Action::await_change())
 }
 
-/// The Group's status, from the group and its organization as indexed.
-pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupStatus {
+/// The Group's status, from its definition and organization as indexed
+/// (and, of the group object, its written status and generation); `None`
+/// when the index does not hold it.
+pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> Option<GroupStatus> {
     let name = group.name_any();
+    let def = snap.state.groups.get(&name)?;
     let previous = group.status.clone().unwrap_or_default();
     let grantees = snap.grantees();
 
-    let (_, invalid) = granted_by_spec(
-        group.spec.template.map(|t| t.privileges()),
-        &group.spec.privileges,
-    );
+    let (_, invalid) = granted_by_spec(def.template.map(|t| t.privileges()), &def.privileges);
     let privileges = grantees.groups.get(&name).cloned().unwrap_or_default();
 
     // Members by either route, from the one core definition of membership,
@@ -61,12 +64,11 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
         now,
     );
 
-    let def = GroupDef::from(group);
-    let dangling: Vec<String> = unresolved_references(&snap.state, Object::Group(&def), &name)
+    let dangling: Vec<String> = unresolved_references(&snap.state, Object::Group(def), &name)
         .iter()
         .map(Unresolved::describe)
         .collect();
-    let display_name = snap.state.group_display_name(&def);
+    let display_name = snap.state.group_display_name(def);
     let specs = privileges.to_specs();
     // Ready is False while anything is wrong; Stalled when only a change of
     // the spec helps, Reconciling while a named object may still appear
@@ -100,7 +102,7 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
         )
     };
     let [reconciling, stalled] = progress.wants();
-    GroupStatus {
+    Some(GroupStatus {
         conditions: conditions(
             &previous.conditions,
             vec![
@@ -136,5 +138,6 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> GroupS
         member_count: active.len() as u32,
         members: active,
         inactive_members: inactive,
-    }
+        cached: None,
+    })
 }

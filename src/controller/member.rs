@@ -15,7 +15,6 @@ use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_eve
 use super::{Ctx, Error, RESYNC};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
 use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_effective};
-use crate::core::model::MemberDef;
 use crate::core::rules::Object;
 use crate::core::warnings::unresolved_references;
 use crate::index::Namespace;
@@ -27,20 +26,23 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     let previous = member.status.clone().unwrap_or_default();
     // The snapshot is dropped before the write: a reader holding it makes
     // the next change to the namespace copy it (copy on write).
-    let status = desired_status(&member, &ctx.caches.index.namespace(&ns), now);
+    let wanted = {
+        let snap = ctx.caches.index.namespace(&ns);
+        desired_status(&member, &snap, now).zip(username(&member, &snap))
+    };
+    // Not indexed (deleted meanwhile; the store keeps no definition): write
+    // nothing. Indexing it again routes it here.
+    let Some((status, username)) = wanted else {
+        return Ok(Action::await_change());
+    };
     let phase = status.phase.unwrap_or(MemberPhase::Pending);
 
     let api: Api<Member> = Api::namespaced(ctx.client.clone(), &ns);
     let changes = apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await?;
     if changes.is_some() {
         ctx.metrics.status_write("Member");
-        let privileges_moved = field_changed(
-            member.as_ref(),
-            member.status.as_ref(),
-            &status,
-            "privileges",
-        );
-        if let Some(event) = event(&member, &previous, &status, privileges_moved) {
+        let privileges_moved = field_changed(member.status.as_ref(), &status, "privileges");
+        if let Some(event) = event(&username, &previous, &status, privileges_moved) {
             ctx.publish(member.as_ref(), event).await;
         }
         if let Some(event) = unresolved_event(&previous.conditions, &status.conditions) {
@@ -64,10 +66,17 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     })
 }
 
+/// The member's username, from its definition in the index (the store's
+/// copy keeps no spec).
+fn username(member: &Member, snap: &Namespace) -> Option<String> {
+    let def = snap.state.members.get(&member.name_any())?;
+    Some(def.identity.username.clone())
+}
+
 /// What a status change is worth telling: an invitation that expired, or
 /// effective privileges that moved.
 fn event(
-    member: &Member,
+    username: &str,
     previous: &MemberStatus,
     status: &MemberStatus,
     privileges_moved: bool,
@@ -77,8 +86,7 @@ fn event(
             type_: EventType::Warning,
             reason: "InvitationExpired".into(),
             note: Some(format!(
-                "{} did not accept within the invitation lifetime",
-                member.spec.identity.username
+                "{username} did not accept within the invitation lifetime"
             )),
             action: "Expire".into(),
             secondary: None,
@@ -96,14 +104,16 @@ fn event(
     })
 }
 
-/// The Member's status, from the member and its organization as indexed.
-pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> MemberStatus {
-    let def = MemberDef::from(member);
+/// The Member's status, from its definition and organization as indexed
+/// (and, of the member object, its written status and generation); `None`
+/// when the index does not hold it.
+pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Option<MemberStatus> {
+    let def = snap.state.members.get(&member.name_any())?;
     let grantees = snap.grantees();
-    let eff = member_effective(&snap.state, &grantees, &def, now);
+    let eff = member_effective(&snap.state, &grantees, def, now);
     let console = console_access(&eff);
 
-    let missing: Vec<String> = unresolved_references(&snap.state, Object::Member(&def), &def.name)
+    let missing: Vec<String> = unresolved_references(&snap.state, Object::Member(def), &def.name)
         .into_iter()
         .map(|u| u.name)
         .collect();
@@ -161,7 +171,7 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
         )
     };
     let [reconciling, stalled] = progress.wants();
-    MemberStatus {
+    Some(MemberStatus {
         conditions: conditions(
             &previous.conditions,
             vec![
@@ -212,5 +222,6 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Memb
             .collect(),
         privilege_count: privileges.len() as u32,
         privileges,
-    }
+        cached: None,
+    })
 }

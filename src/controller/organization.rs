@@ -7,7 +7,6 @@ use std::sync::Arc;
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::status::{Progress, Want, apply_if_changed, conditions};
@@ -41,20 +40,23 @@ pub fn builtin_group(b: BuiltinGroup) -> Group {
     }
 }
 
-/// Does the organization's Administrators group exist? The shared cache
-/// answers; only when it says "no" is the API asked, so a cache that has not
-/// caught up (a restart, a watch lag) never makes the operator re-seed.
+/// Does the organization's Administrators group exist? The shared index
+/// answers; only when it says "no" is the API asked, so an index that has
+/// not caught up (a restart, a watch lag) never makes the operator re-seed.
 async fn administrators_exist(ctx: &Ctx, api: &Api<Group>, ns: &str) -> Result<bool, Error> {
     let name = BuiltinGroup::Administrators.object_name();
-    let seeded = |g: &Group| g.spec.built_in == Some(BuiltinGroup::Administrators);
-    if let Some(g) = ctx
+    let indexed = ctx
         .caches
-        .stores
+        .index
+        .namespace(ns)
+        .state
         .groups
-        .get(&ObjectRef::new(name).within(ns))
-    {
-        return Ok(seeded(&g));
+        .get(name)
+        .map(|g| g.builtin == Some(BuiltinGroup::Administrators));
+    if let Some(seeded) = indexed {
+        return Ok(seeded);
     }
+    let seeded = |g: &Group| g.spec.built_in == Some(BuiltinGroup::Administrators);
     Ok(api.get_opt(name).await?.is_some_and(|g| seeded(&g)))
 }
 
@@ -276,5 +278,6 @@ pub fn desired_status(
         administrators,
         seeded_builtin_groups: seeded,
         advice: Some(advice),
+        cached: None,
     }
 }

@@ -7,7 +7,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::index::cached_status::{FOREIGN, StatusDigest, field_changed, own_fields, unchanged};
+use crate::index::cached_status::{Cached, FOREIGN, field_changed, own_fields, unchanged};
 
 /// Field manager of every status write.
 pub const MANAGER: &str = "orgaccess-controller";
@@ -61,9 +61,9 @@ pub async fn apply_if_changed<K, S>(
 ) -> kube::Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Serialize + PartialEq,
+    S: Cached + Serialize + PartialEq,
 {
-    if unchanged(obj, current, status) {
+    if unchanged(current, status) {
         return Ok(None);
     }
     let patch = serde_json::json!({
@@ -77,21 +77,18 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(Some(changed_fields_of(obj, current, status)))
+    Ok(Some(changed_fields_of(current, status)))
 }
 
-/// [`changed_fields`] of a cached object, whose status may be trimmed: a
-/// dropped field is compared by digest.
-fn changed_fields_of<K: Resource, S: Serialize>(
-    obj: &K,
-    current: Option<&S>,
-    wanted: &S,
-) -> String {
-    let dropped: Vec<String> = StatusDigest::of(obj)
-        .map(|d| d.dropped.into_keys().collect())
+/// [`changed_fields`] of a cached status, which may be trimmed: a dropped
+/// field is compared by digest.
+fn changed_fields_of<S: Cached + Serialize>(current: Option<&S>, wanted: &S) -> String {
+    let dropped: Vec<String> = current
+        .and_then(Cached::cached)
+        .map(|d| d.fields().map(String::from).collect())
         .unwrap_or_default();
     describe_changes(current, wanted, &dropped, |field| {
-        field_changed(obj, current, wanted, field)
+        field_changed(current, wanted, field)
     })
 }
 
@@ -336,7 +333,7 @@ mod trimmed_tests {
     use crate::core::catalog::Service;
     use crate::core::model::MemberIdentity;
     use crate::core::privilege::{AccessLevel, PrivilegeSpec};
-    use crate::index::cached_status::{annotate, trim};
+    use crate::index::cached_status::trim;
 
     fn want(type_: &'static str, ok: bool) -> Want {
         Want {
@@ -397,11 +394,7 @@ mod trimmed_tests {
             "status conditions (Ready=True, ResolvedRefs=True), privileges"
         );
         let mut cached = m.clone();
-        let digest = trim(&mut cached.status, &["groups", "privileges"]);
-        annotate(&mut cached, digest);
-        assert_eq!(
-            changed_fields_of(&cached, cached.status.as_ref(), &wanted),
-            full
-        );
+        trim(&mut cached.status, &["groups", "privileges"]);
+        assert_eq!(changed_fields_of(cached.status.as_ref(), &wanted), full);
     }
 }

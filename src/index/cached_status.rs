@@ -5,22 +5,22 @@
 //! cluster's objects, held in every cached copy, and read by the controller
 //! for one thing only: to tell whether the status it computes differs from
 //! the one written. So the caches drop those fields and keep a digest of
-//! them instead ([`trim`]), in an annotation of the cached copy
-//! ([`DIGEST_ANNOTATION`]). The copy is never sent back to the server (the
-//! controller writes statuses it computes); the annotation exists only in
-//! this process.
+//! them instead ([`trim`]), in the status's typed `cached` field
+//! ([`StatusDigest`], [`Cached`]). That field is `#[serde(skip)]`: it is
+//! never sent to the apiserver nor part of the CRD schema, and a status
+//! read from the API never has one; it exists only in this process.
 //!
 //! The digests hash the status as JSON (`serde_json::Value`, whose keys are
 //! sorted), computed the same way for the written status and for the one
 //! wanted, so equal statuses have equal digests.
 
-use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use kube::Resource;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+
+use crate::api::{ApiKeyStatus, GroupStatus, MemberStatus, OrganizationStatus};
 
 /// Status fields another writer owns: the decision service's
 /// `lastUsedAt` on ApiKeys (field manager `orgaccess-usage`,
@@ -29,25 +29,37 @@ use serde_json::{Map, Value};
 /// never look like a status the controller has to correct.
 pub const FOREIGN: &[&str] = &["lastUsedAt"];
 
-/// Annotation of a cached copy whose status was trimmed: the digests of the
-/// whole status and of each dropped field. Only ever in this process's caches.
-pub const DIGEST_ANNOTATION: &str = "orgaccess.dev/cached-status-digest";
-
 /// Digests of a status as it was written: the whole, and each field the
-/// cache dropped.
+/// cache dropped, by field name. A handful of fields (at most four), so a
+/// boxed slice (one small allocation) rather than a map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusDigest {
     pub whole: u64,
-    pub dropped: BTreeMap<String, u64>,
+    pub dropped: Box<[(&'static str, u64)]>,
 }
 
-impl StatusDigest {
-    /// The digest a cached copy carries, if its status was trimmed.
-    pub fn of<K: Resource>(obj: &K) -> Option<StatusDigest> {
-        let text = obj.meta().annotations.as_ref()?.get(DIGEST_ANNOTATION)?;
-        Self::decode(text)
-    }
+/// A status type that can carry the digests of its trimmed cached copy
+/// (the four kinds' statuses, in their `cached` field).
+pub trait Cached {
+    fn cached(&self) -> Option<&StatusDigest>;
+    fn set_cached(&mut self, digest: Option<StatusDigest>);
+}
 
+macro_rules! cached {
+    ($($status:ty),*) => {$(
+        impl Cached for $status {
+            fn cached(&self) -> Option<&StatusDigest> {
+                self.cached.as_ref()
+            }
+            fn set_cached(&mut self, digest: Option<StatusDigest>) {
+                self.cached = digest;
+            }
+        }
+    )*};
+}
+cached!(OrganizationStatus, GroupStatus, MemberStatus, ApiKeyStatus);
+
+impl StatusDigest {
     /// The digests of `status`, for the fields named by this digest.
     pub fn wanted<S: Serialize>(&self, status: &S) -> StatusDigest {
         let map = own_fields(status);
@@ -55,33 +67,23 @@ impl StatusDigest {
             whole: digest(&Value::Object(map.clone())),
             dropped: self
                 .dropped
-                .keys()
-                .map(|f| (f.clone(), digest(map.get(f).unwrap_or(&Value::Null))))
+                .iter()
+                .map(|(f, _)| (*f, digest(map.get(*f).unwrap_or(&Value::Null))))
                 .collect(),
         }
     }
 
-    fn encode(&self) -> String {
-        std::iter::once(format!("={:016x}", self.whole))
-            .chain(self.dropped.iter().map(|(f, d)| format!("{f}={d:016x}")))
-            .collect::<Vec<_>>()
-            .join(",")
+    /// The digest kept for a dropped field, if this digest names it.
+    pub fn field(&self, field: &str) -> Option<u64> {
+        self.dropped
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, d)| *d)
     }
 
-    fn decode(text: &str) -> Option<StatusDigest> {
-        let mut out = StatusDigest::default();
-        for (i, part) in text.split(',').enumerate() {
-            let (field, hex) = part.split_once('=')?;
-            let value = u64::from_str_radix(hex, 16).ok()?;
-            match (i, field) {
-                (0, "") => out.whole = value,
-                (0, _) | (_, "") => return None,
-                _ => {
-                    out.dropped.insert(field.to_string(), value);
-                }
-            }
-        }
-        Some(out)
+    /// The names of the dropped fields.
+    pub fn fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.dropped.iter().map(|(f, _)| *f)
     }
 }
 
@@ -109,31 +111,36 @@ pub fn own_fields<S: Serialize>(status: &S) -> Map<String, Value> {
     map
 }
 
-/// Drops `fields` from `status` and returns the digests to keep in their
-/// place; `None` (and the status untouched) when there is no status.
+/// Drops `fields` from `status` and keeps their digests, with the whole
+/// status's, in its `cached` field; nothing happens when there is no status.
 ///
 /// The conditions are kept lighter ([`lighten_conditions`]) and digested
 /// as a dropped field is, so whether they changed is judged by digest.
-pub fn trim<S: Serialize + DeserializeOwned>(
+pub fn trim<S: Cached + Serialize + DeserializeOwned>(
     status: &mut Option<S>,
-    fields: &[&str],
-) -> Option<StatusDigest> {
-    let mut map = as_map(status.as_ref()?);
+    fields: &[&'static str],
+) {
+    let Some(written) = status.as_ref() else {
+        return;
+    };
+    let mut map = as_map(written);
     let whole = digest(&Value::Object(own_fields(&map)));
-    let mut dropped: BTreeMap<String, u64> = fields
+    let mut dropped: Vec<(&'static str, u64)> = fields
         .iter()
-        .map(|f| {
-            let value = map.remove(*f).unwrap_or(Value::Null);
-            (f.to_string(), digest(&value))
-        })
+        .map(|f| (*f, digest(&map.remove(*f).unwrap_or(Value::Null))))
         .collect();
     if let Some(conditions) = map.get_mut(CONDITIONS) {
-        dropped.insert(CONDITIONS.to_string(), digest(conditions));
+        dropped.push((CONDITIONS, digest(conditions)));
         lighten_conditions(conditions);
     }
-    let trimmed = serde_json::from_value(Value::Object(map)).ok()?;
+    let Ok(mut trimmed) = serde_json::from_value::<S>(Value::Object(map)) else {
+        return;
+    };
+    trimmed.set_cached(Some(StatusDigest {
+        whole,
+        dropped: dropped.into_boxed_slice(),
+    }));
     *status = Some(trimmed);
-    Some(StatusDigest { whole, dropped })
 }
 
 /// The status field of the conditions.
@@ -163,27 +170,10 @@ fn lighten_conditions(conditions: &mut Value) {
     }
 }
 
-/// Records `digest` on the cached copy (or removes a stale one).
-pub fn annotate<K: Resource>(obj: &mut K, digest: Option<StatusDigest>) {
-    let annotations = obj.meta_mut().annotations.get_or_insert_with(BTreeMap::new);
-    match digest {
-        Some(d) => {
-            annotations.insert(DIGEST_ANNOTATION.to_string(), d.encode());
-        }
-        None => {
-            annotations.remove(DIGEST_ANNOTATION);
-        }
-    }
-}
-
 /// The status wanted is the one written: by digest for a trimmed copy, else
 /// by value; the [`FOREIGN`] fields are left out either way.
-pub fn unchanged<K: Resource, S: Serialize + PartialEq>(
-    obj: &K,
-    current: Option<&S>,
-    wanted: &S,
-) -> bool {
-    match StatusDigest::of(obj) {
+pub fn unchanged<S: Cached + Serialize + PartialEq>(current: Option<&S>, wanted: &S) -> bool {
+    match current.and_then(Cached::cached) {
         Some(d) => d.wanted(wanted).whole == d.whole,
         None => {
             current == Some(wanted) || current.is_some_and(|c| own_fields(c) == own_fields(wanted))
@@ -193,18 +183,14 @@ pub fn unchanged<K: Resource, S: Serialize + PartialEq>(
 
 /// Whether one top-level status field differs between the written status
 /// (`current`, possibly trimmed) and the one wanted.
-pub fn field_changed<K: Resource, S: Serialize>(
-    obj: &K,
-    current: Option<&S>,
-    wanted: &S,
-    field: &str,
-) -> bool {
+pub fn field_changed<S: Cached + Serialize>(current: Option<&S>, wanted: &S, field: &str) -> bool {
     let after = as_map(wanted);
     let after_field = after.get(field).unwrap_or(&Value::Null);
-    if let Some(d) = StatusDigest::of(obj)
-        && let Some(before) = d.dropped.get(field)
+    if let Some(before) = current
+        .and_then(Cached::cached)
+        .and_then(|d| d.field(field))
     {
-        return digest(after_field) != *before;
+        return digest(after_field) != before;
     }
     let before = current.map(as_map).unwrap_or_default();
     before.get(field).unwrap_or(&Value::Null) != after_field
@@ -236,8 +222,7 @@ status:
 "#;
 
     fn trimmed(mut m: Member) -> Member {
-        let d = trim(&mut m.status, &["groups", "privileges"]);
-        annotate(&mut m, d);
+        trim(&mut m.status, &["groups", "privileges"]);
         m
     }
 
@@ -257,9 +242,8 @@ status:
         let full = member(MEMBER);
         let cached = trimmed(full.clone());
         let written = full.status.clone().unwrap();
-        assert!(unchanged(&cached, cached.status.as_ref(), &written));
+        assert!(unchanged(cached.status.as_ref(), &written));
         assert!(!field_changed(
-            &cached,
             cached.status.as_ref(),
             &written,
             "privileges"
@@ -267,28 +251,14 @@ status:
 
         let mut more = written.clone();
         more.privileges[0].granted_by.push("writers".into());
-        assert!(!unchanged(&cached, cached.status.as_ref(), &more));
-        assert!(field_changed(
-            &cached,
-            cached.status.as_ref(),
-            &more,
-            "privileges"
-        ));
-        assert!(!field_changed(
-            &cached,
-            cached.status.as_ref(),
-            &more,
-            "groups"
-        ));
+        assert!(!unchanged(cached.status.as_ref(), &more));
+        assert!(field_changed(cached.status.as_ref(), &more, "privileges"));
+        assert!(!field_changed(cached.status.as_ref(), &more, "groups"));
 
         let mut phase = written.clone();
         phase.phase = None;
-        assert!(!unchanged(&cached, cached.status.as_ref(), &phase));
-        assert!(!unchanged(
-            &cached,
-            cached.status.as_ref(),
-            &MemberStatus::default()
-        ));
+        assert!(!unchanged(cached.status.as_ref(), &phase));
+        assert!(!unchanged(cached.status.as_ref(), &MemberStatus::default()));
     }
 
     #[test]
@@ -337,54 +307,50 @@ status:
 
         // Judged by digest: the written conditions are unchanged, a new
         // message is a change.
-        assert!(unchanged(&cached, cached.status.as_ref(), &written));
+        assert!(unchanged(cached.status.as_ref(), &written));
         assert!(!field_changed(
-            &cached,
             cached.status.as_ref(),
             &written,
             "conditions"
         ));
         let mut other = written.clone();
         other.conditions[2].message = "may not sign in".into();
-        assert!(!unchanged(&cached, cached.status.as_ref(), &other));
-        assert!(field_changed(
-            &cached,
-            cached.status.as_ref(),
-            &other,
-            "conditions"
-        ));
+        assert!(!unchanged(cached.status.as_ref(), &other));
+        assert!(field_changed(cached.status.as_ref(), &other, "conditions"));
     }
 
     #[test]
     fn an_untrimmed_copy_compares_by_value() {
         let full = member(MEMBER);
         let written = full.status.clone().unwrap();
-        assert!(unchanged(&full, full.status.as_ref(), &written));
+        assert!(unchanged(full.status.as_ref(), &written));
         let mut other = written.clone();
         other.privileges.clear();
-        assert!(!unchanged(&full, full.status.as_ref(), &other));
-        assert!(field_changed(
-            &full,
-            full.status.as_ref(),
-            &other,
-            "privileges"
-        ));
+        assert!(!unchanged(full.status.as_ref(), &other));
+        assert!(field_changed(full.status.as_ref(), &other, "privileges"));
     }
 
+    /// The digests live only in this process: a trimmed status serializes
+    /// (what a status write or the CLI would send) without them, and a
+    /// status read from JSON has none.
     #[test]
-    fn digests_survive_their_annotation() {
-        let d = StatusDigest {
-            whole: 7,
-            dropped: [
-                ("privileges".to_string(), u64::MAX),
-                ("groups".to_string(), 0),
-            ]
-            .into(),
-        };
-        assert_eq!(StatusDigest::decode(&d.encode()), Some(d));
-        for bad in ["", "x=1", "=zz", "=1,=2", "=1,a"] {
-            assert_eq!(StatusDigest::decode(bad), None, "{bad}");
-        }
+    fn digests_never_leave_the_process() {
+        let cached = trimmed(member(MEMBER));
+        let status = cached.status.as_ref().unwrap();
+        let digest = status
+            .cached()
+            .expect("a trimmed status carries its digests");
+        let fields: Vec<&str> = digest.fields().collect();
+        assert_eq!(fields, ["groups", "privileges"]);
+        assert!(digest.field("privileges").is_some() && digest.field("phase").is_none());
+
+        let json = serde_json::to_value(status).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert!(!keys.iter().any(|k| k.as_str() == "cached"), "{keys:?}");
+        let back: MemberStatus = serde_json::from_value(json).unwrap();
+        assert!(back.cached.is_none());
+        let schema = serde_json::to_string(&schemars::schema_for!(MemberStatus)).unwrap();
+        assert!(!schema.contains("cached"), "not in the CRD schema");
     }
 
     /// The decision service's `lastUsedAt` (another field manager's) is no
@@ -406,19 +372,18 @@ status:
         let mut used = wanted.clone();
         used.last_used_at = Some("2026-11-30T19:05:00Z".into());
         key.status = Some(used.clone());
-        assert!(unchanged(&key, key.status.as_ref(), &wanted));
+        assert!(unchanged(key.status.as_ref(), &wanted));
         let mut rotated = wanted.clone();
         rotated.hash = Some("cd".into());
-        assert!(!unchanged(&key, key.status.as_ref(), &rotated));
+        assert!(!unchanged(key.status.as_ref(), &rotated));
         assert!(!own_fields(&used).contains_key("lastUsedAt"));
         assert!(own_fields(&used).contains_key("hash"));
 
         let mut cached = key.clone();
-        let digest = trim(&mut cached.status, &["privileges"]);
-        annotate(&mut cached, digest);
-        assert!(StatusDigest::of(&cached).is_some());
-        assert!(unchanged(&cached, cached.status.as_ref(), &wanted));
-        assert!(!unchanged(&cached, cached.status.as_ref(), &rotated));
+        trim(&mut cached.status, &["privileges"]);
+        assert!(cached.status.as_ref().unwrap().cached().is_some());
+        assert!(unchanged(cached.status.as_ref(), &wanted));
+        assert!(!unchanged(cached.status.as_ref(), &rotated));
     }
 
     #[test]
@@ -426,6 +391,6 @@ status:
         let mut m = member(MEMBER);
         m.status = None;
         let m = trimmed(m);
-        assert!(StatusDigest::of(&m).is_none());
+        assert!(m.status.is_none());
     }
 }

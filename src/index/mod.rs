@@ -30,11 +30,13 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{ApiKey, Group, Member, Organization};
+use crate::api::{ApiKey, Group, GroupSpec, Member, MemberSpec, Organization};
 use crate::core::change::Def;
 use crate::core::decision::{KeyDigests, KeyTable};
 use crate::core::effective::{Grantees, RequesterView, requester_view, resolve_grantees};
-use crate::core::model::{ApiKeyDef, GroupDef, IdentitySet, Kind, MemberDef, OrgDef, OrgState};
+use crate::core::model::{
+    ApiKeyDef, GroupDef, IdentitySet, Kind, MemberDef, MemberIdentity, OrgDef, OrgState, Provider,
+};
 use crate::core::privilege::{intern_names, outside_request_scope, spec_names};
 
 /// Requester views by (user name, groups).
@@ -322,6 +324,17 @@ pub trait Indexed:
     }
     /// Drops what the cache need not hold of the status ([`cached_status`]).
     fn trim_status(&mut self) {}
+    /// Drops what the store's copy need not hold once the index has the
+    /// definition (`watch`: the index reads each event first). The
+    /// controllers read their definitions from the index snapshot and of the
+    /// stored object only its name, namespace, uid, generation, timestamps
+    /// and status: never its labels or annotations (no annotation of ours
+    /// is cached since the status digests are typed, [`cached_status`]).
+    fn lean(&mut self) {
+        let meta = self.meta_mut();
+        meta.labels = None;
+        meta.annotations = None;
+    }
 }
 
 /// Adds the object itself to what a change affects.
@@ -357,11 +370,26 @@ impl Indexed for Organization {
 impl Indexed for Group {
     const KIND: Kind = Kind::Group;
     fn trim_status(&mut self) {
-        let digest = cached_status::trim(
+        cached_status::trim(
             &mut self.status,
             &["privileges", "members", "inactiveMembers"],
         );
-        cached_status::annotate(self, digest);
+    }
+    /// And the spec: the Group reconcile reads the `GroupDef` from the
+    /// index (`controller::group::desired_status`), the Organization's
+    /// seeding whether Administrators exists from the index too.
+    fn lean(&mut self) {
+        self.meta_mut().labels = None;
+        self.meta_mut().annotations = None;
+        self.spec = GroupSpec {
+            display_name: None,
+            built_in: None,
+            template: None,
+            privileges: Vec::new(),
+            identity_sets: Vec::new(),
+            access: Vec::new(),
+            duplicate_of: None,
+        };
     }
     fn def(&self) -> Def {
         let def = GroupDef::from(self);
@@ -376,8 +404,24 @@ impl Indexed for Group {
 impl Indexed for Member {
     const KIND: Kind = Kind::Member;
     fn trim_status(&mut self) {
-        let digest = cached_status::trim(&mut self.status, &["groups", "privileges"]);
-        cached_status::annotate(self, digest);
+        cached_status::trim(&mut self.status, &["groups", "privileges"]);
+    }
+    /// And the spec: the Member reconcile reads the `MemberDef` from the
+    /// index (`controller::member::desired_status`).
+    fn lean(&mut self) {
+        self.meta_mut().labels = None;
+        self.meta_mut().annotations = None;
+        self.spec = MemberSpec {
+            identity: MemberIdentity {
+                provider: Provider::Email,
+                username: String::new(),
+            },
+            groups: Vec::new(),
+            subjects: Vec::new(),
+            accepted: false,
+            sso_groups: Vec::new(),
+            salesforce_profile: None,
+        };
     }
     fn def(&self) -> Def {
         Def::Member(MemberDef::from(self))

@@ -1,5 +1,6 @@
-//! One watch per kind, feeding the shared [`Index`] and a reflector store of
-//! the full objects, and routing every change to the reconciles it calls for.
+//! One watch per kind, feeding the shared [`Index`] and then a reflector
+//! store of lean copies ([`Indexed::lean`]: the index has the definitions),
+//! and routing every change to the reconciles it calls for.
 //!
 //! `orgaccess run` starts these once; the webhook, the controller and the
 //! decision service all read what they fill. Each watch
@@ -122,7 +123,9 @@ impl Senders {
     }
 }
 
-/// The full objects, for the controllers (the index keeps definitions only).
+/// The objects as the controllers look them up: lean copies (no labels or
+/// annotations; Members and Groups without spec, which the index's
+/// definitions hold), with their written status (trimmed, [`super::cached_status`]).
 #[derive(Clone)]
 pub struct Stores {
     pub organizations: Store<Organization>,
@@ -252,15 +255,27 @@ fn strip<K: Indexed>(obj: &mut K) {
     obj.trim_status();
 }
 
+/// One event as the store keeps it: the index has read the full object
+/// first, so the store's copy drops what the index holds
+/// ([`Indexed::lean`]).
+fn lean<K: Indexed>(event: &mut watcher::Event<K>) {
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
+            o.lean()
+        }
+        watcher::Event::Init | watcher::Event::InitDone => {}
+    }
+}
+
 fn watch<K: Indexed>(
     client: &Client,
     scope: &Scope,
     index: &Arc<Index>,
     router: &Arc<Mutex<Option<Senders>>>,
 ) -> (Store<K>, JoinHandle<()>) {
-    let (reader, writer) = reflector::store();
+    let (reader, mut writer) = reflector::store();
     let guarded: Api<DeserializeGuard<K>> = scope.api(client);
-    let events = watcher(guarded, watcher::Config::default().any_semantic())
+    let stream = watcher(guarded, watcher::Config::default().any_semantic())
         .default_backoff()
         .filter_map(|event| {
             futures::future::ready(match event {
@@ -269,14 +284,20 @@ fn watch<K: Indexed>(
             })
         })
         .modify(strip::<K>);
-    let stream = reflector::reflector(writer, events);
     let (index, router) = (index.clone(), router.clone());
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut routed: Routed = Vec::new();
-        let apply = |event: Result<watcher::Event<K>, watcher::Error>, routed: &mut Routed| {
+        // The index first (it reads the whole definition), then the store
+        // (the lean copy the controllers look objects up in); both before
+        // anything is routed.
+        let mut apply = |event: Result<watcher::Event<K>, watcher::Error>, routed: &mut Routed| {
             match event {
-                Ok(e) => routed.extend(index.apply_event(&e)),
+                Ok(mut e) => {
+                    routed.extend(index.apply_event(&e));
+                    lean(&mut e);
+                    writer.apply_watcher_event(&e);
+                }
                 Err(e) => {
                     tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying with backoff")
                 }
