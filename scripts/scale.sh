@@ -251,7 +251,8 @@ env = {"MALLOC_ARENA_MAX": arena, "KUBECONFIG": kubeconfig, "ORGACCESS_LOG_FORMA
 with open(out, "w") as f:
     json.dump({"argv": argv, "env": env}, f)
 EOF
-# As the chart runs it (MALLOC_ARENA_MAX: see its deployment.yaml).
+# MALLOC_ARENA_MAX: as the chart ran builds before jemalloc (glibc's malloc), for
+# comparisons with them ("Against another binary"); jemalloc ignores it.
 wrapper=()
 # shellcheck disable=SC2206 # word splitting of the wrapper command is the point
 [[ -z "${ORGACCESS_SCALE_OPERATOR_WRAPPER:-}" ]] || wrapper=($ORGACCESS_SCALE_OPERATOR_WRAPPER)
