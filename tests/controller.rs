@@ -497,6 +497,83 @@ async fn a_member_without_organization_view_cannot_open_the_console() {
     );
 }
 
+/// A repeated Event is counted, not repeated (events.k8s.io/v1 series, as
+/// kube's and client-go's recorders do): a member's privileges moved twice
+/// within minutes is one `PrivilegesChanged` Event whose series counts 2,
+/// written by the apiserver as the operator patched it.
+#[tokio::test]
+async fn a_repeated_event_is_counted_in_its_series() {
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    let (client, ns) = setup().await;
+    apply(support::ADMIN, &ns, "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: o}\nspec: {displayName: O}\n").await;
+    let group = |domains: &[&str]| {
+        let privileges: String = domains
+            .iter()
+            .map(|d| {
+                let level = if *d == "ExpressionValidation" {
+                    "View"
+                } else {
+                    "Allowed"
+                };
+                format!("    - {{service: Search, domain: {d}, level: {level}}}\n")
+            })
+            .collect();
+        format!(
+            "apiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {{name: g}}\nspec:\n  privileges:\n{privileges}"
+        )
+    };
+    apply(support::ADMIN, &ns, &group(&["ExecuteQueries"])).await;
+    apply(
+        support::ADMIN,
+        &ns,
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata: {name: m}\nspec:\n  identity: {provider: Email, username: m@x.example}\n  groups: [g]\n  accepted: true\n",
+    )
+    .await;
+    let domains = [
+        "ExecuteQueries",
+        "AuthenticationEditor",
+        "ExpressionValidation",
+    ];
+    for n in 1..=domains.len() {
+        apply(support::ADMIN, &ns, &group(&domains[..n])).await;
+        eventually("the member's privileges", WAIT, || async {
+            let m = member(&client, &ns, "m").await;
+            (m.status.as_ref()?.privilege_count == n as u32).then_some(())
+        })
+        .await;
+    }
+    let events: Api<NewEvent> = Api::namespaced(client.clone(), &ns);
+    let changed = eventually("one PrivilegesChanged Event counting 2", WAIT, || async {
+        let all = events.list(&ListParams::default()).await.ok()?.items;
+        let changed: Vec<NewEvent> = all
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("PrivilegesChanged")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("m")
+            })
+            .collect();
+        changed
+            .iter()
+            .any(|e| e.series.as_ref().is_some_and(|s| s.count == 2))
+            .then_some(changed)
+    })
+    .await;
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    let e = &changed[0];
+    assert_eq!(e.type_.as_deref(), Some("Normal"));
+    assert_eq!(e.action.as_deref(), Some("Reconcile"));
+    assert_eq!(
+        e.regarding.as_ref().and_then(|r| r.kind.as_deref()),
+        Some("Member")
+    );
+    assert!(
+        e.note.as_deref().is_some_and(|n| n.contains("2 domains")),
+        "the first Event's note stays: {:?}",
+        e.note
+    );
+    assert!(e.series.as_ref().unwrap().last_observed_time.0 >= e.event_time.as_ref().unwrap().0);
+}
+
 /// Built-in groups are seeded once per organization: deleting one, then
 /// deleting and re-creating the Organization (or resetting its status record)
 /// does not bring it back (a pending member holds nothing).

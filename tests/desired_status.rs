@@ -377,3 +377,65 @@ fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
     stranger.metadata.name = Some("not-indexed".into());
     assert!(desired::group(&stranger, &ns, now).is_none());
 }
+
+/// Zero writes when idle, through the cache: a status as the apiserver
+/// returns it (JSON, times to the second), then cached as the store keeps
+/// it (lean, its lists digested and its conditions compact), is the status
+/// the next reconcile wants, minutes later: nothing to write. And a
+/// condition that turns is seen, by the log too.
+#[test]
+fn a_cached_written_status_is_wanted_again_unchanged() {
+    use orgaccess::index::Indexed;
+    use orgaccess::index::cached_status::{unchanged, written};
+    fn as_returned<T: serde::Serialize + serde::de::DeserializeOwned>(t: &T) -> T {
+        serde_json::from_value(serde_json::to_value(t).unwrap()).unwrap()
+    }
+    let f = examples();
+    let ns = f.index.namespace(NS);
+    let then = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let later = then + jiff::SignedDuration::from_mins(42);
+    let mut checked = 0;
+    for m in &f.members {
+        let mut stored = m.clone();
+        stored.status = Some(as_returned(&desired::member(m, &ns, then).unwrap()));
+        let full = stored.status.clone().unwrap();
+        stored.lean();
+        stored.trim_status();
+        let cached = stored.status.as_ref();
+        assert!(cached.unwrap().conditions.is_empty(), "kept compact");
+        let again = desired::member(&stored, &ns, later).unwrap();
+        assert!(
+            unchanged(cached, &again),
+            "member {:?}: {:#?}\nvs\n{:#?}",
+            m.metadata.name,
+            full,
+            again
+        );
+        let restored = written(cached);
+        assert_eq!(restored.conditions.len(), full.conditions.len());
+        for (r, w) in restored.conditions.iter().zip(&full.conditions) {
+            assert_eq!(
+                (&r.type_, &r.status, &r.last_transition_time),
+                (&w.type_, &w.status, &w.last_transition_time)
+            );
+        }
+        let mut turned = again.clone();
+        turned.conditions[0].status = "Unknown".into();
+        assert!(!unchanged(cached, &turned));
+        checked += 1;
+    }
+    for g in &f.groups {
+        let mut stored = g.clone();
+        stored.status = Some(as_returned(&desired::group(g, &ns, then).unwrap()));
+        stored.lean();
+        stored.trim_status();
+        let again = desired::group(&stored, &ns, later).unwrap();
+        assert!(
+            unchanged(stored.status.as_ref(), &again),
+            "group {:?}",
+            g.metadata.name
+        );
+        checked += 1;
+    }
+    assert!(checked > 5);
+}

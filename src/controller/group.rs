@@ -15,6 +15,7 @@ use crate::core::effective::{granted_by_spec, group_members};
 use crate::core::rules::Object;
 use crate::core::warnings::{Unresolved, unresolved_references};
 use crate::index::Namespace;
+use crate::index::cached_status::written;
 
 pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = group.namespace().ok_or(Error::NotNamespaced)?;
@@ -28,12 +29,8 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
     let changes = apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await?;
     if changes.is_some() {
         ctx.metrics.status_write("Group");
-        let previous = group
-            .status
-            .as_ref()
-            .map(|s| &s.conditions[..])
-            .unwrap_or(&[]);
-        if let Some(event) = unresolved_event(previous, &status.conditions) {
+        let previous = written(group.status.as_ref());
+        if let Some(event) = unresolved_event(&previous.conditions, &status.conditions) {
             ctx.publish(group.as_ref(), event).await;
         }
     }
@@ -48,7 +45,7 @@ pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error
 pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> Option<GroupStatus> {
     let name = group.name_any();
     let def = snap.state.groups.get(&name)?;
-    let previous = group.status.clone().unwrap_or_default();
+    let previous = written(group.status.as_ref());
     let grantees = snap.grantees();
 
     let (_, invalid) = granted_by_spec(def.template.map(|t| t.privileges()), &def.privileges);

@@ -18,12 +18,12 @@ use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_
 use crate::core::rules::Object;
 use crate::core::warnings::unresolved_references;
 use crate::index::Namespace;
-use crate::index::cached_status::field_changed;
+use crate::index::cached_status::{field_changed, written};
 
 pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = member.namespace().ok_or(Error::NotNamespaced)?;
     let now = super::now();
-    let previous = member.status.clone().unwrap_or_default();
+    let previous = written(member.status.as_ref());
     // The snapshot is dropped before the write: a reader holding it makes
     // the next change to the namespace copy it (copy on write).
     let wanted = {
@@ -117,7 +117,7 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Opti
         .into_iter()
         .map(|u| u.name)
         .collect();
-    let previous = member.status.clone().unwrap_or_default();
+    let previous = written(member.status.as_ref());
     let privileges: Vec<EffectivePrivilege> = eff
         .provenance(&grantees)
         .into_iter()

@@ -10,6 +10,7 @@
 //! when it changed; only the Lease holder reconciles.
 
 mod apikey;
+mod events;
 mod group;
 pub mod leader;
 mod member;
@@ -40,7 +41,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, Recorder, Reporter};
+use kube::runtime::events::{Event, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -332,46 +333,33 @@ where
 /// Events waiting to be published before new ones are dropped.
 const EVENT_QUEUE: usize = 1024;
 
-/// Longer than kube's `Recorder` keeps an Event to count repeats of it in
-/// a series (6 minutes, `CACHE_TTL` in kube-runtime's `events.rs`).
-const EVENT_SERIES_TTL: Duration = Duration::from_secs(7 * 60);
-
 /// Publishes queued Events one at a time until every sender is gone.
 ///
-/// The recorder keeps each Event it published in a map for 6 minutes (to
-/// count a repeat as a series) and drops expired ones only when it
-/// publishes the next, without ever shrinking the map: after a group edit's
-/// thousand Events, megabytes stay allocated for good (the largest live
-/// allocation of the scale run's heap profile, docs/performance.md). Once
-/// nothing was published for longer than that, every kept Event has expired,
-/// so the recorder is replaced by a fresh one: the same Events are
-/// published, and the map is freed.
+/// Repeats are counted in a series as kube's `Recorder` counts them, with
+/// a compact memory of what was published ([`events::Series`]). Once
+/// nothing was published for longer than [`events::SERIES_TTL`], every
+/// Event remembered has expired: the memory is dropped whole.
 fn spawn_event_publisher(
     client: Client,
     reporter: Reporter,
     metrics: Arc<Metrics>,
 ) -> tokio::sync::mpsc::Sender<(Event, ObjectReference)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Event, ObjectReference)>(EVENT_QUEUE);
+    let idle = events::SERIES_TTL.unsigned_abs() + Duration::from_secs(60);
     tokio::spawn(async move {
-        let mut recorder: Option<Recorder> = None;
+        let mut series = events::Series::default();
         loop {
-            let next = if recorder.is_some() {
-                match tokio::time::timeout(EVENT_SERIES_TTL, rx.recv()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        recorder = None;
-                        continue;
-                    }
+            let next = match tokio::time::timeout(idle, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    series = events::Series::default();
+                    continue;
                 }
-            } else {
-                rx.recv().await
             };
             let Some((event, regarding)) = next else {
                 break;
             };
-            let recorder =
-                recorder.get_or_insert_with(|| Recorder::new(client.clone(), reporter.clone()));
-            match recorder.publish(&event, &regarding).await {
+            match events::publish(&client, &reporter, &mut series, &event, &regarding).await {
                 Ok(()) => metrics.event("published"),
                 Err(e) => {
                     tracing::warn!(error = %e, reason = %event.reason, "could not record event");

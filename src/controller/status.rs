@@ -7,7 +7,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::index::cached_status::{Cached, FOREIGN, field_changed, own_fields, unchanged};
+use crate::index::cached_status::{Cached, FOREIGN, field_changed, own_fields, unchanged, written};
 
 /// Field manager of every status write.
 pub const MANAGER: &str = "orgaccess-controller";
@@ -61,7 +61,7 @@ pub async fn apply_if_changed<K, S>(
 ) -> kube::Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Cached + Serialize + PartialEq,
+    S: Cached + Serialize + PartialEq + Clone + Default,
 {
     if unchanged(current, status) {
         return Ok(None);
@@ -82,12 +82,18 @@ where
 
 /// [`changed_fields`] of a cached status, which may be trimmed: a dropped
 /// field is compared by digest.
-fn changed_fields_of<S: Cached + Serialize>(current: Option<&S>, wanted: &S) -> String {
+fn changed_fields_of<S: Cached + Serialize + Clone + Default>(
+    current: Option<&S>,
+    wanted: &S,
+) -> String {
     let dropped: Vec<String> = current
         .and_then(Cached::cached)
         .map(|d| d.fields().map(String::from).collect())
         .unwrap_or_default();
-    describe_changes(current, wanted, &dropped, |field| {
+    // A trimmed copy's conditions are in its digest: given back, so that
+    // the log names the `Type=Status` changes.
+    let restored = current.map(|c| written(Some(c)));
+    describe_changes(restored.as_ref(), wanted, &dropped, |field| {
         field_changed(current, wanted, field)
     })
 }

@@ -14,8 +14,10 @@
 //! sorted), computed the same way for the written status and for the one
 //! wanted, so equal statuses have equal digests.
 
+use std::borrow::Cow;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -31,11 +33,78 @@ pub const FOREIGN: &[&str] = &["lastUsedAt"];
 
 /// Digests of a status as it was written: the whole, and each field the
 /// cache dropped, by field name. A handful of fields (at most four), so a
-/// boxed slice (one small allocation) rather than a map.
+/// boxed slice (one small allocation) rather than a map. And the written
+/// conditions, compact ([`CachedCondition`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatusDigest {
     pub whole: u64,
     pub dropped: Box<[(&'static str, u64)]>,
+    pub conditions: Box<[CachedCondition]>,
+}
+
+/// What the controller reads of a written condition: its type and status
+/// (the log's `Type=Status` changes), its transition time
+/// (`controller::status::conditions` carries it over while the status
+/// stays), `Ready`'s reason (the API key reconcile warns once per Secret
+/// conflict) and a False `ResolvedRefs`'s message (`unresolved_event`
+/// warns once per new message). Whether the conditions changed at all is
+/// judged by their digest. As `Condition`s with their five `String`s,
+/// a Member's five conditions were the largest part of its cached copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedCondition {
+    type_: Cow<'static, str>,
+    status: Cow<'static, str>,
+    since: Time,
+    reason: Option<Box<str>>,
+    message: Option<Box<str>>,
+}
+
+/// The condition types and statuses the controller writes, held without
+/// an allocation of their own; another (another writer's) is kept too, as
+/// an owned string.
+const CONDITION_NAMES: &[&str] = &[
+    "Ready",
+    "ResolvedRefs",
+    "Reconciling",
+    "Stalled",
+    "ConsoleAccess",
+    "LeastPrivilege",
+    "ExpiringSoon",
+    "True",
+    "False",
+    "Unknown",
+];
+
+fn name(s: &str) -> Cow<'static, str> {
+    match CONDITION_NAMES.iter().find(|k| **k == s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_string()),
+    }
+}
+
+impl CachedCondition {
+    fn keep(c: &Condition) -> Self {
+        let ready = c.type_ == "Ready";
+        let unresolved = c.type_ == "ResolvedRefs" && c.status == "False";
+        CachedCondition {
+            type_: name(&c.type_),
+            status: name(&c.status),
+            since: c.last_transition_time.clone(),
+            reason: ready.then(|| c.reason.as_str().into()),
+            message: unresolved.then(|| c.message.as_str().into()),
+        }
+    }
+
+    fn restore(&self) -> Condition {
+        Condition {
+            type_: self.type_.to_string(),
+            status: self.status.to_string(),
+            last_transition_time: self.since.clone(),
+            reason: self.reason.as_deref().unwrap_or_default().to_string(),
+            message: self.message.as_deref().unwrap_or_default().to_string(),
+            observed_generation: None,
+        }
+    }
 }
 
 /// A status type that can carry the digests of its trimmed cached copy
@@ -43,6 +112,8 @@ pub struct StatusDigest {
 pub trait Cached {
     fn cached(&self) -> Option<&StatusDigest>;
     fn set_cached(&mut self, digest: Option<StatusDigest>);
+    fn conditions(&self) -> &[Condition];
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
 }
 
 macro_rules! cached {
@@ -53,6 +124,12 @@ macro_rules! cached {
             }
             fn set_cached(&mut self, digest: Option<StatusDigest>) {
                 self.cached = digest;
+            }
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
             }
         }
     )*};
@@ -70,6 +147,7 @@ impl StatusDigest {
                 .iter()
                 .map(|(f, _)| (*f, digest(map.get(*f).unwrap_or(&Value::Null))))
                 .collect(),
+            conditions: Box::default(),
         }
     }
 
@@ -114,8 +192,9 @@ pub fn own_fields<S: Serialize>(status: &S) -> Map<String, Value> {
 /// Drops `fields` from `status` and keeps their digests, with the whole
 /// status's, in its `cached` field; nothing happens when there is no status.
 ///
-/// The conditions are kept lighter ([`lighten_conditions`]) and digested
-/// as a dropped field is, so whether they changed is judged by digest.
+/// The conditions move there too, compact ([`CachedCondition`]), and are
+/// digested as a dropped field is, so whether they changed is judged by
+/// digest; [`written`] gives them back as `Condition`s.
 pub fn trim<S: Cached + Serialize + DeserializeOwned>(
     status: &mut Option<S>,
     fields: &[&'static str],
@@ -127,18 +206,22 @@ pub fn trim<S: Cached + Serialize + DeserializeOwned>(
     let whole = digest(&Value::Object(own_fields(&map)));
     let mut dropped: Vec<(&'static str, u64)> = fields
         .iter()
+        .chain(std::iter::once(&CONDITIONS))
         .map(|f| (*f, digest(&map.remove(*f).unwrap_or(Value::Null))))
         .collect();
-    if let Some(conditions) = map.get_mut(CONDITIONS) {
-        dropped.push((CONDITIONS, digest(conditions)));
-        lighten_conditions(conditions);
-    }
+    dropped.shrink_to_fit();
+    let kept = written
+        .conditions()
+        .iter()
+        .map(CachedCondition::keep)
+        .collect();
     let Ok(mut trimmed) = serde_json::from_value::<S>(Value::Object(map)) else {
         return;
     };
     trimmed.set_cached(Some(StatusDigest {
         whole,
         dropped: dropped.into_boxed_slice(),
+        conditions: kept,
     }));
     *status = Some(trimmed);
 }
@@ -146,28 +229,20 @@ pub fn trim<S: Cached + Serialize + DeserializeOwned>(
 /// The status field of the conditions.
 const CONDITIONS: &str = "conditions";
 
-/// What a cached condition keeps: its type, status, transition time and
-/// generation, which is what the controller reads of the conditions written
-/// (`controller::status::conditions` carries a transition time over while
-/// the status stays; the log names `Type=Status` changes). The reason and
-/// the message (a few hundred bytes per object, five conditions a Member)
-/// are emptied, except for a False `ResolvedRefs`, whose message says which
-/// references are missing (`unresolved_event` warns once per new message).
-fn lighten_conditions(conditions: &mut Value) {
-    let Some(list) = conditions.as_array_mut() else {
-        return;
-    };
-    for c in list.iter_mut().filter_map(Value::as_object_mut) {
-        let unresolved = c.get("type").and_then(Value::as_str) == Some("ResolvedRefs")
-            && c.get("status").and_then(Value::as_str) == Some("False");
-        if !unresolved {
-            for field in ["reason", "message"] {
-                if c.contains_key(field) {
-                    c.insert(field.to_string(), Value::String(String::new()));
-                }
-            }
-        }
+/// The written status as the controller reads it: a copy, with a trimmed
+/// copy's conditions given back ([`CachedCondition`], without what nothing
+/// reads: other reasons and messages, the generation); the default status
+/// when none was written.
+pub fn written<S: Cached + Clone + Default>(status: Option<&S>) -> S {
+    let mut copy = status.cloned().unwrap_or_default();
+    if let Some(cached) = status.and_then(Cached::cached) {
+        *copy.conditions_mut() = cached
+            .conditions
+            .iter()
+            .map(CachedCondition::restore)
+            .collect();
     }
+    copy
 }
 
 /// The status wanted is the one written: by digest for a trimmed copy, else
@@ -270,31 +345,29 @@ status:
 - {type: Ready, status: "False", reason: GroupNotFound, message: "groups not found: x", lastTransitionTime: "2026-11-30T10:00:00Z", observedGeneration: 1}
 - {type: ResolvedRefs, status: "False", reason: GroupNotFound, message: "groups not found: x", lastTransitionTime: "2026-11-30T10:00:00Z", observedGeneration: 1}
 - {type: ConsoleAccess, status: "True", reason: Granted, message: "may sign in", lastTransitionTime: "2026-11-30T09:00:00Z", observedGeneration: 1}
+- {type: ExampleOther, status: Maybe, reason: Theirs, message: "another writer's", lastTransitionTime: "2026-11-30T08:00:00Z"}
 "#,
         )
         .unwrap();
         let written = full.status.clone().unwrap();
         let cached = trimmed(full);
-        let kept = &cached.status.as_ref().unwrap().conditions;
+        assert!(
+            cached.status.as_ref().unwrap().conditions.is_empty(),
+            "kept compact, in the digest"
+        );
+        let restored = super::written(cached.status.as_ref());
+        let kept = &restored.conditions;
+        assert_eq!(kept.len(), written.conditions.len());
         for (c, w) in kept.iter().zip(&written.conditions) {
             assert_eq!(
-                (
-                    &c.type_,
-                    &c.status,
-                    &c.last_transition_time,
-                    c.observed_generation
-                ),
-                (
-                    &w.type_,
-                    &w.status,
-                    &w.last_transition_time,
-                    w.observed_generation
-                )
+                (&c.type_, &c.status, &c.last_transition_time),
+                (&w.type_, &w.status, &w.last_transition_time)
             );
         }
         assert_eq!(
             (kept[0].reason.as_str(), kept[0].message.as_str()),
-            ("", "")
+            ("GroupNotFound", ""),
+            "Ready keeps its reason"
         );
         assert_eq!(
             kept[1].message, "groups not found: x",
@@ -341,7 +414,7 @@ status:
             .cached()
             .expect("a trimmed status carries its digests");
         let fields: Vec<&str> = digest.fields().collect();
-        assert_eq!(fields, ["groups", "privileges"]);
+        assert_eq!(fields, ["groups", "privileges", "conditions"]);
         assert!(digest.field("privileges").is_some() && digest.field("phase").is_none());
 
         let json = serde_json::to_value(status).unwrap();
@@ -384,6 +457,13 @@ status:
         assert!(cached.status.as_ref().unwrap().cached().is_some());
         assert!(unchanged(cached.status.as_ref(), &wanted));
         assert!(!unchanged(cached.status.as_ref(), &rotated));
+    }
+
+    #[test]
+    fn what_is_written_of_an_untrimmed_status_is_that_status() {
+        let full = member(MEMBER);
+        assert_eq!(written(full.status.as_ref()), full.status.clone().unwrap());
+        assert_eq!(written::<MemberStatus>(None), MemberStatus::default());
     }
 
     #[test]
