@@ -19,6 +19,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod decision;
+pub mod events;
 pub mod index;
 pub mod metrics;
 pub mod operator;

@@ -10,7 +10,6 @@
 //! when it changed; only the Lease holder reconciles.
 
 mod apikey;
-mod events;
 mod group;
 pub mod leader;
 mod member;
@@ -53,6 +52,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::api::{ApiKey, Group, Member, Organization};
+use crate::events;
 use crate::index::watch::{Caches, Scope, channels};
 
 /// The controller's clock: now, shifted by `ORGACCESS_CLOCK_OFFSET_SECONDS`.

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -235,11 +235,17 @@ impl ActivityLog {
         let m = metrics.clone();
         tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
-                // A fresh recorder per event: the shared one folds repeats of
-                // the same reason on the same object into a series that keeps
-                // the first note, which would lose who made the later changes.
-                let recorder = Recorder::new(client.clone(), reporter.clone());
-                let result = match recorder.publish(&event(&p.activity), &p.regarding).await {
+                // Each a new Event: a series of repeats of the same reason on
+                // the same object keeps the first note, which would lose who
+                // made the later changes.
+                let result = match crate::events::create(
+                    &client,
+                    &reporter,
+                    &event(&p.activity),
+                    &p.regarding,
+                )
+                .await
+                {
                     Ok(()) => "published",
                     Err(e) => {
                         tracing::warn!(target: TARGET, error = %e, uid = %p.activity.uid, "could not publish the activity Event");

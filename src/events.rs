@@ -11,6 +11,10 @@
 //! profile, docs/performance.md). [`Series`] keeps, per key, a 64-bit hash
 //! of it, the Event's name, its count and when it was last seen: what a
 //! repeat needs to patch its series.
+//!
+//! The controller publishes through one [`Series`]; the webhook's activity
+//! Events are each new ([`create`]): a series would keep the first note and
+//! lose who made the later changes.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -163,6 +167,16 @@ pub async fn publish(
     }
     series.published(key, publish, now);
     Ok(())
+}
+
+/// Creates `event` about `regarding` as a new Event, never a repeat.
+pub async fn create(
+    client: &Client,
+    reporter: &Reporter,
+    event: &Event,
+    regarding: &ObjectReference,
+) -> kube::Result<()> {
+    publish(client, reporter, &mut Series::default(), event, regarding).await
 }
 
 /// The `events.k8s.io/v1` Event kube's `Recorder` would create.
