@@ -74,11 +74,7 @@ impl Series {
                 count: seen.count.saturating_add(1),
             },
             None => Publish::Create {
-                name: format!(
-                    "{}.{:x}",
-                    regarding.name.as_deref().unwrap_or(&reporter.controller),
-                    now.as_nanosecond()
-                ),
+                name: new_name(reporter, regarding, now),
             },
         };
         (key, publish)
@@ -111,16 +107,10 @@ impl Series {
     }
 
     fn key(&self, reporter: &Reporter, event: &Event, regarding: &ObjectReference) -> u64 {
+        // As kube's `Reference`: the object, not its version (a status
+        // write between two repeats changes its resourceVersion).
         fn reference(r: &ObjectReference) -> impl Hash + '_ {
-            (
-                &r.api_version,
-                &r.kind,
-                &r.namespace,
-                &r.name,
-                &r.uid,
-                &r.field_path,
-                &r.resource_version,
-            )
+            (&r.api_version, &r.kind, &r.namespace, &r.name, &r.uid)
         }
         let kind = match event.type_ {
             EventType::Normal => 0u8,
@@ -148,25 +138,44 @@ pub async fn publish(
     regarding: &ObjectReference,
 ) -> kube::Result<()> {
     let now = Timestamp::now();
-    let (key, publish) = series.next(reporter, event, regarding, now);
+    let (key, mut publish) = series.next(reporter, event, regarding, now);
     let namespace = regarding.namespace.as_deref().unwrap_or("default");
     let events: Api<K8sEvent> = Api::namespaced(client.clone(), namespace);
-    match &publish {
-        Publish::Create { name } => {
-            let new = new_event(reporter, event, regarding, name, now);
-            events.create(&PostParams::default(), &new).await?;
+    if let Publish::Repeat { name, count } = &publish {
+        let patch = serde_json::json!({
+            "series": {"count": count, "lastObservedTime": MicroTime(now)},
+        });
+        match events
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            // The Event it repeats is gone (deleted, or expired by the
+            // apiserver's event TTL): a new one starts the series again.
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                publish = Publish::Create {
+                    name: new_name(reporter, regarding, now),
+                };
+            }
+            result => {
+                result?;
+            }
         }
-        Publish::Repeat { name, count } => {
-            let patch = serde_json::json!({
-                "series": {"count": count, "lastObservedTime": MicroTime(now)},
-            });
-            events
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-        }
+    }
+    if let Publish::Create { name } = &publish {
+        let new = new_event(reporter, event, regarding, name, now);
+        events.create(&PostParams::default(), &new).await?;
     }
     series.published(key, publish, now);
     Ok(())
+}
+
+/// A new Event's name: the object's, and the time in nanoseconds (kube's).
+fn new_name(reporter: &Reporter, regarding: &ObjectReference, now: Timestamp) -> String {
+    format!(
+        "{}.{:x}",
+        regarding.name.as_deref().unwrap_or(&reporter.controller),
+        now.as_nanosecond()
+    )
 }
 
 /// Creates `event` about `regarding` as a new Event, never a repeat.
@@ -293,7 +302,23 @@ mod tests {
             &ana,
             t0 + SignedDuration::from_mins(5),
         );
-        assert_eq!(third, Publish::Repeat { name, count: 3 });
+        assert_eq!(
+            third,
+            Publish::Repeat {
+                name: name.clone(),
+                count: 3
+            }
+        );
+        // The same object at a later version is the same object.
+        let mut written = ana.clone();
+        written.resource_version = Some("42".into());
+        let fourth = send(
+            &mut series,
+            &event("PrivilegesChanged", "d"),
+            &written,
+            t0 + SignedDuration::from_mins(5),
+        );
+        assert_eq!(fourth, Publish::Repeat { name, count: 4 });
     }
 
     #[test]

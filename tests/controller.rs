@@ -510,7 +510,7 @@ async fn a_repeated_event_is_counted_in_its_series() {
         let privileges: String = domains
             .iter()
             .map(|d| {
-                let level = if *d == "ExpressionValidation" {
+                let level = if ["ExpressionValidation", "ReplayAnyQuery"].contains(d) {
                     "View"
                 } else {
                     "Allowed"
@@ -572,6 +572,41 @@ async fn a_repeated_event_is_counted_in_its_series() {
         e.note
     );
     assert!(e.series.as_ref().unwrap().last_observed_time.0 >= e.event_time.as_ref().unwrap().0);
+
+    // Deleted (by someone, or the apiserver's event TTL), the next repeat
+    // starts a new Event.
+    let first = e.metadata.name.clone().unwrap();
+    events.delete(&first, &Default::default()).await.unwrap();
+    let more = [
+        "ExecuteQueries",
+        "AuthenticationEditor",
+        "ExpressionValidation",
+        "ReplayAnyQuery",
+    ];
+    apply(support::ADMIN, &ns, &group(&more)).await;
+    eventually("the member's privileges", WAIT, || async {
+        let m = member(&client, &ns, "m").await;
+        (m.status.as_ref()?.privilege_count == more.len() as u32).then_some(())
+    })
+    .await;
+    let fresh = eventually("a new PrivilegesChanged Event", WAIT, || async {
+        let all = events.list(&ListParams::default()).await.ok()?.items;
+        all.into_iter().find(|e| {
+            e.reason.as_deref() == Some("PrivilegesChanged")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("m")
+        })
+    })
+    .await;
+    assert_ne!(fresh.metadata.name.as_deref(), Some(first.as_str()));
+    assert!(fresh.series.is_none(), "{fresh:#?}");
+    assert!(
+        fresh
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("4 domains")),
+        "{:?}",
+        fresh.note
+    );
 }
 
 /// Built-in groups are seeded once per organization: deleting one, then
