@@ -139,8 +139,7 @@ pub async fn publish(
 ) -> kube::Result<()> {
     let now = Timestamp::now();
     let (key, mut publish) = series.next(reporter, event, regarding, now);
-    let namespace = regarding.namespace.as_deref().unwrap_or("default");
-    let events: Api<K8sEvent> = Api::namespaced(client.clone(), namespace);
+    let events = events_about(client, regarding);
     if let Publish::Repeat { name, count } = &publish {
         let patch = serde_json::json!({
             "series": {"count": count, "lastObservedTime": MicroTime(now)},
@@ -178,14 +177,28 @@ fn new_name(reporter: &Reporter, regarding: &ObjectReference, now: Timestamp) ->
     )
 }
 
-/// Creates `event` about `regarding` as a new Event, never a repeat.
+/// Creates `event` about `regarding` as a new Event, never a repeat (no
+/// [`Series`] to consult or keep).
 pub async fn create(
     client: &Client,
     reporter: &Reporter,
     event: &Event,
     regarding: &ObjectReference,
 ) -> kube::Result<()> {
-    publish(client, reporter, &mut Series::default(), event, regarding).await
+    let now = Timestamp::now();
+    let name = new_name(reporter, regarding, now);
+    let new = new_event(reporter, event, regarding, &name, now);
+    events_about(client, regarding)
+        .create(&PostParams::default(), &new)
+        .await
+        .map(drop)
+}
+
+/// The Events of the namespace of `regarding` (`default` for a cluster-scoped
+/// object, as kube's `Recorder`).
+fn events_about(client: &Client, regarding: &ObjectReference) -> Api<K8sEvent> {
+    let namespace = regarding.namespace.as_deref().unwrap_or("default");
+    Api::namespaced(client.clone(), namespace)
 }
 
 /// The `events.k8s.io/v1` Event kube's `Recorder` would create.
