@@ -648,12 +648,33 @@ pub fn verify_key(
 /// An address in the deny list is refused; with an allow list, only an
 /// address in it passes (an address in both is refused). An entry that does
 /// not parse matches nothing (admission refuses such entries).
+///
+/// IPv4-mapped IPv6 addresses (`::ffff:203.0.113.5`, how dual-stack servers
+/// and Envoy report IPv4 clients) are the IPv4 address they carry, in the
+/// client address and in both lists ([`canonical_net`]).
 pub fn address_allowed(allowed: &[String], denied: &[String], client: std::net::IpAddr) -> bool {
-    let matches = |entry: &String| match entry.parse::<ipnet::IpNet>() {
-        Ok(net) => net.contains(&client),
-        Err(_) => entry.parse::<std::net::IpAddr>() == Ok(client),
-    };
+    let client = client.to_canonical();
+    let matches = |entry: &String| canonical_net(entry).is_some_and(|net| net.contains(&client));
     !denied.iter().any(matches) && (allowed.is_empty() || allowed.iter().any(matches))
+}
+
+/// A list entry (an address or a CIDR range) as a network, IPv4-mapped IPv6
+/// written as IPv4: `::ffff:203.0.113.0/120` is `203.0.113.0/24`, and
+/// `::ffff:203.0.113.5` is `203.0.113.5/32`, `::ffff:0:0/96` all of IPv4. A
+/// range of `/95` or wider stays IPv6 (it is not within the mapped block).
+pub fn canonical_net(entry: &str) -> Option<ipnet::IpNet> {
+    use ipnet::{IpNet, Ipv4Net};
+    let net = match entry.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(entry.parse::<std::net::IpAddr>().ok()?),
+    };
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96).ok().map(IpNet::V4),
+            None => Some(net),
+        },
+        _ => Some(net),
+    }
 }
 
 #[cfg(test)]
@@ -863,6 +884,13 @@ mod tests {
             Err(KeyRefusal::AddressRefused)
         );
 
+        // An IPv4 client reported as IPv4-mapped IPv6 is the IPv4 client.
+        assert!(verify(&s, &table, "oak_current", "::ffff:192.0.2.1").is_ok());
+        assert_eq!(
+            verify(&s, &table, "oak_current", "::ffff:192.0.2.9"),
+            Err(KeyRefusal::AddressRefused)
+        );
+
         s.api_keys.get_mut("k").unwrap().enabled = false;
         assert_eq!(
             verify(&s, &table, "oak_current", "192.0.2.1"),
@@ -881,5 +909,57 @@ mod tests {
             Err(KeyRefusal::Unknown),
             "a deleted key"
         );
+    }
+
+    /// Issue 27, path 5: IPv4-mapped IPv6 addresses are the IPv4 address they
+    /// carry, whether in the client address or in a list entry.
+    #[test]
+    fn ipv4_mapped_addresses_are_judged_as_ipv4() {
+        let s = |v: &[&str]| v.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+        // (allowed, denied, client, passes)
+        let cases: &[(&[&str], &[&str], &str, bool)] = &[
+            (&[], &["203.0.113.0/24"], "203.0.113.5", false),
+            (&[], &["203.0.113.0/24"], "::ffff:203.0.113.5", false),
+            (&[], &["203.0.113.0/24"], "::ffff:198.51.100.5", true),
+            (&[], &["203.0.113.5"], "::ffff:203.0.113.5", false),
+            (&[], &["::ffff:203.0.113.0/120"], "203.0.113.5", false),
+            (&[], &["::ffff:203.0.113.0/120"], "::ffff:203.0.113.5", false),
+            (&[], &["::ffff:203.0.113.5"], "203.0.113.5", false),
+            (&[], &["::ffff:203.0.113.5/128"], "203.0.113.5", false),
+            (&["203.0.113.0/24"], &[], "::ffff:203.0.113.5", true),
+            (&["203.0.113.0/24"], &[], "::ffff:198.51.100.5", false),
+            (&["::ffff:203.0.113.0/120"], &[], "203.0.113.5", true),
+            (&["::ffff:203.0.113.0/120"], &[], "198.51.100.5", false),
+            (&["203.0.113.5"], &[], "::ffff:203.0.113.5", true),
+            (
+                &["203.0.113.0/24"],
+                &["::ffff:203.0.113.9"],
+                "::ffff:203.0.113.9",
+                false,
+            ),
+            // Not mapped: IPv4-compatible (::203.0.113.5) and NAT64 addresses
+            // are other addresses, and a wide IPv6 range stays IPv6.
+            (&[], &["203.0.113.0/24"], "::cb00:7105", true),
+            (&[], &["203.0.113.0/24"], "64:ff9b::cb00:7105", true),
+            // The whole mapped block is all of IPv4; `::/0` is IPv6 only, so
+            // an IPv4 client gets the same answer however it is reported.
+            (&[], &["::ffff:0:0/96"], "203.0.113.5", false),
+            (&[], &["::/0"], "::ffff:203.0.113.5", true),
+            (&[], &["0.0.0.0/0"], "::ffff:203.0.113.5", false),
+            (&["2001:db8::/32"], &[], "2001:db8::1", true),
+            (&[], &["2001:db8::/32"], "2001:db8::1", false),
+        ];
+        for (allowed, denied, client, passes) in cases {
+            assert_eq!(
+                address_allowed(&s(allowed), &s(denied), client.parse().unwrap()),
+                *passes,
+                "allowed {allowed:?}, denied {denied:?}, client {client}"
+            );
+        }
+        assert_eq!(
+            canonical_net("::ffff:203.0.113.0/120"),
+            "203.0.113.0/24".parse().ok()
+        );
+        assert_eq!(canonical_net("not an address"), None);
     }
 }
