@@ -1081,7 +1081,8 @@ fn granted(state: &OrgState, obj: Option<Object>, name: &str) -> PrivilegeSet {
 /// - a member newly in a group, by invitation or identity set, or a member
 ///   whose identity, claims, acceptance or Kubernetes subjects change: it
 ///   needs everything each such group holds (access-list grants included);
-///   invitations to groups that do not exist are refused, not skipped.
+///   invitations to groups that do not exist are refused, not skipped;
+/// - a disabled API key enabled again: everything it holds (`key_re_enabled`).
 pub fn no_escalation(
     state: &OrgState,
     grantees: &Grantees,
@@ -1136,12 +1137,44 @@ pub fn no_escalation(
             }
         }
     }
+    out.extend(key_re_enabled(state, change, requester, mine));
     if let Some(Object::Member(new)) = change.new {
         out.extend(member_escalation(
             state, grantees, change, new, requester, mine,
         ));
     }
     out
+}
+
+/// NoEscalation, keys: a disabled key holds nothing live; enabling it again
+/// brings everything it holds back (its privileges, template and what access
+/// lists grant it), so the requester must hold all of it, as for a new key.
+/// Cases: `rules/key_cases.rs`.
+fn key_re_enabled(
+    state: &OrgState,
+    change: &Change,
+    requester: &Requester,
+    mine: &PrivilegeSet,
+) -> Option<Violation> {
+    let (Some(Object::ApiKey(old)), Some(Object::ApiKey(new))) = (change.old, change.new) else {
+        return None;
+    };
+    if old.enabled || !new.enabled {
+        return None;
+    }
+    let lacking = mine.missing(&holds(state, change.new, change.name));
+    (!lacking.is_empty()).then(|| {
+        violation(
+            Rule::NoEscalation,
+            "spec.enabled",
+            format!(
+                "{} cannot enable API key '{}' again: enabling a disabled key grants everything it holds, and they lack: {lacking}. \
+                 Ask someone who holds it, or create a key with what you hold",
+                requester.describe(),
+                change.name
+            ),
+        )
+    })
 }
 
 fn member_escalation(
@@ -1273,3 +1306,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod key_cases;
