@@ -517,6 +517,13 @@ pub struct ApiKeyStatus {
     /// Secret holding the key value (key `apiKey`); owned by this ApiKey.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// The uid of the Secret the operator created for this key. Only that
+    /// Secret is ever read or written: one under the same name with another
+    /// uid (created by someone else, whatever its ownerReferences say) puts
+    /// the key in SecretConflict and nothing of it is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub secret_uid: Option<String>,
     /// First characters of the value, to recognise it. Never the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,

@@ -408,6 +408,85 @@ mod no_escalation {
     }
 }
 
+/// A disabled ApiKey is enabled again only once the operator reported its
+/// disabling carried out (docs/api-keys.md; issue 27, path 3): the stored
+/// status must describe the stored generation and publish no value.
+mod key_lifecycle {
+    use super::*;
+
+    /// The stored key: disabled at generation 2, with the status `status`.
+    fn stored(status: Value) -> Value {
+        json!({
+            "apiVersion": "orgaccess.dev/v1alpha1", "kind": "ApiKey",
+            "metadata": {"name": "k", "generation": 2},
+            "spec": {"displayName": "K", "enabled": false, "lifetime": "P30D"},
+            "status": status,
+        })
+    }
+
+    #[test]
+    fn enabling_waits_for_the_disabling_to_be_carried_out() {
+        let o = Org::new();
+        let carried_out = stored(json!({"observedGeneration": 2, "phase": "Disabled"}));
+        o.put(carried_out.clone());
+        let enable = |old: &Value| {
+            let mut new = with(old.clone(), "spec.enabled", json!(true));
+            new["metadata"]["generation"] = json!(3);
+            new
+        };
+        // The garbage collector is trusted by default: the order binds it too.
+        for user in [
+            "olivia",
+            "system:serviceaccount:kube-system:generic-garbage-collector",
+        ] {
+            for (what, status) in [
+                (
+                    "the status still publishes the value",
+                    json!({"observedGeneration": 2, "phase": "Active", "hash": "ab".repeat(32)}),
+                ),
+                (
+                    "the status describes the generation before",
+                    json!({"observedGeneration": 1, "phase": "Active"}),
+                ),
+                (
+                    "a previous value is still published",
+                    json!({"observedGeneration": 2, "previousHash": "cd".repeat(32)}),
+                ),
+                ("no status yet", json!(null)),
+            ] {
+                let old = stored(status);
+                o.rejects(
+                    what,
+                    "KeyLifecycle",
+                    user,
+                    "UPDATE",
+                    Some(&old),
+                    Some(&enable(&old)),
+                );
+            }
+            o.accepts(
+                "enabled once the disabling was carried out",
+                user,
+                "UPDATE",
+                Some(&carried_out),
+                Some(&enable(&carried_out)),
+            );
+            // Disabling, and editing a disabled key, never wait.
+            let published = stored(json!({"observedGeneration": 1, "hash": "ab".repeat(32)}));
+            let described = with(published.clone(), "spec.description", json!("x"));
+            o.accepts(
+                "editing a disabled key",
+                user,
+                "UPDATE",
+                Some(&published),
+                Some(&described),
+            );
+            let live = with(published.clone(), "spec.enabled", json!(true));
+            o.accepts("disabling", user, "UPDATE", Some(&live), Some(&published));
+        }
+    }
+}
+
 mod duplicate {
     use super::*;
 

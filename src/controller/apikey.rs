@@ -1,11 +1,14 @@
 //! ApiKey reconcile: observe → [`crate::core::apikey::plan`] → apply.
 //!
-//! The key value lives only in a Secret the ApiKey controls (its controller
-//! ownerReference carries the ApiKey's uid); status holds a prefix and a hash.
-//! A Secret under the derived name that this ApiKey does not control is looked
-//! at through its metadata only and never read, patched or reported on
-//! (`Ready=False`, reason `SecretConflict`). Every patch carries the
-//! `resourceVersion` it was decided on.
+//! The key value lives only in a Secret the operator created for this ApiKey:
+//! its uid is recorded in `status.secretUid` (status is written only by the
+//! operator), and its controller ownerReference carries the ApiKey's uid.
+//! An ownerReference alone proves nothing (anyone who writes Secrets can set
+//! one), so a Secret under the derived name with another uid — pre-created
+//! with a forged ownerReference, or deleted and re-created by someone — is
+//! looked at through its metadata only and never read, patched or reported
+//! on (`Ready=False`, reason `SecretConflict`; [`claim`]). Every patch
+//! carries the `resourceVersion` it was decided on.
 //!
 //! Nothing here logs, records or returns a key value: values go straight from
 //! the generator into the Secret, and only `fingerprint` output leaves.
@@ -73,6 +76,94 @@ fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == "ApiKey")
 }
 
+/// What the controller knows of the Secret it created for a key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Claims {
+    /// `status.secretUid`: the Secret the operator created, as recorded.
+    pub recorded: Option<String>,
+    /// A Secret this process created whose uid the status does not hold
+    /// yet (the status write after the create failed).
+    pub created: Option<String>,
+    /// A status written before `secretUid` existed (an upgrade): the Secret
+    /// it reported on, recognised by what the status published.
+    pub legacy: Option<Legacy>,
+}
+
+/// What a status from before `secretUid` published of the key's Secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Legacy {
+    /// `status.hash` (none: the Secret held no value).
+    pub hash: Option<String>,
+}
+
+impl Claims {
+    /// From the key's status (and this process's memory of its creates).
+    pub fn of(status: Option<&ApiKeyStatus>, created: Option<String>) -> Claims {
+        let recorded = status.and_then(|s| s.secret_uid.clone());
+        // Written by a version before secretUid, about a Secret it called
+        // the key's own: a reconciled status, not a SecretConflict one (a
+        // conflict is written without secretUid too, and must stay one).
+        let legacy = status
+            .filter(|s| {
+                recorded.is_none()
+                    && s.observed_generation.is_some()
+                    && s.secret_name.is_some()
+                    && !s.conditions.is_empty()
+                    && !s.conditions.iter().any(|c| c.reason == "SecretConflict")
+            })
+            .map(|s| Legacy {
+                hash: s.hash.clone(),
+            });
+        Claims {
+            recorded,
+            created,
+            legacy,
+        }
+    }
+}
+
+/// Whose the Secret under the derived name is, from its metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// The Secret recorded in status, or the one this process just created.
+    Ours,
+    /// Reported on by a status from before `secretUid`: ours if it holds
+    /// what that status published ([`Legacy`]).
+    Legacy,
+    Foreign,
+}
+
+/// The Secret is the key's only if the key controls it *and* it is the one
+/// the operator created: its uid is the recorded one (or the one this
+/// process created and has not recorded yet). With a recorded uid, any other
+/// Secret is foreign, whatever its ownerReferences say.
+fn claim(meta: &ObjectMeta, key_uid: &str, claims: &Claims) -> Claim {
+    let Some(uid) = meta.uid.as_deref() else {
+        return Claim::Foreign;
+    };
+    if !controlled_by(meta, key_uid) {
+        return Claim::Foreign;
+    }
+    match (&claims.recorded, &claims.created, &claims.legacy) {
+        (Some(recorded), _, _) if recorded == uid => Claim::Ours,
+        (Some(_), _, _) => Claim::Foreign,
+        (None, Some(created), _) if created == uid => Claim::Ours,
+        (None, _, Some(_)) => Claim::Legacy,
+        _ => Claim::Foreign,
+    }
+}
+
+impl Legacy {
+    /// The Secret holds what the old status published: the value whose
+    /// digest it reported, or no value when it reported none.
+    fn matches(&self, values: &SecretValues) -> bool {
+        match &self.hash {
+            Some(hash) => !values.current.is_empty() && &fingerprint(&values.current).1 == hash,
+            None => values.current.is_empty() && values.previous.is_empty(),
+        }
+    }
+}
+
 /// What the key's Secret holds: the current value and the previous one
 /// (empty when none). Never logged; only [`fingerprint`]s leave.
 #[derive(Default)]
@@ -110,34 +201,52 @@ struct ObservedSecret {
     facts: SecretFacts,
     values: SecretValues,
     resource_version: Option<String>,
+    /// The uid of the Secret when it is the key's own (or, after a create,
+    /// of the one created).
+    uid: Option<String>,
 }
 
-/// Observes the key's Secret. Ownership is decided on metadata alone: a
-/// Secret this key does not control is never fetched whole.
-async fn observe(secrets: &Api<Secret>, name: &str, uid: &str) -> Result<ObservedSecret, Error> {
+/// Observes the key's Secret. Ownership is decided on metadata ([`claim`]):
+/// a Secret that is not the key's is never fetched whole. A Secret from
+/// before `secretUid` is fetched and kept only if it holds what the old
+/// status published; otherwise its values are dropped unread by anything.
+async fn observe(
+    secrets: &Api<Secret>,
+    name: &str,
+    key_uid: &str,
+    claims: &Claims,
+) -> Result<ObservedSecret, Error> {
     let mut observed = ObservedSecret {
         facts: SecretFacts::Missing,
         values: SecretValues::default(),
         resource_version: None,
+        uid: None,
     };
     let Some(meta) = secrets.get_metadata_opt(name).await? else {
         return Ok(observed);
     };
-    if !controlled_by(&meta.metadata, uid) {
+    if claim(&meta.metadata, key_uid, claims) == Claim::Foreign {
         observed.facts = SecretFacts::Foreign;
         return Ok(observed);
     }
-    // Controlled: read it whole, and judge ownership again on what was read
-    // (it may have changed hands in between). Gone meanwhile: missing.
-    if let Some(secret) = secrets.get_opt(name).await? {
-        if controlled_by(&secret.metadata, uid) {
-            let (owned, values) = observe_owned(&secret);
-            observed.facts = SecretFacts::Owned(owned);
-            observed.values = values;
-            observed.resource_version = secret.metadata.resource_version.clone();
-        } else {
-            observed.facts = SecretFacts::Foreign;
-        }
+    // The key's: read it whole, and judge again on what was read (it may
+    // have been replaced in between). Gone meanwhile: missing.
+    let Some(secret) = secrets.get_opt(name).await? else {
+        return Ok(observed);
+    };
+    let (owned, values) = observe_owned(&secret);
+    let ours = match claim(&secret.metadata, key_uid, claims) {
+        Claim::Ours => true,
+        Claim::Legacy => claims.legacy.as_ref().is_some_and(|l| l.matches(&values)),
+        Claim::Foreign => false,
+    };
+    if ours {
+        observed.facts = SecretFacts::Owned(owned);
+        observed.values = values;
+        observed.resource_version = secret.metadata.resource_version.clone();
+        observed.uid = secret.metadata.uid.clone();
+    } else {
+        observed.facts = SecretFacts::Foreign;
     }
     Ok(observed)
 }
@@ -175,7 +284,9 @@ type EventSpec = (EventType, &'static str, String, &'static str);
 
 fn conflict_message(name: &str) -> String {
     format!(
-        "Secret {name} exists and is not controlled by this ApiKey; it is left untouched. Delete or rename it for this key to get a value"
+        "Secret {name} exists but is not the one the operator created for this ApiKey (status.secretUid), \
+         whatever its ownerReferences say; it is left untouched and nothing of it is used. \
+         Delete or rename it for this key to get a value"
     )
 }
 
@@ -280,7 +391,6 @@ async fn apply_secret(
     observed: &mut ObservedSecret,
     now: Timestamp,
 ) -> Result<(), Error> {
-    let values = &mut observed.values;
     let resource_version = observed.resource_version.clone();
     let precondition = |mut patch: serde_json::Value| {
         patch["metadata"]["resourceVersion"] = serde_json::json!(resource_version);
@@ -291,8 +401,8 @@ async fn apply_secret(
         SecretAction::Create { generation } => {
             let value = generate();
             let notes = BTreeMap::from([(ann::GENERATION.to_string(), generation.to_string())]);
-            create(secrets, key, name, notes, &value).await?;
-            values.current = value.into_bytes();
+            observed.uid = create(secrets, key, name, notes, &value).await?;
+            observed.values.current = value.into_bytes();
         }
         SecretAction::CreateEmpty { why } => {
             let generation = key.spec.rotation.as_ref().map_or(0, |r| r.generation);
@@ -301,7 +411,7 @@ async fn apply_secret(
                 (ann::NO_VALUE.to_string(), why.as_str().to_string()),
                 (ann::NO_VALUE_MESSAGE.to_string(), why.message(plan.expires)),
             ]);
-            create(secrets, key, name, notes, "").await?;
+            observed.uid = create(secrets, key, name, notes, "").await?;
         }
         SecretAction::Rotate {
             generation,
@@ -314,10 +424,11 @@ async fn apply_secret(
                     ann::ROTATED_AT: now.to_string(),
                     ann::PREVIOUS_EXPIRES: previous_until.to_string(),
                 }},
-                "data": {VALUE_KEY: b64(value.as_bytes()), PREVIOUS_KEY: b64(&values.current)},
+                "data": {VALUE_KEY: b64(value.as_bytes()), PREVIOUS_KEY: b64(&observed.values.current)},
             }));
             patch_secret(secrets, name, &patch).await?;
-            values.previous = std::mem::replace(&mut values.current, value.into_bytes());
+            observed.values.previous =
+                std::mem::replace(&mut observed.values.current, value.into_bytes());
         }
         SecretAction::Regenerate { generation } => {
             let value = generate();
@@ -332,8 +443,8 @@ async fn apply_secret(
                 "data": {VALUE_KEY: b64(value.as_bytes()), PREVIOUS_KEY: null},
             }));
             patch_secret(secrets, name, &patch).await?;
-            values.current = value.into_bytes();
-            values.previous.clear();
+            observed.values.current = value.into_bytes();
+            observed.values.previous.clear();
         }
         SecretAction::DropPrevious => {
             let patch = precondition(serde_json::json!({
@@ -341,7 +452,7 @@ async fn apply_secret(
                 "data": {PREVIOUS_KEY: null},
             }));
             patch_secret(secrets, name, &patch).await?;
-            values.previous.clear();
+            observed.values.previous.clear();
         }
         SecretAction::Blank { why } => {
             let patch = precondition(serde_json::json!({
@@ -353,8 +464,8 @@ async fn apply_secret(
                 "data": {VALUE_KEY: "", PREVIOUS_KEY: null},
             }));
             patch_secret(secrets, name, &patch).await?;
-            values.current.clear();
-            values.previous.clear();
+            observed.values.current.clear();
+            observed.values.previous.clear();
         }
         SecretAction::Stamp { generation } => {
             let patch = precondition(serde_json::json!({
@@ -373,6 +484,7 @@ pub fn desired_status(
     snap: &Namespace,
     plan: &Plan,
     held: &SecretValues,
+    secret_uid: Option<String>,
     created: Timestamp,
 ) -> ApiKeyStatus {
     let name = secret_name(key);
@@ -389,6 +501,9 @@ pub fn desired_status(
     let previous_value = shown(plan.has_previous, &held.previous);
     let mut status = ApiKeyStatus {
         secret_name: Some(name.clone()),
+        // The Secret the operator created; in a conflict, still the one
+        // recorded before (none: nothing was ever created).
+        secret_uid: secret_uid.or_else(|| previous.secret_uid.clone()),
         phase: Some(phase),
         prefix: current.as_ref().map(|f| f.0.clone()),
         hash: current.map(|f| f.1),
@@ -496,7 +611,8 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = secret_name(&key);
 
-    let mut observed = observe(&secrets, &name, &uid).await?;
+    let claims = Claims::of(key.status.as_ref(), ctx.created_secret(&uid));
+    let mut observed = observe(&secrets, &name, &uid, &claims).await?;
     let plan = plan(
         &key_facts(&key, ctx.api_key_warning_days, now),
         &observed.facts,
@@ -511,6 +627,13 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         plan.expires,
     );
     apply_secret(&secrets, &key, &name, &plan, &mut observed, now).await?;
+    if matches!(
+        plan.action,
+        SecretAction::Create { .. } | SecretAction::CreateEmpty { .. }
+    ) {
+        // Until the status records it (the write below may fail).
+        ctx.remember_created_secret(&uid, observed.uid.clone());
+    }
     if let Some(event) = event {
         publish(&ctx, &key, event).await;
     }
@@ -521,6 +644,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         &ctx.caches.index.namespace(&ns),
         &plan,
         &observed.values,
+        observed.uid.clone(),
         created(&key, now),
     );
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
@@ -533,6 +657,9 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     {
         ctx.metrics.status_write("ApiKey");
         changes.push(status_change);
+    }
+    if status.secret_uid.is_some() {
+        ctx.remember_created_secret(&uid, None);
     }
     ctx.reconciled(key.as_ref(), &changes);
     let was_soon = previous
@@ -590,13 +717,14 @@ fn secret_change(action: &SecretAction) -> Option<&'static str> {
     }
 }
 
+/// Creates the key's Secret; the uid the apiserver gave it.
 async fn create(
     secrets: &Api<Secret>,
     key: &ApiKey,
     name: &str,
     annotations: BTreeMap<String, String>,
     value: &str,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let owner = key.controller_owner_ref(&()).ok_or(Error::NotNamespaced)?;
     let secret = Secret {
         metadata: ObjectMeta {
@@ -612,8 +740,8 @@ async fn create(
     };
     // A Secret created meanwhile under the name makes this fail (409): the
     // next reconcile judges its ownership.
-    secrets.create(&PostParams::default(), &secret).await?;
-    Ok(())
+    let created = secrets.create(&PostParams::default(), &secret).await?;
+    Ok(created.metadata.uid)
 }
 
 /// Merge-patches an owned Secret; the patch carries the resourceVersion the
@@ -652,6 +780,129 @@ mod tests {
             ),
             ..ObjectMeta::default()
         }
+    }
+
+    fn secret(uid: &str, owner: &str) -> ObjectMeta {
+        ObjectMeta {
+            uid: Some(uid.into()),
+            ..meta(vec![("ApiKey", owner, Some(true))])
+        }
+    }
+
+    /// Issue 27, path 4: an ownerReference proves nothing; only the Secret
+    /// whose uid the status recorded (or this process just created) is the
+    /// key's. (claims, secret uid, claim)
+    #[test]
+    fn only_the_secret_the_operator_created_is_the_keys() {
+        let recorded = |uid: &str| Claims {
+            recorded: Some(uid.into()),
+            ..Claims::default()
+        };
+        let created = |uid: &str| Claims {
+            created: Some(uid.into()),
+            ..Claims::default()
+        };
+        let legacy = Claims {
+            legacy: Some(Legacy { hash: None }),
+            ..Claims::default()
+        };
+        let cases = [
+            ("the recorded Secret", recorded("s1"), "s1", Claim::Ours),
+            (
+                "re-created by someone, forged owner",
+                recorded("s1"),
+                "s2",
+                Claim::Foreign,
+            ),
+            (
+                "created here, status not written yet",
+                created("s1"),
+                "s1",
+                Claim::Ours,
+            ),
+            (
+                "pre-created before the first reconcile",
+                Claims::default(),
+                "s1",
+                Claim::Foreign,
+            ),
+            (
+                "another Secret than the one created",
+                created("s1"),
+                "s2",
+                Claim::Foreign,
+            ),
+            ("from before secretUid", legacy.clone(), "s1", Claim::Legacy),
+        ];
+        for (what, claims, uid, want) in cases {
+            assert_eq!(claim(&secret(uid, "k1"), "k1", &claims), want, "{what}");
+        }
+        // Whatever the status says, a Secret the key does not control is not its.
+        for claims in [recorded("s1"), created("s1"), legacy] {
+            assert_eq!(claim(&secret("s1", "k0"), "k1", &claims), Claim::Foreign);
+        }
+        assert_eq!(
+            claim(
+                &meta(vec![("ApiKey", "k1", Some(true))]),
+                "k1",
+                &recorded("s1")
+            ),
+            Claim::Foreign,
+            "no uid"
+        );
+    }
+
+    #[test]
+    fn a_status_from_before_secret_uid_is_legacy_unless_it_reported_a_conflict() {
+        let ready = |reason: &str| ApiKeyStatus {
+            observed_generation: Some(1),
+            secret_name: Some("k-apikey".into()),
+            hash: Some("ab".into()),
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: reason.into(),
+                message: String::new(),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    Timestamp::now(),
+                ),
+                observed_generation: Some(1),
+            }],
+            ..ApiKeyStatus::default()
+        };
+        let legacy = Claims::of(Some(&ready("Active")), None).legacy;
+        assert_eq!(
+            legacy,
+            Some(Legacy {
+                hash: Some("ab".into())
+            })
+        );
+        assert_eq!(
+            Claims::of(Some(&ready("SecretConflict")), None).legacy,
+            None
+        );
+        assert_eq!(Claims::of(None, None).legacy, None);
+        let mut recorded = ready("Active");
+        recorded.secret_uid = Some("s1".into());
+        let claims = Claims::of(Some(&recorded), None);
+        assert_eq!(
+            (claims.recorded.as_deref(), claims.legacy),
+            (Some("s1"), None)
+        );
+        // A legacy Secret is the key's only if it holds what was published.
+        let held = |v: &[u8]| SecretValues {
+            current: v.to_vec(),
+            previous: Vec::new(),
+        };
+        let published = Legacy {
+            hash: Some(fingerprint(b"oak_value").1),
+        };
+        assert!(published.matches(&held(b"oak_value")));
+        assert!(!published.matches(&held(b"another apps value")));
+        assert!(!published.matches(&held(b"")));
+        let none = Legacy { hash: None };
+        assert!(none.matches(&held(b"")));
+        assert!(!none.matches(&held(b"oak_value")));
     }
 
     #[test]

@@ -267,9 +267,34 @@ pub struct Ctx {
     events: tokio::sync::mpsc::Sender<(Event, ObjectReference)>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// API key Secrets created by this process whose uid the key's status
+    /// does not hold yet, by ApiKey uid (`apikey::Claims::created`).
+    created_secrets: Mutex<HashMap<String, String>>,
 }
 
 impl Ctx {
+    /// The Secret this process created for the ApiKey `key_uid`, until its
+    /// status records it.
+    pub fn created_secret(&self, key_uid: &str) -> Option<String> {
+        let created = self.created_secrets.lock();
+        created
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key_uid)
+            .cloned()
+    }
+
+    /// Remembers (or, with `None`, forgets) the Secret created for a key.
+    pub fn remember_created_secret(&self, key_uid: &str, secret_uid: Option<String>) {
+        let mut created = self
+            .created_secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match secret_uid {
+            Some(uid) => created.insert(key_uid.to_string(), uid),
+            None => created.remove(key_uid),
+        };
+    }
+
     /// Queues an Event for the publisher task. Events are best effort and
     /// never hold up a reconcile: a group edit that changes a thousand
     /// members' privileges writes their statuses first and the thousand
@@ -572,6 +597,7 @@ impl Term<'_> {
             api_key_warning_days: args.api_key_expiry_warning_days,
             events: spawn_event_publisher(client.clone(), reporter, metrics.clone()),
             failures: Mutex::default(),
+            created_secrets: Mutex::default(),
         });
         let cfg = ControllerConfig::default()
             .concurrency(args.concurrency)

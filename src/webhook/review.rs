@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 
 use super::activity::Activity;
 use crate::api::{self, ApiKey, Group, Member, Organization};
+use crate::core::apikey::{Reported, re_enable_wait};
 use crate::core::change::{Def, overlay, requester};
 use crate::core::effective::resolve_grantees;
 use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
-use crate::core::rules::{self, Change, Operation, Requester};
+use crate::core::rules::{self, Change, Object, Operation, Requester, Rule, Violation};
 use crate::core::warnings;
 use crate::index::{Index, Namespace};
 
@@ -316,6 +317,8 @@ struct Request {
     name: String,
     old: Option<(Def, ObjectReference)>,
     new: Option<(Def, ObjectReference)>,
+    /// For an ApiKey update: what the stored key's status reports.
+    old_key: Option<Reported>,
     username: String,
     groups: Vec<String>,
     dry_run: bool,
@@ -418,14 +421,18 @@ fn read_request(index: &Index, mut req: AdmissionRequest<DynamicObject>) -> Resu
         )?),
         Operation::Delete => None,
     };
+    let mut old_key = None;
     let old = match operation {
-        Operation::Update | Operation::Delete => Some(read(
-            kind,
-            req.old_object
+        Operation::Update | Operation::Delete => {
+            let obj = req
+                .old_object
                 .take()
-                .ok_or("the request has no oldObject")?,
-            "oldObject",
-        )?),
+                .ok_or("the request has no oldObject")?;
+            if kind == Kind::ApiKey {
+                old_key = Some(reported(&obj));
+            }
+            Some(read(kind, obj, "oldObject")?)
+        }
         Operation::Create => None,
     };
     let name = if req.name.is_empty() {
@@ -446,10 +453,38 @@ fn read_request(index: &Index, mut req: AdmissionRequest<DynamicObject>) -> Resu
         name,
         old,
         new,
+        old_key,
         username: req.user_info.username.clone().unwrap_or_default(),
         groups: req.user_info.groups.clone().unwrap_or_default(),
         dry_run: req.dry_run,
     }))
+}
+
+/// What a stored ApiKey's status reports (its generation, the generation
+/// the status describes, whether it publishes a value's digest).
+fn reported(obj: &DynamicObject) -> Reported {
+    let status = obj.data.get("status");
+    let field = |name: &str| status.and_then(|s| s.get(name)).filter(|v| !v.is_null());
+    Reported {
+        generation: obj.metadata.generation,
+        observed_generation: field("observedGeneration").and_then(Value::as_i64),
+        publishes_value: field("hash").is_some() || field("previousHash").is_some(),
+    }
+}
+
+/// KeyLifecycle: a disabled key is enabled again only once its disabling
+/// was carried out; for everyone, trusted principals too.
+fn key_lifecycle(change: &Change, old_key: Option<&Reported>) -> Option<Violation> {
+    let (Some(Object::ApiKey(old)), Some(Object::ApiKey(new)), Some(reported)) =
+        (change.old, change.new, old_key)
+    else {
+        return None;
+    };
+    re_enable_wait(change.name, old.enabled, new.enabled, reported).map(|message| Violation {
+        rule: Rule::KeyLifecycle,
+        field: "spec.enabled".into(),
+        message,
+    })
 }
 
 /// Who asks, as the rules see them: the operator, a trusted principal, or the
@@ -481,6 +516,7 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
         name,
         old,
         new,
+        old_key,
         username,
         groups,
         dry_run,
@@ -507,7 +543,8 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
         old: old_def.map(Def::object),
         new: new.as_ref().map(|(d, _)| d.object()),
     };
-    let violations = rules::check(&state, &grantees, &change, &requester);
+    let mut violations = rules::check(&state, &grantees, &change, &requester);
+    violations.extend(key_lifecycle(&change, old_key.as_ref()));
     let allowed = violations.is_empty();
     let message =
         (!allowed).then(|| rules::denial_message(kind.as_str(), &namespace, &name, &violations));

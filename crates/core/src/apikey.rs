@@ -324,6 +324,59 @@ impl Standing {
     }
 }
 
+/// What a stored key's status reports, as far as enabling it again depends
+/// on it (read by the webhook from the request's `oldObject`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reported {
+    /// `metadata.generation` of the stored key.
+    pub generation: Option<i64>,
+    /// `status.observedGeneration`.
+    pub observed_generation: Option<i64>,
+    /// `status.hash` or `status.previousHash` is set: a value is published.
+    pub publishes_value: bool,
+}
+
+/// Why a disabled key cannot be enabled yet, if it cannot: enabling it is
+/// admitted only once the operator has reported the disabling carried out
+/// (a status for the stored generation publishing no value, so the Secret
+/// was blanked first). Before that, the value it had would come back —
+/// the Secret still holds it, and the status still publishes its digest
+/// — however short the disabled moment; after it, enabling generates a new
+/// value. Binds everyone, trusted principals too: only the order of the
+/// two changes is asked for, and a GitOps retry gets through.
+pub fn re_enable_wait(
+    name: &str,
+    old_enabled: bool,
+    new_enabled: bool,
+    reported: &Reported,
+) -> Option<String> {
+    if old_enabled || !new_enabled {
+        return None;
+    }
+    let settled = reported.generation.is_some()
+        && reported.observed_generation == reported.generation
+        && !reported.publishes_value;
+    (!settled).then(|| {
+        format!(
+            "API key '{name}' is still being disabled: the operator has not yet removed its value \
+             (status.observedGeneration {} of generation {}{}); enable it again once status.phase \
+             is Disabled (`kubectl wait --for=jsonpath='{{.status.phase}}'=Disabled apikey/{name}`): \
+             enabling it then generates a new value, so the old one never verifies again",
+            reported
+                .observed_generation
+                .map_or("absent".to_string(), |g| g.to_string()),
+            reported
+                .generation
+                .map_or("unknown".to_string(), |g| g.to_string()),
+            if reported.publishes_value {
+                ", a value still published"
+            } else {
+                ""
+            },
+        )
+    })
+}
+
 /// Decides what the Secret must become and what the status says.
 pub fn plan(key: &KeyFacts, secret: &SecretFacts, now: Timestamp) -> Plan {
     let standing = Standing::at(
@@ -669,6 +722,44 @@ mod tests {
             p.action,
             SecretAction::Rotate { generation: 4, .. }
         ));
+    }
+
+    /// Issue 27, path 3: a disabled key is enabled again only after its
+    /// disabling was carried out (status of the stored generation, no value).
+    #[test]
+    fn a_key_is_enabled_again_only_once_its_disabling_was_carried_out() {
+        let r = |generation, observed, publishes_value| Reported {
+            generation,
+            observed_generation: observed,
+            publishes_value,
+        };
+        // (old enabled, new enabled, reported, admitted)
+        let cases = [
+            (false, true, r(Some(2), Some(2), false), true),
+            (false, true, r(Some(2), Some(1), false), false),
+            (false, true, r(Some(2), Some(2), true), false),
+            (false, true, r(Some(2), None, false), false),
+            (false, true, r(None, None, false), false),
+            // A newer status than the object cannot be; it is not the stored one.
+            (false, true, r(Some(2), Some(3), false), false),
+            // Not a re-enable: disabling, or a disabled key edited.
+            (true, false, r(Some(2), Some(1), true), true),
+            (false, false, r(Some(2), Some(1), true), true),
+            (true, true, r(Some(2), Some(1), true), true),
+        ];
+        for (old, new, reported, admitted) in cases {
+            let wait = re_enable_wait("k", old, new, &reported);
+            assert_eq!(
+                wait.is_none(),
+                admitted,
+                "{old} -> {new}, {reported:?}: {wait:?}"
+            );
+        }
+        let why = re_enable_wait("k", false, true, &r(Some(2), Some(1), true)).unwrap();
+        assert!(
+            why.contains("still being disabled") && why.contains("apikey/k"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum Rule {
     RequiredPrivileges,
     NoEscalation,
     UnknownRequester,
+    /// A disabled API key is enabled again only once its disabling was
+    /// carried out (`apikey::re_enable_wait`; judged by the webhook, which
+    /// sees the stored status).
+    KeyLifecycle,
     /// SSO groups and Salesforce profiles are identity-provider assertions:
     /// only trusted principals (an identity-provider sync) write them.
     IdentityClaims,
