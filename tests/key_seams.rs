@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::core::ErrorResponse;
 use orgaccess::api::{ApiKey, ApiKeyPhase};
 use orgaccess::controller::fingerprint;
 use orgaccess::core::privilege::PrivilegeSet;
@@ -251,7 +250,8 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
     loop {
         match s.keys.patch("sources", &pp, &Patch::Merge(&enable)).await {
             Ok(_) => break,
-            Err(kube::Error::Api(ErrorResponse { message, .. })) => {
+            Err(kube::Error::Api(status)) => {
+                let message = &status.message;
                 assert!(
                     message.contains("[KeyLifecycle]") && message.contains("still being disabled"),
                     "{message}"
@@ -262,6 +262,7 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
             Err(e) => panic!("enabling: {e}"),
         }
     }
+    eprintln!("{refusals} enablings refused before the disabling was carried out");
     let third = s.live_value("sources", &[&first, &second]).await;
     eventually("the third value admitted", WAIT, || async {
         (s.ask(&third, CLIENT).await == 200).then_some(())
@@ -466,22 +467,15 @@ async fn an_ipv4_mapped_client_is_its_ipv4_address() {
             );
         }
     }
-    // The same range written IPv4-mapped: the apiserver's schema says
-    // whether it may be written so; if it may, it means the same.
+    // The same range written IPv4-mapped is refused by the CRD schema (the
+    // apiserver's CEL `isCIDR` takes no IPv4-mapped forms): lists hold IPv4
+    // or IPv6 only, and the core reads a mapped entry that reaches it some
+    // other way (a manifest, the CLI) as IPv4 (`decision` unit tests).
     let mapped = api_key("mapped", json!({ "deniedIps": ["::ffff:203.0.113.0/120"] }));
     let out = s.t.create(ADMIN, &mapped).await;
-    if out.status.success() {
-        let value = s.live_value("mapped", &[]).await;
-        eventually("the mapped key known", WAIT, || async {
-            (s.ask(&value, "198.51.100.5").await == 200).then_some(())
-        })
-        .await;
-        assert_eq!(s.ask(&value, "203.0.113.5").await, 403);
-        assert_eq!(s.ask(&value, "::ffff:203.0.113.5").await, 403);
-    } else {
-        eprintln!(
-            "the apiserver refuses a mapped range: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("spec.deniedIps") && err.contains("CIDR"),
+        "a mapped range: {err}"
+    );
 }
