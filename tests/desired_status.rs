@@ -226,8 +226,14 @@ fn api_key_phase_agrees_across_status_explain_and_who_can() {
 
             let facts = desired::api_key_facts(&key, 14, now);
             let plan = plan(&facts, &SecretFacts::Missing, now);
-            let status =
-                desired::api_key(&key, &ns, &plan, &desired::SecretValues::default(), created);
+            let status = desired::api_key(
+                &key,
+                &ns,
+                &plan,
+                &desired::SecretValues::default(),
+                None,
+                created,
+            );
             let phase = format!("{:?}", status.phase.expect("a phase"));
             seen.insert(phase.clone());
 

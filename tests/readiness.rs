@@ -342,7 +342,10 @@ spec: {displayName: Disabled, lifetime: P30D, enabled: false}
     let m = expect(&got, "ApiKey/disabled", "Current", "Healthy");
     assert!(m.to_lowercase().contains("disabled"), "{m}");
     let m = expect(&got, "ApiKey/conflicted", "Failed", "Degraded");
-    assert!(m.contains("not controlled by this ApiKey"), "{m}");
+    assert!(
+        m.contains("not the one the operator created for this ApiKey"),
+        "{m}"
+    );
 
     // kubectl wait reads the same Ready.
     for ready in [

@@ -81,8 +81,9 @@ fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
 pub struct Claims {
     /// `status.secretUid`: the Secret the operator created, as recorded.
     pub recorded: Option<String>,
-    /// A Secret this process created whose uid the status does not hold
-    /// yet (the status write after the create failed).
+    /// A Secret this process created whose uid the status, as cached, does
+    /// not hold yet (the status write after the create failed, or the
+    /// cache has not seen it).
     pub created: Option<String>,
     /// A status written before `secretUid` existed (an upgrade): the Secret
     /// it reported on, recognised by what the status published.
@@ -144,12 +145,12 @@ fn claim(meta: &ObjectMeta, key_uid: &str, claims: &Claims) -> Claim {
     if !controlled_by(meta, key_uid) {
         return Claim::Foreign;
     }
-    match (&claims.recorded, &claims.created, &claims.legacy) {
-        (Some(recorded), _, _) if recorded == uid => Claim::Ours,
-        (Some(_), _, _) => Claim::Foreign,
-        (None, Some(created), _) if created == uid => Claim::Ours,
-        (None, _, Some(_)) => Claim::Legacy,
-        _ => Claim::Foreign,
+    if claims.recorded.as_deref() == Some(uid) || claims.created.as_deref() == Some(uid) {
+        Claim::Ours
+    } else if claims.recorded.is_none() && claims.legacy.is_some() {
+        Claim::Legacy
+    } else {
+        Claim::Foreign
     }
 }
 
@@ -612,6 +613,9 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     let name = secret_name(&key);
 
     let claims = Claims::of(key.status.as_ref(), ctx.created_secret(&uid));
+    if claims.created.is_some() && claims.created == claims.recorded {
+        ctx.remember_created_secret(&uid, None);
+    }
     let mut observed = observe(&secrets, &name, &uid, &claims).await?;
     let plan = plan(
         &key_facts(&key, ctx.api_key_warning_days, now),
@@ -631,7 +635,8 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         plan.action,
         SecretAction::Create { .. } | SecretAction::CreateEmpty { .. }
     ) {
-        // Until the status records it (the write below may fail).
+        // Until the cached status shows it recorded (the write below may
+        // fail, and the next reconcile may read a status older than it).
         ctx.remember_created_secret(&uid, observed.uid.clone());
     }
     if let Some(event) = event {
@@ -657,9 +662,6 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     {
         ctx.metrics.status_write("ApiKey");
         changes.push(status_change);
-    }
-    if status.secret_uid.is_some() {
-        ctx.remember_created_secret(&uid, None);
     }
     ctx.reconciled(key.as_ref(), &changes);
     let was_soon = previous
@@ -831,6 +833,16 @@ mod tests {
                 created("s1"),
                 "s2",
                 Claim::Foreign,
+            ),
+            (
+                "re-created here, the cached status names the one before",
+                Claims {
+                    recorded: Some("s1".into()),
+                    created: Some("s2".into()),
+                    legacy: None,
+                },
+                "s2",
+                Claim::Ours,
             ),
             ("from before secretUid", legacy.clone(), "s1", Claim::Legacy),
         ];

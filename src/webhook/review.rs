@@ -2,7 +2,8 @@
 //!
 //! Everything a rule decides is decided by [`rules::check`]; this module only
 //! reads the request, finds the organization's state and the requester, and
-//! writes the answer. A body that cannot be read is answered with a denial in
+//! writes the answer. One rule reads what manifests do not have, the stored
+//! object's status: `KeyLifecycle` ([`re_enable_wait`]), called here. A body that cannot be read is answered with a denial in
 //! a well-formed `AdmissionReview`, never with an HTTP error.
 
 use std::sync::Arc;
