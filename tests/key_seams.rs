@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use operator::{Operator, eventually};
 use support::org::{TestWebhook, assert_denied, effective_of, group, member, priv_};
-use support::{ADMIN, assert_success};
+use support::{ADMIN, GITOPS_USER, assert_success};
 
 const WAIT: Duration = Duration::from_secs(60);
 const TESTER_GROUPS: [&str; 2] = [TESTERS_GROUP, "system:authenticated"];
@@ -170,7 +170,7 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
             "access": [{ "group": "helpers", "level": "Edit" }],
         }),
     );
-    let s = Scene::start(&[key], true).await;
+    let s = Scene::start(std::slice::from_ref(&key), true).await;
     let first = s.live_value("sources", &[]).await;
     eventually("the gateway admits the key", WAIT, || async {
         (s.ask(&first, CLIENT).await == 200).then_some(())
@@ -209,11 +209,25 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
     assert!(!s.key("sources").await.spec.enabled);
     assert_eq!(s.ask(&first, CLIENT).await, 401);
 
-    // The platform (trusted) enables it: a new value; the old one stays refused.
-    assert_success(
-        "the platform enables the key",
-        &s.t.patch(ADMIN, "apikey", "sources", &enable).await,
-    );
+    // GitOps (trusted) applies its manifest, `enabled: true`, server-side: a
+    // new value; the old one stays refused.
+    let mut manifest = key.clone();
+    manifest["spec"]["enabled"] = json!(true);
+    let out = support::kubectl_stdin(
+        GITOPS_USER,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            &s.t.ns,
+            "-f",
+            "-",
+        ],
+        Some(&manifest.to_string()),
+    )
+    .await;
+    assert_success("GitOps enables the key", &out);
     let second = s.live_value("sources", &[&first]).await;
     eventually("the new value admitted", WAIT, || async {
         (s.ask(&second, CLIENT).await == 200).then_some(())
