@@ -495,6 +495,10 @@ pub enum ApiKeyPhase {
     Expired,
     /// Rotated: the previous value is still valid until `previousExpiresAt`.
     Rotating,
+    /// The Secret under the key's name is not the one the operator created
+    /// for it (`status.secretUid`): the key has no value until that Secret
+    /// goes (`Ready=False`, reason SecretConflict).
+    SecretConflict,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

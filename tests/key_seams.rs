@@ -397,6 +397,7 @@ async fn a_secret_with_a_forged_owner_is_never_the_keys() {
             st.prefix.is_none() && st.hash.is_none() && st.previous_hash.is_none(),
             "{name}: {st:?}"
         );
+        assert_eq!(st.phase, Some(ApiKeyPhase::SecretConflict), "{name}");
         assert_ne!(
             st.secret_uid, secret.metadata.uid,
             "{name} adopted the forged Secret"

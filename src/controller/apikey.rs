@@ -491,7 +491,10 @@ pub fn desired_status(
     let name = secret_name(key);
     let previous = key.status.clone().unwrap_or_default();
     let conflict = plan.action == SecretAction::Conflict;
+    // A disabled or expired key in conflict says so by its phase (it has
+    // no value either way); a key that would be live says SecretConflict.
     let phase = match plan.phase {
+        Phase::Active | Phase::Rotating if conflict => ApiKeyPhase::SecretConflict,
         Phase::Active => ApiKeyPhase::Active,
         Phase::Disabled => ApiKeyPhase::Disabled,
         Phase::Expired => ApiKeyPhase::Expired,
@@ -584,9 +587,12 @@ fn ready(phase: ApiKeyPhase, plan: &Plan, name: &str) -> (&'static str, String) 
         ApiKeyPhase::Rotating => "Rotating",
         ApiKeyPhase::Disabled => "Disabled",
         ApiKeyPhase::Expired => "Expired",
+        ApiKeyPhase::SecretConflict => "SecretConflict",
     };
     let settled = match phase {
         ApiKeyPhase::Active | ApiKeyPhase::Rotating => format!("key is {phase:?}"),
+        // Never asked: a conflict has its own reason and message.
+        ApiKeyPhase::SecretConflict => conflict_message(name),
         ApiKeyPhase::Disabled => format!(
             "key is disabled as spec.enabled asks; Secret {name} holds no value (enabling it generates one)"
         ),
