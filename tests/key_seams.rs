@@ -1,8 +1,9 @@
 //! Issue 27, paths 3 to 5, through the real apiserver: the webhook judging
 //! (in process, as in `tests/escalation.rs`), the operator binary running
 //! the controller and the decision service's gateway listener, kubectl and
-//! the kube client as the identities, and every key decision asked of
-//! `/nginx/auth` (or Envoy's endpoint) as a gateway would ask it.
+//! the kube client as the identities, every key decision asked of
+//! `/nginx/auth` (or Envoy's endpoint) as a gateway would ask it, and
+//! privilege decisions of `/v1/check` (HTTPS, a service account's token).
 //!
 //! - a re-enabled key is granting; re-enabling yields a new value, and a
 //!   value that was disabled never verifies again, however quick the
@@ -39,6 +40,11 @@ struct Scene {
     keys: Api<ApiKey>,
     secrets: Api<Secret>,
     gateway: String,
+    /// The decision service's HTTPS listener (`/v1/check`), its serving
+    /// certificate, and the token of a service account allowed to ask.
+    checks: String,
+    cert_dir: tempfile::TempDir,
+    checker: String,
     operator: Option<Operator>,
 }
 
@@ -52,10 +58,24 @@ impl Scene {
             assert_success("the scene", &t.create(ADMIN, obj).await);
         }
         let client = support::admin_client().await;
+        let cert_dir = tempfile::tempdir().unwrap();
+        let serving = support::plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
+        std::fs::write(cert_dir.path().join("tls.crt"), &serving.cert_pem).unwrap();
+        std::fs::write(cert_dir.path().join("tls.key"), &serving.key_pem).unwrap();
+        let out =
+            support::kubectl(ADMIN, &["create", "serviceaccount", "checker", "-n", &t.ns]).await;
+        assert_success("the checker", &out);
+        let out = support::kubectl(ADMIN, &["create", "token", "checker", "-n", &t.ns]).await;
+        let checker = assert_success("the checker's token", &out)
+            .trim()
+            .to_string();
         let mut scene = Scene {
             keys: Api::namespaced(client.clone(), &t.ns),
             secrets: Api::namespaced(client, &t.ns),
             gateway: format!("127.0.0.1:{}", support::free_port()),
+            checks: format!("127.0.0.1:{}", support::free_port()),
+            cert_dir,
+            checker,
             t,
             operator: None,
         };
@@ -69,6 +89,8 @@ impl Scene {
     /// again at once.
     fn start_operator(&mut self) {
         let name = format!("key-seams-{}", self.t.ns);
+        let dir = self.cert_dir.path();
+        let allow = format!("system:serviceaccount:{0}:checker={0}", self.t.ns);
         self.operator = Some(Operator::start_with(
             &name,
             0,
@@ -78,8 +100,59 @@ impl Scene {
                 &self.gateway,
                 "--decision-nginx-namespaces",
                 &self.t.ns,
+                "--decision-addr",
+                &self.checks,
+                "--decision-cert-file",
+                &dir.join("tls.crt").display().to_string(),
+                "--decision-key-file",
+                &dir.join("tls.key").display().to_string(),
+                "--decision-token-review",
+                "--decision-allow",
+                &allow,
             ],
         ));
+    }
+
+    /// `/v1/check`: may `principal` (`{"member": ..}` or `{"apiKey": ..}`)
+    /// do `verb` on `target`? `None` while the listener is not up.
+    async fn check(&self, principal: Value, verb: &str, target: &str) -> Option<bool> {
+        rustls::crypto::ring::default_provider()
+            .install_default()
+            .ok();
+        let root = reqwest::Certificate::from_pem(support::plane().ca_pem().as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(root)
+            .build()
+            .unwrap();
+        let answer: Value = client
+            .post(format!("https://{}/v1/check", self.checks))
+            .bearer_auth(&self.checker)
+            .json(&json!({
+                "namespace": self.t.ns, "principal": principal,
+                "verb": verb, "target": target,
+            }))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        answer["allowed"].as_bool()
+    }
+
+    /// carol's and the key's answers to "edit Content/Sources", once the
+    /// listener answers.
+    async fn sources_edit(&self, key: &str) -> (bool, bool) {
+        let carol = eventually("/v1/check answers", WAIT, || async {
+            self.check(json!({ "member": "carol" }), "edit", "Content/Sources")
+                .await
+        })
+        .await;
+        let key = self
+            .check(json!({ "apiKey": key }), "edit", "Content/Sources")
+            .await
+            .expect("an answer");
+        (carol, key)
     }
 
     async fn carol(&self) -> PrivilegeSet {
@@ -176,6 +249,8 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
         (s.ask(&first, CLIENT).await == 200).then_some(())
     })
     .await;
+    // /v1/check: carol may not edit sources; the key may.
+    assert_eq!(s.sources_edit("sources").await, (false, true));
 
     // carol disables it (Edit on the key is enough to take it away).
     let before = s.carol().await;
@@ -208,6 +283,7 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
     assert_eq!(before, s.carol().await, "carol's privileges changed");
     assert!(!s.key("sources").await.spec.enabled);
     assert_eq!(s.ask(&first, CLIENT).await, 401);
+    assert_eq!(s.sources_edit("sources").await, (false, false));
 
     // GitOps (trusted) applies its manifest, `enabled: true`, server-side: a
     // new value; the old one stays refused.
@@ -238,6 +314,7 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
         401,
         "the disabled value is back"
     );
+    assert_eq!(s.sources_edit("sources").await, (false, true));
 
     // Disable → enable back to back, as fast as a client can: the enabling is
     // refused until the disabling was carried out ([KeyLifecycle]), then
@@ -297,6 +374,7 @@ async fn a_disabled_key_comes_back_only_with_a_new_value_and_only_for_who_holds_
         "the disabled value verified again after its refusal ({refusals} enablings refused first): {answers:?}"
     );
     assert_eq!(before, s.carol().await, "carol's privileges changed");
+    assert_eq!(s.sources_edit("sources").await, (false, true));
 }
 
 /// A Secret under the key's name, as someone who can write Secrets makes
