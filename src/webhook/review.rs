@@ -245,7 +245,11 @@ impl Outcome {
 }
 
 /// Reads an object of a kind; the spec must deserialize into the CRD type.
-fn read(kind: Kind, obj: DynamicObject, which: &str) -> Result<(Def, ObjectReference), String> {
+pub(super) fn read_object(
+    kind: Kind,
+    obj: DynamicObject,
+    which: &str,
+) -> Result<(Def, ObjectReference), String> {
     fn typed<K, S>(obj: DynamicObject, which: &str, make: impl FnOnce(S) -> K) -> Result<K, String>
     where
         K: kube::Resource,
@@ -411,7 +415,7 @@ fn read_request(index: &Index, mut req: AdmissionRequest<DynamicObject>) -> Resu
         })?;
 
     let new = match operation {
-        Operation::Create | Operation::Update => Some(read(
+        Operation::Create | Operation::Update => Some(read_object(
             kind,
             req.object.take().ok_or("the request has no object")?,
             "object",
@@ -419,7 +423,7 @@ fn read_request(index: &Index, mut req: AdmissionRequest<DynamicObject>) -> Resu
         Operation::Delete => None,
     };
     let old = match operation {
-        Operation::Update | Operation::Delete => Some(read(
+        Operation::Update | Operation::Delete => Some(read_object(
             kind,
             req.old_object
                 .take()
@@ -507,7 +511,8 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
         old: old_def.map(Def::object),
         new: new.as_ref().map(|(d, _)| d.object()),
     };
-    let violations = rules::check(&state, &grantees, &change, &requester);
+    let mut violations = rules::check(&state, &grantees, &change, &requester);
+    violations.extend(rules::bindings_recorded(&change, &requester));
     let allowed = violations.is_empty();
     let message =
         (!allowed).then(|| rules::denial_message(kind.as_str(), &namespace, &name, &violations));
