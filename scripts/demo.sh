@@ -245,6 +245,31 @@ webhooks:
     admissionReviewVersions: ["v1"]
 EOF
   note "ValidatingWebhookConfiguration orgaccess-demo -> https://127.0.0.1:$webhook_port/validate"
+  # The mutating half records who set each binding (docs/security.md, "Over two steps").
+  kubectl apply --server-side --field-manager=orgaccess-demo -f - >/dev/null <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: orgaccess-demo
+webhooks:
+  - name: bindings.orgaccess.dev
+    clientConfig:
+      url: https://127.0.0.1:$webhook_port/mutate
+      caBundle: $ca_bundle
+    rules:
+      - apiGroups: ["orgaccess.dev"]
+        apiVersions: ["v1alpha1"]
+        resources: ["groups", "members", "apikeys"]
+        operations: ["CREATE", "UPDATE"]
+        scope: Namespaced
+    failurePolicy: Fail
+    matchPolicy: Equivalent
+    sideEffects: None
+    reinvocationPolicy: IfNeeded
+    timeoutSeconds: 5
+    admissionReviewVersions: ["v1"]
+EOF
+  note "MutatingWebhookConfiguration orgaccess-demo -> https://127.0.0.1:$webhook_port/mutate"
 fi
 # Status of the four kinds is written only by the operator (and system:masters).
 kubectl apply --server-side --field-manager=orgaccess-demo \

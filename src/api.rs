@@ -646,6 +646,12 @@ pub fn guarded_meta(meta: &kube::api::ObjectMeta) -> Meta {
             .collect(),
         finalizers: meta.finalizers.clone().unwrap_or_default(),
         deleting: meta.deletion_timestamp.is_some(),
+        bound_by: crate::core::bindings::parse(
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::core::bindings::ANNOTATION))
+                .map(String::as_str),
+        ),
     }
 }
 

@@ -101,8 +101,13 @@ impl Org {
                 "oldObject": old.map(|o| namespaced(o.clone())),
             },
         });
-        let answer: Value =
-            serde_json::from_slice(&self.validator.handle(body.to_string().as_bytes())).unwrap();
+        // As the apiserver does: the mutating half first (the record of who
+        // set each binding), then the validating half.
+        let body = orgaccess::webhook::mutate::mutated_review(
+            &self.validator.policy,
+            body.to_string().as_bytes(),
+        );
+        let answer: Value = serde_json::from_slice(&self.validator.handle(&body)).unwrap();
         let response = &answer["response"];
         if response["allowed"] == true {
             Verdict::Allowed

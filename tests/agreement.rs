@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -76,12 +78,23 @@ impl TestWebhook {
             match_labels: Some([(RUN_LABEL.to_string(), run.clone())].into()),
             match_expressions: None,
         };
+        let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}/validate"));
         let vwc = webhook::webhook_configuration(
             &config_name,
-            &Endpoint::Url(format!("https://127.0.0.1:{port}/validate")),
+            &endpoint,
+            plane().ca_pem().as_bytes(),
+            Some(selector.clone()),
+        );
+        let mwc = webhook::mutating_webhook_configuration(
+            &config_name,
+            &endpoint,
             plane().ca_pem().as_bytes(),
             Some(selector),
         );
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &mwc)
+            .await
+            .unwrap();
         Api::<ValidatingWebhookConfiguration>::all(client)
             .create(&PostParams::default(), &vwc)
             .await
@@ -137,6 +150,9 @@ impl TestWebhook {
 
     async fn stop(self) {
         let client = admin_client().await;
+        let _ = Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .delete(&self.config_name, &DeleteParams::default())
+            .await;
         let _ = Api::<ValidatingWebhookConfiguration>::all(client)
             .delete(&self.config_name, &DeleteParams::default())
             .await;

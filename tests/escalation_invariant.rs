@@ -21,6 +21,7 @@ mod generators;
 use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
+use orgaccess::core::bindings::Asserted;
 use orgaccess::core::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
 use orgaccess::core::catalog::{CATALOG, Service};
 use orgaccess::core::effective::{member_effective, requester_view, resolve_grantees};
@@ -270,14 +271,15 @@ fn arb_key(name: &'static str) -> impl Strategy<Value = ApiKeyDef> {
         ],
         arb_privileges(),
         arb_access(),
+        prop::bool::weighted(0.8),
     )
-        .prop_map(move |(template, privileges, access)| ApiKeyDef {
+        .prop_map(move |(template, privileges, access, enabled)| ApiKeyDef {
             name: name.into(),
             display_name: Some(name.into()),
             template,
             privileges,
             access,
-            enabled: true,
+            enabled,
             lifetime: None,
             ..ApiKeyDef::default()
         })
@@ -388,6 +390,7 @@ fn arb_fresh() -> impl Strategy<Value = Fresh> {
                         vec![]
                     },
                     deleting,
+                    ..Meta::default()
                 },
             },
         )
@@ -603,6 +606,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
                             template: pick(bit(0), &o.template, &new.template),
                             privileges: pick(bit(1), &o.privileges, &new.privileges),
                             access: pick(bit(2), &o.access, &new.access),
+                            enabled: pick(bit(3), &o.enabled, &new.enabled),
                             meta: pick(bit(4), &o.meta, &new.meta),
                             ..o.clone()
                         }
@@ -831,4 +835,389 @@ fn group_members_agree_with_member_memberships() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Over two steps: a tenant's change C, then a trusted apply T
+// ---------------------------------------------------------------------------
+//
+// For every state S, every change C by an untrusted requester R admitted in S,
+// and every later change T by a trusted principal admitted in S + C:
+//
+//     effective(P, S+C+T) ⊆ effective(P, S+T) ∪ effective(R, S)
+//
+// T is written as GitOps writes: an apply of a manifest that names only some
+// fields (client-side and server-side apply both keep the fields it does not
+// name, annotations included), a create from a manifest, or a delete. Both C
+// and T carry the record of who set each binding that admission's mutating
+// half writes (`bindings_after`), and S has records of bindings set earlier
+// by another tenant. An API key counts only while it is enabled.
+
+const UNTRUSTED_SETTER: &str = "bob";
+
+/// Records in S: bindings some other tenant set earlier, one bit each.
+fn with_records(mut s: OrgState, bits: u64) -> OrgState {
+    let mut bit = 0u32;
+    let mut next = || {
+        bit = (bit + 1) % 64;
+        bits & (1 << bit) != 0 && bits & (1 << ((bit + 17) % 64)) != 0
+    };
+    for m in s.members.values_mut() {
+        let mut keys = vec!["subjects".to_string(), "identity".into(), "accepted".into()];
+        keys.extend(m.groups.iter().map(|g| format!("groups/{g}")));
+        for k in keys {
+            let granting = match k.as_str() {
+                "subjects" => !m.subjects.is_empty(),
+                "accepted" => m.accepted,
+                _ => true,
+            };
+            if granting && next() {
+                m.meta.bound_by.insert(k, UNTRUSTED_SETTER.into());
+            }
+        }
+    }
+    for g in s.groups.values_mut() {
+        if !g.identity_sets.is_empty() && next() {
+            g.meta
+                .bound_by
+                .insert("identitySets".into(), UNTRUSTED_SETTER.into());
+        }
+    }
+    for k in s.api_keys.values_mut() {
+        if k.enabled && next() {
+            k.meta
+                .bound_by
+                .insert("enabled".into(), UNTRUSTED_SETTER.into());
+        }
+    }
+    s
+}
+
+/// A trusted GitOps step: an apply of a manifest naming some fields, or a delete.
+#[derive(Clone, Debug)]
+struct GitOps {
+    kind: Kind,
+    target: usize,
+    manifest: Fresh,
+    /// Which fields the manifest names (bit per field; a Member's identity is
+    /// required, so always named).
+    named: u8,
+    delete: bool,
+}
+
+fn arb_gitops() -> impl Strategy<Value = GitOps> {
+    (
+        prop_oneof![
+            3 => Just(Kind::Group),
+            4 => Just(Kind::Member),
+            2 => Just(Kind::ApiKey),
+        ],
+        0..8usize,
+        arb_fresh(),
+        any::<u8>(),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(kind, target, manifest, named, delete)| GitOps {
+            kind,
+            target,
+            manifest,
+            named,
+            delete,
+        })
+}
+
+/// Old and new versions of T's object in a state, and the binding keys the
+/// manifest names (what the mutating half reads from managedFields or the
+/// last-applied manifest); `None` when T changes nothing (a delete of an
+/// object that is not there).
+fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Asserted)> {
+    let named = |i: u8| t.named & (1 << i) != 0;
+    let mut asserted = Asserted::new();
+    match t.kind {
+        Kind::Member => {
+            let name = MEMBERS[t.target % MEMBERS.len()];
+            let old = s.members.get(name).cloned();
+            if t.delete {
+                return old.map(|o| (name.into(), Versions::Member(Some(o), None), asserted));
+            }
+            let f = &t.manifest.member;
+            let base = old.clone().unwrap_or_else(|| MemberDef {
+                name: name.into(),
+                ..MemberDef::default()
+            });
+            let mut new = base.clone();
+            new.identity = f.identity.clone();
+            asserted.insert("identity".into());
+            if named(0) {
+                new.groups = f.groups.clone();
+                asserted.extend(new.groups.iter().map(|g| format!("groups/{g}")));
+            }
+            if named(1) {
+                new.subjects = f.subjects.clone();
+                asserted.insert("subjects".into());
+            }
+            if named(2) {
+                new.accepted = f.accepted;
+                asserted.insert("accepted".into());
+            }
+            if named(3) {
+                new.sso_groups = f.sso_groups.clone();
+            }
+            if named(4) {
+                new.salesforce_profile = f.salesforce_profile.clone();
+            }
+            Some((name.into(), Versions::Member(old, Some(new)), asserted))
+        }
+        Kind::Group => {
+            let name = GROUPS[t.target % GROUPS.len()];
+            let old = s.groups.get(name).cloned();
+            if t.delete {
+                return old.map(|o| (name.into(), Versions::Group(Some(o), None), asserted));
+            }
+            let f = &t.manifest.group;
+            let mut new = old.clone().unwrap_or_else(|| GroupDef {
+                name: name.into(),
+                ..GroupDef::default()
+            });
+            if named(0) && new.builtin.is_none() {
+                new.template = f.template.filter(|t| *t != GroupTemplate::Administrators);
+            }
+            if named(1) && new.builtin.is_none() {
+                new.privileges = f.privileges.clone();
+            }
+            if named(2) {
+                new.access = f.access.clone();
+            }
+            if named(3) {
+                new.identity_sets = f.identity_sets.clone();
+                asserted.insert("identitySets".into());
+            }
+            Some((name.into(), Versions::Group(old, Some(new)), asserted))
+        }
+        Kind::ApiKey => {
+            let name = KEYS[t.target % KEYS.len()];
+            let old = s.api_keys.get(name).cloned();
+            if t.delete {
+                return old.map(|o| (name.into(), Versions::ApiKey(Some(o), None), asserted));
+            }
+            let f = &t.manifest.key;
+            let mut new = old.clone().unwrap_or_else(|| ApiKeyDef {
+                name: name.into(),
+                display_name: Some(name.into()),
+                enabled: true,
+                ..ApiKeyDef::default()
+            });
+            if named(0) {
+                new.template = f.template;
+            }
+            if named(1) {
+                new.privileges = f.privileges.clone();
+            }
+            if named(2) {
+                new.access = f.access.clone();
+            }
+            if named(3) {
+                new.enabled = f.enabled;
+                asserted.insert("enabled".into());
+            }
+            Some((name.into(), Versions::ApiKey(old, Some(new)), asserted))
+        }
+        Kind::Organization => None,
+    }
+}
+
+fn change_of<'a>(operation: Operation, name: &'a str, v: &'a Versions) -> Change<'a> {
+    let (old, new) = match v {
+        Versions::Organization(o, n) => (
+            o.as_ref().map(Object::Organization),
+            n.as_ref().map(Object::Organization),
+        ),
+        Versions::Group(o, n) => (o.as_ref().map(Object::Group), n.as_ref().map(Object::Group)),
+        Versions::Member(o, n) => (
+            o.as_ref().map(Object::Member),
+            n.as_ref().map(Object::Member),
+        ),
+        Versions::ApiKey(o, n) => (
+            o.as_ref().map(Object::ApiKey),
+            n.as_ref().map(Object::ApiKey),
+        ),
+    };
+    Change {
+        operation,
+        name,
+        old,
+        new,
+    }
+}
+
+fn operation_of(v: &Versions) -> Operation {
+    let (old, new) = match v {
+        Versions::Organization(o, n) => (o.is_some(), n.is_some()),
+        Versions::Group(o, n) => (o.is_some(), n.is_some()),
+        Versions::Member(o, n) => (o.is_some(), n.is_some()),
+        Versions::ApiKey(o, n) => (o.is_some(), n.is_some()),
+    };
+    match (old, new) {
+        (false, _) => Operation::Create,
+        (true, true) => Operation::Update,
+        (true, false) => Operation::Delete,
+    }
+}
+
+/// Writes the record admission's mutating half leaves on the new version:
+/// exactly the computed one for an untrusted requester; for a trusted one,
+/// what the object carried (its annotation, kept by the apply) less what the
+/// change takes over.
+fn stamp(
+    v: &mut Versions,
+    name: &str,
+    operation: Operation,
+    requester: &Requester,
+    asserted: &Asserted,
+) {
+    let record = {
+        let change = change_of(operation, name, v);
+        let Some(expected) = rules::bindings_after(&change, requester, asserted) else {
+            return;
+        };
+        match requester {
+            Requester::Trusted | Requester::Operator => {
+                let written = match change.new {
+                    Some(Object::Member(m)) => m.meta.bound_by.clone(),
+                    Some(Object::Group(g)) => g.meta.bound_by.clone(),
+                    Some(Object::ApiKey(k)) => k.meta.bound_by.clone(),
+                    _ => Default::default(),
+                };
+                written
+                    .into_iter()
+                    .filter(|(k, w)| expected.get(k) == Some(w))
+                    .collect()
+            }
+            _ => expected,
+        }
+    };
+    match v {
+        Versions::Member(_, Some(n)) => n.meta.bound_by = record,
+        Versions::Group(_, Some(n)) => n.meta.bound_by = record,
+        Versions::ApiKey(_, Some(n)) => n.meta.bound_by = record,
+        _ => {}
+    }
+}
+
+/// Every principal's effective privileges; an API key's only while enabled.
+fn live_principals(s: &OrgState) -> Vec<(String, PrivilegeSet)> {
+    principals(s)
+        .into_iter()
+        .map(|(who, set)| {
+            let disabled = who
+                .strip_prefix("api key ")
+                .is_some_and(|k| s.api_keys.get(k).is_some_and(|k| !k.enabled));
+            (who, if disabled { PrivilegeSet::new() } else { set })
+        })
+        .collect()
+}
+
+/// One two-step case: Ok(true) when both steps were admitted.
+fn two_step_case(state: &OrgState, plan: &Plan, gitops: &GitOps) -> Result<bool, TestCaseError> {
+    // C: the tenant's change, with its record, judged as the webhook judges.
+    let Some((c_name, mut c)) = versions(state, plan) else {
+        return Ok(false);
+    };
+    settle_deletion(&mut c);
+    let grantees = resolve_grantees(state);
+    let (user, groups) = identities().swap_remove(plan.requester);
+    let view = requester_view(state, &grantees, user, &groups, now());
+    if view.members.is_empty() {
+        return Ok(false);
+    }
+    let tenant = Requester::Members {
+        user: user.into(),
+        members: view.members.clone(),
+        privileges: view.privileges.clone(),
+    };
+    stamp(&mut c, &c_name, plan.operation, &tenant, &Asserted::new());
+    let change = change_of(plan.operation, &c_name, &c);
+    if !rules::check(state, &grantees, &change, &tenant).is_empty()
+        || !rules::bindings_recorded(&change, &tenant).is_empty()
+    {
+        return Ok(false);
+    }
+    let after_c = apply(state, &c_name, &c);
+
+    // T: the trusted apply, judged in S + C.
+    let Some((t_name, mut t, asserted)) = gitops_versions(&after_c, gitops) else {
+        return Ok(false);
+    };
+    settle_deletion(&mut t);
+    let t_op = operation_of(&t);
+    stamp(&mut t, &t_name, t_op, &Requester::Trusted, &asserted);
+    let grantees_c = resolve_grantees(&after_c);
+    let change = change_of(t_op, &t_name, &t);
+    let refused = rules::check(&after_c, &grantees_c, &change, &Requester::Trusted);
+    if !refused.is_empty() || !rules::bindings_recorded(&change, &Requester::Trusted).is_empty() {
+        return Ok(false);
+    }
+    let after_ct = apply(&after_c, &t_name, &t);
+
+    // What T alone would have given: the same manifest applied to S.
+    let after_t = match gitops_versions(state, gitops) {
+        Some((name, mut v, _)) => {
+            settle_deletion(&mut v);
+            apply(state, &name, &v)
+        }
+        None => state.clone(),
+    };
+    for ((who, alone), (_, both)) in live_principals(&after_t)
+        .into_iter()
+        .zip(live_principals(&after_ct))
+    {
+        let allowed = alone.merge(&view.privileges);
+        prop_assert!(
+            allowed.covers(&both),
+            "{who} gained {} through {user}'s admitted {:?} of {:?} '{c_name}' followed by a trusted {:?} of '{t_name}' (manifest naming {:#010b}, asserted {:?})",
+            allowed.missing(&both),
+            plan.operation,
+            plan.kind,
+            t_op,
+            gitops.named,
+            asserted,
+        );
+    }
+    Ok(true)
+}
+
+#[test]
+fn no_tenant_change_escalates_through_a_later_trusted_apply() {
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let admitted = std::cell::Cell::new(0u32);
+    let strategy = (
+        (arb_state(), any::<u64>()).prop_map(|(s, bits)| with_records(s, bits)),
+        arb_plan(),
+        arb_gitops(),
+    );
+    let result = runner.run(&strategy, |(state, plan, gitops)| {
+        if two_step_case(&state, &plan, &gitops)? {
+            admitted.set(admitted.get() + 1);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let ratio = f64::from(admitted.get()) / f64::from(cases());
+    eprintln!(
+        "two-step invariant: {} sequences, {} with both steps admitted",
+        cases(),
+        admitted.get()
+    );
+    assert!(
+        ratio > 0.02,
+        "only {} of {} sequences had both steps admitted",
+        admitted.get(),
+        cases()
+    );
 }

@@ -1,7 +1,8 @@
 //! Fuzzes the admission path as the webhook runs it: body bytes in
 //! (`Validator::handle`: the bounds of webhook::limits, the AdmissionReview
 //! decoder, the requester mapping, every rule, the denial message), answer
-//! out. The organization is seeded once. Checks beyond "no panic, no hang":
+//! out, after the mutating half (`webhook::mutate`) wrote the record of who
+//! set each binding. The organization is seeded once. Checks beyond "no panic, no hang":
 //! the answer is always an AdmissionReview with a bounded message.
 #![no_main]
 
@@ -9,7 +10,7 @@ use std::sync::{Arc, LazyLock};
 
 use libfuzzer_sys::fuzz_target;
 use orgaccess::api::{ApiKey, Group, Member, Organization};
-use orgaccess::webhook::{Index, Policy, Validator};
+use orgaccess::webhook::{Index, Policy, Validator, mutate};
 use serde_json::json;
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
@@ -74,6 +75,14 @@ static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
+    // The mutating half (the record of who set each binding): always an
+    // AdmissionReview, whatever the body.
+    let mutated = mutate::mutate(&VALIDATOR.policy, data);
+    let review: serde_json::Value = serde_json::from_slice(&mutated).expect("the answer is JSON");
+    assert_eq!(review["kind"], "AdmissionReview");
+    assert!(review["response"]["allowed"].is_boolean(), "{review}");
+    // Then the validating half, on the body as the apiserver would send it.
+    let data = &mutate::mutated_review(&VALIDATOR.policy, data);
     let answer = VALIDATOR.handle(data);
     let review: serde_json::Value = serde_json::from_slice(&answer).expect("the answer is JSON");
     assert_eq!(review["kind"], "AdmissionReview");

@@ -3,7 +3,9 @@
 //! `deploy/webhook/validating-webhook-configuration.yaml` is this, rendered for
 //! the in-cluster Service; a test keeps the two equal.
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::json;
 
@@ -12,6 +14,10 @@ pub const CONFIGURATION_NAME: &str = "orgaccess";
 pub const WEBHOOK_NAME: &str = "validate.orgaccess.dev";
 /// The path the webhook serves admission reviews on.
 pub const PATH: &str = "/validate";
+/// The mutating webhook's name and path: it records who set each binding
+/// (`orgaccess.dev/bound-by`; `webhook/mutate.rs`).
+pub const MUTATING_WEBHOOK_NAME: &str = "bindings.orgaccess.dev";
+pub const MUTATE_PATH: &str = "/mutate";
 
 /// Where the apiserver reaches the webhook.
 #[derive(Clone, Debug)]
@@ -83,6 +89,64 @@ pub fn webhook_configuration(
     .expect("the configuration is well-formed")
 }
 
+/// Renders the MutatingWebhookConfiguration: creates and updates of Groups,
+/// Members and ApiKeys (not their `/status`) go to `/mutate`, which writes
+/// the record of who set their bindings; fail closed (the validating webhook
+/// refuses a missing or wrong record anyway), no side effects, re-invoked if
+/// a later mutating webhook changes the object.
+pub fn mutating_webhook_configuration(
+    name: &str,
+    endpoint: &Endpoint,
+    ca_bundle_pem: &[u8],
+    namespace_selector: Option<LabelSelector>,
+) -> MutatingWebhookConfiguration {
+    let mut client_config = match endpoint {
+        Endpoint::Url(url) => {
+            json!({ "url": url.replace(PATH, MUTATE_PATH) })
+        }
+        Endpoint::Service {
+            namespace,
+            name,
+            port,
+        } => json!({
+            "service": { "namespace": namespace, "name": name, "port": port, "path": MUTATE_PATH }
+        }),
+    };
+    if !ca_bundle_pem.is_empty() {
+        client_config["caBundle"] = json!(k8s_openapi::ByteString(ca_bundle_pem.to_vec()));
+    }
+    let mut webhook = json!({
+        "name": MUTATING_WEBHOOK_NAME,
+        "clientConfig": client_config,
+        "rules": [{
+            "apiGroups": [crate::api::GROUP],
+            "apiVersions": ["*"],
+            "resources": ["groups", "members", "apikeys"],
+            "operations": ["CREATE", "UPDATE"],
+            "scope": "Namespaced",
+        }],
+        "failurePolicy": "Fail",
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "reinvocationPolicy": "IfNeeded",
+        "timeoutSeconds": 5,
+        "admissionReviewVersions": ["v1"],
+    });
+    if let Some(selector) = namespace_selector {
+        webhook["namespaceSelector"] = json!(selector);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": name,
+            "labels": { "app.kubernetes.io/name": "orgaccess", "app.kubernetes.io/component": "webhook" },
+        },
+        "webhooks": [webhook],
+    }))
+    .expect("the configuration is well-formed")
+}
+
 /// A selector for exactly one namespace (by its `kubernetes.io/metadata.name` label).
 pub fn only_namespace(namespace: &str) -> LabelSelector {
     LabelSelector {
@@ -106,6 +170,21 @@ mod tests {
         let text = include_str!("../../deploy/webhook/validating-webhook-configuration.yaml");
         let file: serde_json::Value = serde_saphyr::from_str(text).expect("manifest parses");
         let rendered = serde_json::to_value(webhook_configuration(
+            CONFIGURATION_NAME,
+            &Endpoint::Service {
+                namespace: "orgaccess-system".into(),
+                name: "orgaccess-webhook".into(),
+                port: 443,
+            },
+            b"",
+            None,
+        ))
+        .unwrap();
+        assert_eq!(file["webhooks"], rendered["webhooks"]);
+        assert_eq!(file["metadata"]["name"], rendered["metadata"]["name"]);
+        let text = include_str!("../../deploy/webhook/mutating-webhook-configuration.yaml");
+        let file: serde_json::Value = serde_saphyr::from_str(text).expect("manifest parses");
+        let rendered = serde_json::to_value(mutating_webhook_configuration(
             CONFIGURATION_NAME,
             &Endpoint::Service {
                 namespace: "orgaccess-system".into(),

@@ -26,6 +26,7 @@ pub mod activity;
 pub mod configuration;
 pub mod limits;
 pub mod metrics;
+pub mod mutate;
 pub mod review;
 pub mod tls;
 
@@ -50,7 +51,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub use crate::index::Index;
 use crate::index::watch::{Caches, Scope};
 pub use activity::{Activity, ActivityLog, AuditFileConfig};
-pub use configuration::{Endpoint, only_namespace, webhook_configuration};
+pub use configuration::{
+    Endpoint, mutating_webhook_configuration, only_namespace, webhook_configuration,
+};
 pub use metrics::Metrics;
 pub use review::{Decision, Policy};
 
@@ -461,6 +464,7 @@ impl Webhook {
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .route(configuration::PATH, post(validate))
+            .route(configuration::MUTATE_PATH, post(mutate))
             .with_state(self.clone())
     }
 
@@ -565,6 +569,18 @@ pub async fn serve(
 /// budget, judged on a blocking thread when a decision slot frees, and
 /// answered before the deadline, whatever happens: always an AdmissionReview.
 async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
+    admit(webhook, body, |v, body| v.handle(body)).await
+}
+
+/// `POST /mutate`: the record of who set each binding (`mutate.rs`), under
+/// the same bounds as `/validate`.
+async fn mutate(State(webhook): State<Webhook>, body: Body) -> Response {
+    admit(webhook, body, |v, body| mutate::mutate(&v.policy, body)).await
+}
+
+/// One admission body, read within its timeout and budget and answered by
+/// `answer` on a blocking thread when a decision slot frees.
+async fn admit(webhook: Webhook, body: Body, answer: fn(&Validator, &[u8]) -> Vec<u8>) -> Response {
     let inner = &webhook.inner;
     let validator = &inner.validator;
     let deadline = tokio::time::Instant::now() + inner.config.deadline;
@@ -597,7 +613,7 @@ async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
         tokio::task::spawn_blocking(move || {
             // Both are held until the decision is done, even past the deadline.
             let _held = (slot, held);
-            webhook.inner.validator.handle(&body)
+            answer(&webhook.inner.validator, &body)
         })
     };
     match tokio::time::timeout_at(deadline, task).await {

@@ -247,7 +247,11 @@ impl Outcome {
 }
 
 /// Reads an object of a kind; the spec must deserialize into the CRD type.
-fn read(kind: Kind, obj: DynamicObject, which: &str) -> Result<(Def, ObjectReference), String> {
+pub(super) fn read_object(
+    kind: Kind,
+    obj: DynamicObject,
+    which: &str,
+) -> Result<(Def, ObjectReference), String> {
     fn typed<K, S>(obj: DynamicObject, which: &str, make: impl FnOnce(S) -> K) -> Result<K, String>
     where
         K: kube::Resource,
@@ -415,7 +419,7 @@ fn read_request(index: &Index, mut req: AdmissionRequest<DynamicObject>) -> Resu
         })?;
 
     let new = match operation {
-        Operation::Create | Operation::Update => Some(read(
+        Operation::Create | Operation::Update => Some(read_object(
             kind,
             req.object.take().ok_or("the request has no object")?,
             "object",
@@ -432,7 +436,7 @@ fn read_request(index: &Index, mut req: AdmissionRequest<DynamicObject>) -> Resu
             if kind == Kind::ApiKey {
                 old_key = Some(reported(&obj));
             }
-            Some(read(kind, obj, "oldObject")?)
+            Some(read_object(kind, obj, "oldObject")?)
         }
         Operation::Create => None,
     };
@@ -545,6 +549,7 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
         new: new.as_ref().map(|(d, _)| d.object()),
     };
     let mut violations = rules::check(&state, &grantees, &change, &requester);
+    violations.extend(rules::bindings_recorded(&change, &requester));
     violations.extend(key_lifecycle(&change, old_key.as_ref()));
     let allowed = violations.is_empty();
     let message =

@@ -6,7 +6,9 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use kube::api::{Api, DeleteParams, PostParams};
 use orgaccess::core::model::OrgState;
 use orgaccess::webhook::{self, Endpoint};
@@ -41,12 +43,23 @@ impl TestWebhook {
         let port = served.port;
 
         let config_name = format!("orgaccess-test-{ns}");
+        let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}/validate"));
         let vwc = webhook::webhook_configuration(
             &config_name,
-            &Endpoint::Url(format!("https://127.0.0.1:{port}/validate")),
+            &endpoint,
             plane().ca_pem().as_bytes(),
             Some(webhook::only_namespace(&ns)),
         );
+        let mwc = webhook::mutating_webhook_configuration(
+            &config_name,
+            &endpoint,
+            plane().ca_pem().as_bytes(),
+            Some(webhook::only_namespace(&ns)),
+        );
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &mwc)
+            .await
+            .unwrap();
         Api::<ValidatingWebhookConfiguration>::all(client)
             .create(&PostParams::default(), &vwc)
             .await
@@ -84,6 +97,9 @@ impl TestWebhook {
 
     pub async fn stop(self) {
         let client = admin_client().await;
+        let _ = Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .delete(&self.config_name, &DeleteParams::default())
+            .await;
         let _ = Api::<ValidatingWebhookConfiguration>::all(client)
             .delete(&self.config_name, &DeleteParams::default())
             .await;

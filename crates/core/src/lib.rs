@@ -4,6 +4,7 @@
 
 pub mod advice;
 pub mod apikey;
+pub mod bindings;
 pub mod builtin;
 pub mod catalog;
 pub mod change;

@@ -344,6 +344,9 @@ pub struct Meta {
     pub finalizers: Vec<String>,
     /// The object has a deletion timestamp (Terminating).
     pub deleting: bool,
+    /// Who set the object's bindings, for those an untrusted requester set
+    /// (the `orgaccess.dev/bound-by` annotation; `bindings.rs`).
+    pub bound_by: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

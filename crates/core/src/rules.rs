@@ -9,10 +9,12 @@ use std::fmt;
 
 use jiff::{Span, SpanRelativeTo};
 
+use super::bindings::{self, Asserted, BoundBy, Setter};
 use super::builtin::BuiltinGroup;
 use super::catalog::{self, ResourceKind};
 use super::effective::{
     Grantee, Grantees, api_key_spec_privileges, group_spec_privileges, member_groups,
+    resolve_grantees,
 };
 use super::model::{
     AccessEntry, ApiKeyDef, GroupDef, Kind, MemberDef, Meta, OrgDef, OrgState, Subject,
@@ -35,6 +37,13 @@ pub enum Rule {
     /// SSO groups and Salesforce profiles are identity-provider assertions:
     /// only trusted principals (an identity-provider sync) write them.
     IdentityClaims,
+    /// The record of who set an object's bindings (`orgaccess.dev/bound-by`)
+    /// is what admission saw: nobody forges it, only a trusted principal
+    /// drops entries (`bindings.rs`).
+    BindingsRecorded,
+    /// A trusted change grants nobody anything through a binding an
+    /// untrusted requester set (the second-order invariant, docs/security.md).
+    ForeignBindings,
 }
 
 impl fmt::Display for Rule {
@@ -154,6 +163,9 @@ pub fn check(
 ) -> Vec<Violation> {
     let mut out = catalog_validity(state, change);
     out.extend(administrators_protected(state, change, requester));
+    if matches!(requester, Requester::Trusted) {
+        out.extend(foreign_bindings(state, grantees, change));
+    }
     if requester.is_trusted() {
         return out;
     }
@@ -998,6 +1010,162 @@ pub fn identity_claims(change: &Change, requester: &Requester) -> Vec<Violation>
 }
 
 // ---------------------------------------------------------------------------
+// BindingsRecorded and ForeignBindings (the second-order invariant)
+// ---------------------------------------------------------------------------
+
+/// Who writes, as the record of bindings sees them.
+pub fn setter<'a>(requester: &'a Requester) -> Setter<'a> {
+    match requester {
+        Requester::Trusted | Requester::Operator => Setter::Trusted,
+        Requester::Members { user, .. } | Requester::Unmapped { user } => Setter::Untrusted(user),
+    }
+}
+
+/// The record a change leaves (`bindings.rs`), given the binding keys the
+/// request names itself; `None` for a delete or an Organization.
+pub fn bindings_after(
+    change: &Change,
+    requester: &Requester,
+    asserted: &Asserted,
+) -> Option<BoundBy> {
+    let who = setter(requester);
+    Some(match (change.old, change.new?) {
+        (old, Object::Member(n)) => bindings::member(member(old), n, who, asserted),
+        (old, Object::Group(n)) => {
+            let old = match old {
+                Some(Object::Group(o)) => Some(o),
+                _ => None,
+            };
+            bindings::group(old, n, who, asserted)
+        }
+        (old, Object::ApiKey(n)) => {
+            let old = match old {
+                Some(Object::ApiKey(o)) => Some(o),
+                _ => None,
+            };
+            bindings::api_key(old, n, who, asserted)
+        }
+        (_, Object::Organization(_)) => return None,
+    })
+}
+
+/// The bound-by record an object of the change carries.
+fn recorded<'a>(o: Object<'a>) -> &'a BoundBy {
+    match o {
+        Object::Organization(x) => &x.meta.bound_by,
+        Object::Group(x) => &x.meta.bound_by,
+        Object::Member(x) => &x.meta.bound_by,
+        Object::ApiKey(x) => &x.meta.bound_by,
+    }
+}
+
+/// BindingsRecorded: the new version's `orgaccess.dev/bound-by` is the
+/// record admission computes for this change (the webhook's mutating half
+/// writes it); a trusted principal may leave fewer entries, nobody other ones.
+/// Not part of [`check`]: manifests checked offline carry no record.
+pub fn bindings_recorded(change: &Change, requester: &Requester) -> Vec<Violation> {
+    let Some(new) = change.new else {
+        return Vec::new();
+    };
+    let Some(expected) = bindings_after(change, requester, &Asserted::new()) else {
+        return Vec::new();
+    };
+    let written = recorded(new);
+    if bindings::may_write(written, &expected, setter(requester)) {
+        return Vec::new();
+    }
+    vec![violation(
+        Rule::BindingsRecorded,
+        format!("metadata.annotations[{}]", bindings::ANNOTATION),
+        format!(
+            "the annotation {} records who set this object's bindings and is written by orgaccess's mutating admission webhook; \
+             for this change by {} it must be {} (it is {}). Leave the annotation alone, and check that the MutatingWebhookConfiguration \
+             'orgaccess' is installed",
+            bindings::ANNOTATION,
+            requester.describe(),
+            bindings::render(&expected).unwrap_or_else(|| "absent".into()),
+            bindings::render(written).unwrap_or_else(|| "absent".into()),
+        ),
+    )]
+}
+
+/// ForeignBindings: a trusted principal's change makes no member or API key
+/// hold more through a binding an untrusted requester set (recorded in
+/// `orgaccess.dev/bound-by`): such a binding counts as set by them, whoever
+/// writes the object later. A GitOps apply keeps the fields its manifest does
+/// not name; this is the seam it closes (docs/security.md, "Over two steps").
+pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) -> Vec<Violation> {
+    let new_recorded = change.new.is_some_and(|n| !recorded(n).is_empty());
+    if !new_recorded && !bindings::any_recorded(state) {
+        return Vec::new();
+    }
+    let mut after = state.clone();
+    let touches_grantees = matches!(
+        change.old.or(change.new),
+        Some(Object::Group(_)) | Some(Object::ApiKey(_))
+    );
+    match (change.old.or(change.new), change.new) {
+        (Some(Object::Group(_)), Some(Object::Group(g))) => {
+            after.groups.insert(change.name.into(), g.clone());
+        }
+        (Some(Object::Group(_)), None) => {
+            after.groups.remove(change.name);
+        }
+        (Some(Object::Member(_)), Some(Object::Member(m))) => {
+            after.members.insert(change.name.into(), m.clone());
+        }
+        (Some(Object::Member(_)), None) => {
+            after.members.remove(change.name);
+        }
+        (Some(Object::ApiKey(_)), Some(Object::ApiKey(k))) => {
+            after.api_keys.insert(change.name.into(), k.clone());
+        }
+        (Some(Object::ApiKey(_)), None) => {
+            after.api_keys.remove(change.name);
+        }
+        // The Organization's settings change no holdings of accepted members.
+        _ => {}
+    }
+    let grantees_after = if touches_grantees {
+        resolve_grantees(&after)
+    } else {
+        grantees.clone()
+    };
+    bindings::foreign_growth(state, grantees, &after, &grantees_after)
+        .into_iter()
+        .map(|f| {
+            let how: Vec<String> = f
+                .bindings
+                .iter()
+                .map(|(object, key, who)| format!("{object} {} set by '{who}'", describe_binding(key)))
+                .collect();
+            violation(
+                Rule::ForeignBindings,
+                format!("metadata.annotations[{}]", bindings::ANNOTATION),
+                format!(
+                    "this change would give {} {} through bindings a trusted change did not set: {}. \
+                     Those count as set by their setter, who cannot grant this. Take them over by naming them in your manifest \
+                     (client-side apply, or server-side apply with --force-conflicts), or vouch for them as a trusted principal by \
+                     removing them from the annotation ({}); or remove them",
+                    f.principal,
+                    f.gained,
+                    how.join(", "),
+                    bindings::ANNOTATION,
+                ),
+            )
+        })
+        .collect()
+}
+
+fn describe_binding(key: &str) -> String {
+    match key.strip_prefix(bindings::INVITATION) {
+        Some(g) => format!("invitation to group '{g}' (spec.groups)"),
+        None if key == bindings::UNREADABLE => "bindings (an unreadable record)".into(),
+        None => format!("spec.{key}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
 // NoEscalation
 // ---------------------------------------------------------------------------
 
@@ -1142,6 +1310,27 @@ pub fn no_escalation(
         }
     }
     out.extend(key_re_enabled(state, change, requester, mine));
+    // A disabled key is kept as the record that it must not verify: deleted,
+    // it is re-created by whoever applies its manifest (a GitOps self-heal),
+    // enabled unless the manifest says otherwise. Deleting it hands on
+    // everything it holds, as re-enabling it would.
+    if let (Operation::Delete, Some(Object::ApiKey(old))) = (change.operation, change.old)
+        && !old.enabled
+    {
+        let lacking = mine.missing(&holds(state, change.old, change.name));
+        if !lacking.is_empty() {
+            out.push(violation(
+                Rule::NoEscalation,
+                "spec.enabled",
+                format!(
+                    "{} cannot delete disabled API key '{}': re-created from its manifest (a GitOps sync restores deleted objects) it \
+                     would be enabled again with everything it holds, and they lack: {lacking}. Ask someone who holds it, or leave it disabled",
+                    requester.describe(),
+                    change.name
+                ),
+            ));
+        }
+    }
     if let Some(Object::Member(new)) = change.new {
         out.extend(member_escalation(
             state, grantees, change, new, requester, mine,
@@ -1197,12 +1386,15 @@ fn member_escalation(
     } else {
         after.difference(&before).collect()
     };
-    let invited_before = |g: &String| old.is_some_and(|o| o.groups.contains(g));
+    // A dangling invitation kept from before, on a member whose holder does
+    // not change, grants nothing now. Handed to someone new (a subject, an
+    // identity, an acceptance), it would hand them whatever the group brings
+    // when it is created again: that is granting what nobody can judge.
+    let anew = member_granted_anew(old, new);
+    let invited_before = |g: &String| !anew && old.is_some_and(|o| o.groups.contains(g));
     let mut out = Vec::new();
     for group in newly {
         let Some(holds) = grantees.groups.get(group) else {
-            // A dangling invitation kept from before grants nothing now, and
-            // whoever re-creates the group must hold all it grants.
             if !invited_before(group) {
                 out.push(violation(
                     Rule::NoEscalation,
