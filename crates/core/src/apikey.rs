@@ -4,9 +4,11 @@
 //!
 //! The decisions rest on the Secret, never on the key's status:
 //!
-//! - **Ownership.** Only a Secret whose controller owner is this ApiKey (uid)
+//! - **Ownership.** Only the Secret the operator created for this ApiKey (the
+//!   uid it recorded in `status.secretUid`, and the key's controller
+//!   ownerReference; decided by the controller, `controller::apikey::claim`)
 //!   is ever read or written. Anything else under the derived name is a
-//!   conflict: nothing about it reaches status.
+//!   conflict ([`SecretFacts::Foreign`]): nothing about it reaches status.
 //! - **Rotation.** The Secret records, in the same write as the value, which
 //!   rotation generation it holds (`orgaccess.dev/rotation-generation`). A
 //!   retry, a failed status write, a crash or a leader change therefore sees
