@@ -367,20 +367,23 @@ mod tests {
             .collect()
     }
 
-    /// How a Member's record follows its changes: (case, old, new, setter,
-    /// names the request asserts, expected record).
+    /// One row of the Member table: case, old, new, setter, names the
+    /// request asserts, expected record.
+    type MemberCase<'a> = (
+        &'a str,
+        Option<MemberDef>,
+        MemberDef,
+        Setter<'a>,
+        &'a Asserted,
+        BoundBy,
+    );
+
+    /// How a Member's record follows its changes.
     #[test]
     fn a_members_record_follows_who_set_each_binding() {
         let none = Asserted::new();
         let subjects_named: Asserted = [SUBJECTS.to_string()].into();
-        let cases: Vec<(
-            &str,
-            Option<MemberDef>,
-            MemberDef,
-            Setter,
-            &Asserted,
-            BoundBy,
-        )> = vec![
+        let cases: Vec<MemberCase> = vec![
             (
                 "a tenant's create records every granting binding",
                 None,
