@@ -132,6 +132,24 @@ impl Collector for ProcessCollector {
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
+        // What every namespace's requester cache holds (index::Namespace::requester):
+        // bounded by the organizations' data, whatever requests carry.
+        let (entries, bytes) = crate::index::requester_cache_usage();
+        for (name, help, value) in [
+            (
+                "orgaccess_requester_cache_entries",
+                "Requester views cached by the shared index, every namespace together",
+                entries as i64,
+            ),
+            (
+                "orgaccess_requester_cache_bytes",
+                "Estimated bytes of the requester views cached by the shared index",
+                bytes as i64,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
         Ok(())
     }
 }

@@ -18,7 +18,8 @@ use orgaccess::webhook::{self, Endpoint};
 use orgaccess_testenv::{WEBHOOK_CLIENT_NAME, spawn_tied};
 use serde_json::{Value, json};
 use support::{
-    ADMIN, OPERATOR_USER, admin_client, fresh_namespace, install_crds, kubectl_stdin, plane,
+    ADMIN, OPERATOR_USER, admin_client, fresh_namespace, install_crds, kubectl, kubectl_stdin,
+    plane,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -62,8 +63,15 @@ impl Process {
     }
 }
 
-/// Starts `orgaccess webhook` on a free port and waits until it judges.
+/// Starts `orgaccess webhook` on a free port, serving only the apiserver's
+/// client certificate, and waits until it judges.
 async fn start() -> Process {
+    start_with(true, &["--webhook-events", "false"]).await
+}
+
+/// Starts `orgaccess webhook` with `client_auth` (the apiserver's client
+/// certificate required) or without (the chart's default), and `extra` flags.
+async fn start_with(client_auth: bool, extra: &[&str]) -> Process {
     install_crds().await;
     let certs = tempfile::tempdir().unwrap();
     let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
@@ -85,11 +93,13 @@ async fn start() -> Process {
         .arg(&cert)
         .arg("--webhook-key-file")
         .arg(&key)
-        .args(["--webhook-events", "false"])
-        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
-        .arg("--webhook-client-ca-file")
-        .arg(plane().webhook_client_ca_file())
-        .env("KUBECONFIG", plane().kubeconfig_for(OPERATOR_USER))
+        .args(extra)
+        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")]);
+    if client_auth {
+        cmd.arg("--webhook-client-ca-file")
+            .arg(plane().webhook_client_ca_file());
+    }
+    cmd.env("KUBECONFIG", plane().kubeconfig_for(OPERATOR_USER))
         .env("ORGACCESS_LOG", "info")
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
@@ -487,6 +497,260 @@ async fn a_group_of_200_privileges_of_1000_resources_is_denied_in_a_few_kib() {
     assert!(p.alive(), "{}", p.logs());
     let _ = configs.delete(&name, &DeleteParams::default()).await;
     let _ = ADMIN;
+}
+
+/// The chart's defaults (no client certificate required, Events on): anyone
+/// who reaches the port can POST a review. A forged one claiming
+/// `system:masters` is judged but leaves no Event and only records marked
+/// `caller: not authenticated`; a flood of forged reviews with huge group
+/// lists and ever new user names leaves the requester cache at what the
+/// organization's Members name, the process under the chart's memory limit,
+/// and the apiserver's own admissions pass meanwhile.
+#[tokio::test]
+async fn forged_reviews_leave_no_event_no_unmarked_record_and_bounded_caches() {
+    let audit = tempfile::tempdir().unwrap();
+    let audit_file = audit.path().join("activity.jsonl");
+    let p = start_with(
+        false,
+        &[
+            "--webhook-events",
+            "true",
+            "--activity-file",
+            audit_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let port = p.port;
+    let client = admin_client().await;
+    let ns = fresh_namespace(&client).await;
+    let name = format!("orgaccess-forged-{ns}");
+    let vwc = webhook::webhook_configuration(
+        &name,
+        &Endpoint::Url(format!("https://127.0.0.1:{port}/validate")),
+        plane().ca_pem().as_bytes(),
+        Some(webhook::only_namespace(&ns)),
+    );
+    let configs = Api::<ValidatingWebhookConfiguration>::all(client.clone());
+    configs.create(&PostParams::default(), &vwc).await.unwrap();
+    let create = |who: &'static str, obj: Value| {
+        let ns = ns.clone();
+        async move {
+            kubectl_stdin(
+                who,
+                &["create", "-n", &ns, "-f", "-"],
+                Some(&obj.to_string()),
+            )
+            .await
+        }
+    };
+    // Wait until the apiserver calls the webhook (a dry run only it refuses).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+            "metadata": {"name": "probe"},
+            "spec": {"privileges": [{"service": "Analytics", "domain": "NoSuchDomain", "level": "View"}]}});
+        let out = kubectl_stdin(
+            ADMIN,
+            &["create", "--dry-run=server", "-n", &ns, "-f", "-"],
+            Some(&probe.to_string()),
+        )
+        .await;
+        if String::from_utf8_lossy(&out.stderr).contains("validate.orgaccess.dev") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the apiserver never called the webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The organization, through the apiserver: members named by a user and by a group.
+    let org = json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Organization",
+        "metadata": {"name": "acme"}, "spec": {"displayName": "Acme"}});
+    support::assert_success("the Organization", &create(ADMIN, org).await);
+    for (member, kind, subject) in [("alice", "User", "alice"), ("ops", "Group", "oidc:ops")] {
+        let m = json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Member",
+            "metadata": {"name": member},
+            "spec": {"identity": {"provider": "Email", "username": format!("{member}@example.com")},
+                     "groups": [], "subjects": [{"kind": kind, "name": subject}], "accepted": true}});
+        support::assert_success(member, &create(ADMIN, m).await);
+    }
+
+    let anyone = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let forged = {
+        let ns = ns.clone();
+        move |uid: &str, user: &str, groups: Value, dry_run: bool| {
+            let mut r = request(
+                &ns,
+                uid,
+                json!({"privileges": [{"service": "Analytics", "domain": "Reports", "level": "View"}]}),
+            );
+            r["userInfo"] = json!({"username": user, "groups": groups});
+            r["dryRun"] = json!(dry_run);
+            review(r)
+        }
+    };
+    // Until the webhook's cache holds alice: a forged review as alice maps her.
+    let records = |uid_prefix: &str| -> Vec<Value> {
+        std::fs::read_to_string(&audit_file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["uid"].as_str().is_some_and(|u| u.starts_with(uid_prefix)))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in 0.. {
+        let uid = format!("probe-{n}");
+        post(&anyone, port, forged(&uid, "alice", json!([]), true))
+            .await
+            .unwrap();
+        if records(&uid)
+            .iter()
+            .any(|r| r["members"] == json!(["alice"]))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the webhook never cached alice");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The forged review of the issue: admin, system:masters, not a dry run.
+    let answer = post(
+        &anyone,
+        port,
+        forged("forged-admin", "admin", json!(["system:masters"]), false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["response"]["allowed"], true,
+        "judged as usual: {answer}"
+    );
+
+    // The flood, while the apiserver admits genuine changes.
+    let many: Vec<String> = (0..webhook::limits::MAX_GROUPS)
+        .map(|i| format!("forged-group-{i}"))
+        .collect();
+    // Eight forgers at once, 150 reviews each, each a new user name.
+    let flood = futures::future::join_all((0..8).map(|t| {
+        let (anyone, many) = (anyone.clone(), many.clone());
+        let forged = forged.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..150 {
+                let body = forged(
+                    &format!("flood-{t}-{i}"),
+                    &format!("mallory-{t}-{i}"),
+                    json!(many),
+                    false,
+                );
+                answers.push(post(&anyone, port, body).await);
+            }
+            answers
+        })
+    }));
+    let flood = tokio::spawn(flood);
+    let huge: Vec<String> = (0..600_000).map(|i| format!("g{i:x}")).collect();
+    let huge_body = forged("huge", "mallory", json!(huge), false);
+    drop(huge);
+    let huge_flood = {
+        let anyone = anyone.clone();
+        tokio::spawn(async move {
+            futures::future::join_all((0..16).map(|_| post(&anyone, port, huge_body.clone()))).await
+        })
+    };
+    for i in 0..5 {
+        let g = json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+            "metadata": {"name": format!("genuine-{i}")},
+            "spec": {"privileges": [{"service": "Analytics", "domain": "Reports", "level": "View"}]}});
+        support::assert_success(
+            "a genuine admission during the flood",
+            &create(ADMIN, g).await,
+        );
+    }
+    for a in flood.await.unwrap().into_iter().flat_map(Result::unwrap) {
+        let a = a.expect("an answer to a forged review");
+        // An unmapped requester may not create a Group.
+        assert_eq!(a["response"]["allowed"], false, "{a}");
+    }
+    for a in huge_flood.await.unwrap() {
+        let a = a.expect("an answer to a huge forged review");
+        let m = assert_denial("600,000 groups", &a, "huge");
+        assert!(
+            m.contains("userInfo.groups lists 600000 groups") || m.contains("not received within"),
+            "{m}"
+        );
+    }
+
+    // The requester cache holds what the organization names: one view for
+    // every identity no Member names, one for alice; not one per forger.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.admin_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    let (entries, bytes) = (
+        gauge("orgaccess_requester_cache_entries"),
+        gauge("orgaccess_requester_cache_bytes"),
+    );
+    eprintln!(
+        "after 1,200 forged identities of 4,096 groups and 16 of 600,000: requester cache {entries} entries, {bytes} bytes; peak RSS {} KiB",
+        p.peak_rss_kib()
+    );
+    assert!(entries <= 4, "{entries} requester views cached");
+    assert!(bytes <= 16 * 1024, "{bytes} bytes of requester views");
+    let peak = p.peak_rss_kib();
+    assert!(
+        peak < CHART_MEMORY_LIMIT_KIB,
+        "peak RSS {peak} KiB\n{}",
+        p.logs()
+    );
+
+    // No Event from any of it (Events are only for the authenticated
+    // apiserver, and here the webhook cannot tell who calls).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events = kubectl(
+        ADMIN,
+        &["get", "events.events.k8s.io", "-n", &ns, "-o", "json"],
+    )
+    .await;
+    let events: Value = serde_json::from_slice(&events.stdout).unwrap();
+    let ours: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reportingController"] == "orgaccess-webhook")
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "Events published for unauthenticated callers: {ours:#?}"
+    );
+    // Every record is marked; the forged one says what it claimed.
+    let all = records("");
+    let forged = records("forged-admin");
+    assert_eq!(forged.len(), 1, "{forged:#?}");
+    assert_eq!(forged[0]["user"], "admin");
+    eprintln!("{} records", all.len());
+    assert!(all.len() > 100, "{} records", all.len());
+    let unmarked: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["caller"] != "not authenticated")
+        .collect();
+    assert!(unmarked.is_empty(), "unmarked records: {unmarked:#?}");
+    let _ = configs.delete(&name, &DeleteParams::default()).await;
 }
 
 /// A listener that cannot bind ends the process with an error saying which

@@ -49,7 +49,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use crate::index::Index;
 use crate::index::watch::{Caches, Scope};
-pub use activity::{Activity, ActivityLog, AuditFileConfig};
+pub use activity::{Activity, ActivityLog, AuditFileConfig, Caller};
 pub use configuration::{Endpoint, only_namespace, webhook_configuration};
 pub use metrics::Metrics;
 pub use review::{Decision, Policy};
@@ -269,9 +269,16 @@ impl Validator {
         }
     }
 
-    /// Decides one body and records the decision; returns the AdmissionReview
-    /// to answer with (always answered with HTTP 200).
+    /// Decides one body known to come from the apiserver (benchmarks, tests
+    /// calling the handler directly) and records the decision; returns the
+    /// AdmissionReview to answer with (always answered with HTTP 200).
     pub fn handle(&self, body: &[u8]) -> Vec<u8> {
+        self.handle_from(body, Caller::Apiserver)
+    }
+
+    /// [`handle`](Self::handle) for a body sent by `caller`: the record says
+    /// who, and only the authenticated apiserver's decisions become Events.
+    pub fn handle_from(&self, body: &[u8], caller: Caller) -> Vec<u8> {
         let start = Instant::now();
         // Names a request carries are interned for this request only.
         let decision = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -283,21 +290,29 @@ impl Validator {
             tracing::error!("the admission handler panicked; denying");
             review::review_failed(body)
         });
-        self.finish(decision, start)
+        self.finish(decision, caller, start)
     }
 
     /// Answers a body that could not be read (too large, cut off).
     pub fn unreadable(&self, why: String) -> Vec<u8> {
-        self.finish(review::unreadable(why), Instant::now())
+        self.finish(
+            review::unreadable(why),
+            Caller::NotAuthenticated,
+            Instant::now(),
+        )
     }
 
     /// Answers a body that was read but not judged (busy, out of time): a
     /// denial carrying the request's uid when it has one.
     pub fn refused(&self, body: &[u8], why: String) -> Vec<u8> {
-        self.finish(review::refused(body, why), Instant::now())
+        self.finish(
+            review::refused(body, why),
+            Caller::NotAuthenticated,
+            Instant::now(),
+        )
     }
 
-    fn finish(&self, decision: Decision, start: Instant) -> Vec<u8> {
+    fn finish(&self, decision: Decision, caller: Caller, start: Instant) -> Vec<u8> {
         self.metrics.latency.observe(start.elapsed().as_secs_f64());
         self.metrics
             .decisions
@@ -312,7 +327,8 @@ impl Validator {
             tracing::warn!(target: activity::TARGET, "malformed admission request denied");
         }
         if let Some((activity, regarding)) = decision.activity {
-            self.activity.record(activity, regarding);
+            self.activity
+                .record(Activity { caller, ..activity }, regarding);
         }
         decision.body
     }
@@ -564,7 +580,17 @@ pub async fn serve(
 /// `POST /validate`: the body is read within its timeout and the byte
 /// budget, judged on a blocking thread when a decision slot frees, and
 /// answered before the deadline, whatever happens: always an AdmissionReview.
-async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
+async fn validate(
+    State(webhook): State<Webhook>,
+    authenticated: Option<axum::Extension<tls::Authenticated>>,
+    body: Body,
+) -> Response {
+    // Only a connection that presented the apiserver's client certificate is
+    // the apiserver; anything else is recorded as such and publishes nothing.
+    let caller = match authenticated {
+        Some(axum::Extension(tls::Authenticated(true))) => Caller::Apiserver,
+        _ => Caller::NotAuthenticated,
+    };
     let inner = &webhook.inner;
     let validator = &inner.validator;
     let deadline = tokio::time::Instant::now() + inner.config.deadline;
@@ -597,7 +623,7 @@ async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
         tokio::task::spawn_blocking(move || {
             // Both are held until the decision is done, even past the deadline.
             let _held = (slot, held);
-            webhook.inner.validator.handle(&body)
+            webhook.inner.validator.handle_from(&body, caller)
         })
     };
     match tokio::time::timeout_at(deadline, task).await {
