@@ -81,6 +81,12 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
 pub const DEFAULT_CLIENT_NAME: &str = "kube-apiserver";
 /// Request bodies held in memory at once, in bytes (read or being judged).
 pub const DEFAULT_BODY_BUDGET: usize = 3 * MAX_BODY;
+/// The first bytes of every body are not taken from the body budget, and a
+/// body no larger than this is judged in its own lane of decision slots: a
+/// small request (nearly every admission request is a few KiB) never waits
+/// behind large or slow bodies. At most `max_connections` times this is held
+/// outside the budget (16 MiB with the defaults).
+pub const SMALL_BODY: usize = 64 * 1024;
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]
@@ -340,8 +346,10 @@ struct Inner {
     registry: Arc<Mutex<Registry>>,
     certs: Arc<tls::ReloadingCert>,
     caches: Caches,
-    /// Decisions running (permits: `max_in_flight`).
+    /// Decisions running on bodies over [`SMALL_BODY`] (permits: `max_in_flight`).
     in_flight: Arc<Semaphore>,
+    /// Decisions running on small bodies (permits: `max_in_flight`).
+    small_in_flight: Arc<Semaphore>,
     /// Body bytes held (permits: `body_budget`).
     body_budget: Arc<Semaphore>,
 }
@@ -438,6 +446,7 @@ impl Webhook {
                 certs,
                 caches,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                small_in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 body_budget: Arc::new(Semaphore::new(config.body_budget.max(MAX_BODY))),
                 config,
             }),
@@ -609,15 +618,21 @@ async fn validate(
             )));
         }
     };
-    let slot =
-        match tokio::time::timeout_at(deadline, inner.in_flight.clone().acquire_owned()).await {
-            Ok(Ok(slot)) => slot,
-            _ => {
-                webhook.inner.validator.metrics.busy.inc();
-                let why = "the webhook is busy with other requests; retry".to_string();
-                return json_response(validator.refused(&body, why));
-            }
-        };
+    // Large bodies (slow to judge, and cheap to forge without client
+    // authentication) cannot hold the slots small ones are judged in.
+    let lane = if body.len() <= SMALL_BODY {
+        &inner.small_in_flight
+    } else {
+        &inner.in_flight
+    };
+    let slot = match tokio::time::timeout_at(deadline, lane.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            webhook.inner.validator.metrics.busy.inc();
+            let why = "the webhook is busy with other requests; retry".to_string();
+            return json_response(validator.refused(&body, why));
+        }
+    };
     let task = {
         let (webhook, body) = (webhook.clone(), body.clone());
         tokio::task::spawn_blocking(move || {
@@ -645,7 +660,8 @@ async fn validate(
 }
 
 /// Reads a body of at most [`MAX_BODY`] bytes, taking one permit of `budget`
-/// per byte as it arrives (waiting while other bodies hold the budget).
+/// per byte past the first [`SMALL_BODY`] as it arrives (waiting while other
+/// bodies hold the budget).
 async fn read_body(
     body: Body,
     budget: Arc<Semaphore>,
@@ -666,10 +682,11 @@ async fn read_body(
         if buf.len() + data.len() > MAX_BODY {
             return Err(too_large());
         }
-        if !data.is_empty() {
+        let counted = (buf.len() + data.len()).saturating_sub(SMALL_BODY.max(buf.len()));
+        if counted > 0 {
             let more = budget
                 .clone()
-                .acquire_many_owned(data.len() as u32)
+                .acquire_many_owned(counted as u32)
                 .await
                 .map_err(|_| "the webhook is shutting down".to_string())?;
             match &mut held {
@@ -699,6 +716,7 @@ struct ActivityQuery {
 
 async fn activity_list(
     State((webhook, reviewer)): State<(Webhook, Arc<crate::token_review::Reviewer>)>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
     headers: axum::http::HeaderMap,
     Query(q): Query<ActivityQuery>,
 ) -> Response {
@@ -710,7 +728,8 @@ async fn activity_list(
         )
             .into_response();
     };
-    let (user, groups) = match reviewer.review(token).await {
+    let source = peer.map(|p| (p.0).0.ip());
+    let (user, groups) = match reviewer.review_from(token, source).await {
         Verdict::Authenticated(who) => (who.user.clone(), who.groups.clone()),
         Verdict::Rejected => {
             return (StatusCode::UNAUTHORIZED, "the token is not valid").into_response();
@@ -719,6 +738,13 @@ async fn activity_list(
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "could not review the token",
+            )
+                .into_response();
+        }
+        Verdict::Limited => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many unknown tokens from this address; retry later",
             )
                 .into_response();
         }

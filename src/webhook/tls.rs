@@ -358,7 +358,8 @@ pub async fn serve(
                 .is_some_and(|c| !c.is_empty());
             let router = router
                 .layer(axum::Extension(ClientName(name)))
-                .layer(axum::Extension(Authenticated(verified)));
+                .layer(axum::Extension(Authenticated(verified)))
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
