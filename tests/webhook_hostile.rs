@@ -758,6 +758,133 @@ async fn forged_reviews_leave_no_event_no_unmarked_record_and_bounded_caches() {
     let _ = configs.delete(&name, &DeleteParams::default()).await;
 }
 
+/// Heavy bodies (the most values a body may hold, each slow to judge) sent
+/// together, more than the decision slots can judge before the deadline:
+/// a small request sent after them is judged in its own lane, not queued
+/// behind them (and read outside the body budget they hold), so it is
+/// admitted rather than refused as busy at the deadline.
+#[tokio::test]
+async fn small_requests_never_wait_behind_heavy_bodies() {
+    // A short deadline, so that the heavy bodies queued ahead would take
+    // longer than it on a shared lane, on any machine.
+    let p = start_with(
+        true,
+        &["--webhook-events", "false", "--webhook-deadline-ms", "2000"],
+    )
+    .await;
+    let client = https();
+    let mut lists = request("ns", "lists", json!({}));
+    lists["object"]["spec"]["x"] = Value::Array(vec![json!([]); 740_000]);
+    let heavy = review(lists);
+    let flood = futures::future::join_all((0..24).map(|_| post(&client, p.port, heavy.clone())));
+    let small = async {
+        // Once the heavy bodies are read and queued for a decision slot.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let start = Instant::now();
+        let answer = post(&https(), p.port, good_review("ns", "small")).await;
+        (answer, start.elapsed())
+    };
+    let (heavy_answers, (answer, took)) = tokio::join!(flood, small);
+    let busy = heavy_answers
+        .iter()
+        .filter(|a| {
+            a.as_ref().is_ok_and(|a| {
+                a.to_string().contains("busy") || a.to_string().contains("could not decide")
+            })
+        })
+        .count();
+    eprintln!(
+        "a small request among 24 heavy bodies: answered in {took:?}; {busy} heavy bodies refused busy"
+    );
+    let answer = answer.expect("an answer");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(answer["response"]["uid"], "small", "{answer}");
+}
+
+/// Sum of the apiserver's `apiserver_request_total` for TokenReview creates.
+async fn token_reviews_served(admin: &kube::Client) -> f64 {
+    let req = axum::http::Request::get("/metrics")
+        .body(Vec::new())
+        .unwrap();
+    let text = admin.request_text(req).await.unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_request_total{")
+                && l.contains("resource=\"tokenreviews\"")
+                && l.contains("verb=\"POST\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Random bearer tokens at `/activity` (opaque ones and JWT-shaped ones)
+/// cost the apiserver a bounded number of TokenReviews (a burst, then a
+/// rate per source address), and a service account's token from another
+/// address is reviewed meanwhile (403: authenticated, not a member), never
+/// told the webhook is unavailable.
+#[tokio::test]
+async fn random_bearer_tokens_cannot_hold_the_token_reviews() {
+    use orgaccess::token_review::{SOURCE_BURST, SOURCE_RATE};
+    let p = start().await;
+    let admin = admin_client().await;
+    let ns = fresh_namespace(&admin).await;
+    let out = kubectl(ADMIN, &["-n", &ns, "create", "serviceaccount", "reader"]).await;
+    support::assert_success("a service account", &out);
+    let out = kubectl(ADMIN, &["-n", &ns, "create", "token", "reader"]).await;
+    let genuine = support::assert_success("its token", &out)
+        .trim()
+        .to_string();
+    assert!(orgaccess::token_review::jwt_shaped(&genuine), "{genuine}");
+
+    let url = format!("http://127.0.0.1:{}/activity?namespace={ns}", p.admin_port);
+    let before = token_reviews_served(&admin).await;
+    let start = Instant::now();
+    let flooder = reqwest::Client::new();
+    let flood = futures::future::join_all((0..300).map(|i| {
+        let token = if i % 2 == 0 {
+            format!("{i:032x}")
+        } else {
+            format!("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ{i}In0.c2ln{i}")
+        };
+        flooder.get(&url).bearer_auth(token).send()
+    }));
+    // Another address: 127.0.0.2 is loopback too.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let genuine_ask = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        other
+            .get(&url)
+            .bearer_auth(&genuine)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let (answers, genuine_status) = tokio::join!(flood, genuine_ask);
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut statuses = std::collections::BTreeMap::new();
+    for a in answers {
+        *statuses.entry(a.unwrap().status().as_u16()).or_insert(0) += 1;
+    }
+    let reviews = token_reviews_served(&admin).await - before;
+    eprintln!(
+        "300 random tokens in {elapsed:.1} s: {statuses:?}; {reviews} TokenReviews; the service account: {genuine_status}"
+    );
+    assert_eq!(genuine_status, 403, "the service account was not reviewed");
+    assert!(statuses.get(&429).is_some_and(|n| *n > 0), "{statuses:?}");
+    assert!(
+        statuses.keys().all(|s| [401, 429, 503].contains(s)),
+        "{statuses:?}"
+    );
+    // The flooder's burst and rate, and the service account's one review.
+    let most = SOURCE_BURST + SOURCE_RATE * (elapsed + 1.0) + 1.0;
+    assert!(reviews <= most, "{reviews} TokenReviews (at most {most})");
+}
+
 /// A listener that cannot bind ends the process with an error saying which
 /// and why; it never keeps running without serving.
 #[tokio::test]
