@@ -107,6 +107,8 @@ variants=(
   "subchart-global|--set global.imageRegistry=registry.example.com --set global.anything.nested=true"
   "service-monitor|--set serviceMonitor.enabled=true --set serviceMonitor.interval=30s --set serviceMonitor.labels.release=prometheus"
   "no-crds|--set crds.install=false"
+  "no-admission-policy|--set admissionPolicy.enabled=false"
+  "no-status-policy|--set admissionPolicy.status.enabled=false"
   "decision|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.clientCASecretName=decision-client-ca --set decision.https.allow={gateway=default} --set decision.nginx.enabled=true --set decision.nginx.namespaces={default} --set decision.defaultNamespace=default"
   "decision-tokens|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.tokenReview.enabled=true --set decision.https.tokenReview.audiences={orgaccess} --set decision.https.allow={system:serviceaccount:shop:frontend=shop}"
 )
@@ -233,6 +235,10 @@ for v in "${variants[@]}"; do
         || fail "default: the webhook does not declare sideEffects NoneOnDryRun (it records Events)"
       grep -q -- "- --lease-name=$release-controller" <<<"$(docs_of_kind "$out" Deployment)" \
         || fail "default: the Lease is not named after the release"
+      grep -q -- "- --metrics-namespace-labels=false" <<<"$(docs_of_kind "$out" Deployment)" \
+        || fail "default: /metrics would name the organizations' namespaces"
+      grep -q "name: $release-status" <<<"$(docs_of_kind "$out" ValidatingAdmissionPolicy)" \
+        || fail "default: no status policy"
       grep -q "\"$release-controller\"" <<<"$(docs_of_kind "$out" Role)" || fail "default: the Role does not name the release's Lease"
       crds=$(docs_of_kind "$out" CustomResourceDefinition)
       [[ $(grep -c "helm.sh/resource-policy: keep" <<<"$crds") -eq 4 ]] \
@@ -241,6 +247,20 @@ for v in "${variants[@]}"; do
       ;;
     no-crds)
       [[ -z "$(docs_of_kind "$out" CustomResourceDefinition)" ]] || fail "$name: CRDs rendered although crds.install=false"
+      ;;
+    no-admission-policy)
+      # The invariants go; the status policy stays (its own switch).
+      policies=$(docs_of_kind "$out" ValidatingAdmissionPolicy)
+      ! grep -q "name: $release-invariants" <<<"$policies" || fail "$name: the invariants policy rendered"
+      grep -q "name: $release-status" <<<"$policies" || fail "$name: the status policy is gone with admissionPolicy.enabled=false"
+      grep -q "policyName: $release-status" <<<"$(docs_of_kind "$out" ValidatingAdmissionPolicyBinding)" \
+        || fail "$name: the status policy's binding is gone"
+      echo "status policy installed without admissionPolicy.enabled"
+      ;;
+    no-status-policy)
+      policies=$(docs_of_kind "$out" ValidatingAdmissionPolicy)
+      ! grep -q "name: $release-status" <<<"$policies" || fail "$name: the status policy rendered although switched off"
+      grep -q "name: $release-invariants" <<<"$policies" || fail "$name: the invariants policy is gone"
       ;;
     service-monitor)
       sm=$(docs_of_kind "$work/$name.cert-manager.yaml" ServiceMonitor)

@@ -48,6 +48,7 @@ fn chart_passes_check_chart() {
         "denied: deleting the Administrators group",
         "no request refused",
         "ServiceMonitor rendered",
+        "status policy installed without admissionPolicy.enabled",
         "watchNamespace: ready with only namespaced rights, nothing refused",
         "CRDs rendered as templates, kept on uninstall",
         "the CRDs belong to release orgaccess",
