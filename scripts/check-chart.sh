@@ -225,12 +225,21 @@ for v in "${variants[@]}"; do
 
   case "$name" in
     default)
-      ca=$(docs_of_kind "$out" Secret | sed -n 's/^  ca.crt: //p')
+      ca=$(docs_of_kind "$out" Secret | awk '/^---/ { p = 0 } /^  name: .*-webhook-tls$/ { p = 1 } p && /^  ca.crt: / { print $2 }')
       bundle=$(docs_of_kind "$out" ValidatingWebhookConfiguration | sed -n 's/^ *caBundle: //p')
       [[ -n "$ca" && "$ca" == "$bundle" ]] || fail "default: the webhook caBundle is not the CA in the certificate Secret"
       grep -q "minAvailable: 1" <<<"$(docs_of_kind "$out" PodDisruptionBudget)" || fail "default: no PodDisruptionBudget with minAvailable 1"
       [[ ! -s "$work/$name.cert-manager.yaml" ]] || fail "default: cert-manager objects rendered"
       echo "caBundle matches the Secret's ca.crt"
+      # Client certificates asked of every caller, required of none; the
+      # apiserver's certificate made by the chart.
+      dep=$(docs_of_kind "$out" Deployment)
+      grep -q -- "- --webhook-client-optional=true" <<<"$dep" || fail "default: client certificates are not asked for"
+      grep -q "secretName: $release-webhook-client" <<<"$dep" || fail "default: the generated client CA is not mounted"
+      client=$(docs_of_kind "$out" Secret | awk '/^---/ { p = 0 } /^  name: .*-webhook-client$/ { p = 1 } p && /^  tls.crt: / { print $2 }')
+      [[ "$(base64 -d <<<"$client" | openssl x509 -noout -subject 2>/dev/null)" == *"CN = kube-apiserver"* ]] \
+        || fail "default: no client certificate with CN kube-apiserver for the apiserver"
+      echo "client certificate for the apiserver generated (CN kube-apiserver), asked of every caller"
       grep -q "sideEffects: NoneOnDryRun" <<<"$(docs_of_kind "$out" ValidatingWebhookConfiguration)" \
         || fail "default: the webhook does not declare sideEffects NoneOnDryRun (it records Events)"
       grep -q -- "- --lease-name=$release-controller" <<<"$(docs_of_kind "$out" Deployment)" \
@@ -280,7 +289,7 @@ for v in "${variants[@]}"; do
       vwc=$(docs_of_kind "$out" ValidatingWebhookConfiguration)
       grep -q "cert-manager.io/inject-ca-from: $namespace/$release-webhook" <<<"$vwc" || fail "$name: no cainjector annotation"
       ! grep -q "caBundle" <<<"$vwc" || fail "$name: caBundle set although cainjector fills it"
-      [[ -z "$(docs_of_kind "$out" Secret)" ]] || fail "$name: a self-signed Secret rendered"
+      ! grep -q "name: $release-webhook-tls" <<<"$(docs_of_kind "$out" Secret)" || fail "$name: a self-signed serving Secret rendered"
       echo "cert-manager objects rendered (not dry-run: cert-manager's CRDs are not installed): $(grep -c '^kind:' "$work/$name.cert-manager.yaml")"
       ;;
     client-auth)
@@ -288,6 +297,7 @@ for v in "${variants[@]}"; do
       grep -q -- "- --webhook-client-ca-file=/etc/orgaccess/webhook-client-ca/ca.crt" <<<"$dep" \
         || fail "$name: --webhook-client-ca-file not passed"
       grep -q -- "- --webhook-client-name=kube-apiserver" <<<"$dep" || fail "$name: --webhook-client-name not passed"
+      ! grep -q -- "- --webhook-client-optional" <<<"$dep" || fail "$name: client certificates optional although required"
       grep -q "name: apiserver-client-ca" <<<"$dep" || fail "$name: the client CA ConfigMap is not mounted"
       grep -q -- '- --activity-file=/var/lib/orgaccess/activity/$(POD_NAME).jsonl' <<<"$dep" || fail "$name: --activity-file not passed"
       echo "client certificates required (CA from ConfigMap apiserver-client-ca, CN kube-apiserver)"

@@ -7,7 +7,7 @@
 //! `orgaccess_webhook_*`) are registered by each component, every series
 //! created at zero up front, so an alert on a rate has data from the start.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;

@@ -196,6 +196,14 @@ pub struct WebhookArgs {
     #[arg(long = "webhook-client-name", env = "ORGACCESS_WEBHOOK_CLIENT_NAMES",
           value_delimiter = ',', default_value = DEFAULT_CLIENT_NAME)]
     pub client_names: Vec<String>,
+    /// With --webhook-client-ca-file: also serve clients without a
+    /// certificate (one presented must still verify and carry an accepted
+    /// name). Their requests are judged but recorded as `caller: not
+    /// authenticated` and publish no Event; the apiserver's, once its
+    /// admission configuration presents the certificate, are authenticated.
+    #[arg(long = "webhook-client-optional", env = "ORGACCESS_WEBHOOK_CLIENT_OPTIONAL",
+          default_value_t = false, action = clap::ArgAction::Set)]
+    pub client_optional: bool,
     /// Append every decision to this JSON-lines file (rotated by size): the
     /// durable record, read back with `orgaccess activity FILE`.
     #[arg(long = "activity-file", env = "ORGACCESS_ACTIVITY_FILE")]
@@ -230,7 +238,7 @@ impl WebhookArgs {
             body_budget: self.body_budget.max(MAX_BODY),
             client_auth: self.client_ca_file.clone().map(|ca_file| tls::ClientAuth {
                 ca_file,
-                optional: false,
+                optional: self.client_optional,
                 names: self
                     .client_names
                     .iter()
@@ -519,10 +527,14 @@ impl Webhook {
     ) -> anyhow::Result<()> {
         let client_auth = self.inner.config.client_auth.as_ref();
         let config = Arc::new(tls::server_config(self.inner.certs.clone(), client_auth)?);
-        if client_auth.is_none() {
-            tracing::warn!(
-                "the webhook serves any TLS client: set --webhook-client-ca-file to serve only the apiserver"
-            );
+        match client_auth {
+            None => tracing::warn!(
+                "the webhook serves any TLS client: set --webhook-client-ca-file to serve only the apiserver; until then its requests are recorded as not authenticated and publish no Events"
+            ),
+            Some(a) if a.optional => tracing::warn!(
+                "the webhook also serves TLS clients without a certificate (--webhook-client-optional): their requests are recorded as not authenticated and publish no Events"
+            ),
+            Some(_) => {}
         }
         tracing::info!(addr = %listener.local_addr()?, "webhook serving");
         let router = self.router();

@@ -551,7 +551,8 @@ mod tests {
         let names = SubjectNames::of(&state());
         let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         // (user, groups, relevant user, relevant groups)
-        let cases: Vec<(&str, Vec<String>, Option<&str>, Vec<&str>)> = vec![
+        type Case<'a> = (&'a str, Vec<String>, Option<&'a str>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             ("ann@example.com", g(&[]), Some("ann@example.com"), vec![]),
             (
                 "mallory",
