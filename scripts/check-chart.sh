@@ -109,6 +109,8 @@ variants=(
   "no-crds|--set crds.install=false"
   "no-admission-policy|--set admissionPolicy.enabled=false"
   "no-status-policy|--set admissionPolicy.status.enabled=false"
+  "allow-from-aks|--set webhook.allowFrom.preset=aks --set networkPolicy.webhookFrom[0].ipBlock.cidr=10.1.0.0/16"
+  "allow-from-gke|--set webhook.allowFrom.preset=gke --set webhook.allowFrom.cidrs={172.16.0.0/28}"
   "decision|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.clientCASecretName=decision-client-ca --set decision.https.allow={gateway=default} --set decision.nginx.enabled=true --set decision.nginx.namespaces={default} --set decision.defaultNamespace=default"
   "decision-tokens|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.tokenReview.enabled=true --set decision.https.tokenReview.audiences={orgaccess} --set decision.https.allow={system:serviceaccount:shop:frontend=shop}"
 )
@@ -265,6 +267,18 @@ for v in "${variants[@]}"; do
       grep -q "policyName: $release-status" <<<"$(docs_of_kind "$out" ValidatingAdmissionPolicyBinding)" \
         || fail "$name: the status policy's binding is gone"
       echo "status policy installed without admissionPolicy.enabled"
+      ;;
+    allow-from-aks)
+      np=$(docs_of_kind "$out" NetworkPolicy)
+      grep -q "app: konnectivity-agent" <<<"$np" && grep -q "cidr: 10.1.0.0/16" <<<"$np" \
+        || fail "$name: the AKS preset or networkPolicy.webhookFrom is missing from the NetworkPolicy: $np"
+      echo "webhook.allowFrom presets rendered into the NetworkPolicy"
+      ;;
+    allow-from-gke)
+      grep -q "cidr: 172.16.0.0/28" <<<"$(docs_of_kind "$out" NetworkPolicy)" || fail "$name: the control plane's CIDR is missing"
+      if "$helm" template "$release" "$chart" --set webhook.allowFrom.preset=eks >/dev/null 2>&1; then
+        fail "webhook.allowFrom.preset=eks without cidrs was accepted"
+      fi
       ;;
     no-status-policy)
       policies=$(docs_of_kind "$out" ValidatingAdmissionPolicy)

@@ -49,6 +49,8 @@ fn chart_passes_check_chart() {
         "no request refused",
         "ServiceMonitor rendered",
         "status policy installed without admissionPolicy.enabled",
+        "webhook.allowFrom presets rendered into the NetworkPolicy",
+        "client certificate for the apiserver generated (CN kube-apiserver), asked of every caller",
         "watchNamespace: ready with only namespaced rights, nothing refused",
         "CRDs rendered as templates, kept on uninstall",
         "the CRDs belong to release orgaccess",
