@@ -87,6 +87,9 @@ pub const DEFAULT_BODY_BUDGET: usize = 3 * MAX_BODY;
 /// behind large or slow bodies. At most `max_connections` times this is held
 /// outside the budget (16 MiB with the defaults).
 pub const SMALL_BODY: usize = 64 * 1024;
+/// A body larger than this is judged alone in the large lane (it takes every
+/// slot of it): bounded memory before throughput for the rare object over 1 MiB.
+pub const HEAVY_BODY: usize = 1024 * 1024;
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]
@@ -632,12 +635,18 @@ async fn validate(
     };
     // Large bodies (slow to judge, and cheap to forge without client
     // authentication) cannot hold the slots small ones are judged in.
-    let lane = if body.len() <= SMALL_BODY {
-        &inner.small_in_flight
+    // A body over HEAVY_BODY takes every large slot: parsed, the heaviest
+    // costs ~70 MB, and two at once (plus the bodies waiting) came close to
+    // the chart's memory limit.
+    let (lane, slots) = if body.len() <= SMALL_BODY {
+        (&inner.small_in_flight, 1)
+    } else if body.len() <= HEAVY_BODY {
+        (&inner.in_flight, 1)
     } else {
-        &inner.in_flight
+        (&inner.in_flight, inner.config.max_in_flight.max(1) as u32)
     };
-    let slot = match tokio::time::timeout_at(deadline, lane.clone().acquire_owned()).await {
+    let acquired = lane.clone().acquire_many_owned(slots);
+    let slot = match tokio::time::timeout_at(deadline, acquired).await {
         Ok(Ok(slot)) => slot,
         _ => {
             webhook.inner.validator.metrics.busy.inc();
