@@ -107,6 +107,10 @@ variants=(
   "subchart-global|--set global.imageRegistry=registry.example.com --set global.anything.nested=true"
   "service-monitor|--set serviceMonitor.enabled=true --set serviceMonitor.interval=30s --set serviceMonitor.labels.release=prometheus"
   "no-crds|--set crds.install=false"
+  "no-admission-policy|--set admissionPolicy.enabled=false"
+  "no-status-policy|--set admissionPolicy.status.enabled=false"
+  "allow-from-aks|--set webhook.allowFrom.preset=aks --set networkPolicy.webhookFrom[0].ipBlock.cidr=10.1.0.0/16"
+  "allow-from-gke|--set webhook.allowFrom.preset=gke --set webhook.allowFrom.cidrs={172.16.0.0/28}"
   "decision|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.clientCASecretName=decision-client-ca --set decision.https.allow={gateway=default} --set decision.nginx.enabled=true --set decision.nginx.namespaces={default} --set decision.defaultNamespace=default"
   "decision-tokens|--set decision.https.enabled=true --set decision.https.tlsSecretName=decision-tls --set decision.https.tokenReview.enabled=true --set decision.https.tokenReview.audiences={orgaccess} --set decision.https.allow={system:serviceaccount:shop:frontend=shop}"
 )
@@ -223,16 +227,29 @@ for v in "${variants[@]}"; do
 
   case "$name" in
     default)
-      ca=$(docs_of_kind "$out" Secret | sed -n 's/^  ca.crt: //p')
+      ca=$(docs_of_kind "$out" Secret | awk '/^---/ { p = 0 } /^  name: .*-webhook-tls$/ { p = 1 } p && /^  ca.crt: / { print $2 }')
       bundle=$(docs_of_kind "$out" ValidatingWebhookConfiguration | sed -n 's/^ *caBundle: //p')
       [[ -n "$ca" && "$ca" == "$bundle" ]] || fail "default: the webhook caBundle is not the CA in the certificate Secret"
       grep -q "minAvailable: 1" <<<"$(docs_of_kind "$out" PodDisruptionBudget)" || fail "default: no PodDisruptionBudget with minAvailable 1"
       [[ ! -s "$work/$name.cert-manager.yaml" ]] || fail "default: cert-manager objects rendered"
       echo "caBundle matches the Secret's ca.crt"
+      # Client certificates asked of every caller, required of none; the
+      # apiserver's certificate made by the chart.
+      dep=$(docs_of_kind "$out" Deployment)
+      grep -q -- "- --webhook-client-optional=true" <<<"$dep" || fail "default: client certificates are not asked for"
+      grep -q "secretName: $release-webhook-client" <<<"$dep" || fail "default: the generated client CA is not mounted"
+      client=$(docs_of_kind "$out" Secret | awk '/^---/ { p = 0 } /^  name: .*-webhook-client$/ { p = 1 } p && /^  tls.crt: / { print $2 }')
+      [[ "$(base64 -d <<<"$client" | openssl x509 -noout -subject 2>/dev/null)" == *"CN = kube-apiserver"* ]] \
+        || fail "default: no client certificate with CN kube-apiserver for the apiserver"
+      echo "client certificate for the apiserver generated (CN kube-apiserver), asked of every caller"
       grep -q "sideEffects: NoneOnDryRun" <<<"$(docs_of_kind "$out" ValidatingWebhookConfiguration)" \
         || fail "default: the webhook does not declare sideEffects NoneOnDryRun (it records Events)"
       grep -q -- "- --lease-name=$release-controller" <<<"$(docs_of_kind "$out" Deployment)" \
         || fail "default: the Lease is not named after the release"
+      grep -q -- "- --metrics-namespace-labels=false" <<<"$(docs_of_kind "$out" Deployment)" \
+        || fail "default: /metrics would name the organizations' namespaces"
+      grep -q "name: $release-status" <<<"$(docs_of_kind "$out" ValidatingAdmissionPolicy)" \
+        || fail "default: no status policy"
       grep -q "\"$release-controller\"" <<<"$(docs_of_kind "$out" Role)" || fail "default: the Role does not name the release's Lease"
       crds=$(docs_of_kind "$out" CustomResourceDefinition)
       [[ $(grep -c "helm.sh/resource-policy: keep" <<<"$crds") -eq 4 ]] \
@@ -241,6 +258,32 @@ for v in "${variants[@]}"; do
       ;;
     no-crds)
       [[ -z "$(docs_of_kind "$out" CustomResourceDefinition)" ]] || fail "$name: CRDs rendered although crds.install=false"
+      ;;
+    no-admission-policy)
+      # The invariants go; the status policy stays (its own switch).
+      policies=$(docs_of_kind "$out" ValidatingAdmissionPolicy)
+      ! grep -q "name: $release-invariants" <<<"$policies" || fail "$name: the invariants policy rendered"
+      grep -q "name: $release-status" <<<"$policies" || fail "$name: the status policy is gone with admissionPolicy.enabled=false"
+      grep -q "policyName: $release-status" <<<"$(docs_of_kind "$out" ValidatingAdmissionPolicyBinding)" \
+        || fail "$name: the status policy's binding is gone"
+      echo "status policy installed without admissionPolicy.enabled"
+      ;;
+    allow-from-aks)
+      np=$(docs_of_kind "$out" NetworkPolicy)
+      grep -q "app: konnectivity-agent" <<<"$np" && grep -q "cidr: 10.1.0.0/16" <<<"$np" \
+        || fail "$name: the AKS preset or networkPolicy.webhookFrom is missing from the NetworkPolicy: $np"
+      echo "webhook.allowFrom presets rendered into the NetworkPolicy"
+      ;;
+    allow-from-gke)
+      grep -q "cidr: 172.16.0.0/28" <<<"$(docs_of_kind "$out" NetworkPolicy)" || fail "$name: the control plane's CIDR is missing"
+      if "$helm" template "$release" "$chart" --set webhook.allowFrom.preset=eks >/dev/null 2>&1; then
+        fail "webhook.allowFrom.preset=eks without cidrs was accepted"
+      fi
+      ;;
+    no-status-policy)
+      policies=$(docs_of_kind "$out" ValidatingAdmissionPolicy)
+      ! grep -q "name: $release-status" <<<"$policies" || fail "$name: the status policy rendered although switched off"
+      grep -q "name: $release-invariants" <<<"$policies" || fail "$name: the invariants policy is gone"
       ;;
     service-monitor)
       sm=$(docs_of_kind "$work/$name.cert-manager.yaml" ServiceMonitor)
@@ -260,7 +303,7 @@ for v in "${variants[@]}"; do
       vwc=$(docs_of_kind "$out" ValidatingWebhookConfiguration)
       grep -q "cert-manager.io/inject-ca-from: $namespace/$release-webhook" <<<"$vwc" || fail "$name: no cainjector annotation"
       ! grep -q "caBundle" <<<"$vwc" || fail "$name: caBundle set although cainjector fills it"
-      [[ -z "$(docs_of_kind "$out" Secret)" ]] || fail "$name: a self-signed Secret rendered"
+      ! grep -q "name: $release-webhook-tls" <<<"$(docs_of_kind "$out" Secret)" || fail "$name: a self-signed serving Secret rendered"
       echo "cert-manager objects rendered (not dry-run: cert-manager's CRDs are not installed): $(grep -c '^kind:' "$work/$name.cert-manager.yaml")"
       ;;
     client-auth)
@@ -268,6 +311,7 @@ for v in "${variants[@]}"; do
       grep -q -- "- --webhook-client-ca-file=/etc/orgaccess/webhook-client-ca/ca.crt" <<<"$dep" \
         || fail "$name: --webhook-client-ca-file not passed"
       grep -q -- "- --webhook-client-name=kube-apiserver" <<<"$dep" || fail "$name: --webhook-client-name not passed"
+      ! grep -q -- "- --webhook-client-optional" <<<"$dep" || fail "$name: client certificates optional although required"
       grep -q "name: apiserver-client-ca" <<<"$dep" || fail "$name: the client CA ConfigMap is not mounted"
       grep -q -- '- --activity-file=/var/lib/orgaccess/activity/$(POD_NAME).jsonl' <<<"$dep" || fail "$name: --activity-file not passed"
       echo "client certificates required (CA from ConfigMap apiserver-client-ca, CN kube-apiserver)"

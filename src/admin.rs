@@ -99,9 +99,13 @@ pub async fn serve_on(
         None => app,
     };
     tracing::info!(%addr, "admin server listening (/healthz, /readyz, /metrics, /activity)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving the admin server")?;
+    // The peer's address, for per-source rates (`/activity`'s token reviews).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving the admin server")?;
     Ok(())
 }

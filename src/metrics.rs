@@ -7,7 +7,7 @@
 //! `orgaccess_webhook_*`) are registered by each component, every series
 //! created at zero up front, so an alert on a rate has data from the start.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
@@ -132,6 +132,24 @@ impl Collector for ProcessCollector {
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
+        // What every namespace's requester cache holds (index::Namespace::requester):
+        // bounded by the organizations' data, whatever requests carry.
+        let (entries, bytes) = crate::index::requester_cache_usage();
+        for (name, help, value) in [
+            (
+                "orgaccess_requester_cache_entries",
+                "Requester views cached by the shared index, every namespace together",
+                entries as i64,
+            ),
+            (
+                "orgaccess_requester_cache_bytes",
+                "Estimated bytes of the requester views cached by the shared index",
+                bytes as i64,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
         Ok(())
     }
 }
@@ -230,16 +248,22 @@ fn openmetrics_to_classic(text: &str) -> String {
     out
 }
 
-/// `orgaccess_advice_findings{namespace,finding,severity}`: the number of
-/// findings of each id in each organization, as the controller last reviewed
-/// it (the same findings as the Organization's `status.advice`). A series
+/// `orgaccess_advice_findings{finding,severity}`: the number of findings of
+/// each id in every organization together, as the controller last reviewed
+/// them (the same findings as the Organizations' `status.advice`); with
+/// `namespace_labels` (`--metrics-namespace-labels`),
+/// `orgaccess_advice_findings{namespace,finding,severity}`, one series per
+/// organization. Namespaces name tenants, and the admin port serves anyone
+/// who reaches it: so by default the metrics name no namespace. A series
 /// exists while its finding does: one whose finding went away, or whose
 /// namespace lost its Organization, is removed.
 #[derive(Clone, Default)]
 pub struct AdviceMetrics {
+    namespace_labels: bool,
     findings: Family<AdviceLabels, Gauge>,
-    /// The series set per namespace, to remove those that go away.
-    present: Arc<Mutex<BTreeMap<String, BTreeSet<AdviceLabels>>>>,
+    totals: Family<AdviceTotalLabels, Gauge>,
+    /// The counts per namespace, to sum them and to remove those that go away.
+    present: Arc<Mutex<BTreeMap<String, BTreeMap<AdviceTotalLabels, i64>>>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -249,24 +273,45 @@ pub struct AdviceLabels {
     pub severity: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct AdviceTotalLabels {
+    pub finding: &'static str,
+    pub severity: &'static str,
+}
+
 impl AdviceMetrics {
+    /// Series per namespace when `namespace_labels`, summed otherwise.
+    pub fn new(namespace_labels: bool) -> AdviceMetrics {
+        AdviceMetrics {
+            namespace_labels,
+            ..AdviceMetrics::default()
+        }
+    }
+
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "orgaccess_advice_findings",
-            "Least-privilege findings (orgaccess advise) by organization namespace, finding id and severity",
-            self.findings.clone(),
-        );
+        if self.namespace_labels {
+            registry.register(
+                "orgaccess_advice_findings",
+                "Least-privilege findings (orgaccess advise) by organization namespace, finding id and severity",
+                self.findings.clone(),
+            );
+        } else {
+            registry.register(
+                "orgaccess_advice_findings",
+                "Least-privilege findings (orgaccess advise) of every organization together, by finding id and severity",
+                self.totals.clone(),
+            );
+        }
     }
 
     /// Sets the namespace's series from its findings, removing the series
     /// of findings it no longer has.
     pub fn set(&self, namespace: &str, findings: &[crate::core::advice::Finding]) {
-        let now: BTreeMap<AdviceLabels, i64> = crate::core::advice::by_id(findings)
+        let now: BTreeMap<AdviceTotalLabels, i64> = crate::core::advice::by_id(findings)
             .into_iter()
             .map(|((finding, severity), n)| {
                 (
-                    AdviceLabels {
-                        namespace: namespace.to_string(),
+                    AdviceTotalLabels {
                         finding,
                         severity: severity.as_str(),
                     },
@@ -276,30 +321,50 @@ impl AdviceMetrics {
             .collect();
         let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
         let before = present.remove(namespace).unwrap_or_default();
-        for gone in before.iter().filter(|l| !now.contains_key(*l)) {
-            self.findings.remove(gone);
-        }
-        for (labels, n) in &now {
-            self.findings.get_or_create(labels).set(*n);
-        }
         if !now.is_empty() {
-            present.insert(namespace.to_string(), now.into_keys().collect());
+            present.insert(namespace.to_string(), now.clone());
         }
+        self.update(&present, namespace, &before, &now);
     }
 
     /// Removes the series of every namespace `live` says no longer holds an
     /// organization.
     pub fn retain(&self, live: impl Fn(&str) -> bool) {
         let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
-        present.retain(|ns, labels| {
-            if live(ns) {
-                return true;
+        let gone: Vec<String> = present.keys().filter(|ns| !live(ns)).cloned().collect();
+        for ns in gone {
+            let before = present.remove(&ns).unwrap_or_default();
+            self.update(&present, &ns, &before, &BTreeMap::new());
+        }
+    }
+
+    /// Brings the series of `namespace` (or the sums) from `before` to `now`.
+    fn update(
+        &self,
+        present: &BTreeMap<String, BTreeMap<AdviceTotalLabels, i64>>,
+        namespace: &str,
+        before: &BTreeMap<AdviceTotalLabels, i64>,
+        now: &BTreeMap<AdviceTotalLabels, i64>,
+    ) {
+        let labelled = |t: &AdviceTotalLabels| AdviceLabels {
+            namespace: namespace.to_string(),
+            finding: t.finding,
+            severity: t.severity,
+        };
+        for gone in before.keys().filter(|l| !now.contains_key(*l)) {
+            self.findings.remove(&labelled(gone));
+        }
+        for (labels, n) in now {
+            self.findings.get_or_create(&labelled(labels)).set(*n);
+        }
+        for key in before.keys().chain(now.keys()) {
+            let total: i64 = present.values().filter_map(|c| c.get(key)).sum();
+            if total == 0 {
+                self.totals.remove(key);
+            } else {
+                self.totals.get_or_create(key).set(total);
             }
-            for l in labels.iter() {
-                self.findings.remove(l);
-            }
-            false
-        });
+        }
     }
 }
 
@@ -320,7 +385,7 @@ mod tests {
             source: "",
             fix: String::new(),
         };
-        let m = AdviceMetrics::default();
+        let m = AdviceMetrics::new(true);
         let mut registry = Registry::default();
         m.register(&mut registry);
         let text = || Format::Classic.encode(&registry).unwrap();
@@ -347,6 +412,52 @@ mod tests {
         m.retain(|ns| ns != "other");
         let t = text();
         assert!(!t.contains("key-near-cap") && t.contains("acme"), "{t}");
+    }
+
+    /// By default the gauges name no namespace: the findings of every
+    /// organization are summed, and a namespace going away takes its share.
+    #[test]
+    fn advice_series_name_no_namespace_by_default() {
+        use crate::core::advice::{Finding, Severity};
+        let finding = |id: &'static str, severity| Finding {
+            id,
+            severity,
+            objects: vec![],
+            message: String::new(),
+            practice: "",
+            source: "",
+            fix: String::new(),
+        };
+        let m = AdviceMetrics::new(false);
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let text = || Format::Classic.encode(&registry).unwrap();
+        let info = || finding("group-without-members", Severity::Info);
+        m.set("acme", &[info(), info()]);
+        m.set(
+            "tenant-b",
+            &[info(), finding("key-near-cap", Severity::Info)],
+        );
+        let t = text();
+        assert!(
+            t.contains(
+                r#"orgaccess_advice_findings{finding="group-without-members",severity="info"} 3"#
+            ),
+            "{t}"
+        );
+        assert!(
+            !t.contains("acme") && !t.contains("tenant-b") && !t.contains("namespace"),
+            "{t}"
+        );
+        m.retain(|ns| ns != "tenant-b");
+        let t = text();
+        assert!(
+            t.contains(r#"finding="group-without-members",severity="info"} 2"#),
+            "{t}"
+        );
+        assert!(!t.contains("key-near-cap"), "{t}");
+        m.set("acme", &[]);
+        assert!(!text().contains("group-without-members"));
     }
 
     #[test]

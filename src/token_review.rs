@@ -9,6 +9,17 @@
 //! once: a flood of made-up tokens costs the apiserver a bounded rate of
 //! reviews and the flooder `503`s, and never evicts an accepted caller before
 //! the refused entries are gone.
+//!
+//! Who gets a review, when reviews are scarce:
+//!
+//! - a cached verdict is answered without one (before any permit is waited for);
+//! - the [`CONCURRENT_REVIEWS`] permits go to JWT-shaped tokens ([`jwt_shaped`]:
+//!   service-account and OIDC tokens); any other token (a static token file's,
+//!   an opaque one) waits for the single permit of its own lane, so random
+//!   strings cannot hold the permits real callers need;
+//! - each source address may send [`SOURCE_BURST`] reviews at once and
+//!   [`SOURCE_RATE`] a second after that ([`Verdict::Limited`]: `429`), so one
+//!   flooder cannot hold even the JWT lane for long.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,9 +37,17 @@ pub const AUTHENTICATED_TTL: Duration = Duration::from_secs(60);
 pub const REJECTED_TTL: Duration = Duration::from_secs(10);
 /// Verdicts kept.
 pub const CAPACITY: usize = 4096;
-/// Reviews in flight at once; more wait up to [`REVIEW_WAIT`].
+/// Reviews of JWT-shaped tokens in flight at once; more wait up to [`REVIEW_WAIT`].
 pub const CONCURRENT_REVIEWS: usize = 4;
+/// Reviews of other tokens in flight at once.
+pub const CONCURRENT_OTHER_REVIEWS: usize = 1;
 const REVIEW_WAIT: Duration = Duration::from_secs(2);
+/// Reviews one source address may send at once, before [`SOURCE_RATE`] applies.
+pub const SOURCE_BURST: f64 = 20.0;
+/// Reviews a second one source address may send, past its burst.
+pub const SOURCE_RATE: f64 = 5.0;
+/// Source addresses whose rate is tracked.
+const SOURCES: usize = 4096;
 
 /// Who a token authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +65,69 @@ pub enum Verdict {
     /// The apiserver could not be asked (unreachable, or too many reviews
     /// waiting): try again.
     Unavailable,
+    /// This source asked about too many unseen tokens lately: try later.
+    Limited,
+}
+
+/// Is this token shaped like a JWT (`header.payload.signature`, base64url,
+/// the header a JSON object)? Service-account tokens and OIDC ID tokens are;
+/// the shape costs a forger nothing, so it only orders who waits for a
+/// review, the per-source rate does the rest.
+pub fn jwt_shaped(token: &str) -> bool {
+    let b64url = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(sig), None) => {
+            // base64url of `{"` is `eyJ`.
+            h.starts_with("eyJ") && b64url(h) && b64url(p) && b64url(sig)
+        }
+        _ => false,
+    }
+}
+
+/// Token buckets per source address, bounded in number.
+#[derive(Debug, Default)]
+pub struct SourceRates {
+    buckets: HashMap<std::net::IpAddr, (f64, Instant)>,
+}
+
+impl SourceRates {
+    /// Takes one review from `source`'s bucket; `false` when it is empty.
+    pub fn take(&mut self, source: std::net::IpAddr, now: Instant) -> bool {
+        if self.buckets.len() >= SOURCES && !self.buckets.contains_key(&source) {
+            // Sources whose bucket has refilled are as good as new: drop them.
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() * SOURCE_RATE
+                    < SOURCE_BURST
+            });
+            if self.buckets.len() >= SOURCES {
+                self.buckets.clear();
+            }
+        }
+        let (tokens, at) = self.buckets.entry(source).or_insert((SOURCE_BURST, now));
+        let refilled = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * SOURCE_RATE)
+            .min(SOURCE_BURST);
+        *at = now;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            true
+        } else {
+            *tokens = refilled;
+            false
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
 }
 
 /// Verdicts by token digest, each with its expiry.
@@ -108,7 +190,10 @@ pub struct Reviewer {
     client: kube::Client,
     audiences: Vec<String>,
     cache: Mutex<TokenCache>,
+    /// Permits for JWT-shaped tokens, and for any other.
     in_flight: tokio::sync::Semaphore,
+    other_in_flight: tokio::sync::Semaphore,
+    sources: Mutex<SourceRates>,
 }
 
 impl std::fmt::Debug for Reviewer {
@@ -128,6 +213,8 @@ impl Reviewer {
             audiences,
             cache: Mutex::new(TokenCache::new(CAPACITY)),
             in_flight: tokio::sync::Semaphore::new(CONCURRENT_REVIEWS),
+            other_in_flight: tokio::sync::Semaphore::new(CONCURRENT_OTHER_REVIEWS),
+            sources: Mutex::default(),
         }
     }
 
@@ -139,8 +226,16 @@ impl Reviewer {
         })
     }
 
-    /// Who `token` is, asking the apiserver only when the cache does not know.
+    /// Who `token` is, asking the apiserver only when the cache does not
+    /// know (no source address: no per-source rate).
     pub async fn review(&self, token: &str) -> Verdict {
+        self.review_from(token, None).await
+    }
+
+    /// [`review`](Self::review) for a caller at `source`: cached verdicts
+    /// first, then a review within the source's rate, in the lane of the
+    /// token's shape.
+    pub async fn review_from(&self, token: &str, source: Option<std::net::IpAddr>) -> Verdict {
         if token.is_empty() || token.len() > MAX_TOKEN {
             return Verdict::Rejected;
         }
@@ -148,8 +243,23 @@ impl Reviewer {
         if let Some(v) = self.cached(&digest) {
             return v;
         }
-        let Ok(Ok(_permit)) = tokio::time::timeout(REVIEW_WAIT, self.in_flight.acquire()).await
-        else {
+        if let Some(source) = source {
+            let allowed = self
+                .sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(source, Instant::now());
+            if !allowed {
+                tracing::debug!(%source, "too many unseen tokens from this source; not reviewed");
+                return Verdict::Limited;
+            }
+        }
+        let lane = if jwt_shaped(token) {
+            &self.in_flight
+        } else {
+            &self.other_in_flight
+        };
+        let Ok(Ok(_permit)) = tokio::time::timeout(REVIEW_WAIT, lane.acquire()).await else {
             return Verdict::Unavailable;
         };
         // Another request may have asked about the same token meanwhile.
@@ -262,6 +372,44 @@ mod tests {
         c.put(digest(99), id("other"), t0);
         assert_eq!(c.len(), 1);
         assert_eq!(c.get(&digest(99), t0), Some(id("other")));
+    }
+
+    #[test]
+    fn jwt_shapes() {
+        // (token, JWT-shaped)
+        let cases = [
+            ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_", true),
+            ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.", false),
+            ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0", false),
+            ("eyJ.a.b.c", false),
+            ("abc.def.ghi", false),
+            ("eyJh+bGc.eyJz.sig", false),
+            ("0123456789abcdef0123456789abcdef", false),
+            ("", false),
+        ];
+        for (token, want) in cases {
+            assert_eq!(jwt_shaped(token), want, "{token}");
+        }
+    }
+
+    #[test]
+    fn each_source_gets_a_burst_then_a_rate() {
+        let mut r = SourceRates::default();
+        let t0 = Instant::now();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let taken = (0..100).filter(|_| r.take(a, t0)).count();
+        assert_eq!(taken, SOURCE_BURST as usize);
+        assert!(r.take(b, t0), "another source is not limited by the first");
+        assert!(!r.take(a, t0));
+        let later = t0 + Duration::from_secs(1);
+        let taken = (0..100).filter(|_| r.take(a, later)).count();
+        assert_eq!(taken, SOURCE_RATE as usize);
+        // Bounded: a flood of sources never holds more than SOURCES.
+        for i in 0..(SOURCES as u32 + 10) {
+            r.take(std::net::IpAddr::from(i.to_be_bytes()), later);
+            assert!(r.len() <= SOURCES);
+        }
     }
 
     #[test]

@@ -79,7 +79,13 @@ async fn the_seeds_integrator_through_the_cluster() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     let out = support::kubectl(ADMIN, &["apply", "-n", &ns, "-f", examples]).await;
     assert_success("applying the examples", &out);
-    let op = Operator::start_in("advice", 0, Some(&ns));
+    // Namespaces in the gauges only when asked for (off by default).
+    let op = Operator::start_with(
+        "advice",
+        0,
+        Some(&ns),
+        &["--metrics-namespace-labels", "true"],
+    );
 
     let integrator = |groups: &str| {
         format!(

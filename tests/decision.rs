@@ -199,6 +199,54 @@ async fn bad_questions_are_refused_as_such() {
     assert_eq!(status, 400);
 }
 
+/// An identity question reads only the groups Members name: thousands of
+/// other groups change nothing and leave one cached view per identity a
+/// Member names; past 4,096 groups the question is refused.
+#[tokio::test]
+async fn identity_questions_read_only_the_groups_members_name() {
+    use orgaccess::webhook::limits::MAX_GROUPS;
+    let index = index(in_an_hour());
+    let base = service_as("gw", &["gw=demo"], index.clone()).await;
+    let ask = |user: String, groups: Vec<String>| {
+        let url = format!("{base}/v1/check");
+        async move {
+            post(
+                &url,
+                json!({"namespace": NS, "principal": {"user": user, "groups": groups},
+                       "verb": "view", "target": "Analytics/Reports"}),
+            )
+            .await
+        }
+    };
+    let junk: Vec<String> = (0..MAX_GROUPS).map(|i| format!("junk-{i}")).collect();
+    let (status, plain) = ask("john".into(), vec![]).await;
+    assert_eq!(status, 200, "{plain}");
+    assert_eq!(plain["allowed"], true, "{plain}");
+    let (status, padded) = ask("john".into(), junk.clone()).await;
+    assert_eq!(status, 200, "{padded}");
+    assert_eq!(padded, plain, "groups no Member names changed the answer");
+    for i in 0..200 {
+        let (status, a) = ask(format!("forger-{i}"), junk.clone()).await;
+        assert_eq!((status, &a["allowed"]), (200, &json!(false)), "{a}");
+    }
+    let (entries, _) = index.namespace(NS).requester_cache();
+    assert!(
+        entries <= 2,
+        "{entries} views cached after 200 forged identities"
+    );
+    let mut too_many = junk;
+    too_many.push("one-more".into());
+    let (status, body) = ask("john".into(), too_many).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("principal.groups lists 4097 groups"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn batches_answer_in_order_and_are_bounded() {
     let base = service_as("gw", &["gw=demo"], index(in_an_hour())).await;

@@ -616,6 +616,8 @@ async fn activity_is_recorded_as_events_logs_and_a_listable_ring() {
     assert_eq!(denied["name"], "administrators");
     assert_eq!(denied["members"], json!(["alice"]));
     assert_eq!(denied["rules"], json!(["AdministratorsProtected"]));
+    // Sent on the apiserver's authenticated connection: a fact, not a claim.
+    assert_eq!(denied["caller"], "apiserver");
     assert!(denied["time"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert!(
         list.iter()

@@ -8,222 +8,21 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::{Api, DeleteParams, PostParams};
 use orgaccess::webhook::{self, Endpoint};
-use orgaccess_testenv::{WEBHOOK_CLIENT_NAME, spawn_tied};
 use serde_json::{Value, json};
+use support::process::{
+    ANSWER_WITHIN, CHART_MEMORY_LIMIT_KIB, assert_denial, assert_still_serving, good_review, https,
+    post, request, review, start, start_with, tls_connect,
+};
 use support::{
     ADMIN, OPERATOR_USER, admin_client, fresh_namespace, install_crds, kubectl_stdin, plane,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The chart's memory limit (values.yaml resources.limits.memory).
-const CHART_MEMORY_LIMIT_KIB: u64 = 256 * 1024;
-/// The webhook's handling deadline (DEFAULT_DEADLINE_MS), plus transport slack.
-const ANSWER_WITHIN: Duration = Duration::from_millis(4500);
-
-struct Process {
-    child: Child,
-    port: u16,
-    admin_port: u16,
-    log: std::path::PathBuf,
-    _certs: tempfile::TempDir,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    /// Peak resident memory of the process so far, in KiB (VmHWM).
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Starts `orgaccess webhook` on a free port and waits until it judges.
-async fn start() -> Process {
-    install_crds().await;
-    let certs = tempfile::tempdir().unwrap();
-    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
-    let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
-    std::fs::write(&cert, &serving.cert_pem).unwrap();
-    std::fs::write(&key, &serving.key_pem).unwrap();
-    let free = || {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let (port, admin_port) = (free(), free());
-    let log = plane()
-        .work_dir()
-        .join(format!("webhook-hostile-{port}.log"));
-    let file = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaccess"));
-    cmd.args(["webhook", "--webhook-addr", &format!("127.0.0.1:{port}")])
-        .arg("--webhook-cert-file")
-        .arg(&cert)
-        .arg("--webhook-key-file")
-        .arg(&key)
-        .args(["--webhook-events", "false"])
-        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
-        .arg("--webhook-client-ca-file")
-        .arg(plane().webhook_client_ca_file())
-        .env("KUBECONFIG", plane().kubeconfig_for(OPERATOR_USER))
-        .env("ORGACCESS_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
-    let child = spawn_tied(cmd).expect("starting orgaccess webhook");
-    let mut p = Process {
-        child,
-        port,
-        admin_port,
-        log,
-        _certs: certs,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(p.alive(), "the webhook exited:\n{}", p.logs());
-        if let Ok(answer) = post(&https(), port, good_review("ns", "probe")).await
-            && !answer.to_string().contains("not synced")
-        {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "never ready:\n{}", p.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// An HTTPS client presenting the apiserver's client certificate.
-fn https() -> reqwest::Client {
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap())
-        .identity(support::webhook::client_identity(WEBHOOK_CLIENT_NAME))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn post(client: &reqwest::Client, port: u16, body: Vec<u8>) -> reqwest::Result<Value> {
-    client
-        .post(format!("https://127.0.0.1:{port}/validate"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?
-        .json()
-        .await
-}
-
-fn review(request: Value) -> Vec<u8> {
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
-        .to_string()
-        .into_bytes()
-}
-
-fn request(ns: &str, uid: &str, spec: Value) -> Value {
-    json!({
-        "uid": uid,
-        "kind": {"group": "orgaccess.dev", "version": "v1alpha1", "kind": "Group"},
-        "resource": {"group": "orgaccess.dev", "version": "v1alpha1", "resource": "groups"},
-        "name": "g", "namespace": ns, "operation": "CREATE",
-        "userInfo": {"username": "admin", "groups": ["system:masters"]},
-        "object": {"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
-                   "metadata": {"name": "g", "namespace": ns}, "spec": spec},
-        "oldObject": null, "dryRun": true,
-    })
-}
-
-/// A request the webhook admits (a trusted admin creates a valid Group).
-fn good_review(ns: &str, uid: &str) -> Vec<u8> {
-    review(request(
-        ns,
-        uid,
-        json!({"privileges": [{"service": "Analytics", "domain": "Reports", "level": "View"}]}),
-    ))
-}
-
-/// A well-formed denial: an AdmissionReview whose response refuses, with its uid.
-fn assert_denial(what: &str, answer: &Value, uid: &str) -> String {
-    assert_eq!(answer["kind"], "AdmissionReview", "{what}: {answer}");
-    assert_eq!(answer["response"]["allowed"], false, "{what}: {answer}");
-    assert_eq!(answer["response"]["uid"], uid, "{what}: {answer}");
-    let message = answer["response"]["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        message.len() <= 17 * 1024,
-        "{what}: {} bytes",
-        message.len()
-    );
-    message
-}
-
-/// A good request, timed: answered (admitted) within the deadline.
-async fn assert_still_serving(port: u16, what: &str) {
-    let start = Instant::now();
-    let answer = post(&https(), port, good_review("ns", "good"))
-        .await
-        .unwrap_or_else(|e| panic!("{what}: a good request failed: {e}"));
-    assert_eq!(answer["response"]["allowed"], true, "{what}: {answer}");
-    assert!(
-        start.elapsed() < ANSWER_WITHIN,
-        "{what}: a good request took {:?}",
-        start.elapsed()
-    );
-}
-
-/// A TLS connection to the webhook, trusting the control plane's CA.
-async fn tls_connect(
-    port: u16,
-) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    static CLIENT: std::sync::OnceLock<orgaccess_testenv::ServingCert> = std::sync::OnceLock::new();
-    let client = CLIENT.get_or_init(|| plane().issue_client_cert(WEBHOOK_CLIENT_NAME).unwrap());
-    use rustls::pki_types::pem::PemObject as _;
-    let chain: Vec<_> =
-        rustls::pki_types::CertificateDer::pem_slice_iter(client.cert_pem.as_bytes())
-            .map(Result::unwrap)
-            .collect();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(plane().ca_pem().as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)
-    .unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect("127.0.0.1".try_into().unwrap(), tcp)
-        .await
-}
 
 #[tokio::test]
 async fn hostile_bodies_get_denials_in_bounded_memory_and_time() {
@@ -487,6 +286,49 @@ async fn a_group_of_200_privileges_of_1000_resources_is_denied_in_a_few_kib() {
     assert!(p.alive(), "{}", p.logs());
     let _ = configs.delete(&name, &DeleteParams::default()).await;
     let _ = ADMIN;
+}
+
+/// Heavy bodies (the most values a body may hold, each slow to judge) sent
+/// together, more than the decision slots can judge before the deadline:
+/// a small request sent after them is judged in its own lane, not queued
+/// behind them (and read outside the body budget they hold), so it is
+/// admitted rather than refused as busy at the deadline.
+#[tokio::test]
+async fn small_requests_never_wait_behind_heavy_bodies() {
+    // A short deadline, so that the heavy bodies queued ahead would take
+    // longer than it on a shared lane, on any machine.
+    let p = start_with(
+        true,
+        &["--webhook-events", "false", "--webhook-deadline-ms", "2000"],
+    )
+    .await;
+    let client = https();
+    let mut lists = request("ns", "lists", json!({}));
+    lists["object"]["spec"]["x"] = Value::Array(vec![json!([]); 740_000]);
+    let heavy = review(lists);
+    let flood = futures::future::join_all((0..24).map(|_| post(&client, p.port, heavy.clone())));
+    let small = async {
+        // Once the heavy bodies are read and queued for a decision slot.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let start = Instant::now();
+        let answer = post(&https(), p.port, good_review("ns", "small")).await;
+        (answer, start.elapsed())
+    };
+    let (heavy_answers, (answer, took)) = tokio::join!(flood, small);
+    let busy = heavy_answers
+        .iter()
+        .filter(|a| {
+            a.as_ref().is_ok_and(|a| {
+                a.to_string().contains("busy") || a.to_string().contains("could not decide")
+            })
+        })
+        .count();
+    eprintln!(
+        "a small request among 24 heavy bodies: answered in {took:?}; {busy} heavy bodies refused busy"
+    );
+    let answer = answer.expect("an answer");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(answer["response"]["uid"], "small", "{answer}");
 }
 
 /// A listener that cannot bind ends the process with an error saying which

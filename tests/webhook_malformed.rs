@@ -207,7 +207,24 @@ fn corpus(ns: &str) -> Vec<(&'static str, Vec<u8>, &'static str)> {
             spoil(with(good.clone(), &["kind", "kind"], json!("Member"))),
             uid,
         ),
+        // A second `spec` key: a tree keeps the last one, the typed
+        // size pre-check refuses the body rather than pass it on unchecked.
+        ("spec given twice", spec_twice(&good), uid),
     ]
+}
+
+/// The good request with a second, over-long `spec` after the first.
+fn spec_twice(good: &Value) -> Vec<u8> {
+    let resources: Vec<Value> = (0..1001)
+        .map(|i| json!({ "name": format!("s{i}"), "level": "View" }))
+        .collect();
+    let second = json!({ "privileges": [{ "service": "Content", "domain": "Sources", "level": "Custom", "resources": resources }] });
+    let body = String::from_utf8(review(good.clone())).unwrap();
+    let first =
+        r#""spec":{"privileges":[{"domain":"Reports","level":"View","service":"Analytics"}]}"#;
+    assert!(body.contains(first), "{body}");
+    body.replacen(first, &format!("{first},\"spec\":{second}"), 1)
+        .into_bytes()
 }
 
 #[tokio::test]

@@ -72,6 +72,9 @@ pub fn record(line: &str) -> Option<Value> {
     let message = s("denial");
     Some(json!({
         "time": v.get("timestamp").cloned().unwrap_or(Value::Null),
+        // `apiserver`, `not authenticated`, or empty in lines written before
+        // the webhook said.
+        "caller": s("caller"),
         "uid": uid,
         "user": s("user"),
         "requester": s("requester"),
@@ -160,6 +163,12 @@ mod tests {
         assert_eq!(r["members"], json!(["alice"]));
         assert_eq!(r["rules"], json!(["AdministratorsProtected"]));
         assert_eq!(r["allowed"], false);
+        assert_eq!(r["caller"], "", "a line from before the caller was said");
+        let marked = LINE.replace(
+            r#""uid":"u-1""#,
+            r#""caller":"not authenticated","uid":"u-1""#,
+        );
+        assert_eq!(record(&marked).unwrap()["caller"], "not authenticated");
         assert!(
             r["message"]
                 .as_str()

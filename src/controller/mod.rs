@@ -173,7 +173,9 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(registry: &mut Registry) -> Arc<Metrics> {
+    /// The controller's metrics; the advice gauges labelled by namespace
+    /// only with `namespace_labels` ([`crate::metrics::AdviceMetrics`]).
+    pub fn new(registry: &mut Registry, namespace_labels: bool) -> Arc<Metrics> {
         let m = Metrics {
             reconciles: Family::default(),
             failures: Family::default(),
@@ -182,7 +184,7 @@ impl Metrics {
             events: Family::default(),
             leader: Gauge::default(),
             leadership_lost: Counter::default(),
-            advice: crate::metrics::AdviceMetrics::default(),
+            advice: crate::metrics::AdviceMetrics::new(namespace_labels),
         };
         m.advice.register(registry);
         m.create_known_series();
@@ -453,6 +455,12 @@ pub struct ControllerArgs {
     /// `ExpiringSoon` condition) this many days before its expiry.
     #[arg(long, env = "ORGACCESS_API_KEY_EXPIRY_WARNING_DAYS", default_value_t = crate::core::apikey::DEFAULT_EXPIRY_WARNING_DAYS)]
     pub api_key_expiry_warning_days: i64,
+    /// Label the least-privilege gauges (`orgaccess_advice_findings`) with
+    /// each organization's namespace. Off by default: `/metrics` is served to
+    /// whoever reaches the admin port, and namespaces name tenants.
+    #[arg(long, env = "ORGACCESS_METRICS_NAMESPACE_LABELS", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub metrics_namespace_labels: bool,
 }
 
 /// Readiness of the controller: caches synced (and, once leading, controllers running).
@@ -490,7 +498,7 @@ pub async fn run(
     let metrics = {
         let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
         crate::metrics::register_process(&mut registry);
-        Metrics::new(&mut registry)
+        Metrics::new(&mut registry, args.metrics_namespace_labels)
     };
     preflight(&client, &scope).await?;
     caches.wait_until_synced().await;

@@ -99,6 +99,13 @@ fn answer_in_scope(service: &Service, q: &CheckRequest, now: Timestamp) -> Resul
     let principal = match (&p.member, &p.api_key, &p.user) {
         (Some(m), None, None) => Principal::Member(m),
         (None, Some(k), None) => Principal::ApiKey(k),
+        (None, None, Some(_)) if p.groups.len() > crate::webhook::limits::MAX_GROUPS => {
+            return Err(bad(crate::webhook::limits::too_many_groups(
+                "principal.groups",
+                p.groups.len(),
+            )));
+        }
+        // Only the groups Members name are read (`Namespace::requester`).
         (None, None, Some(user)) => Principal::Identity {
             user,
             groups: &p.groups,

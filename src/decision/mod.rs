@@ -387,7 +387,11 @@ async fn token_caller(
     let Some(token) = bearer(request.headers()) else {
         return next.run(request).await;
     };
-    match reviewer.review(token).await {
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    match reviewer.review_from(token, source).await {
         Verdict::Authenticated(who) => {
             request
                 .extensions_mut()
@@ -398,6 +402,11 @@ async fn token_caller(
         Verdict::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "could not review the token",
+        )
+            .into_response(),
+        Verdict::Limited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many unknown tokens from this address; retry later",
         )
             .into_response(),
     }

@@ -5,6 +5,12 @@
 //! Records carry names, the requester and the decision's message, never an
 //! object's content (API key values are not in specs anyway, and nothing here
 //! dumps a spec).
+//!
+//! Only a request that arrived on a connection the webhook authenticated as
+//! the apiserver (its client certificate, [`super::tls::Authenticated`]) is
+//! published as an Event. Any other record says `"caller": "not
+//! authenticated"`: without client certificates, whoever reaches the port can
+//! send a review naming any user, and such a record is a claim, not a fact.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -24,12 +30,37 @@ pub const TARGET: &str = "orgaccess::activity";
 /// counted) rather than slowing admission down.
 const EVENT_QUEUE: usize = 1024;
 
+/// Who sent an admission request, as far as the webhook can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Caller {
+    /// A connection that presented the apiserver's client certificate.
+    #[serde(rename = "apiserver")]
+    Apiserver,
+    /// Anyone who reached the port: the webhook does not require client
+    /// certificates (`--webhook-client-ca-file` unset), so the review, its
+    /// user and its groups may be forged. Recorded, never published as an Event.
+    #[serde(rename = "not authenticated")]
+    NotAuthenticated,
+}
+
+impl Caller {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Caller::Apiserver => "apiserver",
+            Caller::NotAuthenticated => "not authenticated",
+        }
+    }
+}
+
 /// One admission decision.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
     /// When the decision was made (RFC 3339).
     pub time: jiff::Timestamp,
+    /// Who sent the request: `apiserver` (authenticated by its client
+    /// certificate) or `not authenticated`.
+    pub caller: Caller,
     /// The admission request's uid (also in the apiserver's audit log).
     pub uid: String,
     /// The Kubernetes user name of the requester.
@@ -98,11 +129,14 @@ impl Activity {
     }
 
     fn summary(&self) -> String {
-        let who = if self.members.is_empty() {
+        let mut who = if self.members.is_empty() {
             format!("{} ({})", self.user, self.requester)
         } else {
             format!("{} (member {})", self.user, self.members.join(", "))
         };
+        if self.caller == Caller::NotAuthenticated {
+            who.push_str(" [caller not authenticated]");
+        }
         match (&self.message, self.allowed) {
             (Some(m), false) => format!("{who}: {m}"),
             _ => format!(
@@ -263,11 +297,13 @@ impl ActivityLog {
 
     /// Records one decision. `regarding` is what the Event is about (the
     /// object, or its Organization when the object does not exist); no Event
-    /// without it or for a dry run.
+    /// without it, for a dry run, or for a caller that is not the
+    /// authenticated apiserver.
     pub fn record(&self, activity: Activity, regarding: Option<ObjectReference>) {
         let activity = activity.bounded();
         tracing::info!(
             target: TARGET,
+            caller = activity.caller.as_str(),
             uid = %activity.uid,
             user = %activity.user,
             requester = activity.requester,
@@ -287,7 +323,8 @@ impl ActivityLog {
             activity.namespace,
             activity.name,
         );
-        if let (Some(tx), Some(regarding), false) = (&self.events, regarding, activity.dry_run) {
+        let publish = !activity.dry_run && activity.caller == Caller::Apiserver;
+        if let (Some(tx), Some(regarding), true) = (&self.events, regarding, publish) {
             let pending = Pending {
                 activity: activity.clone(),
                 regarding,
@@ -358,6 +395,7 @@ mod tests {
     fn activity(ns: &str, n: usize) -> Activity {
         Activity {
             time: jiff::Timestamp::UNIX_EPOCH,
+            caller: Caller::Apiserver,
             uid: n.to_string(),
             user: "alice".into(),
             groups: vec![],
@@ -427,6 +465,41 @@ mod tests {
         assert!(dir.path().join("audit/activity.jsonl.1").exists());
         assert!(dir.path().join("audit/activity.jsonl.2").exists());
         assert!(!dir.path().join("audit/activity.jsonl.3").exists());
+    }
+
+    #[test]
+    fn only_the_authenticated_apiserver_s_decisions_become_events() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let (tx, mut rx) = mpsc::channel(8);
+        let log = ActivityLog {
+            events: Some(tx),
+            ..ActivityLog::new(8, Arc::new(Metrics::new(&mut registry)))
+        };
+        let regarding = || Some(ObjectReference::default());
+        let forged = Activity {
+            caller: Caller::NotAuthenticated,
+            ..activity("ns", 1)
+        };
+        log.record(forged, regarding());
+        assert!(rx.try_recv().is_err(), "a forged review published an Event");
+        log.record(activity("ns", 2), regarding());
+        let published = rx.try_recv().expect("the apiserver's decision is an Event");
+        assert_eq!(published.activity.uid, "2");
+        // Both are in the record; the forged one says so.
+        let listed = log.list(None, 10);
+        assert_eq!(listed.len(), 2);
+        let json = serde_json::to_value(listed[0].as_ref()).unwrap();
+        assert_eq!(json["caller"], "not authenticated");
+        let json = serde_json::to_value(listed[1].as_ref()).unwrap();
+        assert_eq!(json["caller"], "apiserver");
+        assert!(
+            Activity {
+                caller: Caller::NotAuthenticated,
+                ..activity("ns", 3)
+            }
+            .summary()
+            .contains("[caller not authenticated]")
+        );
     }
 
     #[test]

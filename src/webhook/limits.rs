@@ -11,7 +11,14 @@
 //! - [`Probe`]: the uid and apiVersion of a body that is not an AdmissionReview,
 //!   read without building a tree (every other field is skipped);
 //! - [`MAX_RESOURCES_PER_PRIVILEGE`]: the CRD's own maxItems, enforced here too
-//!   because a direct POST skips the schema.
+//!   because a direct POST skips the schema;
+//! - [`MAX_GROUPS`]: the requester's groups (`userInfo.groups`), counted before
+//!   any list of them is built.
+//!
+//! The typed pre-check ([`spec_within_limits`]) reads what it bounds without a
+//! tree; a body it cannot read (not JSON, a field of the wrong type, a key
+//! given twice) is refused, never passed on: a bound that a second `"spec"`
+//! key could step around is no bound.
 
 use std::fmt;
 
@@ -32,6 +39,20 @@ pub const MAX_RESOURCES_PER_PRIVILEGE: usize = 1000;
 
 /// Most privileges in one Group or ApiKey (the CRD's maxItems).
 pub const MAX_PRIVILEGES: usize = 200;
+
+/// Most groups a requester may carry (`userInfo.groups` of a review,
+/// `principal.groups` of a decision question). Identity providers send tens
+/// to a few hundred; only the groups some Member names as a subject are ever
+/// read (`index::Namespace::requester`), but even counting millions is work
+/// nobody asked for.
+pub const MAX_GROUPS: usize = 4096;
+
+/// The denial for a requester with more than [`MAX_GROUPS`] groups.
+pub fn too_many_groups(field: &str, n: usize) -> String {
+    format!(
+        "{field} lists {n} groups; at most {MAX_GROUPS} are read (only the groups an organization's Members name as subjects count)"
+    )
+}
 
 /// Counts the JSON values in `body`, stopping at `max`: `None` if there are
 /// more. Strings (with escapes) are skipped as one value; the body need not be
@@ -196,9 +217,13 @@ impl<'de> serde::Deserialize<'de> for MaybeRequest {
 }
 
 /// Refuses a body whose Custom privileges name more resources, or that lists
-/// more privileges, than the schema allows, before it is judged: a direct POST
-/// skips the CRD schema. Reads only `spec.privileges[*].resources` lengths of
-/// the object and oldObject, without a tree.
+/// more privileges, than the schema allows, or whose requester has more than
+/// [`MAX_GROUPS`] groups, before it is judged: a direct POST skips the CRD
+/// schema. Reads only `spec.privileges[*].resources` lengths of the object
+/// and the length of `userInfo.groups`, without a tree. A body this cannot
+/// read is refused (with why): the full parser must never see a body whose
+/// bounds were not checked (a key given twice is read last-wins into a tree,
+/// but refused here).
 pub fn spec_within_limits(body: &[u8]) -> Result<(), String> {
     #[derive(serde::Deserialize)]
     struct Review {
@@ -210,6 +235,13 @@ pub fn spec_within_limits(body: &[u8]) -> Result<(), String> {
     struct Request {
         #[serde(default)]
         object: Option<Obj>,
+        #[serde(default)]
+        user_info: Option<UserInfo>,
+    }
+    #[derive(serde::Deserialize)]
+    struct UserInfo {
+        #[serde(default)]
+        groups: Option<SeqLen>,
     }
     #[derive(serde::Deserialize)]
     struct Obj {
@@ -222,13 +254,18 @@ pub fn spec_within_limits(body: &[u8]) -> Result<(), String> {
         privileges: Option<Counted<Counted<IgnoredAny>>>,
     }
     // Only the new object is bounded: an old one is already stored.
-    let Ok(review) = serde_json::from_slice::<Review>(body) else {
-        // Not this shape: the full parser reports why.
+    let review = serde_json::from_slice::<Review>(body)
+        .map_err(|e| format!("the body is not an AdmissionReview: {e}"))?;
+    let Some(request) = review.request else {
         return Ok(());
     };
-    let Some(privileges) = review
-        .request
-        .and_then(|r| r.object)
+    if let Some(SeqLen(n)) = request.user_info.and_then(|u| u.groups)
+        && n > MAX_GROUPS
+    {
+        return Err(too_many_groups("userInfo.groups", n));
+    }
+    let Some(privileges) = request
+        .object
         .and_then(|o| o.spec)
         .and_then(|s| s.privileges)
     else {
@@ -268,16 +305,19 @@ impl<'de> serde::Deserialize<'de> for Counted<IgnoredAny> {
                 f.write_str("a privilege")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let mut len = 0;
+                let mut len = None;
                 while let Some(key) = a.next_key::<MaybeString>()? {
                     if key.0.as_deref() == Some("resources") {
-                        len = a.next_value::<SeqLen>()?.0;
+                        if len.is_some() {
+                            return Err(de::Error::duplicate_field("resources"));
+                        }
+                        len = Some(a.next_value::<SeqLen>()?.0);
                     } else {
                         a.next_value::<IgnoredAny>()?;
                     }
                 }
                 Ok(Counted {
-                    len,
+                    len: len.unwrap_or(0),
                     max_inner: None,
                     _t: std::marker::PhantomData,
                 })
@@ -404,6 +444,97 @@ mod tests {
                 .contains("201 entries")
         );
         assert_eq!(spec_within_limits(b"{}"), Ok(()));
-        assert_eq!(spec_within_limits(b"nonsense"), Ok(()));
+    }
+
+    /// A body the pre-check cannot read is refused, never passed on to the
+    /// parser that would judge it unbounded.
+    #[test]
+    fn a_body_the_pre_check_cannot_read_is_refused() {
+        let huge: Vec<_> = (0..1001)
+            .map(|i| serde_json::json!({"name": format!("s{i}"), "level": "View"}))
+            .collect();
+        let huge = serde_json::json!([{"service": "Content", "domain": "Sources", "level": "Custom", "resources": huge}]);
+        let small = serde_json::json!([]);
+        // (what, body, words of the refusal)
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("not JSON", "nonsense".into(), "expected"),
+            ("empty", String::new(), "EOF"),
+            // serde_json's tree keeps the last of two keys: a small `spec`
+            // first, the huge one second, was judged unbounded.
+            (
+                "spec given twice",
+                format!(r#"{{"request":{{"uid":"u","object":{{"spec":{{"privileges":{small}}},"spec":{{"privileges":{huge}}}}}}}}}"#),
+                "duplicate field `spec`",
+            ),
+            (
+                "privileges given twice",
+                format!(r#"{{"request":{{"object":{{"spec":{{"privileges":{small},"privileges":{huge}}}}}}}}}"#),
+                "duplicate field `privileges`",
+            ),
+            (
+                "object given twice",
+                format!(r#"{{"request":{{"object":{{}},"object":{{"spec":{{"privileges":{huge}}}}}}}}}"#),
+                "duplicate field `object`",
+            ),
+            (
+                "request given twice",
+                r#"{"request":{},"request":{}}"#.into(),
+                "duplicate field `request`",
+            ),
+            (
+                "resources given twice",
+                r#"{"request":{"object":{"spec":{"privileges":[{"resources":[],"resources":[]}]}}}}"#.into(),
+                "duplicate field `resources`",
+            ),
+            (
+                "groups given twice",
+                r#"{"request":{"userInfo":{"groups":[],"groups":[]}}}"#.into(),
+                "duplicate field `groups`",
+            ),
+            (
+                "privileges of the wrong type",
+                r#"{"request":{"object":{"spec":{"privileges":"all"}}}}"#.into(),
+                "invalid type",
+            ),
+            (
+                "groups of the wrong type",
+                r#"{"request":{"userInfo":{"groups":"system:masters"}}}"#.into(),
+                "invalid type",
+            ),
+        ];
+        for (what, body, words) in cases {
+            let why = spec_within_limits(body.as_bytes()).expect_err(&format!("{what}: passed on"));
+            assert!(
+                why.starts_with("the body is not an AdmissionReview: "),
+                "{what}: {why}"
+            );
+            assert!(why.contains(words), "{what}: {why}");
+        }
+        // The same bodies, each key once, are read (and the huge one refused).
+        let once = format!(r#"{{"request":{{"object":{{"spec":{{"privileges":{huge}}}}}}}}}"#);
+        assert!(
+            spec_within_limits(once.as_bytes())
+                .unwrap_err()
+                .contains("resources lists 1001")
+        );
+        assert_eq!(
+            spec_within_limits(br#"{"request":{"userInfo":{"groups":null},"object":null}}"#),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn bounds_the_requester_s_groups() {
+        let body = |n: usize| {
+            let groups: Vec<String> = (0..n).map(|i| format!("g{i}")).collect();
+            serde_json::to_vec(&serde_json::json!({"request": {"uid": "u", "userInfo": {"username": "u", "groups": groups}}}))
+                .unwrap()
+        };
+        assert_eq!(spec_within_limits(&body(MAX_GROUPS)), Ok(()));
+        let why = spec_within_limits(&body(MAX_GROUPS + 1)).unwrap_err();
+        assert!(
+            why.contains(&format!("userInfo.groups lists {} groups", MAX_GROUPS + 1)),
+            "{why}"
+        );
     }
 }

@@ -50,7 +50,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use crate::index::Index;
 use crate::index::watch::{Caches, Scope};
-pub use activity::{Activity, ActivityLog, AuditFileConfig};
+pub use activity::{Activity, ActivityLog, AuditFileConfig, Caller};
 pub use configuration::{
     Endpoint, mutating_webhook_configuration, only_namespace, webhook_configuration,
 };
@@ -84,6 +84,15 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 2;
 pub const DEFAULT_CLIENT_NAME: &str = "kube-apiserver";
 /// Request bodies held in memory at once, in bytes (read or being judged).
 pub const DEFAULT_BODY_BUDGET: usize = 3 * MAX_BODY;
+/// The first bytes of every body are not taken from the body budget, and a
+/// body no larger than this is judged in its own lane of decision slots: a
+/// small request (nearly every admission request is a few KiB) never waits
+/// behind large or slow bodies. At most `max_connections` times this is held
+/// outside the budget (16 MiB with the defaults).
+pub const SMALL_BODY: usize = 64 * 1024;
+/// A body larger than this is judged alone in the large lane (it takes every
+/// slot of it): bounded memory before throughput for the rare object over 1 MiB.
+pub const HEAVY_BODY: usize = 1024 * 1024;
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]
@@ -193,6 +202,14 @@ pub struct WebhookArgs {
     #[arg(long = "webhook-client-name", env = "ORGACCESS_WEBHOOK_CLIENT_NAMES",
           value_delimiter = ',', default_value = DEFAULT_CLIENT_NAME)]
     pub client_names: Vec<String>,
+    /// With --webhook-client-ca-file: also serve clients without a
+    /// certificate (one presented must still verify and carry an accepted
+    /// name). Their requests are judged but recorded as `caller: not
+    /// authenticated` and publish no Event; the apiserver's, once its
+    /// admission configuration presents the certificate, are authenticated.
+    #[arg(long = "webhook-client-optional", env = "ORGACCESS_WEBHOOK_CLIENT_OPTIONAL",
+          default_value_t = false, action = clap::ArgAction::Set)]
+    pub client_optional: bool,
     /// Append every decision to this JSON-lines file (rotated by size): the
     /// durable record, read back with `orgaccess activity FILE`.
     #[arg(long = "activity-file", env = "ORGACCESS_ACTIVITY_FILE")]
@@ -227,7 +244,7 @@ impl WebhookArgs {
             body_budget: self.body_budget.max(MAX_BODY),
             client_auth: self.client_ca_file.clone().map(|ca_file| tls::ClientAuth {
                 ca_file,
-                optional: false,
+                optional: self.client_optional,
                 names: self
                     .client_names
                     .iter()
@@ -272,9 +289,16 @@ impl Validator {
         }
     }
 
-    /// Decides one body and records the decision; returns the AdmissionReview
-    /// to answer with (always answered with HTTP 200).
+    /// Decides one body known to come from the apiserver (benchmarks, tests
+    /// calling the handler directly) and records the decision; returns the
+    /// AdmissionReview to answer with (always answered with HTTP 200).
     pub fn handle(&self, body: &[u8]) -> Vec<u8> {
+        self.handle_from(body, Caller::Apiserver)
+    }
+
+    /// [`handle`](Self::handle) for a body sent by `caller`: the record says
+    /// who, and only the authenticated apiserver's decisions become Events.
+    pub fn handle_from(&self, body: &[u8], caller: Caller) -> Vec<u8> {
         let start = Instant::now();
         // Names a request carries are interned for this request only.
         let decision = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -286,21 +310,29 @@ impl Validator {
             tracing::error!("the admission handler panicked; denying");
             review::review_failed(body)
         });
-        self.finish(decision, start)
+        self.finish(decision, caller, start)
     }
 
     /// Answers a body that could not be read (too large, cut off).
     pub fn unreadable(&self, why: String) -> Vec<u8> {
-        self.finish(review::unreadable(why), Instant::now())
+        self.finish(
+            review::unreadable(why),
+            Caller::NotAuthenticated,
+            Instant::now(),
+        )
     }
 
     /// Answers a body that was read but not judged (busy, out of time): a
     /// denial carrying the request's uid when it has one.
     pub fn refused(&self, body: &[u8], why: String) -> Vec<u8> {
-        self.finish(review::refused(body, why), Instant::now())
+        self.finish(
+            review::refused(body, why),
+            Caller::NotAuthenticated,
+            Instant::now(),
+        )
     }
 
-    fn finish(&self, decision: Decision, start: Instant) -> Vec<u8> {
+    fn finish(&self, decision: Decision, caller: Caller, start: Instant) -> Vec<u8> {
         self.metrics.latency.observe(start.elapsed().as_secs_f64());
         self.metrics
             .decisions
@@ -315,7 +347,8 @@ impl Validator {
             tracing::warn!(target: activity::TARGET, "malformed admission request denied");
         }
         if let Some((activity, regarding)) = decision.activity {
-            self.activity.record(activity, regarding);
+            self.activity
+                .record(Activity { caller, ..activity }, regarding);
         }
         decision.body
     }
@@ -327,8 +360,10 @@ struct Inner {
     registry: Arc<Mutex<Registry>>,
     certs: Arc<tls::ReloadingCert>,
     caches: Caches,
-    /// Decisions running (permits: `max_in_flight`).
+    /// Decisions running on bodies over [`SMALL_BODY`] (permits: `max_in_flight`).
     in_flight: Arc<Semaphore>,
+    /// Decisions running on small bodies (permits: `max_in_flight`).
+    small_in_flight: Arc<Semaphore>,
     /// Body bytes held (permits: `body_budget`).
     body_budget: Arc<Semaphore>,
 }
@@ -425,6 +460,7 @@ impl Webhook {
                 certs,
                 caches,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                small_in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 body_budget: Arc::new(Semaphore::new(config.body_budget.max(MAX_BODY))),
                 config,
             }),
@@ -498,10 +534,14 @@ impl Webhook {
     ) -> anyhow::Result<()> {
         let client_auth = self.inner.config.client_auth.as_ref();
         let config = Arc::new(tls::server_config(self.inner.certs.clone(), client_auth)?);
-        if client_auth.is_none() {
-            tracing::warn!(
-                "the webhook serves any TLS client: set --webhook-client-ca-file to serve only the apiserver"
-            );
+        match client_auth {
+            None => tracing::warn!(
+                "the webhook serves any TLS client: set --webhook-client-ca-file to serve only the apiserver; until then its requests are recorded as not authenticated and publish no Events"
+            ),
+            Some(a) if a.optional => tracing::warn!(
+                "the webhook also serves TLS clients without a certificate (--webhook-client-optional): their requests are recorded as not authenticated and publish no Events"
+            ),
+            Some(_) => {}
         }
         tracing::info!(addr = %listener.local_addr()?, "webhook serving");
         let router = self.router();
@@ -568,19 +608,33 @@ pub async fn serve(
 /// `POST /validate`: the body is read within its timeout and the byte
 /// budget, judged on a blocking thread when a decision slot frees, and
 /// answered before the deadline, whatever happens: always an AdmissionReview.
-async fn validate(State(webhook): State<Webhook>, body: Body) -> Response {
-    admit(webhook, body, |v, body| v.handle(body)).await
+async fn validate(
+    State(webhook): State<Webhook>,
+    authenticated: Option<axum::Extension<tls::Authenticated>>,
+    body: Body,
+) -> Response {
+    // Only a connection that presented the apiserver's client certificate is
+    // the apiserver; anything else is recorded as such and publishes nothing.
+    let caller = match authenticated {
+        Some(axum::Extension(tls::Authenticated(true))) => Caller::Apiserver,
+        _ => Caller::NotAuthenticated,
+    };
+    admit(webhook, body, move |v, body| v.handle_from(body, caller)).await
 }
 
 /// `POST /mutate`: the record of who set each binding (`mutate.rs`), under
-/// the same bounds as `/validate`.
+/// the same bounds as `/validate`. It has no side effects, whoever calls.
 async fn mutate(State(webhook): State<Webhook>, body: Body) -> Response {
     admit(webhook, body, |v, body| mutate::mutate(&v.policy, body)).await
 }
 
 /// One admission body, read within its timeout and budget and answered by
-/// `answer` on a blocking thread when a decision slot frees.
-async fn admit(webhook: Webhook, body: Body, answer: fn(&Validator, &[u8]) -> Vec<u8>) -> Response {
+/// `answer` on a blocking thread when a slot of its lane frees.
+async fn admit(
+    webhook: Webhook,
+    body: Body,
+    answer: impl FnOnce(&Validator, &[u8]) -> Vec<u8> + Send + 'static,
+) -> Response {
     let inner = &webhook.inner;
     let validator = &inner.validator;
     let deadline = tokio::time::Instant::now() + inner.config.deadline;
@@ -599,15 +653,27 @@ async fn admit(webhook: Webhook, body: Body, answer: fn(&Validator, &[u8]) -> Ve
             )));
         }
     };
-    let slot =
-        match tokio::time::timeout_at(deadline, inner.in_flight.clone().acquire_owned()).await {
-            Ok(Ok(slot)) => slot,
-            _ => {
-                webhook.inner.validator.metrics.busy.inc();
-                let why = "the webhook is busy with other requests; retry".to_string();
-                return json_response(validator.refused(&body, why));
-            }
-        };
+    // Large bodies (slow to judge, and cheap to forge without client
+    // authentication) cannot hold the slots small ones are judged in.
+    // A body over HEAVY_BODY takes every large slot: parsed, the heaviest
+    // costs ~70 MB, and two at once (plus the bodies waiting) came close to
+    // the chart's memory limit.
+    let (lane, slots) = if body.len() <= SMALL_BODY {
+        (&inner.small_in_flight, 1)
+    } else if body.len() <= HEAVY_BODY {
+        (&inner.in_flight, 1)
+    } else {
+        (&inner.in_flight, inner.config.max_in_flight.max(1) as u32)
+    };
+    let acquired = lane.clone().acquire_many_owned(slots);
+    let slot = match tokio::time::timeout_at(deadline, acquired).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            webhook.inner.validator.metrics.busy.inc();
+            let why = "the webhook is busy with other requests; retry".to_string();
+            return json_response(validator.refused(&body, why));
+        }
+    };
     let task = {
         let (webhook, body) = (webhook.clone(), body.clone());
         tokio::task::spawn_blocking(move || {
@@ -635,7 +701,8 @@ async fn admit(webhook: Webhook, body: Body, answer: fn(&Validator, &[u8]) -> Ve
 }
 
 /// Reads a body of at most [`MAX_BODY`] bytes, taking one permit of `budget`
-/// per byte as it arrives (waiting while other bodies hold the budget).
+/// per byte past the first [`SMALL_BODY`] as it arrives (waiting while other
+/// bodies hold the budget).
 async fn read_body(
     body: Body,
     budget: Arc<Semaphore>,
@@ -656,10 +723,11 @@ async fn read_body(
         if buf.len() + data.len() > MAX_BODY {
             return Err(too_large());
         }
-        if !data.is_empty() {
+        let counted = (buf.len() + data.len()).saturating_sub(SMALL_BODY.max(buf.len()));
+        if counted > 0 {
             let more = budget
                 .clone()
-                .acquire_many_owned(data.len() as u32)
+                .acquire_many_owned(counted as u32)
                 .await
                 .map_err(|_| "the webhook is shutting down".to_string())?;
             match &mut held {
@@ -689,6 +757,7 @@ struct ActivityQuery {
 
 async fn activity_list(
     State((webhook, reviewer)): State<(Webhook, Arc<crate::token_review::Reviewer>)>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
     headers: axum::http::HeaderMap,
     Query(q): Query<ActivityQuery>,
 ) -> Response {
@@ -700,7 +769,8 @@ async fn activity_list(
         )
             .into_response();
     };
-    let (user, groups) = match reviewer.review(token).await {
+    let source = peer.map(|p| (p.0).0.ip());
+    let (user, groups) = match reviewer.review_from(token, source).await {
         Verdict::Authenticated(who) => (who.user.clone(), who.groups.clone()),
         Verdict::Rejected => {
             return (StatusCode::UNAUTHORIZED, "the token is not valid").into_response();
@@ -709,6 +779,13 @@ async fn activity_list(
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "could not review the token",
+            )
+                .into_response();
+        }
+        Verdict::Limited => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many unknown tokens from this address; retry later",
             )
                 .into_response();
         }

@@ -590,6 +590,8 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
     };
     let activity = Activity {
         time: jiff::Timestamp::now(),
+        // Not known here: the server says (`Validator::handle_from`).
+        caller: super::activity::Caller::NotAuthenticated,
         uid,
         user: username,
         groups,

@@ -240,13 +240,24 @@ pub fn common_name(der: &[u8]) -> Option<String> {
 #[derive(Clone, Debug)]
 pub struct ClientName(pub Option<String>);
 
-/// Whether a verified client chain is one of the allowed names (or any, for none).
+/// Whether the connection presented a client certificate that verified
+/// against the configured CA (and, when names are configured, carries one of
+/// them), as a request extension. `false` when client certificates are not
+/// required (anyone who completes TLS), or when one was optional and none was
+/// presented: such a caller may be anyone who reaches the port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Authenticated(pub bool);
+
+/// Whether a verified client chain is one of the allowed names (or any, for
+/// none). A connection without a certificate got here only when none was
+/// asked for, or one was optional ([`ClientAuth::optional`]): it is served,
+/// as not [`Authenticated`].
 fn allowed_client(conn: &rustls::ServerConnection, names: &[String]) -> Result<(), String> {
     if names.is_empty() {
         return Ok(());
     }
     let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
-        return Err("no client certificate".into());
+        return Ok(());
     };
     match common_name(leaf.as_ref()) {
         Some(cn) if names.contains(&cn) => Ok(()),
@@ -342,7 +353,16 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|leaf| common_name(leaf.as_ref()));
-            let router = router.layer(axum::Extension(ClientName(name)));
+            // rustls keeps peer certificates only once they verified.
+            let verified = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            let router = router
+                .layer(axum::Extension(ClientName(name)))
+                .layer(axum::Extension(Authenticated(verified)))
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

@@ -11,6 +11,7 @@
 
 pub mod metrics;
 pub mod org;
+pub mod process;
 pub mod webhook;
 
 use std::process::{Output, Stdio};

@@ -4,12 +4,14 @@
 //! by its explicit privileges, plus what other objects' access lists give it.
 //! A member's are the merge of the privileges of every group they are active in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::catalog::{self, DomainId};
-use super::model::{AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider};
+use super::model::{
+    AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider, SubjectKind,
+};
 use super::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
 
 /// The privileges an object grants by its own spec (template + explicit),
@@ -405,6 +407,76 @@ pub fn maps_identity(m: &MemberDef, username: &str, groups: &[String]) -> bool {
     !m.meta.deleting && m.subjects.iter().any(|s| s.matches(username, groups))
 }
 
+/// The Kubernetes user and group names the members of a state list as
+/// subjects: the only parts of a requester's identity that can map it to
+/// anyone. A user name outside `users`, or a group outside `groups`, never
+/// changes [`requester_view`]'s answer, so what is derived from an identity
+/// is derived from its [`relevant`](Self::relevant) part: bounded by the
+/// organization's data, not by what a request carries.
+#[derive(Clone, Debug, Default)]
+pub struct SubjectNames {
+    /// User subjects' names, and service account subjects as the user name
+    /// the apiserver gives them (`system:serviceaccount:NS:NAME`).
+    users: HashSet<String>,
+    groups: HashSet<String>,
+}
+
+impl SubjectNames {
+    /// Every member's subjects (Terminating members' too: a superset is
+    /// harmless). Subjects that stand for a class of identities match nobody
+    /// and are left out.
+    pub fn of(state: &OrgState) -> SubjectNames {
+        let mut names = SubjectNames::default();
+        for s in state.members.values().flat_map(|m| &m.subjects) {
+            if s.class_of_identities().is_some() {
+                continue;
+            }
+            match s.kind {
+                SubjectKind::User => names.users.insert(s.name.clone()),
+                SubjectKind::Group => names.groups.insert(s.name.clone()),
+                SubjectKind::ServiceAccount => names.users.insert(format!(
+                    "system:serviceaccount:{}:{}",
+                    s.namespace.as_deref().unwrap_or_default(),
+                    s.name
+                )),
+            };
+        }
+        names
+    }
+
+    /// Does some member name this group?
+    pub fn names_group(&self, group: &str) -> bool {
+        self.groups.contains(group)
+    }
+
+    /// The part of an identity that can map it: the user name if some
+    /// subject names it, and the groups some subject names, sorted, each once.
+    pub fn relevant<'a>(
+        &self,
+        username: &'a str,
+        groups: &'a [String],
+    ) -> (Option<&'a str>, Vec<&'a str>) {
+        let user = self.users.contains(username).then_some(username);
+        let mut kept: Vec<&str> = groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| self.groups.contains(*g))
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
+        (user, kept)
+    }
+
+    /// Names held (users and groups).
+    pub fn len(&self) -> usize {
+        self.users.len() + self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The requester's identity mapped to members, and their merged privileges.
 #[derive(Clone, Debug, Default)]
 pub struct RequesterView {
@@ -428,4 +500,111 @@ pub fn requester_view(
         }
     }
     view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Subject, SubjectKind};
+
+    fn subject(kind: SubjectKind, name: &str, namespace: Option<&str>) -> Subject {
+        Subject {
+            kind,
+            name: name.into(),
+            namespace: namespace.map(str::to_string),
+        }
+    }
+
+    fn state() -> OrgState {
+        let mut s = OrgState::default();
+        let members = [
+            (
+                "ann",
+                vec![subject(SubjectKind::User, "ann@example.com", None)],
+            ),
+            ("ops", vec![subject(SubjectKind::Group, "oidc:ops", None)]),
+            (
+                "bot",
+                vec![subject(SubjectKind::ServiceAccount, "ci", Some("build"))],
+            ),
+            (
+                "everyone",
+                vec![subject(SubjectKind::Group, "system:authenticated", None)],
+            ),
+        ];
+        for (name, subjects) in members {
+            s.members.insert(
+                name.into(),
+                MemberDef {
+                    name: name.into(),
+                    subjects,
+                    accepted: true,
+                    ..MemberDef::default()
+                },
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn only_the_names_subjects_list_are_relevant() {
+        let names = SubjectNames::of(&state());
+        let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (user, groups, relevant user, relevant groups)
+        type Case<'a> = (&'a str, Vec<String>, Option<&'a str>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
+            ("ann@example.com", g(&[]), Some("ann@example.com"), vec![]),
+            (
+                "mallory",
+                g(&["oidc:ops", "x", "oidc:ops"]),
+                None,
+                vec!["oidc:ops"],
+            ),
+            (
+                "system:serviceaccount:build:ci",
+                g(&["system:serviceaccounts"]),
+                Some("system:serviceaccount:build:ci"),
+                vec![],
+            ),
+            ("system:serviceaccount:other:ci", g(&[]), None, vec![]),
+            // A class of identities maps nobody, so it is not relevant.
+            ("x", g(&["system:authenticated"]), None, vec![]),
+        ];
+        for (user, groups, want_user, want_groups) in cases {
+            let (u, gs) = names.relevant(user, &groups);
+            assert_eq!((u, gs), (want_user, want_groups), "{user} {groups:?}");
+        }
+        assert!(names.names_group("oidc:ops") && !names.names_group("x"));
+        assert_eq!(names.len(), 3);
+    }
+
+    /// The view of an identity is the view of its relevant part: an
+    /// unnamed user and groups change nothing.
+    #[test]
+    fn the_relevant_part_of_an_identity_maps_the_same_members() {
+        let s = state();
+        let grantees = resolve_grantees(&s);
+        let names = SubjectNames::of(&s);
+        let now = Timestamp::UNIX_EPOCH;
+        let junk: Vec<String> = (0..1000).map(|i| format!("junk-{i}")).collect();
+        for user in [
+            "ann@example.com",
+            "mallory",
+            "system:serviceaccount:build:ci",
+            "",
+        ] {
+            for extra in [
+                vec![],
+                vec!["oidc:ops".to_string()],
+                vec!["system:authenticated".to_string()],
+            ] {
+                let groups: Vec<String> = junk.iter().cloned().chain(extra).collect();
+                let full = requester_view(&s, &grantees, user, &groups, now);
+                let (u, gs) = names.relevant(user, &groups);
+                let gs: Vec<String> = gs.into_iter().map(str::to_string).collect();
+                let reduced = requester_view(&s, &grantees, u.unwrap_or("nobody named"), &gs, now);
+                assert_eq!(full.members, reduced.members, "{user} {:?}", gs);
+            }
+        }
+    }
 }
