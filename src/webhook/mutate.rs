@@ -360,19 +360,21 @@ mod tests {
         }
     }
 
-    /// (case, new, old, the request's field manager, what it asserts).
+    /// One row: case, new, old, the request's field manager, what it asserts.
+    type Case<'a> = (
+        &'a str,
+        ObjectMeta,
+        Option<ObjectMeta>,
+        Option<&'a str>,
+        Vec<&'a str>,
+    );
+
     #[test]
     fn what_a_request_names_itself() {
         let groups_spec =
             json!({"f:spec": {"f:groups": {"v:\"administrators\"": {}}, "f:accepted": {}}});
         let subjects_spec = json!({"f:spec": {"f:subjects": {}}});
-        let cases: Vec<(
-            &str,
-            ObjectMeta,
-            Option<ObjectMeta>,
-            Option<&str>,
-            Vec<&str>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "server-side apply owns what it names",
                 meta(

@@ -1378,8 +1378,11 @@ fn deletion_widens(
                 privileges: Vec::new(),
                 ..k.clone()
             };
-            let restored = holds(state, change.old, change.name)
-                .merge(&holds(state, Some(Object::ApiKey(&bare)), change.name));
+            let restored = holds(state, change.old, change.name).merge(&holds(
+                state,
+                Some(Object::ApiKey(&bare)),
+                change.name,
+            ));
             let what = if k.enabled {
                 "its template without the explicit privileges that narrow it"
             } else {
@@ -1397,7 +1400,10 @@ fn deletion_widens(
             (
                 now,
                 restored,
-                ("group", "its template without the explicit privileges that narrow it"),
+                (
+                    "group",
+                    "its template without the explicit privileges that narrow it",
+                ),
             )
         }
         _ => return Vec::new(),

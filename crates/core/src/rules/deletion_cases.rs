@@ -81,7 +81,12 @@ fn deleting_what_a_re_creation_would_widen_needs_the_difference() {
     let full = GroupTemplate::FullAccess.privileges();
     let search = ApiKeyTemplate::AnonymousSearch.privileges();
     // (what, kind and name, requester's extra privileges, refused with these words)
-    type Case<'a> = (&'a str, (&'a str, &'a str), PrivilegeSet, Option<&'a [&'a str]>);
+    type Case<'a> = (
+        &'a str,
+        (&'a str, &'a str),
+        PrivilegeSet,
+        Option<&'a [&'a str]>,
+    );
     let cases: Vec<Case> = vec![
         (
             "a group without a template may be deleted with Edit on it",
