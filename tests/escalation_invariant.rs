@@ -882,12 +882,26 @@ fn with_records(mut s: OrgState, bits: u64) -> OrgState {
                 .bound_by
                 .insert("identitySets".into(), UNTRUSTED_SETTER.into());
         }
+        for grant in ["privileges", "template", "access"] {
+            if next() {
+                g.meta
+                    .bound_by
+                    .insert(grant.into(), UNTRUSTED_SETTER.into());
+            }
+        }
     }
     for k in s.api_keys.values_mut() {
         if k.enabled && next() {
             k.meta
                 .bound_by
                 .insert("enabled".into(), UNTRUSTED_SETTER.into());
+        }
+        for grant in ["privileges", "template", "access"] {
+            if next() {
+                k.meta
+                    .bound_by
+                    .insert(grant.into(), UNTRUSTED_SETTER.into());
+            }
         }
     }
     s
@@ -981,12 +995,15 @@ fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Assert
             });
             if named(0) && new.builtin.is_none() {
                 new.template = f.template.filter(|t| *t != GroupTemplate::Administrators);
+                asserted.insert("template".into());
             }
             if named(1) && new.builtin.is_none() {
                 new.privileges = f.privileges.clone();
+                asserted.insert("privileges".into());
             }
             if named(2) {
                 new.access = f.access.clone();
+                asserted.insert("access".into());
             }
             if named(3) {
                 new.identity_sets = f.identity_sets.clone();
@@ -1009,12 +1026,15 @@ fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Assert
             });
             if named(0) {
                 new.template = f.template;
+                asserted.insert("template".into());
             }
             if named(1) {
                 new.privileges = f.privileges.clone();
+                asserted.insert("privileges".into());
             }
             if named(2) {
                 new.access = f.access.clone();
+                asserted.insert("access".into());
             }
             if named(3) {
                 new.enabled = f.enabled;

@@ -250,6 +250,9 @@ pub fn asserted(
             bindings::ACCEPTED,
             bindings::IDENTITY_SETS,
             bindings::ENABLED,
+            bindings::PRIVILEGES,
+            bindings::TEMPLATE,
+            bindings::ACCESS,
         ] {
             if spec.get(key).is_some() {
                 out.insert(key.to_string());
@@ -284,6 +287,9 @@ fn owned_bindings(spec: &Value, new_groups: &[String], out: &mut Asserted) {
         bindings::ACCEPTED,
         bindings::IDENTITY_SETS,
         bindings::ENABLED,
+        bindings::PRIVILEGES,
+        bindings::TEMPLATE,
+        bindings::ACCESS,
     ] {
         if spec.get(format!("f:{key}")).is_some() {
             out.insert(key.to_string());

@@ -25,8 +25,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::effective::{Grantees, Via, member_groups};
-use super::model::{ApiKeyDef, GroupDef, MemberDef, OrgState};
-use super::privilege::PrivilegeSet;
+use super::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgState};
+use super::privilege::{PrivilegeSet, PrivilegeSpec};
 
 /// The annotation that records who set each binding.
 pub const ANNOTATION: &str = "orgaccess.dev/bound-by";
@@ -40,6 +40,15 @@ pub const ACCEPTED: &str = "accepted";
 pub const IDENTITY_SETS: &str = "identitySets";
 /// An ApiKey's `spec.enabled` (when true).
 pub const ENABLED: &str = "enabled";
+/// A Group's or ApiKey's grants: `spec.privileges`, `spec.template`,
+/// `spec.access`. Recorded too: a later apply that does not name them keeps
+/// them, and an explicit privilege narrows its template, so removing one can
+/// widen what a template set later grants.
+pub const PRIVILEGES: &str = "privileges";
+pub const TEMPLATE: &str = "template";
+pub const ACCESS: &str = "access";
+/// The keys of a Group's or ApiKey's grant fields.
+pub const GRANTS: [&str; 3] = [PRIVILEGES, TEMPLATE, ACCESS];
 /// A Member's invitation to one group: `groups/<group>`.
 pub const INVITATION: &str = "groups/";
 /// The key standing for an annotation that could not be read: every binding
@@ -155,6 +164,35 @@ pub fn member(
     settle(before.unwrap_or(&BoundBy::new()), fields, setter, asserted)
 }
 
+/// A Group's or ApiKey's grant fields (privileges, template as a number,
+/// access list).
+type GrantFields<'a> = (&'a [PrivilegeSpec], Option<u8>, &'a [AccessEntry]);
+
+/// A Group's or ApiKey's grant fields as bindings: each recorded when a
+/// change sets it (on a create, when it is not empty; on an update, any
+/// change, a removal too).
+fn grants(old: Option<GrantFields>, new: GrantFields) -> Vec<Field> {
+    let (privileges, template, access) = new;
+    let created = old.is_none();
+    vec![
+        Field {
+            key: PRIVILEGES.into(),
+            granting: !created || !privileges.is_empty(),
+            changed: old.is_none_or(|o| o.0 != privileges),
+        },
+        Field {
+            key: TEMPLATE.into(),
+            granting: !created || template.is_some(),
+            changed: old.is_none_or(|o| o.1 != template),
+        },
+        Field {
+            key: ACCESS.into(),
+            granting: !created || !access.is_empty(),
+            changed: old.is_none_or(|o| o.2 != access),
+        },
+    ]
+}
+
 /// The record of a Group after a change.
 pub fn group(
     old: Option<&GroupDef>,
@@ -162,11 +200,21 @@ pub fn group(
     setter: Setter,
     asserted: &Asserted,
 ) -> BoundBy {
-    let fields = vec![Field {
+    let mut fields = vec![Field {
         key: IDENTITY_SETS.into(),
         granting: !new.identity_sets.is_empty(),
         changed: old.is_none_or(|o| o.identity_sets != new.identity_sets),
     }];
+    fields.extend(grants(
+        old.map(|o| {
+            (
+                &o.privileges[..],
+                o.template.map(|t| t as u8),
+                &o.access[..],
+            )
+        }),
+        (&new.privileges, new.template.map(|t| t as u8), &new.access),
+    ));
     let before = old.map(|o| &o.meta.bound_by);
     settle(before.unwrap_or(&BoundBy::new()), fields, setter, asserted)
 }
@@ -178,11 +226,21 @@ pub fn api_key(
     setter: Setter,
     asserted: &Asserted,
 ) -> BoundBy {
-    let fields = vec![Field {
+    let mut fields = vec![Field {
         key: ENABLED.into(),
         granting: new.enabled,
         changed: old.is_none_or(|o| !o.enabled),
     }];
+    fields.extend(grants(
+        old.map(|o| {
+            (
+                &o.privileges[..],
+                o.template.map(|t| t as u8),
+                &o.access[..],
+            )
+        }),
+        (&new.privileges, new.template.map(|t| t as u8), &new.access),
+    ));
     let before = old.map(|o| &o.meta.bound_by);
     settle(before.unwrap_or(&BoundBy::new()), fields, setter, asserted)
 }
@@ -250,35 +308,14 @@ pub fn foreign_growth(
     grantees_after: &Grantees,
 ) -> Vec<Foreign> {
     let mut out = Vec::new();
-    let recorded_sets: BTreeMap<&str, &BoundBy> = after
+    let recorded_groups: BTreeMap<&str, &BoundBy> = after
         .groups
         .values()
         .filter(|g| !g.meta.bound_by.is_empty())
         .map(|g| (g.name.as_str(), &g.meta.bound_by))
         .collect();
     for m in after.members.values() {
-        let mut bindings: Vec<(String, String, String)> = m
-            .meta
-            .bound_by
-            .iter()
-            .map(|(k, who)| (format!("Member {}", m.name), k.clone(), who.clone()))
-            .collect();
-        if !recorded_sets.is_empty() {
-            for (g, via) in member_groups(after, m) {
-                if via != Via::IdentitySet {
-                    continue;
-                }
-                if let Some(bound) = recorded_sets.get(g.as_str()) {
-                    bindings.extend(
-                        bound
-                            .iter()
-                            .filter(|(k, _)| *k == IDENTITY_SETS || *k == UNREADABLE)
-                            .map(|(k, who)| (format!("Group {g}"), k.clone(), who.clone())),
-                    );
-                }
-            }
-        }
-        if bindings.is_empty() {
+        if m.meta.bound_by.is_empty() && recorded_groups.is_empty() {
             continue;
         }
         let now = member_holds(after, grantees_after, m);
@@ -288,7 +325,44 @@ pub fn foreign_growth(
             .map(|old| member_holds(before, grantees_before, old))
             .unwrap_or_default();
         let gained = was.missing(&now);
-        if !gained.is_empty() {
+        if gained.is_empty() {
+            continue;
+        }
+        // Who holds the member: its own bindings, whatever it gains through.
+        let object = format!("Member {}", m.name);
+        let mut bindings: Vec<(String, String, String)> = m
+            .meta
+            .bound_by
+            .iter()
+            .filter(|(k, _)| [SUBJECTS, IDENTITY, ACCEPTED, UNREADABLE].contains(&k.as_str()))
+            .map(|(k, who)| (object.clone(), k.clone(), who.clone()))
+            .collect();
+        // What it gains through: each group that brings part of the gain,
+        // with what brings the member in and what the group grants.
+        for (g, via) in member_groups(after, m) {
+            let Some(holds) = grantees_after.groups.get(&g) else {
+                continue;
+            };
+            if holds.missing(&gained) == gained {
+                continue;
+            }
+            if via == Via::Invitation
+                && let Some(who) = m.meta.bound_by.get(&invitation(&g))
+            {
+                bindings.push((object.clone(), invitation(&g), who.clone()));
+            }
+            if let Some(bound) = recorded_groups.get(g.as_str()) {
+                for (k, who) in bound.iter() {
+                    let counts = GRANTS.contains(&k.as_str())
+                        || k == UNREADABLE
+                        || (k == IDENTITY_SETS && via == Via::IdentitySet);
+                    if counts {
+                        bindings.push((format!("Group {g}"), k.clone(), who.clone()));
+                    }
+                }
+            }
+        }
+        if !bindings.is_empty() {
             out.push(Foreign {
                 principal: format!("member {}", m.name),
                 gained,
