@@ -713,27 +713,7 @@ fn one_case(state: &OrgState, plan: &Plan) -> Result<bool, TestCaseError> {
         members: view.members.clone(),
         privileges: view.privileges.clone(),
     };
-    let (old, new) = match &v {
-        Versions::Organization(o, n) => (
-            o.as_ref().map(Object::Organization),
-            n.as_ref().map(Object::Organization),
-        ),
-        Versions::Group(o, n) => (o.as_ref().map(Object::Group), n.as_ref().map(Object::Group)),
-        Versions::Member(o, n) => (
-            o.as_ref().map(Object::Member),
-            n.as_ref().map(Object::Member),
-        ),
-        Versions::ApiKey(o, n) => (
-            o.as_ref().map(Object::ApiKey),
-            n.as_ref().map(Object::ApiKey),
-        ),
-    };
-    let change = Change {
-        operation: plan.operation,
-        name: &name,
-        old,
-        new,
-    };
+    let change = change_of(plan.operation, &name, &v);
     let violations = rules::check(state, &grantees, &change, &requester);
     if std::env::var("INVARIANT_DEBUG").is_ok() {
         let rules: BTreeSet<_> = violations

@@ -45,19 +45,7 @@ pub fn webhook_configuration(
     ca_bundle_pem: &[u8],
     namespace_selector: Option<LabelSelector>,
 ) -> ValidatingWebhookConfiguration {
-    let mut client_config = match endpoint {
-        Endpoint::Url(url) => json!({ "url": url }),
-        Endpoint::Service {
-            namespace,
-            name,
-            port,
-        } => json!({
-            "service": { "namespace": namespace, "name": name, "port": port, "path": PATH }
-        }),
-    };
-    if !ca_bundle_pem.is_empty() {
-        client_config["caBundle"] = json!(k8s_openapi::ByteString(ca_bundle_pem.to_vec()));
-    }
+    let client_config = client_config(endpoint, PATH, ca_bundle_pem);
     let mut webhook = json!({
         "name": WEBHOOK_NAME,
         "clientConfig": client_config,
@@ -100,21 +88,7 @@ pub fn mutating_webhook_configuration(
     ca_bundle_pem: &[u8],
     namespace_selector: Option<LabelSelector>,
 ) -> MutatingWebhookConfiguration {
-    let mut client_config = match endpoint {
-        Endpoint::Url(url) => {
-            json!({ "url": url.replace(PATH, MUTATE_PATH) })
-        }
-        Endpoint::Service {
-            namespace,
-            name,
-            port,
-        } => json!({
-            "service": { "namespace": namespace, "name": name, "port": port, "path": MUTATE_PATH }
-        }),
-    };
-    if !ca_bundle_pem.is_empty() {
-        client_config["caBundle"] = json!(k8s_openapi::ByteString(ca_bundle_pem.to_vec()));
-    }
+    let client_config = client_config(endpoint, MUTATE_PATH, ca_bundle_pem);
     let mut webhook = json!({
         "name": MUTATING_WEBHOOK_NAME,
         "clientConfig": client_config,
@@ -145,6 +119,25 @@ pub fn mutating_webhook_configuration(
         "webhooks": [webhook],
     }))
     .expect("the configuration is well-formed")
+}
+
+/// Where the apiserver sends a review: the endpoint with `path` (a URL's
+/// path is replaced), and the CA of the serving certificate when given.
+fn client_config(endpoint: &Endpoint, path: &str, ca_bundle_pem: &[u8]) -> serde_json::Value {
+    let mut config = match endpoint {
+        Endpoint::Url(url) => json!({ "url": url.replace(PATH, path) }),
+        Endpoint::Service {
+            namespace,
+            name,
+            port,
+        } => json!({
+            "service": { "namespace": namespace, "name": name, "port": port, "path": path }
+        }),
+    };
+    if !ca_bundle_pem.is_empty() {
+        config["caBundle"] = json!(k8s_openapi::ByteString(ca_bundle_pem.to_vec()));
+    }
+    config
 }
 
 /// A selector for exactly one namespace (by its `kubernetes.io/metadata.name` label).
