@@ -696,6 +696,30 @@ fn principals(s: &OrgState) -> Vec<(String, PrivilegeSet)> {
     out
 }
 
+/// The identity a plan names, mapped in the state as admission maps it:
+/// its name, view and requester; `None` when it maps to no Member.
+fn tenant_of(
+    state: &OrgState,
+    grantees: &orgaccess::core::effective::Grantees,
+    plan: &Plan,
+) -> Option<(
+    &'static str,
+    orgaccess::core::effective::RequesterView,
+    Requester,
+)> {
+    let (user, groups) = identities().swap_remove(plan.requester);
+    let view = requester_view(state, grantees, user, &groups, now());
+    if view.members.is_empty() {
+        return None;
+    }
+    let requester = Requester::Members {
+        user: user.into(),
+        members: view.members.clone(),
+        privileges: view.privileges.clone(),
+    };
+    Some((user, view, requester))
+}
+
 /// One case: Ok(true) when the change was admitted (and the invariant held).
 fn one_case(state: &OrgState, plan: &Plan) -> Result<bool, TestCaseError> {
     let Some((name, mut v)) = versions(state, plan) else {
@@ -703,15 +727,8 @@ fn one_case(state: &OrgState, plan: &Plan) -> Result<bool, TestCaseError> {
     };
     settle_deletion(&mut v);
     let grantees = resolve_grantees(state);
-    let (user, groups) = identities().swap_remove(plan.requester);
-    let view = requester_view(state, &grantees, user, &groups, now());
-    if view.members.is_empty() {
+    let Some((user, view, requester)) = tenant_of(state, &grantees, plan) else {
         return Ok(false);
-    }
-    let requester = Requester::Members {
-        user: user.into(),
-        members: view.members.clone(),
-        privileges: view.privileges.clone(),
     };
     let change = change_of(plan.operation, &name, &v);
     let violations = rules::check(state, &grantees, &change, &requester);
@@ -1125,15 +1142,8 @@ fn two_step_case(state: &OrgState, plan: &Plan, gitops: &GitOps) -> Result<bool,
     };
     settle_deletion(&mut c);
     let grantees = resolve_grantees(state);
-    let (user, groups) = identities().swap_remove(plan.requester);
-    let view = requester_view(state, &grantees, user, &groups, now());
-    if view.members.is_empty() {
+    let Some((user, view, tenant)) = tenant_of(state, &grantees, plan) else {
         return Ok(false);
-    }
-    let tenant = Requester::Members {
-        user: user.into(),
-        members: view.members.clone(),
-        privileges: view.privileges.clone(),
     };
     stamp(&mut c, &c_name, plan.operation, &tenant, &Asserted::new());
     let change = change_of(plan.operation, &c_name, &c);
