@@ -6,7 +6,7 @@
 //! it prints the in-handler latency distribution (p50, p99, p99.9) of each
 //! request type, measured call by call. The latency the webhook adds through
 //! the apiserver is measured separately (`added_latency_through_the_apiserver`
-//! in tests/webhook.rs, ignored by default).
+//! in tests/webhook/webhook.rs, ignored by default).
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -2,23 +2,63 @@
 # The project's test command (README): builds the local control plane if it is
 # missing, then runs every test: unit, property and integration. Integration
 # tests start a real etcd + kube-apiserver and fail (never skip) if they cannot.
+#
+# The test binaries (a handful: tests/<group>/main.rs, ARCHITECTURE.md "Tests")
+# run in two lanes at once, as cargo would run each one (from its package's
+# directory): `cli`, the longest (the demo and the chart), in one lane, every
+# other binary one after another in the second. Most of a test's time is spent
+# waiting on the apiserver and the processes it started, so two lanes fit two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build-control-plane.sh >/dev/null
 bash tools/build-helm.sh >/dev/null
-# kstatus + cel-go checker and lua5.1 for the readiness tests (tests/readiness.rs).
+# kstatus + cel-go checker and lua5.1 for the readiness tests (tests/operations/readiness.rs).
 bash tools/build-status.sh >/dev/null
 bash tools/install-lua.sh
 export ORGACCESS_K8S_BIN="$PWD/target/k8s-bin"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+threads="${ORGACCESS_TEST_THREADS:-4}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
 # Library, binary and integration tests of every workspace crate (no doc-tests; benches
-# are measured with `cargo bench`, see docs/performance.md).
-set +e
-cargo test --workspace --no-fail-fast --lib --bins --tests -- --test-threads "${ORGACCESS_TEST_THREADS:-4}" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
-# One closing line for the whole run.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
-     END { printf "%d passed, %d failed\n", p, f }' "$log"
+# are measured with `cargo bench`, see docs/performance.md): build them all, and list
+# each binary as "name<TAB>package directory<TAB>executable".
+cargo test --workspace --no-run --lib --bins --tests --message-format json-render-diagnostics \
+  | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        t = m["target"]
+        name = t["name"] if "test" in t["kind"] else "%s (%s unit tests)" % (t["name"], t["kind"][0])
+        print(name, os.path.dirname(m["manifest_path"]), m["executable"], sep="\t")
+' >"$work/binaries"
+
+# One binary: its output to its own log, its exit status beside it.
+run() {
+  local name=$1 dir=$2 exe=$3 log="$work/$(printf '%s' "$1" | tr -c 'a-zA-Z0-9_\n' '_').log"
+  local start=$SECONDS
+  echo "=== $name: $exe" >"$log"
+  set +e
+  (cd "$dir" && "$exe" --test-threads "$threads") >>"$log" 2>&1
+  echo $? >"$log.status"
+  set -e
+  echo "--- $name: $((SECONDS - start)) s" >>"$log"
+  echo "$log" >>"$work/order"
+}
+lane() { while IFS=$'\t' read -r name dir exe; do run "$name" "$dir" "$exe"; done; }
+
+grep -P '^cli\t' "$work/binaries" | lane &
+first=$!
+grep -vP '^cli\t' "$work/binaries" | lane
+wait "$first"
+
+# Every log, whole, in the order the binaries finished, and one closing line.
+status=0
+while read -r log; do
+  cat "$log"
+  [[ $(cat "$log.status") == 0 ]] || status=1
+done <"$work/order"
+cat "$work"/*.log | awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }'
 exit "$status"

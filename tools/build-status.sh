@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds tools/status: the real kstatus library (sigs.k8s.io/cli-utils) and
 # cel-go, pinned in tools/status/go.mod, behind a small command the readiness
-# tests feed objects from the control plane (tests/readiness.rs).
+# tests feed objects from the control plane (tests/operations/readiness.rs).
 #
 # Same caching as tools/build-helm.sh: the binary goes to a cache outside the
 # checkout keyed by a hash of the module files and the recipe, so a fresh clone

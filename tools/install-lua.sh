@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's lua5.1 (the Lua dialect Argo CD embeds) when missing: the
-# tests run deploy/argocd/health.lua with it (tests/readiness.rs).
+# tests run deploy/argocd/health.lua with it (tests/operations/readiness.rs).
 set -euo pipefail
 command -v lua5.1 >/dev/null && exit 0
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo -n "$@"; fi; }

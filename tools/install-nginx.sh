@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's nginx when missing: tests/decision_nginx.rs runs it (as
+# Installs Debian's nginx when missing: tests/operations/decision_nginx.rs runs it (as
 # the test's own user, from a generated configuration) in front of the
 # decision service's auth_request endpoint.
 set -euo pipefail

@@ -1,7 +1,7 @@
 -- Argo CD health of orgaccess.dev Organization, Group, Member and ApiKey.
 -- The same reading as kstatus (Flux `wait`, kpt, cli-utils) and `kubectl wait
 -- --for=condition=Ready`: docs/status.md. Tested with lua5.1 on objects from a
--- real control plane (tests/readiness.rs). argocd-cm.yaml embeds this file.
+-- real control plane (tests/operations/readiness.rs). argocd-cm.yaml embeds this file.
 local hs = {status = "Progressing", message = "Waiting for the orgaccess operator"}
 if obj.status == nil then
   return hs

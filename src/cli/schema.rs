@@ -9,7 +9,7 @@
 //!   `kube-cel`, only when the structure is sound (a rule over a malformed
 //!   value says nothing useful).
 //!
-//! `tests/crd_limits.rs` holds the two to the real apiserver: every object
+//! `tests/operations/crd_limits.rs` holds the two to the real apiserver: every object
 //! it refuses there is refused here.
 
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 //! first use, dropped when the namespace changes (`Namespace::invalidate`),
 //! so a check is a lookup and a `covers`. Answers are the core's
 //! [`check_with`], the same function as the uncached [`decision::check`]
-//! (agreement: `tests/decision_cache.rs`).
+//! (agreement: `tests/operations/decision_cache.rs`).
 
 use std::collections::HashMap;
 use std::hash::Hash;

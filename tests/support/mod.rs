@@ -27,6 +27,16 @@ use tokio::io::AsyncWriteExt as _;
 #[allow(unused_imports)] // re-exported for the test files that need them
 pub use orgaccess_testenv::{ADMIN, GITOPS_USER, OPERATOR_NAMESPACE, OPERATOR_USER, TESTER_USERS};
 
+/// Held by the tests that flood a webhook process (hostile, forged and
+/// malformed callers; tests/webhook/): no two floods share the machine's cores
+/// at once, as when each of those files was a test binary of its own. The
+/// floods' assertions name the webhook's bounded denials, and a second flood
+/// beside one turns a size limit's denial into a deadline's.
+pub async fn flood_guard() -> tokio::sync::MutexGuard<'static, ()> {
+    static FLOOD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    FLOOD.lock().await
+}
+
 /// The start result is kept, not just the plane: if the start fails, every test
 /// fails at once with the same message instead of each retrying a slow start.
 static PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();

@@ -1,6 +1,6 @@
 //! The real `orgaccess webhook` process for hostile-traffic tests
-//! (`tests/webhook_hostile.rs`, `tests/webhook_forged.rs`, the soak in
-//! `tests/webhook_soak.rs`): started as the operator's identity against the
+//! (`tests/webhook/webhook_hostile.rs`, `tests/webhook/webhook_forged.rs`, the soak in
+//! `tests/webhook/webhook_soak.rs`): started as the operator's identity against the
 //! test control plane, with or without client certificates, and the HTTPS
 //! clients and review bodies that POST straight to it.
 

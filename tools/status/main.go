@@ -6,7 +6,7 @@
 // say, evaluated the way kustomize-controller does (observedGeneration first,
 // then inProgress, failed, current; none true: InProgress).
 //
-// Built by tools/build-status.sh; used by tests/readiness.rs.
+// Built by tools/build-status.sh; used by tests/operations/readiness.rs.
 package main
 
 import (

@@ -3,9 +3,9 @@
 //! errors that must be clear and never a panic.
 //!
 //! Golden files live in `tests/golden/`; regenerate them with
-//! `UPDATE_GOLDEN=1 cargo test --test cli` and review the diff.
+//! `UPDATE_GOLDEN=1 cargo test --test cli cli::` and review the diff.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         panic!(
-            "no golden file {}; run UPDATE_GOLDEN=1 cargo test --test cli",
+            "no golden file {}; run UPDATE_GOLDEN=1 cargo test --test cli cli::",
             path.display()
         )
     });
@@ -276,7 +276,7 @@ fn corpus(dir: &str) -> Vec<PathBuf> {
 }
 
 /// `tests/golden/warn/`: manifests the rules allow with a warning, the same
-/// the webhook sends (kubectl's `Warning:`; tests/agreement.rs compares).
+/// the webhook sends (kubectl's `Warning:`; tests/webhook/agreement.rs compares).
 #[test]
 fn warned_manifests_are_allowed_with_the_webhook_warnings() {
     for path in corpus("warn") {

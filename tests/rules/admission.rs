@@ -1,12 +1,12 @@
 //! The admission rules through the webhook's own handler, in process: an
 //! AdmissionReview body in, the answer out, on a hand-filled index — no
 //! control plane, so each rule gets its accepted and refused cases here, in
-//! milliseconds. The apiserver tests (`tests/webhook.rs`, `tests/escalation.rs`)
+//! milliseconds. The apiserver tests (`tests/webhook/webhook.rs`, `tests/rules/escalation.rs`)
 //! keep the wiring: TLS, the configuration, kubectl's view of a denial.
 //!
 //! One module per rule of `docs/rules.md`; [`Org`] is the shared harness.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -6,8 +6,8 @@
 //! as `Warning: ...`; `spec.advice` switches findings off with a reason. All
 //! from core `advice::review`, the function `orgaccess advise` calls.
 
-mod operator;
-mod support;
+use crate::operator;
+use crate::support;
 
 use std::process::Output;
 use std::time::Duration;

@@ -11,8 +11,8 @@
 //!
 //! The table in docs/status.md is what these tests pin.
 
-mod operator;
-mod support;
+use crate::operator;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;

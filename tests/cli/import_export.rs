@@ -4,9 +4,9 @@
 //! the privilege mapping over generated privilege sets.
 //!
 //! The import golden (`tests/golden/import-acme.yaml`) is regenerated with
-//! `UPDATE_GOLDEN=1 cargo test --test import_export`; review the diff.
+//! `UPDATE_GOLDEN=1 cargo test --test cli import_export::`; review the diff.
 
-mod generators;
+use crate::generators;
 
 use std::collections::BTreeMap;
 use std::io::Write;

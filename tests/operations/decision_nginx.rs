@@ -6,8 +6,8 @@
 //! a rotated key's previous value refused after its overlap and an expired
 //! key refused.
 
-mod operator;
-mod support;
+use crate::operator;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -10,7 +10,7 @@
 //! the webhook's `timeoutSeconds` fails). Ignored: run it with
 //! `bash scripts/soak.sh [SECONDS]` (docs/performance.md, "Soak").
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -18,7 +18,7 @@
 //! (`--as`/`--as-group`), with a RoleBinding so that RBAC lets it through to
 //! admission. In `examples/` every object is a target, created as `gitops`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ fn root() -> &'static Path {
 }
 
 // ---------------------------------------------------------------------------
-// The webhook, in-process (as in tests/webhook.rs)
+// The webhook, in-process (as in tests/webhook/webhook.rs)
 
 /// One webhook for the whole test, registered for the namespaces labelled
 /// `RUN_LABEL=<run>`, trusting `system:masters` and `platform:gitops`.

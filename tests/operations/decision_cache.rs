@@ -9,7 +9,7 @@
 //! the facts were factored out of it (everything recomputed per member).
 //! Cases: `ORGACCESS_DECISION_CACHE_CASES` (default 500).
 
-mod generators;
+use crate::generators;
 
 use jiff::{SignedDuration, Timestamp};
 use orgaccess::core::builtin::{ApiKeyTemplate, GroupTemplate};

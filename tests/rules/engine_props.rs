@@ -1,6 +1,6 @@
 //! Algebraic properties of merge, covers and missing, over arbitrary valid sets.
 
-mod generators;
+use crate::generators;
 
 use orgaccess::core::builtin::GroupTemplate;
 use orgaccess::core::catalog::CATALOG;

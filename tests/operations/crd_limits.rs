@@ -4,7 +4,7 @@
 //! and every verdict compared with `orgaccess check`'s offline schema check
 //! (`orgaccess::cli::schema`), which must refuse exactly the same objects.
 
-mod support;
+use crate::support;
 
 use orgaccess::cli::schema;
 use orgaccess::core::model::Kind;

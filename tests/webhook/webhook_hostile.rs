@@ -6,7 +6,7 @@
 //! deadline meanwhile, and the process's peak memory (VmHWM) stays under the
 //! chart's 256 MiB limit.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn hostile_bodies_get_denials_in_bounded_memory_and_time() {
+    let _flood = support::flood_guard().await;
     let mut p = start().await;
     let port = p.port;
     let client = https();
@@ -202,6 +203,7 @@ async fn hostile_bodies_get_denials_in_bounded_memory_and_time() {
 
 #[tokio::test]
 async fn a_group_of_200_privileges_of_1000_resources_is_denied_in_a_few_kib() {
+    let _flood = support::flood_guard().await;
     let mut p = start().await;
     let client = admin_client().await;
     let ns = fresh_namespace(&client).await;
@@ -295,6 +297,7 @@ async fn a_group_of_200_privileges_of_1000_resources_is_denied_in_a_few_kib() {
 /// admitted rather than refused as busy at the deadline.
 #[tokio::test]
 async fn small_requests_never_wait_behind_heavy_bodies() {
+    let _flood = support::flood_guard().await;
     // A short deadline, so that the heavy bodies queued ahead would take
     // longer than it on a shared lane, on any machine.
     let p = start_with(

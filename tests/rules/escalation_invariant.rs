@@ -14,9 +14,9 @@
 //! effective privileges before and after from scratch, with the same
 //! `effective` functions status reports, and never looks at which rule fired.
 //! Cases run: `ORGACCESS_INVARIANT_CASES` (default 100,000 in the release
-//! profile, 2,000 in debug: `cargo test --release --test escalation_invariant`).
+//! profile, 2,000 in debug: `cargo test --release --test rules escalation_invariant::`).
 
-mod generators;
+use crate::generators;
 
 use std::collections::BTreeSet;
 

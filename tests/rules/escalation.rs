@@ -4,7 +4,7 @@
 //! the denial *and* that the attacker's effective privileges (computed from
 //! what the apiserver stores) did not change.
 
-mod support;
+use crate::support;
 
 use orgaccess::core::privilege::PrivilegeSet;
 use orgaccess_testenv::TESTERS_GROUP;

@@ -2,8 +2,8 @@
 //! reaches the same final state; invitations and keys expire. The operator
 //! here runs with its clock 40 days ahead, so expiry needs no waiting.
 
-mod operator;
-mod support;
+use crate::operator;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! operator's tests rely on (CRDs with status, server-side apply, Leases,
 //! URL-configured admission webhooks over TLS, RBAC, per-identity kubectl).
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -654,7 +654,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Start-to-ready time and idle memory, reported in docs/control-plane.md:
-/// `cargo test --test control_plane -- --ignored --nocapture measure_start_time_and_idle_memory`.
+/// `cargo test --test operations -- --ignored --nocapture control_plane::measure_start_time_and_idle_memory`.
 /// Starts its own control planes (not the shared one) one after the other.
 #[tokio::test]
 #[ignore = "measurement, run by hand"]

@@ -5,8 +5,8 @@
 //! something says so at `info`, without values, in JSON lines with the
 //! message at the top level.
 
-mod operator;
-mod support;
+use crate::operator;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

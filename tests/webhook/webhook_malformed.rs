@@ -3,7 +3,7 @@
 //! keeps serving. Also: the serving certificate is reloaded without a restart,
 //! and an unreadable one fails the start.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 
@@ -229,6 +229,7 @@ fn spec_twice(good: &Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn every_malformed_body_is_a_200_denial_and_the_server_keeps_serving() {
+    let _flood = support::flood_guard().await;
     let r = start().await;
     let ns = fresh_namespace(&admin_client().await).await;
     let client = https();

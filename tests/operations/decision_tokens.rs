@@ -4,7 +4,7 @@
 //! namespaces, client certificates keep working on the same listener, and an
 //! API key sent to a gateway endpoint is never taken for a caller's token.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

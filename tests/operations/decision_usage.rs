@@ -6,8 +6,8 @@
 //! status write of the controller keeps the field; an unused key gets none;
 //! the key value is in none of the operator's logs.
 
-mod operator;
-mod support;
+use crate::operator;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! attacker (`bob`, who holds Groups Edit domain-wide) holds afterwards exactly
 //! what he held before, computed from what the apiserver stores.
 
-mod support;
+use crate::support;
 
 use orgaccess::core::privilege::PrivilegeSet;
 use orgaccess_testenv::{GITOPS_USER, TESTERS_GROUP};

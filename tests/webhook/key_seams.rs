@@ -1,5 +1,5 @@
 //! Issue 27, paths 3 to 5, through the real apiserver: the webhook judging
-//! (in process, as in `tests/escalation.rs`), the operator binary running
+//! (in process, as in `tests/rules/escalation.rs`), the operator binary running
 //! the controller and the decision service's gateway listener, kubectl and
 //! the kube client as the identities, every key decision asked of
 //! `/nginx/auth` (or Envoy's endpoint) as a gateway would ask it, and
@@ -11,8 +11,8 @@
 //! - a Secret with a forged ownerReference is never the key's;
 //! - an IPv4-mapped client address is the IPv4 address it carries.
 
-mod operator;
-mod support;
+use crate::operator;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
