@@ -9,8 +9,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{CATALOG, Create, Service};
-use super::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, parse_all, spec};
+use crate::catalog::{CATALOG, Create, Service};
+use crate::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, parse_all, spec};
 
 /// The groups the operator creates in every new organization.
 #[derive(

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::catalog::{self, DomainId};
-use super::model::{
+use crate::catalog::{self, DomainId};
+use crate::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider, SubjectKind,
 };
-use super::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
+use crate::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
 
 /// The privileges an object grants by its own spec (template + explicit),
 /// skipping invalid entries, which the rules report.

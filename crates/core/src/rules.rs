@@ -7,19 +7,17 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
-use jiff::{Span, SpanRelativeTo};
-
-use super::bindings::{self, Asserted, BoundBy, Setter};
-use super::builtin::BuiltinGroup;
-use super::catalog::{self, ResourceKind};
-use super::effective::{
+use crate::bindings::{self, Asserted, BoundBy, Setter};
+use crate::builtin::BuiltinGroup;
+use crate::catalog::{self, ResourceKind};
+use crate::effective::{
     Grantee, Grantees, api_key_spec_privileges, group_spec_privileges, member_groups,
     resolve_grantees,
 };
-use super::model::{
+use crate::model::{
     AccessEntry, ApiKeyDef, GroupDef, Kind, MemberDef, Meta, OrgDef, OrgState, Subject,
 };
-use super::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec, named_resources};
+use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec, named_resources};
 
 /// The rules, named as in the documentation and in denial messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -286,7 +284,7 @@ fn privileges_valid(state: &OrgState, specs: &[PrivilegeSpec], out: &mut Vec<Vio
     let mut unlisted = 0usize;
     for (i, spec) in specs.iter().enumerate() {
         let field = format!("spec.privileges[{i}]");
-        match super::privilege::parse(spec) {
+        match crate::privilege::parse(spec) {
             Err(e) => out.push(violation(Rule::CatalogValidity, field, e.to_string())),
             Ok((d, grant)) => {
                 if !domains.insert(d) {
@@ -445,9 +443,9 @@ fn same_spec(old: Option<Object>, new: Option<Object>) -> bool {
 
 fn subject_kind(s: &Subject) -> &'static str {
     match s.kind {
-        super::model::SubjectKind::User => "User",
-        super::model::SubjectKind::Group => "Group",
-        super::model::SubjectKind::ServiceAccount => "ServiceAccount",
+        crate::model::SubjectKind::User => "User",
+        crate::model::SubjectKind::Group => "Group",
+        crate::model::SubjectKind::ServiceAccount => "ServiceAccount",
     }
 }
 
@@ -470,25 +468,9 @@ fn access_valid(list: &[AccessEntry], out: &mut Vec<Violation>) {
     }
 }
 
-/// Parses an ISO-8601 lifetime into days (calendar units counted from the epoch
-/// of a fixed date so the answer does not depend on today).
-pub fn lifetime_days(lifetime: &str) -> Result<i64, String> {
-    let span: Span = lifetime.parse().map_err(|e| {
-        format!("lifetime '{lifetime}' is not an ISO-8601 duration such as P90D or P1Y ({e})")
-    })?;
-    let base = jiff::civil::date(2000, 1, 1);
-    let days = span
-        .total((jiff::Unit::Day, SpanRelativeTo::from(base)))
-        .map_err(|e| format!("lifetime '{lifetime}' cannot be measured in days ({e})"))?;
-    if days <= 0.0 {
-        return Err(format!("lifetime '{lifetime}' must be positive"));
-    }
-    Ok(days.ceil() as i64)
-}
-
 fn api_key_valid(k: &ApiKeyDef, out: &mut Vec<Violation>) {
-    use super::apikey::{MAX_NAME_LEN, MAX_PREVIOUS_DAYS, SECRET_SUFFIX};
-    use super::builtin::ApiKeyTemplate;
+    use crate::apikey::{MAX_NAME_LEN, MAX_PREVIOUS_DAYS, SECRET_SUFFIX, lifetime_days};
+    use crate::builtin::ApiKeyTemplate;
     let template = k.template.unwrap_or(ApiKeyTemplate::Custom);
     if k.name.len() > MAX_NAME_LEN {
         out.push(violation(
@@ -817,7 +799,7 @@ fn required_by_object(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, S
             vec![(edit_on(keys, name), format!("deleting API key '{name}'"))]
         }
         (Some(Object::Organization(_)), Operation::Delete) => vec![(
-            super::builtin::full_access(),
+            crate::builtin::full_access(),
             "deleting the Organization (an organization-level act: it needs every privilege, as Administrators hold)".into(),
         )],
         (Some(Object::Organization(_)), _) => {
@@ -1506,18 +1488,7 @@ pub const MAX_MESSAGE_VIOLATIONS: usize = 30;
 /// Longest denial message, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
-/// Cuts `s` to at most `max` bytes (`max` >= 3) on a character boundary, marking the cut.
-pub fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max.saturating_sub(3);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push_str("...");
-    }
-    s
-}
+pub use crate::bounds::truncate;
 
 #[cfg(test)]
 mod tests {
