@@ -5,8 +5,11 @@
 
 use super::*;
 use crate::builtin::{ApiKeyTemplate, GroupTemplate};
+use crate::catalog;
 use crate::catalog::Service;
 use crate::effective::resolve_grantees;
+use crate::model::AccessEntry;
+use crate::privilege::Level;
 use crate::privilege::{AccessLevel, ResourceLevel, spec};
 
 /// `narrowed`: FullAccess, narrowed to Organization/ApiKeys: View by an

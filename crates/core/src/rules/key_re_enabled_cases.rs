@@ -4,8 +4,11 @@
 
 use super::*;
 use crate::builtin::ApiKeyTemplate;
+use crate::catalog;
 use crate::catalog::Service;
 use crate::effective::resolve_grantees;
+use crate::model::AccessEntry;
+use crate::privilege::Level;
 use crate::privilege::ResourceLevel;
 use crate::privilege::{AccessLevel, parse_all, spec};
 
