@@ -27,7 +27,7 @@ use support::org::{four_privileges, group, member, priv_};
 const NS: &str = "acme";
 
 /// An organization in an index, judged by a validator with the default
-/// policy. `olivia` is in Administrators; `gm` holds the seed's four
+/// policy. `olivia` is in Administrators; `gm` holds a group manager's four
 /// privileges (Groups Edit among them); `viewer` holds Organization View.
 struct Org {
     index: Arc<Index>,

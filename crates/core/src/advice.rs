@@ -1,7 +1,7 @@
-//! The least-privilege advisor: the seeds' leading practices, checked on an
-//! organization's state. One function, [`review`], returns findings with a
-//! stable id, a severity, the objects concerned, the practice (and the seed
-//! that states it) and the fix; `orgaccess advise` prints them (and, later,
+//! The least-privilege advisor: the leading practices of docs/cli.md
+//! (`orgaccess advise`), checked on an organization's state. One function,
+//! [`review`], returns findings with a stable id, a severity, the objects
+//! concerned, the practice (and the document that states it) and the fix; `orgaccess advise` prints them (and, later,
 //! the Organization's status, metrics and admission warnings project them).
 
 use std::collections::BTreeSet;

@@ -1,7 +1,7 @@
 //! The platform's own privilege format, and the mapping to and from ours.
 //!
 //! The platform stores a privilege as `{owner, targetDomain, type, targetId}`
-//! items (`privilege-catalog.md` §1.1); a grantee holds a list of them. This
+//! items (docs/import-export.md); a grantee holds a list of them. This
 //! module maps one grantee's [`PrivilegeSet`] to that list and back, and holds
 //! the shapes of the organization document `orgaccess import` reads and
 //! `orgaccess export` writes (`docs/import-export.md`). Pure: no I/O.
@@ -234,7 +234,7 @@ pub fn explicit_over(template: &PrivilegeSet, full: &PrivilegeSet) -> Vec<Privil
     out
 }
 
-/// The platform's identity providers (`privilege-catalog.md` §4.9).
+/// The platform's identity providers (docs/import-export.md, the providers row).
 pub fn provider_to_platform(p: Provider) -> &'static str {
     match p {
         Provider::Email => "EMAIL",

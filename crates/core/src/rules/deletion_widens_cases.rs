@@ -1,5 +1,5 @@
-//! Cases of [`super::deletion_widens`] (NoEscalation, the second-order
-//! invariant): deleting hands the object's re-creation to whoever applies its
+//! Cases of `deletion_widens.rs` (NoEscalation, the second-order invariant:
+//! docs/security.md): deleting hands the object's re-creation to whoever applies its
 //! manifest, with defaults for every field the manifest does not name.
 //! Through [`super::check`], so every rule a real request meets runs.
 

@@ -1,4 +1,4 @@
-//! Cases of [`super::key_re_enabled`] (NoEscalation, issue 27 path 3): enabling a
+//! Cases of `key_re_enabled.rs` (NoEscalation; docs/api-keys.md): enabling a
 //! disabled key again is judged as creating it. Through [`super::check`], so
 //! every rule a real request meets runs.
 

@@ -43,8 +43,8 @@ pub fn required_privileges(
 /// phrase for the denial.
 ///
 /// Every change that edits groups (Edit on Groups, domain-wide or on one
-/// group) also needs Organization/Activities: View: seed 001's Required
-/// privileges table asks both to edit groups. It is a requirement of its own,
+/// group) also needs Organization/Activities: View: the platform asks both
+/// to edit groups (docs/security.md, "Every path to a privilege, and what it needs"). It is a requirement of its own,
 /// so the denial names it apart from the Groups one.
 pub fn required(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, String)> {
     let mut out = required_by_object(state, change);
