@@ -9,7 +9,7 @@ use crate::bindings::{self, Asserted, BoundBy, Setter};
 /// BindingsRecorded: the new version's `orgaccess.dev/bound-by` is the
 /// record admission computes for this change (the webhook's mutating half
 /// writes it); a trusted principal may leave fewer entries, nobody other ones.
-/// Not part of [`check`]: manifests checked offline carry no record.
+/// Not part of [`super::check`]: manifests checked offline carry no record.
 pub fn bindings_recorded(change: &Change, requester: &Requester) -> Vec<Violation> {
     let Some(new) = change.new else {
         return Vec::new();
