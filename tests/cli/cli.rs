@@ -3,7 +3,7 @@
 //! errors that must be clear and never a panic.
 //!
 //! Golden files live in `tests/golden/`; regenerate them with
-//! `UPDATE_GOLDEN=1 cargo test --test cli cli::` and review the diff.
+//! `UPDATE_GOLDEN=1 cargo test --test cli cli:: cli::` and review the diff.
 
 use crate::support;
 
@@ -84,7 +84,7 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         panic!(
-            "no golden file {}; run UPDATE_GOLDEN=1 cargo test --test cli cli::",
+            "no golden file {}; run UPDATE_GOLDEN=1 cargo test --test cli cli:: cli::",
             path.display()
         )
     });

@@ -1,7 +1,7 @@
-//! The least-privilege advisor: the seeds' leading practices, checked on an
-//! organization's state. One function, [`review`], returns findings with a
-//! stable id, a severity, the objects concerned, the practice (and the seed
-//! that states it) and the fix; `orgaccess advise` prints them (and, later,
+//! The least-privilege advisor: the leading practices of docs/cli.md
+//! (`orgaccess advise`), checked on an organization's state. One function,
+//! [`review`], returns findings with a stable id, a severity, the objects
+//! concerned, the practice (and the document that states it) and the fix; `orgaccess advise` prints them (and, later,
 //! the Organization's status, metrics and admission warnings project them).
 
 use std::collections::BTreeSet;
@@ -15,23 +15,11 @@ use crate::catalog;
 use crate::effective::{ConsoleAccess, Grantees, console_access, group_members, member_effective};
 use crate::model::{GroupDef, OrgState};
 use crate::privilege::{Grant, Level, PrivilegeSet};
-use crate::warnings::unresolved_references;
+use crate::references::unresolved_references;
 
-/// Every finding id, stable: alerts, suppressions (`spec.advice.disabled`)
-/// and CI thresholds name them.
-pub const IDS: [&str; 11] = [
-    "groups-edit-holders",
-    "administrators-size",
-    "administrator-equivalent",
-    "console-without-organization-view",
-    "unresolved-reference",
-    "public-key-beyond-search",
-    "key-without-expiry",
-    "key-near-cap",
-    "activities-view-holders",
-    "group-without-members",
-    "identical-duplicate",
-];
+/// The advisor's settings and finding ids live beneath the model, which
+/// carries them in the Organization's `spec.advice`.
+pub use crate::model::{IDS, Settings};
 
 /// How much a finding matters, in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -68,33 +56,6 @@ pub struct Finding {
     pub practice: &'static str,
     pub source: &'static str,
     pub fix: String,
-}
-
-/// The advisor's settings: thresholds, and findings switched off.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    /// More members holding Groups Edit than this is a finding.
-    pub groups_edit_max: usize,
-    /// More active members in Administrators than this is a finding.
-    pub administrators_max: usize,
-    /// A key whose lifetime is at least this share (percent) of its
-    /// template's cap is "near the cap".
-    pub key_cap_percent: i64,
-    /// Finding ids switched off (with the reason recorded where they are set).
-    pub disabled: BTreeSet<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            // "ideally the authority in your company that manages access
-            // rights" (seed 001): one.
-            groups_edit_max: 1,
-            administrators_max: 3,
-            key_cap_percent: 90,
-            disabled: BTreeSet::new(),
-        }
-    }
 }
 
 const MANAGE_ACCESS: &str = "Manage member access (seed 001)";
@@ -203,7 +164,7 @@ pub fn new_findings<'a>(before: &[Finding], after: &'a [Finding]) -> Vec<&'a Fin
 
 /// The admission warnings for a change that turns `before` into `after`
 /// (kubectl prints each as `Warning: ...`): its new findings, at most
-/// [`MAX_ADVICE_WARNINGS`], each at most [`crate::warnings::MAX_WARNING_BYTES`].
+/// [`MAX_ADVICE_WARNINGS`], each at most [`crate::bounds::MAX_WARNING_BYTES`].
 pub fn warnings(before: &[Finding], after: &[Finding]) -> Vec<String> {
     let new: Vec<&Finding> = new_findings(before, after)
         .into_iter()
@@ -213,7 +174,7 @@ pub fn warnings(before: &[Finding], after: &[Finding]) -> Vec<String> {
         .iter()
         .take(MAX_ADVICE_WARNINGS)
         .map(|f| {
-            crate::rules::truncate(
+            crate::bounds::truncate(
                 format!(
                     "advice {} ({}): {}; fix: {}",
                     f.id,
@@ -221,7 +182,7 @@ pub fn warnings(before: &[Finding], after: &[Finding]) -> Vec<String> {
                     f.message,
                     f.fix
                 ),
-                crate::warnings::MAX_WARNING_BYTES,
+                crate::bounds::MAX_WARNING_BYTES,
             )
         })
         .collect();
@@ -1075,7 +1036,7 @@ mod tests {
         assert!(w.last().unwrap().contains("more new findings"), "{w:?}");
         assert!(
             w.iter()
-                .all(|w| w.len() <= crate::warnings::MAX_WARNING_BYTES)
+                .all(|w| w.len() <= crate::bounds::MAX_WARNING_BYTES)
         );
     }
 

@@ -18,11 +18,10 @@
 //!   lifetime is `min(spec.lifetime, template cap)`, the cap when absent. An
 //!   expired or disabled key's Secret holds no usable value.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
 
-use super::builtin::ApiKeyTemplate;
-use super::model::ApiKeyDef;
-use super::rules::lifetime_days;
+use crate::builtin::ApiKeyTemplate;
+use crate::model::ApiKeyDef;
 
 /// The longest a rotated-out value stays valid (the platform's limit).
 pub const MAX_PREVIOUS_DAYS: i64 = 30;
@@ -202,6 +201,22 @@ pub struct Plan {
     pub has_previous: bool,
     /// The next instant worth waking up for.
     pub next_deadline: Option<Timestamp>,
+}
+
+/// Parses an ISO-8601 lifetime into days (calendar units counted from the epoch
+/// of a fixed date so the answer does not depend on today).
+pub fn lifetime_days(lifetime: &str) -> Result<i64, String> {
+    let span: Span = lifetime.parse().map_err(|e| {
+        format!("lifetime '{lifetime}' is not an ISO-8601 duration such as P90D or P1Y ({e})")
+    })?;
+    let base = jiff::civil::date(2000, 1, 1);
+    let days = span
+        .total((jiff::Unit::Day, SpanRelativeTo::from(base)))
+        .map_err(|e| format!("lifetime '{lifetime}' cannot be measured in days ({e})"))?;
+    if days <= 0.0 {
+        return Err(format!("lifetime '{lifetime}' must be positive"));
+    }
+    Ok(days.ceil() as i64)
 }
 
 fn days(d: i64) -> SignedDuration {

@@ -24,9 +24,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::effective::{Grantees, Via, member_groups};
-use super::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgState};
-use super::privilege::{PrivilegeSet, PrivilegeSpec};
+use crate::effective::{Grantees, Via, member_groups};
+use crate::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgState};
+use crate::privilege::{PrivilegeSet, PrivilegeSpec};
 
 /// The annotation that records who set each binding.
 pub const ANNOTATION: &str = "orgaccess.dev/bound-by";

@@ -1,16 +1,16 @@
 //! Built-in groups and templates, as data.
 //!
-//! Sources: the seeds and `privilege-catalog.md` §3. Only the Administrators
-//! row and the Analytics rows of the comparison table survive in the public
-//! sources; the seed `002` fixes the Analytics Viewers column of its example
+//! Sources (docs/design.md, "Catalog gaps"): only the Administrators row and
+//! the Analytics rows of the built-in groups' comparison table survive in the
+//! public sources; a worked example fixes the Analytics Viewers column
 //! (including Impersonate: Allowed). Everything else below is our evident
-//! choice from the role descriptions in seed `001`, marked `inferred`.
+//! choice from the role descriptions, marked `inferred`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{CATALOG, Create, Service};
-use super::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, parse_all, spec};
+use crate::catalog::{CATALOG, Create, Service};
+use crate::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, parse_all, spec};
 
 /// The groups the operator creates in every new organization.
 #[derive(
@@ -129,12 +129,12 @@ impl ApiKeyTemplate {
     /// Longest lifetime a key from this template may have, in days; also the
     /// lifetime of a key whose `spec.lifetime` is absent.
     ///
-    /// Where the figures come from: the platform caps lifetimes per template
-    /// (`enforcedLifetimePeriod`, `privilege-catalog.md` §5.2) and keys "expire
-    /// for good" (§5.3), but the cap values are not public (§8 item 8,
-    /// UNCONFIRMED). Our choice: 90 days for templates that "can be public"
-    /// (their keys are exposed by design, so they must rotate out quickly) and
-    /// 365 days for the "must remain private" ones. `docs/api-keys.md` lists them.
+    /// Where the figures come from (docs/api-keys.md): the platform caps
+    /// lifetimes per template (`enforcedLifetimePeriod`) and keys expire for
+    /// good, but the cap values are not public. Our choice: 90 days for
+    /// templates that "can be public" (their keys are exposed by design, so
+    /// they must rotate out quickly) and 365 days for the "must remain
+    /// private" ones. docs/api-keys.md lists them.
     pub fn max_lifetime_days(self) -> i64 {
         match self.privacy() {
             Privacy::CanBePublic => 90,
@@ -147,10 +147,9 @@ impl ApiKeyTemplate {
     ///
     /// Evidence: the platform answers a Custom key holding Search Impersonate
     /// with an error; such keys must use the Authenticated search template,
-    /// whose purpose is minting search tokens (`privilege-catalog.md` §5.2;
-    /// docs.coveo.com/en/105: "never publicly expose an API key granting the
-    /// Allowed access level on the Impersonate domain... it should only be used
-    /// when implementing the search token authentication method").
+    /// whose purpose is minting search tokens on a server (docs/api-keys.md,
+    /// which cites the platform's documentation: a key allowed to
+    /// impersonate is never exposed publicly).
     pub fn reserved_to(service: Service, domain: &str) -> Option<ApiKeyTemplate> {
         RESERVED
             .iter()
@@ -167,7 +166,7 @@ impl ApiKeyTemplate {
                 spec(Search, "ExecuteQueries", Allowed),
                 spec(Analytics, "AnalyticsData", Push),
             ],
-            // What minting search tokens needs (docs.coveo.com/en/56, /en/105):
+            // What minting search tokens needs (docs/api-keys.md):
             // Search Impersonate to create tokens for a user, Analytics
             // Impersonate and Analytics data Push so the tokens' events are
             // logged as that user, Execute queries for the queries themselves.
@@ -246,11 +245,12 @@ impl GroupTemplate {
                 spec(Analytics, "ViewAllReports", Allowed),
                 org_view(),
             ],
-            // Seed 002 fixes DataExports, Dimensions, Impersonate, NamedFilters and no Administrate.
-            // It disagrees with the old comparison table (docs 1846), read as
-            // Data exports Edit and Impersonate for Administrators only: the
-            // seed wins (DataExports View, Impersonate Allowed), as the
-            // catalog's evidence column notes on both rows (issue 17).
+            // The worked example of docs/design.md ("Catalog gaps") fixes
+            // DataExports, Dimensions, Impersonate, NamedFilters and no
+            // Administrate. It disagrees with the old comparison table, read
+            // as Data exports Edit and Impersonate for Administrators only:
+            // the example wins (DataExports View, Impersonate Allowed), as the
+            // evidence column of both rows in `catalog.rs` notes.
             GroupTemplate::AnalyticsViewers => vec![
                 spec(Analytics, "AnalyticsData", View),
                 spec(Analytics, "DataExports", View),

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::catalog::{self, DomainId};
-use super::model::{
+use crate::catalog::{self, DomainId};
+use crate::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider, SubjectKind,
 };
-use super::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
+use crate::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
 
 /// The privileges an object grants by its own spec (template + explicit),
 /// skipping invalid entries, which the rules report.
@@ -312,9 +312,8 @@ pub fn member_effective(
 }
 
 /// Whether a member can open the administration console: that needs
-/// Organization/Organization: View or more (seed 002: "the privilege to view an
-/// organization is required for a user to access the ... Administration
-/// Console", the platform's Minimum privilege). A member without it still holds
+/// Organization/Organization: View or more (the platform's minimum privilege
+/// to access the Administration Console; docs/design.md, "Console access"). A member without it still holds
 /// every other privilege (through the REST API, for instance); the member's
 /// status and `orgaccess explain` say so. One home for the fact: the member
 /// controller and the CLI both ask here.

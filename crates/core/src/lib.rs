@@ -5,6 +5,7 @@
 pub mod advice;
 pub mod apikey;
 pub mod bindings;
+pub mod bounds;
 pub mod builtin;
 pub mod catalog;
 pub mod change;
@@ -13,5 +14,6 @@ pub mod effective;
 pub mod model;
 pub mod platform;
 pub mod privilege;
+pub mod references;
 pub mod rules;
 pub mod warnings;

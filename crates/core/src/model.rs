@@ -5,14 +5,14 @@
 //! (privileges, access entries, identities, subjects) are defined here once and
 //! reused by the CRD types, so the schema and the rules cannot drift apart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
-use super::privilege::{PrivilegeSpec, ResourceLevel};
+use crate::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
+use crate::privilege::{PrivilegeSpec, ResourceLevel};
 
 /// Longest object name (a DNS subdomain, as Kubernetes names are).
 pub const MAX_NAME: usize = 253;
@@ -227,7 +227,7 @@ pub struct OrgResources {
 /// The least-privilege advisor's settings (`spec.advice` of the
 /// Organization): thresholds, and findings switched off with the reason
 /// recorded. Every field is optional; an absent one keeps the default
-/// ([`crate::advice::Settings::default`]). [`AdviceSpec::settings`] is the one
+/// ([`Settings::default`]). [`AdviceSpec::settings`] is the one
 /// conversion to the core's settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -259,6 +259,52 @@ pub struct AdviceSpec {
     pub disabled: Vec<DisabledFinding>,
 }
 
+/// Every least-privilege finding id, stable: alerts, suppressions
+/// (`spec.advice.disabled`) and CI thresholds name them. Here, beneath the
+/// advisor (`advice.rs`, which finds them), because the Organization's
+/// schema lists them.
+pub const IDS: [&str; 11] = [
+    "groups-edit-holders",
+    "administrators-size",
+    "administrator-equivalent",
+    "console-without-organization-view",
+    "unresolved-reference",
+    "public-key-beyond-search",
+    "key-without-expiry",
+    "key-near-cap",
+    "activities-view-holders",
+    "group-without-members",
+    "identical-duplicate",
+];
+
+/// The advisor's settings: thresholds, and findings switched off. What
+/// [`AdviceSpec::settings`] makes of `spec.advice`; `advice::review` reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// More members holding Groups Edit than this is a finding.
+    pub groups_edit_max: usize,
+    /// More active members in Administrators than this is a finding.
+    pub administrators_max: usize,
+    /// A key whose lifetime is at least this share (percent) of its
+    /// template's cap is "near the cap".
+    pub key_cap_percent: i64,
+    /// Finding ids switched off (with the reason recorded where they are set).
+    pub disabled: BTreeSet<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            // Groups Edit for the smallest possible number of people
+            // (docs/cli.md, finding `groups-edit-holders`): one.
+            groups_edit_max: 1,
+            administrators_max: 3,
+            key_cap_percent: 90,
+            disabled: BTreeSet::new(),
+        }
+    }
+}
+
 /// One finding switched off, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DisabledFinding {
@@ -273,20 +319,20 @@ pub struct DisabledFinding {
     pub reason: String,
 }
 
-/// A finding id: one of [`crate::advice::IDS`].
+/// A finding id: one of [`IDS`].
 fn finding_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "string",
-        "enum": crate::advice::IDS,
+        "enum": IDS,
     })
 }
 
 impl AdviceSpec {
     /// The advisor's settings these ask for, over the defaults: the one
-    /// place `spec.advice` becomes [`crate::advice::Settings`].
-    pub fn settings(&self) -> crate::advice::Settings {
-        let d = crate::advice::Settings::default();
-        crate::advice::Settings {
+    /// place `spec.advice` becomes [`Settings`].
+    pub fn settings(&self) -> Settings {
+        let d = Settings::default();
+        Settings {
             groups_edit_max: self
                 .groups_edit_max_holders
                 .map_or(d.groups_edit_max, |n| n as usize),
@@ -485,10 +531,10 @@ impl OrgState {
 
     /// The advisor's settings: the Organization's `spec.advice`, or the
     /// defaults when there is no Organization.
-    pub fn advice_settings(&self) -> crate::advice::Settings {
+    pub fn advice_settings(&self) -> Settings {
         self.org
             .as_ref()
-            .map_or_else(crate::advice::Settings::default, |o| o.advice.settings())
+            .map_or_else(Settings::default, |o| o.advice.settings())
     }
 
     pub fn administrators(&self) -> Option<&GroupDef> {

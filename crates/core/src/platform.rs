@@ -1,7 +1,7 @@
 //! The platform's own privilege format, and the mapping to and from ours.
 //!
 //! The platform stores a privilege as `{owner, targetDomain, type, targetId}`
-//! items (`privilege-catalog.md` §1.1); a grantee holds a list of them. This
+//! items (docs/import-export.md); a grantee holds a list of them. This
 //! module maps one grantee's [`PrivilegeSet`] to that list and back, and holds
 //! the shapes of the organization document `orgaccess import` reads and
 //! `orgaccess export` writes (`docs/import-export.md`). Pure: no I/O.
@@ -27,9 +27,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{self, Create, DomainId, ResourceKind, Service};
-use super::model::Provider;
-use super::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec, ResourceId};
+use crate::catalog::{self, Create, DomainId, ResourceKind, Service};
+use crate::model::Provider;
+use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec, ResourceId};
 
 /// One privilege item as the platform writes it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -223,10 +223,10 @@ pub fn explicit_over(template: &PrivilegeSet, full: &PrivilegeSet) -> Vec<Privil
             }
             None => {
                 let dom = catalog::domain(d);
-                out.push(super::privilege::spec(
+                out.push(crate::privilege::spec(
                     dom.service,
                     dom.name,
-                    super::privilege::AccessLevel::None,
+                    crate::privilege::AccessLevel::None,
                 ));
             }
         }
@@ -234,7 +234,7 @@ pub fn explicit_over(template: &PrivilegeSet, full: &PrivilegeSet) -> Vec<Privil
     out
 }
 
-/// The platform's identity providers (`privilege-catalog.md` §4.9).
+/// The platform's identity providers (docs/import-export.md, the providers row).
 pub fn provider_to_platform(p: Provider) -> &'static str {
     match p {
         Provider::Email => "EMAIL",
@@ -453,7 +453,7 @@ mod tests {
         let explicit = explicit_over(&template, &full);
         assert_eq!(explicit.len(), 1);
         assert_eq!(explicit[0].level, AccessLevel::None);
-        let (rebuilt, errors) = super::super::effective::granted_by_spec(Some(template), &explicit);
+        let (rebuilt, errors) = crate::effective::granted_by_spec(Some(template), &explicit);
         assert!(errors.is_empty());
         assert_eq!(rebuilt, full);
     }

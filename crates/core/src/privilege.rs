@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{self, Create, DomainId, ResourceKind, Service};
+use crate::catalog::{self, Create, DomainId, ResourceKind, Service};
 
 /// Access level on a domain or a resource. Ordered: None < View < Edit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

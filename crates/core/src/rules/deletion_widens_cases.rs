@@ -1,12 +1,15 @@
-//! Cases of [`super::deletion_widens`] (NoEscalation, the second-order
-//! invariant): deleting hands the object's re-creation to whoever applies its
+//! Cases of `deletion_widens.rs` (NoEscalation, the second-order invariant:
+//! docs/security.md): deleting hands the object's re-creation to whoever applies its
 //! manifest, with defaults for every field the manifest does not name.
 //! Through [`super::check`], so every rule a real request meets runs.
 
 use super::*;
 use crate::builtin::{ApiKeyTemplate, GroupTemplate};
+use crate::catalog;
 use crate::catalog::Service;
 use crate::effective::resolve_grantees;
+use crate::model::AccessEntry;
+use crate::privilege::Level;
 use crate::privilege::{AccessLevel, ResourceLevel, spec};
 
 /// `narrowed`: FullAccess, narrowed to Organization/ApiKeys: View by an

@@ -1,11 +1,14 @@
-//! Cases of [`super::key_re_enabled`] (NoEscalation, issue 27 path 3): enabling a
+//! Cases of `key_re_enabled.rs` (NoEscalation; docs/api-keys.md): enabling a
 //! disabled key again is judged as creating it. Through [`super::check`], so
 //! every rule a real request meets runs.
 
 use super::*;
 use crate::builtin::ApiKeyTemplate;
+use crate::catalog;
 use crate::catalog::Service;
 use crate::effective::resolve_grantees;
+use crate::model::AccessEntry;
+use crate::privilege::Level;
 use crate::privilege::ResourceLevel;
 use crate::privilege::{AccessLevel, parse_all, spec};
 

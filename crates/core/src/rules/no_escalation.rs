@@ -1,0 +1,233 @@
+//! NoEscalation: a requester grants only what their own privileges cover,
+//! whatever the path. Two paths have files of their own: a disabled key
+//! enabled again (`key_re_enabled.rs`) and a deletion a re-creation would
+//! widen (`deletion_widens.rs`).
+
+use std::collections::BTreeSet;
+
+use super::deletion_widens::deletion_widens;
+use super::holdings::{granted, holds};
+use super::key_re_enabled::key_re_enabled;
+use super::{Change, Object, Requester, Rule, Violation, group_names, member, violation};
+use crate::effective::Grantees;
+use crate::model::{MemberDef, OrgState};
+use crate::privilege::PrivilegeSet;
+
+/// NoEscalation: a requester grants only what their own privileges cover, whatever
+/// the path (docs/rules.md, docs/security.md):
+/// - a group's or API key's privileges and access lists: what the change adds,
+///   including, on a create, what other objects' access lists already grant
+///   the name (so edit rights on a group allow renaming it without holding all
+///   it grants, and a re-created name inherits nothing for free);
+/// - an identity set added to a group brings in whoever it matches: it needs
+///   everything the group holds;
+/// - a member newly in a group, by invitation or identity set, or a member
+///   whose identity, claims, acceptance or Kubernetes subjects change: it
+///   needs everything each such group holds (access-list grants included);
+///   invitations to groups that do not exist are refused, not skipped;
+/// - a disabled API key enabled again: everything it holds (`key_re_enabled`).
+pub fn no_escalation(
+    state: &OrgState,
+    grantees: &Grantees,
+    change: &Change,
+    requester: &Requester,
+) -> Vec<Violation> {
+    let Some(mine) = requester.privileges() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if matches!(change.new, Some(Object::Group(_)) | Some(Object::ApiKey(_))) {
+        let before = granted(state, change.old, change.name);
+        let added = before.missing(&granted(state, change.new, change.name));
+        let lacking = mine.missing(&added);
+        if !lacking.is_empty() {
+            let template = match change.new {
+                Some(Object::Group(g)) => g
+                    .template
+                    .map(|t| format!(" (template {t:?} is granted only if you hold all of it)")),
+                Some(Object::ApiKey(k)) => k
+                    .template
+                    .map(|t| format!(" (template {t:?} is granted only if you hold all of it)")),
+                _ => None,
+            };
+            out.push(violation(
+                Rule::NoEscalation,
+                "spec.privileges",
+                format!(
+                    "{} cannot grant privileges they do not hold{}; missing: {lacking}. Remove these from the {} or ask someone who holds them",
+                    requester.describe(),
+                    template.unwrap_or_default(),
+                    change.new.map(|o| o.kind().as_str()).unwrap_or_default(),
+                ),
+            ));
+        }
+    }
+    // On a create the check above already asked for all the group holds.
+    if let (Some(Object::Group(old)), Some(Object::Group(new))) = (change.old, change.new) {
+        let old_sets = &old.identity_sets[..];
+        if new.identity_sets.iter().any(|s| !old_sets.contains(s)) {
+            let lacking = mine.missing(&holds(state, change.new, change.name));
+            if !lacking.is_empty() {
+                out.push(violation(
+                    Rule::NoEscalation,
+                    "spec.identitySets",
+                    format!(
+                        "{} cannot add an identity set to group '{}': it makes everyone it matches a member, with everything the group holds, and they lack: {lacking}",
+                        requester.describe(),
+                        change.name
+                    ),
+                ));
+            }
+        }
+    }
+    out.extend(key_re_enabled(state, change, requester, mine));
+    out.extend(deletion_widens(state, change, requester, mine));
+    if let Some(Object::Member(new)) = change.new {
+        out.extend(member_escalation(
+            state, grantees, change, new, requester, mine,
+        ));
+    }
+    out
+}
+
+fn member_escalation(
+    state: &OrgState,
+    grantees: &Grantees,
+    change: &Change,
+    new: &MemberDef,
+    requester: &Requester,
+    mine: &PrivilegeSet,
+) -> Vec<Violation> {
+    let old = member(change.old);
+    let after = group_names(state, Some(new));
+    let before = group_names(state, old);
+    let newly: BTreeSet<&String> = if member_granted_anew(old, new) {
+        after.iter().collect()
+    } else {
+        after.difference(&before).collect()
+    };
+    // A dangling invitation kept from before, on a member whose holder does
+    // not change, grants nothing now. Handed to someone new (a subject, an
+    // identity, an acceptance), it would hand them whatever the group brings
+    // when it is created again: that is granting what nobody can judge.
+    let anew = member_granted_anew(old, new);
+    let invited_before = |g: &String| !anew && old.is_some_and(|o| o.groups.contains(g));
+    let mut out = Vec::new();
+    for group in newly {
+        let Some(holds) = grantees.groups.get(group) else {
+            if !invited_before(group) {
+                out.push(violation(
+                    Rule::NoEscalation,
+                    "spec.groups",
+                    format!(
+                        "group '{group}' does not exist in this organization; invite members only to existing groups \
+                         (a member waiting for a group would join it, with whatever it grants, the moment someone creates it)"
+                    ),
+                ));
+            }
+            continue;
+        };
+        let lacking = mine.missing(holds);
+        if !lacking.is_empty() {
+            out.push(violation(
+                Rule::NoEscalation,
+                "spec.groups",
+                format!(
+                    "{} cannot make member '{}' hold group '{group}' (by invitation, identity set or a change of who the member is), which grants privileges they do not hold; missing: {lacking}",
+                    requester.describe(),
+                    change.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Does the change hand the member's privileges to someone who did not hold
+/// them: a new member, a new subject, a new identity or claim, an acceptance?
+/// Then every group the member is in is granted anew.
+fn member_granted_anew(old: Option<&MemberDef>, new: &MemberDef) -> bool {
+    let Some(old) = old else { return true };
+    old.identity != new.identity
+        || old.sso_groups != new.sso_groups
+        || old.salesforce_profile != new.salesforce_profile
+        || (!old.accepted && new.accepted)
+        || new.subjects.iter().any(|s| !old.subjects.contains(s))
+}
+
+#[cfg(test)]
+mod cases {
+    use crate::model::{GroupDef, IdentitySet, MemberDef};
+    use crate::privilege::AccessLevel::{Edit, View};
+    use crate::rules::Rule::NoEscalation;
+    use crate::rules::table::{
+        Def, Verdict::*, Who::*, create, group, org, privilege, run, update,
+    };
+
+    fn with_identity_set(g: &GroupDef) -> GroupDef {
+        GroupDef {
+            identity_sets: vec![IdentitySet {
+                open_id_domain: None,
+                sso_group: Some("everyone".into()),
+                salesforce_profile: None,
+            }],
+            ..g.clone()
+        }
+    }
+
+    #[test]
+    fn table() {
+        let s = org();
+        let viewer = s.members["viewer"].clone();
+        let promoted = MemberDef {
+            groups: vec!["viewers".into(), "administrators".into()],
+            ..viewer.clone()
+        };
+        let managers = &s.groups["group-managers"];
+        let admins = &s.groups["administrators"];
+        run(vec![
+            (
+                "a group manager cannot grant what they do not hold",
+                User("gm"),
+                create(Def::Group(group(
+                    "g",
+                    vec![privilege("Content", "Sources", Edit)],
+                ))),
+                Refused(NoEscalation),
+            ),
+            (
+                "a group manager grants what they hold",
+                User("gm"),
+                create(Def::Group(group(
+                    "h",
+                    vec![privilege("Organization", "Organization", View)],
+                ))),
+                Admitted,
+            ),
+            (
+                "a group manager cannot make a member join Administrators",
+                User("gm"),
+                update(Def::Member(viewer), Def::Member(promoted)),
+                Refused(NoEscalation),
+            ),
+            (
+                "an identity set on a group the requester out-ranks grants nothing new",
+                User("gm"),
+                update(
+                    Def::Group(managers.clone()),
+                    Def::Group(with_identity_set(managers)),
+                ),
+                Admitted,
+            ),
+            (
+                "an identity set on Administrators would pull members into what gm does not hold",
+                User("gm"),
+                update(
+                    Def::Group(admins.clone()),
+                    Def::Group(with_identity_set(admins)),
+                ),
+                Refused(NoEscalation),
+            ),
+        ]);
+    }
+}
