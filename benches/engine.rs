@@ -1,7 +1,7 @@
 //! Engine benchmarks: the effective-privilege recompute at organization scale,
 //! and single covers/missing checks. Figures are recorded in docs/performance.md.
 //!
-//! Shape (issue 2): 10,000 groups of 20 privileges, a tenth of them Custom with
+//! Shape: 10,000 groups of 20 privileges, a tenth of them Custom with
 //! 50 resources; 100,000 members in 5 groups each.
 
 use std::hint::black_box;

@@ -212,7 +212,7 @@ fn latency_report(v: &Validator, cases: &[Case]) {
 }
 
 /// The decision service's questions, in process, on the same organization
-/// (issue 13's target: p99 at most 5 µs for a key verification and a single
+/// (the decision service's target, docs/performance.md: p99 at most 5 µs for a key verification and a single
 /// check). A key is added for the verification.
 fn decision_latency(index: &Index) {
     use orgaccess::core::decision::{Need, Principal, Verb, check, verify_key};

@@ -1,4 +1,4 @@
-//! An apiserver restart in the middle of convergence (issue 14): the operator,
+//! An apiserver restart in the middle of convergence: the operator,
 //! started once, resumes its watches and finishes the job without being
 //! restarted, and a change made while the apiserver was away of the operator's
 //! view reaches status too. The apiserver stays down longer than the Lease's

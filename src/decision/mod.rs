@@ -1,4 +1,4 @@
-//! The decision service (issue 13): applications and gateways ask whether a
+//! The decision service (docs/decision-service.md): applications and gateways ask whether a
 //! key or member may do something, answered from the shared index (no API
 //! call on the request path) by the core's `decision` functions.
 //!

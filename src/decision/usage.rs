@@ -1,4 +1,4 @@
-//! When each API key was last used (issue 13): every successful key
+//! When each API key was last used: every successful key
 //! verification is recorded in memory ([`Usage::record`]), and a flusher
 //! ([`flush_every`]) writes `status.lastUsedAt` once per interval for the
 //! keys used since, so owners can see keys nobody uses.

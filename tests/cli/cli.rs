@@ -1107,7 +1107,7 @@ fn can_i_and_who_can_agree() {
     assert_eq!(none.code, 2, "a principal is required: {}", none.stderr);
 }
 
-/// The seeds' own example (seed 000): the Sitecore integrator group, which
+/// The seeds' own example (seed 000, docs/sources.md): the Sitecore integrator group, which
 /// removes Groups from full access, raises no Groups Edit finding for its
 /// member; the same integrator added to Administrators does (seed 001: Groups
 /// Edit for the smallest possible number of people). Exit codes by severity.
@@ -1156,7 +1156,10 @@ fn advise_follows_the_seeds_examples() {
             .unwrap()
             .contains(&"Member/vendor-dev".into())
     );
-    assert_eq!(edit["source"], "Manage member access (seed 001)");
+    assert_eq!(
+        edit["source"],
+        "Manage member access (docs/sources.md, seed 001)"
+    );
     assert_eq!(out.code, 1, "a warning fails --fail-on warning");
     let off = run(&[
         "advise",

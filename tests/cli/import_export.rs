@@ -1,4 +1,4 @@
-//! Import and export in the platform's own JSON (issue 17, docs/import-export.md):
+//! Import and export in the platform's own JSON (docs/import-export.md):
 //! the binary on fixtures written from the platform's documented shapes
 //! (`tests/fixtures/platform/`), round trips both ways, and a property test of
 //! the privilege mapping over generated privilege sets.

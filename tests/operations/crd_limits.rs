@@ -1,4 +1,4 @@
-//! The CRD schema bounds every string and list (issue 11): oversized, empty
+//! The CRD schema bounds every string and list: oversized, empty
 //! or deceptive values are refused by the apiserver itself, with a message,
 //! before any webhook sees them. Served dry-run through the real apiserver,
 //! and every verdict compared with `orgaccess check`'s offline schema check

@@ -1,4 +1,4 @@
-//! Every escalation path of issue 10 / docs/security.md, played through the
+//! Every escalation path of docs/security.md ("Every path to a privilege"), played through the
 //! real apiserver as the attacking identity, with the webhook and the
 //! admission policy installed as the chart installs them. Each attack asserts
 //! the denial *and* that the attacker's effective privileges (computed from

@@ -247,7 +247,7 @@ pub fn priv_(service: &str, domain: &str, level: &str) -> Value {
     json!({ "service": service, "domain": domain, "level": level })
 }
 
-/// The seed's four privileges (seed 001).
+/// The seed's four privileges (seed 001, docs/sources.md).
 pub fn four_privileges() -> Vec<Value> {
     vec![
         priv_("Analytics", "ViewAllReports", "Allowed"),

@@ -1,4 +1,4 @@
-//! The least-privilege advisor through the cluster (issue 18): the real
+//! The least-privilege advisor through the cluster (docs/cli.md, `orgaccess advise`): the real
 //! operator binary writes the Organization's `status.advice` and
 //! `LeastPrivilege` condition and exports `orgaccess_advice_findings`; the
 //! webhook (in process, registered with the real apiserver) returns the

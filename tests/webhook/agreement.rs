@@ -1,4 +1,4 @@
-//! `orgaccess check` agrees with the webhook (issue 7): every manifest of the
+//! `orgaccess check` agrees with the webhook: every manifest of the
 //! bad corpus (`tests/golden/bad/*.yaml`) and the clean `examples/` get the
 //! same verdict, and a denial the same message, offline and through the real
 //! apiserver, in one test; so do the warnings of allowed objects (the

@@ -1,4 +1,4 @@
-//! Escalation over two steps (issue 27, docs/security.md "Over two steps"),
+//! Escalation over two steps (docs/security.md, "Over two steps"),
 //! played through the real apiserver: a tenant's admitted change followed by
 //! a trusted GitOps apply — kubectl's client-side apply and server-side apply,
 //! as the trusted identity `gitops` — with the webhook's mutating and

@@ -1,5 +1,5 @@
 //! Forged admission reviews and bearer tokens against the real webhook
-//! process, as an attacker inside the cluster sends them (issue 28): what
+//! process, as an attacker inside the cluster sends them (docs/security.md): what
 //! they leave behind (Events, records, cached requester views, memory), and
 //! what they cost the apiserver (TokenReviews), while genuine requests pass.
 

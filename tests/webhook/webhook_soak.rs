@@ -1,4 +1,4 @@
-//! The soak of issue 28: minutes of mixed hostile traffic at the real webhook
+//! The soak (docs/performance.md, "Soak"): minutes of mixed hostile traffic at the real webhook
 //! process (client certificates optional, as the chart installs it; Events
 //! on) while a client creates and deletes Groups through the apiserver:
 //! slow bodies, oversized bodies, heavy bodies, forged reviews with 4,096 and

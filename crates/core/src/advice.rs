@@ -58,9 +58,10 @@ pub struct Finding {
     pub fix: String,
 }
 
-const MANAGE_ACCESS: &str = "Manage member access (seed 001)";
-const LEAST_PRIVILEGE: &str = "Create a group for developers and system integrators (seed 000)";
-const PRIVILEGES: &str = "Manage privileges (seed 002)";
+const MANAGE_ACCESS: &str = "Manage member access (docs/sources.md, seed 001)";
+const LEAST_PRIVILEGE: &str =
+    "Create a group for developers and system integrators (docs/sources.md, seed 000)";
+const PRIVILEGES: &str = "Manage privileges (docs/sources.md, seed 002)";
 
 /// Every finding of `state` under `settings`, most severe first, then by id.
 pub fn review(
