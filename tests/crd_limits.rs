@@ -248,5 +248,23 @@ async fn two_field_managers_own_different_privileges_of_one_group() {
     });
     let (ok, err) = dry_run(&ns, &twice).await;
     assert!(!ok, "a duplicate (service, domain) entry was accepted");
-    assert!(err.contains("Duplicate value"), "{err}");
+    // The apiserver names the repeated entry and its key (e.g.
+    // `spec.privileges[1]: Duplicate value: map[string]interface {}{"domain":"Reports", "service":"Analytics"}`);
+    // `orgaccess check` says the same facts.
+    let offline = schema::problems(Kind::Group, &twice);
+    assert_eq!(offline.len(), 1, "{offline:?}");
+    let facts = [
+        "spec.privileges[1]",
+        "Duplicate value",
+        "\"domain\":\"Reports\"",
+        "\"service\":\"Analytics\"",
+    ];
+    for fact in facts {
+        assert!(
+            err.contains(fact),
+            "the apiserver no longer says {fact}: {err}"
+        );
+        let said = format!("{}: {}", offline[0].field, offline[0].message);
+        assert!(said.contains(fact), "check does not say {fact}: {said}");
+    }
 }

@@ -31,6 +31,7 @@ pub mod completion;
 pub mod duplicate;
 pub mod explain;
 pub mod export;
+pub mod identity;
 pub mod import;
 pub mod manifest;
 pub mod output;
