@@ -155,6 +155,15 @@ pub struct Request<'a> {
     pub mutated: bool,
 }
 
+/// An operation as the API spells it.
+pub fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+    }
+}
+
 impl Request<'_> {
     /// The change the rules read.
     fn change(&self) -> Change<'_> {

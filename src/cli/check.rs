@@ -111,7 +111,7 @@ impl Finding {
             kind: Some(m.kind().to_string()),
             namespace: Some(m.namespace.clone()),
             name: Some(m.name.clone()),
-            operation: Some(op_name(op)),
+            operation: Some(judge::operation_name(op)),
             allowed,
             rule: None,
             field: None,
@@ -163,14 +163,6 @@ impl Finding {
 pub enum Verdict {
     Judged(Manifest, Operation, Judgement),
     Invalid(Problem),
-}
-
-fn op_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-    }
 }
 
 impl Verdict {

@@ -69,8 +69,3 @@ pub fn fail(e: &anyhow::Error) -> i32 {
     emit_err(&format!("{}: {e:#}\n", style.error("error")));
     EXIT_ERROR
 }
-
-/// JSON with a trailing newline; our types always serialize.
-pub fn to_json<T: serde::Serialize>(v: &T) -> String {
-    output::to_json(v)
-}

@@ -209,3 +209,65 @@ impl WebhookArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        webhook: WebhookArgs,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        Cli::try_parse_from(["orgaccess"].iter().chain(args))
+            .unwrap()
+            .webhook
+            .config()
+    }
+
+    #[test]
+    fn the_flags_default_to_the_defaults() {
+        let (flags, defaults) = (config(&[]), Config::default());
+        assert_eq!(flags.addr, defaults.addr);
+        assert_eq!(flags.deadline, defaults.deadline);
+        assert_eq!(flags.body_timeout, defaults.body_timeout);
+        assert_eq!(flags.max_in_flight, defaults.max_in_flight);
+        assert_eq!(flags.body_budget, defaults.body_budget);
+        assert!(flags.client_auth.is_none() && flags.audit_file.is_none());
+    }
+
+    #[test]
+    fn bounds_are_kept_whatever_the_flags_say() {
+        let c = config(&[
+            "--webhook-deadline-ms=100",
+            "--webhook-body-timeout-ms=5000",
+            "--webhook-max-connections=0",
+            "--webhook-max-in-flight=0",
+            "--webhook-body-budget=1",
+            "--activity-file=/tmp/a.jsonl",
+            "--activity-file-max-bytes=1",
+        ]);
+        // The body arrives within the deadline; at least one of everything.
+        assert_eq!(c.body_timeout, Duration::from_millis(100));
+        assert_eq!((c.max_connections, c.max_in_flight), (1, 1));
+        assert_eq!(c.body_budget, MAX_BODY);
+        assert_eq!(c.audit_file.map(|f| f.max_bytes), Some(64 * 1024));
+    }
+
+    #[test]
+    fn client_names_drop_empty_entries() {
+        let c = config(&[
+            "--webhook-client-ca-file=/ca.pem",
+            "--webhook-client-name=a,,b",
+        ]);
+        let auth = c.client_auth.unwrap();
+        assert_eq!(auth.names, ["a", "b"]);
+        assert!(!auth.optional);
+        let c = config(&["--webhook-client-ca-file=/ca.pem", "--webhook-client-name="]);
+        assert!(c.client_auth.unwrap().names.is_empty());
+    }
+}

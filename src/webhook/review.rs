@@ -373,12 +373,7 @@ fn operation_of(op: &AdmissionOp) -> Result<(Operation, &'static str), String> {
         AdmissionOp::Delete => Operation::Delete,
         AdmissionOp::Connect => return Err("CONNECT is not an operation on these kinds".into()),
     };
-    let op_name = match operation {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-    };
-    Ok((operation, op_name))
+    Ok((operation, judge::operation_name(operation)))
 }
 
 /// Reads the request: which kind and operation, the objects, the name.
@@ -535,5 +530,111 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
         message: judgement.message,
         warnings: judgement.warnings,
         activity: Some((activity, regarding)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::GroupVersionKind;
+
+    use super::*;
+
+    #[test]
+    fn who_asks_is_decided_by_the_policy_before_the_organization() {
+        let policy = Policy {
+            trusted_users: vec!["flux".into()],
+            ..Policy::default()
+        };
+        let none: Vec<String> = Vec::new();
+        let masters = vec![super::super::DEFAULT_TRUSTED_GROUP.to_string()];
+        let cases: [(&str, &[String], &str); 5] = [
+            (super::super::DEFAULT_OPERATOR_USER, &none, "Operator"),
+            (
+                super::super::DEFAULT_NAMESPACE_CONTROLLER_USER,
+                &none,
+                "NamespaceController",
+            ),
+            ("flux", &none, "Trusted"),
+            ("ada", &masters, "Trusted"),
+            ("ada", &none, "Identity"),
+        ];
+        for (user, groups, want) in cases {
+            let got = format!("{:?}", policy.asker(user, groups));
+            assert!(got.starts_with(want), "{user}: {got}");
+        }
+    }
+
+    #[test]
+    fn only_the_four_kinds_in_the_served_version_are_judged() {
+        let gvk =
+            |group: &str, version: &str, kind: &str| GroupVersionKind::gvk(group, version, kind);
+        assert_eq!(
+            kind_of(&gvk(api::GROUP, "v1alpha1", "Member")),
+            Ok(Kind::Member)
+        );
+        let other_kind = kind_of(&gvk(api::GROUP, "v1alpha1", "Secret")).unwrap_err();
+        assert!(
+            other_kind.contains("not one this webhook judges"),
+            "{other_kind}"
+        );
+        let other_group = kind_of(&gvk("apps", "v1alpha1", "Group")).unwrap_err();
+        assert!(
+            other_group.contains("not one this webhook judges"),
+            "{other_group}"
+        );
+        let other_version = kind_of(&gvk(api::GROUP, "v1", "Group")).unwrap_err();
+        assert!(
+            other_version.contains("matchPolicy: Equivalent"),
+            "{other_version}"
+        );
+    }
+
+    #[test]
+    fn operations_are_named_as_the_api_names_them() {
+        assert_eq!(
+            operation_of(&AdmissionOp::Update),
+            Ok((Operation::Update, "UPDATE"))
+        );
+        assert!(operation_of(&AdmissionOp::Connect).is_err());
+    }
+
+    #[test]
+    fn a_stored_key_reports_its_generations_and_whether_it_publishes_a_value() {
+        let key = |status: Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "orgaccess.dev/v1alpha1", "kind": "ApiKey",
+                "metadata": {"name": "k", "generation": 3},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let r = reported(&key(json!({"observedGeneration": 2, "hash": "sha256:x"})));
+        assert_eq!(
+            (r.generation, r.observed_generation, r.publishes_value),
+            (Some(3), Some(2), true)
+        );
+        let r = reported(&key(json!({"observedGeneration": 3, "hash": null})));
+        assert_eq!((r.observed_generation, r.publishes_value), (Some(3), false));
+    }
+
+    #[test]
+    fn answers_carry_the_uid_status_and_warnings_in_the_request_s_version() {
+        let denied: Value = serde_json::from_slice(&answer(
+            "u1",
+            "admission.k8s.io/v1beta1",
+            false,
+            Some((403, "Forbidden", "no")),
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(denied["apiVersion"], "admission.k8s.io/v1beta1");
+        assert_eq!(denied["response"]["uid"], "u1");
+        assert_eq!(denied["response"]["status"]["code"], 403);
+        assert!(denied["response"]["warnings"].is_null());
+        let allowed: Value =
+            serde_json::from_slice(&answer("u2", "bogus", true, None, &["w".into()])).unwrap();
+        assert_eq!(allowed["apiVersion"], ADMISSION_V1);
+        assert!(allowed["response"]["status"].is_null());
+        assert_eq!(allowed["response"]["warnings"], json!(["w"]));
     }
 }

@@ -307,7 +307,9 @@ pub static CATALOG: &[Domain] = &[
         "Permission filters",
         "USAGE_ANALYTICS/PERMISSION_FILTERS",
         view_edit(WithEdit),
-        Noted("View, Edit and the CREATE type documented (owner/targetDomain table, docs/design.md)")
+        Noted(
+            "View, Edit and the CREATE type documented (owner/targetDomain table, docs/design.md)"
+        )
     ),
     d!(
         Analytics,
@@ -547,9 +549,7 @@ pub static CATALOG: &[Domain] = &[
         "Organization",
         "PLATFORM/ORGANIZATION",
         view_edit(No),
-        Noted(
-            "View is what opening the administration console needs (docs/design.md)"
-        )
+        Noted("View is what opening the administration console needs (docs/design.md)")
     ),
     d!(
         Organization,
@@ -643,7 +643,9 @@ pub static CATALOG: &[Domain] = &[
         "Query pipelines",
         "SEARCH_API/QUERY_PIPELINE",
         per_resource(ResourceKind::QueryPipelines),
-        Noted("per-pipeline View/Edit documented (docs/design.md), besides the pipeline Access tab")
+        Noted(
+            "per-pipeline View/Edit documented (docs/design.md), besides the pipeline Access tab"
+        )
     ),
     d!(
         Search,
