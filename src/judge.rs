@@ -30,7 +30,7 @@ use jiff::Timestamp;
 
 use crate::core::advice::scan_members_of;
 use crate::core::apikey::{Reported, re_enable_wait};
-use crate::core::change::{Def, overlay, requester};
+use crate::core::change::{Def, overlay, requester, take};
 use crate::core::effective::{
     Grantees, RequesterView, SubjectNames, requester_view, resolve_grantees,
 };
@@ -89,6 +89,37 @@ impl Plain {
             grantees: Arc::new(resolve_grantees(&state)),
             state,
         }
+    }
+
+    /// Runs `f` on the organization as it was before `new` (named `name`)
+    /// was applied to it: `old` in its place, or nothing for a create. One
+    /// state serves every object of a run (`orgaccess check`): the object is
+    /// swapped out and back in place, never copied with the rest, and the
+    /// grantees are resolved again only for a group or an API key.
+    pub fn before<R>(
+        &mut self,
+        new: &Def,
+        name: &str,
+        old: Option<&Def>,
+        f: impl FnOnce(&Plain) -> R,
+    ) -> R {
+        let kind = new.kind();
+        let current = take(&mut self.state, kind, name);
+        if let Some(old) = old {
+            old.put_into(&mut self.state, name);
+        }
+        let grantees = matches!(kind, Kind::Group | Kind::ApiKey).then(|| {
+            std::mem::replace(&mut self.grantees, Arc::new(resolve_grantees(&self.state)))
+        });
+        let out = f(self);
+        take(&mut self.state, kind, name);
+        if let Some(current) = current {
+            current.put_into(&mut self.state, name);
+        }
+        if let Some(grantees) = grantees {
+            self.grantees = grantees;
+        }
+        out
     }
 }
 
@@ -406,6 +437,37 @@ mod tests {
         let r = request(Operation::Create, "acme", None, Some(&first));
         let j = judge(&known, Asker::Trusted, &r, Timestamp::now());
         assert!(j.allowed(), "{j:?}");
+    }
+
+    /// `before` shows the organization without the object (or with its old
+    /// version), and puts everything back.
+    #[test]
+    fn before_swaps_the_object_out_and_back() {
+        let group = |display: &str| {
+            Def::Group(GroupDef {
+                name: "g".into(),
+                display_name: Some(display.into()),
+                ..GroupDef::default()
+            })
+        };
+        let mut state = known();
+        group("new").put_into(&mut state, "g");
+        let mut plain = Plain::new(state.clone());
+        let seen = plain.before(&group("new"), "g", None, |k| {
+            k.state().groups.get("g").cloned()
+        });
+        assert_eq!(seen, None);
+        let old = group("old");
+        let seen = plain.before(&group("new"), "g", Some(&old), |k| {
+            k.state().groups["g"].display_name.clone()
+        });
+        assert_eq!(seen.as_deref(), Some("old"));
+        assert_eq!(plain.state().groups, state.groups);
+        assert_eq!(plain.state().members, state.members);
+        let member = Def::Member(member("olivia", "olivia"));
+        let gone = plain.before(&member, "olivia", None, |k| k.state().members.is_empty());
+        assert!(gone);
+        assert_eq!(plain.state().members, state.members);
     }
 
     /// Only the namespace controller's deletes are a teardown: Administrators

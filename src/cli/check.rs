@@ -2,10 +2,10 @@
 //!
 //! The manifests of one run form one organization per namespace. Each object
 //! is judged by the pipeline the webhook runs ([`crate::judge`]) as a CREATE:
-//! the organization is what the manifests hold (plus the built-in groups the
-//! operator seeds, see [`super::source`]), the object arrives as the change's
-//! new object and the judged state holds every *other* object of its
-//! namespace, as the webhook's would. A denial is worded by
+//! what is known before it is every *other* object of its namespace (plus
+//! the built-in groups the operator seeds, see [`super::source`]), as the
+//! webhook's cache would hold, and the object arrives as the change's new
+//! object. A denial is worded by
 //! [`crate::core::rules::denial_message`], so CI prints what `kubectl apply`
 //! would.
 //!
@@ -262,25 +262,29 @@ impl Inputs {
     /// with the invalid documents, in file order.
     pub fn verdicts(&self, asker: Asker, builtins: bool) -> Vec<Verdict> {
         let now = Timestamp::now();
-        let known: BTreeMap<&str, Plain> = self
+        let mut known: BTreeMap<&str, Plain> = self
             .orgs
             .iter()
             .map(|(ns, org)| (ns.as_str(), Plain::new(org.state.clone())))
             .collect();
-        let mut verdicts: Vec<Verdict> =
-            self.loaded
-                .manifests
-                .iter()
-                .filter_map(|m| {
-                    let known = known.get(m.namespace.as_str())?;
-                    let old = match self.before.get(&key(m)) {
-                        Some(def) => Some(def.clone()),
-                        None => seeded_original(m, &self.orgs[&m.namespace].state, builtins)
-                            .map(Def::Group),
-                    };
-                    Some(judge_manifest(known, asker, m, old.as_ref(), now))
-                })
-                .collect();
+        let mut verdicts: Vec<Verdict> = Vec::new();
+        for m in &self.loaded.manifests {
+            let Some(known) = known.get_mut(m.namespace.as_str()) else {
+                continue;
+            };
+            let old = match self.before.get(&key(m)) {
+                Some(def) => Some(def.clone()),
+                None => {
+                    seeded_original(m, &self.orgs[&m.namespace].state, builtins).map(Def::Group)
+                }
+            };
+            let new = m.object.def();
+            // The organization before this object: every other object, and
+            // its existing version (the state the webhook's cache would hold).
+            verdicts.push(known.before(&new, &m.name, old.as_ref(), |known| {
+                judge_manifest(known, asker, m, &new, old.as_ref(), now)
+            }));
+        }
         verdicts.extend(self.loaded.problems.iter().cloned().map(Verdict::Invalid));
         verdicts.sort_by(|a, b| a.loc().cmp(b.loc()));
         verdicts
@@ -292,10 +296,10 @@ fn judge_manifest(
     known: &Plain,
     asker: Asker,
     m: &Manifest,
+    new: &Def,
     old: Option<&Def>,
     now: Timestamp,
 ) -> Verdict {
-    let new = m.object.def();
     let operation = if old.is_some() {
         Operation::Update
     } else {
@@ -307,7 +311,7 @@ fn judge_manifest(
         namespace: &m.namespace,
         name: &m.name,
         old,
-        new: Some(&new),
+        new: Some(new),
         stored_key: None,
         mutated: false,
     };
