@@ -180,6 +180,78 @@ fn check_as_a_user_applies_the_requester_rules() {
     assert_eq!(denied[0]["rule"], "UnknownRequester");
 }
 
+/// `--as` is kubectl's: the user, the groups given and `system:authenticated`,
+/// the same for every command that takes it; no `system:serviceaccounts`
+/// groups, which no Member subject can name.
+#[test]
+fn as_is_the_same_identity_for_every_command() {
+    let sa = "system:serviceaccount:ci:deployer";
+    let out = run(&[
+        "check",
+        "examples",
+        "-v",
+        "--as",
+        sa,
+        "--as-group",
+        "devs",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.stderr.contains(&format!(
+            "checking as user '{sa}' (groups: devs, system:authenticated)\n"
+        )),
+        "{}",
+        out.stderr
+    );
+    // Nobody maps the service account: every object is refused, as
+    // unmapped, by check and by duplicate alike.
+    let findings = json(&out.stdout).as_array().unwrap().clone();
+    assert!(
+        findings.iter().all(|f| f["allowed"] == false)
+            && findings.iter().any(|f| f["rule"] == "UnknownRequester"),
+        "{}",
+        out.stdout
+    );
+    let dup = run(&[
+        "duplicate",
+        "group",
+        "limited-administrators",
+        "-f",
+        "examples",
+        "--as",
+        sa,
+        "--as-group",
+        "devs",
+    ]);
+    assert_eq!(dup.code, 1, "{}", dup.stderr);
+    assert!(dup.stderr.contains("[UnknownRequester]"), "{}", dup.stderr);
+    // A group without a user is refused by each, as kubectl refuses it.
+    for cmd in [
+        &["check", "examples", "--as-group", "devs"][..],
+        &[
+            "duplicate",
+            "group",
+            "limited-administrators",
+            "-f",
+            "examples",
+            "--as-group",
+            "devs",
+        ],
+        &[
+            "can-i",
+            "view",
+            "Organization/Organization",
+            "-f",
+            "examples",
+            "--as-group",
+            "devs",
+        ],
+    ] {
+        assert_eq!(run(cmd).code, 2, "{cmd:?}");
+    }
+}
+
 #[test]
 fn a_builtin_group_kept_in_git_is_an_update_of_the_seeded_one() {
     let manifests = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: acme}\nspec: {displayName: ACME}\n---\napiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: content-managers}\nspec:\n  builtIn: ContentManagers\n  template: ContentManagers\n  privileges: [{service: Content, domain: Fields, level: View}]\n";
