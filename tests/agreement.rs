@@ -669,7 +669,10 @@ async fn check_and_the_webhook_give_the_same_verdicts_and_messages() {
 /// The corpus files (`tests/golden/{bad,warn}/*.yaml`, each with its target
 /// and requester) and every object of `examples/` as a target, created as the
 /// trusted GitOps principal.
-fn in_process_cases() -> Vec<(String, PathBuf, Requester, Option<(String, String)>)> {
+/// A case's name, its path, who sends its target(s), and its target (all: `None`).
+type InProcessCase = (String, PathBuf, Requester, Option<(String, String)>);
+
+fn in_process_cases() -> Vec<InProcessCase> {
     let mut out = Vec::new();
     for corpus in ["bad", "warn"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden").join(corpus))

@@ -160,12 +160,12 @@ impl Finding {
 
 /// The verdict on one document.
 #[derive(Debug)]
-pub enum Verdict {
-    Judged(Manifest, Operation, Judgement),
-    Invalid(Problem),
+pub enum Verdict<'a> {
+    Judged(&'a Manifest, Operation, Judgement),
+    Invalid(&'a Problem),
 }
 
-impl Verdict {
+impl Verdict<'_> {
     fn loc(&self) -> &Location {
         match self {
             Verdict::Judged(m, _, _) => &m.loc,
@@ -260,7 +260,7 @@ impl Inputs {
 
     /// Judges every checked object with the webhook's pipeline, as `asker`;
     /// with the invalid documents, in file order.
-    pub fn verdicts(&self, asker: Asker, builtins: bool) -> Vec<Verdict> {
+    pub fn verdicts(&self, asker: Asker, builtins: bool) -> Vec<Verdict<'_>> {
         let now = Timestamp::now();
         let mut known: BTreeMap<&str, Plain> = self
             .orgs
@@ -285,21 +285,21 @@ impl Inputs {
                 judge_manifest(known, asker, m, &new, old.as_ref(), now)
             }));
         }
-        verdicts.extend(self.loaded.problems.iter().cloned().map(Verdict::Invalid));
+        verdicts.extend(self.loaded.problems.iter().map(Verdict::Invalid));
         verdicts.sort_by(|a, b| a.loc().cmp(b.loc()));
         verdicts
     }
 }
 
 /// One object, created (or updating `old`) in what is `known`.
-fn judge_manifest(
+fn judge_manifest<'a>(
     known: &Plain,
     asker: Asker,
-    m: &Manifest,
+    m: &'a Manifest,
     new: &Def,
     old: Option<&Def>,
     now: Timestamp,
-) -> Verdict {
+) -> Verdict<'a> {
     let operation = if old.is_some() {
         Operation::Update
     } else {
@@ -315,11 +315,7 @@ fn judge_manifest(
         stored_key: None,
         mutated: false,
     };
-    Verdict::Judged(
-        m.clone(),
-        operation,
-        judge::judge(known, asker, &request, now),
-    )
+    Verdict::Judged(m, operation, judge::judge(known, asker, &request, now))
 }
 
 /// The JSON report's lines: unreadable paths, then each verdict's.
@@ -499,7 +495,7 @@ fn summary(verdicts: &[Verdict], unreadable: usize, s: Styles) -> String {
     let judged: Vec<(&Manifest, &Judgement)> = verdicts
         .iter()
         .filter_map(|v| match v {
-            Verdict::Judged(m, _, j) => Some((m, j)),
+            Verdict::Judged(m, _, j) => Some((*m, j)),
             Verdict::Invalid(_) => None,
         })
         .collect();

@@ -91,7 +91,8 @@ mod tests {
     /// groups here: no Member subject can name a `system:` group anyway).
     #[test]
     fn as_means_what_kubectl_means() {
-        let cases: [(&[&str], Option<(&str, &[&str])>); 5] = [
+        type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a [&'a str])>);
+        let cases: [Case; 5] = [
             (&[], None),
             (&["--as", "ada"], Some(("ada", &[AUTHENTICATED]))),
             (
