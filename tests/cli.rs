@@ -583,7 +583,7 @@ fn explain_a_pending_member_shows_no_privileges() {
     assert!(out.stdout.contains("No effective privileges"));
 }
 
-/// Seed 002: without Organization/Organization: View a member cannot open the
+/// Without Organization/Organization: View a member cannot open the
 /// administration console; explain says so and still lists the privileges.
 #[test]
 fn explain_a_member_without_organization_view_says_no_console() {
@@ -1179,10 +1179,10 @@ fn can_i_and_who_can_agree() {
     assert_eq!(none.code, 2, "a principal is required: {}", none.stderr);
 }
 
-/// The seeds' own example (seed 000): the Sitecore integrator group, which
-/// removes Groups from full access, raises no Groups Edit finding for its
-/// member; the same integrator added to Administrators does (seed 001: Groups
-/// Edit for the smallest possible number of people). Exit codes by severity.
+/// The examples' Sitecore integrator group, which removes Groups from full
+/// access, raises no Groups Edit finding for its member; the same integrator
+/// added to Administrators does (Groups Edit for the smallest possible number
+/// of people, docs/cli.md). Exit codes by severity.
 #[test]
 fn advise_follows_the_seeds_examples() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! The CRD schema bounds every string and list (issue 11): oversized, empty
+//! The CRD schema bounds every string and list (`src/api.rs`, `crates/core/src/model.rs`): oversized, empty
 //! or deceptive values are refused by the apiserver itself, with a message,
 //! before any webhook sees them. Served dry-run through the real apiserver,
 //! and every verdict compared with `orgaccess check`'s offline schema check
@@ -171,7 +171,7 @@ async fn strings_and_lists_are_bounded_by_the_schema() {
     assert_success("the CRDs are installed", &out);
 }
 
-/// Issue 16: `spec.privileges` is a map list keyed by service and domain, so
+/// `spec.privileges` is a map list keyed by service and domain (docs/api-changes.md), so
 /// server-side apply merges it entry by entry: two field managers each own
 /// their privileges of one group, and neither's apply removes the other's.
 /// A second entry for the same service and domain is refused by the apiserver.
