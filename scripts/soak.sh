@@ -10,5 +10,5 @@ bash tools/build-control-plane.sh >/dev/null
 export ORGACCESS_K8S_BIN="$PWD/target/k8s-bin"
 profile=()
 [[ "${ORGACCESS_SOAK_RELEASE:-0}" == 1 ]] && profile=(--release)
-ORGACCESS_SOAK_SECONDS=$seconds cargo test "${profile[@]}" --test webhook webhook:: webhook_soak:: -- --ignored --nocapture 2>&1 \
+ORGACCESS_SOAK_SECONDS=$seconds cargo test "${profile[@]}" --test webhook webhook_soak:: -- --ignored --nocapture 2>&1 \
   | grep -E '^(##|\|)|test result|panicked|genuine requests failed'

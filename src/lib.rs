@@ -21,6 +21,7 @@ pub mod controller;
 pub mod decision;
 pub mod events;
 pub mod index;
+pub mod judge;
 pub mod metrics;
 pub mod operator;
 pub mod token_review;

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::json;
 
+use super::identity::AsArgs;
 use super::output::OutputFormat;
 use super::source::{self, SourceArgs, Subject};
 use super::who_can::{Verb, need, parse_verb};
@@ -33,12 +34,9 @@ pub struct CanIArgs {
     /// Ask for this ApiKey (object name).
     #[arg(long = "api-key")]
     pub api_key: Option<String>,
-    /// Ask for this Kubernetes user, mapped to Members as admission maps it.
-    #[arg(long = "as", value_name = "USER")]
-    pub as_user: Option<String>,
-    /// A group of the Kubernetes user (repeat for several).
-    #[arg(long = "as-group", value_name = "GROUP", requires = "as_user")]
-    pub as_groups: Vec<String>,
+    // Or for a Kubernetes identity, mapped to Members as admission maps it.
+    #[command(flatten)]
+    pub who: AsArgs,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
@@ -140,12 +138,13 @@ pub async fn run(args: CanIArgs, cluster: &ClusterArgs) -> i32 {
         Ok(n) => n,
         Err(e) => return fail(&e),
     };
-    let principal = match (&args.member, &args.api_key, &args.as_user) {
+    let identity = args.who.identity();
+    let principal = match (&args.member, &args.api_key, &identity) {
         (Some(m), _, _) => Principal::Member(m),
         (_, Some(k), _) => Principal::ApiKey(k),
-        (_, _, Some(user)) => Principal::Identity {
-            user,
-            groups: &args.as_groups,
+        (_, _, Some(id)) => Principal::Identity {
+            user: &id.user,
+            groups: &id.groups,
         },
         _ => unreachable!("clap requires one principal"),
     };

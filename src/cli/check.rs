@@ -1,17 +1,20 @@
 //! `orgaccess check PATHS...`: the admission rules, offline, for CI.
 //!
 //! The manifests of one run form one organization per namespace. Each object
-//! is checked as a CREATE exactly as the webhook checks one: the state holds
-//! every *other* object of its namespace (plus the built-in groups the
-//! operator seeds, see [`super::source`]), the object arrives as
-//! `change.new`, and [`rules::check`] decides. A denial is worded by
-//! [`rules::denial_message`], so CI prints what `kubectl apply` would.
+//! is judged by the pipeline the webhook runs ([`crate::judge`]) as a CREATE:
+//! what is known before it is every *other* object of its namespace (plus
+//! the built-in groups the operator seeds, see [`super::source`]), as the
+//! webhook's cache would hold, and the object arrives as the change's new
+//! object. A denial is worded by
+//! [`crate::core::rules::denial_message`], so CI prints what `kubectl apply`
+//! would.
 //!
 //! Two cases are UPDATEs, as in the cluster: an object that `--existing`
 //! manifests (the organization as it is, e.g. the base branch) already hold,
 //! and a built-in group kept in Git under its seeded name with its
-//! `spec.builtIn` (the operator created it with the Organization). The state
-//! then holds the object's current version, as the webhook's cache does.
+//! `spec.builtIn` (the operator created it with the Organization). The
+//! judged state then holds the object's current version, as the webhook's
+//! cache does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -20,15 +23,15 @@ use clap::Args;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::manifest::{self, Location, Manifest, Object, Problem};
-use super::output::OutputFormat;
-use super::output::Styles;
-use super::source;
+use super::identity::{AsArgs, Identity, asker};
+use super::manifest::{self, Loaded, Location, Manifest, Object, Problem};
+use super::output::{OutputFormat, Styles};
+use super::source::{self, Org};
 use super::{ClusterArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, emit, emit_err};
-use crate::core::effective::{Grantees, requester_view, resolve_grantees};
-use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef, OrgState};
-use crate::core::rules::{self, Change, Operation, Requester, Violation};
-use crate::core::warnings;
+use crate::core::change::Def;
+use crate::core::model::{GroupDef, Kind, OrgState};
+use crate::core::rules::Operation;
+use crate::judge::{self, Asker, Judgement, Plain};
 
 #[derive(Args, Clone, Debug)]
 pub struct CheckArgs {
@@ -40,14 +43,10 @@ pub struct CheckArgs {
     /// is an error: a CI job pointed at the wrong directory must not pass).
     #[arg(long)]
     pub allow_empty: bool,
-    /// Check as this Kubernetes user (mapped to Members through their
-    /// spec.subjects), applying the requester rules (docs/rules.md). Without it the
-    /// requester is a trusted platform principal (CatalogValidity and AdministratorsProtected only).
-    #[arg(long = "as", value_name = "USER")]
-    pub as_user: Option<String>,
-    /// A Kubernetes group of the --as user. Repeatable.
-    #[arg(long = "as-group", value_name = "GROUP", requires = "as_user")]
-    pub as_groups: Vec<String>,
+    // Without --as, the requester is a trusted platform principal
+    // (CatalogValidity and AdministratorsProtected only, docs/rules.md).
+    #[command(flatten)]
+    pub who: AsArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -65,121 +64,6 @@ pub struct CheckArgs {
     pub existing: Vec<PathBuf>,
 }
 
-/// Who the rules judge: a trusted principal, or a Kubernetes identity.
-#[derive(Clone, Debug, Default)]
-pub struct Identity {
-    pub user: Option<String>,
-    pub groups: Vec<String>,
-}
-
-impl Identity {
-    pub fn new(user: Option<String>, groups: Vec<String>) -> Identity {
-        let Some(user) = user else {
-            return Identity::default();
-        };
-        // What the API server adds to an impersonated (or any authenticated) identity.
-        let mut all = groups;
-        let mut implied = vec!["system:authenticated".to_string()];
-        if let Some(rest) = user.strip_prefix("system:serviceaccount:")
-            && let Some((ns, _)) = rest.split_once(':')
-        {
-            implied.push("system:serviceaccounts".into());
-            implied.push(format!("system:serviceaccounts:{ns}"));
-        }
-        for g in implied {
-            if !all.contains(&g) {
-                all.push(g);
-            }
-        }
-        Identity {
-            user: Some(user),
-            groups: all,
-        }
-    }
-
-    /// The requester as the webhook would see it in this state.
-    pub fn requester(&self, state: &OrgState, grantees: &Grantees, now: Timestamp) -> Requester {
-        let Some(user) = &self.user else {
-            return Requester::Trusted;
-        };
-        let view = requester_view(state, grantees, user, &self.groups, now);
-        crate::core::change::requester(user, &view)
-    }
-}
-
-/// An object's core view, owned (the model the webhook judges with too).
-pub use crate::core::change::Def;
-
-/// The core view of a manifest's object.
-pub fn def_of(o: &Object) -> Def {
-    match o {
-        Object::Organization(o) => Def::Organization(OrgDef::from(o)),
-        Object::Group(o) => Def::Group(GroupDef::from(o)),
-        Object::Member(o) => Def::Member(MemberDef::from(o)),
-        Object::ApiKey(o) => Def::ApiKey(ApiKeyDef::from(o)),
-    }
-}
-
-/// Checks the creation of `def` (named `name`) into `state`, which must not hold it.
-pub fn check_create(
-    state: &OrgState,
-    name: &str,
-    def: &Def,
-    identity: &Identity,
-    now: Timestamp,
-) -> Vec<Violation> {
-    check_change(state, name, None, def, identity, now)
-}
-
-/// Checks a create (`old` is `None`) or an update of `old` to `new` in
-/// `state`, which holds `old` (as the webhook's cache does) and not `new`.
-pub fn check_change(
-    state: &OrgState,
-    name: &str,
-    old: Option<&Def>,
-    new: &Def,
-    identity: &Identity,
-    now: Timestamp,
-) -> Vec<Violation> {
-    check_with(
-        state,
-        &resolve_grantees(state),
-        name,
-        old,
-        new,
-        identity,
-        now,
-    )
-}
-
-/// [`check_change`] with the state's grantees already resolved.
-fn check_with(
-    state: &OrgState,
-    grantees: &Grantees,
-    name: &str,
-    old: Option<&Def>,
-    new: &Def,
-    identity: &Identity,
-    now: Timestamp,
-) -> Vec<Violation> {
-    let requester = identity.requester(state, grantees, now);
-    rules::check(state, grantees, &change_of(name, old, new), &requester)
-}
-
-/// The create (no `old`) or update the webhook would be asked to judge.
-fn change_of<'a>(name: &'a str, old: Option<&'a Def>, new: &'a Def) -> Change<'a> {
-    Change {
-        operation: if old.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        },
-        name,
-        old: old.map(Def::object),
-        new: Some(new.object()),
-    }
-}
-
 /// A built-in group kept in Git, under its seeded name and with its
 /// `spec.builtIn`, already exists once its Organization does: the operator
 /// seeded it, so applying the manifest updates the seeded group. It is
@@ -190,7 +74,7 @@ fn seeded_original(m: &Manifest, state: &OrgState, builtins: bool) -> Option<Gro
         return None;
     };
     let b = g.spec.built_in?;
-    (builtins && state.org.is_some() && b.object_name() == m.name).then(|| source::seeded_group(b))
+    (builtins && state.org.is_some() && b.object_name() == m.name).then(|| GroupDef::seeded(b))
 }
 
 /// One line of the JSON report. Allowed objects have one entry with `rule`,
@@ -218,88 +102,102 @@ pub struct Finding {
     pub warnings: Vec<String>,
 }
 
-/// The verdict on one document.
-enum Verdict {
-    /// With the warnings the webhook would send.
-    Allowed(Manifest, Operation, Vec<String>),
-    Denied(Manifest, Operation, Vec<Violation>),
-    Invalid(Problem),
-}
-
-fn op_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-    }
-}
-
-impl Verdict {
-    fn loc(&self) -> &Location {
-        match self {
-            Verdict::Allowed(m, _, _) | Verdict::Denied(m, _, _) => &m.loc,
-            Verdict::Invalid(p) => &p.loc,
-        }
-    }
-}
-
-fn denial(m: &Manifest, v: &[Violation]) -> String {
-    rules::denial_message(m.kind().as_str(), &m.namespace, &m.name, v)
-}
-
-fn findings(verdicts: &[Verdict]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for v in verdicts {
-        let base = |m: &Manifest, op: Operation, allowed: bool| Finding {
+impl Finding {
+    fn of(m: &Manifest, op: Operation, allowed: bool) -> Finding {
+        Finding {
             file: m.loc.file.clone(),
             document: m.loc.document,
             line: m.loc.line,
             kind: Some(m.kind().to_string()),
             namespace: Some(m.namespace.clone()),
             name: Some(m.name.clone()),
-            operation: Some(op_name(op)),
+            operation: Some(judge::operation_name(op)),
             allowed,
             rule: None,
             field: None,
             message: None,
             detail: None,
             warnings: Vec::new(),
-        };
-        match v {
-            Verdict::Allowed(m, op, warnings) => out.push(Finding {
-                warnings: warnings.clone(),
-                ..base(m, *op, true)
-            }),
-            Verdict::Denied(m, op, vs) => {
-                let message = denial(m, vs);
-                for x in vs {
-                    out.push(Finding {
-                        rule: Some(x.rule.to_string()),
-                        field: Some(x.field.clone()),
-                        message: Some(message.clone()),
-                        detail: Some(x.message.clone()),
-                        ..base(m, *op, false)
-                    });
-                }
-            }
-            Verdict::Invalid(p) => out.push(Finding {
-                file: p.loc.file.clone(),
-                document: p.loc.document,
-                line: p.loc.line,
-                kind: p.kind.clone(),
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                operation: None,
-                allowed: false,
-                rule: Some(p.rule.to_string()),
-                field: p.field.clone(),
-                message: Some(p.message.clone()),
-                detail: None,
-                warnings: Vec::new(),
-            }),
         }
     }
-    out
+
+    fn invalid(p: &Problem) -> Finding {
+        Finding {
+            file: p.loc.file.clone(),
+            document: p.loc.document,
+            line: p.loc.line,
+            kind: p.kind.clone(),
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            operation: None,
+            allowed: false,
+            rule: Some(p.rule.to_string()),
+            field: p.field.clone(),
+            message: Some(p.message.clone()),
+            detail: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn unreadable(path: &str, why: &str) -> Finding {
+        Finding {
+            file: path.to_string(),
+            document: 0,
+            line: 0,
+            kind: None,
+            namespace: None,
+            name: None,
+            operation: None,
+            allowed: false,
+            rule: Some(manifest::INVALID_MANIFEST.into()),
+            field: None,
+            message: Some(format!("cannot read: {why}")),
+            detail: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The verdict on one document.
+#[derive(Debug)]
+pub enum Verdict<'a> {
+    Judged(&'a Manifest, Operation, Judgement),
+    Invalid(&'a Problem),
+}
+
+impl Verdict<'_> {
+    fn loc(&self) -> &Location {
+        match self {
+            Verdict::Judged(m, _, _) => &m.loc,
+            Verdict::Invalid(p) => &p.loc,
+        }
+    }
+
+    fn denied(&self) -> bool {
+        matches!(self, Verdict::Judged(_, _, j) if !j.allowed())
+    }
+
+    /// Its lines of the JSON report.
+    fn findings(&self) -> Vec<Finding> {
+        match self {
+            Verdict::Judged(m, op, j) if j.allowed() => vec![Finding {
+                warnings: j.warnings.clone(),
+                ..Finding::of(m, *op, true)
+            }],
+            Verdict::Judged(m, op, j) => j
+                .violations
+                .iter()
+                .map(|x| Finding {
+                    rule: Some(x.rule.to_string()),
+                    field: Some(x.field.clone()),
+                    message: j.message.clone(),
+                    detail: Some(x.message.clone()),
+                    ..Finding::of(m, *op, false)
+                })
+                .collect(),
+            Verdict::Invalid(p) => vec![Finding::invalid(p)],
+        }
+    }
 }
 
 /// Identifies an object across the checked and the existing manifests (one
@@ -312,129 +210,152 @@ fn key(m: &Manifest) -> (Kind, String, String) {
     (m.kind(), m.namespace.clone(), name)
 }
 
+/// What one run checks, and against what.
+#[derive(Debug)]
+pub struct Inputs {
+    /// The checked manifests; the problems and unreadable paths of both sets.
+    pub loaded: Loaded,
+    /// The `--existing` version of each checked object that has one.
+    pub before: BTreeMap<(Kind, String, String), Def>,
+    /// Each namespace's organization: the existing objects, replaced by
+    /// the checked ones.
+    pub orgs: BTreeMap<String, Org>,
+}
+
+impl Inputs {
+    /// Reads `paths` and `existing`; documents that name no namespace are in `namespace`.
+    pub fn read(
+        paths: &[PathBuf],
+        existing: &[PathBuf],
+        namespace: &str,
+        builtins: bool,
+    ) -> Inputs {
+        let mut loaded = manifest::load(paths, namespace);
+        let existing = if existing.is_empty() {
+            Loaded::default()
+        } else {
+            manifest::load(existing, namespace)
+        };
+        let checked: BTreeSet<_> = loaded.manifests.iter().map(key).collect();
+        let before = existing
+            .manifests
+            .iter()
+            .filter(|m| checked.contains(&key(m)))
+            .map(|m| (key(m), m.object.def()))
+            .collect();
+        let mut all: Vec<Manifest> = existing
+            .manifests
+            .into_iter()
+            .filter(|m| !checked.contains(&key(m)))
+            .collect();
+        all.extend(loaded.manifests.iter().cloned());
+        loaded.problems.extend(existing.problems);
+        loaded.unreadable.extend(existing.unreadable);
+        Inputs {
+            orgs: source::states(&all, builtins),
+            loaded,
+            before,
+        }
+    }
+
+    /// Judges every checked object with the webhook's pipeline, as `asker`;
+    /// with the invalid documents, in file order.
+    pub fn verdicts(&self, asker: Asker, builtins: bool) -> Vec<Verdict<'_>> {
+        let now = Timestamp::now();
+        let mut known: BTreeMap<&str, Plain> = self
+            .orgs
+            .iter()
+            .map(|(ns, org)| (ns.as_str(), Plain::new(org.state.clone())))
+            .collect();
+        let mut verdicts: Vec<Verdict> = Vec::new();
+        for m in &self.loaded.manifests {
+            let Some(known) = known.get_mut(m.namespace.as_str()) else {
+                continue;
+            };
+            let old = match self.before.get(&key(m)) {
+                Some(def) => Some(def.clone()),
+                None => {
+                    seeded_original(m, &self.orgs[&m.namespace].state, builtins).map(Def::Group)
+                }
+            };
+            let new = m.object.def();
+            // The organization before this object: every other object, and
+            // its existing version (the state the webhook's cache would hold).
+            verdicts.push(known.before(&new, &m.name, old.as_ref(), |known| {
+                judge_manifest(known, asker, m, &new, old.as_ref(), now)
+            }));
+        }
+        verdicts.extend(self.loaded.problems.iter().map(Verdict::Invalid));
+        verdicts.sort_by(|a, b| a.loc().cmp(b.loc()));
+        verdicts
+    }
+}
+
+/// One object, created (or updating `old`) in what is `known`.
+fn judge_manifest<'a>(
+    known: &Plain,
+    asker: Asker,
+    m: &'a Manifest,
+    new: &Def,
+    old: Option<&Def>,
+    now: Timestamp,
+) -> Verdict<'a> {
+    let operation = if old.is_some() {
+        Operation::Update
+    } else {
+        Operation::Create
+    };
+    let request = judge::Request {
+        kind: m.kind(),
+        operation,
+        namespace: &m.namespace,
+        name: &m.name,
+        old,
+        new: Some(new),
+        stored_key: None,
+        mutated: false,
+    };
+    Verdict::Judged(m, operation, judge::judge(known, asker, &request, now))
+}
+
+/// The JSON report's lines: unreadable paths, then each verdict's.
+pub fn findings(inputs: &Inputs, verdicts: &[Verdict]) -> Vec<Finding> {
+    let unreadable = inputs
+        .loaded
+        .unreadable
+        .iter()
+        .map(|(path, e)| Finding::unreadable(path, e));
+    unreadable
+        .chain(verdicts.iter().flat_map(Verdict::findings))
+        .collect()
+}
+
 /// Checks `args.paths`; documents that name no namespace are in `-n` (default `default`).
 pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
     let namespace = cluster.namespace.as_deref().unwrap_or("default");
-    let mut loaded = manifest::load(&args.paths, namespace);
-    let identity = Identity::new(args.as_user.clone(), args.as_groups.clone());
-    let now = Timestamp::now();
     let builtins = !args.no_builtin_groups;
-
-    // The organization as it is: the state under the checked objects, which
-    // replace their existing versions.
-    let existing = if args.existing.is_empty() {
-        manifest::Loaded::default()
-    } else {
-        manifest::load(&args.existing, namespace)
-    };
-    let before: BTreeMap<_, &Manifest> = existing.manifests.iter().map(|m| (key(m), m)).collect();
-    let checked: BTreeSet<_> = loaded.manifests.iter().map(key).collect();
-    let mut all: Vec<Manifest> = existing
-        .manifests
-        .iter()
-        .filter(|m| !checked.contains(&key(m)))
-        .cloned()
-        .collect();
-    all.extend(loaded.manifests.iter().cloned());
-    let orgs = source::states(&all, builtins);
-    loaded.problems.extend(existing.problems.iter().cloned());
-    loaded
-        .unreadable
-        .extend(existing.unreadable.iter().cloned());
-
-    // One working state per namespace: each check takes its object out (or
-    // swaps in its existing version) and puts it back, so a run stays linear
-    // in copies. Grantees depend only on groups and API keys: they are
-    // resolved once per namespace, and again only to check a group or key.
-    let mut work: BTreeMap<String, (OrgState, Grantees)> = orgs
-        .iter()
-        .map(|(ns, org)| {
-            let grantees = resolve_grantees(&org.state);
-            (ns.clone(), (org.state.clone(), grantees))
-        })
-        .collect();
-    let mut verdicts: Vec<Verdict> = Vec::new();
-    for m in &loaded.manifests {
-        let Some((state, base)) = work.get_mut(&m.namespace) else {
-            continue;
-        };
-        let def = def_of(&m.object);
-        let old = match before.get(&key(m)) {
-            Some(e) => Some(def_of(&e.object)),
-            None => seeded_original(m, state, builtins).map(Def::Group),
-        };
-        let current = def.take_from(state, &m.name);
-        if let Some(old) = &old {
-            old.put_into(state, &m.name);
-        }
-        let fresh;
-        let grantees = match def {
-            Def::Group(_) | Def::ApiKey(_) => {
-                fresh = resolve_grantees(state);
-                &fresh
-            }
-            Def::Organization(_) | Def::Member(_) => &*base,
-        };
-        let violations = check_with(state, grantees, &m.name, old.as_ref(), &def, &identity, now);
-        let warnings = if violations.is_empty() {
-            warnings::with_advice(
-                state,
-                grantees,
-                &change_of(&m.name, old.as_ref(), &def),
-                &|g| crate::core::advice::scan_members_of(state, g),
-                now,
-            )
-        } else {
-            Vec::new()
-        };
-        def.remove_from(state, &m.name);
-        if let Some(current) = current {
-            current.put_into(state, &m.name);
-        }
-        let op = if old.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        };
-        verdicts.push(if violations.is_empty() {
-            Verdict::Allowed(m.clone(), op, warnings)
-        } else {
-            Verdict::Denied(m.clone(), op, violations)
-        });
+    let inputs = Inputs::read(&args.paths, &args.existing, namespace, builtins);
+    let identity = args.who.identity();
+    let verdicts = inputs.verdicts(asker(identity.as_ref()), builtins);
+    if args.verbose {
+        emit_err(&notes(&inputs, identity.as_ref()));
     }
-    verdicts.extend(loaded.problems.iter().cloned().map(Verdict::Invalid));
-    verdicts.sort_by(|a, b| a.loc().cmp(b.loc()));
+    match args.output {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            emit(
+                &args
+                    .output
+                    .render(&findings(&inputs, &verdicts), String::new),
+            );
+        }
+        OutputFormat::Human => emit(&human(&inputs, &verdicts, args.verbose)),
+    }
+    exit_code(&args, &inputs, &verdicts)
+}
 
-    let unreadable: Vec<Finding> = loaded
-        .unreadable
-        .iter()
-        .map(|(path, e)| Finding {
-            file: path.clone(),
-            document: 0,
-            line: 0,
-            kind: None,
-            namespace: None,
-            name: None,
-            operation: None,
-            allowed: false,
-            rule: Some(manifest::INVALID_MANIFEST.into()),
-            field: None,
-            message: Some(format!("cannot read: {e}")),
-            detail: None,
-            warnings: Vec::new(),
-        })
-        .collect();
-
-    let denied = verdicts
-        .iter()
-        .filter(|v| matches!(v, Verdict::Denied(..)))
-        .count();
-    let problems = verdicts
-        .iter()
-        .filter(|v| matches!(v, Verdict::Invalid(_)))
-        .count();
-    let allowed = verdicts.len() - denied - problems;
-    // Documents with problems (a document may have several).
+/// The denied objects and the invalid documents (a document may have several problems).
+fn tally(verdicts: &[Verdict]) -> (usize, usize) {
+    let denied = verdicts.iter().filter(|v| v.denied()).count();
     let invalid = verdicts
         .iter()
         .filter_map(|v| match v {
@@ -444,135 +365,19 @@ pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
         .map(|(f, d, l)| (f, d, if d > 0 { 0 } else { l }))
         .collect::<BTreeSet<_>>()
         .len();
+    (denied, invalid)
+}
 
-    if args.verbose {
-        let err = Styles::stderr();
-        let mut notes = String::new();
-        let who = match &identity.user {
-            None => "as a trusted platform principal (CatalogValidity and AdministratorsProtected; pass --as USER for the requester rules)"
-                .to_string(),
-            Some(u) => format!("as user '{u}' (groups: {})", identity.groups.join(", ")),
-        };
-        notes.push_str(&format!("{} checking {who}\n", err.dim("note:")));
-        for (loc, what) in &loaded.ignored {
-            notes.push_str(&format!(
-                "{} {loc}: skipped {what} (not an orgaccess.dev kind)\n",
-                err.dim("note:")
-            ));
-        }
-        for org in orgs.values() {
-            if org.state.org.is_none() {
-                notes.push_str(&format!(
-                    "{} namespace {} has no Organization: Custom grants on its resources cannot be checked\n",
-                    err.dim("note:"),
-                    org.namespace
-                ));
-            }
-            if !org.implicit_builtins.is_empty() {
-                notes.push_str(&format!(
-                    "{} namespace {}: added the built-in groups the operator seeds: {}\n",
-                    err.dim("note:"),
-                    org.namespace,
-                    org.implicit_builtins.join(", ")
-                ));
-            }
-        }
-        emit_err(&notes);
-    }
-
-    match args.output {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            let mut all = unreadable.clone();
-            all.extend(findings(&verdicts));
-            emit(&args.output.render(&all, String::new));
-        }
-        OutputFormat::Human => {
-            let s = Styles::stdout();
-            let mut out = String::new();
-            for f in &unreadable {
-                out.push_str(&format!(
-                    "{}: {}\n",
-                    s.error(&f.file),
-                    f.message.as_deref().unwrap_or_default()
-                ));
-            }
-            for v in &verdicts {
-                match v {
-                    Verdict::Allowed(m, op, warnings) => {
-                        if args.verbose {
-                            out.push_str(&format!(
-                                "{}: {} {} {}{}\n",
-                                s.bold(&m.loc.to_string()),
-                                m.kind(),
-                                m.qualified(),
-                                s.ok("allowed"),
-                                if *op == Operation::Update {
-                                    " (update)"
-                                } else {
-                                    ""
-                                }
-                            ));
-                        }
-                        for w in warnings {
-                            out.push_str(&format!(
-                                "{}: {} {} {}: {w}\n",
-                                s.warn(&m.loc.to_string()),
-                                s.warn("Warning:"),
-                                m.kind(),
-                                m.qualified(),
-                            ));
-                        }
-                    }
-                    Verdict::Denied(m, _, vs) => out.push_str(&format!(
-                        "{}: {}\n",
-                        s.error(&m.loc.to_string()),
-                        denial(m, vs)
-                    )),
-                    Verdict::Invalid(p) => {
-                        let what = match (&p.kind, &p.namespace, &p.name) {
-                            (Some(k), Some(ns), Some(n)) => format!("{k} {ns}/{n}: "),
-                            (Some(k), None, Some(n)) => format!("{k} {n}: "),
-                            _ => String::new(),
-                        };
-                        let field = match &p.field {
-                            Some(f)
-                                if p.rule == manifest::SCHEMA
-                                    && !p.message.contains(f.as_str()) =>
-                            {
-                                format!("{f}: ")
-                            }
-                            _ => String::new(),
-                        };
-                        out.push_str(&format!(
-                            "{}: {what}{field}{}\n",
-                            s.error(&p.loc.to_string()),
-                            p.message
-                        ));
-                    }
-                }
-            }
-            out.push_str(&summary(
-                &verdicts,
-                allowed,
-                denied,
-                invalid,
-                unreadable.len(),
-                s,
-            ));
-            emit(&out);
-        }
-    }
-    if !unreadable.is_empty() {
+fn exit_code(args: &CheckArgs, inputs: &Inputs, verdicts: &[Verdict]) -> i32 {
+    let (denied, invalid) = tally(verdicts);
+    if !inputs.loaded.unreadable.is_empty() {
         EXIT_ERROR
     } else if verdicts.is_empty() && !args.allow_empty {
-        eprintln!(
-            "error: nothing was checked: no orgaccess.dev objects in {} (pass --allow-empty to accept that)",
-            args.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        emit_err(&format!(
+            "error: nothing was checked: no orgaccess.dev objects in {} (pass --allow-empty to accept that)\n",
+            paths.join(", ")
+        ));
         EXIT_ERROR
     } else if denied + invalid > 0 {
         EXIT_FINDINGS
@@ -581,29 +386,123 @@ pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
     }
 }
 
+/// `-v`'s notes on standard error: who checks, what was skipped or added.
+fn notes(inputs: &Inputs, identity: Option<&Identity>) -> String {
+    let note = Styles::stderr().dim("note:");
+    let who = match identity {
+        None => "as a trusted platform principal (CatalogValidity and AdministratorsProtected; pass --as USER for the requester rules)"
+            .to_string(),
+        Some(id) => format!("as user '{}' (groups: {})", id.user, id.groups.join(", ")),
+    };
+    let mut out = format!("{note} checking {who}\n");
+    for (loc, what) in &inputs.loaded.ignored {
+        out.push_str(&format!(
+            "{note} {loc}: skipped {what} (not an orgaccess.dev kind)\n"
+        ));
+    }
+    for org in inputs.orgs.values() {
+        if org.state.org.is_none() {
+            out.push_str(&format!(
+                "{note} namespace {} has no Organization: Custom grants on its resources cannot be checked\n",
+                org.namespace
+            ));
+        }
+        if !org.implicit_builtins.is_empty() {
+            out.push_str(&format!(
+                "{note} namespace {}: added the built-in groups the operator seeds: {}\n",
+                org.namespace,
+                org.implicit_builtins.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// The human report: unreadable paths, then each verdict (allowed objects
+/// only with `verbose`, or when they carry warnings), then the summary.
+fn human(inputs: &Inputs, verdicts: &[Verdict], verbose: bool) -> String {
+    let s = Styles::stdout();
+    let mut out = String::new();
+    for (path, e) in &inputs.loaded.unreadable {
+        out.push_str(&format!("{}: cannot read: {e}\n", s.error(path)));
+    }
+    for v in verdicts {
+        match v {
+            Verdict::Judged(m, op, j) if j.allowed() => {
+                if verbose {
+                    let update = if *op == Operation::Update {
+                        " (update)"
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!(
+                        "{}: {} {} {}{update}\n",
+                        s.bold(&m.loc.to_string()),
+                        m.kind(),
+                        m.qualified(),
+                        s.ok("allowed"),
+                    ));
+                }
+                for w in &j.warnings {
+                    out.push_str(&format!(
+                        "{}: {} {} {}: {w}\n",
+                        s.warn(&m.loc.to_string()),
+                        s.warn("Warning:"),
+                        m.kind(),
+                        m.qualified(),
+                    ));
+                }
+            }
+            Verdict::Judged(m, _, j) => out.push_str(&format!(
+                "{}: {}\n",
+                s.error(&m.loc.to_string()),
+                j.message.as_deref().unwrap_or_default()
+            )),
+            Verdict::Invalid(p) => out.push_str(&format!(
+                "{}: {}\n",
+                s.error(&p.loc.to_string()),
+                problem_line(p)
+            )),
+        }
+    }
+    out.push_str(&summary(verdicts, inputs.loaded.unreadable.len(), s));
+    out
+}
+
+/// An invalid document's line: what it is, the field when the message does
+/// not name it, the message.
+fn problem_line(p: &Problem) -> String {
+    let what = match (&p.kind, &p.namespace, &p.name) {
+        (Some(k), Some(ns), Some(n)) => format!("{k} {ns}/{n}: "),
+        (Some(k), None, Some(n)) => format!("{k} {n}: "),
+        _ => String::new(),
+    };
+    let field = match &p.field {
+        Some(f) if p.rule == manifest::SCHEMA && !p.message.contains(f.as_str()) => {
+            format!("{f}: ")
+        }
+        _ => String::new(),
+    };
+    format!("{what}{field}{}", p.message)
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn summary(
-    verdicts: &[Verdict],
-    allowed: usize,
-    denied: usize,
-    invalid: usize,
-    unreadable: usize,
-    s: Styles,
-) -> String {
-    let objects = allowed + denied;
-    if verdicts.is_empty() && unreadable == 0 {
-        return "no orgaccess.dev objects found\n".into();
-    }
-    let namespaces: BTreeSet<&str> = verdicts
+fn summary(verdicts: &[Verdict], unreadable: usize, s: Styles) -> String {
+    let (denied, invalid) = tally(verdicts);
+    let judged: Vec<(&Manifest, &Judgement)> = verdicts
         .iter()
         .filter_map(|v| match v {
-            Verdict::Allowed(m, _, _) | Verdict::Denied(m, _, _) => Some(m.namespace.as_str()),
+            Verdict::Judged(m, _, j) => Some((*m, j)),
             Verdict::Invalid(_) => None,
         })
         .collect();
+    if verdicts.is_empty() && unreadable == 0 {
+        return "no orgaccess.dev objects found\n".into();
+    }
+    let namespaces: BTreeSet<&str> = judged.iter().map(|(m, _)| m.namespace.as_str()).collect();
     let ns = match namespaces.len() {
         0 => String::new(),
         1 => format!(" in namespace {}", namespaces.iter().next().unwrap_or(&"")),
@@ -616,7 +515,7 @@ fn summary(
     if denied == 0 && invalid == 0 && unreadable == 0 {
         parts.push(s.ok("all allowed"));
     } else {
-        parts.push(format!("{allowed} allowed"));
+        parts.push(format!("{} allowed", judged.len() - denied));
         if denied > 0 {
             parts.push(s.error(&format!("{denied} denied")));
         }
@@ -627,19 +526,13 @@ fn summary(
             parts.push(s.error(&plural(unreadable, "unreadable path", "unreadable paths")));
         }
     }
-    let warned: usize = verdicts
-        .iter()
-        .map(|v| match v {
-            Verdict::Allowed(_, _, w) => w.len(),
-            _ => 0,
-        })
-        .sum();
+    let warned: usize = judged.iter().map(|(_, j)| j.warnings.len()).sum();
     if warned > 0 {
         parts.push(s.warn(&plural(warned, "warning", "warnings")));
     }
     format!(
         "checked {}{ns}: {}\n",
-        plural(objects, "object", "objects"),
+        plural(judged.len(), "object", "objects"),
         parts.join(", ")
     )
 }

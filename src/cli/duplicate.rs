@@ -12,13 +12,14 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
-use super::check::{Identity, check_create, def_of};
+use super::identity::{AsArgs, asker};
 use super::output::{OutputFormat, Styles};
 use super::source::{self, Org, SourceArgs, Subject};
 use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, emit_err, fail};
 use crate::api::{Group, GroupSpec};
-use crate::core::model::GroupDef;
-use crate::core::rules;
+use crate::core::model::{GroupDef, Kind};
+use crate::core::rules::Operation;
+use crate::judge::{self, Plain};
 
 #[derive(Subcommand, Clone, Debug)]
 pub enum DuplicateCommand {
@@ -35,13 +36,10 @@ pub struct DuplicateArgs {
     pub new_name: Option<String>,
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Check the duplicate as this Kubernetes user (the Duplicate rule: strictly more
-    /// privileges than the source), not as a trusted principal.
-    #[arg(long = "as", value_name = "USER")]
-    pub as_user: Option<String>,
-    /// A Kubernetes group of the --as user. Repeatable.
-    #[arg(long = "as-group", value_name = "GROUP", requires = "as_user")]
-    pub as_groups: Vec<String>,
+    // The duplicate is checked as this identity (the Duplicate rule: strictly
+    // more privileges than the source), or as a trusted principal.
+    #[command(flatten)]
+    pub who: AsArgs,
     /// The manifest as YAML (default) or JSON.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -95,16 +93,23 @@ pub async fn run(cmd: DuplicateCommand, cluster: &ClusterArgs) -> i32 {
         Err(e) => return fail(&e),
     };
     let new_name = group.metadata.name.clone().unwrap_or_default();
-    let def = def_of(&super::manifest::Object::Group(group.clone()));
-    let identity = Identity::new(args.as_user.clone(), args.as_groups.clone());
-    let violations = check_create(&org.state, &new_name, &def, &identity, Timestamp::now());
-    if !violations.is_empty() {
+    let def = super::manifest::Object::Group(group.clone()).def();
+    let identity = args.who.identity();
+    let request = judge::Request {
+        kind: Kind::Group,
+        operation: Operation::Create,
+        namespace: &org.namespace,
+        name: &new_name,
+        old: None,
+        new: Some(&def),
+        stored_key: None,
+        mutated: false,
+    };
+    let known = Plain::new(org.state.clone());
+    let judgement = judge::judge(&known, asker(identity.as_ref()), &request, Timestamp::now());
+    if let Some(message) = judgement.message {
         let s = Styles::stderr();
-        emit_err(&format!(
-            "{}: {}\n",
-            s.error("denied"),
-            rules::denial_message("Group", &org.namespace, &new_name, &violations)
-        ));
+        emit_err(&format!("{}: {message}\n", s.error("denied")));
         return EXIT_FINDINGS;
     }
     let manifest = args.output.document(&group, OutputFormat::Yaml);

@@ -27,8 +27,8 @@ use crate::core::builtin::{ApiKeyTemplate, BuiltinGroup, full_access};
 use crate::core::catalog::ResourceKind;
 use crate::core::model::{DEFAULT_INVITATION_DAYS, MemberIdentity, OrgResources};
 use crate::core::platform::{
-    PlatformOrganization, Unmapped, explicit_over, from_platform, plain_username,
-    provider_from_platform,
+    PlatformApiKey, PlatformGroup, PlatformOrganization, PlatformPrivilege, Unmapped,
+    explicit_over, from_platform, plain_username, provider_from_platform,
 };
 use crate::core::privilege::{PrivilegeSet, named_resources};
 
@@ -143,71 +143,122 @@ pub fn import(
     namespace: Option<&str>,
     now: Timestamp,
 ) -> Imported {
-    let mut out = Imported::default();
-    // Names first: Custom grants on Groups and API keys name them.
-    let mut group_names = Names::default();
-    let mut builtins = BTreeMap::new();
-    for b in BuiltinGroup::ALL {
-        group_names.taken.insert(b.object_name().to_string());
-    }
+    let mut i = Importer::new(doc, namespace, now);
+    let mut people = People::new();
     for g in &doc.groups {
-        match builtin_of(g.display_name.as_deref(), g.group_type.as_deref()) {
-            Some(b) if !builtins.values().any(|x| *x == b) => {
-                group_names
-                    .by_id
-                    .insert(g.id.clone(), b.object_name().to_string());
-                builtins.insert(g.id.clone(), b);
-            }
-            _ => {
-                group_names.name(&g.id, object_name(&g.id, 253), 253);
-            }
-        }
+        i.group(g, &mut people);
     }
-    let mut key_names = Names::default();
+    i.members(people);
     for k in &doc.api_keys {
-        key_names.name(&k.id, object_name(&k.id, MAX_NAME_LEN), MAX_NAME_LEN);
+        i.api_key(k);
     }
-    let rename = |kind: ResourceKind, id: &str| match kind {
-        ResourceKind::Groups => group_names
-            .by_id
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| object_name(id, 253)),
-        ResourceKind::ApiKeys => key_names
-            .by_id
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| object_name(id, MAX_NAME_LEN)),
-        _ => id.to_string(),
-    };
-    let mut resources: BTreeMap<ResourceKind, BTreeSet<String>> = BTreeMap::new();
-    let mut declare = |set: &PrivilegeSet| {
-        for (kind, _, name) in named_resources(set) {
-            resources.entry(kind).or_default().insert(name.to_string());
-        }
-    };
-    let with_ns = |mut meta: kube::api::ObjectMeta| {
-        meta.namespace = namespace.map(str::to_string);
-        meta
-    };
+    i.organization(organization);
+    i.out
+}
 
-    // Groups, and who is in them.
-    let mut people: BTreeMap<(String, String), (MemberIdentity, BTreeSet<String>, bool)> =
-        BTreeMap::new();
-    for g in &doc.groups {
-        let name = group_names.by_id[&g.id].clone();
-        let (full, unmapped) = from_platform(&g.privileges, rename);
-        out.unmapped.extend(
-            unmapped
-                .into_iter()
-                .map(|u| (format!("group '{}'", g.id), u)),
-        );
-        declare(&full);
-        let builtin = builtins.get(&g.id).copied();
+/// The people of the groups, by provider and username: who they are, their
+/// groups, and whether they accepted an invitation.
+type People = BTreeMap<(String, String), (MemberIdentity, BTreeSet<String>, bool)>;
+
+/// One import under way: the names given so far, the resources Custom grants
+/// name, and what was produced.
+struct Importer<'a> {
+    doc: &'a PlatformOrganization,
+    namespace: Option<&'a str>,
+    now: Timestamp,
+    group_names: Names,
+    builtins: BTreeMap<String, BuiltinGroup>,
+    key_names: Names,
+    resources: BTreeMap<ResourceKind, BTreeSet<String>>,
+    out: Imported,
+}
+
+impl<'a> Importer<'a> {
+    /// Names first: Custom grants on Groups and API keys name them.
+    fn new(doc: &'a PlatformOrganization, namespace: Option<&'a str>, now: Timestamp) -> Self {
+        let mut group_names = Names::default();
+        let mut builtins = BTreeMap::new();
+        for b in BuiltinGroup::ALL {
+            group_names.taken.insert(b.object_name().to_string());
+        }
+        for g in &doc.groups {
+            match builtin_of(g.display_name.as_deref(), g.group_type.as_deref()) {
+                Some(b) if !builtins.values().any(|x| *x == b) => {
+                    group_names
+                        .by_id
+                        .insert(g.id.clone(), b.object_name().to_string());
+                    builtins.insert(g.id.clone(), b);
+                }
+                _ => {
+                    group_names.name(&g.id, object_name(&g.id, 253), 253);
+                }
+            }
+        }
+        let mut key_names = Names::default();
+        for k in &doc.api_keys {
+            key_names.name(&k.id, object_name(&k.id, MAX_NAME_LEN), MAX_NAME_LEN);
+        }
+        Importer {
+            doc,
+            namespace,
+            now,
+            group_names,
+            builtins,
+            key_names,
+            resources: BTreeMap::new(),
+            out: Imported::default(),
+        }
+    }
+
+    /// The object name a Custom grant's resource gets (groups and keys are renamed).
+    fn rename(&self, kind: ResourceKind, id: &str) -> String {
+        match kind {
+            ResourceKind::Groups => self
+                .group_names
+                .by_id
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| object_name(id, 253)),
+            ResourceKind::ApiKeys => self
+                .key_names
+                .by_id
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| object_name(id, MAX_NAME_LEN)),
+            _ => id.to_string(),
+        }
+    }
+
+    /// The privileges of a group or key (`holder`), the unmapped ones
+    /// reported and the resources they name declared.
+    fn privileges(&mut self, holder: String, list: &[PlatformPrivilege]) -> PrivilegeSet {
+        let (full, unmapped) = from_platform(list, |k, id| self.rename(k, id));
+        self.out
+            .unmapped
+            .extend(unmapped.into_iter().map(|u| (holder.clone(), u)));
+        for (kind, _, name) in named_resources(&full) {
+            self.resources
+                .entry(kind)
+                .or_default()
+                .insert(name.to_string());
+        }
+        full
+    }
+
+    fn meta(&self, mut meta: kube::api::ObjectMeta) -> kube::api::ObjectMeta {
+        meta.namespace = self.namespace.map(str::to_string);
+        meta
+    }
+
+    /// A group, and its members and invitations into `people`.
+    fn group(&mut self, g: &PlatformGroup, people: &mut People) {
+        let name = self.group_names.by_id[&g.id].clone();
+        let full = self.privileges(format!("group '{}'", g.id), &g.privileges);
+        let builtin = self.builtins.get(&g.id).copied();
         let (template, privileges) = match builtin {
             Some(BuiltinGroup::Administrators) => {
                 if full != full_access() {
-                    out.notes.push(format!(
+                    self.out.notes.push(format!(
                         "group '{}' is the Administrators group: it holds every privilege here (its privileges cannot be edited), whatever the document lists",
                         g.id
                     ));
@@ -232,12 +283,12 @@ pub fn import(
                 duplicate_of: None,
             },
         );
-        group.metadata = with_ns(group.metadata);
-        out.groups.push(group);
+        group.metadata = self.meta(group.metadata);
+        self.out.groups.push(group);
         for (list, accepted) in [(&g.members, true), (&g.invites, false)] {
             for m in list {
                 let Some(provider) = provider_from_platform(&m.provider) else {
-                    out.notes.push(format!(
+                    self.out.notes.push(format!(
                         "member '{}' of group '{}' has provider '{}', which orgaccess does not know; left out",
                         m.username, g.id, m.provider
                     ));
@@ -258,57 +309,53 @@ pub fn import(
             }
         }
     }
-    let mut member_names = Names::default();
-    for ((_, username), (identity, groups, accepted)) in people {
-        let all_groups: Vec<&String> = groups.iter().collect();
-        if accepted
-            && doc.groups.iter().any(|g| {
-                g.invites
-                    .iter()
-                    .any(|i| plain_username(&i.username, &i.provider) == username)
-            })
-        {
-            out.notes.push(format!(
-                "member '{username}' accepted an invitation and has others pending; orgaccess keeps one acceptance per member, so all of its groups ({}) count as accepted",
-                all_groups
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+
+    /// One Member per person of the groups.
+    fn members(&mut self, people: People) {
+        let mut member_names = Names::default();
+        for ((_, username), (identity, groups, accepted)) in people {
+            if accepted && self.invited(&username) {
+                let all: Vec<&str> = groups.iter().map(String::as_str).collect();
+                self.out.notes.push(format!(
+                    "member '{username}' accepted an invitation and has others pending; orgaccess keeps one acceptance per member, so all of its groups ({}) count as accepted",
+                    all.join(", ")
+                ));
+            }
+            let name = member_names.name(&username, object_name(&username, 253), 253);
+            let mut member = Member::new(
+                &name,
+                MemberSpec {
+                    identity,
+                    groups: groups.into_iter().collect(),
+                    subjects: Vec::new(),
+                    accepted,
+                    sso_groups: Vec::new(),
+                    salesforce_profile: None,
+                },
+            );
+            member.metadata = self.meta(member.metadata);
+            self.out.members.push(member);
         }
-        let name = member_names.name(&username, object_name(&username, 253), 253);
-        let mut member = Member::new(
-            &name,
-            MemberSpec {
-                identity,
-                groups: groups.into_iter().collect(),
-                subjects: Vec::new(),
-                accepted,
-                sso_groups: Vec::new(),
-                salesforce_profile: None,
-            },
-        );
-        member.metadata = with_ns(member.metadata);
-        out.members.push(member);
     }
 
-    // API keys.
-    for k in &doc.api_keys {
-        let name = key_names.by_id[&k.id].clone();
-        let (full, unmapped) = from_platform(&k.privileges, rename);
-        out.unmapped.extend(
-            unmapped
-                .into_iter()
-                .map(|u| (format!("API key '{}'", k.id), u)),
-        );
-        declare(&full);
+    /// Has some group an invitation pending for `username`?
+    fn invited(&self, username: &str) -> bool {
+        self.doc.groups.iter().any(|g| {
+            g.invites
+                .iter()
+                .any(|i| plain_username(&i.username, &i.provider) == username)
+        })
+    }
+
+    fn api_key(&mut self, k: &PlatformApiKey) {
+        let name = self.key_names.by_id[&k.id].clone();
+        let full = self.privileges(format!("API key '{}'", k.id), &k.privileges);
         let template = match k.api_key_template_id.as_deref() {
             None => None,
             Some(id) => match template_named(id) {
                 Some(t) => Some(t),
                 None => {
-                    out.notes.push(format!(
+                    self.out.notes.push(format!(
                         "API key '{}' was made from template '{id}', which orgaccess does not know; imported as a Custom key with its privileges",
                         k.id
                     ));
@@ -320,27 +367,7 @@ pub fn import(
             Some(t) => explicit_over(&t.privileges(), &full),
             None => full.to_specs(),
         };
-        let mut enabled = k.enabled;
-        let lifetime = match (&k.lifetime_duration, &k.expiration_date) {
-            (Some(l), _) => Some(l.clone()),
-            (None, Some(at)) => match lifetime_until(at, now) {
-                Ok(Some(l)) => Some(l),
-                Ok(None) => {
-                    out.notes.push(format!(
-                        "API key '{}' expired at {at}; imported disabled",
-                        k.id
-                    ));
-                    enabled = false;
-                    None
-                }
-                Err(e) => {
-                    out.notes
-                        .push(format!("API key '{}': {e}; no lifetime set", k.id));
-                    None
-                }
-            },
-            (None, None) => None,
-        };
+        let (lifetime, enabled) = self.lifetime(k);
         let mut key = ApiKey::new(
             &name,
             ApiKeySpec {
@@ -356,46 +383,74 @@ pub fn import(
                 rotation: None,
             },
         );
-        key.metadata = with_ns(key.metadata);
-        out.api_keys.push(key);
+        key.metadata = self.meta(key.metadata);
+        self.out.api_keys.push(key);
     }
 
-    // The Organization, declaring the resources Custom grants name.
-    let take = |resources: &mut BTreeMap<ResourceKind, BTreeSet<String>>, kind| {
-        resources
-            .remove(&kind)
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default()
-    };
-    let org_name = organization
-        .map(str::to_string)
-        .or_else(|| {
-            doc.organization_id
-                .as_deref()
-                .map(|id| object_name(id, 253))
-        })
-        .unwrap_or_else(|| "organization".to_string());
-    let mut org = Organization::new(
-        &org_name,
-        OrganizationSpec {
-            display_name: doc
-                .display_name
-                .clone()
-                .or_else(|| doc.organization_id.clone())
-                .unwrap_or_else(|| org_name.clone()),
-            resources: OrgResources {
-                sources: take(&mut resources, ResourceKind::Sources),
-                extensions: take(&mut resources, ResourceKind::Extensions),
-                query_pipelines: take(&mut resources, ResourceKind::QueryPipelines),
-                tracking_ids: take(&mut resources, ResourceKind::TrackingIds),
+    /// A key's lifetime (its own, or until its expiration date) and whether
+    /// it stays enabled (an expired key is imported disabled).
+    fn lifetime(&mut self, k: &PlatformApiKey) -> (Option<String>, bool) {
+        match (&k.lifetime_duration, &k.expiration_date) {
+            (Some(l), _) => (Some(l.clone()), k.enabled),
+            (None, Some(at)) => match lifetime_until(at, self.now) {
+                Ok(Some(l)) => (Some(l), k.enabled),
+                Ok(None) => {
+                    self.out.notes.push(format!(
+                        "API key '{}' expired at {at}; imported disabled",
+                        k.id
+                    ));
+                    (None, false)
+                }
+                Err(e) => {
+                    self.out
+                        .notes
+                        .push(format!("API key '{}': {e}; no lifetime set", k.id));
+                    (None, k.enabled)
+                }
             },
-            invitation_lifetime_days: DEFAULT_INVITATION_DAYS,
-            advice: Default::default(),
-        },
-    );
-    org.metadata = with_ns(org.metadata);
-    out.organization = Some(org);
-    out
+            (None, None) => (None, k.enabled),
+        }
+    }
+
+    /// The Organization, declaring the resources Custom grants name.
+    fn organization(&mut self, organization: Option<&str>) {
+        let doc = self.doc;
+        let name = organization
+            .map(str::to_string)
+            .or_else(|| {
+                doc.organization_id
+                    .as_deref()
+                    .map(|id| object_name(id, 253))
+            })
+            .unwrap_or_else(|| "organization".to_string());
+        let mut take = |kind| -> Vec<String> {
+            self.resources
+                .remove(&kind)
+                .map(|s| s.into_iter().collect())
+                .unwrap_or_default()
+        };
+        let resources = OrgResources {
+            sources: take(ResourceKind::Sources),
+            extensions: take(ResourceKind::Extensions),
+            query_pipelines: take(ResourceKind::QueryPipelines),
+            tracking_ids: take(ResourceKind::TrackingIds),
+        };
+        let mut org = Organization::new(
+            &name,
+            OrganizationSpec {
+                display_name: doc
+                    .display_name
+                    .clone()
+                    .or_else(|| doc.organization_id.clone())
+                    .unwrap_or_else(|| name.clone()),
+                resources,
+                invitation_lifetime_days: DEFAULT_INVITATION_DAYS,
+                advice: Default::default(),
+            },
+        );
+        org.metadata = self.meta(org.metadata);
+        self.out.organization = Some(org);
+    }
 }
 
 /// The manifests as one YAML stream.

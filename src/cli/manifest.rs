@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::{ApiKey, Group, Member, Organization};
-use crate::core::model::Kind;
+use crate::core::change::Def;
+use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
 
 /// Where a document (or a problem in it) is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,6 +61,16 @@ impl Object {
             Object::Group(_) => Kind::Group,
             Object::Member(_) => Kind::Member,
             Object::ApiKey(_) => Kind::ApiKey,
+        }
+    }
+
+    /// Its core view, as the rules read it (the webhook reads the same).
+    pub fn def(&self) -> Def {
+        match self {
+            Object::Organization(o) => Def::Organization(OrgDef::from(o)),
+            Object::Group(o) => Def::Group(GroupDef::from(o)),
+            Object::Member(o) => Def::Member(MemberDef::from(o)),
+            Object::ApiKey(o) => Def::ApiKey(ApiKeyDef::from(o)),
         }
     }
 

@@ -31,6 +31,7 @@ pub mod completion;
 pub mod duplicate;
 pub mod explain;
 pub mod export;
+pub mod identity;
 pub mod import;
 pub mod manifest;
 pub mod output;
@@ -67,9 +68,4 @@ pub fn fail(e: &anyhow::Error) -> i32 {
     let style = output::Styles::stderr();
     emit_err(&format!("{}: {e:#}\n", style.error("error")));
     EXIT_ERROR
-}
-
-/// JSON with a trailing newline; our types always serialize.
-pub fn to_json<T: serde::Serialize>(v: &T) -> String {
-    output::to_json(v)
 }

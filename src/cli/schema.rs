@@ -119,11 +119,13 @@ fn structural(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaPro
                 problem(format!("has at most {max} items (got {})", items.len()));
                 return;
             }
-            if let Some(i) = duplicate_in_list(schema, items) {
+            if let Some((i, key)) = duplicate_in_list(schema, items) {
+                // The apiserver's words: the item's path and the repeated key.
                 out.push(SchemaProblem {
                     field: format!("{path}[{i}]"),
-                    message: "Duplicate value: a list keyed by its items' keys holds each key once"
-                        .into(),
+                    message: format!(
+                        "Duplicate value: {key}: a list keyed by its items' keys holds each key once"
+                    ),
                 });
                 return;
             }
@@ -163,8 +165,9 @@ fn structural(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaPro
 }
 
 /// The first item of a `map` or `set` list (`x-kubernetes-list-type`) that
-/// repeats an earlier one's keys (map) or value (set).
-fn duplicate_in_list(schema: &Value, items: &[Value]) -> Option<usize> {
+/// repeats an earlier one's keys (map: the object of its key fields) or
+/// value (set), with what it repeats.
+fn duplicate_in_list(schema: &Value, items: &[Value]) -> Option<(usize, Value)> {
     let key = |item: &Value| -> Value {
         match schema["x-kubernetes-list-type"].as_str() {
             Some("map") => schema["x-kubernetes-list-map-keys"]
@@ -172,8 +175,9 @@ fn duplicate_in_list(schema: &Value, items: &[Value]) -> Option<usize> {
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
-                .map(|k| item[k].clone())
-                .collect(),
+                .map(|k| (k.to_string(), item[k].clone()))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
             _ => item.clone(),
         }
     };
@@ -187,7 +191,7 @@ fn duplicate_in_list(schema: &Value, items: &[Value]) -> Option<usize> {
     for (i, item) in items.iter().enumerate() {
         let k = key(item);
         if seen.contains(&k) {
-            return Some(i);
+            return Some((i, k));
         }
         seen.push(k);
     }

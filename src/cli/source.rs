@@ -60,15 +60,10 @@ pub fn add_builtin_groups(state: &mut OrgState) -> Vec<&'static str> {
         if state.groups.contains_key(name) {
             continue;
         }
-        state.groups.insert(name.to_string(), seeded_group(b));
+        state.groups.insert(name.to_string(), GroupDef::seeded(b));
         added.push(name);
     }
     added
-}
-
-/// A built-in group as the operator seeds it ([`GroupDef::seeded`]).
-pub fn seeded_group(b: BuiltinGroup) -> GroupDef {
-    GroupDef::seeded(b)
 }
 
 /// The state of every namespace in the manifests.

@@ -334,11 +334,10 @@ impl Namespace {
                 // One organization per namespace (admission refuses a
                 // second); should one slip in while the webhook was down,
                 // keep judging by the first.
-                let old = self.state.org.as_ref().filter(|o| o.name == name);
-                if old.is_none() && self.state.org.is_some() {
+                if !self.state.is_home(name) {
                     return Affected::default();
                 }
-                route::organization(self, old, new)
+                route::organization(self, self.state.org.as_ref(), new)
             }
             Kind::Group => {
                 let new = match &new {

@@ -21,7 +21,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::metrics::{Metrics, ResultLabel};
-use crate::core::rules::Rule;
+use crate::core::rules::{Requester, Rule};
+use crate::judge::Judgement;
 
 /// The log target of activity lines.
 pub const TARGET: &str = "orgaccess::activity";
@@ -88,6 +89,49 @@ pub struct Activity {
     /// A server-side dry run: logged and listed, but no Event (the webhook
     /// declares no side effects).
     pub dry_run: bool,
+}
+
+/// What a request asked, as the record names it.
+#[derive(Debug)]
+pub struct Asked {
+    pub uid: String,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub operation: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub dry_run: bool,
+}
+
+impl Activity {
+    /// The record of a judged request. The caller is not known here: the
+    /// server says (`Validator::handle_from`).
+    pub fn of(judgement: &Judgement, asked: Asked) -> Activity {
+        let (requester, members) = match &judgement.requester {
+            Requester::Trusted => ("trusted", vec![]),
+            Requester::Operator => ("operator", vec![]),
+            Requester::Members { members, .. } => ("member", members.clone()),
+            Requester::Unmapped { .. } => ("unmapped", vec![]),
+        };
+        Activity {
+            time: jiff::Timestamp::now(),
+            caller: Caller::NotAuthenticated,
+            uid: asked.uid,
+            user: asked.user,
+            groups: asked.groups,
+            requester,
+            members,
+            operation: asked.operation,
+            kind: asked.kind,
+            namespace: asked.namespace,
+            name: asked.name,
+            allowed: judgement.allowed(),
+            rules: judgement.violations.iter().map(|v| v.rule).collect(),
+            message: judgement.message.clone(),
+            dry_run: asked.dry_run,
+        }
+    }
 }
 
 /// Longest message kept in a record (ring, log line, Event), in bytes.

@@ -1,28 +1,24 @@
 //! One admission request, from body bytes to an `AdmissionReview` answer.
 //!
-//! Everything a rule decides is decided by [`rules::check`]; this module only
-//! reads the request, finds the organization's state and the requester, and
-//! writes the answer. One rule reads what manifests do not have, the stored
-//! object's status: `KeyLifecycle` ([`re_enable_wait`]), called here. A body that cannot be read is answered with a denial in
-//! a well-formed `AdmissionReview`, never with an HTTP error.
-
-use std::sync::Arc;
-
+//! Everything is decided by the pipeline `orgaccess check` runs too
+//! ([`crate::judge`]); this module only reads the request (what it asks, the
+//! stored key's status `KeyLifecycle` reads), says who asks ([`Policy`]) and
+//! writes the answer. A body that cannot be read is answered with a denial
+//! in a well-formed `AdmissionReview`, never with an HTTP error.
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation as AdmissionOp};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::activity::Activity;
+use super::activity::{Activity, Asked};
 use crate::api::{self, ApiKey, Group, Member, Organization};
-use crate::core::apikey::{Reported, re_enable_wait};
-use crate::core::change::{Def, overlay, requester};
-use crate::core::effective::resolve_grantees;
+use crate::core::apikey::Reported;
+use crate::core::change::Def;
 use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
-use crate::core::rules::{self, Change, Object, Operation, Requester, Rule, Violation};
-use crate::core::warnings;
-use crate::index::{Index, Namespace};
+use crate::core::rules::Operation;
+use crate::index::Index;
+use crate::judge::{self, Asker};
 
 const ADMISSION_V1: &str = "admission.k8s.io/v1";
 
@@ -70,6 +66,20 @@ impl Policy {
         user == self.operator_user
             || self.trusted_users.iter().any(|u| u == user)
             || groups.iter().any(|g| self.trusted_groups.contains(g))
+    }
+
+    /// Who asks, as configured: the operator, the namespace controller, a
+    /// trusted principal, or an identity the organization maps.
+    pub fn asker<'a>(&self, user: &'a str, groups: &'a [String]) -> Asker<'a> {
+        if user == self.operator_user {
+            Asker::Operator
+        } else if user == self.namespace_controller_user {
+            Asker::NamespaceController
+        } else if self.trusts(user, groups) {
+            Asker::Trusted
+        } else {
+            Asker::Identity { user, groups }
+        }
     }
 }
 
@@ -363,12 +373,7 @@ fn operation_of(op: &AdmissionOp) -> Result<(Operation, &'static str), String> {
         AdmissionOp::Delete => Operation::Delete,
         AdmissionOp::Connect => return Err("CONNECT is not an operation on these kinds".into()),
     };
-    let op_name = match operation {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-    };
-    Ok((operation, op_name))
+    Ok((operation, judge::operation_name(operation)))
 }
 
 /// Reads the request: which kind and operation, the objects, the name.
@@ -477,141 +482,159 @@ fn reported(obj: &DynamicObject) -> Reported {
     }
 }
 
-/// KeyLifecycle: a disabled key is enabled again only once its disabling
-/// was carried out; for everyone, trusted principals too.
-fn key_lifecycle(change: &Change, old_key: Option<&Reported>) -> Option<Violation> {
-    let (Some(Object::ApiKey(old)), Some(Object::ApiKey(new)), Some(reported)) =
-        (change.old, change.new, old_key)
-    else {
-        return None;
-    };
-    re_enable_wait(change.name, old.enabled, new.enabled, reported).map(|message| Violation {
-        rule: Rule::KeyLifecycle,
-        field: "spec.enabled".into(),
-        message,
-    })
-}
-
-/// Who asks, as the rules see them: the operator, a trusted principal, or the
-/// Members the identity maps to in the cached state.
-fn requester_of(
-    policy: &Policy,
-    snapshot: &Namespace,
-    username: &str,
-    groups: &[String],
-) -> Requester {
-    if username == policy.operator_user {
-        Requester::Operator
-    } else if username == policy.namespace_controller_user || policy.trusts(username, groups) {
-        Requester::Trusted
-    } else {
-        requester(username, &snapshot.requester(username, groups))
-    }
-}
-
-/// Judges a well-formed request with the core: the overlay of the object
-/// under change on the cached organization, the rules, the warnings.
+/// Judges a well-formed request with the pipeline every surface shares
+/// ([`crate::judge`]), against the cached organization, and makes the
+/// answer's parts and the activity record.
 fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
-    let Request {
-        uid,
-        kind,
-        operation,
-        op_name,
-        namespace,
-        name,
+    let snapshot = index.namespace(&r.namespace);
+    let old = r.old.as_ref().map(|(d, _)| d);
+    let new = r.new.as_ref().map(|(d, _)| d);
+    let request = judge::Request {
+        kind: r.kind,
+        operation: r.operation,
+        namespace: &r.namespace,
+        name: &r.name,
         old,
         new,
-        old_key,
-        username,
-        groups,
-        dry_run,
-    } = r;
-    let snapshot = index.namespace(&namespace);
-    let teardown = username == policy.namespace_controller_user && operation == Operation::Delete;
-    let requester = requester_of(policy, &snapshot, &username, &groups);
-
-    // The object under change is taken from the request, which is the truth
-    // when the cache lags behind; the rest of the organization from the cache.
-    let old_def = old.as_ref().map(|(d, _)| d);
-    let (state, grantees_changed) =
-        overlay(&snapshot.state, kind, operation, &name, old_def, teardown);
-    // Grantees come from groups and API keys: recomputed only when the
-    // overlay changed one of those.
-    let grantees = if grantees_changed {
-        Arc::new(resolve_grantees(&state))
-    } else {
-        snapshot.grantees()
+        stored_key: r.old_key.as_ref(),
+        mutated: true,
     };
-    let change = Change {
-        operation,
-        name: &name,
-        old: old_def.map(Def::object),
-        new: new.as_ref().map(|(d, _)| d.object()),
-    };
-    let mut violations = rules::check(&state, &grantees, &change, &requester);
-    violations.extend(rules::bindings_recorded(&change, &requester));
-    violations.extend(key_lifecycle(&change, old_key.as_ref()));
-    let allowed = violations.is_empty();
-    let message =
-        (!allowed).then(|| rules::denial_message(kind.as_str(), &namespace, &name, &violations));
-    let warnings = if allowed {
-        // The index names a group's members without a scan (a superset).
-        let members_of = |g: &str| {
-            snapshot
-                .candidate_members(g)
-                .into_iter()
-                .map(|m| m.name.clone())
-                .collect()
-        };
-        warnings::with_advice(
-            &state,
-            &grantees,
-            &change,
-            &members_of,
-            jiff::Timestamp::now(),
-        )
-    } else {
-        Vec::new()
-    };
-
+    let asker = policy.asker(&r.username, &r.groups);
+    let judgement = judge::judge(&*snapshot, asker, &request, jiff::Timestamp::now());
+    let allowed = judgement.allowed();
     // The Event regards the object, or its Organization when the object does
     // not exist (a refused create).
-    let object_ref = new.map(|(_, r)| r).or(old.map(|(_, r)| r));
-    let regarding = if operation == Operation::Create && !allowed {
+    let object_ref = r.new.map(|(_, o)| o).or(r.old.map(|(_, o)| o));
+    let regarding = if r.operation == Operation::Create && !allowed {
         snapshot.organization.clone().or(object_ref)
     } else {
         object_ref
     };
-    let (who, members) = match &requester {
-        Requester::Trusted => ("trusted", vec![]),
-        Requester::Operator => ("operator", vec![]),
-        Requester::Members { members, .. } => ("member", members.clone()),
-        Requester::Unmapped { .. } => ("unmapped", vec![]),
-    };
-    let activity = Activity {
-        time: jiff::Timestamp::now(),
-        // Not known here: the server says (`Validator::handle_from`).
-        caller: super::activity::Caller::NotAuthenticated,
-        uid,
-        user: username,
-        groups,
-        requester: who,
-        members,
-        operation: op_name,
-        kind: kind.as_str(),
-        namespace,
-        name,
-        allowed,
-        rules: violations.iter().map(|v| v.rule).collect(),
-        message: message.clone(),
-        dry_run,
-    };
+    let activity = Activity::of(
+        &judgement,
+        Asked {
+            uid: r.uid,
+            user: r.username,
+            groups: r.groups,
+            operation: r.op_name,
+            kind: r.kind.as_str(),
+            namespace: r.namespace,
+            name: r.name,
+            dry_run: r.dry_run,
+        },
+    );
     Outcome {
-        kind: kind.as_str(),
-        operation: op_name,
+        kind: r.kind.as_str(),
+        operation: r.op_name,
         allowed,
-        message,
-        warnings,
+        message: judgement.message,
+        warnings: judgement.warnings,
         activity: Some((activity, regarding)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::GroupVersionKind;
+
+    use super::*;
+
+    #[test]
+    fn who_asks_is_decided_by_the_policy_before_the_organization() {
+        let policy = Policy {
+            trusted_users: vec!["flux".into()],
+            ..Policy::default()
+        };
+        let none: Vec<String> = Vec::new();
+        let masters = vec![super::super::DEFAULT_TRUSTED_GROUP.to_string()];
+        let cases: [(&str, &[String], &str); 5] = [
+            (super::super::DEFAULT_OPERATOR_USER, &none, "Operator"),
+            (
+                super::super::DEFAULT_NAMESPACE_CONTROLLER_USER,
+                &none,
+                "NamespaceController",
+            ),
+            ("flux", &none, "Trusted"),
+            ("ada", &masters, "Trusted"),
+            ("ada", &none, "Identity"),
+        ];
+        for (user, groups, want) in cases {
+            let got = format!("{:?}", policy.asker(user, groups));
+            assert!(got.starts_with(want), "{user}: {got}");
+        }
+    }
+
+    #[test]
+    fn only_the_four_kinds_in_the_served_version_are_judged() {
+        let gvk =
+            |group: &str, version: &str, kind: &str| GroupVersionKind::gvk(group, version, kind);
+        assert_eq!(
+            kind_of(&gvk(api::GROUP, "v1alpha1", "Member")),
+            Ok(Kind::Member)
+        );
+        let other_kind = kind_of(&gvk(api::GROUP, "v1alpha1", "Secret")).unwrap_err();
+        assert!(
+            other_kind.contains("not one this webhook judges"),
+            "{other_kind}"
+        );
+        let other_group = kind_of(&gvk("apps", "v1alpha1", "Group")).unwrap_err();
+        assert!(
+            other_group.contains("not one this webhook judges"),
+            "{other_group}"
+        );
+        let other_version = kind_of(&gvk(api::GROUP, "v1", "Group")).unwrap_err();
+        assert!(
+            other_version.contains("matchPolicy: Equivalent"),
+            "{other_version}"
+        );
+    }
+
+    #[test]
+    fn operations_are_named_as_the_api_names_them() {
+        assert_eq!(
+            operation_of(&AdmissionOp::Update),
+            Ok((Operation::Update, "UPDATE"))
+        );
+        assert!(operation_of(&AdmissionOp::Connect).is_err());
+    }
+
+    #[test]
+    fn a_stored_key_reports_its_generations_and_whether_it_publishes_a_value() {
+        let key = |status: Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "orgaccess.dev/v1alpha1", "kind": "ApiKey",
+                "metadata": {"name": "k", "generation": 3},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let r = reported(&key(json!({"observedGeneration": 2, "hash": "sha256:x"})));
+        assert_eq!(
+            (r.generation, r.observed_generation, r.publishes_value),
+            (Some(3), Some(2), true)
+        );
+        let r = reported(&key(json!({"observedGeneration": 3, "hash": null})));
+        assert_eq!((r.observed_generation, r.publishes_value), (Some(3), false));
+    }
+
+    #[test]
+    fn answers_carry_the_uid_status_and_warnings_in_the_request_s_version() {
+        let denied: Value = serde_json::from_slice(&answer(
+            "u1",
+            "admission.k8s.io/v1beta1",
+            false,
+            Some((403, "Forbidden", "no")),
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(denied["apiVersion"], "admission.k8s.io/v1beta1");
+        assert_eq!(denied["response"]["uid"], "u1");
+        assert_eq!(denied["response"]["status"]["code"], 403);
+        assert!(denied["response"]["warnings"].is_null());
+        let allowed: Value =
+            serde_json::from_slice(&answer("u2", "bogus", true, None, &["w".into()])).unwrap();
+        assert_eq!(allowed["apiVersion"], ADMISSION_V1);
+        assert!(allowed["response"]["status"].is_null());
+        assert_eq!(allowed["response"]["warnings"], json!(["w"]));
     }
 }

@@ -3,7 +3,7 @@
 //! errors that must be clear and never a panic.
 //!
 //! Golden files live in `tests/golden/`; regenerate them with
-//! `UPDATE_GOLDEN=1 cargo test --test cli cli:: cli::` and review the diff.
+//! `UPDATE_GOLDEN=1 cargo test --test cli cli::` and review the diff.
 
 use crate::support;
 
@@ -84,7 +84,7 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         panic!(
-            "no golden file {}; run UPDATE_GOLDEN=1 cargo test --test cli cli:: cli::",
+            "no golden file {}; run UPDATE_GOLDEN=1 cargo test --test cli cli::",
             path.display()
         )
     });
@@ -178,6 +178,78 @@ fn check_as_a_user_applies_the_requester_rules() {
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["name"], "olivia-owner");
     assert_eq!(denied[0]["rule"], "UnknownRequester");
+}
+
+/// `--as` is kubectl's: the user, the groups given and `system:authenticated`,
+/// the same for every command that takes it; no `system:serviceaccounts`
+/// groups, which no Member subject can name.
+#[test]
+fn as_is_the_same_identity_for_every_command() {
+    let sa = "system:serviceaccount:ci:deployer";
+    let out = run(&[
+        "check",
+        "examples",
+        "-v",
+        "--as",
+        sa,
+        "--as-group",
+        "devs",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.stderr.contains(&format!(
+            "checking as user '{sa}' (groups: devs, system:authenticated)\n"
+        )),
+        "{}",
+        out.stderr
+    );
+    // Nobody maps the service account: every object is refused, as
+    // unmapped, by check and by duplicate alike.
+    let findings = json(&out.stdout).as_array().unwrap().clone();
+    assert!(
+        findings.iter().all(|f| f["allowed"] == false)
+            && findings.iter().any(|f| f["rule"] == "UnknownRequester"),
+        "{}",
+        out.stdout
+    );
+    let dup = run(&[
+        "duplicate",
+        "group",
+        "limited-administrators",
+        "-f",
+        "examples",
+        "--as",
+        sa,
+        "--as-group",
+        "devs",
+    ]);
+    assert_eq!(dup.code, 1, "{}", dup.stderr);
+    assert!(dup.stderr.contains("[UnknownRequester]"), "{}", dup.stderr);
+    // A group without a user is refused by each, as kubectl refuses it.
+    for cmd in [
+        &["check", "examples", "--as-group", "devs"][..],
+        &[
+            "duplicate",
+            "group",
+            "limited-administrators",
+            "-f",
+            "examples",
+            "--as-group",
+            "devs",
+        ],
+        &[
+            "can-i",
+            "view",
+            "Organization/Organization",
+            "-f",
+            "examples",
+            "--as-group",
+            "devs",
+        ],
+    ] {
+        assert_eq!(run(cmd).code, 2, "{cmd:?}");
+    }
 }
 
 #[test]
@@ -511,7 +583,7 @@ fn explain_a_pending_member_shows_no_privileges() {
     assert!(out.stdout.contains("No effective privileges"));
 }
 
-/// Seed 002: without Organization/Organization: View a member cannot open the
+/// Without Organization/Organization: View a member cannot open the
 /// administration console; explain says so and still lists the privileges.
 #[test]
 fn explain_a_member_without_organization_view_says_no_console() {
@@ -1107,10 +1179,10 @@ fn can_i_and_who_can_agree() {
     assert_eq!(none.code, 2, "a principal is required: {}", none.stderr);
 }
 
-/// The seeds' own example (seed 000, docs/sources.md): the Sitecore integrator group, which
-/// removes Groups from full access, raises no Groups Edit finding for its
-/// member; the same integrator added to Administrators does (seed 001: Groups
-/// Edit for the smallest possible number of people). Exit codes by severity.
+/// The examples' Sitecore integrator group, which removes Groups from full
+/// access, raises no Groups Edit finding for its member; the same integrator
+/// added to Administrators does (Groups Edit for the smallest possible number
+/// of people, docs/cli.md). Exit codes by severity.
 #[test]
 fn advise_follows_the_seeds_examples() {
     let dir = tempfile::tempdir().unwrap();

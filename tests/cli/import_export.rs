@@ -4,7 +4,7 @@
 //! the privilege mapping over generated privilege sets.
 //!
 //! The import golden (`tests/golden/import-acme.yaml`) is regenerated with
-//! `UPDATE_GOLDEN=1 cargo test --test cli cli:: import_export::`; review the diff.
+//! `UPDATE_GOLDEN=1 cargo test --test cli import_export::`; review the diff.
 
 use crate::generators;
 

@@ -1,4 +1,4 @@
-//! The CRD schema bounds every string and list: oversized, empty
+//! The CRD schema bounds every string and list (`src/api.rs`, `crates/core/src/model.rs`): oversized, empty
 //! or deceptive values are refused by the apiserver itself, with a message,
 //! before any webhook sees them. Served dry-run through the real apiserver,
 //! and every verdict compared with `orgaccess check`'s offline schema check
@@ -171,7 +171,7 @@ async fn strings_and_lists_are_bounded_by_the_schema() {
     assert_success("the CRDs are installed", &out);
 }
 
-/// Issue 16: `spec.privileges` is a map list keyed by service and domain, so
+/// `spec.privileges` is a map list keyed by service and domain (docs/api-changes.md), so
 /// server-side apply merges it entry by entry: two field managers each own
 /// their privileges of one group, and neither's apply removes the other's.
 /// A second entry for the same service and domain is refused by the apiserver.
@@ -248,5 +248,23 @@ async fn two_field_managers_own_different_privileges_of_one_group() {
     });
     let (ok, err) = dry_run(&ns, &twice).await;
     assert!(!ok, "a duplicate (service, domain) entry was accepted");
-    assert!(err.contains("Duplicate value"), "{err}");
+    // The apiserver names the repeated entry and its key (e.g.
+    // `spec.privileges[1]: Duplicate value: map[string]interface {}{"domain":"Reports", "service":"Analytics"}`);
+    // `orgaccess check` says the same facts.
+    let offline = schema::problems(Kind::Group, &twice);
+    assert_eq!(offline.len(), 1, "{offline:?}");
+    let facts = [
+        "spec.privileges[1]",
+        "Duplicate value",
+        "\"domain\":\"Reports\"",
+        "\"service\":\"Analytics\"",
+    ];
+    for fact in facts {
+        assert!(
+            err.contains(fact),
+            "the apiserver no longer says {fact}: {err}"
+        );
+        let said = format!("{}: {}", offline[0].field, offline[0].message);
+        assert!(said.contains(fact), "check does not say {fact}: {said}");
+    }
 }

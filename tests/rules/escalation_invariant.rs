@@ -1231,3 +1231,100 @@ fn no_tenant_change_escalates_through_a_later_trusted_apply() {
         cases()
     );
 }
+
+/// The webhook and `orgaccess check` judge with one pipeline
+/// (`orgaccess::judge`) and differ only in what they know before a change:
+/// the index's snapshot with its caches (the requester views keyed by the
+/// identity's relevant part, the grantees, a group's candidate members) or
+/// the CLI's plain state. On any state and change, by any identity, the two
+/// give the same verdict, denial text and warnings.
+#[test]
+fn the_webhook_s_knowledge_and_the_cli_s_judge_alike() {
+    use orgaccess::core::change::Def;
+    use orgaccess::index::Namespace;
+    use orgaccess::judge::{self, Asker, Plain};
+    let defs = |v: &Versions| -> (orgaccess::core::model::Kind, Option<Def>, Option<Def>) {
+        use orgaccess::core::model::Kind as K;
+        match v {
+            Versions::Organization(o, n) => (
+                K::Organization,
+                o.clone().map(Def::Organization),
+                n.clone().map(Def::Organization),
+            ),
+            Versions::Group(o, n) => (
+                K::Group,
+                o.clone().map(Def::Group),
+                n.clone().map(Def::Group),
+            ),
+            Versions::Member(o, n) => (
+                K::Member,
+                o.clone().map(Def::Member),
+                n.clone().map(Def::Member),
+            ),
+            Versions::ApiKey(o, n) => (
+                K::ApiKey,
+                o.clone().map(Def::ApiKey),
+                n.clone().map(Def::ApiKey),
+            ),
+        }
+    };
+    let mut runner = TestRunner::new(Config {
+        cases: cases() / 4,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let compared = std::cell::Cell::new((0u32, 0u32));
+    let result = runner.run(&(arb_state(), arb_plan()), |(state, plan)| {
+        let Some((name, mut v)) = versions(&state, &plan) else {
+            return Ok(());
+        };
+        settle_deletion(&mut v);
+        let (kind, old, new) = defs(&v);
+        let request = judge::Request {
+            kind,
+            operation: plan.operation,
+            namespace: "acme",
+            name: &name,
+            old: old.as_ref(),
+            new: new.as_ref(),
+            stored_key: None,
+            mutated: false,
+        };
+        let (user, groups) = identities().swap_remove(plan.requester);
+        let asker = Asker::Identity {
+            user,
+            groups: &groups,
+        };
+        let webhook = judge::judge(&Namespace::new(state.clone()), asker, &request, now());
+        let cli = judge::judge(&Plain::new(state.clone()), asker, &request, now());
+        let said = |j: &judge::Judgement| {
+            let violations: Vec<String> = j
+                .violations
+                .iter()
+                .map(|v| format!("[{}] {}: {}", v.rule, v.field, v.message))
+                .collect();
+            (violations, j.message.clone(), j.warnings.clone())
+        };
+        prop_assert_eq!(
+            said(&webhook),
+            said(&cli),
+            "{:?} {:?} '{}' by {}",
+            plan.operation,
+            plan.kind,
+            name,
+            user
+        );
+        let (n, allowed) = compared.get();
+        compared.set((n + 1, allowed + u32::from(webhook.allowed())));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let (n, allowed) = compared.get();
+    eprintln!("webhook and CLI knowledge: {n} changes compared, {allowed} allowed");
+    assert!(
+        n > 0 && allowed > 0,
+        "nothing worth comparing: {n} compared, {allowed} allowed"
+    );
+}

@@ -1,7 +1,8 @@
 //! An organization behind the in-process webhook, driven through the real
 //! apiserver with kubectl as different identities: the harness shared by the
-//! webhook and escalation tests. Each [`TestWebhook`] registers a
-//! ValidatingWebhookConfiguration scoped to its own fresh namespace.
+//! webhook, escalation and agreement tests. Each [`TestWebhook`] registers
+//! its webhook configurations for the namespaces it labels: its own fresh
+//! one, and any more a test asks for.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use orgaccess::core::model::OrgState;
 use orgaccess::webhook::{self, Endpoint};
 use serde_json::{Value, json};
@@ -23,38 +26,45 @@ pub const GITOPS_GROUP: &str = "platform:gitops";
 pub const NAMESPACE_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
 pub const DENIED: &str = "admission webhook \"validate.orgaccess.dev\" denied the request";
 
-/// A webhook serving one test namespace.
+/// A webhook serving test namespaces: the one it starts with (`ns`), and any
+/// more a test asks for ([`TestWebhook::another_namespace`]).
 pub struct TestWebhook {
     pub ns: String,
     pub served: super::webhook::ServedWebhook,
     config_name: String,
 }
 
+/// The label of the namespaces a [`TestWebhook`] serves; its value is the
+/// webhook configurations' name.
+const SERVED_LABEL: &str = "orgaccess.dev/test-webhook";
+
 impl TestWebhook {
     /// Starts a webhook (trusting `system:masters` and `platform:gitops`),
     /// registers it for a fresh namespace and waits until the apiserver calls it.
     pub async fn start() -> TestWebhook {
         let client = admin_client().await;
-        let ns = fresh_namespace(&client).await;
-
         let served =
             super::webhook::serve_webhook(Some(vec!["system:masters".into(), GITOPS_GROUP.into()]))
                 .await;
         let port = served.port;
 
-        let config_name = format!("orgaccess-test-{ns}");
+        let config_name = format!("orgaccess-test-{:08x}", rand::random::<u32>());
+        let selector = LabelSelector {
+            match_labels: Some([(SERVED_LABEL.to_string(), config_name.clone())].into()),
+            match_expressions: None,
+        };
         let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}/validate"));
         let vwc = webhook::webhook_configuration(
             &config_name,
             &endpoint,
             plane().ca_pem().as_bytes(),
-            Some(webhook::only_namespace(&ns)),
+            Some(selector.clone()),
         );
         let mwc = webhook::mutating_webhook_configuration(
             &config_name,
             &endpoint,
             plane().ca_pem().as_bytes(),
-            Some(webhook::only_namespace(&ns)),
+            Some(selector),
         );
         Api::<MutatingWebhookConfiguration>::all(client.clone())
             .create(&PostParams::default(), &mwc)
@@ -64,35 +74,31 @@ impl TestWebhook {
             .create(&PostParams::default(), &vwc)
             .await
             .unwrap();
-        let t = TestWebhook {
-            ns,
+        let mut t = TestWebhook {
+            ns: String::new(),
             served,
             config_name,
         };
-        t.wait_until_called().await;
+        t.ns = t.another_namespace().await;
         t
     }
 
-    /// The apiserver picks webhook configurations up asynchronously: probe
-    /// with a server-side dry run that only the webhook refuses.
-    pub async fn wait_until_called(&self) {
-        let probe = group(
-            "probe",
-            json!({ "privileges": [priv_("Analytics", "NoSuchDomain", "View")] }),
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = self.create_opts(ADMIN, &probe, &["--dry-run=server"]).await;
-            if stderr(&out).contains(DENIED) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the apiserver never called the webhook: {}",
-                stderr(&out)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    /// A fresh namespace served by this webhook, once the apiserver calls it for it.
+    pub async fn another_namespace(&self) -> String {
+        let client = admin_client().await;
+        let ns = fresh_namespace(&client).await;
+        Api::<Namespace>::all(client)
+            .patch(
+                &ns,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({ "metadata": { "labels": { SERVED_LABEL: self.config_name } } }),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("labelling namespace {ns}: {e}"));
+        wait_until_called(&ns).await;
+        ns
     }
 
     pub async fn stop(self) {
@@ -139,16 +145,17 @@ impl TestWebhook {
 
     /// Waits until the webhook's cache of this namespace satisfies `ok`.
     pub async fn wait_cached(&self, what: &str, ok: impl Fn(&OrgState) -> bool) {
+        self.wait_cached_in(&self.ns, what, ok).await
+    }
+
+    /// Waits until the webhook's cache of namespace `ns` satisfies `ok`.
+    pub async fn wait_cached_in(&self, ns: &str, what: &str, ok: impl Fn(&OrgState) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !ok(&self
-            .served
-            .webhook
-            .validator()
-            .index
-            .namespace(&self.ns)
-            .state)
-        {
-            assert!(Instant::now() < deadline, "webhook cache never saw {what}");
+        while !ok(&self.served.webhook.validator().index.namespace(ns).state) {
+            assert!(
+                Instant::now() < deadline,
+                "webhook cache of {ns} never saw {what}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -222,6 +229,34 @@ impl TestWebhook {
     }
 }
 
+/// The apiserver picks webhook configurations and namespace labels up
+/// asynchronously: probe with a server-side dry run that only the webhook refuses.
+pub async fn wait_until_called(ns: &str) {
+    let probe = group(
+        "probe",
+        json!({ "privileges": [priv_("Analytics", "NoSuchDomain", "View")] }),
+    )
+    .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = kubectl_stdin(
+            ADMIN,
+            &["create", "-n", ns, "-f", "-", "--dry-run=server"],
+            Some(&probe),
+        )
+        .await;
+        if stderr(&out).contains(DENIED) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the apiserver never called the webhook for {ns}: {}",
+            stderr(&out)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -247,7 +282,7 @@ pub fn priv_(service: &str, domain: &str, level: &str) -> Value {
     json!({ "service": service, "domain": domain, "level": level })
 }
 
-/// The seed's four privileges (seed 001, docs/sources.md).
+/// Four privileges, Groups Edit among them: a group manager's.
 pub fn four_privileges() -> Vec<Value> {
     vec![
         priv_("Analytics", "ViewAllReports", "Allowed"),

@@ -23,174 +23,37 @@ use crate::support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
 
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use orgaccess::core::builtin::BuiltinGroup;
-use orgaccess::webhook::{self, Endpoint};
 use orgaccess_testenv::TEST_ACCESS_ROLE;
 use serde_json::{Value, json};
+use support::org::{DENIED, TestWebhook, stderr};
 use support::{
-    ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, fresh_namespace,
-    kubectl_stdin, plane,
+    ADMIN, GITOPS_USER, OPERATOR_USER, admin_client, assert_success, kubectl_stdin, plane,
 };
-
-const GITOPS_GROUP: &str = "platform:gitops";
-const DENIED: &str = "admission webhook \"validate.orgaccess.dev\" denied the request";
-/// Namespaces of this test carry this label; its value is the run's id.
-const RUN_LABEL: &str = "orgaccess.dev/agreement";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 // ---------------------------------------------------------------------------
-// The webhook, in-process (as in tests/webhook/webhook.rs)
+// The webhook, in-process (the shared harness, tests/support/org.rs)
 
-/// One webhook for the whole test, registered for the namespaces labelled
-/// `RUN_LABEL=<run>`, trusting `system:masters` and `platform:gitops`.
-struct TestWebhook {
-    run: String,
-    served: support::webhook::ServedWebhook,
-    config_name: String,
-}
-
-impl TestWebhook {
-    async fn start() -> TestWebhook {
-        let client = admin_client().await;
-        let run = format!("{:08x}", rand::random::<u32>());
-
-        let served = support::webhook::serve_webhook(Some(vec![
-            "system:masters".into(),
-            GITOPS_GROUP.into(),
-        ]))
-        .await;
-        let port = served.port;
-
-        let config_name = format!("orgaccess-agreement-{run}");
-        let selector = LabelSelector {
-            match_labels: Some([(RUN_LABEL.to_string(), run.clone())].into()),
-            match_expressions: None,
-        };
-        let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}/validate"));
-        let vwc = webhook::webhook_configuration(
-            &config_name,
-            &endpoint,
-            plane().ca_pem().as_bytes(),
-            Some(selector.clone()),
-        );
-        let mwc = webhook::mutating_webhook_configuration(
-            &config_name,
-            &endpoint,
-            plane().ca_pem().as_bytes(),
-            Some(selector),
-        );
-        Api::<MutatingWebhookConfiguration>::all(client.clone())
-            .create(&PostParams::default(), &mwc)
-            .await
-            .unwrap();
-        Api::<ValidatingWebhookConfiguration>::all(client)
-            .create(&PostParams::default(), &vwc)
-            .await
-            .unwrap();
-        TestWebhook {
-            run,
-            served,
-            config_name,
-        }
-    }
-
-    /// A fresh namespace served by this webhook, once the apiserver calls it.
-    async fn namespace(&self) -> String {
-        let client = admin_client().await;
-        let ns = fresh_namespace(&client).await;
-        Api::<Namespace>::all(client)
-            .patch(
-                &ns,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "metadata": { "labels": { RUN_LABEL: self.run } } })),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("labelling namespace {ns}: {e}"));
-        wait_until_called(&ns).await;
-        ns
-    }
-
-    /// Waits until the webhook's cache of `ns` holds every object of `expected`.
-    async fn wait_cached(&self, ns: &str, expected: &[(String, String)]) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let state = &self.served.webhook.validator().index.namespace(ns).state;
-            let missing: Vec<&(String, String)> = expected
-                .iter()
-                .filter(|(kind, name)| match kind.as_str() {
-                    "Organization" => state.org.is_none(),
-                    "Group" => !state.groups.contains_key(name),
-                    "Member" => !state.members.contains_key(name),
-                    "ApiKey" => !state.api_keys.contains_key(name),
-                    _ => false,
-                })
-                .collect();
-            if missing.is_empty() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the webhook's cache of {ns} never saw {missing:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn stop(self) {
-        let client = admin_client().await;
-        let _ = Api::<MutatingWebhookConfiguration>::all(client.clone())
-            .delete(&self.config_name, &DeleteParams::default())
-            .await;
-        let _ = Api::<ValidatingWebhookConfiguration>::all(client)
-            .delete(&self.config_name, &DeleteParams::default())
-            .await;
-        let _ = self.served.shutdown().await;
-    }
-}
-
-/// The apiserver picks webhook configurations and namespace labels up
-/// asynchronously: probe with a server-side dry run that only the webhook refuses.
-async fn wait_until_called(ns: &str) {
-    let probe = json!({
-        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
-        "metadata": { "name": "probe" },
-        "spec": { "privileges": [{ "service": "Analytics", "domain": "NoSuchDomain", "level": "View" }] },
+/// Waits until the webhook's cache of `ns` holds every object of `expected`.
+async fn wait_cached(t: &TestWebhook, ns: &str, expected: &[(String, String)]) {
+    let what = format!("{expected:?}");
+    t.wait_cached_in(ns, &what, |state| {
+        expected.iter().all(|(kind, name)| match kind.as_str() {
+            "Organization" => state.org.is_some(),
+            "Group" => state.groups.contains_key(name),
+            "Member" => state.members.contains_key(name),
+            "ApiKey" => state.api_keys.contains_key(name),
+            _ => true,
+        })
     })
-    .to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = kubectl_stdin(
-            ADMIN,
-            &["create", "-n", ns, "-f", "-", "--dry-run=server"],
-            Some(&probe),
-        )
-        .await;
-        if stderr(&out).contains(DENIED) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the apiserver never called the webhook for {ns}: {}",
-            stderr(&out)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -559,7 +422,7 @@ fn seeded(objects: &[Value]) -> Vec<Value> {
 
 /// Runs one case on both sides; returns its rows.
 async fn run_case(t: &TestWebhook, case: &Case) -> Vec<Row> {
-    let ns = t.namespace().await;
+    let ns = t.another_namespace().await;
     let objects = objects(&case.path);
     let is_target = |o: &Value| {
         case.target
@@ -630,7 +493,7 @@ async fn run_case(t: &TestWebhook, case: &Case) -> Vec<Row> {
         }
         if matches!(online, Verdict::Allowed) {
             existing.insert(key.clone());
-            t.wait_cached(&ns, std::slice::from_ref(&key)).await;
+            wait_cached(t, &ns, std::slice::from_ref(&key)).await;
             if kind == "Organization" {
                 // The operator seeds the built-in groups with the Organization.
                 let seed = seeded(&objects);
@@ -646,7 +509,7 @@ async fn run_case(t: &TestWebhook, case: &Case) -> Vec<Row> {
                     existing.insert(gk);
                 }
                 let all: Vec<(String, String)> = existing.iter().cloned().collect();
-                t.wait_cached(&ns, &all).await;
+                wait_cached(t, &ns, &all).await;
             }
         }
         if !target {
@@ -795,6 +658,278 @@ async fn check_and_the_webhook_give_the_same_verdicts_and_messages() {
     println!("{report}");
     assert!(
         rows.iter().all(|r| r.problems.is_empty()),
+        "check and the webhook disagree:\n{report}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The same inputs in process: the webhook's handler on an index holding a
+// case's other objects, and `check`'s library on the case's files.
+
+/// The corpus files (`tests/golden/{bad,warn}/*.yaml`, each with its target
+/// and requester) and every object of `examples/` as a target, created as the
+/// trusted GitOps principal.
+/// A case's name, its path, who sends its target(s), and its target (all: `None`).
+type InProcessCase = (String, PathBuf, Requester, Option<(String, String)>);
+
+fn in_process_cases() -> Vec<InProcessCase> {
+    let mut out = Vec::new();
+    for corpus in ["bad", "warn"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden").join(corpus))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let rel = file.strip_prefix(root()).unwrap().display().to_string();
+            let target = header(&text, "target").unwrap();
+            let (kind, qualified) = target.split_once(' ').unwrap();
+            let name = qualified.split_once('/').unwrap().1;
+            let requester = Requester::parse(&header(&text, "requester").unwrap());
+            out.push((
+                rel,
+                file.clone(),
+                requester,
+                Some((kind.to_string(), name.to_string())),
+            ));
+        }
+    }
+    out.push((
+        "examples/".into(),
+        root().join("examples"),
+        Requester::Trusted,
+        None,
+    ));
+    out
+}
+
+/// Every document of a file or directory (in `check`'s order), each in `ns`
+/// unless it names its own.
+fn documents(path: &Path, ns: &str) -> Vec<Value> {
+    let files = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for mut d in docs.into_iter().filter(|d| !d.is_null()) {
+            if d["metadata"]["namespace"].is_null() {
+                d["metadata"]["namespace"] = json!(ns);
+            }
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Puts an object in the index as the watch would deliver it.
+fn put(index: &orgaccess::webhook::Index, obj: &Value) {
+    use orgaccess::api::{ApiKey, Group, Member, Organization};
+    fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+    match obj["kind"].as_str() {
+        Some("Organization") => index.apply(&typed::<Organization>(obj)),
+        Some("Group") => index.apply(&typed::<Group>(obj)),
+        Some("Member") => index.apply(&typed::<Member>(obj)),
+        Some("ApiKey") => index.apply(&typed::<ApiKey>(obj)),
+        other => panic!("cannot put {other:?}"),
+    };
+}
+
+/// The webhook's verdict on `target` (created, or updating `old`) by
+/// `requester`, everything else of the case in its index: (allowed, denial
+/// message, warnings).
+fn webhook_verdict(
+    others: &[Value],
+    old: Option<&Value>,
+    target: &Value,
+    requester: &Requester,
+) -> (bool, Option<String>, Vec<String>) {
+    use orgaccess::cli::identity::AsArgs;
+    use orgaccess::webhook::{Index, Policy, Validator};
+    let index = std::sync::Arc::new(Index::new());
+    for o in others {
+        put(&index, o);
+    }
+    index.mark_synced();
+    let policy = Policy {
+        trusted_groups: vec!["system:masters".into(), support::org::GITOPS_GROUP.into()],
+        ..Policy::default()
+    };
+    let (user, groups) = match requester {
+        Requester::Trusted => (
+            GITOPS_USER.to_string(),
+            vec![support::org::GITOPS_GROUP.to_string()],
+        ),
+        // What the apiserver sends for `kubectl --as USER --as-group G...`:
+        // the identity `check --as` judges as (cli/identity.rs).
+        Requester::User { name, groups } => {
+            let id = AsArgs {
+                as_user: Some(name.clone()),
+                as_groups: groups.clone(),
+            }
+            .identity()
+            .unwrap();
+            (id.user, id.groups)
+        }
+    };
+    let kind = target["kind"].as_str().unwrap();
+    let body = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b8e5d3a-5a4f-4a39-9a59-2a3c2b1d0e01",
+            "kind": {"group": "orgaccess.dev", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "orgaccess.dev", "version": "v1alpha1",
+                         "resource": format!("{}s", kind.to_lowercase())},
+            "name": target["metadata"]["name"],
+            "namespace": target["metadata"]["namespace"],
+            "operation": if old.is_some() { "UPDATE" } else { "CREATE" },
+            "userInfo": {"username": user, "groups": groups},
+            "object": target,
+            "oldObject": old,
+        },
+    });
+    let mut registry = prometheus_client::registry::Registry::default();
+    let validator = Validator::new(policy, index, &mut registry, 10);
+    // As the apiserver does: the mutating half first, then the validating one.
+    let body =
+        orgaccess::webhook::mutate::mutated_review(&validator.policy, body.to_string().as_bytes());
+    let answer: Value = serde_json::from_slice(&validator.handle(&body)).unwrap();
+    let r = &answer["response"];
+    let warnings = r["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
+    (
+        r["allowed"] == true,
+        r["status"]["message"].as_str().map(str::to_string),
+        warnings,
+    )
+}
+
+/// The seeded version of a built-in group the case keeps in Git under its
+/// seeded name with its `spec.builtIn` (`check` judges it as an UPDATE of that).
+fn seeded_original(obj: &Value, seeded: &[Value]) -> Option<Value> {
+    (obj["kind"] == "Group")
+        .then(|| {
+            seeded
+                .iter()
+                .find(|g| g["metadata"]["name"] == obj["metadata"]["name"])
+        })
+        .flatten()
+        .filter(|g| g["spec"]["builtIn"] == obj["spec"]["builtIn"])
+        .cloned()
+}
+
+#[test]
+fn check_and_the_webhook_handler_judge_the_same_inputs_alike() {
+    use orgaccess::cli::check::{Inputs, findings};
+    use orgaccess::cli::identity::{AsArgs, asker};
+    let ns = "acme";
+    let mut rows = Vec::new();
+    for (case, path, requester, target) in in_process_cases() {
+        let objects = documents(&path, ns);
+        let has_org = objects.iter().any(|o| o["kind"] == "Organization");
+        let mut seeded = if has_org {
+            seeded(&objects)
+        } else {
+            Vec::new()
+        };
+        for g in &mut seeded {
+            g["metadata"]["namespace"] = json!(ns);
+        }
+
+        // check, as a library, on the case's files.
+        let who = match &requester {
+            Requester::Trusted => AsArgs::default(),
+            Requester::User { name, groups } => AsArgs {
+                as_user: Some(name.clone()),
+                as_groups: groups.clone(),
+            },
+        };
+        let identity = who.identity();
+        let inputs = Inputs::read(std::slice::from_ref(&path), &[], ns, true);
+        let verdicts = inputs.verdicts(asker(identity.as_ref()), true);
+        let offline = findings(&inputs, &verdicts);
+
+        for (i, obj) in objects.iter().enumerate() {
+            let (kind, name) = kind_name(obj);
+            if target
+                .as_ref()
+                .is_some_and(|t| *t != (kind.clone(), name.clone()))
+            {
+                continue;
+            }
+            let old = seeded_original(obj, &seeded);
+            // The index: every other object, and the seeded groups the case
+            // does not define (or, for the target, the seeded original).
+            let defined_by_another = |g: &Value| {
+                objects
+                    .iter()
+                    .enumerate()
+                    .any(|(j, o)| j != i && kind_name(o) == kind_name(g))
+            };
+            let mut others: Vec<Value> = seeded
+                .iter()
+                .filter(|g| !defined_by_another(g))
+                .cloned()
+                .collect();
+            others.extend(
+                objects
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, o)| o.clone()),
+            );
+            let online = webhook_verdict(&others, old.as_ref(), obj, &requester);
+
+            let mine: Vec<&orgaccess::cli::check::Finding> = offline
+                .iter()
+                .filter(|f| {
+                    f.kind.as_deref() == Some(kind.as_str())
+                        && f.name.as_deref() == Some(name.as_str())
+                })
+                .collect();
+            let offline = (
+                !mine.is_empty() && mine.iter().all(|f| f.allowed),
+                mine.first().and_then(|f| f.message.clone()),
+                mine.iter()
+                    .flat_map(|f| f.warnings.clone())
+                    .collect::<Vec<_>>(),
+            );
+            let agree = offline == online;
+            rows.push(format!(
+                "{} {case}: {kind} {name}: check {} / webhook {}{}",
+                if agree { "ok  " } else { "DIFF" },
+                if offline.0 { "allowed" } else { "denied" },
+                if online.0 { "allowed" } else { "denied" },
+                if agree {
+                    String::new()
+                } else {
+                    format!("\n    check:   {offline:?}\n    webhook: {online:?}")
+                }
+            ));
+        }
+    }
+    let report = rows.join("\n");
+    println!("{report}");
+    assert!(rows.len() > 20, "too few cases compared:\n{report}");
+    assert!(
+        !report.contains("DIFF"),
         "check and the webhook disagree:\n{report}"
     );
 }

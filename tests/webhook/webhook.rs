@@ -927,7 +927,7 @@ fn administrators_may_be_deleted_only_when_the_organization_is_gone_or_going() {
 /// their difference. A measurement, not a timed test: run it on purpose with
 ///
 /// ```text
-/// cargo test --release --test webhook webhook:: -- --ignored --nocapture webhook::added_latency
+/// cargo test --release --test webhook -- --ignored --nocapture webhook::added_latency
 /// ```
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement (docs/performance.md); run with --ignored --nocapture"]

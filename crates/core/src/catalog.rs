@@ -1,7 +1,7 @@
 //! The privilege catalog: every service and domain, and what each domain offers.
 //!
 //! This is data, kept in one table so it is easy to read and extend. Each row
-//! carries its evidence from `privilege-catalog.md`: where the public sources are
+//! carries its evidence (docs/design.md, "Catalog gaps"): where the public sources are
 //! silent we chose the evident answer and mark the row [`Evidence::Inferred`]
 //! with the reason, so a reviewer can find every guess in one place.
 
@@ -178,7 +178,7 @@ const VIEW_AND_PUSH: Offers = Offers {
 /// How sure we are of a catalog row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Evidence {
-    /// Stated by the product documentation, the API specs or the seeds.
+    /// Stated by the product documentation or the API specs.
     Documented,
     /// Documented, with the source or a note worth keeping next to the row: a
     /// correction of an earlier reading, or a disagreement between sources and
@@ -248,7 +248,7 @@ pub static CATALOG: &[Domain] = &[
         "USAGE_ANALYTICS/EXPORTS",
         view_edit(WithEdit),
         Inferred(
-            "Can Create from the CREATE type in the API. Built-in defaults: seed 002 gives Analytics Viewers View where the old comparison table (docs 1846) reads as Edit; the seed wins"
+            "Can Create from the CREATE type in the API. Built-in defaults: Analytics Viewers get View where the old built-in group comparison table reads as Edit (docs/design.md)"
         )
     ),
     d!(
@@ -274,7 +274,7 @@ pub static CATALOG: &[Domain] = &[
         "USAGE_ANALYTICS/IMPERSONATE",
         ALLOWED,
         Noted(
-            "built-in defaults: seed 002 gives Analytics Viewers Allowed where the old comparison table (docs 1846) gives it to Administrators only; the seed wins"
+            "built-in defaults: Analytics Viewers get Allowed where the old built-in group comparison table gives it to Administrators only (docs/design.md)"
         )
     ),
     d!(
@@ -307,7 +307,9 @@ pub static CATALOG: &[Domain] = &[
         "Permission filters",
         "USAGE_ANALYTICS/PERMISSION_FILTERS",
         view_edit(WithEdit),
-        Noted("View, Edit and the CREATE type documented (owner/targetDomain table, issue 17)")
+        Noted(
+            "View, Edit and the CREATE type documented (owner/targetDomain table, docs/design.md)"
+        )
     ),
     d!(
         Analytics,
@@ -324,7 +326,7 @@ pub static CATALOG: &[Domain] = &[
         "USAGE_ANALYTICS/QUERY_SUGGEST",
         ALLOWED,
         Noted(
-            "API name QUERY_SUGGEST from the owner/targetDomain table (issue 17); earlier guessed as SUGGEST_QUERIES"
+            "API name QUERY_SUGGEST from the owner/targetDomain table (docs/design.md); earlier guessed as SUGGEST_QUERIES"
         )
     ),
     d!(
@@ -333,7 +335,7 @@ pub static CATALOG: &[Domain] = &[
         "Properties",
         "USAGE_ANALYTICS/TRACKING_ID",
         view_edit(No),
-        Noted("console name \"Properties\" (tracking IDs), issue 17")
+        Noted("console name \"Properties\" (tracking IDs), docs/design.md")
     ),
     d!(
         Analytics,
@@ -341,7 +343,7 @@ pub static CATALOG: &[Domain] = &[
         "View all reports",
         "USAGE_ANALYTICS/VIEW_ALL_REPORTS",
         ALLOWED,
-        Noted("API name VIEW_ALL_REPORTS documented (issue 17)")
+        Noted("API name VIEW_ALL_REPORTS documented (docs/design.md)")
     ),
     // Commerce (owner COMMERCE)
     d!(
@@ -359,7 +361,7 @@ pub static CATALOG: &[Domain] = &[
         "COMMERCE/MERCHANDISING_HUB",
         per_resource_no_create(ResourceKind::TrackingIds),
         Noted(
-            "the platform's API checks it per tracking ID (targetId), so it is granted per resource (issue 17)"
+            "the platform's API checks it per tracking ID (targetId), so it is granted per resource (docs/design.md)"
         )
     ),
     // Content (owner PLATFORM)
@@ -435,7 +437,7 @@ pub static CATALOG: &[Domain] = &[
         per_resource(ResourceKind::Sources),
         Documented
     ),
-    // Customer Service. Levels and console names documented (issue 17); the
+    // Customer Service. Levels and console names documented (docs/design.md); the
     // API names were not retrieved.
     d!(
         CustomerService,
@@ -444,7 +446,7 @@ pub static CATALOG: &[Domain] = &[
         "CUSTOMER_SERVICE/CASE_ASSIST_CONFIGURATION",
         view_edit(WithEdit),
         Inferred(
-            "View/Edit documented (issue 17); API name not retrieved; Can Create with Edit, as on most domains (seed 002)"
+            "View/Edit documented (docs/design.md); API name not retrieved; Can Create with Edit, as on most domains"
         )
     ),
     d!(
@@ -453,7 +455,7 @@ pub static CATALOG: &[Domain] = &[
         "Insight panel configuration",
         "CUSTOMER_SERVICE/INSIGHT_PANEL_CONFIGURATION",
         VIEW_ONLY,
-        Inferred("View documented (issue 17); API name not retrieved")
+        Inferred("View documented (docs/design.md); API name not retrieved")
     ),
     d!(
         CustomerService,
@@ -461,7 +463,7 @@ pub static CATALOG: &[Domain] = &[
         "Use case assist",
         "CUSTOMER_SERVICE/USE_CASE_ASSIST",
         ALLOWED,
-        Inferred("Allowed documented (issue 17); API name not retrieved")
+        Inferred("Allowed documented (docs/design.md); API name not retrieved")
     ),
     // Machine Learning (owner COVEO_ML)
     d!(
@@ -496,7 +498,7 @@ pub static CATALOG: &[Domain] = &[
         "PLATFORM/ACTIVITIES",
         view_edit(No),
         Noted(
-            "View and Edit (Edit: pause, resume or cancel ongoing activities), issue 17; editing groups needs View here too (seed 001)"
+            "View and Edit (Edit: pause, resume or cancel ongoing activities), docs/design.md; editing groups needs View here too (docs/rules.md)"
         )
     ),
     d!(
@@ -538,7 +540,7 @@ pub static CATALOG: &[Domain] = &[
         "PLATFORM/ON_PREMISE_ADMINISTRATION",
         view_edit(No),
         Noted(
-            "in the Organization service, console name \"On-premises administration\" (issue 17); was Content/OnPremiseAdministration"
+            "in the Organization service, console name \"On-premises administration\" (docs/design.md); was Content/OnPremiseAdministration"
         )
     ),
     d!(
@@ -547,9 +549,7 @@ pub static CATALOG: &[Domain] = &[
         "Organization",
         "PLATFORM/ORGANIZATION",
         view_edit(No),
-        Noted(
-            "View is what opening the administration console needs (seed 002, Minimum privilege)"
-        )
+        Noted("View is what opening the administration console needs (docs/design.md)")
     ),
     d!(
         Organization,
@@ -573,7 +573,7 @@ pub static CATALOG: &[Domain] = &[
         "Snapshot",
         "PLATFORM/SNAPSHOTS",
         view_edit(WithEdit),
-        Noted("console name \"Snapshot\" (issue 17)")
+        Noted("console name \"Snapshot\" (docs/design.md)")
     ),
     d!(
         Organization,
@@ -606,7 +606,7 @@ pub static CATALOG: &[Domain] = &[
         "Modify authentication provider",
         "SEARCH_API/AUTHENTICATION_EDITOR",
         ALLOWED,
-        Noted("console name \"Modify authentication provider\" (issue 17)")
+        Noted("console name \"Modify authentication provider\" (docs/design.md)")
     ),
     d!(
         Search,
@@ -643,7 +643,9 @@ pub static CATALOG: &[Domain] = &[
         "Query pipelines",
         "SEARCH_API/QUERY_PIPELINE",
         per_resource(ResourceKind::QueryPipelines),
-        Noted("per-pipeline View/Edit documented (issue 17), besides the pipeline Access tab")
+        Noted(
+            "per-pipeline View/Edit documented (docs/design.md), besides the pipeline Access tab"
+        )
     ),
     d!(
         Search,
@@ -869,7 +871,7 @@ mod tests {
     }
 
     #[test]
-    fn the_issue_17_corrections_hold() {
+    fn the_catalog_corrections_hold() {
         let at = |s, n| domain(lookup(s, n).unwrap());
         assert_eq!(
             at(Service::Analytics, "SuggestQueries").api,

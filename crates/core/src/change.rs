@@ -36,12 +36,12 @@ impl Def {
         }
     }
 
-    /// The state holding this object as it is. The first organization of a
-    /// namespace is its home; a second one is never put in (it is refused).
+    /// The state holding this object as it is. A second organization of a
+    /// namespace is never put in ([`OrgState::is_home`]).
     pub fn put_into(&self, state: &mut OrgState, name: &str) {
         match self {
             Def::Organization(d) => {
-                if state.org.as_ref().is_none_or(|o| o.name == name) {
+                if state.is_home(name) {
                     state.org = Some(d.clone());
                 }
             }
@@ -56,24 +56,12 @@ impl Def {
             }
         }
     }
-
-    /// Takes the object of this kind and name out of the state, if there.
-    pub fn take_from(&self, state: &mut OrgState, name: &str) -> Option<Def> {
-        take(state, self.kind(), name)
-    }
-
-    /// Removes the object of this kind and name from the state.
-    pub fn remove_from(&self, state: &mut OrgState, name: &str) {
-        take(state, self.kind(), name);
-    }
 }
 
 /// Takes the object of a kind and name out of the state, if there.
 pub fn take(state: &mut OrgState, kind: Kind, name: &str) -> Option<Def> {
     match kind {
-        Kind::Organization if state.org.as_ref().is_some_and(|o| o.name == name) => {
-            state.org.take().map(Def::Organization)
-        }
+        Kind::Organization if state.is_home(name) => state.org.take().map(Def::Organization),
         Kind::Organization => None,
         Kind::Group => state.groups.remove(name).map(Def::Group),
         Kind::Member => state.members.remove(name).map(Def::Member),
@@ -116,7 +104,7 @@ pub fn overlay<'a>(
     match (operation, old) {
         (Operation::Create, _) => {
             let stale = match kind {
-                Kind::Organization => false,
+                Kind::Organization => known.org.is_some() && known.is_home(name),
                 Kind::Group => known.groups.contains_key(name),
                 Kind::Member => known.members.contains_key(name),
                 Kind::ApiKey => known.api_keys.contains_key(name),
@@ -127,9 +115,8 @@ pub fn overlay<'a>(
         }
         (_, Some(Def::Organization(o))) => {
             // Only the namespace's own organization is overlaid: a second one
-            // must meet the first in the state to be refused.
-            let same = known.org.as_ref().is_none_or(|c| c.name == o.name);
-            if same && known.org.as_ref() != Some(o) {
+            // must meet the first (the home) in the state to be refused.
+            if known.is_home(&o.name) && known.org.as_ref() != Some(o) {
                 state.to_mut().org = Some(o.clone());
             }
         }
@@ -201,6 +188,27 @@ mod tests {
         // A create of a name the cache still holds judges it as absent.
         let (state, _) = overlay(&known, Kind::Group, Operation::Create, "g", None, false);
         assert!(state.groups.is_empty());
+        // The Organization too; a second one meets the first.
+        let org = OrgDef {
+            name: "acme".into(),
+            ..OrgDef::default()
+        };
+        Def::Organization(org).put_into(&mut known, "acme");
+        let create = |name| {
+            overlay(
+                &known,
+                Kind::Organization,
+                Operation::Create,
+                name,
+                None,
+                false,
+            )
+        };
+        assert!(create("acme").0.org.is_none());
+        assert_eq!(
+            create("other").0.org.as_ref().map(|o| o.name.as_str()),
+            Some("acme")
+        );
     }
 
     #[test]

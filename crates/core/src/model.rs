@@ -507,6 +507,14 @@ pub struct OrgState {
 }
 
 impl OrgState {
+    /// Is an Organization named `name` this namespace's (or would it become
+    /// it)? The first Organization of a namespace is its home: it is when the
+    /// state holds none or holds it. A second one is never put in; admission
+    /// refuses it (rule CatalogValidity, docs/rules.md).
+    pub fn is_home(&self, name: &str) -> bool {
+        self.org.as_ref().is_none_or(|o| o.name == name)
+    }
+
     pub fn invitation_lifetime_days(&self) -> u32 {
         self.org
             .as_ref()

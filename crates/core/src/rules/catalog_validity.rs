@@ -79,7 +79,7 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
                     "the invitation lifetime must be at least 1 day",
                 ));
             }
-            if let Some(home) = state.org.as_ref().filter(|home| home.name != change.name) {
+            if let Some(home) = state.org.as_ref().filter(|_| !state.is_home(change.name)) {
                 out.push(violation(
                     Rule::CatalogValidity,
                     "metadata.name",

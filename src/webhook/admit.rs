@@ -1,0 +1,230 @@
+//! One admission body at the HTTPS port: read within its timeout and the
+//! byte budget, judged on a blocking thread when a slot of its lane frees,
+//! answered before the deadline whatever happens (always an AdmissionReview).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::limits::MAX_BODY;
+use super::{Caller, HEAVY_BODY, SMALL_BODY, Validator, Webhook, mutate as mutating, tls};
+
+/// `POST /validate`: the body is read within its timeout and the byte
+/// budget, judged on a blocking thread when a decision slot frees, and
+/// answered before the deadline, whatever happens: always an AdmissionReview.
+pub(super) async fn validate(
+    State(webhook): State<Webhook>,
+    authenticated: Option<axum::Extension<tls::Authenticated>>,
+    body: Body,
+) -> Response {
+    // Only a connection that presented the apiserver's client certificate is
+    // the apiserver; anything else is recorded as such and publishes nothing.
+    let caller = match authenticated {
+        Some(axum::Extension(tls::Authenticated(true))) => Caller::Apiserver,
+        _ => Caller::NotAuthenticated,
+    };
+    admit(webhook, body, move |v, body| v.handle_from(body, caller)).await
+}
+
+/// `POST /mutate`: the record of who set each binding (`mutate.rs`), under
+/// the same bounds as `/validate`. It has no side effects, whoever calls.
+pub(super) async fn mutate(State(webhook): State<Webhook>, body: Body) -> Response {
+    admit(webhook, body, |v, body| mutating::mutate(&v.policy, body)).await
+}
+
+/// One admission body, read within its timeout and budget and answered by
+/// `answer` on a blocking thread when a slot of its lane frees.
+async fn admit(
+    webhook: Webhook,
+    body: Body,
+    answer: impl FnOnce(&Validator, &[u8]) -> Vec<u8> + Send + 'static,
+) -> Response {
+    let inner = &webhook.inner;
+    let validator = &inner.validator;
+    let deadline = tokio::time::Instant::now() + inner.config.deadline;
+    let read = tokio::time::timeout(
+        inner.config.body_timeout,
+        read_body(body, inner.body_budget.clone()),
+    )
+    .await;
+    let (body, held) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(why)) => return json_response(validator.unreadable(why)),
+        Err(_) => {
+            return json_response(validator.unreadable(format!(
+                "the body was not received within {} ms",
+                inner.config.body_timeout.as_millis()
+            )));
+        }
+    };
+    // Large bodies (slow to judge, and cheap to forge without client
+    // authentication) cannot hold the slots small ones are judged in.
+    // A body over HEAVY_BODY takes every large slot: parsed, the heaviest
+    // costs ~70 MB, and two at once (plus the bodies waiting) came close to
+    // the chart's memory limit.
+    let (lane, slots) = match lane(body.len(), inner.config.max_in_flight) {
+        (Lane::Small, slots) => (&inner.small_in_flight, slots),
+        (Lane::Large, slots) => (&inner.in_flight, slots),
+    };
+    let acquired = lane.clone().acquire_many_owned(slots);
+    let slot = match tokio::time::timeout_at(deadline, acquired).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            webhook.inner.validator.metrics.busy.inc();
+            let why = "the webhook is busy with other requests; retry".to_string();
+            return json_response(validator.refused(&body, why));
+        }
+    };
+    let task = {
+        let (webhook, body) = (webhook.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            // Both are held until the decision is done, even past the deadline.
+            let _held = (slot, held);
+            answer(&webhook.inner.validator, &body)
+        })
+    };
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(answer)) => json_response(answer),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the admission decision task failed; denying");
+            let why = "the webhook failed while judging this request (see its log); denied";
+            json_response(validator.refused(&body, why.to_string()))
+        }
+        Err(_) => {
+            webhook.inner.validator.metrics.busy.inc();
+            let why = format!(
+                "the webhook could not decide within {} ms; retry",
+                inner.config.deadline.as_millis()
+            );
+            json_response(validator.refused(&body, why))
+        }
+    }
+}
+
+/// The two lanes of decision slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    /// Bodies of at most [`SMALL_BODY`] bytes: nearly every request.
+    Small,
+    Large,
+}
+
+/// The lane a body of `len` bytes is judged in, and the slots it takes
+/// there: one, or for a body over [`HEAVY_BODY`] every one of the lane's
+/// `max_in_flight`.
+fn lane(len: usize, max_in_flight: usize) -> (Lane, u32) {
+    if len <= SMALL_BODY {
+        (Lane::Small, 1)
+    } else if len <= HEAVY_BODY {
+        (Lane::Large, 1)
+    } else {
+        (Lane::Large, max_in_flight.max(1) as u32)
+    }
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes, taking one permit of `budget`
+/// per byte past the first [`SMALL_BODY`] as it arrives (waiting while other
+/// bodies hold the budget).
+async fn read_body(
+    body: Body,
+    budget: Arc<Semaphore>,
+) -> Result<(axum::body::Bytes, Option<OwnedSemaphorePermit>), String> {
+    use http_body_util::BodyExt as _;
+    let too_large = || format!("the body is larger than {MAX_BODY} bytes");
+    if http_body::Body::size_hint(&body).lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    let mut body = body;
+    let mut buf = Vec::with_capacity(http_body::Body::size_hint(&body).lower() as usize);
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("the body could not be read: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        let counted = (buf.len() + data.len()).saturating_sub(SMALL_BODY.max(buf.len()));
+        if counted > 0 {
+            let more = budget
+                .clone()
+                .acquire_many_owned(counted as u32)
+                .await
+                .map_err(|_| "the webhook is shutting down".to_string())?;
+            match &mut held {
+                Some(h) => h.merge(more),
+                None => held = Some(more),
+            }
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.into(), held))
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_bodies_have_their_lane_and_heavy_ones_take_every_large_slot() {
+        let cases = [
+            (0, 2, (Lane::Small, 1)),
+            (SMALL_BODY, 2, (Lane::Small, 1)),
+            (SMALL_BODY + 1, 2, (Lane::Large, 1)),
+            (HEAVY_BODY, 2, (Lane::Large, 1)),
+            (HEAVY_BODY + 1, 2, (Lane::Large, 2)),
+            (HEAVY_BODY + 1, 0, (Lane::Large, 1)),
+        ];
+        for (len, max, want) in cases {
+            assert_eq!(lane(len, max), want, "{len} bytes, {max} slots");
+        }
+    }
+
+    fn budget(permits: usize) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(permits))
+    }
+
+    #[tokio::test]
+    async fn a_small_body_takes_nothing_from_the_budget() {
+        let body = vec![b'x'; SMALL_BODY];
+        let (read, held) = read_body(Body::from(body.clone()), budget(0))
+            .await
+            .unwrap();
+        assert_eq!(read.as_ref(), body.as_slice());
+        assert!(held.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_larger_body_holds_what_it_takes_past_the_first_bytes() {
+        let budget = budget(MAX_BODY);
+        let body = vec![b'x'; SMALL_BODY + 10];
+        let (_, held) = read_body(Body::from(body), budget.clone()).await.unwrap();
+        assert_eq!(held.as_ref().map(|h| h.num_permits()), Some(10));
+        assert_eq!(budget.available_permits(), MAX_BODY - 10);
+        drop(held);
+        assert_eq!(budget.available_permits(), MAX_BODY);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused() {
+        let body = vec![b'x'; MAX_BODY + 1];
+        let err = read_body(Body::from(body), budget(MAX_BODY))
+            .await
+            .unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+    }
+}
