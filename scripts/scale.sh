@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The scale harness (issue 14; docs/performance.md "Scale"). A measurement
+# The scale harness (docs/performance.md "Scale"). A measurement
 # tool, not a test: it starts its own local control plane (crates/testenv) in
 # a temporary work dir and one `orgaccess run` (webhook + controller, leader
 # election off) as scripts/demo.sh does, then scripts/scale/scale.py generates
@@ -14,7 +14,7 @@
 #
 # --freshness N: after the other measurements, N trials each of disabling a key
 # and of removing a member from a group, timed from the write to the first
-# refused decision of the decision service (issue 13); 0 skips it (default 30).
+# refused decision of the decision service; 0 skips it (default 30).
 #
 # --parallel P: the namespaces after the first are applied P at a time (as
 # several GitOps applies at once); the first, and the baseline interleaved with

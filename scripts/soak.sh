@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The soak of issue 28 (tests/webhook/webhook_soak.rs, ignored by `cargo test`):
+# The soak (docs/performance.md "Soak"; tests/webhook/webhook_soak.rs, ignored by `cargo test`):
 # SECONDS (default 600) of mixed hostile traffic at the real webhook process
 # while a client creates Groups through the apiserver, after a quiet baseline.
 # Prints a Markdown table of the figures (docs/performance.md, "Soak").

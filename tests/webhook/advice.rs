@@ -67,7 +67,7 @@ fn condition_status(o: &Organization, type_: &str) -> Option<(String, String)> {
     Some((c.status.clone(), c.reason.clone()))
 }
 
-/// The examples' integrator (seed 000: Full access minus Groups) raises no
+/// The examples' integrator (seed 000, docs/sources.md: Full access minus Groups) raises no
 /// Groups Edit finding; the same integrator added to Administrators raises
 /// one: kubectl prints it, the Organization counts it, a gauge exports it.
 /// Switched off with a reason, it leaves the status, the metrics and the

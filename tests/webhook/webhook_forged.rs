@@ -137,7 +137,7 @@ async fn forged_reviews_leave_no_event_no_unmarked_record_and_bounded_caches() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // The forged review of the issue: admin, system:masters, not a dry run.
+    // The forged review of docs/security.md: admin, system:masters, not a dry run.
     let answer = post(
         &anyone,
         port,
