@@ -34,7 +34,7 @@ use crate::core::apikey::{
     plan,
 };
 use crate::core::builtin::ApiKeyTemplate;
-use crate::index::Namespace;
+use crate::index::{Namespace, Stored};
 
 /// The Secret's data key holding the current value, and the previous one during rotation.
 pub const VALUE_KEY: &str = "apiKey";
@@ -611,12 +611,13 @@ fn ready(phase: ApiKeyPhase, plan: &Plan, name: &str) -> (&'static str, String) 
 
 /// Observe the Secret → plan (core) → apply to the Secret → desired status →
 /// write it if it changed; wake up at the next deadline.
-pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub async fn reconcile(stored: Arc<Stored<ApiKey>>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let key = &stored.object;
     let ns = key.namespace().ok_or(Error::NotNamespaced)?;
     let uid = key.uid().ok_or(Error::NotNamespaced)?;
     let now = super::now();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let name = secret_name(&key);
+    let name = secret_name(key);
 
     let claims = Claims::of(key.status.as_ref(), ctx.created_secret(&uid));
     if claims.created.is_some() && claims.created == claims.recorded {
@@ -624,7 +625,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     }
     let mut observed = observe(&secrets, &name, &uid, &claims).await?;
     let plan = plan(
-        &key_facts(&key, ctx.api_key_warning_days, now),
+        &key_facts(key, ctx.api_key_warning_days, now),
         &observed.facts,
         now,
     );
@@ -636,7 +637,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         &name,
         plan.expires,
     );
-    apply_secret(&secrets, &key, &name, &plan, &mut observed, now).await?;
+    apply_secret(&secrets, key, &name, &plan, &mut observed, now).await?;
     if matches!(
         plan.action,
         SecretAction::Create { .. } | SecretAction::CreateEmpty { .. }
@@ -646,30 +647,28 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         ctx.remember_created_secret(&uid, observed.uid.clone());
     }
     if let Some(event) = event {
-        publish(&ctx, &key, event).await;
+        publish(&ctx, key, event).await;
     }
 
     // Not held across the write (copy on write, see member::reconcile).
     let status = desired_status(
-        &key,
+        key,
         &ctx.caches.index.namespace(&ns),
         &plan,
         &observed.values,
         observed.uid.clone(),
-        created(&key, now),
+        created(key, now),
     );
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
     let mut changes: Vec<String> = secret_change(&plan.action)
         .map(String::from)
         .into_iter()
         .collect();
-    if let Some(status_change) =
-        apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await?
-    {
+    if let Some(status_change) = apply_if_changed(&api, key, &stored.written(), &status).await? {
         ctx.metrics.status_write("ApiKey");
         changes.push(status_change);
     }
-    ctx.reconciled(key.as_ref(), &changes);
+    ctx.reconciled(key, &changes);
     let was_soon = previous
         .conditions
         .iter()
@@ -681,7 +680,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         );
         publish(
             &ctx,
-            &key,
+            key,
             (EventType::Warning, "KeyExpiringSoon", note, "Expire"),
         )
         .await;
