@@ -796,9 +796,10 @@ mod tests {
         }
     }
 
-    /// Issue 27, path 4: an ownerReference proves nothing; only the Secret
-    /// whose uid the status recorded (or this process just created) is the
-    /// key's. (claims, secret uid, claim)
+    /// An ownerReference proves nothing (docs/api-keys.md, a Secret
+    /// pre-created with a forged owner reference): only the Secret whose uid
+    /// the status recorded (or this process just created) is the key's.
+    /// (claims, secret uid, claim)
     #[test]
     fn only_the_secret_the_operator_created_is_the_keys() {
         let recorded = |uid: &str| Claims {
