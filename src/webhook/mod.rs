@@ -489,11 +489,6 @@ impl Webhook {
         &self.inner.validator
     }
 
-    /// Number of cached objects per kind (Organization, Group, Member, ApiKey).
-    pub fn cached(&self) -> [usize; 4] {
-        self.inner.caches.index.counts()
-    }
-
     /// The webhook port's one route: `POST /validate`. Health, readiness,
     /// metrics and activity are served by the admin server ([`crate::admin`]),
     /// never here.
