@@ -341,7 +341,6 @@ fn organization_advice_is_the_advisors_review_under_its_settings() {
 /// status as the full object, and an object the index does not hold none.
 #[test]
 fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
-    use orgaccess::index::Indexed;
     let f = examples();
     let ns = f.index.namespace(NS);
     let now = jiff::Timestamp::now();

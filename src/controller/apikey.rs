@@ -31,7 +31,7 @@ use super::{Ctx, Error, RESYNC};
 use crate::api::{ApiKey, ApiKeyPhase, ApiKeyStatus};
 use crate::core::apikey::{
     KeyFacts, NoValue, OwnedSecret, Phase, Plan, SecretAction, SecretFacts, annotations as ann,
-    plan,
+    plan, secret_name,
 };
 use crate::core::builtin::ApiKeyTemplate;
 use crate::index::{Namespace, Stored};
@@ -44,10 +44,6 @@ pub const KEY_LABEL: &str = "orgaccess.dev/api-key";
 /// How soon a key in conflict looks again (a removed foreign Secret does not
 /// trigger the ApiKey: it was never its owner).
 const CONFLICT_RETRY: Duration = Duration::from_secs(60);
-
-pub fn secret_name(key: &ApiKey) -> String {
-    crate::core::apikey::secret_name(&key.name_any())
-}
 
 /// A new key value: 32 random bytes, URL-safe base64, with a recognisable prefix.
 fn generate() -> String {
@@ -488,7 +484,7 @@ pub fn desired_status(
     secret_uid: Option<String>,
     created: Timestamp,
 ) -> ApiKeyStatus {
-    let name = secret_name(key);
+    let name = secret_name(&key.name_any());
     let previous = key.status.clone().unwrap_or_default();
     let conflict = plan.action == SecretAction::Conflict;
     // A disabled or expired key in conflict says so by its phase (it has
@@ -617,7 +613,7 @@ pub async fn reconcile(stored: Arc<Stored<ApiKey>>, ctx: Arc<Ctx>) -> Result<Act
     let uid = key.uid().ok_or(Error::NotNamespaced)?;
     let now = super::now();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let name = secret_name(key);
+    let name = secret_name(&key.name_any());
 
     let claims = Claims::of(key.status.as_ref(), ctx.created_secret(&uid));
     if claims.created.is_some() && claims.created == claims.recorded {

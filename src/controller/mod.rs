@@ -36,7 +36,7 @@ pub mod desired {
     };
 }
 
-pub use apikey::{KEY_LABEL, PREVIOUS_KEY, VALUE_KEY, fingerprint, secret_name};
+pub use apikey::{KEY_LABEL, PREVIOUS_KEY, VALUE_KEY, fingerprint};
 pub use context::Ctx;
 pub use metrics::{ErrorLabel, KindLabel, Metrics, ResultLabel};
 pub use organization::builtin_group;
