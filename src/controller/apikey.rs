@@ -31,10 +31,10 @@ use super::{Ctx, Error, RESYNC};
 use crate::api::{ApiKey, ApiKeyPhase, ApiKeyStatus};
 use crate::core::apikey::{
     KeyFacts, NoValue, OwnedSecret, Phase, Plan, SecretAction, SecretFacts, annotations as ann,
-    plan,
+    plan, secret_name,
 };
 use crate::core::builtin::ApiKeyTemplate;
-use crate::index::Namespace;
+use crate::index::{Namespace, Stored};
 
 /// The Secret's data key holding the current value, and the previous one during rotation.
 pub const VALUE_KEY: &str = "apiKey";
@@ -44,10 +44,6 @@ pub const KEY_LABEL: &str = "orgaccess.dev/api-key";
 /// How soon a key in conflict looks again (a removed foreign Secret does not
 /// trigger the ApiKey: it was never its owner).
 const CONFLICT_RETRY: Duration = Duration::from_secs(60);
-
-pub fn secret_name(key: &ApiKey) -> String {
-    crate::core::apikey::secret_name(&key.name_any())
-}
 
 /// A new key value: 32 random bytes, URL-safe base64, with a recognisable prefix.
 fn generate() -> String {
@@ -488,7 +484,7 @@ pub fn desired_status(
     secret_uid: Option<String>,
     created: Timestamp,
 ) -> ApiKeyStatus {
-    let name = secret_name(key);
+    let name = secret_name(&key.name_any());
     let previous = key.status.clone().unwrap_or_default();
     let conflict = plan.action == SecretAction::Conflict;
     // A disabled or expired key in conflict says so by its phase (it has
@@ -611,12 +607,13 @@ fn ready(phase: ApiKeyPhase, plan: &Plan, name: &str) -> (&'static str, String) 
 
 /// Observe the Secret → plan (core) → apply to the Secret → desired status →
 /// write it if it changed; wake up at the next deadline.
-pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub async fn reconcile(stored: Arc<Stored<ApiKey>>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let key = &stored.object;
     let ns = key.namespace().ok_or(Error::NotNamespaced)?;
     let uid = key.uid().ok_or(Error::NotNamespaced)?;
     let now = super::now();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let name = secret_name(&key);
+    let name = secret_name(&key.name_any());
 
     let claims = Claims::of(key.status.as_ref(), ctx.created_secret(&uid));
     if claims.created.is_some() && claims.created == claims.recorded {
@@ -624,7 +621,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
     }
     let mut observed = observe(&secrets, &name, &uid, &claims).await?;
     let plan = plan(
-        &key_facts(&key, ctx.api_key_warning_days, now),
+        &key_facts(key, ctx.api_key_warning_days, now),
         &observed.facts,
         now,
     );
@@ -636,7 +633,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         &name,
         plan.expires,
     );
-    apply_secret(&secrets, &key, &name, &plan, &mut observed, now).await?;
+    apply_secret(&secrets, key, &name, &plan, &mut observed, now).await?;
     if matches!(
         plan.action,
         SecretAction::Create { .. } | SecretAction::CreateEmpty { .. }
@@ -646,30 +643,28 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         ctx.remember_created_secret(&uid, observed.uid.clone());
     }
     if let Some(event) = event {
-        publish(&ctx, &key, event).await;
+        publish(&ctx, key, event).await;
     }
 
     // Not held across the write (copy on write, see member::reconcile).
     let status = desired_status(
-        &key,
+        key,
         &ctx.caches.index.namespace(&ns),
         &plan,
         &observed.values,
         observed.uid.clone(),
-        created(&key, now),
+        created(key, now),
     );
     let api: Api<ApiKey> = Api::namespaced(ctx.client.clone(), &ns);
     let mut changes: Vec<String> = secret_change(&plan.action)
         .map(String::from)
         .into_iter()
         .collect();
-    if let Some(status_change) =
-        apply_if_changed(&api, key.as_ref(), key.status.as_ref(), &status).await?
-    {
+    if let Some(status_change) = apply_if_changed(&api, key, &stored.written(), &status).await? {
         ctx.metrics.status_write("ApiKey");
         changes.push(status_change);
     }
-    ctx.reconciled(key.as_ref(), &changes);
+    ctx.reconciled(key, &changes);
     let was_soon = previous
         .conditions
         .iter()
@@ -681,7 +676,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Ctx>) -> Result<Action, Error>
         );
         publish(
             &ctx,
-            &key,
+            key,
             (EventType::Warning, "KeyExpiringSoon", note, "Expire"),
         )
         .await;
@@ -797,9 +792,10 @@ mod tests {
         }
     }
 
-    /// Issue 27, path 4: an ownerReference proves nothing; only the Secret
-    /// whose uid the status recorded (or this process just created) is the
-    /// key's. (claims, secret uid, claim)
+    /// An ownerReference proves nothing (docs/api-keys.md, a Secret
+    /// pre-created with a forged owner reference): only the Secret whose uid
+    /// the status recorded (or this process just created) is the key's.
+    /// (claims, secret uid, claim)
     #[test]
     fn only_the_secret_the_operator_created_is_the_keys() {
         let recorded = |uid: &str| Claims {

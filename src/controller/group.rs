@@ -14,38 +14,44 @@ use crate::api::{Group, GroupStatus};
 use crate::core::effective::{granted_by_spec, group_members};
 use crate::core::rules::Object;
 use crate::core::warnings::{Unresolved, unresolved_references};
-use crate::index::Namespace;
-use crate::index::cached_status::written;
+use crate::index::{Namespace, Stored};
 
-pub async fn reconcile(group: Arc<Group>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub async fn reconcile(stored: Arc<Stored<Group>>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let group = &stored.object;
     let ns = group.namespace().ok_or(Error::NotNamespaced)?;
     // Not held across the write (copy on write, see member::reconcile).
-    let status = desired_status(&group, &ctx.caches.index.namespace(&ns), super::now());
+    let status = desired_status(&stored, &ctx.caches.index.namespace(&ns), super::now());
     // Not indexed (deleted meanwhile): write nothing (see member::reconcile).
     let Some(status) = status else {
         return Ok(Action::await_change());
     };
     let api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
-    let changes = apply_if_changed(&api, group.as_ref(), group.status.as_ref(), &status).await?;
+    let written = stored.written();
+    let changes = apply_if_changed(&api, group, &written, &status).await?;
     if changes.is_some() {
         ctx.metrics.status_write("Group");
-        let previous = written(group.status.as_ref());
+        let previous = written.status();
         if let Some(event) = unresolved_event(&previous.conditions, &status.conditions) {
-            ctx.publish(group.as_ref(), event).await;
+            ctx.publish(group, event).await;
         }
     }
-    ctx.reconciled(group.as_ref(), changes.as_slice());
+    ctx.reconciled(group, changes.as_slice());
     // Looked at again by the periodic resync (`super::RESYNC`).
     Ok(Action::await_change())
 }
 
 /// The Group's status, from its definition and organization as indexed
-/// (and, of the group object, its written status and generation); `None`
+/// (and, of the group as stored, its written status and generation); `None`
 /// when the index does not hold it.
-pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> Option<GroupStatus> {
+pub fn desired_status(
+    stored: &Stored<Group>,
+    snap: &Namespace,
+    now: Timestamp,
+) -> Option<GroupStatus> {
+    let group = &stored.object;
     let name = group.name_any();
     let def = snap.state.groups.get(&name)?;
-    let previous = written(group.status.as_ref());
+    let previous = stored.written().status();
     let grantees = snap.grantees();
 
     let (_, invalid) = granted_by_spec(def.template.map(|t| t.privileges()), &def.privileges);
@@ -135,6 +141,5 @@ pub fn desired_status(group: &Group, snap: &Namespace, now: Timestamp) -> Option
         member_count: active.len() as u32,
         members: active,
         inactive_members: inactive,
-        cached: None,
     })
 }

@@ -17,18 +17,19 @@ use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
 use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_effective};
 use crate::core::rules::Object;
 use crate::core::warnings::unresolved_references;
-use crate::index::Namespace;
-use crate::index::cached_status::{field_changed, written};
+use crate::index::{Namespace, Stored};
 
-pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub async fn reconcile(stored: Arc<Stored<Member>>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let member = &stored.object;
     let ns = member.namespace().ok_or(Error::NotNamespaced)?;
     let now = super::now();
-    let previous = written(member.status.as_ref());
+    let written = stored.written();
+    let previous = written.status();
     // The snapshot is dropped before the write: a reader holding it makes
     // the next change to the namespace copy it (copy on write).
     let wanted = {
         let snap = ctx.caches.index.namespace(&ns);
-        desired_status(&member, &snap, now).zip(username(&member, &snap))
+        desired_status(&stored, &snap, now).zip(username(member, &snap))
     };
     // Not indexed (deleted meanwhile; the store keeps no definition): write
     // nothing. Indexing it again routes it here.
@@ -38,18 +39,18 @@ pub async fn reconcile(member: Arc<Member>, ctx: Arc<Ctx>) -> Result<Action, Err
     let phase = status.phase.unwrap_or(MemberPhase::Pending);
 
     let api: Api<Member> = Api::namespaced(ctx.client.clone(), &ns);
-    let changes = apply_if_changed(&api, member.as_ref(), member.status.as_ref(), &status).await?;
+    let changes = apply_if_changed(&api, member, &written, &status).await?;
     if changes.is_some() {
         ctx.metrics.status_write("Member");
-        let privileges_moved = field_changed(member.status.as_ref(), &status, "privileges");
+        let privileges_moved = written.field_changed(&status, "privileges");
         if let Some(event) = event(&username, &previous, &status, privileges_moved) {
-            ctx.publish(member.as_ref(), event).await;
+            ctx.publish(member, event).await;
         }
         if let Some(event) = unresolved_event(&previous.conditions, &status.conditions) {
-            ctx.publish(member.as_ref(), event).await;
+            ctx.publish(member, event).await;
         }
     }
-    ctx.reconciled(member.as_ref(), changes.as_slice());
+    ctx.reconciled(member, changes.as_slice());
 
     // Come back when a pending invitation expires; otherwise the periodic
     // resync (`RESYNC`) looks at it again.
@@ -105,9 +106,14 @@ fn event(
 }
 
 /// The Member's status, from its definition and organization as indexed
-/// (and, of the member object, its written status and generation); `None`
+/// (and, of the member as stored, its written status and generation); `None`
 /// when the index does not hold it.
-pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Option<MemberStatus> {
+pub fn desired_status(
+    stored: &Stored<Member>,
+    snap: &Namespace,
+    now: Timestamp,
+) -> Option<MemberStatus> {
+    let member = &stored.object;
     let def = snap.state.members.get(&member.name_any())?;
     let grantees = snap.grantees();
     let eff = member_effective(&snap.state, &grantees, def, now);
@@ -117,7 +123,7 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Opti
         .into_iter()
         .map(|u| u.name)
         .collect();
-    let previous = written(member.status.as_ref());
+    let previous = stored.written().status();
     let privileges: Vec<EffectivePrivilege> = eff
         .provenance(&grantees)
         .into_iter()
@@ -222,6 +228,5 @@ pub fn desired_status(member: &Member, snap: &Namespace, now: Timestamp) -> Opti
             .collect(),
         privilege_count: privileges.len() as u32,
         privileges,
-        cached: None,
     })
 }

@@ -16,7 +16,7 @@ use crate::core::advice::{Counts, Finding, review};
 use crate::core::builtin::BuiltinGroup;
 use crate::core::effective::{MemberPhase, group_members, member_phase};
 use crate::core::model::GroupDef;
-use crate::index::Namespace;
+use crate::index::{Namespace, Stored};
 
 /// The Group object the operator seeds for a built-in group
 /// ([`GroupDef::seeded`], the definition the offline CLI assumes too).
@@ -60,7 +60,8 @@ async fn administrators_exist(ctx: &Ctx, api: &Api<Group>, ns: &str) -> Result<b
     Ok(api.get_opt(name).await?.is_some_and(|g| seeded(&g)))
 }
 
-pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub async fn reconcile(stored: Arc<Stored<Organization>>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let org = &stored.object;
     let ns = org.namespace().ok_or(Error::NotNamespaced)?;
     if org.metadata.deletion_timestamp.is_some() {
         ctx.metrics.advice.set(&ns, &[]);
@@ -96,7 +97,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     seeded.sort();
     if !created.is_empty() {
         ctx.publish(
-            org.as_ref(),
+            org,
             Event {
                 type_: EventType::Normal,
                 reason: "BuiltinGroupsSeeded".into(),
@@ -114,7 +115,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     let (findings, status) = {
         let snapshot = ctx.caches.index.namespace(&ns);
         let findings = findings(&snapshot, now);
-        let status = desired_status(&org, &snapshot, seeded, &findings, now);
+        let status = desired_status(org, &snapshot, seeded, &findings, now);
         (findings, status)
     };
     ctx.metrics.advice.set(&ns, &findings);
@@ -127,13 +128,11 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Ctx>) -> Result<Action, 
     if !created.is_empty() {
         changes.push(format!("seeded {}", created.join(", ")));
     }
-    if let Some(status_change) =
-        apply_if_changed(&api, org.as_ref(), org.status.as_ref(), &status).await?
-    {
+    if let Some(status_change) = apply_if_changed(&api, org, &stored.written(), &status).await? {
         ctx.metrics.status_write("Organization");
         changes.push(status_change);
     }
-    ctx.reconciled(org.as_ref(), &changes);
+    ctx.reconciled(org, &changes);
     // Looked at again by the periodic resync (`super::RESYNC`).
     Ok(Action::await_change())
 }
@@ -278,6 +277,5 @@ pub fn desired_status(
         administrators,
         seeded_builtin_groups: seeded,
         advice: Some(advice),
-        cached: None,
     }
 }

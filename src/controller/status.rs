@@ -7,7 +7,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::index::cached_status::{Cached, FOREIGN, field_changed, own_fields, unchanged, written};
+use crate::index::cached_status::{FOREIGN, KindStatus, Written, own_fields};
 
 /// Field manager of every status write.
 pub const MANAGER: &str = "orgaccess-controller";
@@ -48,22 +48,22 @@ pub fn conditions(
         .collect()
 }
 
-/// Writes `status` by server-side apply if it differs from the object's
-/// current status. Returns what changed (see [`changed_fields`]) when a
+/// Writes `status` by server-side apply if it differs from the status
+/// written. Returns what changed (see [`changed_fields`]) when a
 /// write happened, `None` when the status was already right. The fields
 /// another writer owns ([`FOREIGN`]: an ApiKey's `lastUsedAt`) are neither
 /// compared nor sent, so the apply (forced) leaves them to their owner.
 pub async fn apply_if_changed<K, S>(
     api: &Api<K>,
     obj: &K,
-    current: Option<&S>,
+    written: &Written<'_, S>,
     status: &S,
 ) -> kube::Result<Option<String>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Cached + Serialize + PartialEq + Clone + Default,
+    S: KindStatus,
 {
-    if unchanged(current, status) {
+    if written.unchanged(status) {
         return Ok(None);
     }
     let patch = serde_json::json!({
@@ -77,24 +77,21 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(Some(changed_fields_of(current, status)))
+    Ok(Some(changed_fields_of(written, status)))
 }
 
-/// [`changed_fields`] of a cached status, which may be trimmed: a dropped
+/// [`changed_fields`] of a written status, which may be trimmed: a dropped
 /// field is compared by digest.
-fn changed_fields_of<S: Cached + Serialize + Clone + Default>(
-    current: Option<&S>,
-    wanted: &S,
-) -> String {
-    let dropped: Vec<String> = current
-        .and_then(Cached::cached)
+fn changed_fields_of<S: KindStatus>(written: &Written<'_, S>, wanted: &S) -> String {
+    let dropped: Vec<String> = written
+        .digest()
         .map(|d| d.fields().map(String::from).collect())
         .unwrap_or_default();
     // A trimmed copy's conditions are in its digest: given back, so that
     // the log names the `Type=Status` changes.
-    let restored = current.map(|c| written(Some(c)));
+    let restored = written.stored().map(|_| written.status());
     describe_changes(restored.as_ref(), wanted, &dropped, |field| {
-        field_changed(current, wanted, field)
+        written.field_changed(wanted, field)
     })
 }
 
@@ -339,7 +336,7 @@ mod trimmed_tests {
     use crate::core::catalog::Service;
     use crate::core::model::MemberIdentity;
     use crate::core::privilege::{AccessLevel, PrivilegeSpec};
-    use crate::index::cached_status::trim;
+    use crate::index::Stored;
 
     fn want(type_: &'static str, ok: bool) -> Want {
         Want {
@@ -399,8 +396,10 @@ mod trimmed_tests {
             full,
             "status conditions (Ready=True, ResolvedRefs=True), privileges"
         );
-        let mut cached = m.clone();
-        trim(&mut cached.status, &["groups", "privileges"]);
-        assert_eq!(changed_fields_of(cached.status.as_ref(), &wanted), full);
+        let whole = Stored::from(m.clone());
+        assert_eq!(changed_fields_of(&whole.written(), &wanted), full);
+        let kept = Stored::keep(m);
+        assert!(kept.written().digest().is_some(), "trimmed");
+        assert_eq!(changed_fields_of(&kept.written(), &wanted), full);
     }
 }

@@ -5,14 +5,14 @@
 //! cluster's objects, held in every cached copy, and read by the controller
 //! for one thing only: to tell whether the status it computes differs from
 //! the one written. So the caches drop those fields and keep a digest of
-//! them instead ([`trim`]), in the status's typed `cached` field
-//! ([`StatusDigest`], [`Cached`]). That field is `#[serde(skip)]`: it is
-//! never sent to the apiserver nor part of the CRD schema, and a status
-//! read from the API never has one; it exists only in this process.
+//! them instead ([`trim`]): a [`StatusDigest`], held beside the object in
+//! the store ([`super::stored::Stored`]), never in the API types, so it is
+//! never sent to the apiserver nor part of the CRD schema.
 //!
 //! The digests hash the status as JSON (`serde_json::Value`, whose keys are
 //! sorted), computed the same way for the written status and for the one
-//! wanted, so equal statuses have equal digests.
+//! wanted, so equal statuses have equal digests. [`Written`] answers the
+//! controller's questions of a written status, trimmed or whole.
 
 use std::borrow::Cow;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -107,38 +107,35 @@ impl CachedCondition {
     }
 }
 
-/// A status type that can carry the digests of its trimmed cached copy
-/// (the four kinds' statuses, in their `cached` field).
-pub trait Cached {
-    fn cached(&self) -> Option<&StatusDigest>;
-    fn set_cached(&mut self, digest: Option<StatusDigest>);
+/// A status of one of the four kinds, as the caches handle it: JSON for
+/// the digests, its conditions (which a trimmed copy keeps compact) and
+/// the generation it reports on.
+pub trait KindStatus: Serialize + DeserializeOwned + Clone + Default + PartialEq {
     fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    fn observed_generation(&self) -> Option<i64>;
 }
 
-macro_rules! cached {
+macro_rules! kind_status {
     ($($status:ty),*) => {$(
-        impl Cached for $status {
-            fn cached(&self) -> Option<&StatusDigest> {
-                self.cached.as_ref()
-            }
-            fn set_cached(&mut self, digest: Option<StatusDigest>) {
-                self.cached = digest;
-            }
+        impl KindStatus for $status {
             fn conditions(&self) -> &[Condition] {
                 &self.conditions
             }
             fn conditions_mut(&mut self) -> &mut Vec<Condition> {
                 &mut self.conditions
             }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
         }
     )*};
 }
-cached!(OrganizationStatus, GroupStatus, MemberStatus, ApiKeyStatus);
+kind_status!(OrganizationStatus, GroupStatus, MemberStatus, ApiKeyStatus);
 
 impl StatusDigest {
     /// The digests of `status`, for the fields named by this digest.
-    pub fn wanted<S: Serialize>(&self, status: &S) -> StatusDigest {
+    fn wanted<S: Serialize>(&self, status: &S) -> StatusDigest {
         let map = own_fields(status);
         StatusDigest {
             whole: digest(&Value::Object(map.clone())),
@@ -189,19 +186,17 @@ pub fn own_fields<S: Serialize>(status: &S) -> Map<String, Value> {
     map
 }
 
-/// Drops `fields` from `status` and keeps their digests, with the whole
-/// status's, in its `cached` field; nothing happens when there is no status.
+/// Drops `fields` from `status` and answers their digests, with the whole
+/// status's; nothing happens (and no digest) when there is no status.
 ///
-/// The conditions move there too, compact ([`CachedCondition`]), and are
-/// digested as a dropped field is, so whether they changed is judged by
-/// digest; [`written`] gives them back as `Condition`s.
-pub fn trim<S: Cached + Serialize + DeserializeOwned>(
+/// The conditions go too, kept compact in the digest ([`CachedCondition`])
+/// and digested as a dropped field is, so whether they changed is judged by
+/// digest; [`Written::status`] gives them back as `Condition`s.
+pub fn trim<S: KindStatus>(
     status: &mut Option<S>,
     fields: &[&'static str],
-) {
-    let Some(written) = status.as_ref() else {
-        return;
-    };
+) -> Option<StatusDigest> {
+    let written = status.as_ref()?;
     let mut map = as_map(written);
     let whole = digest(&Value::Object(own_fields(&map)));
     let mut dropped: Vec<(&'static str, u64)> = fields
@@ -215,60 +210,85 @@ pub fn trim<S: Cached + Serialize + DeserializeOwned>(
         .iter()
         .map(CachedCondition::keep)
         .collect();
-    let Ok(mut trimmed) = serde_json::from_value::<S>(Value::Object(map)) else {
-        return;
-    };
-    trimmed.set_cached(Some(StatusDigest {
+    let trimmed = serde_json::from_value::<S>(Value::Object(map)).ok()?;
+    *status = Some(trimmed);
+    Some(StatusDigest {
         whole,
         dropped: dropped.into_boxed_slice(),
         conditions: kept,
-    }));
-    *status = Some(trimmed);
+    })
 }
 
 /// The status field of the conditions.
 const CONDITIONS: &str = "conditions";
 
-/// The written status as the controller reads it: a copy, with a trimmed
-/// copy's conditions given back ([`CachedCondition`], without what nothing
-/// reads: other reasons and messages, the generation); the default status
-/// when none was written.
-pub fn written<S: Cached + Clone + Default>(status: Option<&S>) -> S {
-    let mut copy = status.cloned().unwrap_or_default();
-    if let Some(cached) = status.and_then(Cached::cached) {
-        *copy.conditions_mut() = cached
-            .conditions
-            .iter()
-            .map(CachedCondition::restore)
-            .collect();
-    }
-    copy
+/// A written status as the controller reads it: the stored copy (possibly
+/// trimmed) and, for a trimmed one, the digests of what was dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct Written<'a, S> {
+    stored: Option<&'a S>,
+    digest: Option<&'a StatusDigest>,
 }
 
-/// The status wanted is the one written: by digest for a trimmed copy, else
-/// by value; the [`FOREIGN`] fields are left out either way.
-pub fn unchanged<S: Cached + Serialize + PartialEq>(current: Option<&S>, wanted: &S) -> bool {
-    match current.and_then(Cached::cached) {
-        Some(d) => d.wanted(wanted).whole == d.whole,
-        None => {
-            current == Some(wanted) || current.is_some_and(|c| own_fields(c) == own_fields(wanted))
+impl<'a, S: KindStatus> Written<'a, S> {
+    /// A status as stored, with the digests of what its trimming dropped
+    /// (`None`: the whole status).
+    pub fn new(stored: Option<&'a S>, digest: Option<&'a StatusDigest>) -> Self {
+        Written { stored, digest }
+    }
+
+    /// The stored copy, as stored (a trimmed copy lacks the dropped fields
+    /// and its conditions).
+    pub fn stored(&self) -> Option<&'a S> {
+        self.stored
+    }
+
+    /// The digests of a trimmed copy.
+    pub fn digest(&self) -> Option<&'a StatusDigest> {
+        self.digest
+    }
+
+    /// The written status: a copy, with a trimmed copy's conditions given
+    /// back ([`CachedCondition`], without what nothing reads: other reasons
+    /// and messages, the generation); the default status when none was
+    /// written.
+    pub fn status(&self) -> S {
+        let mut copy = self.stored.cloned().unwrap_or_default();
+        if let Some(digest) = self.digest {
+            *copy.conditions_mut() = digest
+                .conditions
+                .iter()
+                .map(CachedCondition::restore)
+                .collect();
+        }
+        copy
+    }
+
+    /// The status wanted is the one written: by digest for a trimmed copy,
+    /// else by value; the [`FOREIGN`] fields are left out either way.
+    pub fn unchanged(&self, wanted: &S) -> bool {
+        match self.digest {
+            Some(d) => d.wanted(wanted).whole == d.whole,
+            None => {
+                self.stored == Some(wanted)
+                    || self
+                        .stored
+                        .is_some_and(|c| own_fields(c) == own_fields(wanted))
+            }
         }
     }
-}
 
-/// Whether one top-level status field differs between the written status
-/// (`current`, possibly trimmed) and the one wanted.
-pub fn field_changed<S: Cached + Serialize>(current: Option<&S>, wanted: &S, field: &str) -> bool {
-    let after = as_map(wanted);
-    let after_field = after.get(field).unwrap_or(&Value::Null);
-    if let Some(before) = current
-        .and_then(Cached::cached)
-        .and_then(|d| d.field(field))
-    {
-        return digest(after_field) != before;
+    /// Whether one top-level status field differs between the written
+    /// status and the one wanted.
+    pub fn field_changed(&self, wanted: &S, field: &str) -> bool {
+        let after = as_map(wanted);
+        let after_field = after.get(field).unwrap_or(&Value::Null);
+        if let Some(before) = self.digest.and_then(|d| d.field(field)) {
+            return digest(after_field) != before;
+        }
+        let before = self.stored.map(as_map).unwrap_or_default();
+        before.get(field).unwrap_or(&Value::Null) != after_field
     }
-    let before = current.map(as_map).unwrap_or_default();
-    before.get(field).unwrap_or(&Value::Null) != after_field
 }
 
 #[cfg(test)]
@@ -296,44 +316,45 @@ status:
   privilegeCount: 1
 "#;
 
-    fn trimmed(mut m: Member) -> Member {
-        trim(&mut m.status, &["groups", "privileges"]);
-        m
+    /// A member's status trimmed as the store keeps it, and its digest.
+    fn trimmed(mut m: Member) -> (Option<MemberStatus>, Option<StatusDigest>) {
+        let digest = trim(&mut m.status, &["groups", "privileges"]);
+        (m.status, digest)
     }
 
     #[test]
     fn a_trimmed_copy_keeps_what_the_controller_reads_and_drops_the_lists() {
         let full = member(MEMBER);
-        let cached = trimmed(full.clone());
-        let s = cached.status.as_ref().unwrap();
+        let (cached, digest) = trimmed(full.clone());
+        let s = cached.as_ref().unwrap();
         assert!(s.privileges.is_empty() && s.groups.is_empty());
         assert_eq!(s.phase, full.status.as_ref().unwrap().phase);
         assert_eq!(s.privilege_count, 1);
         assert_eq!(s.observed_generation, Some(1));
+        let fields: Vec<&str> = digest.as_ref().unwrap().fields().collect();
+        assert_eq!(fields, ["groups", "privileges", "conditions"]);
+        assert!(digest.as_ref().unwrap().field("phase").is_none());
     }
 
     #[test]
     fn the_status_written_is_unchanged_and_any_edit_is_seen() {
         let full = member(MEMBER);
-        let cached = trimmed(full.clone());
+        let (cached, digest) = trimmed(full.clone());
+        let was = Written::new(cached.as_ref(), digest.as_ref());
         let written = full.status.clone().unwrap();
-        assert!(unchanged(cached.status.as_ref(), &written));
-        assert!(!field_changed(
-            cached.status.as_ref(),
-            &written,
-            "privileges"
-        ));
+        assert!(was.unchanged(&written));
+        assert!(!was.field_changed(&written, "privileges"));
 
         let mut more = written.clone();
         more.privileges[0].granted_by.push("writers".into());
-        assert!(!unchanged(cached.status.as_ref(), &more));
-        assert!(field_changed(cached.status.as_ref(), &more, "privileges"));
-        assert!(!field_changed(cached.status.as_ref(), &more, "groups"));
+        assert!(!was.unchanged(&more));
+        assert!(was.field_changed(&more, "privileges"));
+        assert!(!was.field_changed(&more, "groups"));
 
         let mut phase = written.clone();
         phase.phase = None;
-        assert!(!unchanged(cached.status.as_ref(), &phase));
-        assert!(!unchanged(cached.status.as_ref(), &MemberStatus::default()));
+        assert!(!was.unchanged(&phase));
+        assert!(!was.unchanged(&MemberStatus::default()));
     }
 
     #[test]
@@ -350,12 +371,13 @@ status:
         )
         .unwrap();
         let written = full.status.clone().unwrap();
-        let cached = trimmed(full);
+        let (cached, digest) = trimmed(full);
         assert!(
-            cached.status.as_ref().unwrap().conditions.is_empty(),
+            cached.as_ref().unwrap().conditions.is_empty(),
             "kept compact, in the digest"
         );
-        let restored = super::written(cached.status.as_ref());
+        let was = Written::new(cached.as_ref(), digest.as_ref());
+        let restored = was.status();
         let kept = &restored.conditions;
         assert_eq!(kept.len(), written.conditions.len());
         for (c, w) in kept.iter().zip(&written.conditions) {
@@ -380,48 +402,44 @@ status:
 
         // Judged by digest: the written conditions are unchanged, a new
         // message is a change.
-        assert!(unchanged(cached.status.as_ref(), &written));
-        assert!(!field_changed(
-            cached.status.as_ref(),
-            &written,
-            "conditions"
-        ));
+        assert!(was.unchanged(&written));
+        assert!(!was.field_changed(&written, "conditions"));
         let mut other = written.clone();
         other.conditions[2].message = "may not sign in".into();
-        assert!(!unchanged(cached.status.as_ref(), &other));
-        assert!(field_changed(cached.status.as_ref(), &other, "conditions"));
+        assert!(!was.unchanged(&other));
+        assert!(was.field_changed(&other, "conditions"));
     }
 
     #[test]
     fn an_untrimmed_copy_compares_by_value() {
         let full = member(MEMBER);
+        let was = Written::new(full.status.as_ref(), None);
         let written = full.status.clone().unwrap();
-        assert!(unchanged(full.status.as_ref(), &written));
+        assert!(was.unchanged(&written));
         let mut other = written.clone();
         other.privileges.clear();
-        assert!(!unchanged(full.status.as_ref(), &other));
-        assert!(field_changed(full.status.as_ref(), &other, "privileges"));
+        assert!(!was.unchanged(&other));
+        assert!(was.field_changed(&other, "privileges"));
     }
 
-    /// The digests live only in this process: a trimmed status serializes
-    /// (what a status write or the CLI would send) without them, and a
-    /// status read from JSON has none.
+    /// The API types carry no digest: a trimmed status serializes (what a
+    /// status write or the CLI would send) as the fields it kept, and the
+    /// CRD schema names no cache field.
     #[test]
     fn digests_never_leave_the_process() {
-        let cached = trimmed(member(MEMBER));
-        let status = cached.status.as_ref().unwrap();
-        let digest = status
-            .cached()
-            .expect("a trimmed status carries its digests");
-        let fields: Vec<&str> = digest.fields().collect();
-        assert_eq!(fields, ["groups", "privileges", "conditions"]);
-        assert!(digest.field("privileges").is_some() && digest.field("phase").is_none());
-
-        let json = serde_json::to_value(status).unwrap();
-        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert!(!keys.iter().any(|k| k.as_str() == "cached"), "{keys:?}");
-        let back: MemberStatus = serde_json::from_value(json).unwrap();
-        assert!(back.cached.is_none());
+        let (cached, _) = trimmed(member(MEMBER));
+        let json = serde_json::to_value(cached.as_ref().unwrap()).unwrap();
+        let keys: std::collections::BTreeSet<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["observedGeneration", "phase", "privilegeCount"].into(),
+            "{json}"
+        );
         let schema = serde_json::to_string(&schemars::schema_for!(MemberStatus)).unwrap();
         assert!(!schema.contains("cached"), "not in the CRD schema");
     }
@@ -430,47 +448,46 @@ status:
     /// difference to the controller: by value, by digest, nor in what it sends.
     #[test]
     fn foreign_fields_are_neither_compared_nor_digested() {
-        use crate::api::{ApiKey, ApiKeyStatus};
-        let mut key: ApiKey = serde_json::from_value(serde_json::json!({
-            "apiVersion": "orgaccess.dev/v1alpha1",
-            "kind": "ApiKey",
-            "metadata": {"name": "k", "namespace": "acme"},
-            "spec": {"displayName": "k"}
-        }))
-        .unwrap();
+        use crate::api::ApiKeyStatus;
         let wanted = ApiKeyStatus {
             hash: Some("ab".into()),
             ..ApiKeyStatus::default()
         };
         let mut used = wanted.clone();
         used.last_used_at = Some("2026-11-30T19:05:00Z".into());
-        key.status = Some(used.clone());
-        assert!(unchanged(key.status.as_ref(), &wanted));
+        let status = Some(used.clone());
+        let was = Written::new(status.as_ref(), None);
+        assert!(was.unchanged(&wanted));
         let mut rotated = wanted.clone();
         rotated.hash = Some("cd".into());
-        assert!(!unchanged(key.status.as_ref(), &rotated));
+        assert!(!was.unchanged(&rotated));
         assert!(!own_fields(&used).contains_key("lastUsedAt"));
         assert!(own_fields(&used).contains_key("hash"));
 
-        let mut cached = key.clone();
-        trim(&mut cached.status, &["privileges"]);
-        assert!(cached.status.as_ref().unwrap().cached().is_some());
-        assert!(unchanged(cached.status.as_ref(), &wanted));
-        assert!(!unchanged(cached.status.as_ref(), &rotated));
+        let mut cached = status.clone();
+        let digest = trim(&mut cached, &["privileges"]);
+        assert!(digest.is_some());
+        let was = Written::new(cached.as_ref(), digest.as_ref());
+        assert!(was.unchanged(&wanted));
+        assert!(!was.unchanged(&rotated));
     }
 
     #[test]
     fn what_is_written_of_an_untrimmed_status_is_that_status() {
         let full = member(MEMBER);
-        assert_eq!(written(full.status.as_ref()), full.status.clone().unwrap());
-        assert_eq!(written::<MemberStatus>(None), MemberStatus::default());
+        let was = Written::new(full.status.as_ref(), None);
+        assert_eq!(was.status(), full.status.clone().unwrap());
+        assert_eq!(
+            Written::<MemberStatus>::new(None, None).status(),
+            MemberStatus::default()
+        );
     }
 
     #[test]
     fn no_status_no_digest() {
         let mut m = member(MEMBER);
         m.status = None;
-        let m = trimmed(m);
-        assert!(m.status.is_none());
+        let (status, digest) = trimmed(m);
+        assert!(status.is_none() && digest.is_none());
     }
 }

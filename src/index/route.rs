@@ -190,3 +190,94 @@ pub fn api_key(ns: &Namespace, old: Option<&ApiKeyDef>, new: Option<&ApiKeyDef>)
     out.organization = true;
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::api::Group;
+    use crate::index::fixtures::{fixture, names, org, yaml};
+
+    /// The operator's own status write (same spec, status now current)
+    /// affects nothing: no reconcile, no fan-out.
+    #[test]
+    fn a_status_write_affects_nothing() {
+        let (index, mut groups, _) = fixture();
+        let g = &mut groups[0];
+        g.status = Some(crate::api::GroupStatus {
+            observed_generation: Some(1),
+            ..Default::default()
+        });
+        assert!(index.apply(g).is_empty());
+    }
+
+    /// An edit reaches the group, its members by either route, the grantees
+    /// its access list names and the organization; nobody else.
+    #[test]
+    fn a_group_edit_reaches_its_members_and_grantees_only() {
+        let (index, mut groups, _) = fixture();
+        groups[0].spec.privileges.clear();
+        let affected = index.apply(&groups[0]);
+        assert_eq!(affected.groups, names(&["readers"]));
+        assert_eq!(affected.members, names(&["ann"]));
+        // The organization's least-privilege findings follow every group.
+        assert!(affected.organization);
+
+        // sso-ops gives readers access: editing it re-resolves readers too.
+        groups[1].spec.access.clear();
+        let affected = index.apply(&groups[1]);
+        assert_eq!(affected.groups, names(&["readers", "sso-ops"]));
+        assert_eq!(affected.members, names(&["ann", "bob"]));
+    }
+
+    /// A member change reaches its groups before and after, and the organization.
+    #[test]
+    fn a_member_change_reaches_its_old_and_new_groups() {
+        let (index, _, mut members) = fixture();
+        members[0].spec.groups = vec!["lonely".into()];
+        let affected = index.apply(&members[0]);
+        assert_eq!(affected.members, names(&["ann"]));
+        assert_eq!(affected.groups, names(&["lonely", "readers"]));
+        assert!(affected.organization);
+        // The invitation index follows.
+        assert_eq!(
+            index.namespace("a").members_of("readers", &[]),
+            BTreeSet::new()
+        );
+        assert_eq!(
+            index.namespace("a").members_of("lonely", &[]),
+            names(&["ann"])
+        );
+    }
+
+    /// A new group reaches those invited to it before it existed, and the
+    /// objects naming it; deleting it, the same.
+    #[test]
+    fn a_group_coming_or_going_reaches_who_names_it() {
+        let (index, groups, mut members) = fixture();
+        members[2].spec.groups = vec!["later".into()];
+        index.apply(&members[2]);
+        let later: Group = yaml("metadata: {name: later, generation: 1}\nspec: {}");
+        let affected = index.apply(&later);
+        assert_eq!(affected.members, names(&["cy"]));
+        assert!(affected.organization);
+        let affected = index.delete(&groups[0]);
+        // sso-ops's access list names readers: its status reports it missing.
+        assert!(affected.groups.contains("sso-ops"));
+        assert_eq!(affected.members, names(&["ann"]));
+    }
+
+    /// The organization's status write touches nobody; its invitation
+    /// lifetime touches everyone.
+    #[test]
+    fn organization_settings_fan_out_its_status_does_not() {
+        let (index, _, _) = fixture();
+        let mut o = org("a");
+        o.status = Some(Default::default());
+        assert!(index.apply(&o).is_empty());
+        o.spec.invitation_lifetime_days = 7;
+        let affected = index.apply(&o);
+        assert_eq!(affected.members, names(&["ann", "bob", "cy"]));
+        assert_eq!(affected.groups.len(), 3);
+    }
+}

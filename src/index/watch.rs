@@ -1,6 +1,6 @@
 //! One watch per kind, feeding the shared [`Index`] and then a reflector
-//! store of lean copies ([`Indexed::lean`]: the index has the definitions),
-//! and routing every change to the reconciles it calls for.
+//! store of lean copies ([`Stored`]: the index has the definitions), and
+//! routing every change to the reconciles it calls for.
 //!
 //! `orgaccess run` starts these once; the webhook, the controller and the
 //! decision service all read what they fill. Each watch
@@ -9,7 +9,8 @@
 //!   linkerd's `guarded_watch` does);
 //! - drops `managedFields`, the last-applied annotation and the long status
 //!   lists before caching, which are most of an object's bytes and never
-//!   read (the lists are kept as digests: [`super::cached_status`]);
+//!   read (the lists are kept as digests beside the stored copy:
+//!   [`Stored`], [`super::cached_status`]);
 //! - is scoped by `--watch-namespace`.
 
 use std::collections::BTreeSet;
@@ -23,7 +24,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource};
 use tokio::task::JoinHandle;
 
-use super::{Affected, Index, Indexed, Routed};
+use super::{Affected, Index, Indexed, Routed, Stored};
 use crate::api::{ApiKey, Group, Member, Organization};
 
 /// Which namespaces are watched, for every component of the process.
@@ -60,18 +61,18 @@ impl Scope {
 /// Where routed changes go: one channel of object references per kind
 /// (the controllers' `reconcile_on`).
 pub struct Senders {
-    pub organizations: mpsc::UnboundedSender<ObjectRef<Organization>>,
-    pub groups: mpsc::UnboundedSender<ObjectRef<Group>>,
-    pub members: mpsc::UnboundedSender<ObjectRef<Member>>,
-    pub api_keys: mpsc::UnboundedSender<ObjectRef<ApiKey>>,
+    pub organizations: mpsc::UnboundedSender<ObjectRef<Stored<Organization>>>,
+    pub groups: mpsc::UnboundedSender<ObjectRef<Stored<Group>>>,
+    pub members: mpsc::UnboundedSender<ObjectRef<Stored<Member>>>,
+    pub api_keys: mpsc::UnboundedSender<ObjectRef<Stored<ApiKey>>>,
 }
 
 /// The receiving ends of [`Senders`].
 pub struct Triggers {
-    pub organizations: mpsc::UnboundedReceiver<ObjectRef<Organization>>,
-    pub groups: mpsc::UnboundedReceiver<ObjectRef<Group>>,
-    pub members: mpsc::UnboundedReceiver<ObjectRef<Member>>,
-    pub api_keys: mpsc::UnboundedReceiver<ObjectRef<ApiKey>>,
+    pub organizations: mpsc::UnboundedReceiver<ObjectRef<Stored<Organization>>>,
+    pub groups: mpsc::UnboundedReceiver<ObjectRef<Stored<Group>>>,
+    pub members: mpsc::UnboundedReceiver<ObjectRef<Stored<Member>>>,
+    pub api_keys: mpsc::UnboundedReceiver<ObjectRef<Stored<ApiKey>>>,
 }
 
 pub fn channels() -> (Senders, Triggers) {
@@ -123,15 +124,16 @@ impl Senders {
     }
 }
 
-/// The objects as the controllers look them up: lean copies (no labels or
-/// annotations; Members and Groups without spec, which the index's
-/// definitions hold), with their written status (trimmed, [`super::cached_status`]).
+/// The objects as the controllers look them up ([`Stored`]): lean copies
+/// (no labels or annotations; Members and Groups without spec, which the
+/// index's definitions hold), with their written status (trimmed, its
+/// digests beside it).
 #[derive(Clone)]
 pub struct Stores {
-    pub organizations: Store<Organization>,
-    pub groups: Store<Group>,
-    pub members: Store<Member>,
-    pub api_keys: Store<ApiKey>,
+    pub organizations: Store<Stored<Organization>>,
+    pub groups: Store<Stored<Group>>,
+    pub members: Store<Stored<Member>>,
+    pub api_keys: Store<Stored<ApiKey>>,
 }
 
 /// The process's caches: the index, the stores, and where changes are routed.
@@ -243,27 +245,26 @@ fn unguard<K: Indexed>(event: watcher::Event<DeserializeGuard<K>>) -> Option<wat
     })
 }
 
-/// What is never read and most of an object's bytes: managed fields, the
-/// last-applied annotation, and the status lists the controller only
-/// compares (kept as digests, [`super::cached_status`]).
+/// What nothing reads and is much of an object's bytes: managed fields
+/// and the last-applied annotation.
 fn strip<K: Indexed>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    obj.trim_status();
 }
 
 /// One event as the store keeps it: the index has read the full object
-/// first, so the store's copy drops what the index holds
-/// ([`Indexed::lean`]).
-fn lean<K: Indexed>(event: &mut watcher::Event<K>) {
+/// first, so the store's copy drops what the index holds and keeps its
+/// status trimmed ([`Stored::keep`]).
+fn kept<K: Indexed>(event: watcher::Event<K>) -> watcher::Event<Stored<K>> {
     match event {
-        watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
-            o.lean()
-        }
-        watcher::Event::Init | watcher::Event::InitDone => {}
+        watcher::Event::Apply(o) => watcher::Event::Apply(Stored::keep(o)),
+        watcher::Event::Delete(o) => watcher::Event::Delete(Stored::keep(o)),
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(Stored::keep(o)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 
@@ -272,7 +273,7 @@ fn watch<K: Indexed>(
     scope: &Scope,
     index: &Arc<Index>,
     router: &Arc<Mutex<Option<Senders>>>,
-) -> (Store<K>, JoinHandle<()>) {
+) -> (Store<Stored<K>>, JoinHandle<()>) {
     let (reader, mut writer) = reflector::store();
     let guarded: Api<DeserializeGuard<K>> = scope.api(client);
     let stream = watcher(guarded, watcher::Config::default().any_semantic())
@@ -293,10 +294,9 @@ fn watch<K: Indexed>(
         // anything is routed.
         let mut apply = |event: Result<watcher::Event<K>, watcher::Error>, routed: &mut Routed| {
             match event {
-                Ok(mut e) => {
+                Ok(e) => {
                     routed.extend(index.apply_event(&e));
-                    lean(&mut e);
-                    writer.apply_watcher_event(&e);
+                    writer.apply_watcher_event(&kept(e));
                 }
                 Err(e) => {
                     tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying with backoff")

@@ -11,7 +11,7 @@ use orgaccess::cli::manifest::{Object, load};
 use orgaccess::controller::desired;
 use orgaccess::core::builtin::BuiltinGroup;
 use orgaccess::core::effective::MemberPhase;
-use orgaccess::index::Index;
+use orgaccess::index::{Index, Stored};
 
 const NS: &str = "demo";
 
@@ -83,14 +83,14 @@ fn group_and_member_statuses_agree_on_membership() {
     let now = jiff::Timestamp::now();
     let mut by_member: BTreeSet<(String, String)> = BTreeSet::new();
     for m in &f.members {
-        let status = desired::member(m, &ns, now).expect("indexed");
+        let status = desired::member(&Stored::from(m.clone()), &ns, now).expect("indexed");
         for g in status.groups.iter().filter(|g| g.active) {
             by_member.insert((g.group.clone(), m.metadata.name.clone().unwrap()));
         }
     }
     let mut by_group: BTreeSet<(String, String)> = BTreeSet::new();
     for g in &f.groups {
-        let status = desired::group(g, &ns, now).expect("indexed");
+        let status = desired::group(&Stored::from(g.clone()), &ns, now).expect("indexed");
         assert_eq!(status.member_count as usize, status.members.len());
         for m in status.members {
             by_group.insert((g.metadata.name.clone().unwrap(), m));
@@ -110,7 +110,12 @@ fn organization_status_counts_what_the_members_report() {
     let statuses: Vec<_> = f
         .members
         .iter()
-        .map(|m| (m, desired::member(m, &ns, now).expect("indexed")))
+        .map(|m| {
+            (
+                m,
+                desired::member(&Stored::from(m.clone()), &ns, now).expect("indexed"),
+            )
+        })
         .collect();
     let active = statuses
         .iter()
@@ -138,7 +143,7 @@ fn member_status_is_the_cores_effective_privileges() {
     let now = jiff::Timestamp::now();
     let grantees = ns.grantees();
     for m in &f.members {
-        let status = desired::member(m, &ns, now).expect("indexed");
+        let status = desired::member(&Stored::from(m.clone()), &ns, now).expect("indexed");
         let def = orgaccess::core::model::MemberDef::from(m);
         let eff = orgaccess::core::effective::member_effective(&ns.state, &grantees, &def, now);
         let expected: Vec<_> = eff.provenance(&grantees);
@@ -185,7 +190,8 @@ fn a_duplicate_shows_one_display_name_in_status_and_in_the_cli() {
     copy.spec.display_name = None;
     f.index.apply(&copy);
     let ns = f.index.namespace(NS);
-    let status = desired::group(&copy, &ns, jiff::Timestamp::now()).expect("indexed");
+    let status =
+        desired::group(&Stored::from(copy.clone()), &ns, jiff::Timestamp::now()).expect("indexed");
     assert_eq!(status.display_name, written);
     assert_eq!(
         written.unwrap(),
@@ -336,7 +342,6 @@ fn organization_advice_is_the_advisors_review_under_its_settings() {
 /// status as the full object, and an object the index does not hold none.
 #[test]
 fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
-    use orgaccess::index::Indexed;
     let f = examples();
     let ns = f.index.namespace(NS);
     let now = jiff::Timestamp::now();
@@ -352,11 +357,11 @@ fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
     }
     let mut checked = 0;
     for m in &f.members {
-        let mut lean = m.clone();
-        lean.lean();
-        assert!(lean.spec.groups.is_empty() && lean.spec.identity.username.is_empty());
+        let lean = Stored::keep(m.clone());
+        let spec = &lean.object.spec;
+        assert!(spec.groups.is_empty() && spec.identity.username.is_empty());
         let (mut a, mut b) = (
-            desired::member(m, &ns, now).expect("indexed"),
+            desired::member(&Stored::from(m.clone()), &ns, now).expect("indexed"),
             desired::member(&lean, &ns, now).expect("indexed"),
         );
         a.conditions = timeless(a.conditions);
@@ -366,11 +371,11 @@ fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
     }
     assert!(checked > 0, "the examples have members with privileges");
     for g in &f.groups {
-        let mut lean = g.clone();
-        lean.lean();
-        assert!(lean.spec.privileges.is_empty() && lean.spec.template.is_none());
+        let lean = Stored::keep(g.clone());
+        let spec = &lean.object.spec;
+        assert!(spec.privileges.is_empty() && spec.template.is_none());
         let (mut a, mut b) = (
-            desired::group(g, &ns, now).expect("indexed"),
+            desired::group(&Stored::from(g.clone()), &ns, now).expect("indexed"),
             desired::group(&lean, &ns, now).expect("indexed"),
         );
         a.conditions = timeless(a.conditions);
@@ -379,10 +384,10 @@ fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
     }
     let mut stranger = f.members[0].clone();
     stranger.metadata.name = Some("not-indexed".into());
-    assert!(desired::member(&stranger, &ns, now).is_none());
+    assert!(desired::member(&Stored::from(stranger.clone()), &ns, now).is_none());
     let mut stranger = f.groups[0].clone();
     stranger.metadata.name = Some("not-indexed".into());
-    assert!(desired::group(&stranger, &ns, now).is_none());
+    assert!(desired::group(&Stored::from(stranger.clone()), &ns, now).is_none());
 }
 
 /// Zero writes when idle, through the cache: a status as the apiserver
@@ -392,8 +397,6 @@ fn a_lean_stored_copy_gets_the_status_of_the_full_object() {
 /// condition that turns is seen, by the log too.
 #[test]
 fn a_cached_written_status_is_wanted_again_unchanged() {
-    use orgaccess::index::Indexed;
-    use orgaccess::index::cached_status::{unchanged, written};
     fn as_returned<T: serde::Serialize + serde::de::DeserializeOwned>(t: &T) -> T {
         serde_json::from_value(serde_json::to_value(t).unwrap()).unwrap()
     }
@@ -403,22 +406,21 @@ fn a_cached_written_status_is_wanted_again_unchanged() {
     let later = then + jiff::SignedDuration::from_mins(42);
     let mut checked = 0;
     for m in &f.members {
-        let mut stored = m.clone();
-        stored.status = Some(as_returned(&desired::member(m, &ns, then).unwrap()));
-        let full = stored.status.clone().unwrap();
-        stored.lean();
-        stored.trim_status();
-        let cached = stored.status.as_ref();
+        let mut written = m.clone();
+        let full = as_returned(&desired::member(&Stored::from(m.clone()), &ns, then).unwrap());
+        written.status = Some(full.clone());
+        let stored = Stored::keep(written);
+        let cached = stored.object.status.as_ref();
         assert!(cached.unwrap().conditions.is_empty(), "kept compact");
         let again = desired::member(&stored, &ns, later).unwrap();
         assert!(
-            unchanged(cached, &again),
+            stored.written().unchanged(&again),
             "member {:?}: {:#?}\nvs\n{:#?}",
             m.metadata.name,
             full,
             again
         );
-        let restored = written(cached);
+        let restored = stored.written().status();
         assert_eq!(restored.conditions.len(), full.conditions.len());
         for (r, w) in restored.conditions.iter().zip(&full.conditions) {
             assert_eq!(
@@ -428,17 +430,18 @@ fn a_cached_written_status_is_wanted_again_unchanged() {
         }
         let mut turned = again.clone();
         turned.conditions[0].status = "Unknown".into();
-        assert!(!unchanged(cached, &turned));
+        assert!(!stored.written().unchanged(&turned));
         checked += 1;
     }
     for g in &f.groups {
-        let mut stored = g.clone();
-        stored.status = Some(as_returned(&desired::group(g, &ns, then).unwrap()));
-        stored.lean();
-        stored.trim_status();
+        let mut written = g.clone();
+        written.status = Some(as_returned(
+            &desired::group(&Stored::from(g.clone()), &ns, then).unwrap(),
+        ));
+        let stored = Stored::keep(written);
         let again = desired::group(&stored, &ns, later).unwrap();
         assert!(
-            unchanged(stored.status.as_ref(), &again),
+            stored.written().unchanged(&again),
             "group {:?}",
             g.metadata.name
         );

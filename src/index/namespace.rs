@@ -1,0 +1,315 @@
+//! One organization's snapshot ([`Namespace`]): its objects' definitions,
+//! the invitation map, and what is derived from them on first use and kept
+//! until the namespace changes (the grantees' privileges, the requester
+//! views, the decision facts).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use super::decisions::DecisionFacts;
+use super::requesters::{RequesterCache, requester_key};
+use super::route::{self, Affected};
+use crate::core::change::Def;
+use crate::core::effective::{
+    Grantees, RequesterView, SubjectNames, requester_view, resolve_grantees,
+};
+use crate::core::model::{IdentitySet, Kind, MemberDef, OrgState};
+use crate::core::privilege::outside_request_scope;
+
+/// One organization: its objects' definitions and what is derived from them.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    pub state: OrgState,
+    /// The Organization object (for Events regarding it), if there is one.
+    pub organization: Option<ObjectReference>,
+    /// Members by the groups they are invited to (`spec.groups`), so a group's
+    /// members are found without a scan of every member.
+    invited: HashMap<String, BTreeSet<String>>,
+    grantees: OnceLock<Arc<Grantees>>,
+    /// The user and group names the Members list as subjects.
+    subjects: OnceLock<Arc<SubjectNames>>,
+    requesters: Mutex<RequesterCache>,
+    /// What decisions derive per member and API key (`decisions.rs`).
+    pub(super) decisions: DecisionFacts,
+}
+
+impl Clone for Namespace {
+    fn clone(&self) -> Self {
+        // Derived data is dropped: a copy is made only to be changed.
+        Namespace {
+            state: self.state.clone(),
+            organization: self.organization.clone(),
+            invited: self.invited.clone(),
+            ..Namespace::default()
+        }
+    }
+}
+
+impl Namespace {
+    pub fn new(state: OrgState) -> Self {
+        let mut ns = Namespace::default();
+        for m in state.members.values() {
+            ns.invite(m);
+        }
+        ns.state = state;
+        ns
+    }
+
+    /// Privileges of every group and API key ([`resolve_grantees`]), computed once.
+    pub fn grantees(&self) -> Arc<Grantees> {
+        // Kept with the cache: its ids must outlive the request computing it.
+        self.grantees
+            .get_or_init(|| outside_request_scope(|| Arc::new(resolve_grantees(&self.state))))
+            .clone()
+    }
+
+    /// The user and group names this namespace's Members list as subjects
+    /// ([`SubjectNames`]), computed once.
+    pub fn subject_names(&self) -> Arc<SubjectNames> {
+        self.subjects
+            .get_or_init(|| Arc::new(SubjectNames::of(&self.state)))
+            .clone()
+    }
+
+    /// The members a Kubernetes identity maps to, and their merged privileges
+    /// ([`requester_view`]), computed once per identity. Privileges do not
+    /// depend on the time (only accepted members hold any), so a cached view
+    /// stays right until the namespace changes.
+    ///
+    /// Only the identity's relevant part is read ([`SubjectNames::relevant`]):
+    /// the user name if a Member names it, the groups Members name. That part
+    /// is the cache's key, as a SHA-256 digest, so neither a long user name
+    /// nor a list of a million groups is kept or compared, and every identity
+    /// no Member names shares one entry.
+    pub fn requester(&self, username: &str, groups: &[String]) -> Arc<RequesterView> {
+        let names = self.subject_names();
+        let (user, relevant) = names.relevant(username, groups);
+        let key = requester_key(user, &relevant);
+        if let Some((v, _)) = self.lock_requesters().views.get(&key) {
+            return v.clone();
+        }
+        let relevant: Vec<String> = relevant.into_iter().map(str::to_string).collect();
+        let view = outside_request_scope(|| {
+            Arc::new(requester_view(
+                &self.state,
+                &self.grantees(),
+                username,
+                &relevant,
+                Timestamp::now(),
+            ))
+        });
+        self.lock_requesters().insert(key, view.clone());
+        view
+    }
+
+    /// Requester views cached for this snapshot: entries and estimated bytes.
+    pub fn requester_cache(&self) -> (usize, usize) {
+        let cache = self.lock_requesters();
+        (cache.views.len(), cache.bytes)
+    }
+
+    /// Names of the members that may be in `group`: invited to it, or matched
+    /// by one of `sets`. A superset of its members (the core decides who
+    /// counts, [`crate::core::effective::group_members`]); found without a
+    /// scan unless there are identity sets to match.
+    pub fn members_of(&self, group: &str, sets: &[IdentitySet]) -> BTreeSet<String> {
+        let mut out = self.invited.get(group).cloned().unwrap_or_default();
+        if !sets.is_empty() {
+            out.extend(
+                self.state
+                    .members
+                    .values()
+                    .filter(|m| sets.iter().any(|s| s.matches(m)))
+                    .map(|m| m.name.clone()),
+            );
+        }
+        out
+    }
+
+    /// The definitions of the members that may be in the existing `group`.
+    pub fn candidate_members(&self, group: &str) -> Vec<&MemberDef> {
+        let sets = self
+            .state
+            .groups
+            .get(group)
+            .map(|g| g.identity_sets.as_slice())
+            .unwrap_or_default();
+        self.members_of(group, sets)
+            .iter()
+            .filter_map(|name| self.state.members.get(name))
+            .collect()
+    }
+
+    fn lock_requesters(&self) -> std::sync::MutexGuard<'_, RequesterCache> {
+        self.requesters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn invite(&mut self, m: &MemberDef) {
+        for g in &m.groups {
+            self.invited
+                .entry(g.clone())
+                .or_default()
+                .insert(m.name.clone());
+        }
+    }
+
+    fn uninvite(&mut self, m: &MemberDef) {
+        for g in &m.groups {
+            if let Some(names) = self.invited.get_mut(g) {
+                names.remove(&m.name);
+                if names.is_empty() {
+                    self.invited.remove(g);
+                }
+            }
+        }
+    }
+
+    /// Drops what was derived from the state. The grantees' privileges come
+    /// from groups and API keys only (and the Organization's settings), so a
+    /// Member change keeps them; every change can remap requesters.
+    fn invalidate(&mut self, kind: Kind) {
+        if kind != Kind::Member {
+            self.grantees = OnceLock::new();
+        }
+        self.subjects = OnceLock::new();
+        self.requesters = Mutex::default();
+        self.decisions = Default::default();
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        let s = &self.state;
+        s.org.is_none() && s.groups.is_empty() && s.members.is_empty() && s.api_keys.is_empty()
+    }
+
+    /// Puts a definition in place of the one of the same kind and name (or
+    /// removes it: `new` is `None`), answering what the change affects.
+    pub(super) fn put(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        new: Option<Def>,
+        reference: Option<ObjectReference>,
+    ) -> Affected {
+        let affected = match kind {
+            Kind::Organization => {
+                let new = match &new {
+                    Some(Def::Organization(o)) => Some(o),
+                    _ => None,
+                };
+                // One organization per namespace (admission refuses a
+                // second); should one slip in while the webhook was down,
+                // keep judging by the first.
+                if !self.state.is_home(name) {
+                    return Affected::default();
+                }
+                route::organization(self, self.state.org.as_ref(), new)
+            }
+            Kind::Group => {
+                let new = match &new {
+                    Some(Def::Group(g)) => Some(g),
+                    _ => None,
+                };
+                route::group(self, self.state.groups.get(name), new)
+            }
+            Kind::Member => {
+                let new = match &new {
+                    Some(Def::Member(m)) => Some(m),
+                    _ => None,
+                };
+                route::member(self, self.state.members.get(name), new)
+            }
+            Kind::ApiKey => {
+                let new = match &new {
+                    Some(Def::ApiKey(k)) => Some(k),
+                    _ => None,
+                };
+                route::api_key(self, self.state.api_keys.get(name), new)
+            }
+        };
+        if affected.is_empty() {
+            // Same definition (a status write): nothing derived changes.
+            return affected;
+        }
+        match (kind, new) {
+            (_, Some(Def::Organization(o))) => {
+                self.state.org = Some(o);
+                self.organization = reference;
+            }
+            (Kind::Organization, None) => {
+                self.state.org = None;
+                self.organization = None;
+            }
+            (_, Some(Def::Group(g))) => {
+                self.state.groups.insert(name.to_string(), g);
+            }
+            (Kind::Group, None) => {
+                self.state.groups.remove(name);
+            }
+            (_, Some(Def::Member(m))) => {
+                if let Some(old) = self.state.members.remove(name) {
+                    self.uninvite(&old);
+                }
+                self.invite(&m);
+                self.state.members.insert(name.to_string(), m);
+            }
+            (Kind::Member, None) => {
+                if let Some(old) = self.state.members.remove(name) {
+                    self.uninvite(&old);
+                }
+            }
+            (_, Some(Def::ApiKey(k))) => {
+                self.state.api_keys.insert(name.to_string(), k);
+            }
+            (Kind::ApiKey, None) => {
+                self.state.api_keys.remove(name);
+            }
+        }
+        self.invalidate(kind);
+        affected
+    }
+
+    pub(super) fn names(&self, kind: Kind) -> Vec<String> {
+        match kind {
+            Kind::Organization => self.state.org.iter().map(|o| o.name.clone()).collect(),
+            Kind::Group => self.state.groups.keys().cloned().collect(),
+            Kind::Member => self.state.members.keys().cloned().collect(),
+            Kind::ApiKey => self.state.api_keys.keys().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::index::fixtures::fixture;
+    use jiff::Timestamp;
+
+    /// The candidates the index offers for a group are a superset of its
+    /// members: the core's `group_members` over them equals it over everyone.
+    #[test]
+    fn candidate_members_agree_with_every_member() {
+        let (index, _, _) = fixture();
+        let ns = index.namespace("a");
+        let grantees = ns.grantees();
+        let now = Timestamp::now();
+        for g in ns.state.groups.keys() {
+            let everyone = crate::core::effective::group_members(
+                &ns.state,
+                &grantees,
+                ns.state.members.values(),
+                g,
+                now,
+            );
+            let candidates = crate::core::effective::group_members(
+                &ns.state,
+                &grantees,
+                ns.candidate_members(g),
+                g,
+                now,
+            );
+            assert_eq!(everyone, candidates, "group {g}");
+        }
+    }
+}
