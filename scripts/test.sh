@@ -5,8 +5,9 @@
 #
 # The test binaries (a handful: tests/<group>/main.rs, ARCHITECTURE.md "Tests")
 # run in two lanes at once, as cargo would run each one (from its package's
-# directory): `cli`, the longest (the demo and the chart), in one lane, every
-# other binary one after another in the second. Most of a test's time is spent
+# directory): `cli`, the longest (the demo and the chart), then
+# `apiserver_restart` in one lane, every other binary one after another in
+# the second (about as long, measured in docs/ci.md). Most of a test's time is spent
 # waiting on the apiserver and the processes it started, so two lanes fit two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +49,11 @@ run() {
 }
 lane() { while IFS=$'\t' read -r name dir exe; do run "$name" "$dir" "$exe"; done; }
 
-grep -P '^cli\t' "$work/binaries" | lane &
+# The first lane: cli, then apiserver_restart; the second: the rest, webhook first.
+first_lane='^(cli|apiserver_restart)\t'
+grep -P "$first_lane" "$work/binaries" | sort -r | lane &
 first=$!
-grep -vP '^cli\t' "$work/binaries" | lane
+grep -vP "$first_lane" "$work/binaries" | sort -t$'\t' -k1,1 -s | awk -F'\t' '$1 == "webhook" { print; next } { rest = rest $0 "\n" } END { printf "%s", rest }' | lane
 wait "$first"
 
 # Every log, whole, in the order the binaries finished, and one closing line.
