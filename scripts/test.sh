@@ -37,7 +37,8 @@ for line in sys.stdin:
 
 # One binary: its output to its own log, its exit status beside it.
 run() {
-  local name=$1 dir=$2 exe=$3 log="$work/$(printf '%s' "$1" | tr -c 'a-zA-Z0-9_\n' '_').log"
+  local name=$1 dir=$2 exe=$3 log
+  log=$(mktemp "$work/XXXXXX.log")
   local start=$SECONDS
   echo "=== $name: $exe" >"$log"
   set +e
