@@ -2,7 +2,9 @@
 //! `helm template | kubectl apply --dry-run=server` on a real kube-apiserver for
 //! each values variant, an install and upgrade that keeps the webhook
 //! certificate, the ValidatingAdmissionPolicy denying what it must, and the
-//! operator reconciling examples/ with nothing but the chart's RBAC.
+//! operator reconciling examples/ with nothing but the chart's RBAC; the
+//! variants of issue 30 (decision service on, global values, pass-through
+//! values, an umbrella chart with `condition: orgaccess.enabled`).
 //!
 //! `scripts/check-chart-upgrade.sh`: `helm upgrade` from the previous chart
 //! version (CRDs in crds/, from git) to this one updates the CRDs, and
@@ -55,6 +57,14 @@ fn chart_passes_check_chart() {
         "CRDs rendered as templates, kept on uninstall",
         "the CRDs belong to release orgaccess",
         "helm uninstall kept the CRDs and the objects",
+        // Issue 30's chart bugs, each rendered and checked.
+        "refused: webhook.port and decision.https.port are both 8443",
+        "decision service on 9443, webhook on 8443",
+        "refused for 1.30.9, accepted for 1.31.0",
+        "NOTES.txt names Lease acme-access-orgaccess-controller",
+        "global.imageRegistry and global.imagePullSecrets used",
+        "pass-through keys used: commonLabels on all",
+        "umbrella chart: enabled renders and passes the dry run",
     ] {
         assert!(
             stdout.contains(expected),
