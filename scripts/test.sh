@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build-control-plane.sh >/dev/null
 bash tools/build-helm.sh >/dev/null
+bash tools/build-crane.sh >/dev/null
 # kstatus + cel-go checker and lua5.1 for the readiness tests (tests/readiness.rs).
 bash tools/build-status.sh >/dev/null
 bash tools/install-lua.sh
