@@ -65,6 +65,7 @@ fn chart_passes_check_chart() {
         "global.imageRegistry and global.imagePullSecrets used",
         "pass-through keys used: commonLabels on all",
         "umbrella chart: enabled renders and passes the dry run",
+        "examples/install/ accepted by the Argo CD and Flux CRDs",
     ] {
         assert!(
             stdout.contains(expected),
