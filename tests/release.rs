@@ -216,3 +216,33 @@ fn release_builds_the_image_of_the_dockerfile_and_the_chart_in_step() {
         .args(["--check", "--quiet", "SHA256SUMS"])
         .current_dir(&dist_path));
 }
+
+/// scripts/check-image-runc.sh: the image (built from this test build's
+/// binary) run by runc as the chart's pods run it (its args, user 65532,
+/// read-only root, no capabilities, in-cluster service account), two replicas
+/// against the local control plane: ready, the leader reconciles examples/,
+/// killed, the other takes the Lease and reconciles, SIGTERM releases it.
+#[test]
+fn image_runs_under_runc_as_the_charts_pods_and_hands_over_the_lease() {
+    let stdout = String::from_utf8(run(Command::new("bash")
+        .arg(root().join("scripts/check-image-runc.sh"))
+        .current_dir(root())
+        .env_remove("KUBECONFIG")
+        .env("ORGACCESS_BIN", env!("CARGO_BIN_EXE_orgaccess"))))
+    .unwrap();
+    for expected in [
+        "both replicas ready (/readyz 200); orgaccess-runc-a holds the Lease orgaccess-controller",
+        "the operator process runs as uid 65532",
+        "the webhook serves the chart's certificate",
+        "members and the API key Ready",
+        "orgaccess-runc-b took the Lease",
+        "a re-created member reconciled by the new leader",
+        "stopped; the Lease released",
+        "check-image-runc: OK",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "check-image-runc output lacks {expected:?}:\n{stdout}"
+        );
+    }
+}
