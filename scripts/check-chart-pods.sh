@@ -104,8 +104,14 @@ writer=$!
 helm upgrade "$release" charts/orgaccess --namespace "$ns" --reuse-values --set image.tag="$version-b" >/dev/null
 kubectl -n "$ns" rollout status deployment/"$release" --timeout=300s >/dev/null || fail "the upgrade did not roll out"
 kill "$writer" 2>/dev/null; wait "$writer" 2>/dev/null || true
-images=$(kubectl -n "$ns" get pods -l app.kubernetes.io/instance="$release" -o jsonpath='{range .items[*]}{.spec.containers[0].image}{" "}{end}')
-[[ "$images" == "docker.io/library/orgaccess:$version-b docker.io/library/orgaccess:$version-b " ]] || fail "pods after the upgrade: $images"
+# The old pods terminate (their grace period) after the new ones are ready.
+want="docker.io/library/orgaccess:$version-b docker.io/library/orgaccess:$version-b "
+for _ in $(seq 1 90); do
+  images=$(kubectl -n "$ns" get pods -l app.kubernetes.io/instance="$release" -o jsonpath='{range .items[*]}{.spec.containers[0].image}{" "}{end}')
+  [[ "$images" == "$want" ]] && break
+  sleep 1
+done
+[[ "$images" == "$want" ]] || fail "pods after the upgrade: $images"
 [[ ! -s "$work/refused" ]] || fail "changes were refused during the rollout: $(cat "$work/refused")"
 echo "rolled to $version-b; no change refused during the rollout"
 
