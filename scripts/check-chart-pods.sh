@@ -70,7 +70,14 @@ echo "2 pods Running and Ready in $(( $(date +%s) - started )) s"
 
 step "the apiserver calls the webhook through the Service"
 kubectl create namespace acme >/dev/null
-if out=$(kubectl apply -f tests/golden/bad/custom-not-offered.yaml 2>&1); then fail "the catalog's refusal was admitted: $out"; fi
+# Ready pods are in the Service's EndpointSlice at once, but kube-proxy programs
+# them on its next sync: until then the apiserver's call is refused
+# ("failed calling webhook ... connection refused"), as in any cluster.
+for _ in $(seq 1 60); do
+  if out=$(kubectl apply -f tests/golden/bad/custom-not-offered.yaml 2>&1); then fail "the catalog's refusal was admitted: $out"; fi
+  grep -q "failed calling webhook" <<<"$out" || break
+  sleep 0.5
+done
 grep -q 'admission webhook "validate.orgaccess.dev" denied the request' <<<"$out" || fail "unexpected answer: $out"
 grep -q "CatalogValidity" <<<"$out" || fail "unexpected answer: $out"
 echo "denied: $(grep -o 'denied the request.*' <<<"$out" | head -1 | cut -c1-160)"
