@@ -61,7 +61,8 @@ cyclonedx=${ORGACCESS_CACHE:-$HOME/.cache/orgaccess}/cargo-cyclonedx/bin/cargo-c
 if [[ -x "$cyclonedx" ]]; then
   "$cyclonedx" cyclonedx --format json --spec-version 1.5 --target x86_64-unknown-linux-gnu >&2
   mv orgaccess.cdx.json "$dist/orgaccess-$version.cdx.json"
-  find . -name '*.cdx.json' -not -path './target/*' -delete
+  # The other crates' SBOMs, written beside their Cargo.toml (not dist/'s).
+  find "$root" -name '*.cdx.json' -not -path "$dist/*" -not -path "$root/target/*" -delete
 else
   echo "skipped: cargo-cyclonedx is not installed (bash tools/install-cargo-cyclonedx.sh)" >&2
 fi
