@@ -18,7 +18,20 @@
 #       - operator.watchNamespace=default (a RoleBinding, the webhook limited
 #         to that namespace),
 #       - crds.install=false (no CRD rendered; the default renders the four,
-#         annotated helm.sh/resource-policy: keep);
+#         annotated helm.sh/resource-policy: keep and, against Argo CD's
+#         pruning, argocd.argoproj.io/sync-options: Prune=false,Delete=false),
+#       - the decision service on (its port is not the webhook's: every
+#         variant's container ports are distinct, and a clash is refused),
+#       - global values of an umbrella chart (global.imageRegistry and
+#         global.imagePullSecrets used, other global keys and `enabled`
+#         accepted), and the common pass-through keys (commonLabels,
+#         extraObjects, extraVolumes, extraVolumeMounts, deployment and pod
+#         annotations and labels, webhook.annotations...), each checked in the
+#         render,
+#       - the chart as a dependency of an umbrella chart with
+#         `condition: orgaccess.enabled` (rendered on and off);
+#     and NOTES.txt names the Lease the Deployment uses, for a release not
+#     named orgaccess; kubeVersion refuses 1.30 (the CRDs' CEL needs 1.31);
 #     the release namespace is labelled pod-security.kubernetes.io/warn=restricted
 #     so a pod template that breaks the restricted profile fails the check;
 #  4. static checks of the render: no wildcard in RBAC rules, the webhook's
@@ -96,6 +109,42 @@ diff -u crds/orgaccess.yaml "$chart/files/crds/orgaccess.yaml" >/dev/null \
 [[ ! -e "$chart/crds" ]] || fail "$chart/crds/ exists: Helm never upgrades it; the CRDs are templates (templates/crds.yaml)"
 echo "identical"
 
+# The common pass-through keys, each set to something the checks below find.
+cat >"$work/pass-through.values.yaml" <<'YAML'
+commonLabels: {team: platform}
+deploymentAnnotations: {reloader.stakater.com/auto: "true"}
+deploymentLabels: {tier: control}
+podAnnotations: {example.com/pod: annotated}
+podLabels: {example.com/pod: labelled}
+revisionHistoryLimit: 3
+webhook:
+  annotations: {example.com/webhook: annotated}
+service:
+  labels: {example.com/service: labelled}
+serviceAccount:
+  labels: {example.com/sa: labelled}
+crds:
+  annotations: {example.com/crd: annotated}
+operator:
+  extraEnvFrom: [{configMapRef: {name: pass-through-env, optional: true}}]
+extraVolumes: [{name: extra-ca, configMap: {name: pass-through-ca, optional: true}}]
+extraVolumeMounts: [{name: extra-ca, mountPath: /etc/extra-ca, readOnly: true}]
+hostAliases: [{ip: 10.0.0.10, hostnames: [idp.internal]}]
+dnsConfig: {options: [{name: ndots, value: "2"}]}
+extraObjects:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata: {name: '{{ include "orgaccess.fullname" . }}-extra', namespace: '{{ .Release.Namespace }}'}
+    data: {from: extraObjects}
+  - |
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: {{ .Release.Name }}-extra-string
+      namespace: {{ .Release.Namespace }}
+    data: {from: a string}
+YAML
+
 # name|helm --set arguments
 variants=(
   "default|"
@@ -104,7 +153,8 @@ variants=(
   "no-webhook|--set webhook.enabled=false --set replicaCount=1"
   "watch-namespace|--set operator.watchNamespace=default"
   "client-auth|--set webhook.clientAuth.enabled=true --set webhook.clientAuth.caConfigMap=apiserver-client-ca --set activityFile.enabled=true"
-  "subchart-global|--set global.imageRegistry=registry.example.com --set global.anything.nested=true"
+  "subchart-global|--set global.imageRegistry=mirror.example.com:5000 --set global.imagePullSecrets[0]=mirror-pull --set imagePullSecrets[0].name=own-pull --set global.imagePullSecrets[1].name=own-pull --set global.anything.nested=true --set enabled=true"
+  "pass-through|-f $work/pass-through.values.yaml"
   "service-monitor|--set serviceMonitor.enabled=true --set serviceMonitor.interval=30s --set serviceMonitor.labels.release=prometheus"
   "no-crds|--set crds.install=false"
   "no-admission-policy|--set admissionPolicy.enabled=false"
@@ -122,6 +172,23 @@ for v in "${variants[@]}"; do
   # shellcheck disable=SC2086
   "$helm" lint --strict "$chart" --namespace "$namespace" $args
 done
+
+step "a listener port clash is refused"
+if "$helm" template "$release" "$chart" --set decision.https.enabled=true --set decision.https.tlsSecretName=t \
+  --set decision.https.clientCASecretName=c --set decision.https.port=8443 >/dev/null 2>"$work/clash.err"; then
+  fail "decision.https.port=8443 (the webhook's port) was accepted"
+fi
+grep -q "webhook.port and decision.https.port are both 8443" "$work/clash.err" || fail "unexpected error: $(cat "$work/clash.err")"
+echo "refused: $(grep -o 'webhook.port and decision.https.port are both 8443[^"]*' "$work/clash.err" | head -1)"
+
+step "kubeVersion: 1.31 or newer (the CRDs' CEL calls isCIDR/isIP)"
+grep -q "isCIDR" crds/orgaccess.yaml || fail "the CRDs no longer use isCIDR: revisit kubeVersion in Chart.yaml"
+if "$helm" template "$release" "$chart" --kube-version 1.30.9 >/dev/null 2>"$work/kube.err"; then
+  fail "the chart renders for Kubernetes 1.30"
+fi
+grep -q "incompatible with Kubernetes v1.30.9" "$work/kube.err" || fail "unexpected error: $(cat "$work/kube.err")"
+"$helm" template "$release" "$chart" --kube-version 1.31.0 >/dev/null || fail "the chart refuses Kubernetes 1.31.0"
+echo "refused for 1.30.9, accepted for 1.31.0"
 
 step "values.schema.json refuses a misspelt value and a bad choice"
 for bad in "replicas=3" "webhook.failurePolicy=Never"; do
@@ -224,6 +291,9 @@ for v in "${variants[@]}"; do
     fi
   done
   grep -q "fieldPath: metadata.name" <<<"$(docs_of_kind "$out" Deployment)" || fail "$name: POD_NAME is not set from the downward API"
+  # Every listener on its own port (a clash crash-loops the pod).
+  ports=$(docs_of_kind "$out" Deployment | sed -n 's/^ *containerPort: //p')
+  [[ -z "$(sort <<<"$ports" | uniq -d)" ]] || fail "$name: two listeners on one container port: $(tr '\n' ' ' <<<"$ports")"
 
   case "$name" in
     default)
@@ -254,7 +324,43 @@ for v in "${variants[@]}"; do
       crds=$(docs_of_kind "$out" CustomResourceDefinition)
       [[ $(grep -c "helm.sh/resource-policy: keep" <<<"$crds") -eq 4 ]] \
         || fail "default: the four CRDs are not rendered with helm.sh/resource-policy: keep"
+      [[ $(grep -c "argocd.argoproj.io/sync-options: Prune=false,Delete=false" <<<"$crds") -eq 4 ]] \
+        || fail "default: the four CRDs are not protected from Argo CD's pruning"
       echo "CRDs rendered as templates, kept on uninstall"
+      ;;
+    decision*)
+      dep=$(docs_of_kind "$out" Deployment)
+      grep -q -- "- --decision-addr=0.0.0.0:9443" <<<"$dep" || fail "$name: the decision service is not on 9443"
+      grep -q -- "- --webhook-addr=0.0.0.0:8443" <<<"$dep" || fail "$name: the webhook is not on 8443"
+      echo "decision service on 9443, webhook on 8443: container ports $(tr '\n' ' ' <<<"$ports")"
+      ;;
+    subchart-global)
+      dep=$(docs_of_kind "$out" Deployment)
+      grep -q 'image: "mirror.example.com:5000/orgaccess:' <<<"$dep" || fail "$name: global.imageRegistry not used: $(grep 'image:' <<<"$dep")"
+      secrets=$(sed -n '/imagePullSecrets:/,/^      [a-z]/s/^ *- name: //p' <<<"$dep" | tr '\n' ' ')
+      [[ "$secrets" == "mirror-pull own-pull " ]] || fail "$name: imagePullSecrets are '$secrets', not the global then the chart's, once each"
+      echo "global.imageRegistry and global.imagePullSecrets used: image $(sed -n 's/^ *image: //p' <<<"$dep"), pull secrets $secrets"
+      ;;
+    pass-through)
+      # Every object of the chart's own (the two extraObjects are the user's, as written).
+      total=$(( $(grep -c '^kind: ' "$out") - 2 )); labelled=$(grep -c '^    team: platform$' "$out" || true)
+      [[ "$labelled" -eq "$total" ]] || fail "$name: commonLabels on $labelled of $total objects"
+      dep=$(docs_of_kind "$out" Deployment)
+      for want in "reloader.stakater.com/auto: \"true\"" "tier: control" "example.com/pod: annotated" "example.com/pod: labelled" \
+        "        team: platform" "revisionHistoryLimit: 3" "name: pass-through-env" "mountPath: /etc/extra-ca" \
+        "name: pass-through-ca" "- idp.internal" "name: ndots"; do
+        grep -qF -- "$want" <<<"$dep" || fail "$name: the Deployment lacks '$want'"
+      done
+      for kind in ValidatingWebhookConfiguration MutatingWebhookConfiguration; do
+        grep -q "example.com/webhook: annotated" <<<"$(docs_of_kind "$out" "$kind")" || fail "$name: webhook.annotations not on the $kind"
+      done
+      grep -q "example.com/service: labelled" <<<"$(docs_of_kind "$out" Service)" || fail "$name: service.labels not used"
+      grep -q "example.com/sa: labelled" <<<"$(docs_of_kind "$out" ServiceAccount)" || fail "$name: serviceAccount.labels not used"
+      [[ $(grep -c "example.com/crd: annotated" <<<"$(docs_of_kind "$out" CustomResourceDefinition)") -eq 4 ]] || fail "$name: crds.annotations not used"
+      cms=$(docs_of_kind "$out" ConfigMap)
+      grep -Eq "name: '?$release-extra'?$" <<<"$cms" && grep -q "name: $release-extra-string$" <<<"$cms" \
+        || fail "$name: extraObjects (an object and a string, through tpl) not rendered: $cms"
+      echo "pass-through keys used: commonLabels on all $total objects, deployment and pod metadata, extra volumes, env, hosts, DNS, webhook, Service, ServiceAccount and CRD metadata, extraObjects"
       ;;
     no-crds)
       [[ -z "$(docs_of_kind "$out" CustomResourceDefinition)" ]] || fail "$name: CRDs rendered although crds.install=false"
@@ -331,10 +437,81 @@ for v in "${variants[@]}"; do
   esac
 done
 
+step "NOTES.txt names the release's Lease"
+"$helm" install acme-access "$chart" --namespace "$namespace" --dry-run=client --set crds.install=false >"$work/notes.out"
+lease=$(sed -n 's/.*--lease-name=\(.*\)$/\1/p' "$work/notes.out" | head -1)
+[[ "$lease" == acme-access-orgaccess-controller ]] || fail "release acme-access: the Deployment's Lease is ${lease:-none}"
+grep -q "get lease $lease " "$work/notes.out" || fail "NOTES.txt does not name the Lease $lease: $(grep 'get lease' "$work/notes.out")"
+echo "release acme-access: NOTES.txt names Lease $lease, as the Deployment does"
+
+step "the chart as an umbrella chart's dependency (condition: orgaccess.enabled, global values)"
+umbrella="$work/umbrella"
+mkdir -p "$umbrella"
+cat >"$umbrella/Chart.yaml" <<YAML
+apiVersion: v2
+name: platform
+version: 1.0.0
+dependencies:
+  - name: orgaccess
+    version: ">=0.0.0-0"
+    repository: file://$root/$chart
+    condition: orgaccess.enabled
+YAML
+cat >"$umbrella/values.yaml" <<'YAML'
+global:
+  imageRegistry: mirror.example.com
+  imagePullSecrets: [{name: mirror-pull}]
+  otherSubchart: {anything: true}
+orgaccess:
+  enabled: true
+YAML
+"$helm" dependency build "$umbrella" >/dev/null
+"$helm" lint --strict "$umbrella" --namespace "$namespace" >/dev/null || fail "helm lint --strict of the umbrella chart"
+"$helm" template "$release" "$umbrella" --namespace "$namespace" --kube-version "$server_version" >"$work/umbrella.yaml" \
+  || fail "the umbrella chart with orgaccess.enabled=true does not render"
+grep -q 'image: "mirror.example.com/orgaccess:' "$work/umbrella.yaml" || fail "umbrella: global.imageRegistry not used"
+grep -q -- "- name: mirror-pull" "$work/umbrella.yaml" || fail "umbrella: global.imagePullSecrets not used"
+dry_run "$work/umbrella.yaml" umbrella
+"$helm" template "$release" "$umbrella" --namespace "$namespace" --set orgaccess.enabled=false >"$work/umbrella-off.yaml"
+[[ $(grep -c '^kind: ' "$work/umbrella-off.yaml" || true) -eq 0 ]] || fail "umbrella: orgaccess.enabled=false still renders objects"
+echo "umbrella chart: enabled renders and passes the dry run (mirror registry, global pull secret); disabled renders nothing"
+
 if $own_cluster; then
   step "examples/ pass a server dry-run against the CRDs"
   kubectl create namespace chart-check-examples --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl apply --dry-run=server -n chart-check-examples -f examples/
+
+  step "examples/install/ (Argo CD Application, Flux HelmRelease and sources) against their CRDs"
+  # The CRDs come from the pinned argo-cd, source-controller and helm-controller
+  # Go modules; the objects are created for real (strict field validation:
+  # a misspelt field is refused), then the chart is rendered with the values
+  # each one passes, for the chart version each one asks for.
+  mapfile -t gitops_crds < <(bash tools/gitops-crds.sh)
+  for f in "${gitops_crds[@]}"; do kubectl apply --server-side --field-manager=check-chart -f "$f" >/dev/null; done
+  for f in "${gitops_crds[@]}"; do kubectl wait --for condition=established --timeout=60s -f "$f" >/dev/null; done
+  for ns in argocd flux-system; do kubectl create namespace "$ns" >/dev/null; done
+  kubectl apply --validate=strict -f examples/install/ | sed 's/^/  /'
+  chart_version=$(sed -n 's/^version: //p' "$chart/Chart.yaml")
+  app_version=$(sed -n 's/^appVersion: "\(.*\)"/\1/p' "$chart/Chart.yaml")
+  [[ "$(kubectl -n argocd get application orgaccess -o jsonpath='{.spec.source.targetRevision}')" == "$chart_version" ]] \
+    || fail "examples/install/argocd-application.yaml does not ask for chart $chart_version"
+  for semver in "$(kubectl -n flux-system get ocirepository orgaccess -o jsonpath='{.spec.ref.semver}')" \
+    "$(kubectl -n flux-system get helmrelease orgaccess-from-helmrepository -o jsonpath='{.spec.chart.spec.version}')"; do
+    [[ "${chart_version%.*}.x" == "$semver" ]] || fail "examples/install/ asks for chart $semver, not ${chart_version%.*}.x"
+  done
+  kubectl -n argocd get application orgaccess -o jsonpath='{.spec.source.helm.valuesObject}' >"$work/values-argocd.json"
+  kubectl -n flux-system get helmrelease orgaccess -o jsonpath='{.spec.values}' >"$work/values-flux.json"
+  kubectl -n flux-system get helmrelease orgaccess-from-helmrepository -o jsonpath='{.spec.values}' >"$work/values-flux-repo.json"
+  for values in argocd flux flux-repo; do
+    "$helm" lint --strict "$chart" -f "$work/values-$values.json" >/dev/null || fail "examples/install/: the $values values fail helm lint"
+    "$helm" template orgaccess "$chart" --namespace orgaccess-system --kube-version "$server_version" \
+      -f "$work/values-$values.json" >"$work/install-$values.yaml"
+    grep -q "image: \"registry.example.com/platform/orgaccess:$app_version\"" "$work/install-$values.yaml" \
+      || fail "examples/install/: the $values values do not deploy image tag $app_version"
+  done
+  grep -q "^kind: Certificate" "$work/install-argocd.yaml" && ! grep -q "name: orgaccess-webhook-client$" "$work/install-argocd.yaml" \
+    || fail "examples/install/argocd-application.yaml: the certificates would be made anew on every Argo CD sync"
+  echo "examples/install/ accepted by the Argo CD and Flux CRDs; their values render chart $chart_version with image $app_version"
 
   step "helm install, then upgrade keeps the self-signed certificate"
   # The CRDs exist (applied above, as an install from crds/ would have): the

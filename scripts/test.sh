@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build-control-plane.sh >/dev/null
 bash tools/build-helm.sh >/dev/null
+bash tools/build-crane.sh >/dev/null
+# runc (tests/release.rs runs the image with it), containerd and the CNI plugins.
+bash tools/install-node-runtime.sh
 # kstatus + cel-go checker and lua5.1 for the readiness tests (tests/operations/readiness.rs).
 bash tools/build-status.sh >/dev/null
 bash tools/install-lua.sh

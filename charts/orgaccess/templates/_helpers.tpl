@@ -27,6 +27,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: orgaccess
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Selector labels: stable across upgrades (Deployment selectors are immutable). */}}
@@ -66,20 +69,80 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson -}}
 {{- end -}}
 
-{{/* The image reference: repository@digest, else repository:tag (default appVersion). */}}
+{{/*
+The image reference: repository@digest, else repository:tag (default
+appVersion). With global.imageRegistry (an umbrella chart's mirror), the
+repository's own registry (its first part, when that has a dot or a colon or
+is localhost) is replaced by it, or it is prefixed when it names none.
+*/}}
 {{- define "orgaccess.image" -}}
+{{- $repository := .Values.image.repository -}}
+{{- $global := .Values.global | default dict -}}
+{{- with $global.imageRegistry -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (regexReplaceAll "^([^/]*[.:][^/]*|localhost)/" $repository "") -}}
+{{- end -}}
 {{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
 
-{{/* The metadata the chart adds to each CRD (indented under `metadata:`). */}}
+{{/*
+The pods' imagePullSecrets: global.imagePullSecrets then imagePullSecrets,
+each a name or a `{name: ...}`, without repeats. Renders nothing when empty.
+*/}}
+{{- define "orgaccess.imagePullSecrets" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $names := list -}}
+{{- range concat ($global.imagePullSecrets | default list) (.Values.imagePullSecrets | default list) -}}
+{{- $name := . -}}
+{{- if kindIs "map" . -}}{{- $name = get . "name" -}}{{- end -}}
+{{- if and $name (not (has $name $names)) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- if $names }}
+imagePullSecrets:
+{{- range $names }}
+  - name: {{ . }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Fails the render when two of the pod's listeners would bind the same port (the
+container would crash-loop on "address in use").
+*/}}
+{{- define "orgaccess.checkPorts" -}}
+{{- $ports := dict (toString .Values.admin.port) "admin.port" -}}
+{{- $listeners := list -}}
+{{- if .Values.webhook.enabled -}}{{- $listeners = append $listeners (list "webhook.port" .Values.webhook.port) -}}{{- end -}}
+{{- if .Values.decision.https.enabled -}}{{- $listeners = append $listeners (list "decision.https.port" .Values.decision.https.port) -}}{{- end -}}
+{{- if .Values.decision.nginx.enabled -}}{{- $listeners = append $listeners (list "decision.nginx.port" .Values.decision.nginx.port) -}}{{- end -}}
+{{- range $listeners -}}
+{{- $key := toString (index . 1) -}}
+{{- if hasKey $ports $key -}}
+{{- fail (printf "%s and %s are both %s: each listener needs its own container port" (get $ports $key) (index . 0) $key) -}}
+{{- end -}}
+{{- $_ := set $ports $key (index . 0) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The metadata the chart adds to each CRD (indented under `metadata:`). With
+crds.keep, neither Helm (uninstall) nor Argo CD (pruning on a sync, or deleting
+the Application with its resources) deletes them: deleting a CRD deletes every
+organization's objects.
+*/}}
 {{- define "orgaccess.crdMetadata" -}}
-{{- if .Values.crds.keep }}
+{{- $annotations := .Values.crds.annotations | default dict -}}
+{{- if .Values.crds.keep -}}
+{{- $annotations = merge (dict "helm.sh/resource-policy" "keep" "argocd.argoproj.io/sync-options" "Prune=false,Delete=false") $annotations -}}
+{{- end }}
+{{- with $annotations }}
   annotations:
-    helm.sh/resource-policy: keep
+    {{- toYaml . | nindent 4 }}
 {{- end }}
   labels:
     {{- include "orgaccess.labels" . | nindent 4 }}
