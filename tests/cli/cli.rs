@@ -1189,6 +1189,9 @@ fn advise_follows_the_seeds_examples() {
     let copy = |extra: &str| {
         for entry in std::fs::read_dir(root().join("examples")).unwrap() {
             let path = entry.unwrap().path();
+            if !path.is_file() {
+                continue; // examples/install/: the operator's own delivery
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             // The integrator has accepted the invitation.
             let text = text.replace(
@@ -1300,6 +1303,9 @@ fn advise_finds_unused_keys_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(root().join("examples")).unwrap() {
         let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue; // examples/install/: the operator's own delivery
+        }
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
     let now = jiff::Timestamp::now();

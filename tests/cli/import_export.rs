@@ -269,6 +269,9 @@ fn manifests_to_json_to_manifests_is_identity() {
     let mut original = Loaded::default();
     for entry in std::fs::read_dir(root().join("examples")).unwrap() {
         let path: PathBuf = entry.unwrap().path();
+        if !path.is_file() {
+            continue; // examples/install/: the operator's own delivery
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         manifest::parse_text(&path.display().to_string(), &text, "default", &mut original);
     }
