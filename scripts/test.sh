@@ -53,11 +53,11 @@ run() {
 }
 lane() { while IFS=$'\t' read -r name dir exe; do run "$name" "$dir" "$exe"; done; }
 
-# The first lane: cli, then apiserver_restart; the second: the rest, webhook first.
-first_lane='^(cli|apiserver_restart)\t'
-grep -P "$first_lane" "$work/binaries" | sort -r | lane &
+# The first lane: cli, then apiserver_restart; the second: webhook, then the rest.
+pick() { grep -P "^$1\t" "$work/binaries" || true; }
+{ pick cli; pick apiserver_restart; } | lane &
 first=$!
-grep -vP "$first_lane" "$work/binaries" | sort -t$'\t' -k1,1 -s | awk -F'\t' '$1 == "webhook" { print; next } { rest = rest $0 "\n" } END { printf "%s", rest }' | lane
+{ pick webhook; grep -vP '^(cli|apiserver_restart|webhook)\t' "$work/binaries"; } | lane
 wait "$first"
 
 # Every log, whole, in the order the binaries finished, and one closing line.
