@@ -13,4 +13,5 @@ mod chart;
 mod cli;
 mod cli_tools;
 mod demo;
+mod diff;
 mod import_export;
