@@ -982,3 +982,121 @@ fn seed_002_create_one_group_duplicate_it_and_edit_the_duplicates_sources() {
     let eff = member_effective(&s, &resolve_grantees(&s), &s.members["mia"], now());
     assert_eq!(eff.privileges.len(), 6);
 }
+
+/// "Although the users in the identity sets you import into your
+/// organization can access Coveo, they don't appear on the organization
+/// member list": a member matched by an identity set alone holds the group's
+/// privileges, and is the kind the Organization's status counts apart
+/// (`identitySetMembers`); an invited member is listed.
+#[test]
+fn seed_001_identity_set_users_access_but_are_not_listed_as_members() {
+    use orgaccess::core::effective::only_by_identity_sets;
+    use orgaccess::core::model::{IdentitySet, OpenIdDomain};
+    let mut s = organization();
+    add_group(
+        &mut s,
+        GroupDef {
+            identity_sets: vec![IdentitySet {
+                open_id_domain: Some(OpenIdDomain {
+                    provider: Provider::Google,
+                    domain: "acme.example".into(),
+                }),
+                sso_group: None,
+                salesforce_profile: None,
+            }],
+            ..group(
+                "staff",
+                None,
+                vec![
+                    spec(Search, "ExecuteQueries", Allowed),
+                    spec(Organization, "Organization", View),
+                ],
+            )
+        },
+    );
+    let imported = MemberDef {
+        identity: MemberIdentity {
+            provider: Provider::Google,
+            username: "ivy@acme.example".into(),
+        },
+        ..member("ivy", &[])
+    };
+    add_member(&mut s, imported);
+    add_member(&mut s, member("ian", &["users"]));
+    assert!(
+        may(&s, "ivy", Verb::Allowed, "Search/ExecuteQueries"),
+        "the identity set gives access"
+    );
+    assert!(only_by_identity_sets(&s, &s.members["ivy"]));
+    assert!(
+        !only_by_identity_sets(&s, &s.members["ian"]),
+        "an invited member is listed"
+    );
+}
+
+/// "If you want to make your Web source accessible to two more groups,
+/// Coveo Administrator Intern and Website Developers [...] In the Access
+/// tab, you switch the access level of the desired groups to Edit." The
+/// platform keeps a per-resource grant with its grantee (a privilege whose
+/// target is the source); orgaccess does too: the Access tab's change is an
+/// edit of each group's Custom Sources grant, judged as granting, and its
+/// per-resource view is `who-can edit Content/Sources/web`.
+#[test]
+fn seed_002_the_access_tab_of_the_web_source_gives_two_more_groups_edit() {
+    let mut s = organization();
+    add_member(&mut s, member("admin", &["administrators"]));
+    let basics = || vec![spec(Organization, "Organization", View)];
+    for g in ["intern", "website-developers"] {
+        add_group(&mut s, group(g, None, basics()));
+        add_member(&mut s, member(&format!("{g}-member"), &[g]));
+    }
+    add_group(
+        &mut s,
+        group(
+            "marketing",
+            None,
+            vec![custom_sources(&["youtube", "web"], &[])],
+        ),
+    );
+    add_member(&mut s, member("mia", &["marketing"]));
+    let editors = |s: &OrgState| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .members
+            .keys()
+            .filter(|m| may(s, m, Verb::Edit, "Content/Sources/web"))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(editors(&s), ["admin", "mia"]);
+    for g in ["intern", "website-developers"] {
+        let old = s.groups[g].clone();
+        let new = GroupDef {
+            privileges: [basics(), vec![custom_sources(&["web"], &[])]].concat(),
+            ..old.clone()
+        };
+        let j = judge_as(
+            &s,
+            "admin",
+            Operation::Update,
+            Some(Def::Group(old)),
+            Some(Def::Group(new.clone())),
+        );
+        assert!(j.allowed(), "{g}: {:?}", j.message);
+        // Mia edits the Web source but not the groups: she cannot hand it out.
+        let j = judge_as(
+            &s,
+            "mia",
+            Operation::Update,
+            Some(Def::Group(s.groups[g].clone())),
+            Some(Def::Group(new.clone())),
+        );
+        assert!(!j.allowed());
+        add_group(&mut s, new);
+    }
+    assert_eq!(
+        editors(&s),
+        ["admin", "intern-member", "mia", "website-developers-member"]
+    );
+}
