@@ -2,6 +2,14 @@
 //! platform's JSON, the document `orgaccess import` reads
 //! (`docs/import-export.md`).
 //!
+//! Nothing invented is written (docs/import-export.md, "Nothing invented"): a
+//! privilege whose `owner/targetDomain` is our inference stops the export
+//! unless `--allow-inferred` (then `x-orgaccess-inferred` lists the names;
+//! Administrators' are left out with a note), a member with provider
+//! AnyListed (no platform value) stops it unless `--allow-incomplete` (then
+//! it is left out), and identity sets go under the marked extension
+//! `x-orgaccess-identitySets`.
+//!
 //! Each group's and API key's privileges are written as the platform holds
 //! them: the template applied, and the grants other objects' access lists give
 //! it included (the platform stores an Access-tab grant as a privilege of the
@@ -162,6 +170,12 @@ pub fn export(
         if !m.subjects.is_empty() {
             out.notes.push(format!(
                 "member '{}': its Kubernetes subjects are orgaccess's own and are not exported",
+                m.name
+            ));
+        }
+        if !m.sso_groups.is_empty() || m.salesforce_profile.is_some() {
+            out.notes.push(format!(
+                "member '{}': its SSO groups and Salesforce profile are not exported (the platform reads them at sign-in)",
                 m.name
             ));
         }

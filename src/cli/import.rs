@@ -9,6 +9,13 @@
 //! command prints no manifests and exits 1 unless `--allow-unknown` is given
 //! (then the manifests leave those privileges out, and the report stays).
 //! API key values are never read: the operator generates new ones.
+//!
+//! Nothing is invented either (docs/import-export.md, "Nothing invented"): a
+//! provider outside the platform's enum (`ANY` included) is reported like an
+//! unknown domain, a key with no expiry gets no `spec.lifetime` (a note says
+//! its template's cap applies), and the manifests are judged by the pipeline
+//! `orgaccess check` runs before they are printed: what admission would
+//! refuse is reported, and nothing printed unless `--allow-refused`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
