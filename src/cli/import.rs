@@ -138,16 +138,15 @@ fn template_named(id: &str) -> Option<ApiKeyTemplate> {
     serde_json::from_value(serde_json::Value::String(id.to_string())).ok()
 }
 
-/// The days from `now` to an RFC 3339 `expirationDate`, as an ISO-8601 lifetime.
+/// The whole days from `now` to an RFC 3339 `expirationDate`, as an ISO-8601
+/// lifetime: rounded down, so that the key never outlives the platform's
+/// date (lifetimes count whole days); `None` when less than a day is left.
 fn lifetime_until(expiration: &str, now: Timestamp) -> Result<Option<String>, String> {
     let at: Timestamp = expiration
         .parse()
         .map_err(|e| format!("expirationDate '{expiration}' is not an RFC 3339 time ({e})"))?;
-    let secs = at.duration_since(now).as_secs();
-    if secs <= 0 {
-        return Ok(None);
-    }
-    Ok(Some(format!("P{}D", (secs + 86_399) / 86_400)))
+    let days = at.duration_since(now).as_secs() / 86_400;
+    Ok((days > 0).then(|| format!("P{days}D")))
 }
 
 /// What a key without `spec.lifetime` gets: every orgaccess key expires, at
@@ -432,7 +431,7 @@ impl<'a> Importer<'a> {
                 }
                 Ok(None) => {
                     self.out.notes.push(format!(
-                        "API key '{}' expired at {at}; imported disabled",
+                        "API key '{}' expires at {at}, less than a day from now (or already); imported disabled",
                         k.id
                     ));
                     (None, false)
@@ -655,10 +654,12 @@ mod tests {
             lifetime_until("2026-01-31T00:00:00Z", now),
             Ok(Some("P30D".into()))
         );
+        // Rounded down: the key never outlives the platform's date.
         assert_eq!(
-            lifetime_until("2026-01-30T01:00:00Z", now),
-            Ok(Some("P30D".into()))
+            lifetime_until("2026-01-30T23:00:00Z", now),
+            Ok(Some("P29D".into()))
         );
+        assert_eq!(lifetime_until("2026-01-01T23:00:00Z", now), Ok(None));
         assert_eq!(lifetime_until("2025-12-31T00:00:00Z", now), Ok(None));
         assert!(lifetime_until("soon", now).is_err());
     }
