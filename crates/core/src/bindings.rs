@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::effective::{Grantees, Via, member_groups};
+use crate::effective::{Grantees, Via, extends, member_groups, membership_end};
 use crate::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgState};
 use crate::privilege::{PrivilegeSet, PrivilegeSpec};
 
@@ -36,6 +36,9 @@ pub const SUBJECTS: &str = "subjects";
 pub const IDENTITY: &str = "identity";
 /// A Member's `spec.accepted` (when true).
 pub const ACCEPTED: &str = "accepted";
+/// A Member's `spec.until`, when a change extends or removes it: every
+/// membership of the member, identity sets' included, lasts longer by it.
+pub const UNTIL: &str = "until";
 /// A Group's `spec.identitySets` (when not empty).
 pub const IDENTITY_SETS: &str = "identitySets";
 /// An ApiKey's `spec.enabled` (when true).
@@ -155,10 +158,25 @@ pub fn member(
             changed: old.is_none_or(|o| !o.accepted),
         },
     ];
+    // An end extended or removed sets the binding anew (docs/time-bound-membership.md).
+    let start = old
+        .and_then(|o| o.invited_at)
+        .or(new.invited_at)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let end = |m: &MemberDef, g: &str| membership_end(m, g, Via::Invitation, start);
+    fields.push(Field {
+        key: UNTIL.into(),
+        granting: old.is_some(),
+        changed: old.is_some_and(|o| {
+            // The overall end alone: the one an identity-set membership has.
+            let overall = |m: &MemberDef| membership_end(m, "", Via::IdentitySet, start);
+            extends(overall(o), overall(new))
+        }),
+    });
     fields.extend(new.groups.iter().map(|g| Field {
         key: invitation(g),
         granting: true,
-        changed: old.is_none_or(|o| !o.groups.contains(g)),
+        changed: old.is_none_or(|o| !o.groups.contains(g) || extends(end(o, g), end(new, g))),
     }));
     let before = old.map(|o| &o.meta.bound_by);
     settle(before.unwrap_or(&BoundBy::new()), fields, setter, asserted)
@@ -334,7 +352,9 @@ pub fn foreign_growth(
             .meta
             .bound_by
             .iter()
-            .filter(|(k, _)| [SUBJECTS, IDENTITY, ACCEPTED, UNREADABLE].contains(&k.as_str()))
+            .filter(|(k, _)| {
+                [SUBJECTS, IDENTITY, ACCEPTED, UNTIL, UNREADABLE].contains(&k.as_str())
+            })
             .map(|(k, who)| (object.clone(), k.clone(), who.clone()))
             .collect();
         // What it gains through: each group that brings part of the gain,

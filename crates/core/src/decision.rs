@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::apikey::{NoValue, Standing};
 use crate::catalog::{self, Create, DomainId, Service};
 use crate::effective::{
-    Grantee, Grantees, MemberPhase, RequesterView, access_grants, api_key_spec_privileges,
-    member_groups, member_phase, requester_view,
+    Grantee, Grantees, MemberPhase, RequesterView, Steady, access_grants,
+    api_key_spec_privileges, has_ended, member_groups, member_phase, member_steady,
+    membership_end, requester_view,
 };
 use crate::model::{ApiKeyDef, MemberDef, OrgState};
 use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec};
@@ -267,24 +268,35 @@ impl Answer {
     }
 }
 
-/// What a check reads of one member, whatever the time: the groups whose
-/// membership counts once the member is accepted (by either route, existing),
-/// and the privileges they merge to. The phase, which depends on the time,
-/// is taken at each check; a pending or expired member holds nothing.
+/// What a check reads of one member at an instant, right for the whole
+/// span `steady` around it: the groups whose membership counts once the
+/// member is accepted (by either route, existing, not ended), and the
+/// privileges they merge to. The phase, which depends on the time, is taken
+/// at each check; a pending or expired member holds nothing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MemberFacts {
     /// Sorted, each once.
     pub groups: Vec<String>,
     pub privileges: PrivilegeSet,
+    /// No membership of the member ends inside it: a cached copy answers
+    /// only for an instant inside it ([`effective::member_steady`](crate::effective::member_steady)).
+    pub steady: Steady,
 }
 
-/// A member's [`MemberFacts`]: [`member_groups`] narrowed to the groups that
-/// exist, and their privileges merged (what
+/// A member's [`MemberFacts`] at `now`: [`member_groups`] narrowed to the
+/// groups that exist and whose membership has not ended, and their
+/// privileges merged (what
 /// [`member_effective`](crate::effective::member_effective) gives an
 /// accepted member).
-pub fn member_facts(state: &OrgState, grantees: &Grantees, m: &MemberDef) -> MemberFacts {
+pub fn member_facts(
+    state: &OrgState,
+    grantees: &Grantees,
+    m: &MemberDef,
+    now: Timestamp,
+) -> MemberFacts {
     let mut groups: Vec<String> = member_groups(state, m)
         .into_iter()
+        .filter(|(g, via)| !has_ended(membership_end(m, g, *via, now), now))
         .map(|(g, _)| g)
         .filter(|g| grantees.groups.contains_key(g))
         .collect();
@@ -296,7 +308,11 @@ pub fn member_facts(state: &OrgState, grantees: &Grantees, m: &MemberDef) -> Mem
             privileges.merge_in(set);
         }
     }
-    MemberFacts { groups, privileges }
+    MemberFacts {
+        groups,
+        privileges,
+        steady: member_steady(state, m, now),
+    }
 }
 
 /// What a check reads of one API key, besides its standing (which depends on
@@ -337,8 +353,8 @@ pub fn key_facts(state: &OrgState, k: &ApiKeyDef) -> KeyFacts {
 /// call ([`check`]), or kept by a cache that drops them whenever the state
 /// changes (the operator's index). None depends on the time.
 pub trait Facts {
-    /// The member's [`member_facts`].
-    fn member(&self, m: &MemberDef) -> Arc<MemberFacts>;
+    /// The member's [`member_facts`] at `now`.
+    fn member(&self, m: &MemberDef, now: Timestamp) -> Arc<MemberFacts>;
     /// The key's [`key_facts`].
     fn api_key(&self, k: &ApiKeyDef) -> Arc<KeyFacts>;
     /// The members a Kubernetes identity maps to ([`requester_view`]; only
@@ -353,8 +369,8 @@ pub struct Computed<'a> {
 }
 
 impl Facts for Computed<'_> {
-    fn member(&self, m: &MemberDef) -> Arc<MemberFacts> {
-        Arc::new(member_facts(self.state, self.grantees, m))
+    fn member(&self, m: &MemberDef, now: Timestamp) -> Arc<MemberFacts> {
+        Arc::new(member_facts(self.state, self.grantees, m, now))
     }
     fn api_key(&self, k: &ApiKeyDef) -> Arc<KeyFacts> {
         Arc::new(key_facts(self.state, k))
@@ -416,7 +432,7 @@ fn active_facts(
     now: Timestamp,
 ) -> (MemberPhase, Option<Arc<MemberFacts>>) {
     let (phase, _) = member_phase(m, state.invitation_lifetime_days(), now);
-    let f = (phase == MemberPhase::Active).then(|| facts.member(m));
+    let f = (phase == MemberPhase::Active).then(|| facts.member(m, now));
     (phase, f)
 }
 
@@ -448,7 +464,13 @@ fn member(
             MemberPhase::Expired => {
                 Some("the invitation expired unaccepted: the member holds nothing".into())
             }
-            MemberPhase::Active => None,
+            MemberPhase::Active => member_groups(state, m)
+                .iter()
+                .any(|(g, via)| has_ended(membership_end(m, g, *via, now), now))
+                .then(|| {
+                    "the member's memberships have ended (spec.until, spec.groupUntil): the member holds nothing"
+                        .into()
+                }),
         };
     }
     answer

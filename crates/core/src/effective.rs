@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::catalog::{self, DomainId};
 use crate::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider, SubjectKind,
+    Until,
 };
 use crate::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
 
@@ -195,9 +196,124 @@ pub enum Via {
 pub struct Membership {
     pub group: String,
     pub via: Via,
-    /// The membership counts: the group exists and the member is accepted
-    /// (by either route).
+    /// The membership counts: the group exists, the member is accepted
+    /// (by either route) and the membership has not ended.
     pub active: bool,
+    /// When it ends ([`membership_end`]); `None`: it does not.
+    pub ends_at: Option<Timestamp>,
+    /// It has ended (`ends_at` is at or before the instant asked about).
+    pub ended: bool,
+}
+
+/// An end that cannot be read has passed already: a membership whose end
+/// cannot be read does not count (admission refuses such an end,
+/// CatalogValidity; the CRD's pattern too).
+pub const UNREADABLE_END: Timestamp = Timestamp::MIN;
+
+fn end_of(value: Option<&String>, start: Timestamp) -> Option<Timestamp> {
+    let value = value?;
+    match Until::parse(value) {
+        Ok(u) => u.instant(start),
+        Err(_) => Some(UNREADABLE_END),
+    }
+}
+
+/// When a member's membership in `group` ends: the earlier of the member's
+/// overall end (`spec.until`) and, for an invitation, its own
+/// (`spec.groupUntil`); `None` when neither is set. A duration counts from
+/// the Member's creation, or from `start_if_unknown` for a manifest not
+/// applied yet (docs/time-bound-membership.md). The one place an end is
+/// computed: status, admission and decisions ask it.
+pub fn membership_end(
+    m: &MemberDef,
+    group: &str,
+    via: Via,
+    start_if_unknown: Timestamp,
+) -> Option<Timestamp> {
+    let start = m.invited_at.unwrap_or(start_if_unknown);
+    let overall = end_of(m.until.as_ref(), start);
+    let own = match via {
+        Via::Invitation => end_of(m.group_until.get(group), start),
+        Via::IdentitySet => None,
+    };
+    match (overall, own) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Has a membership ending at `end` ended at `now`? (An end is the first
+/// instant the membership no longer counts.)
+pub fn has_ended(end: Option<Timestamp>, now: Timestamp) -> bool {
+    end.is_some_and(|e| now >= e)
+}
+
+/// Is `new` a later end than `old` (`None`: no end)? Extending an end, or
+/// removing it, is a grant (docs/rules.md, NoEscalation).
+pub fn extends(old: Option<Timestamp>, new: Option<Timestamp>) -> bool {
+    match (old, new) {
+        (Some(_), None) => true,
+        (Some(o), Some(n)) => n > o,
+        (None, _) => false,
+    }
+}
+
+/// The span of time around an instant in which nothing derived from a
+/// member changes with the clock: from the latest end at or before it to
+/// the earliest end after it (`None`: unbounded). What is computed at the
+/// instant holds at any other inside it; caches keep it with what they keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Steady {
+    pub from: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl Steady {
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.from.is_none_or(|f| t >= f) && self.until.is_none_or(|u| t < u)
+    }
+
+    /// The part both hold for.
+    pub fn meet(self, other: Steady) -> Steady {
+        let later = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let earlier = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Steady {
+            from: later(self.from, other.from),
+            until: earlier(self.until, other.until),
+        }
+    }
+
+    /// Around `now`, given the ends that apply.
+    pub fn around(now: Timestamp, ends: impl IntoIterator<Item = Timestamp>) -> Steady {
+        let mut s = Steady::default();
+        for e in ends {
+            if e <= now {
+                s.from = Some(s.from.map_or(e, |f| f.max(e)));
+            } else {
+                s.until = Some(s.until.map_or(e, |u| u.min(e)));
+            }
+        }
+        s
+    }
+}
+
+/// The [`Steady`] span of a member's memberships around `now`.
+pub fn member_steady(state: &OrgState, m: &MemberDef, now: Timestamp) -> Steady {
+    if m.until.is_none() && m.group_until.is_empty() {
+        return Steady::default();
+    }
+    Steady::around(
+        now,
+        member_groups(state, m)
+            .into_iter()
+            .filter_map(|(g, via)| membership_end(m, &g, via, now)),
+    )
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -353,10 +469,18 @@ pub fn member_effective(
     let (phase, expires) = member_phase(m, state.invitation_lifetime_days(), now);
     let memberships: Vec<Membership> = member_groups(state, m)
         .into_iter()
-        .map(|(group, via)| Membership {
-            active: phase == MemberPhase::Active && grantees.groups.contains_key(&group),
-            group,
-            via,
+        .map(|(group, via)| {
+            let ends_at = membership_end(m, &group, via, now);
+            let ended = has_ended(ends_at, now);
+            Membership {
+                active: phase == MemberPhase::Active
+                    && grantees.groups.contains_key(&group)
+                    && !ended,
+                ends_at,
+                ended,
+                group,
+                via,
+            }
         })
         .collect();
     let mut privileges = PrivilegeSet::new();
@@ -432,7 +556,8 @@ pub fn console_access(eff: &MemberEffective) -> ConsoleAccess {
 }
 
 /// The members of a group, by either route, split into those whose membership
-/// counts (accepted, the group exists) and the others (pending or expired).
+/// counts at `now` (accepted, the group exists, not ended) and the others
+/// (pending, expired or ended).
 /// The Group's status reports this; it is the same membership the members'
 /// own effective privileges are computed from.
 pub fn group_members<'a>(
@@ -446,12 +571,13 @@ pub fn group_members<'a>(
     let lifetime = state.invitation_lifetime_days();
     let exists = grantees.groups.contains_key(group);
     for m in members {
-        if membership_in(state, m, group).is_none() {
+        let Some(via) = membership_in(state, m, group) else {
             continue;
-        }
+        };
         // The same test as `member_effective`'s `Membership::active`.
         let (phase, _) = member_phase(m, lifetime, now);
-        if phase == MemberPhase::Active && exists {
+        let ended = has_ended(membership_end(m, group, via, now), now);
+        if phase == MemberPhase::Active && exists && !ended {
             active.push(m.name.clone());
         } else {
             inactive.push(m.name.clone());
@@ -543,6 +669,9 @@ impl SubjectNames {
 pub struct RequesterView {
     pub members: Vec<String>,
     pub privileges: PrivilegeSet,
+    /// The span around the instant asked about in which the view stays
+    /// right (a membership ending changes the privileges).
+    pub steady: Steady,
 }
 
 pub fn requester_view(
@@ -558,6 +687,7 @@ pub fn requester_view(
             view.members.push(m.name.clone());
             view.privileges
                 .merge_in(&member_effective(state, grantees, m, now).privileges);
+            view.steady = view.steady.meet(member_steady(state, m, now));
         }
     }
     view

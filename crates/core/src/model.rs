@@ -454,6 +454,11 @@ pub struct MemberDef {
     pub invited_at: Option<Timestamp>,
     pub sso_groups: Vec<String>,
     pub salesforce_profile: Option<String>,
+    /// `spec.until`: when every membership of the member ends ([`Until`]).
+    pub until: Option<String>,
+    /// `spec.groupUntil`: when the invitation to a group ends ([`Until`]),
+    /// by group name.
+    pub group_until: BTreeMap<String, String>,
     /// A Terminating member maps no Kubernetes identity.
     pub meta: Meta,
 }
@@ -472,7 +477,56 @@ impl Default for MemberDef {
             invited_at: None,
             sso_groups: Vec::new(),
             salesforce_profile: None,
+            until: None,
+            group_until: BTreeMap::new(),
             meta: Meta::default(),
+        }
+    }
+}
+
+/// The end of a membership as written (`spec.until`, `spec.groupUntil`):
+/// an RFC 3339 time, or an ISO-8601 duration counted from the membership's
+/// start, the Member's creation (docs/time-bound-membership.md).
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    At(Timestamp),
+    After(jiff::Span),
+}
+
+/// The pattern the CRD checks an end against (the core parses it: [`Until::parse`]).
+pub const UNTIL_PATTERN: &str = r"^(P([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+S)?)?|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$";
+
+impl Until {
+    /// Reads an end: an RFC 3339 time with an offset, or a positive
+    /// ISO-8601 duration (`P30D`, `PT12H`).
+    pub fn parse(value: &str) -> Result<Until, String> {
+        if value.starts_with(['P', 'p']) {
+            let span: jiff::Span = value.parse().map_err(|e| {
+                format!("'{value}' is not an ISO-8601 duration such as P30D or PT12H ({e})")
+            })?;
+            if !span.is_positive() {
+                return Err(format!("the duration '{value}' must be positive"));
+            }
+            return Ok(Until::After(span));
+        }
+        value.parse::<Timestamp>().map(Until::At).map_err(|e| {
+            format!(
+                "'{value}' is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor an ISO-8601 duration (P30D) ({e})"
+            )
+        })
+    }
+
+    /// The instant it names, a duration counted from `start` (in UTC, so a
+    /// day is 24 hours). `None` when it overflows the representable range
+    /// (then it never ends within it).
+    pub fn instant(&self, start: Timestamp) -> Option<Timestamp> {
+        match self {
+            Until::At(t) => Some(*t),
+            Until::After(span) => start
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .checked_add(*span)
+                .ok()
+                .map(|z| z.timestamp()),
         }
     }
 }

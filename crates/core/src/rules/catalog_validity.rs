@@ -11,7 +11,7 @@ use crate::apikey::{MAX_NAME_LEN, MAX_PREVIOUS_DAYS, SECRET_SUFFIX, lifetime_day
 use crate::builtin::ApiKeyTemplate;
 use crate::catalog::ResourceKind;
 use crate::model::{
-    AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState, Subject, SubjectKind,
+    AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState, Subject, SubjectKind, Until,
 };
 use crate::privilege::{PrivilegeSet, PrivilegeSpec, named_resources};
 
@@ -56,6 +56,7 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
                     ));
                 }
             }
+            ends_valid(m, &mut out);
             for (i, subject) in m.subjects.iter().enumerate() {
                 if let Some(why) = subject.class_of_identities() {
                     out.push(violation(
@@ -262,6 +263,33 @@ fn same_spec(old: Option<Object>, new: Option<Object>) -> bool {
             }
         }
         _ => false,
+    }
+}
+
+/// A member's ends are readable, and `spec.groupUntil` names only groups
+/// the member is invited to (an end for no invitation would wait for one).
+fn ends_valid(m: &MemberDef, out: &mut Vec<Violation>) {
+    let mut check = |field: String, value: &str| {
+        if let Err(why) = Until::parse(value) {
+            out.push(violation(
+                Rule::CatalogValidity,
+                field,
+                format!("{why}; a membership's end is an RFC 3339 time or an ISO-8601 duration counted from the Member's creation"),
+            ));
+        }
+    };
+    if let Some(u) = &m.until {
+        check("spec.until".into(), u);
+    }
+    for (g, u) in &m.group_until {
+        check(format!("spec.groupUntil.{g}"), u);
+    }
+    for g in m.group_until.keys().filter(|g| !m.groups.contains(g)) {
+        out.push(violation(
+            Rule::CatalogValidity,
+            format!("spec.groupUntil.{g}"),
+            format!("group '{g}' has an end but is not in spec.groups; end only invitations the member has"),
+        ));
     }
 }
 

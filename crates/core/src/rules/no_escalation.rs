@@ -9,7 +9,7 @@ use super::deletion_widens::deletion_widens;
 use super::holdings::{granted, holds};
 use super::key_re_enabled::key_re_enabled;
 use super::{Change, Object, Requester, Rule, Violation, group_names, member, violation};
-use crate::effective::Grantees;
+use crate::effective::{Grantees, extends, member_groups, membership_end};
 use crate::model::{MemberDef, OrgState};
 use crate::privilege::PrivilegeSet;
 
@@ -25,6 +25,10 @@ use crate::privilege::PrivilegeSet;
 ///   whose identity, claims, acceptance or Kubernetes subjects change: it
 ///   needs everything each such group holds (access-list grants included);
 ///   invitations to groups that do not exist are refused, not skipped;
+/// - a membership whose end is extended or removed (`spec.until`,
+///   `spec.groupUntil`) is granted again: it needs everything the group
+///   holds, and nobody extends a membership of their own (their privileges
+///   include the very membership);
 /// - a disabled API key enabled again: everything it holds (`key_re_enabled`).
 pub fn no_escalation(
     state: &OrgState,
@@ -101,10 +105,14 @@ fn member_escalation(
     let old = member(change.old);
     let after = group_names(state, Some(new));
     let before = group_names(state, old);
+    let extended = extended_memberships(state, old, new);
     let newly: BTreeSet<&String> = if member_granted_anew(old, new) {
         after.iter().collect()
     } else {
-        after.difference(&before).collect()
+        after
+            .difference(&before)
+            .chain(extended.iter())
+            .collect()
     };
     // A dangling invitation kept from before, on a member whose holder does
     // not change, grants nothing now. Handed to someone new (a subject, an
@@ -113,6 +121,20 @@ fn member_escalation(
     let anew = member_granted_anew(old, new);
     let invited_before = |g: &String| !anew && old.is_some_and(|o| o.groups.contains(g));
     let mut out = Vec::new();
+    if let Requester::Members { members, .. } = requester
+        && !extended.is_empty()
+        && members.iter().any(|m| m == change.name)
+    {
+        out.push(violation(
+            Rule::NoEscalation,
+            "spec.until",
+            format!(
+                "{} cannot extend their own membership (of group {}): extending an end is a grant, and a member does not grant themselves; ask someone else who holds the group's privileges",
+                requester.describe(),
+                extended.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     for group in newly {
         let Some(holds) = grantees.groups.get(group) else {
             if !invited_before(group) {
@@ -141,6 +163,37 @@ fn member_escalation(
         }
     }
     out
+}
+
+/// The groups the member stays in whose membership now ends later, or no
+/// longer ends ([`extends`]). Durations count from the Member's creation on
+/// both sides; for a manifest not applied yet, from the same instant.
+pub(super) fn extended_memberships(
+    state: &OrgState,
+    old: Option<&MemberDef>,
+    new: &MemberDef,
+) -> BTreeSet<String> {
+    let Some(old) = old else {
+        return BTreeSet::new();
+    };
+    let start = old
+        .invited_at
+        .or(new.invited_at)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let before: std::collections::BTreeMap<String, _> =
+        member_groups(state, old).into_iter().collect();
+    member_groups(state, new)
+        .into_iter()
+        .filter(|(g, via)| {
+            before.get(g).is_some_and(|was| {
+                extends(
+                    membership_end(old, g, *was, start),
+                    membership_end(new, g, *via, start),
+                )
+            })
+        })
+        .map(|(g, _)| g)
+        .collect()
 }
 
 /// Does the change hand the member's privileges to someone who did not hold
