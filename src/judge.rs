@@ -46,8 +46,8 @@ pub trait Known {
     fn state(&self) -> &OrgState;
     /// [`resolve_grantees`] of [`state`](Self::state).
     fn grantees(&self) -> Arc<Grantees>;
-    /// Who a Kubernetes identity is in [`state`](Self::state) ([`requester_view`]).
-    fn requester(&self, user: &str, groups: &[String]) -> Arc<RequesterView>;
+    /// Who a Kubernetes identity is in [`state`](Self::state) at `now` ([`requester_view`]).
+    fn requester(&self, user: &str, groups: &[String], now: Timestamp) -> Arc<RequesterView>;
     /// A superset of the names of `group`'s members in [`state`](Self::state).
     fn members_of(&self, group: &str) -> BTreeSet<String>;
 }
@@ -62,8 +62,8 @@ impl Known for Namespace {
         Namespace::grantees(self)
     }
 
-    fn requester(&self, user: &str, groups: &[String]) -> Arc<RequesterView> {
-        Namespace::requester(self, user, groups)
+    fn requester(&self, user: &str, groups: &[String], now: Timestamp) -> Arc<RequesterView> {
+        Namespace::requester(self, user, groups, now)
     }
 
     fn members_of(&self, group: &str) -> BTreeSet<String> {
@@ -132,8 +132,8 @@ impl Known for Plain {
         self.grantees.clone()
     }
 
-    fn requester(&self, user: &str, groups: &[String]) -> Arc<RequesterView> {
-        Arc::new(view_of(&self.state, &self.grantees, user, groups))
+    fn requester(&self, user: &str, groups: &[String], now: Timestamp) -> Arc<RequesterView> {
+        Arc::new(view_of(&self.state, &self.grantees, user, groups, now))
     }
 
     fn members_of(&self, group: &str) -> BTreeSet<String> {
@@ -144,12 +144,18 @@ impl Known for Plain {
 /// [`requester_view`] reading only the identity's relevant part (the user
 /// and group names Members list, [`SubjectNames::relevant`]), as the index's
 /// cache does: the work is bounded by the organization, not by the request.
-fn view_of(state: &OrgState, grantees: &Grantees, user: &str, groups: &[String]) -> RequesterView {
+fn view_of(
+    state: &OrgState,
+    grantees: &Grantees,
+    user: &str,
+    groups: &[String],
+    now: Timestamp,
+) -> RequesterView {
     let names = SubjectNames::of(state);
     let (_, relevant) = names.relevant(user, groups);
     let relevant: Vec<String> = relevant.into_iter().map(str::to_string).collect();
-    // Privileges do not depend on the time (only accepted members hold any).
-    requester_view(state, grantees, user, &relevant, Timestamp::now())
+    // At `now`: a membership past its end counts for nothing.
+    requester_view(state, grantees, user, &relevant, now)
 }
 
 /// Who asks, before the organization is consulted (docs/rules.md: who asks).
@@ -252,9 +258,9 @@ pub fn judge(known: &impl Known, asker: Asker, request: &Request, now: Timestamp
         Asker::Operator => Requester::Operator,
         Asker::Trusted | Asker::NamespaceController => Requester::Trusted,
         Asker::Identity { user, groups } if overlaid => {
-            requester(user, &view_of(&state, &grantees, user, groups))
+            requester(user, &view_of(&state, &grantees, user, groups, now))
         }
-        Asker::Identity { user, groups } => requester(user, &known.requester(user, groups)),
+        Asker::Identity { user, groups } => requester(user, &known.requester(user, groups, now)),
     };
     let change = request.change();
     let mut violations = rules::check(&state, &grantees, &change, &requester);

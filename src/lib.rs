@@ -17,6 +17,7 @@ pub use orgaccess_core as core;
 pub mod admin;
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod controller;
 pub mod decision;
 pub mod events;

@@ -15,8 +15,8 @@ use layering::{Layers, diagram, layer_of};
 /// `src/`'s modules by layer, bottom first, with what each layer holds.
 const LAYERS: Layers = &[
     (
-        &["events", "token_review"],
-        "Kubernetes Events with their series; TokenReviews for callers",
+        &["events", "token_review", "clock"],
+        "Kubernetes Events with their series; TokenReviews for callers; the process's clock",
     ),
     (
         &["api"],

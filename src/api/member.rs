@@ -1,5 +1,7 @@
 //! The Member: a person invited to groups, and the Kubernetes subjects that act as them.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, Resource, ResourceExt};
 use schemars::JsonSchema;
@@ -7,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{conditions_schema, guarded_meta};
 use crate::core::effective::{MemberPhase, Via};
-use crate::core::model::{MemberDef, MemberIdentity, Subject};
+use crate::core::model::{MemberDef, MemberIdentity, Subject, UNTIL_PATTERN};
 use crate::core::privilege::PrivilegeSpec;
 
 /// A person invited to groups of the organization.
@@ -58,6 +60,39 @@ pub struct MemberSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub salesforce_profile: Option<String>,
+    /// When every membership of the member ends: an RFC 3339 time
+    /// (`2027-01-31T00:00:00Z`) or an ISO-8601 duration counted from the
+    /// Member's creation (`P90D`). From that instant the member holds nothing
+    /// through any group. Extending or removing it is a grant
+    /// (docs/time-bound-membership.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "until_schema")]
+    pub until: Option<String>,
+    /// When the invitation to a group ends, by group name (each a group of
+    /// `groups`): an RFC 3339 time or an ISO-8601 duration counted from the
+    /// Member's creation. The earlier of this and `until` applies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "group_until_schema")]
+    pub group_until: BTreeMap<String, String>,
+}
+
+/// An end: an RFC 3339 time or an ISO-8601 duration (the core reads it:
+/// `model::Until`; admission refuses what it cannot read, CatalogValidity).
+fn until_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "nullable": true,
+        "maxLength": 64,
+        "pattern": UNTIL_PATTERN,
+    })
+}
+
+fn group_until_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 256,
+        "additionalProperties": {"type": "string", "maxLength": 64, "pattern": UNTIL_PATTERN},
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -68,6 +103,13 @@ pub struct MembershipStatus {
     pub via: Via,
     /// The membership grants privileges now.
     pub active: bool,
+    /// When the membership ends (RFC 3339), if it does (`spec.until`,
+    /// `spec.groupUntil`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    /// The membership has ended: it grants nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -124,6 +166,8 @@ impl From<&Member> for MemberDef {
             invited_at: m.meta().creation_timestamp.as_ref().map(|t| t.0),
             sso_groups: m.spec.sso_groups.clone(),
             salesforce_profile: m.spec.salesforce_profile.clone(),
+            until: m.spec.until.clone(),
+            group_until: m.spec.group_until.clone(),
             meta: guarded_meta(m.meta()),
         }
     }

@@ -354,6 +354,8 @@ impl<'a> Importer<'a> {
                     accepted,
                     sso_groups: Vec::new(),
                     salesforce_profile: None,
+                    until: None,
+                    group_until: Default::default(),
                 },
             );
             member.metadata = self.meta(member.metadata);

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Days before expiry when an API key is reported as soon to expire.
     pub api_key_warning_days: i64,
+    /// Days before a membership's end when the member is warned.
+    pub membership_warning_days: i64,
     /// Events waiting for the publisher task ([`Ctx::publish`]).
     pub(super) events: tokio::sync::mpsc::Sender<(Event, ObjectReference)>,
     /// Consecutive failures per object, for exponential backoff.

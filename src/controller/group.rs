@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt};
 use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_event};
 use super::{Ctx, Error};
 use crate::api::{Group, GroupStatus};
-use crate::core::effective::{granted_by_spec, group_members};
+use crate::core::effective::{granted_by_spec, group_members, group_next_end};
 use crate::core::rules::Object;
 use crate::core::warnings::{Unresolved, unresolved_references};
 use crate::index::{Namespace, Stored};
@@ -19,8 +19,14 @@ use crate::index::{Namespace, Stored};
 pub async fn reconcile(stored: Arc<Stored<Group>>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let group = &stored.object;
     let ns = group.namespace().ok_or(Error::NotNamespaced)?;
+    let now = super::now();
     // Not held across the write (copy on write, see member::reconcile).
-    let status = desired_status(&stored, &ctx.caches.index.namespace(&ns), super::now());
+    let (status, next_end) = {
+        let snap = ctx.caches.index.namespace(&ns);
+        let name = group.name_any();
+        let next = group_next_end(&snap.state, snap.candidate_members(&name), &name, now);
+        (desired_status(&stored, &snap, now), next)
+    };
     // Not indexed (deleted meanwhile): write nothing (see member::reconcile).
     let Some(status) = status else {
         return Ok(Action::await_change());
@@ -36,8 +42,18 @@ pub async fn reconcile(stored: Arc<Stored<Group>>, ctx: Arc<Ctx>) -> Result<Acti
         }
     }
     ctx.reconciled(group, changes.as_slice());
-    // Looked at again by the periodic resync (`super::RESYNC`).
-    Ok(Action::await_change())
+    // Looked at again at the next end of a membership in it (its members
+    // change then, by the clock alone), and by the periodic resync
+    // (`super::RESYNC`).
+    Ok(match next_end {
+        Some(at) => {
+            let secs = at.duration_since(now).as_secs().max(1) as u64;
+            Action::requeue(std::time::Duration::from_secs(
+                secs.min(super::RESYNC.as_secs()),
+            ))
+        }
+        None => Action::await_change(),
+    })
 }
 
 /// The Group's status, from its definition and organization as indexed

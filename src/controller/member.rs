@@ -14,7 +14,9 @@ use kube::{Api, ResourceExt};
 use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_event};
 use super::{Ctx, Error, RESYNC};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
-use crate::core::effective::{ConsoleAccess, MemberPhase, console_access, member_effective};
+use crate::core::effective::{
+    ConsoleAccess, DEFAULT_END_WARNING_DAYS, MemberPhase, console_access, member_effective,
+};
 use crate::core::rules::Object;
 use crate::core::warnings::unresolved_references;
 use crate::index::{Namespace, Stored};
@@ -29,11 +31,12 @@ pub async fn reconcile(stored: Arc<Stored<Member>>, ctx: Arc<Ctx>) -> Result<Act
     // the next change to the namespace copy it (copy on write).
     let wanted = {
         let snap = ctx.caches.index.namespace(&ns);
-        desired_status(&stored, &snap, now).zip(username(member, &snap))
+        desired_status_warned(&stored, &snap, now, warning(ctx.membership_warning_days))
+            .zip(username(member, &snap))
     };
     // Not indexed (deleted meanwhile; the store keeps no definition): write
     // nothing. Indexing it again routes it here.
-    let Some((status, username)) = wanted else {
+    let Some(((status, deadline), username)) = wanted else {
         return Ok(Action::await_change());
     };
     let phase = status.phase.unwrap_or(MemberPhase::Pending);
@@ -46,26 +49,81 @@ pub async fn reconcile(stored: Arc<Stored<Member>>, ctx: Arc<Ctx>) -> Result<Act
         if let Some(event) = event(&username, &previous, &status, privileges_moved) {
             ctx.publish(member, event).await;
         }
+        if let Some(event) = ending_event(&username, &previous, &status) {
+            ctx.publish(member, event).await;
+        }
         if let Some(event) = unresolved_event(&previous.conditions, &status.conditions) {
             ctx.publish(member, event).await;
         }
     }
     ctx.reconciled(member, changes.as_slice());
 
-    // Come back when a pending invitation expires; otherwise the periodic
-    // resync (`RESYNC`) looks at it again.
+    // Come back when a pending invitation expires, or at a membership's end
+    // or the start of its warning; otherwise the periodic resync (`RESYNC`)
+    // looks at it again.
     let expires = status
         .invitation_expires_at
         .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    Ok(match (phase, expires) {
-        (MemberPhase::Pending, Some(at)) => {
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .filter(|_| phase == MemberPhase::Pending);
+    Ok(match expires.into_iter().chain(deadline).min() {
+        Some(at) => {
             let secs = at.duration_since(now).as_secs().max(1) as u64;
             Action::requeue(Duration::from_secs(secs.min(RESYNC.as_secs())))
         }
-        _ => Action::await_change(),
+        None => Action::await_change(),
     })
 }
+
+fn warning(days: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_hours(24 * days.clamp(0, 3650))
+}
+
+/// A Warning when a membership starts to end soon (the `MembershipEnding`
+/// condition turns True), and when one ends.
+fn ending_event(username: &str, previous: &MemberStatus, status: &MemberStatus) -> Option<Event> {
+    let was_ended = |g: &str| previous.groups.iter().any(|m| m.group == g && m.ended);
+    let ended: Vec<&str> = status
+        .groups
+        .iter()
+        .filter(|m| m.ended && !was_ended(&m.group))
+        .map(|m| m.group.as_str())
+        .collect();
+    // Only once the status was written before (not on a first reconcile,
+    // nor after the store's trimmed copy forgot the list: the event then
+    // repeats at most once, counted in its series).
+    if !ended.is_empty() && previous.phase.is_some() {
+        return Some(Event {
+            type_: EventType::Warning,
+            reason: "MembershipEnded".into(),
+            note: Some(format!(
+                "{username}'s membership of {} ended: it grants nothing",
+                ended.join(", ")
+            )),
+            action: "End".into(),
+            secondary: None,
+        });
+    }
+    let ending = |s: &MemberStatus| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == ENDING && c.status == "True")
+    };
+    (ending(status) && !ending(previous)).then(|| Event {
+        type_: EventType::Warning,
+        reason: "MembershipEnding".into(),
+        note: status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ENDING)
+            .map(|c| format!("{username}: {}", c.message)),
+        action: "Warn".into(),
+        secondary: None,
+    })
+}
+
+/// The condition that reports memberships ending soon.
+const ENDING: &str = "MembershipEnding";
 
 /// The member's username, from its definition in the index (the store's
 /// copy keeps no spec).
@@ -107,17 +165,41 @@ fn event(
 
 /// The Member's status, from its definition and organization as indexed
 /// (and, of the member as stored, its written status and generation); `None`
-/// when the index does not hold it.
+/// when the index does not hold it. Memberships ending within the default
+/// warning ([`DEFAULT_END_WARNING_DAYS`]) are reported.
 pub fn desired_status(
     stored: &Stored<Member>,
     snap: &Namespace,
     now: Timestamp,
 ) -> Option<MemberStatus> {
+    desired_status_warned(stored, snap, now, warning(DEFAULT_END_WARNING_DAYS)).map(|(s, _)| s)
+}
+
+/// [`desired_status`] with the warning before a membership's end, and the
+/// next instant the status changes by the clock alone (an end, or a
+/// warning's start).
+pub fn desired_status_warned(
+    stored: &Stored<Member>,
+    snap: &Namespace,
+    now: Timestamp,
+    warning: jiff::SignedDuration,
+) -> Option<(MemberStatus, Option<Timestamp>)> {
     let member = &stored.object;
     let def = snap.state.members.get(&member.name_any())?;
     let grantees = snap.grantees();
     let eff = member_effective(&snap.state, &grantees, def, now);
     let console = console_access(&eff);
+    let ending = eff.ending_within(now, warning);
+    let deadline = eff.next_deadline(now, warning);
+    let ending_message = if ending.is_empty() {
+        format!("no membership ends within {} days", warning.as_hours() / 24)
+    } else {
+        ending
+            .iter()
+            .map(|(g, at)| format!("membership of group '{g}' ends at {at}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
 
     let missing: Vec<String> = unresolved_references(&snap.state, Object::Member(def), &def.name)
         .into_iter()
@@ -177,7 +259,7 @@ pub fn desired_status(
         )
     };
     let [reconciling, stalled] = progress.wants();
-    Some(MemberStatus {
+    let status = MemberStatus {
         conditions: conditions(
             &previous.conditions,
             vec![
@@ -211,6 +293,18 @@ pub fn desired_status(
                     reason: console.reason(),
                     message: console.message().to_string(),
                 },
+                // Informational: True while a membership that counts ends
+                // within the warning (docs/status.md).
+                Want {
+                    type_: ENDING,
+                    ok: !ending.is_empty(),
+                    reason: if ending.is_empty() {
+                        "NoneEndingSoon"
+                    } else {
+                        "EndsSoon"
+                    },
+                    message: ending_message,
+                },
             ],
             member.metadata.generation,
         ),
@@ -224,9 +318,12 @@ pub fn desired_status(
                 group: m.group.clone(),
                 via: m.via,
                 active: m.active,
+                ends_at: m.ends_at.map(|t| t.to_string()),
+                ended: m.ended,
             })
             .collect(),
         privilege_count: privileges.len() as u32,
         privileges,
-    })
+    };
+    Some((status, deadline))
 }

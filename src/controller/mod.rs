@@ -44,22 +44,8 @@ pub use run::{ControllerArgs, Readiness, run};
 
 use std::time::Duration;
 
-/// The controller's clock: now, shifted by `ORGACCESS_CLOCK_OFFSET_SECONDS`.
-///
-/// Invitations expire after 31 days and keys after months; the offset lets
-/// tests (and expiry drills) run the real binary "in the future" instead of
-/// waiting. Unset in production.
-pub fn now() -> jiff::Timestamp {
-    static OFFSET: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
-        std::env::var("ORGACCESS_CLOCK_OFFSET_SECONDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    });
-    let t = jiff::Timestamp::now();
-    t.saturating_add(jiff::SignedDuration::from_secs(*OFFSET))
-        .unwrap_or(t)
-}
+/// The controller's clock: the process's ([`crate::clock::now`]).
+pub use crate::clock::now;
 
 /// Every object is looked at again this often even when nothing changed:
 /// one pass routing everything the index holds

@@ -66,6 +66,11 @@ pub struct ControllerArgs {
     /// `ExpiringSoon` condition) this many days before its expiry.
     #[arg(long, env = "ORGACCESS_API_KEY_EXPIRY_WARNING_DAYS", default_value_t = crate::core::apikey::DEFAULT_EXPIRY_WARNING_DAYS)]
     pub api_key_expiry_warning_days: i64,
+    /// Report a membership as soon to end (a Warning event and the
+    /// `MembershipEnding` condition on the Member) this many days before
+    /// its end (`spec.until`, `spec.groupUntil`).
+    #[arg(long, env = "ORGACCESS_MEMBERSHIP_END_WARNING_DAYS", default_value_t = crate::core::effective::DEFAULT_END_WARNING_DAYS)]
+    pub membership_end_warning_days: i64,
     /// Label the least-privilege gauges (`orgaccess_advice_findings`) with
     /// each organization's namespace. Off by default: `/metrics` is served to
     /// whoever reaches the admin port, and namespaces name tenants.
@@ -214,6 +219,7 @@ impl Term<'_> {
             caches: caches.clone(),
             metrics: metrics.clone(),
             api_key_warning_days: args.api_key_expiry_warning_days,
+            membership_warning_days: args.membership_end_warning_days,
             events: spawn_event_publisher(client.clone(), reporter, metrics.clone()),
             failures: Mutex::default(),
             created_secrets: Mutex::default(),

@@ -363,6 +363,8 @@ mod trimmed_tests {
                 accepted: true,
                 sso_groups: vec![],
                 salesforce_profile: None,
+                until: None,
+                group_until: Default::default(),
             },
         );
         m.status = Some(MemberStatus {

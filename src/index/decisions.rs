@@ -49,7 +49,19 @@ impl<V> Default for Bounded<V> {
 
 impl<V: Clone> Bounded<V> {
     fn get_or_insert(&self, name: &str, limit: usize, make: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.lock().get(name) {
+        self.get_fresh_or_insert(name, limit, |_| true, make)
+    }
+
+    /// [`get_or_insert`](Self::get_or_insert), where a kept value that is
+    /// not `fresh` any more is made again and replaces it.
+    fn get_fresh_or_insert(
+        &self,
+        name: &str,
+        limit: usize,
+        fresh: impl Fn(&V) -> bool,
+        make: impl FnOnce() -> V,
+    ) -> V {
+        if let Some(v) = self.lock().get(name).filter(|v| fresh(v)) {
             return v.clone();
         }
         // Computed outside the lock (another reader may compute it too: the
@@ -57,6 +69,7 @@ impl<V: Clone> Bounded<V> {
         // outlive the request.
         let v = outside_request_scope(make);
         let mut map = self.lock();
+        map.remove(name);
         if map.len() >= limit {
             evict_one(&mut map);
         }
@@ -84,16 +97,26 @@ fn evict_one<K: Clone + Eq + Hash, V>(map: &mut HashMap<K, V>) {
 struct Cached<'a> {
     ns: &'a Namespace,
     grantees: &'a Grantees,
+    now: Timestamp,
 }
 
 impl Facts for Cached<'_> {
-    fn member(&self, m: &MemberDef) -> Arc<MemberFacts> {
-        self.ns
-            .decisions
-            .members
-            .get_or_insert(&m.name, MEMBER_FACTS, || {
-                Arc::new(decision::member_facts(&self.ns.state, self.grantees, m))
-            })
+    /// Kept facts answer only inside their steady span: past a membership's
+    /// end (or before one, for a clock set back) they are made again at `now`.
+    fn member(&self, m: &MemberDef, now: Timestamp) -> Arc<MemberFacts> {
+        self.ns.decisions.members.get_fresh_or_insert(
+            &m.name,
+            MEMBER_FACTS,
+            |f| f.steady.contains(now),
+            || {
+                Arc::new(decision::member_facts(
+                    &self.ns.state,
+                    self.grantees,
+                    m,
+                    now,
+                ))
+            },
+        )
     }
 
     fn api_key(&self, k: &ApiKeyDef) -> Arc<KeyFacts> {
@@ -106,7 +129,7 @@ impl Facts for Cached<'_> {
     }
 
     fn mapped(&self, user: &str, groups: &[String]) -> Arc<RequesterView> {
-        self.ns.requester(user, groups)
+        self.ns.requester(user, groups, self.now)
     }
 }
 
@@ -118,6 +141,7 @@ impl Namespace {
         let facts = Cached {
             ns: self,
             grantees: &grantees,
+            now,
         };
         check_with(&self.state, &grantees, &facts, principal, need, now)
     }

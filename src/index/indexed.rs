@@ -122,6 +122,8 @@ impl Indexed for Member {
             accepted: false,
             sso_groups: Vec::new(),
             salesforce_profile: None,
+            until: None,
+            group_until: Default::default(),
         };
     }
     fn def(&self) -> Def {

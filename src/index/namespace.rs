@@ -75,20 +75,28 @@ impl Namespace {
     }
 
     /// The members a Kubernetes identity maps to, and their merged privileges
-    /// ([`requester_view`]), computed once per identity. Privileges do not
-    /// depend on the time (only accepted members hold any), so a cached view
-    /// stays right until the namespace changes.
+    /// at `now` ([`requester_view`]), computed once per identity. A cached
+    /// view answers only inside its [`Steady`](crate::core::effective::Steady)
+    /// span (a membership ending changes the privileges: the view is computed
+    /// again at `now` past it), and until the namespace changes.
     ///
     /// Only the identity's relevant part is read ([`SubjectNames::relevant`]):
     /// the user name if a Member names it, the groups Members name. That part
     /// is the cache's key, as a SHA-256 digest, so neither a long user name
     /// nor a list of a million groups is kept or compared, and every identity
     /// no Member names shares one entry.
-    pub fn requester(&self, username: &str, groups: &[String]) -> Arc<RequesterView> {
+    pub fn requester(
+        &self,
+        username: &str,
+        groups: &[String],
+        now: Timestamp,
+    ) -> Arc<RequesterView> {
         let names = self.subject_names();
         let (user, relevant) = names.relevant(username, groups);
         let key = requester_key(user, &relevant);
-        if let Some((v, _)) = self.lock_requesters().views.get(&key) {
+        if let Some((v, _)) = self.lock_requesters().views.get(&key)
+            && v.steady.contains(now)
+        {
             return v.clone();
         }
         let relevant: Vec<String> = relevant.into_iter().map(str::to_string).collect();
@@ -98,10 +106,12 @@ impl Namespace {
                 &self.grantees(),
                 username,
                 &relevant,
-                Timestamp::now(),
+                now,
             ))
         });
-        self.lock_requesters().insert(key, view.clone());
+        let mut cache = self.lock_requesters();
+        cache.remove(&key);
+        cache.insert(key, view.clone());
         view
     }
 

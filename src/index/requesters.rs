@@ -80,6 +80,15 @@ pub(super) struct RequesterCache {
 }
 
 impl RequesterCache {
+    /// Drops a view (one past its steady span, about to be replaced).
+    pub(super) fn remove(&mut self, key: &[u8; 32]) {
+        if let Some((_, n)) = self.views.remove(key) {
+            self.bytes -= n;
+            REQUESTER_USAGE.0.fetch_sub(1, Ordering::Relaxed);
+            REQUESTER_USAGE.1.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
     pub(super) fn insert(&mut self, key: [u8; 32], view: Arc<RequesterView>) {
         let size = view_bytes(&view);
         if size > REQUESTER_CACHE_BYTES || self.views.contains_key(&key) {
@@ -147,18 +156,19 @@ mod tests {
             );
         }
         let ns = Namespace::new(state);
+        let now = jiff::Timestamp::UNIX_EPOCH;
         let junk: Vec<String> = (0..1000).map(|i| format!("forged-{i}")).collect();
         for i in 0..2000 {
-            let view = ns.requester(&format!("mallory-{i}-{}", "x".repeat(1000)), &junk);
+            let view = ns.requester(&format!("mallory-{i}-{}", "x".repeat(1000)), &junk, now);
             assert!(view.members.is_empty());
         }
         assert_eq!(ns.requester_cache().0, 1, "one view for everyone unnamed");
         let mut with_ops = junk.clone();
         with_ops.push("oidc:ops".into());
-        assert_eq!(ns.requester("mallory", &with_ops).members, ["ops"]);
-        assert_eq!(ns.requester("ann@example.com", &junk).members, ["ann"]);
+        assert_eq!(ns.requester("mallory", &with_ops, now).members, ["ops"]);
+        assert_eq!(ns.requester("ann@example.com", &junk, now).members, ["ann"]);
         assert_eq!(
-            ns.requester("ann@example.com", &with_ops).members,
+            ns.requester("ann@example.com", &with_ops, now).members,
             ["ann", "ops"]
         );
         let (entries, bytes) = ns.requester_cache();

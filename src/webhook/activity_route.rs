@@ -92,7 +92,9 @@ pub fn may_view_activities(index: &Index, namespace: &str, user: &str, groups: &
     let Some(domain) = catalog::lookup(Service::Organization, "Activities") else {
         return false;
     };
-    let view = index.namespace(namespace).requester(user, groups);
+    let view = index
+        .namespace(namespace)
+        .requester(user, groups, crate::clock::now());
     !view.members.is_empty()
         && view
             .privileges

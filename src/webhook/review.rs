@@ -500,7 +500,7 @@ fn judge(policy: &Policy, index: &Index, r: Request) -> Outcome {
         mutated: true,
     };
     let asker = policy.asker(&r.username, &r.groups);
-    let judgement = judge::judge(&*snapshot, asker, &request, jiff::Timestamp::now());
+    let judgement = judge::judge(&*snapshot, asker, &request, crate::clock::now());
     let allowed = judgement.allowed();
     // The Event regards the object, or its Organization when the object does
     // not exist (a refused create).

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::apikey::{NoValue, Standing};
 use crate::catalog::{self, Create, DomainId, Service};
 use crate::effective::{
-    Grantee, Grantees, MemberPhase, RequesterView, Steady, access_grants,
-    api_key_spec_privileges, has_ended, member_groups, member_phase, member_steady,
-    membership_end, requester_view,
+    Grantee, Grantees, MemberPhase, RequesterView, Steady, access_grants, api_key_spec_privileges,
+    has_ended, member_groups, member_phase, member_steady, membership_end, requester_view,
 };
 use crate::model::{ApiKeyDef, MemberDef, OrgState};
 use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec};

@@ -588,6 +588,58 @@ pub fn group_members<'a>(
     (active, inactive)
 }
 
+/// Default warning before a membership ends, in days (the operator's
+/// `--membership-end-warning-days`).
+pub const DEFAULT_END_WARNING_DAYS: i64 = 7;
+
+impl MemberEffective {
+    /// The memberships that count now and end within `warning` of `now`,
+    /// soonest first: what the Member's `MembershipEnding` condition and its
+    /// Warning Event report.
+    pub fn ending_within(&self, now: Timestamp, warning: SignedDuration) -> Vec<(&str, Timestamp)> {
+        let horizon = now.saturating_add(warning).unwrap_or(Timestamp::MAX);
+        let mut out: Vec<(&str, Timestamp)> = self
+            .memberships
+            .iter()
+            .filter(|m| m.active)
+            .filter_map(|m| m.ends_at.map(|e| (m.group.as_str(), e)))
+            .filter(|(_, e)| *e > now && *e <= horizon)
+            .collect();
+        out.sort_by_key(|(g, e)| (*e, *g));
+        out
+    }
+
+    /// The next instant after `now` worth looking at the member again: a
+    /// membership's end, or the start of its warning.
+    pub fn next_deadline(&self, now: Timestamp, warning: SignedDuration) -> Option<Timestamp> {
+        self.memberships
+            .iter()
+            .filter_map(|m| m.ends_at)
+            .flat_map(|e| [e, e.saturating_sub(warning).unwrap_or(Timestamp::MIN)])
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
+/// The next instant after `now` at which one of `members` stops counting in
+/// `group` (the Group's status changes then).
+pub fn group_next_end<'a>(
+    state: &OrgState,
+    members: impl IntoIterator<Item = &'a MemberDef>,
+    group: &str,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    members
+        .into_iter()
+        .filter(|m| m.until.is_some() || m.group_until.contains_key(group))
+        .filter_map(|m| {
+            let via = membership_in(state, m, group)?;
+            membership_end(m, group, via, now)
+        })
+        .filter(|e| *e > now)
+        .min()
+}
+
 /// Does this member map the Kubernetes identity? A Terminating member maps
 /// nobody: a finalizer must not keep a revoked member's subjects acting.
 pub fn maps_identity(m: &MemberDef, username: &str, groups: &[String]) -> bool {

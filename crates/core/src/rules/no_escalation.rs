@@ -109,10 +109,7 @@ fn member_escalation(
     let newly: BTreeSet<&String> = if member_granted_anew(old, new) {
         after.iter().collect()
     } else {
-        after
-            .difference(&before)
-            .chain(extended.iter())
-            .collect()
+        after.difference(&before).chain(extended.iter()).collect()
     };
     // A dangling invitation kept from before, on a member whose holder does
     // not change, grants nothing now. Handed to someone new (a subject, an
