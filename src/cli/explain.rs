@@ -151,6 +151,12 @@ struct MembershipJson {
     active: bool,
     /// The group exists in the organization.
     exists: bool,
+    /// When the membership ends (`spec.until`, `spec.groupUntil`), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ends_at: Option<String>,
+    /// The membership has ended: it grants nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ended: bool,
 }
 
 #[derive(Serialize)]
@@ -202,6 +208,8 @@ fn explain_member(org: &Org, name: &str, now: Timestamp) -> MemberJson {
                 via: ms.via,
                 active: ms.active,
                 exists: state.groups.contains_key(&ms.group),
+                ends_at: ms.ends_at.map(|t| t.to_string()),
+                ended: ms.ended,
             })
             .collect(),
         console_access: ConsoleAccessJson {
@@ -224,12 +232,19 @@ fn member_human(j: &MemberJson, s: Styles) -> String {
             };
             let state = if !g.exists {
                 ", no such group"
+            } else if g.ended {
+                ", ended"
             } else if !g.active {
                 ", inactive"
             } else {
                 ""
             };
-            format!("{} ({via}{state})", g.group)
+            let end = match (&g.ends_at, g.ended) {
+                (Some(at), true) => format!(" at {at}"),
+                (Some(at), false) => format!(", ends {at}"),
+                (None, _) => String::new(),
+            };
+            format!("{} ({via}{state}{end})", g.group)
         })
         .collect();
     let phase = match (j.phase, &j.invitation_expires_at) {
