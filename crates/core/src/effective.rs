@@ -850,4 +850,245 @@ mod tests {
             }
         }
     }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// When a membership ends, by both fields, and whether it counts at an
+    /// instant: (overall, the group's own, via, creation, now, end, counts).
+    #[test]
+    fn a_membership_ends_at_the_earlier_of_its_ends() {
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Via,
+            Option<&'a str>,
+            &'a str,
+            Option<&'a str>,
+            bool,
+        );
+        let created = Some("2026-01-01T00:00:00Z");
+        let cases: Vec<Case> = vec![
+            (
+                None,
+                None,
+                Via::Invitation,
+                created,
+                "2099-01-01T00:00:00Z",
+                None,
+                true,
+            ),
+            (
+                Some("2026-03-01T00:00:00Z"),
+                None,
+                Via::Invitation,
+                created,
+                "2026-02-28T23:59:59Z",
+                Some("2026-03-01T00:00:00Z"),
+                true,
+            ),
+            // The end is the first instant the membership no longer counts.
+            (
+                Some("2026-03-01T00:00:00Z"),
+                None,
+                Via::Invitation,
+                created,
+                "2026-03-01T00:00:00Z",
+                Some("2026-03-01T00:00:00Z"),
+                false,
+            ),
+            (
+                None,
+                Some("P30D"),
+                Via::Invitation,
+                created,
+                "2026-01-30T23:59:59Z",
+                Some("2026-01-31T00:00:00Z"),
+                true,
+            ),
+            (
+                None,
+                Some("P30D"),
+                Via::Invitation,
+                created,
+                "2026-01-31T00:00:00Z",
+                Some("2026-01-31T00:00:00Z"),
+                false,
+            ),
+            // The earlier of the two applies.
+            (
+                Some("P10D"),
+                Some("2026-06-01T00:00:00Z"),
+                Via::Invitation,
+                created,
+                "2026-01-12T00:00:00Z",
+                Some("2026-01-11T00:00:00Z"),
+                false,
+            ),
+            (
+                Some("2026-06-01T00:00:00Z"),
+                Some("PT12H"),
+                Via::Invitation,
+                created,
+                "2026-01-01T11:00:00Z",
+                Some("2026-01-01T12:00:00Z"),
+                true,
+            ),
+            // An identity set's membership has only the overall end.
+            (
+                None,
+                Some("PT1H"),
+                Via::IdentitySet,
+                created,
+                "2026-05-01T00:00:00Z",
+                None,
+                true,
+            ),
+            (
+                Some("PT1H"),
+                None,
+                Via::IdentitySet,
+                created,
+                "2026-01-01T01:00:00Z",
+                Some("2026-01-01T01:00:00Z"),
+                false,
+            ),
+            // A manifest not applied yet: a duration counts from now.
+            (
+                Some("P1D"),
+                None,
+                Via::Invitation,
+                None,
+                "2026-04-01T00:00:00Z",
+                Some("2026-04-02T00:00:00Z"),
+                true,
+            ),
+            // An end that cannot be read has passed.
+            (
+                Some("soon"),
+                None,
+                Via::Invitation,
+                created,
+                "2026-01-01T00:00:00Z",
+                Some("-009999-01-02T01:59:59Z"),
+                false,
+            ),
+        ];
+        for (overall, own, via, created, now, want_end, counts) in cases {
+            let mut m = MemberDef {
+                name: "m".into(),
+                groups: vec!["g".into()],
+                accepted: true,
+                until: overall.map(str::to_string),
+                invited_at: created.map(at),
+                ..MemberDef::default()
+            };
+            if let Some(own) = own {
+                m.group_until.insert("g".into(), own.into());
+            }
+            let now = at(now);
+            let end = membership_end(&m, "g", via, now);
+            let label = format!("{overall:?} {own:?} {via:?} at {now}");
+            assert_eq!(end, want_end.map(at), "{label}");
+            assert_eq!(!has_ended(end, now), counts, "{label}");
+        }
+    }
+
+    #[test]
+    fn status_group_members_and_requester_agree_at_the_instant() {
+        let mut s = state();
+        s.groups.insert(
+            "editors".into(),
+            GroupDef {
+                name: "editors".into(),
+                privileges: vec![crate::privilege::spec(
+                    crate::catalog::Service::Content,
+                    "Sources",
+                    crate::privilege::AccessLevel::Edit,
+                )],
+                ..GroupDef::default()
+            },
+        );
+        let ann = s.members.get_mut("ann").unwrap();
+        ann.groups = vec!["editors".into()];
+        ann.invited_at = Some(at("2026-01-01T00:00:00Z"));
+        ann.group_until.insert("editors".into(), "P7D".into());
+        let grantees = resolve_grantees(&s);
+        let end = at("2026-01-08T00:00:00Z");
+        for (now, counts) in [
+            (end - SignedDuration::from_secs(1), true),
+            (end, false),
+            (end + SignedDuration::from_hours(1), false),
+        ] {
+            let eff = member_effective(&s, &grantees, &s.members["ann"], now);
+            assert_eq!(eff.memberships[0].active, counts, "{now}");
+            assert_eq!(eff.memberships[0].ends_at, Some(end));
+            let (active, inactive) =
+                group_members(&s, &grantees, s.members.values(), "editors", now);
+            assert_eq!(active.contains(&"ann".to_string()), counts, "{now}");
+            assert_eq!(inactive.contains(&"ann".to_string()), !counts, "{now}");
+            let view = requester_view(&s, &grantees, "ann@example.com", &[], now);
+            assert_eq!(!view.privileges.is_empty(), counts, "{now}");
+            assert!(view.steady.contains(now), "{now}");
+            assert_eq!(
+                view.steady.contains(end),
+                !counts,
+                "the span stops at the end"
+            );
+            assert_eq!(
+                eff.ending_within(now, SignedDuration::from_hours(24 * 7))
+                    .len(),
+                usize::from(counts)
+            );
+            assert_eq!(
+                group_next_end(&s, s.members.values(), "editors", now),
+                counts.then_some(end)
+            );
+        }
+    }
+
+    #[test]
+    fn extending_is_a_later_end_or_none() {
+        let (a, b) = (
+            Some(at("2026-01-01T00:00:00Z")),
+            Some(at("2026-02-01T00:00:00Z")),
+        );
+        for (old, new, want) in [
+            (a, b, true),
+            (b, a, false),
+            (a, a, false),
+            (a, None, true),
+            (None, a, false),
+            (None, None, false),
+        ] {
+            assert_eq!(extends(old, new), want, "{old:?} → {new:?}");
+        }
+    }
+
+    #[test]
+    fn the_steady_span_stops_at_the_ends_around_now() {
+        let t = |h: i64| Timestamp::UNIX_EPOCH + SignedDuration::from_hours(h);
+        let s = Steady::around(t(10), [t(5), t(15), t(8), t(20), t(10)]);
+        assert_eq!(
+            s,
+            Steady {
+                from: Some(t(10)),
+                until: Some(t(15))
+            }
+        );
+        assert!(s.contains(t(10)) && s.contains(t(14)) && !s.contains(t(15)) && !s.contains(t(9)));
+        assert_eq!(Steady::around(t(0), []), Steady::default());
+        let m = s.meet(Steady {
+            from: Some(t(12)),
+            until: None,
+        });
+        assert_eq!(
+            m,
+            Steady {
+                from: Some(t(12)),
+                until: Some(t(15))
+            }
+        );
+    }
 }

@@ -34,6 +34,8 @@ mod deletion_widens_cases;
 #[cfg(test)]
 mod key_re_enabled_cases;
 #[cfg(test)]
+mod membership_end_cases;
+#[cfg(test)]
 mod table;
 
 pub use crate::bounds::truncate;
