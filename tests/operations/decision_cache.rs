@@ -82,9 +82,17 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
         prop_oneof![Just(None), Just(Some(0i64)), Just(Some(30)), Just(Some(40))],
         prop::bool::weighted(0.4),
         prop::bool::weighted(0.1),
+        (arb_end(), prop::collection::vec(arb_end(), 4)),
     )
         .prop_map(
-            move |(groups, subjects, accepted, age, sso, deleting)| MemberDef {
+            move |(groups, subjects, accepted, age, sso, deleting, (until, ends))| MemberDef {
+                // Ends of memberships: the instants asked about straddle them.
+                group_until: groups
+                    .iter()
+                    .zip(&ends)
+                    .filter_map(|(g, e)| Some((g.to_string(), e.clone()?)))
+                    .collect(),
+                until,
                 name: name.into(),
                 identity: MemberIdentity {
                     provider: if sso {
@@ -117,6 +125,19 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
                 },
             },
         )
+}
+
+/// A membership's end: none, before or between the instants asked about, or
+/// a duration from the Member's creation.
+fn arb_end() -> impl Strategy<Value = Option<String>> {
+    let at = |hours: i64| (t0() + SignedDuration::from_hours(hours)).to_string();
+    prop_oneof![
+        3 => Just(None),
+        1 => Just(Some(at(-1))),
+        1 => Just(Some(at(30))),
+        1 => Just(Some(at(24 * 100))),
+        1 => Just(Some("P31D".to_string())),
+    ]
 }
 
 fn arb_key(name: &'static str) -> impl Strategy<Value = ApiKeyDef> {
@@ -219,8 +240,9 @@ fn the_cached_check_answers_as_the_core_does() {
     let strategy = (
         arb_state(),
         prop::collection::vec(question, 1..40),
-        // Instants: now, a day later (an invitation runs out), a year later (keys expire).
-        prop::collection::vec(prop_oneof![Just(0i64), Just(2), Just(365)], 1..3),
+        // Instants, asked in any order on one snapshot: now, a day later (an
+        // invitation runs out, a membership ends), a year later (keys expire).
+        prop::collection::vec(prop_oneof![Just(0i64), Just(2), Just(365)], 1..4),
     );
     runner
         .run(&strategy, |(state, questions, days)| {
@@ -339,7 +361,10 @@ mod oracle {
                 MemberPhase::Expired => {
                     Some("the invitation expired unaccepted: the member holds nothing".into())
                 }
-                MemberPhase::Active => None,
+                MemberPhase::Active => eff.memberships.iter().any(|m| m.ended).then(|| {
+                    "the member's memberships have ended (spec.until, spec.groupUntil): the member holds nothing"
+                        .into()
+                }),
             };
         }
         answer

@@ -240,9 +240,27 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
         ],
         prop::option::weighted(0.3, prop::sample::select(PROFILES.to_vec())),
         prop::bool::weighted(0.1),
+        (arb_end(), prop::collection::vec(arb_end(), 3)),
     )
         .prop_map(
-            move |((p, u), groups, subjects, accepted, age, sso, profile, deleting)| MemberDef {
+            move |(
+                (p, u),
+                groups,
+                subjects,
+                accepted,
+                age,
+                sso,
+                profile,
+                deleting,
+                (until, ends),
+            )| MemberDef {
+                // An end for some of its invitations (time-bound membership).
+                group_until: groups
+                    .iter()
+                    .zip(&ends)
+                    .filter_map(|(g, e)| Some((g.to_string(), e.clone()?)))
+                    .collect(),
+                until,
                 name: name.into(),
                 identity: MemberIdentity {
                     provider: PROVIDERS[p],
@@ -260,6 +278,26 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
                 },
             },
         )
+}
+
+/// A membership's end: none, passed, soon, later, or a duration from the
+/// Member's creation ([`instants`] straddle them).
+fn arb_end() -> impl Strategy<Value = Option<String>> {
+    let at = |days: i64| (now() + SignedDuration::from_hours(24 * days)).to_string();
+    prop_oneof![
+        4 => Just(None),
+        1 => Just(Some(at(-1))),
+        1 => Just(Some(at(5))),
+        1 => Just(Some(at(20))),
+        1 => Just(Some("P10D".to_string())),
+    ]
+}
+
+/// The instants principals are compared at: now, and after some ends (an
+/// extended end grants at the later instants only).
+fn instants() -> [Timestamp; 3] {
+    let later = |days: i64| now() + SignedDuration::from_hours(24 * days);
+    [now(), later(8), later(30)]
 }
 
 fn arb_key(name: &'static str) -> impl Strategy<Value = ApiKeyDef> {
@@ -577,6 +615,8 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
                                 &new.salesforce_profile,
                             ),
                             meta: pick(bit(6), &o.meta, &new.meta),
+                            until: pick(bit(7), &o.until, &new.until),
+                            group_until: pick(bit(7) == bit(1), &o.group_until, &new.group_until),
                         }
                     };
                     Some((name.into(), Versions::Member(Some(o), Some(new))))
@@ -670,27 +710,30 @@ fn apply(s: &OrgState, name: &str, v: &Versions) -> OrgState {
 // ---------------------------------------------------------------------------
 
 /// Every principal's effective privileges in a state, by a label.
+/// Members and identities at each of [`instants`].
 fn principals(s: &OrgState) -> Vec<(String, PrivilegeSet)> {
     let grantees = resolve_grantees(s);
     let mut out = Vec::new();
-    for m in MEMBERS {
-        let set = s
-            .members
-            .get(m)
-            .map(|def| member_effective(s, &grantees, def, now()).privileges)
-            .unwrap_or_default();
-        out.push((format!("member {m}"), set));
+    for at in instants() {
+        for m in MEMBERS {
+            let set = s
+                .members
+                .get(m)
+                .map(|def| member_effective(s, &grantees, def, at).privileges)
+                .unwrap_or_default();
+            out.push((format!("member {m} at {at}"), set));
+        }
+        for (user, groups) in identities() {
+            out.push((
+                format!("identity {user} at {at}"),
+                requester_view(s, &grantees, user, &groups, at).privileges,
+            ));
+        }
     }
     for k in KEYS {
         out.push((
             format!("api key {k}"),
             grantees.api_keys.get(k).cloned().unwrap_or_default(),
-        ));
-    }
-    for (user, groups) in identities() {
-        out.push((
-            format!("identity {user}"),
-            requester_view(s, &grantees, user, &groups, now()).privileges,
         ));
     }
     out
@@ -812,11 +855,11 @@ fn group_members_agree_with_member_memberships() {
     });
     let result = runner.run(&arb_state(), |state| {
         let grantees = resolve_grantees(&state);
-        for g in GROUPS {
+        for (g, at) in GROUPS.iter().flat_map(|g| instants().map(|at| (*g, at))) {
             let (active, inactive) =
-                group_members(&state, &grantees, state.members.values(), g, now());
+                group_members(&state, &grantees, state.members.values(), g, at);
             for m in state.members.values() {
-                let ms = member_effective(&state, &grantees, m, now())
+                let ms = member_effective(&state, &grantees, m, at)
                     .memberships
                     .into_iter()
                     .find(|ms| ms.group == g);
@@ -961,7 +1004,12 @@ fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Assert
             asserted.insert("identity".into());
             if named(0) {
                 new.groups = f.groups.clone();
+                new.group_until = f.group_until.clone();
                 asserted.extend(new.groups.iter().map(|g| format!("groups/{g}")));
+            }
+            if named(5) {
+                new.until = f.until.clone();
+                asserted.insert("until".into());
             }
             if named(1) {
                 new.subjects = f.subjects.clone();
