@@ -142,6 +142,14 @@ pub struct MemberStatus {
     /// Number of entries in `privileges`.
     #[serde(default)]
     pub privilege_count: u32,
+    /// Number of memberships in `groups` that have ended (`spec.until`,
+    /// `spec.groupUntil`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ended_memberships: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A privilege in status, with the groups it comes from.

@@ -82,17 +82,15 @@ fn warning(days: i64) -> jiff::SignedDuration {
 /// A Warning when a membership starts to end soon (the `MembershipEnding`
 /// condition turns True), and when one ends.
 fn ending_event(username: &str, previous: &MemberStatus, status: &MemberStatus) -> Option<Event> {
-    let was_ended = |g: &str| previous.groups.iter().any(|m| m.group == g && m.ended);
-    let ended: Vec<&str> = status
-        .groups
-        .iter()
-        .filter(|m| m.ended && !was_ended(&m.group))
-        .map(|m| m.group.as_str())
-        .collect();
-    // Only once the status was written before (not on a first reconcile,
-    // nor after the store's trimmed copy forgot the list: the event then
-    // repeats at most once, counted in its series).
-    if !ended.is_empty() && previous.phase.is_some() {
+    // The store's copy drops the groups list (`Indexed::TRIMMED`), not the
+    // count: an Event only when the count grows.
+    if status.ended_memberships > previous.ended_memberships && previous.phase.is_some() {
+        let ended: Vec<&str> = status
+            .groups
+            .iter()
+            .filter(|m| m.ended)
+            .map(|m| m.group.as_str())
+            .collect();
         return Some(Event {
             type_: EventType::Warning,
             reason: "MembershipEnded".into(),
@@ -324,6 +322,7 @@ pub fn desired_status_warned(
             .collect(),
         privilege_count: privileges.len() as u32,
         privileges,
+        ended_memberships: eff.memberships.iter().filter(|m| m.ended).count() as u32,
     };
     Some((status, deadline))
 }

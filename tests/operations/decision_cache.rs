@@ -82,17 +82,18 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
         prop_oneof![Just(None), Just(Some(0i64)), Just(Some(30)), Just(Some(40))],
         prop::bool::weighted(0.4),
         prop::bool::weighted(0.1),
-        (arb_end(), prop::collection::vec(arb_end(), 4)),
+        // Ends, by index ([`end`]): the overall one, then one per invitation.
+        prop::collection::vec(0..END_CHOICES, 5),
     )
         .prop_map(
-            move |(groups, subjects, accepted, age, sso, deleting, (until, ends))| MemberDef {
+            move |(groups, subjects, accepted, age, sso, deleting, ends)| MemberDef {
                 // Ends of memberships: the instants asked about straddle them.
                 group_until: groups
                     .iter()
-                    .zip(&ends)
-                    .filter_map(|(g, e)| Some((g.to_string(), e.clone()?)))
+                    .zip(&ends[1..])
+                    .filter_map(|(g, e)| Some((g.to_string(), end(*e)?)))
                     .collect(),
-                until,
+                until: end(ends[0]),
                 name: name.into(),
                 identity: MemberIdentity {
                     provider: if sso {
@@ -127,17 +128,19 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
         )
 }
 
-/// A membership's end: none, before or between the instants asked about, or
-/// a duration from the Member's creation.
-fn arb_end() -> impl Strategy<Value = Option<String>> {
+/// Ends a generator draws from: none, before or between the instants asked
+/// about, or a duration from the Member's creation.
+const END_CHOICES: usize = 7;
+
+fn end(i: usize) -> Option<String> {
     let at = |hours: i64| (t0() + SignedDuration::from_hours(hours)).to_string();
-    prop_oneof![
-        3 => Just(None),
-        1 => Just(Some(at(-1))),
-        1 => Just(Some(at(30))),
-        1 => Just(Some(at(24 * 100))),
-        1 => Just(Some("P31D".to_string())),
-    ]
+    match i {
+        3 => Some(at(-1)),
+        4 => Some(at(30)),
+        5 => Some(at(24 * 100)),
+        6 => Some("P31D".to_string()),
+        _ => None,
+    }
 }
 
 fn arb_key(name: &'static str) -> impl Strategy<Value = ApiKeyDef> {

@@ -21,5 +21,6 @@ mod decision_cache;
 mod decision_nginx;
 mod decision_tokens;
 mod decision_usage;
+mod membership_end;
 mod operability;
 mod readiness;

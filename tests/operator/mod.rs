@@ -41,7 +41,8 @@ impl Operator {
         Self::start_with(name, clock_offset_secs, namespace, &[])
     }
 
-    /// [`Operator::start_in`] with more arguments to `orgaccess run` (e.g. `--lease-name`).
+    /// [`Operator::start_in`] with more arguments to `orgaccess run` (e.g.
+    /// `--lease-name`); with `--webhook-addr` among them it serves the webhook too.
     pub fn start_with(
         name: &str,
         clock_offset_secs: i64,
@@ -56,14 +57,12 @@ impl Operator {
             .open(&log)
             .expect("operator log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaccess"));
-        cmd.args([
-            "run",
-            "--no-webhook",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--identity",
-            name,
-        ]);
+        cmd.arg("run");
+        // The webhook only when the test gives it an address.
+        if !extra_args.contains(&"--webhook-addr") {
+            cmd.arg("--no-webhook");
+        }
+        cmd.args(["--admin-addr", "127.0.0.1:0", "--identity", name]);
         match namespace {
             Some(ns) => cmd.args(["--watch-namespace", ns, "--lease-namespace", ns]),
             None => cmd.args(["--lease-namespace", support::OPERATOR_NAMESPACE]),

@@ -240,57 +240,52 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
         ],
         prop::option::weighted(0.3, prop::sample::select(PROFILES.to_vec())),
         prop::bool::weighted(0.1),
-        (arb_end(), prop::collection::vec(arb_end(), 3)),
+        // Ends, by index ([`end`]): the overall one, then one per invitation.
+        prop::collection::vec(0..END_CHOICES, 4),
     )
         .prop_map(
-            move |(
-                (p, u),
-                groups,
-                subjects,
-                accepted,
-                age,
-                sso,
-                profile,
-                deleting,
-                (until, ends),
-            )| MemberDef {
-                // An end for some of its invitations (time-bound membership).
-                group_until: groups
-                    .iter()
-                    .zip(&ends)
-                    .filter_map(|(g, e)| Some((g.to_string(), e.clone()?)))
-                    .collect(),
-                until,
-                name: name.into(),
-                identity: MemberIdentity {
-                    provider: PROVIDERS[p],
-                    username: USERNAMES[u].into(),
-                },
-                groups: groups.into_iter().map(String::from).collect(),
-                subjects,
-                accepted,
-                invited_at: age.map(|days| now() - SignedDuration::from_hours(24 * days)),
-                sso_groups: sso.into_iter().map(String::from).collect(),
-                salesforce_profile: profile.map(String::from),
-                meta: Meta {
-                    deleting,
-                    ..Meta::default()
-                },
+            move |((p, u), groups, subjects, accepted, age, sso, profile, deleting, ends)| {
+                MemberDef {
+                    // An end for some of its invitations (time-bound membership).
+                    group_until: groups
+                        .iter()
+                        .zip(&ends[1..])
+                        .filter_map(|(g, e)| Some((g.to_string(), end(*e)?)))
+                        .collect(),
+                    until: end(ends[0]),
+                    name: name.into(),
+                    identity: MemberIdentity {
+                        provider: PROVIDERS[p],
+                        username: USERNAMES[u].into(),
+                    },
+                    groups: groups.into_iter().map(String::from).collect(),
+                    subjects,
+                    accepted,
+                    invited_at: age.map(|days| now() - SignedDuration::from_hours(24 * days)),
+                    sso_groups: sso.into_iter().map(String::from).collect(),
+                    salesforce_profile: profile.map(String::from),
+                    meta: Meta {
+                        deleting,
+                        ..Meta::default()
+                    },
+                }
             },
         )
 }
 
-/// A membership's end: none, passed, soon, later, or a duration from the
-/// Member's creation ([`instants`] straddle them).
-fn arb_end() -> impl Strategy<Value = Option<String>> {
+/// Ends a generator draws from: none (half of them), passed, soon, later,
+/// or a duration from the Member's creation ([`instants`] straddle them).
+const END_CHOICES: usize = 8;
+
+fn end(i: usize) -> Option<String> {
     let at = |days: i64| (now() + SignedDuration::from_hours(24 * days)).to_string();
-    prop_oneof![
-        4 => Just(None),
-        1 => Just(Some(at(-1))),
-        1 => Just(Some(at(5))),
-        1 => Just(Some(at(20))),
-        1 => Just(Some("P10D".to_string())),
-    ]
+    match i {
+        4 => Some(at(-1)),
+        5 => Some(at(5)),
+        6 => Some(at(20)),
+        7 => Some("P10D".to_string()),
+        _ => None,
+    }
 }
 
 /// The instants principals are compared at: now, and after some ends (an

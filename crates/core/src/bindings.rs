@@ -472,6 +472,68 @@ mod tests {
         BoundBy,
     );
 
+    /// An end extended by a tenant sets the binding it bounds anew; a
+    /// shortened one does not (docs/time-bound-membership.md).
+    #[test]
+    fn an_extended_end_is_recorded_as_set_by_who_extended_it() {
+        let ends = |group: Option<&str>, overall: Option<&str>| {
+            let mut m = dana(&["ops"], vec![], true, &[("groups/ops", "gitops-era")]);
+            if let Some(g) = group {
+                m.group_until.insert("ops".into(), g.into());
+            }
+            m.until = overall.map(str::to_string);
+            m
+        };
+        let (soon, later) = (Some("2030-01-01T00:00:00Z"), Some("2031-01-01T00:00:00Z"));
+        let none = Asserted::new();
+        let cases: Vec<MemberCase> = vec![
+            (
+                "an invitation's end moved later",
+                Some(ends(soon, None)),
+                ends(later, None),
+                Setter::Untrusted("erin"),
+                &none,
+                rec(&[("groups/ops", "erin")]),
+            ),
+            (
+                "an invitation's end removed",
+                Some(ends(soon, None)),
+                ends(None, None),
+                Setter::Untrusted("erin"),
+                &none,
+                rec(&[("groups/ops", "erin")]),
+            ),
+            (
+                "an invitation's end moved sooner keeps the record",
+                Some(ends(later, None)),
+                ends(soon, None),
+                Setter::Untrusted("erin"),
+                &none,
+                rec(&[("groups/ops", "gitops-era")]),
+            ),
+            (
+                "the overall end removed: every invitation, and `until`",
+                Some(ends(None, soon)),
+                ends(None, None),
+                Setter::Untrusted("erin"),
+                &none,
+                rec(&[("groups/ops", "erin"), ("until", "erin")]),
+            ),
+            (
+                "the overall end moved later but the invitation's own end still applies",
+                Some(ends(soon, soon)),
+                ends(soon, later),
+                Setter::Untrusted("erin"),
+                &none,
+                rec(&[("groups/ops", "gitops-era"), ("until", "erin")]),
+            ),
+        ];
+        for (what, old, new, setter, asserted, want) in cases {
+            let got = member(old.as_ref(), &new, setter, asserted);
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
     /// How a Member's record follows its changes.
     #[test]
     fn a_members_record_follows_who_set_each_binding() {

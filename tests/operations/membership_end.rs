@@ -1,0 +1,341 @@
+//! A time-bound membership ends at its instant everywhere at once, through
+//! the real apiserver (docs/time-bound-membership.md): the operator binary
+//! (controller, webhook and decision service in one process, its clock moved
+//! 30 days ahead, as the key-expiry tests move it) serves a namespace where
+//! alice's membership of `editors` ends a few seconds after the test starts.
+//! Before the end: her status counts it (and warns of its end), admission
+//! lets her act with its privileges, `/v1/check` says yes, and she cannot
+//! extend it herself. After: status (Member and Group), admission and
+//! `/v1/check` all say she holds nothing through it, with no object changed.
+
+use std::process::Output;
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use orgaccess::api::{Group, Member};
+use orgaccess::webhook::{self, Endpoint};
+use serde_json::{Value, json};
+
+use crate::operator::{Operator, apply, eventually};
+use crate::support::{self, ADMIN, org::wait_until_called, plane};
+
+const WAIT: Duration = Duration::from_secs(60);
+/// The operator's clock is this far ahead of the test's.
+const OFFSET_SECS: i64 = 30 * 24 * 3600;
+/// The end comes this long (of real time) after alice's Member is applied:
+/// long enough to look at everything before it.
+const BEFORE_END_SECS: i64 = 40;
+const LABEL: &str = "orgaccess.dev/membership-end-test";
+
+/// The operator for `ns`, with its webhook on `webhook` and its HTTPS
+/// decision service on `decision` (client certificates from the control
+/// plane's CA; `checker` may ask about `ns`).
+fn operator(ns: &str, webhook: u16, decision: u16, certs: &std::path::Path) -> Operator {
+    let cert = certs.join("tls.crt").display().to_string();
+    let key = certs.join("tls.key").display().to_string();
+    let ca = plane().webhook_client_ca_file().display().to_string();
+    Operator::start_with(
+        &format!("membership-end-{ns}"),
+        OFFSET_SECS,
+        Some(ns),
+        &[
+            "--webhook-addr",
+            &format!("127.0.0.1:{webhook}"),
+            "--webhook-cert-file",
+            &cert,
+            "--webhook-key-file",
+            &key,
+            "--webhook-client-ca-file",
+            &ca,
+            "--decision-addr",
+            &format!("127.0.0.1:{decision}"),
+            "--decision-cert-file",
+            &cert,
+            "--decision-key-file",
+            &key,
+            "--decision-client-ca-file",
+            &ca,
+            "--decision-allow",
+            &format!("checker={ns}"),
+        ],
+    )
+}
+
+/// Registers the operator's webhook (both halves) for the namespaces labelled
+/// `LABEL=name`; returns the configurations' name.
+async fn register(client: &kube::Client, ns: &str, port: u16) -> String {
+    let name = format!("orgaccess-end-{ns}");
+    let selector = LabelSelector {
+        match_labels: Some([(LABEL.to_string(), name.clone())].into()),
+        match_expressions: None,
+    };
+    let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}/validate"));
+    let ca = plane().ca_pem().as_bytes();
+    let vwc = webhook::webhook_configuration(&name, &endpoint, ca, Some(selector.clone()));
+    let mwc = webhook::mutating_webhook_configuration(&name, &endpoint, ca, Some(selector));
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &mwc)
+        .await
+        .unwrap();
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &vwc)
+        .await
+        .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { LABEL: name } } })),
+        )
+        .await
+        .unwrap();
+    name
+}
+
+/// `/v1/check`: may member `name` do `verb` on `target`? `None` while the
+/// listener is not up.
+async fn check(port: u16, ns: &str, name: &str, verb: &str, target: &str) -> Option<Value> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+    let root = reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .identity(support::webhook::client_identity("checker"))
+        .build()
+        .unwrap();
+    client
+        .post(format!("https://127.0.0.1:{port}/v1/check"))
+        .json(&json!({
+            "namespace": ns, "principal": {"member": name},
+            "verb": verb, "target": target,
+        }))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// alice creates (server-side dry run: judged, never stored) a group that
+/// grants Content/Sources Edit: admitted only while she holds it.
+async fn alice_grants_sources_edit(ns: &str) -> Output {
+    let group = json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+        "metadata": {"name": "sources-editors-probe"},
+        "spec": {"privileges": [{"service": "Content", "domain": "Sources", "level": "Edit"}]},
+    })
+    .to_string();
+    support::kubectl_stdin(
+        "alice",
+        &["create", "-n", ns, "-f", "-", "--dry-run=server"],
+        Some(&group),
+    )
+    .await
+}
+
+fn editors_of(m: &Member) -> Option<orgaccess::api::MembershipStatus> {
+    m.status
+        .as_ref()?
+        .groups
+        .iter()
+        .find(|g| g.group == "editors")
+        .cloned()
+}
+
+fn condition(m: &Member, type_: &str) -> Option<(String, String)> {
+    m.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.message.clone()))
+}
+
+async fn warnings(client: &kube::Client, ns: &str, reason: &str) -> Vec<String> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some(reason)
+                && e.involved_object.name.as_deref() == Some("alice")
+        })
+        .map(|e| e.message.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
+    let client = support::admin_client().await;
+    crate::operator::install_crds().await;
+    let ns = support::fresh_namespace(&client).await;
+    let certs = tempfile::tempdir().unwrap();
+    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
+    std::fs::write(certs.path().join("tls.crt"), &serving.cert_pem).unwrap();
+    std::fs::write(certs.path().join("tls.key"), &serving.key_pem).unwrap();
+    let (webhook_port, decision_port) = (support::free_port(), support::free_port());
+    let _operator = operator(&ns, webhook_port, decision_port, certs.path());
+    let config = register(&client, &ns, webhook_port).await;
+    wait_until_called(&ns).await;
+
+    let manifests = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: o}\nspec: {displayName: O}\n---\n\
+        apiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: editors}\nspec:\n  privileges:\n\
+        \x20   - {service: Content, domain: Sources, level: Edit}\n\
+        \x20   - {service: Organization, domain: Groups, level: Edit}\n\
+        \x20   - {service: Organization, domain: Activities, level: View}\n\
+        \x20   - {service: Organization, domain: Organization, level: View}\n";
+    apply(ADMIN, &ns, manifests).await;
+    // The end, on the operator's clock: BEFORE_END_SECS of real time from now.
+    let end =
+        jiff::Timestamp::now() + jiff::SignedDuration::from_secs(OFFSET_SECS + BEFORE_END_SECS);
+    let end = end.round(jiff::Unit::Second).unwrap();
+    apply(
+        ADMIN,
+        &ns,
+        &format!(
+            "apiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata: {{name: alice}}\nspec:\n\
+             \x20 identity: {{provider: Email, username: alice@example.com}}\n  accepted: true\n\
+             \x20 groups: [editors]\n  groupUntil: {{editors: \"{end}\"}}\n\
+             \x20 subjects: [{{kind: User, name: alice}}]\n"
+        ),
+    )
+    .await;
+    let members: Api<Member> = Api::namespaced(client.clone(), &ns);
+    let groups: Api<Group> = Api::namespaced(client.clone(), &ns);
+
+    // Before the end: counted, and warned of (it ends within 7 days).
+    let before = eventually("alice's membership counted, with its end", WAIT, || async {
+        let m = members.get("alice").await.ok()?;
+        let e = editors_of(&m)?;
+        (e.active && e.ends_at.is_some()).then_some(m)
+    })
+    .await;
+    let e = editors_of(&before).unwrap();
+    assert_eq!(
+        e.ends_at
+            .as_deref()
+            .map(|t| t.parse::<jiff::Timestamp>().unwrap()),
+        Some(end)
+    );
+    assert!(!e.ended);
+    let (status, message) = condition(&before, "MembershipEnding").expect("the condition");
+    assert_eq!(status, "True", "{message}");
+    assert!(message.contains("editors"), "{message}");
+    eventually("a MembershipEnding Warning", WAIT, || async {
+        let w = warnings(&client, &ns, "MembershipEnding").await;
+        (!w.is_empty()).then_some(())
+    })
+    .await;
+    let group = eventually("editors lists alice", WAIT, || async {
+        let g = groups.get("editors").await.ok()?;
+        g.status
+            .as_ref()?
+            .members
+            .contains(&"alice".to_string())
+            .then_some(g)
+    })
+    .await;
+    assert!(group.status.is_some());
+    let yes = eventually("/v1/check answers", WAIT, || async {
+        check(decision_port, &ns, "alice", "edit", "Content/Sources").await
+    })
+    .await;
+    assert_eq!(yes["allowed"], true, "{yes}");
+    let out = alice_grants_sources_edit(&ns).await;
+    support::assert_success("alice grants what she holds", &out);
+
+    // She cannot extend her own membership, though she holds all it grants.
+    let out = support::kubectl(
+        "alice",
+        &[
+            "patch",
+            "member",
+            "alice",
+            "-n",
+            &ns,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/groupUntil"}]"#,
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "alice extended her own membership");
+    assert!(
+        stderr.contains("NoEscalation") && stderr.contains("own membership"),
+        "{stderr}"
+    );
+    let kept = members.get("alice").await.unwrap();
+    assert_eq!(
+        kept.spec.group_until.get("editors").map(String::as_str),
+        Some(end.to_string().as_str()),
+        "the end is unchanged"
+    );
+
+    // The end passes: nothing is changed, and every surface says so.
+    let resource_version = kept.metadata.resource_version.clone();
+    let now_on_operator = || jiff::Timestamp::now() + jiff::SignedDuration::from_secs(OFFSET_SECS);
+    let wait = (end - now_on_operator()).as_secs().max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let no = eventually("/v1/check refuses at the end", WAIT, || async {
+        let a = check(decision_port, &ns, "alice", "edit", "Content/Sources").await?;
+        (a["allowed"] == false).then_some(a)
+    })
+    .await;
+    assert!(
+        no["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("memberships have ended")),
+        "{no}"
+    );
+    let out = alice_grants_sources_edit(&ns).await;
+    assert!(
+        !out.status.success(),
+        "admission still counts the ended membership"
+    );
+    let after = eventually("alice's status: ended", WAIT, || async {
+        let m = members.get("alice").await.ok()?;
+        let e = editors_of(&m)?;
+        (e.ended && !e.active).then_some(m)
+    })
+    .await;
+    assert_eq!(after.status.as_ref().unwrap().privilege_count, 0);
+    assert_eq!(
+        after.metadata.generation, kept.metadata.generation,
+        "the spec did not change"
+    );
+    assert!(resource_version.is_some());
+    eventually("editors no longer lists alice", WAIT, || async {
+        let g = groups.get("editors").await.ok()?;
+        (!g.status?.members.contains(&"alice".to_string())).then_some(())
+    })
+    .await;
+    eventually("a MembershipEnded Warning", WAIT, || async {
+        let w = warnings(&client, &ns, "MembershipEnded").await;
+        (!w.is_empty()).then_some(())
+    })
+    .await;
+
+    for api in [
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .delete(&config, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .delete(&config, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    ] {
+        api.unwrap();
+    }
+}
