@@ -285,7 +285,7 @@ async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
     // The end passes: nothing is changed, and every surface says so.
     let resource_version = kept.metadata.resource_version.clone();
     let now_on_operator = || jiff::Timestamp::now() + jiff::SignedDuration::from_secs(OFFSET_SECS);
-    let wait = (end - now_on_operator()).as_secs().max(0) as u64;
+    let wait = end.duration_since(now_on_operator()).as_secs().max(0) as u64;
     tokio::time::sleep(Duration::from_secs(wait)).await;
     let no = eventually("/v1/check refuses at the end", WAIT, || async {
         let a = check(decision_port, &ns, "alice", "edit", "Content/Sources").await?;
