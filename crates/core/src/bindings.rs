@@ -286,7 +286,9 @@ pub struct Foreign {
 }
 
 /// What an accepted member holds through its groups (time plays no part: an
-/// accepted member is active; any other holds nothing).
+/// accepted member is active; any other holds nothing). Memberships' ends are
+/// left out too: a membership counts here as if it never ended, so growth
+/// through one that has ended is still judged (the cautious side).
 fn member_holds(state: &OrgState, grantees: &Grantees, m: &MemberDef) -> PrivilegeSet {
     let mut set = PrivilegeSet::new();
     if !m.accepted {

@@ -375,7 +375,8 @@ impl Facts for Computed<'_> {
         Arc::new(key_facts(self.state, k))
     }
     fn mapped(&self, user: &str, groups: &[String]) -> Arc<RequesterView> {
-        // The mapping does not depend on the time; the privileges, unread here, only on acceptance.
+        // The mapping does not depend on the time; the privileges (unread
+        // here) do, and are taken per member at the instant (`member`).
         Arc::new(requester_view(
             self.state,
             self.grantees,
