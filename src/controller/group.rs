@@ -45,15 +45,7 @@ pub async fn reconcile(stored: Arc<Stored<Group>>, ctx: Arc<Ctx>) -> Result<Acti
     // Looked at again at the next end of a membership in it (its members
     // change then, by the clock alone), and by the periodic resync
     // (`super::RESYNC`).
-    Ok(match next_end {
-        Some(at) => {
-            let secs = at.duration_since(now).as_secs().max(1) as u64;
-            Action::requeue(std::time::Duration::from_secs(
-                secs.min(super::RESYNC.as_secs()),
-            ))
-        }
-        None => Action::await_change(),
-    })
+    Ok(super::requeue_at(next_end, now))
 }
 
 /// The Group's status, from its definition and organization as indexed

@@ -4,7 +4,6 @@
 //! changed, an Event when the phase or the privileges moved).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -12,7 +11,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
 
 use super::status::{Progress, Want, apply_if_changed, conditions, unresolved_event};
-use super::{Ctx, Error, RESYNC};
+use super::{Ctx, Error};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
 use crate::core::effective::{
     ConsoleAccess, DEFAULT_END_WARNING_DAYS, MemberPhase, console_access, member_effective,
@@ -66,13 +65,10 @@ pub async fn reconcile(stored: Arc<Stored<Member>>, ctx: Arc<Ctx>) -> Result<Act
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok())
         .filter(|_| phase == MemberPhase::Pending);
-    Ok(match expires.into_iter().chain(deadline).min() {
-        Some(at) => {
-            let secs = at.duration_since(now).as_secs().max(1) as u64;
-            Action::requeue(Duration::from_secs(secs.min(RESYNC.as_secs())))
-        }
-        None => Action::await_change(),
-    })
+    Ok(super::requeue_at(
+        expires.into_iter().chain(deadline).min(),
+        now,
+    ))
 }
 
 fn warning(days: i64) -> jiff::SignedDuration {

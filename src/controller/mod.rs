@@ -58,6 +58,23 @@ pub use crate::clock::now;
 /// out.
 pub const RESYNC: Duration = Duration::from_secs(30 * 60);
 
+/// Come back at `at` (at most [`RESYNC`] ahead, at least a second), or when
+/// something changes when there is no deadline.
+pub(crate) fn requeue_at(
+    at: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> kube::runtime::controller::Action {
+    match at {
+        Some(at) => {
+            let secs = at.duration_since(now).as_secs().max(1) as u64;
+            kube::runtime::controller::Action::requeue(Duration::from_secs(
+                secs.min(RESYNC.as_secs()),
+            ))
+        }
+        None => kube::runtime::controller::Action::await_change(),
+    }
+}
+
 /// Why a reconcile failed (labelled for the metrics by `Error::label`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -14,7 +14,9 @@ use super::{Ctx, Error};
 use crate::api::{AdviceStatus, Group, GroupSpec, Organization, OrganizationStatus};
 use crate::core::advice::{Counts, Finding, review};
 use crate::core::builtin::BuiltinGroup;
-use crate::core::effective::{MemberPhase, group_members, member_phase, only_by_identity_sets};
+use crate::core::effective::{
+    MemberPhase, group_members, group_next_end, member_phase, only_by_identity_sets,
+};
 use crate::core::model::GroupDef;
 use crate::index::{Namespace, Stored};
 
@@ -112,11 +114,20 @@ pub async fn reconcile(stored: Arc<Stored<Organization>>, ctx: Arc<Ctx>) -> Resu
     let now = super::now();
     // The snapshot is not held across the write (copy on write, see
     // member::reconcile).
-    let (findings, status) = {
+    let (findings, status, next_end) = {
         let snapshot = ctx.caches.index.namespace(&ns);
         let findings = findings(&snapshot, now);
         let status = desired_status(org, &snapshot, seeded, &findings, now);
-        (findings, status)
+        // The administrators listed change when one's membership ends.
+        let next_end = snapshot.state.administrators().and_then(|g| {
+            group_next_end(
+                &snapshot.state,
+                snapshot.candidate_members(&g.name),
+                &g.name,
+                now,
+            )
+        });
+        (findings, status, next_end)
     };
     ctx.metrics.advice.set(&ns, &findings);
     let index = &ctx.caches.index;
@@ -133,8 +144,9 @@ pub async fn reconcile(stored: Arc<Stored<Organization>>, ctx: Arc<Ctx>) -> Resu
         changes.push(status_change);
     }
     ctx.reconciled(org, &changes);
-    // Looked at again by the periodic resync (`super::RESYNC`).
-    Ok(Action::await_change())
+    // Looked at again when an administrator's membership ends, and by the
+    // periodic resync (`super::RESYNC`).
+    Ok(super::requeue_at(next_end, now))
 }
 
 /// The least-privilege advisor's findings on the namespace as indexed, under
