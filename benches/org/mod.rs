@@ -115,6 +115,8 @@ pub fn member(i: usize, groups: Vec<String>) -> Member {
             accepted: true,
             sso_groups: vec![],
             salesforce_profile: None,
+            until: None,
+            group_until: Default::default(),
         },
     );
     m.metadata.namespace = Some(NS.into());

@@ -78,21 +78,31 @@ pub struct MemberSpec {
 
 /// An end: an RFC 3339 time or an ISO-8601 duration (the core reads it:
 /// `model::Until`; admission refuses what it cannot read, CatalogValidity).
-fn until_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
+/// Checked in CEL, which `orgaccess check` evaluates offline too.
+fn end_schema() -> serde_json::Value {
+    serde_json::json!({
         "type": "string",
-        "nullable": true,
         "maxLength": 64,
-        "pattern": UNTIL_PATTERN,
+        "x-kubernetes-validations": [{
+            "rule": format!("self.matches(r'{UNTIL_PATTERN}')"),
+            "message": "an end is an RFC 3339 time (2027-01-31T00:00:00Z) or an ISO-8601 duration (P30D)"
+        }]
     })
 }
 
+fn until_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = end_schema();
+    s["nullable"] = true.into();
+    schemars::Schema::try_from(s).expect("a schema object")
+}
+
 fn group_until_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
+    schemars::Schema::try_from(serde_json::json!({
         "type": "object",
         "maxProperties": 256,
-        "additionalProperties": {"type": "string", "maxLength": 64, "pattern": UNTIL_PATTERN},
-    })
+        "additionalProperties": end_schema(),
+    }))
+    .expect("a schema object")
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -221,6 +221,15 @@ fn object(
             });
         }
     }
+    if let Some(max) = schema["maxProperties"].as_u64()
+        && fields.len() as u64 > max
+    {
+        out.push(SchemaProblem {
+            field: path.to_string(),
+            message: format!("has at most {max} properties (got {})", fields.len()),
+        });
+        return;
+    }
     for (key, value) in fields {
         let field_schema = match schema["properties"].get(key) {
             Some(s) => s,
@@ -279,6 +288,44 @@ mod tests {
         let found = problems(Kind::ApiKey, &key);
         assert!(
             found.iter().any(|p| p.message.contains("at most")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn membership_ends_are_checked_in_cel() {
+        let member = |spec: Value| {
+            json!({"apiVersion": "orgaccess.dev/v1alpha1", "kind": "Member",
+                   "metadata": {"name": "m", "namespace": "ns"},
+                   "spec": {"identity": {"provider": "Email", "username": "m@x.example"},
+                            "groups": ["g"], "accepted": true}})
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                for (k, v) in spec.as_object().unwrap() {
+                    o["spec"][k] = v.clone();
+                }
+                Value::Object(o)
+            })
+            .unwrap()
+        };
+        let good = member(json!({"until": "2027-01-31T00:00:00Z", "groupUntil": {"g": "P30D"}}));
+        assert_eq!(problems(Kind::Member, &good), vec![]);
+        for bad in [
+            json!({"until": "next week"}),
+            json!({"groupUntil": {"g": "30 days"}}),
+        ] {
+            let found = problems(Kind::Member, &member(bad.clone()));
+            assert!(
+                found.iter().any(|p| p.message.contains("RFC 3339")),
+                "{bad}: {found:?}"
+            );
+        }
+        let many: serde_json::Map<String, Value> =
+            (0..300).map(|i| (format!("g{i}"), json!("P1D"))).collect();
+        let found = problems(Kind::Member, &member(json!({"groupUntil": many})));
+        assert!(
+            found.iter().any(|p| p.message.contains("at most 256")),
             "{found:?}"
         );
     }
