@@ -488,3 +488,57 @@ fn organization_status_counts_members_brought_in_by_identity_sets_alone() {
         status.groups
     );
 }
+
+/// A membership's end (docs/time-bound-membership.md): the Member's status
+/// and its group's say the same at each instant — counted and warned of
+/// before the end, ended and gone from the group's members from it on — and
+/// the Member's status names the next instant worth a reconcile.
+#[test]
+fn member_and_group_status_agree_across_a_membership_end() {
+    let f = examples();
+    let mut m = f
+        .members
+        .iter()
+        .find(|m| m.spec.accepted && !m.spec.groups.is_empty())
+        .expect("an accepted member with groups")
+        .clone();
+    let group = m.spec.groups[0].clone();
+    let created = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    m.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        created,
+    ));
+    m.spec.group_until.insert(group.clone(), "P30D".into());
+    f.index.apply(&m);
+    let ns = f.index.namespace(NS);
+    let end = created + jiff::SignedDuration::from_hours(24 * 30);
+    let g = f
+        .groups
+        .iter()
+        .find(|g| g.metadata.name.as_deref() == Some(group.as_str()))
+        .expect("the group");
+    let name = m.metadata.name.clone().unwrap();
+    for (at, counts, warned) in [
+        (created, true, false),
+        (end - jiff::SignedDuration::from_hours(24), true, true),
+        (end, false, false),
+    ] {
+        let status = desired::member(&Stored::from(m.clone()), &ns, at).expect("indexed");
+        let ms = status.groups.iter().find(|x| x.group == group).unwrap();
+        assert_eq!((ms.active, ms.ended), (counts, !counts), "at {at}");
+        assert_eq!(ms.ends_at.as_deref(), Some(end.to_string().as_str()));
+        assert_eq!(status.ended_memberships, u32::from(!counts));
+        let ending = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "MembershipEnding")
+            .expect("the condition");
+        assert_eq!(
+            ending.status == "True",
+            warned,
+            "at {at}: {}",
+            ending.message
+        );
+        let gs = desired::group(&Stored::from(g.clone()), &ns, at).expect("indexed");
+        assert_eq!(gs.members.contains(&name), counts, "group status at {at}");
+    }
+}
