@@ -273,17 +273,17 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
         )
 }
 
-/// Ends a generator draws from: none (half of them), passed, soon, later,
+/// Ends a generator draws from: none (two in three), passed, soon, later,
 /// or a duration from the Member's creation ([`instants`] straddle them).
-const END_CHOICES: usize = 8;
+const END_CHOICES: usize = 12;
 
 fn end(i: usize) -> Option<String> {
     let at = |days: i64| (now() + SignedDuration::from_hours(24 * days)).to_string();
     match i {
-        4 => Some(at(-1)),
-        5 => Some(at(5)),
-        6 => Some(at(20)),
-        7 => Some("P10D".to_string()),
+        0 => Some(at(-1)),
+        1 => Some(at(5)),
+        2 => Some(at(20)),
+        3 => Some("P10D".to_string()),
         _ => None,
     }
 }
@@ -611,9 +611,14 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
                             ),
                             meta: pick(bit(6), &o.meta, &new.meta),
                             until: pick(bit(7), &o.until, &new.until),
+                            // Ends of the invitations it keeps: the old
+                            // ones or the new, moved either way.
                             group_until: pick(bit(7) == bit(1), &o.group_until, &new.group_until),
                         }
                     };
+                    let mut new = new;
+                    let groups = new.groups.clone();
+                    new.group_until.retain(|g, _| groups.contains(g));
                     Some((name.into(), Versions::Member(Some(o), Some(new))))
                 }
                 (Operation::Delete, Some(o)) => {
