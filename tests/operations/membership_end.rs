@@ -5,7 +5,7 @@
 //! alice's membership of `editors` ends a few seconds after the test starts.
 //! Before the end: her status counts it (and warns of its end), admission
 //! lets her act with its privileges, `/v1/check` says yes, and she cannot
-//! extend it herself. After: status (Member and Group), admission and
+//! extend it herself, nor keep it through a second Member of her own. After: status (Member and Group), admission and
 //! `/v1/check` all say she holds nothing through it, with no object changed.
 
 use std::process::Output;
@@ -123,19 +123,42 @@ async fn check(port: u16, ns: &str, name: &str, verb: &str, target: &str) -> Opt
         .ok()
 }
 
-/// alice creates (server-side dry run: judged, never stored) a group that
-/// grants Content/Sources Edit: admitted only while she holds it.
-async fn alice_grants_sources_edit(ns: &str) -> Output {
-    let group = json!({
-        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
-        "metadata": {"name": "sources-editors-probe"},
-        "spec": {"privileges": [{"service": "Content", "domain": "Sources", "level": "Edit"}]},
+/// alice renames `editors` (server-side dry run: judged, never stored): an
+/// edit of the group that grants nothing, admitted only while she holds
+/// Edit on Groups.
+async fn alice_edits_editors(ns: &str) -> Output {
+    support::kubectl(
+        "alice",
+        &[
+            "patch",
+            "group",
+            "editors",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"displayName":"Editors (renamed)"}}"#,
+            "--dry-run=server",
+        ],
+    )
+    .await
+}
+
+/// alice creates (dry run) a second Member acting as her, in `editors` with
+/// no end: keeping by another path what her membership gives until its end.
+async fn alice_keeps_editors_through_a_second_member(ns: &str) -> Output {
+    let member = json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Member",
+        "metadata": {"name": "alice-forever"},
+        "spec": {"identity": {"provider": "Email", "username": "alice@example.com"},
+                 "accepted": true, "groups": ["editors"],
+                 "subjects": [{"kind": "User", "name": "alice"}]},
     })
     .to_string();
     support::kubectl_stdin(
         "alice",
         &["create", "-n", ns, "-f", "-", "--dry-run=server"],
-        Some(&group),
+        Some(&member),
     )
     .await
 }
@@ -251,8 +274,15 @@ async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
     })
     .await;
     assert_eq!(yes["allowed"], true, "{yes}");
-    let out = alice_grants_sources_edit(&ns).await;
-    support::assert_success("alice grants what she holds", &out);
+    let out = alice_edits_editors(&ns).await;
+    support::assert_success("alice edits a group while she holds Groups Edit", &out);
+    let out = alice_keeps_editors_through_a_second_member(&ns).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "alice kept editors for good");
+    assert!(
+        stderr.contains("NoEscalation") && stderr.contains("membership with an end"),
+        "{stderr}"
+    );
 
     // She cannot extend her own membership, though she holds all it grants.
     let out = support::kubectl(
@@ -298,10 +328,11 @@ async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
             .is_some_and(|r| r.contains("memberships have ended")),
         "{no}"
     );
-    let out = alice_grants_sources_edit(&ns).await;
+    let out = alice_edits_editors(&ns).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success(),
-        "admission still counts the ended membership"
+        !out.status.success() && stderr.contains("RequiredPrivileges"),
+        "admission still counts the ended membership: {stderr}"
     );
     let after = eventually("alice's status: ended", WAIT, || async {
         let m = members.get("alice").await.ok()?;

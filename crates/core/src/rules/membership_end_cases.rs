@@ -5,9 +5,12 @@
 //! readable and name an invitation the member has (CatalogValidity).
 
 use crate::model::{MemberDef, OrgState};
+use crate::privilege::AccessLevel::View;
 use crate::rules::Rule::{CatalogValidity, NoEscalation, RequiredPrivileges};
 use crate::rules::check;
-use crate::rules::table::{Def, Verdict::*, Who::*, create, member, org, run_in, update};
+use crate::rules::table::{
+    Def, Verdict::*, Who::*, create, group, member, org, privilege, run_in, update,
+};
 
 const LATER: &str = "2031-01-01T00:00:00Z";
 const SOON: &str = "2030-01-01T00:00:00Z";
@@ -30,13 +33,18 @@ fn ending_overall(name: &str, group: &str, until: Option<&str>) -> MemberDef {
     }
 }
 
-/// [`org`], with `temp` in group-managers until [`SOON`] and `contractor` in
-/// Administrators until [`SOON`].
+/// [`org`], with `temp` in group-managers until [`SOON`], `contractor` in
+/// Administrators until [`SOON`], and `temp-viewer` in group-managers until
+/// [`SOON`] and in viewers for good.
 fn state() -> OrgState {
     let mut s = org();
+    // temp-viewer: group-managers until SOON, viewers for good.
+    let mut temp_viewer = ending("temp-viewer", "group-managers", Some(SOON));
+    temp_viewer.groups.push("viewers".into());
     for m in [
         ending("temp", "group-managers", Some(SOON)),
         ending_overall("contractor", "administrators", Some(SOON)),
+        temp_viewer,
     ] {
         s.members.insert(m.name.clone(), m);
     }
@@ -125,6 +133,30 @@ fn table() {
                     ..member("new", &["viewers"])
                 })),
                 Refused(CatalogValidity),
+            ),
+            (
+                "a member whose membership ends cannot keep it through a second Member of their own",
+                User("temp"),
+                create(Def::Member(member("temp-forever", &["group-managers"]))),
+                Refused(NoEscalation),
+            ),
+            (
+                "nor grant what it gives through a group (the grant would outlive it)",
+                User("temp"),
+                create(Def::Group(group(
+                    "h",
+                    vec![privilege("Organization", "Organization", View)],
+                ))),
+                Refused(NoEscalation),
+            ),
+            (
+                "what they hold without an end they still grant",
+                User("temp-viewer"),
+                create(Def::Group(group(
+                    "h",
+                    vec![privilege("Organization", "Organization", View)],
+                ))),
+                Admitted,
             ),
             (
                 "a trusted principal may extend anything",

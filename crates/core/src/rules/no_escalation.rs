@@ -30,15 +30,23 @@ use crate::privilege::PrivilegeSet;
 ///   holds, and nobody extends a membership of their own (their privileges
 ///   include the very membership);
 /// - a disabled API key enabled again: everything it holds (`key_re_enabled`).
+///
+/// A requester who holds anything through a membership with an end grants
+/// only what they hold without one ([`durable`]): a grant outlives the
+/// granter's window, and would otherwise let them keep, by another path (a
+/// second Member with their subject, privileges added to a group they stay
+/// in), what their own membership gives only until its end.
 pub fn no_escalation(
     state: &OrgState,
     grantees: &Grantees,
     change: &Change,
     requester: &Requester,
 ) -> Vec<Violation> {
-    let Some(mine) = requester.privileges() else {
+    let Some(now_held) = requester.privileges() else {
         return Vec::new();
     };
+    let durable = durable(state, grantees, requester);
+    let mine = durable.as_ref().unwrap_or(now_held);
     let mut out = Vec::new();
     if matches!(change.new, Some(Object::Group(_)) | Some(Object::ApiKey(_))) {
         let before = granted(state, change.old, change.name);
@@ -90,6 +98,13 @@ pub fn no_escalation(
         out.extend(member_escalation(
             state, grantees, change, new, requester, mine,
         ));
+    }
+    if durable.is_some() {
+        for v in &mut out {
+            v.message.push_str(
+                " (what you hold through a membership with an end does not count: a grant would outlive it)",
+            );
+        }
     }
     out
 }
@@ -160,6 +175,37 @@ fn member_escalation(
         }
     }
     out
+}
+
+/// What the requester's members hold through memberships without an end,
+/// when some membership of theirs has one (`None`: none has, and what they
+/// hold now is all durable). Time plays no part: an accepted member is
+/// active, and a membership with an end, passed or not, counts for nothing.
+fn durable(state: &OrgState, grantees: &Grantees, requester: &Requester) -> Option<PrivilegeSet> {
+    let Requester::Members { members, .. } = requester else {
+        return None;
+    };
+    let mine: Vec<&MemberDef> = members
+        .iter()
+        .filter_map(|m| state.members.get(m))
+        .collect();
+    if mine
+        .iter()
+        .all(|m| m.until.is_none() && m.group_until.is_empty())
+    {
+        return None;
+    }
+    let mut set = PrivilegeSet::new();
+    for m in mine.into_iter().filter(|m| m.accepted) {
+        for (g, via) in member_groups(state, m) {
+            if membership_end(m, &g, via, jiff::Timestamp::UNIX_EPOCH).is_none()
+                && let Some(holds) = grantees.groups.get(&g)
+            {
+                set.merge_in(holds);
+            }
+        }
+    }
+    Some(set)
 }
 
 /// The groups the member stays in whose membership now ends later, or no
