@@ -273,9 +273,9 @@ fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
         )
 }
 
-/// Ends a generator draws from: none (two in three), passed, soon, later,
+/// Ends a generator draws from: none (four in five), passed, soon, later,
 /// or a duration from the Member's creation ([`instants`] straddle them).
-const END_CHOICES: usize = 12;
+const END_CHOICES: usize = 20;
 
 fn end(i: usize) -> Option<String> {
     let at = |days: i64| (now() + SignedDuration::from_hours(24 * days)).to_string();
