@@ -8,6 +8,7 @@
 //! - `orgaccess who-can VERB SERVICE/DOMAIN[/RESOURCE]`: members and API keys that can.
 //! - `orgaccess can-i VERB SERVICE/DOMAIN[/RESOURCE] --member|--api-key|--as`: one decision, like `kubectl auth can-i`.
 //! - `orgaccess duplicate group NAME`: a duplicate of a group, as a manifest.
+//! - `orgaccess report --html`: the access map, one self-contained page (`docs/access-map.md`).
 //! - `orgaccess import FILE` / `orgaccess export`: the platform's JSON to
 //!   manifests and back (`docs/import-export.md`).
 //!
@@ -21,6 +22,7 @@
 //! (unreadable path, invalid manifests for a question, unknown name, cluster
 //! unreachable, bad arguments).
 
+pub mod access_map;
 pub mod activity;
 pub mod advise;
 pub mod can_i;
@@ -35,6 +37,7 @@ pub mod identity;
 pub mod import;
 pub mod manifest;
 pub mod output;
+pub mod report;
 pub mod schema;
 pub mod source;
 pub mod who_can;
