@@ -9,8 +9,10 @@ mod generators;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access_map;
 mod chart;
 mod cli;
 mod cli_tools;
 mod demo;
 mod import_export;
+mod webdriver;

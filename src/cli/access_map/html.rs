@@ -189,7 +189,8 @@ fn write_row(out: &mut String, p: &Principal, facts: &mut Interned, first: &mut 
     for d in AccessMap::columns() {
         write_cell(out, p.cell(d), facts, first);
     }
-    out.push('\n');
+    // The end tag keeps the line break out of the last cell's text.
+    out.push_str("</tr>\n");
 }
 
 /// The services in catalog order with their number of domains.

@@ -152,7 +152,7 @@ fn the_policy_allows_exactly_the_pages_style_and_script() {
 
 /// The cells of the row whose name is `name`: (class, words).
 fn row_cells(html: &str, name: &str) -> Vec<(String, String)> {
-    let row = between(html, &format!("<span class=n>{name}</span>"), "\n");
+    let row = between(html, &format!("<span class=n>{name}</span>"), "</tr>\n");
     row.split("<td class=")
         .skip(1)
         .map(|cell| {

@@ -99,6 +99,10 @@
     const td = e.target.closest('tbody td');
     if (td) show(td);
   });
+  table.addEventListener('click', (e) => {
+    const td = e.target.closest('tbody td');
+    if (td) focusCell(td);
+  });
   table.addEventListener('mouseleave', () => {
     if (current && document.activeElement === current) show(current);
   });
