@@ -14,5 +14,6 @@ mod chart;
 mod cli;
 mod cli_tools;
 mod demo;
+mod diff;
 mod import_export;
 mod webdriver;
