@@ -1,10 +1,11 @@
 //! `orgaccess report --html`: the access map of an organization (manifests
 //! or the cluster) as one self-contained HTML page (`access_map`,
-//! docs/access-map.md), on standard output or in `--output FILE`.
+//! docs/access-map.md), on standard output or in `--html-file FILE`.
+//! [`HtmlArgs`] are the same flags on `orgaccess diff`.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use jiff::Timestamp;
 
@@ -12,15 +13,41 @@ use super::access_map::{AccessMap, html};
 use super::source::{self, SourceArgs, Subject};
 use super::{ClusterArgs, EXIT_OK, emit, fail};
 
+/// `--html` and `--html-file`, for every command that writes the page.
+#[derive(Args, Clone, Debug, Default)]
+pub struct HtmlArgs {
+    /// Write the access map as one self-contained HTML page
+    /// (docs/access-map.md), to standard output or --html-file.
+    #[arg(long)]
+    pub html: bool,
+    /// Write the page to this file instead of standard output (implies --html).
+    #[arg(long, value_name = "FILE")]
+    pub html_file: Option<PathBuf>,
+}
+
+impl HtmlArgs {
+    /// The page is asked for.
+    pub fn wanted(&self) -> bool {
+        self.html || self.html_file.is_some()
+    }
+
+    /// Writes the page to `--html-file` or standard output.
+    pub fn write(&self, page: &str) -> anyhow::Result<()> {
+        match &self.html_file {
+            Some(path) => std::fs::write(path, page)
+                .with_context(|| format!("cannot write {}", path.display())),
+            None => {
+                emit(page);
+                Ok(())
+            }
+        }
+    }
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct ReportArgs {
-    /// Write the access map as one self-contained HTML page (the only
-    /// format so far; required, so that other formats can come).
-    #[arg(long, required = true)]
-    pub html: bool,
-    /// Write to this file instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub html: HtmlArgs,
     #[command(flatten)]
     pub source: SourceArgs,
 }
@@ -35,30 +62,21 @@ pub fn described(src: &SourceArgs, namespace: &str) -> String {
     }
 }
 
-/// Writes the page to `--output` or standard output.
-pub fn write(page: &str, output: Option<&PathBuf>) -> anyhow::Result<()> {
-    match output {
-        Some(path) => {
-            std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))
-        }
-        None => {
-            emit(page);
-            Ok(())
-        }
+async fn report(args: &ReportArgs, cluster: &ClusterArgs) -> anyhow::Result<()> {
+    if !args.html.wanted() {
+        bail!("give --html (or --html-file FILE): the access map is an HTML page");
     }
-}
-
-pub async fn run(args: ReportArgs, cluster: &ClusterArgs) -> i32 {
-    let org = match source::organization(&args.source, cluster, Subject::Any).await {
-        Ok(o) => o,
-        Err(e) => return fail(&e),
-    };
+    let org = source::organization(&args.source, cluster, Subject::Any).await?;
     let map = AccessMap::build(
         &org,
         &described(&args.source, &org.namespace),
         Timestamp::now(),
     );
-    match write(&html::render(&map), args.output.as_ref()) {
+    args.html.write(&html::render(&map))
+}
+
+pub async fn run(args: ReportArgs, cluster: &ClusterArgs) -> i32 {
+    match report(&args, cluster).await {
         Ok(()) => EXIT_OK,
         Err(e) => fail(&e),
     }

@@ -346,7 +346,7 @@ async fn the_access_map_agrees_with_explain_and_who_can_in_a_browser() {
         extra.as_str(),
     ];
     let page_path = work.path().join("access-map.html");
-    let mut args = vec!["report", "--html", "--output", page_path.to_str().unwrap()];
+    let mut args = vec!["report", "--html-file", page_path.to_str().unwrap()];
     for f in &files {
         args.extend(["-f", f]);
     }
@@ -622,11 +622,10 @@ async fn an_organization_of_1000_members_loads_without_errors() {
     let page_path = work.path().join("big.html");
     orgaccess(&[
         "report",
-        "--html",
+        "--html-file",
+        page_path.to_str().unwrap(),
         "-f",
         big,
-        "--output",
-        page_path.to_str().unwrap(),
     ]);
     let size = std::fs::metadata(&page_path).unwrap().len();
     // Measured, and bounded: docs/access-map.md gives the figure.

@@ -87,13 +87,14 @@ fn level_css() -> String {
     }
     let _ = write!(
         css,
-        "body{{color:{};background:{}}}.muted{{color:{}}}a{{color:{}}}.mg{{outline:2px solid {g};outline-offset:-2px}}.ml{{outline:2px dashed {l};outline-offset:-2px}}.mg .sym{{color:{g}}}.ml .sym{{color:{l}}}.sev.critical{{color:{l};font-weight:700}}#map td:focus,#map td:focus-visible{{outline:3px solid {f};outline-offset:-3px}}",
+        "body{{color:{};background:{}}}.muted{{color:{}}}a{{color:{}}}.mg{{outline:2px solid {g};outline-offset:-2px}}.ml{{outline:2px dashed {l};outline-offset:-2px}}.mc{{outline:2px dotted {c};outline-offset:-2px}}.mg .sym{{color:{g}}}.ml .sym{{color:{l}}}.mc .sym{{color:{c}}}.sev.critical{{color:{l};font-weight:700}}#map td:focus,#map td:focus-visible{{outline:3px solid {f};outline-offset:-3px}}",
         palette::PAGE_TEXT,
         palette::PAGE_BACKGROUND,
         palette::MUTED_TEXT,
         palette::LINK,
         g = palette::GAINED,
         l = palette::LOST,
+        c = palette::CHANGED,
         f = palette::FOCUS,
     );
     css
@@ -135,7 +136,11 @@ fn cell_facts(c: &Cell) -> Value {
     }
     if let Some(m) = &c.mark {
         v["m"] = json!({
-            "k": match m.change { Change::Gained => "gained", Change::Lost => "lost" },
+            "k": match m.change {
+                Change::Gained => "gained",
+                Change::Lost => "lost",
+                Change::Changed => "changed",
+            },
             "b": m.before,
             "c": m.causes,
         });
@@ -150,6 +155,7 @@ fn write_cell(out: &mut String, cell: Option<&Cell>, facts: &mut Interned, first
     let mark = c.mark.as_ref().map(|m| match m.change {
         Change::Gained => ("mg", "\u{25B2}", "gained: "),
         Change::Lost => ("ml", "\u{25BC}", "lost: "),
+        Change::Changed => ("mc", "\u{25C6}", "changed: "),
     });
     out.push_str("<td class=");
     match mark {
@@ -262,17 +268,20 @@ fn write_legend(out: &mut String, marks: bool) {
         );
     }
     if marks {
-        out.push_str("<li><span class=\"sw L0 mg\"><span class=sym aria-hidden=true>\u{25B2}</span> gained</span> held now, not before (or more than before)<li><span class=\"sw L0 ml\"><span class=sym aria-hidden=true>\u{25BC}</span> lost</span> held before, not now (or less than before)");
+        out.push_str("<li><span class=\"sw L0 mg\"><span class=sym aria-hidden=true>\u{25B2}</span> gained</span> held now, not before (or more than before)<li><span class=\"sw L0 ml\"><span class=sym aria-hidden=true>\u{25BC}</span> lost</span> held before, not now (or less than before)<li><span class=\"sw L0 mc\"><span class=sym aria-hidden=true>\u{25C6}</span> changed</span> some more, some less (the details say what)");
     }
     out.push_str("</ul>\n");
 }
 
-fn write_filters(out: &mut String) {
+fn write_filters(out: &mut String, marks: bool) {
     out.push_str("<div class=filters role=search aria-label=\"Filter the rows\"><label for=q>Name, identity or group</label> <input id=q type=search autocomplete=off spellcheck=false> <label for=lvl>Holding</label> <select id=lvl><option value=\"\">any level");
     for (_, s) in LEVELS.iter().skip(1) {
         let _ = write!(out, "<option value={}>{}", s.class, s.label);
     }
-    out.push_str("<option value=mark>a change</select> <label for=kind>Show</label> <select id=kind><option value=\"\">members and keys<option value=Member>members<option value=ApiKey>API keys</select> <output id=count for=\"q lvl kind\" aria-live=polite></output></div>\n");
+    if marks {
+        out.push_str("<option value=mark>a change");
+    }
+    out.push_str("</select> <label for=kind>Show</label> <select id=kind><option value=\"\">members and keys<option value=Member>members<option value=ApiKey>API keys</select> <output id=count for=\"q lvl kind\" aria-live=polite></output></div>\n");
 }
 
 /// The whole page.
@@ -282,11 +291,12 @@ pub fn render(map: &AccessMap) -> String {
         .members
         .iter()
         .chain(&map.keys)
-        .any(|p| p.cells.values().any(|c| c.mark.is_some()));
+        .any(|p| p.cells.values().any(|c| c.mark.is_some()))
+        || map.changes.is_some();
     let mut facts = Interned::default();
     let mut body = String::with_capacity(64 * 1024);
     write_legend(&mut body, marks);
-    write_filters(&mut body);
+    write_filters(&mut body, marks);
     body.push_str("<div id=details class=details><p class=muted>Focus a cell (Tab into the matrix, then the arrow keys) or point at it: what grants it shows here.</p></div>\n<noscript><p>What grants each cell needs JavaScript; the levels, groups, keys and findings do not.</p></noscript>\n");
     write_matrix(&mut body, map, &mut facts);
     let levels: serde_json::Map<String, Value> = LEVELS
@@ -294,12 +304,25 @@ pub fn render(map: &AccessMap) -> String {
         .map(|(_, s)| (s.class.to_string(), json!(s.label)))
         .collect();
     let data = json!({ "levels": levels, "cells": facts.values });
-    let title = format!("Access map: namespace {}", map.namespace);
+    let title = match map.changes {
+        Some(_) => format!("Access change: namespace {}", map.namespace),
+        None => format!("Access map: namespace {}", map.namespace),
+    };
     let mut page = String::with_capacity(body.len() + 64 * 1024);
     let _ = write!(
         page,
-        "<!doctype html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n<meta name=referrer content=no-referrer>\n<meta name=viewport content=\"width=device-width, initial-scale=1\">\n<meta name=generator content=\"orgaccess {version}\">\n<title>{title}</title>\n<style>{css}</style>\n</head>\n<body>\n<header>\n<h1>{title}</h1>\n<p class=muted>{subtitle}; generated {at} by orgaccess {version}. {m} members, {k} API keys, {g} groups, {f} findings.</p>\n<nav aria-label=Sections><a href=\"#matrix\">Who holds what</a> · <a href=\"#groups\">Groups</a> · <a href=\"#keys\">API keys</a> · <a href=\"#findings\">Findings</a></nav>\n</header>\n<main>\n<section id=matrix aria-labelledby=h-matrix>\n<h2 id=h-matrix>Who holds what</h2>\n{body}</section>\n",
+        "<!doctype html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n<meta name=referrer content=no-referrer>\n<meta name=viewport content=\"width=device-width, initial-scale=1\">\n<meta name=generator content=\"orgaccess {version}\">\n<title>{title}</title>\n<style>{css}</style>\n</head>\n<body>\n<header>\n<h1>{title}</h1>\n<p class=muted>{subtitle}; generated {at} by orgaccess {version}. {m} members, {k} API keys, {g} groups, {f} findings.</p>\n<nav aria-label=Sections>{change_link}<a href=\"#matrix\">Who holds what</a> · <a href=\"#groups\">Groups</a> · <a href=\"#keys\">API keys</a> · <a href=\"#findings\">Findings</a></nav>\n</header>\n<main>\n{changes}<section id=matrix aria-labelledby=h-matrix>\n<h2 id=h-matrix>Who holds what</h2>\n{body}</section>\n",
         // Our own words and base64 only: nothing to escape.
+        changes = map
+            .changes
+            .as_ref()
+            .map(sections::changes)
+            .unwrap_or_default(),
+        change_link = if map.changes.is_some() {
+            "<a href=\"#change\">The change</a> · "
+        } else {
+            ""
+        },
         csp = content_security_policy(&css, SCRIPT),
         version = env!("CARGO_PKG_VERSION"),
         title = escape(&title),

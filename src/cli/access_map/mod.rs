@@ -10,6 +10,7 @@
 //! computes a privilege. A cell can carry a [`Mark`] (gained or lost), so a
 //! comparison of two states renders through the same page.
 
+pub mod compare;
 pub mod html;
 pub mod palette;
 pub mod sections;
@@ -90,8 +91,12 @@ pub struct Mark {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
+    /// Held now and not before, or more than before.
     Gained,
+    /// Held before and not now, or less than before.
     Lost,
+    /// Some of both (Edit on one resource traded for another).
+    Changed,
 }
 
 /// One row: a member or an API key.
@@ -127,6 +132,8 @@ pub struct AccessMap {
     pub groups: Vec<GroupJson>,
     pub key_details: Vec<ApiKeyJson>,
     pub findings: Vec<Finding>,
+    /// For a comparison: what the change does besides the cells' marks.
+    pub changes: Option<compare::Changes>,
 }
 
 /// A row's cells from explain's rows (rows naming no catalog domain are
@@ -194,6 +201,7 @@ impl AccessMap {
             groups,
             key_details,
             findings,
+            changes: None,
         }
     }
 

@@ -63,7 +63,8 @@
     }
     if (facts && facts.m) {
       const m = facts.m;
-      parts.push(para(m.k === 'gained' ? '\u25B2 Gained' : '\u25BC Lost', 'before: ' + m.b, 'mark'));
+      const words = {gained: '\u25B2 Gained', lost: '\u25BC Lost', changed: '\u25C6 Changed'};
+      parts.push(para(words[m.k], 'before: ' + m.b, 'mark'));
       if (m.c.length) parts.push(el('p', 'Because of:'), listOf(m.c, 'causes'));
     }
     details.replaceChildren(...parts);
@@ -152,7 +153,7 @@
       for (const tr of tb.rows) {
         if (!hay.has(tr)) continue;
         const ok = !tb.hidden && terms.every((t) => hay.get(tr).includes(t))
-          && (level === '' || tr.querySelector(level === 'mark' ? 'td.mg, td.ml' : 'td.' + level) !== null);
+          && (level === '' || tr.querySelector(level === 'mark' ? 'td.mg, td.ml, td.mc' : 'td.' + level) !== null);
         tr.hidden = !ok;
         if (ok) shown += 1;
       }

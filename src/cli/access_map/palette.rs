@@ -110,6 +110,7 @@ pub const MUTED_TEXT: &str = "#52525b";
 pub const LINK: &str = "#1d4ed8";
 pub const GAINED: &str = "#166534";
 pub const LOST: &str = "#991b1b";
+pub const CHANGED: &str = "#6b21a8";
 pub const FOCUS: &str = "#000000";
 
 /// `#rrggbb` as three channels in 0..=1.
@@ -180,7 +181,7 @@ mod tests {
             let focus = contrast(FOCUS, s.background).unwrap();
             assert!(focus >= 3.0, "{level:?}: focus outline {focus:.2}:1");
             // The marks of a comparison are words in these colours on the cell.
-            for mark in [GAINED, LOST] {
+            for mark in [GAINED, LOST, CHANGED] {
                 let r = contrast(mark, s.background).unwrap();
                 assert!(
                     r >= AA,
@@ -193,7 +194,7 @@ mod tests {
 
     #[test]
     fn the_page_text_is_readable() {
-        for fg in [PAGE_TEXT, MUTED_TEXT, LINK, GAINED, LOST] {
+        for fg in [PAGE_TEXT, MUTED_TEXT, LINK, GAINED, LOST, CHANGED] {
             let r = contrast(fg, PAGE_BACKGROUND).unwrap();
             assert!(r >= AA, "{fg} on the page: {r:.2}:1");
         }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::compare::Changes;
 use super::html::escape;
 use crate::cli::explain::{ApiKeyJson, GroupJson, Row};
 use crate::core::advice::{Finding, Severity};
@@ -161,4 +162,53 @@ pub fn write_findings(out: &mut String, findings: &[Finding]) {
         let _ = writeln!(out, "<td>{}<td>{}", escape(&f.message), escape(&f.fix));
     }
     out.push_str("</tbody></table></div>\n</section>\n");
+}
+
+fn finding_line(f: &Finding) -> String {
+    let severity = match f.severity {
+        Severity::Critical => "critical",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    };
+    format!(
+        "{severity} {}: {} ({})",
+        f.id,
+        f.message,
+        f.objects.join(", ")
+    )
+}
+
+/// The summary of a comparison, above the matrix.
+pub fn changes(c: &Changes) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<section id=change aria-labelledby=h-change>\n<h2 id=h-change>The change</h2>\n<p>From <strong>{}</strong> to <strong>{}</strong>: {} members, keys or identities gain privileges and {} lose some. The matrix shows the result, each changed cell marked in words and a symbol (\u{25B2} gained, \u{25BC} lost, \u{25C6} changed); \u{201C}Holding: a change\u{201D} shows only the rows that changed.</p>\n",
+        escape(&c.base),
+        escape(&c.head),
+        c.gaining,
+        c.losing
+    );
+    let mut parts: Vec<(&str, Vec<String>)> = vec![("Notices", c.notices.clone())];
+    if let Some(refused) = &c.refused {
+        parts.push(("Refused for the author (admission)", refused.clone()));
+    }
+    parts.extend([
+        ("Kubernetes identities", c.identities.clone()),
+        (
+            "Findings that appear",
+            c.appeared.iter().map(finding_line).collect(),
+        ),
+        (
+            "Findings that go away",
+            c.resolved.iter().map(finding_line).collect(),
+        ),
+    ];
+    for (title, items) in parts {
+        let _ = write!(out, "<h3>{title} ({})</h3>", items.len());
+        list(&mut out, &items, "lines");
+        out.push('\n');
+    }
+    out.push_str("</section>\n");
+    out
 }
