@@ -203,7 +203,7 @@ pub fn changes(c: &Changes) -> String {
             "Findings that go away",
             c.resolved.iter().map(finding_line).collect(),
         ),
-    ];
+    ]);
     for (title, items) in parts {
         let _ = write!(out, "<h3>{title} ({})</h3>", items.len());
         list(&mut out, &items, "lines");
