@@ -22,7 +22,7 @@ fn root() -> &'static Path {
 }
 
 /// Runs the built binary; its standard output, or a panic with its error.
-fn orgaccess(args: &[&str]) -> String {
+pub(crate) fn orgaccess(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_orgaccess"))
         .args(args)
         .current_dir(root())
@@ -78,12 +78,12 @@ spec:
 "#;
 
 /// Records Content-Security-Policy violations from the first script on.
-const CSP_LISTENER: &str = "window.__violations = []; document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));";
+pub(crate) const CSP_LISTENER: &str = "window.__violations = []; document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));";
 
 /// Every row of the matrix, each cell as the page shows it: its words, and
 /// the details panel's level, grants and resources after the page's own
 /// hover handler ran on it. `arguments[0]`: only these row names (all when null).
-const READ_CELLS: &str = r#"
+pub(crate) const READ_CELLS: &str = r#"
 const only = arguments[0];
 const table = document.getElementById('map');
 const details = document.getElementById('details');
@@ -98,7 +98,7 @@ for (const tb of table.tBodies) {
     for (const td of Array.from(tr.cells).slice(1)) {
       td.dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
       row.cells[cols[td.cellIndex - 1]] = {
-        text: td.textContent,
+        text: td.lastChild.textContent,
         level: details.querySelector('.level').textContent,
         granted: Array.from(details.querySelectorAll('ul.granted li'), (li) => li.textContent),
         resources: Array.from(details.querySelectorAll('ul.resources li'), (li) => li.textContent),
@@ -112,10 +112,10 @@ return out;
 
 /// One cell as the core answers it.
 #[derive(Debug, PartialEq, Eq, Clone)]
-struct Expected {
-    level: String,
-    granted: Vec<String>,
-    resources: Vec<String>,
+pub(crate) struct Expected {
+    pub level: String,
+    pub granted: Vec<String>,
+    pub resources: Vec<String>,
 }
 
 fn none() -> Expected {
@@ -174,7 +174,7 @@ fn explained(files: &[&str], kind: &str, name: &str) -> BTreeMap<String, Expecte
 }
 
 /// The page's rows as read by [`READ_CELLS`].
-fn rows(page: &Value) -> Vec<(String, String, String, BTreeMap<String, Expected>)> {
+pub(crate) fn rows(page: &Value) -> Vec<(String, String, String, BTreeMap<String, Expected>)> {
     page.as_array()
         .unwrap()
         .iter()
@@ -220,7 +220,7 @@ fn rows(page: &Value) -> Vec<(String, String, String, BTreeMap<String, Expected>
 }
 
 /// Every disagreement between the page's cells and `explain`.
-fn disagreements(page: &Value, files: &[&str]) -> Vec<String> {
+pub(crate) fn disagreements(page: &Value, files: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for (kind, name, _, cells) in rows(page) {
         let core = explained(files, &kind, &name);
@@ -293,7 +293,7 @@ fn who_can(files: &[&str], verb: &str, target: &str) -> BTreeSet<(String, String
 }
 
 /// Console errors and warnings (chromedriver's SEVERE and WARNING) and CSP violations.
-async fn problems(b: &Browser) -> Vec<String> {
+pub(crate) async fn problems(b: &Browser) -> Vec<String> {
     let mut out: Vec<String> = b
         .console()
         .await
@@ -319,7 +319,7 @@ async fn problems(b: &Browser) -> Vec<String> {
     out
 }
 
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
@@ -328,7 +328,7 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-fn file_url(p: &Path) -> String {
+pub(crate) fn file_url(p: &Path) -> String {
     format!("file://{}", p.canonicalize().unwrap().display())
 }
 

@@ -10,6 +10,7 @@ mod generators;
 mod support;
 
 mod access_map;
+mod access_map_diff;
 mod chart;
 mod cli;
 mod cli_tools;
