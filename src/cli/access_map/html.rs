@@ -241,9 +241,9 @@ fn write_matrix(out: &mut String, map: &AccessMap, facts: &mut Interned) {
         (Kind::Member, &map.members, "Members"),
         (Kind::ApiKey, &map.keys, "API keys"),
     ] {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tbody data-kind={}><tr class=sect><th scope=rowgroup colspan={}>{title} ({})\n",
+            "<tbody data-kind={}><tr class=sect><th scope=rowgroup colspan={}>{title} ({})",
             kind.as_str(),
             columns + 1,
             rows.len()
