@@ -120,3 +120,121 @@ pub fn mark_changes(map: &mut AccessMap, diff: &AccessDiff, mut changes: Changes
     changes.resolved = diff.findings.resolved.clone();
     map.changes = Some(changes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::manifest::{Loaded, parse_text};
+    use crate::cli::source::{self, Org};
+    use crate::core::catalog::DomainId;
+    use crate::core::diff::diff;
+    use crate::core::privilege::AccessLevel;
+
+    const BASE: &str = r#"
+apiVersion: orgaccess.dev/v1alpha1
+kind: Organization
+metadata: {name: acme, namespace: t}
+spec:
+  displayName: ACME
+  resources: {sources: [jira, web]}
+---
+apiVersion: orgaccess.dev/v1alpha1
+kind: Group
+metadata: {name: editors, namespace: t}
+spec:
+  displayName: Editors
+  privileges:
+    - {service: Content, domain: Fields, level: Edit}
+    - service: Content
+      domain: Sources
+      level: Custom
+      resources: [{name: jira, level: Edit}]
+---
+apiVersion: orgaccess.dev/v1alpha1
+kind: Member
+metadata: {name: mallory, namespace: t}
+spec:
+  identity: {provider: Email, username: mallory@acme.example}
+  groups: [editors]
+  accepted: true
+"#;
+
+    fn org(yaml: &str) -> Org {
+        let mut loaded = Loaded::default();
+        parse_text("t.yaml", yaml, "default", &mut loaded);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        source::states(&loaded.manifests, true)
+            .remove("t")
+            .expect("namespace t")
+    }
+
+    #[test]
+    fn every_change_of_the_diff_marks_one_cell_and_no_other() {
+        // The head: editors trade jira for web and lose Fields' Edit for
+        // View; mallory leaves; trent joins.
+        let head_yaml = BASE
+            .replace("level: Edit}\n    - service", "level: View}\n    - service")
+            .replace("{name: jira, level: Edit}", "{name: web, level: Edit}")
+            .replace("name: mallory", "name: trent")
+            .replace("mallory@", "trent@");
+        let (base, head) = (org(BASE), org(&head_yaml));
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let d = diff(&base.state, &head.state, now);
+        let mut map = AccessMap::build(&head, "test", now);
+        mark_changes(&mut map, &d, Changes::default());
+
+        let marked: Vec<(&str, DomainId, Change)> = map
+            .members
+            .iter()
+            .flat_map(|p| {
+                p.cells.iter().filter_map(move |(d, c)| {
+                    c.mark.as_ref().map(|m| (p.name.as_str(), *d, m.change))
+                })
+            })
+            .collect();
+        let fields = catalog::lookup(catalog::Service::Content, "Fields").unwrap();
+        let sources = catalog::lookup(catalog::Service::Content, "Sources").unwrap();
+        // mallory, gone, loses both; trent, new, gains both.
+        assert!(marked.contains(&("mallory", fields, Change::Lost)));
+        assert!(marked.contains(&("mallory", sources, Change::Lost)));
+        assert!(marked.contains(&("trent", fields, Change::Gained)));
+        assert!(marked.contains(&("trent", sources, Change::Gained)));
+        let member_changes: usize = d
+            .principals
+            .iter()
+            .filter(|p| p.principal.kind == PrincipalKind::Member)
+            .map(|p| p.changes.len())
+            .sum();
+        assert_eq!(marked.len(), member_changes, "{marked:?}");
+        let mallory = map.members.iter().find(|p| p.name == "mallory").unwrap();
+        assert_eq!(mallory.phase, "Removed");
+        let lost = mallory.cell(fields).unwrap();
+        assert_eq!(lost.level, AccessLevel::None, "the head holds nothing");
+        let mark = lost.mark.as_ref().unwrap();
+        assert_eq!(mark.before, "Edit");
+        assert_eq!(mark.causes, ["Group editors"]);
+        // trent's Fields is View now, from editors; no cell of trent's is unmarked.
+        let trent = map.members.iter().find(|p| p.name == "trent").unwrap();
+        assert_eq!(trent.cell(fields).unwrap().level, AccessLevel::View);
+        assert!(trent.cells.values().all(|c| c.mark.is_some()));
+        let changes = map.changes.as_ref().unwrap();
+        assert_eq!((changes.gaining, changes.losing), (1, 1));
+    }
+
+    #[test]
+    fn a_trade_is_marked_changed_with_both_sides_causes() {
+        let head_yaml = BASE.replace("{name: jira, level: Edit}", "{name: web, level: Edit}");
+        let (base, head) = (org(BASE), org(&head_yaml));
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let d = diff(&base.state, &head.state, now);
+        let mut map = AccessMap::build(&head, "test", now);
+        mark_changes(&mut map, &d, Changes::default());
+        let sources = catalog::lookup(catalog::Service::Content, "Sources").unwrap();
+        let cell = map.members[0].cell(sources).unwrap();
+        let mark = cell.mark.as_ref().unwrap();
+        assert_eq!(mark.change, Change::Changed);
+        assert_eq!(mark.before, "Custom (jira Edit)");
+        assert_eq!(mark.causes, ["now: Group editors", "before: Group editors"]);
+        assert_eq!(cell.level, AccessLevel::Custom);
+    }
+}

@@ -328,8 +328,8 @@ pub fn render(map: &AccessMap) -> String {
         title = escape(&title),
         subtitle = escape(&map.subtitle),
         at = map.generated_at,
-        m = map.members.len(),
-        k = map.keys.len(),
+        m = map.members.iter().filter(|p| p.phase != "Removed").count(),
+        k = map.keys.iter().filter(|p| p.phase != "Removed").count(),
         g = map.groups.len(),
         f = map.findings.len(),
     );
