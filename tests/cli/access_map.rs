@@ -682,3 +682,54 @@ async fn an_organization_of_1000_members_loads_without_errors() {
     assert!(after.is_empty(), "{after:#?}");
     b.quit().await;
 }
+
+/// The flags' errors: `report` is only a page; `diff --html` draws one namespace.
+#[test]
+fn report_asks_for_html_and_diff_html_for_one_namespace() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_orgaccess"))
+            .args(args)
+            .current_dir(root())
+            .env("ORGACCESS_LOG", "warn")
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("the binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["report", "-f", "examples/"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("give --html"), "{err}");
+
+    let work = tempfile::tempdir().unwrap();
+    let (base, head) = (work.path().join("base"), work.path().join("head"));
+    for (dir, level) in [(&base, "View"), (&head, "Edit")] {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut y = String::new();
+        for ns in ["one", "two"] {
+            y.push_str(&format!(
+                "---\napiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {{name: g, namespace: {ns}}}\nspec:\n  displayName: G\n  privileges:\n    - {{service: Content, domain: Fields, level: {level}}}\n"
+            ));
+        }
+        std::fs::write(dir.join("g.yaml"), y).unwrap();
+    }
+    let (base, head) = (base.to_str().unwrap(), head.to_str().unwrap());
+    let (code, err) = run(&["diff", base, head, "--html"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("choose one with -n"), "{err}");
+    let page = work.path().join("one.html");
+    let (code, err) = run(&[
+        "diff",
+        base,
+        head,
+        "-n",
+        "one",
+        "--html-file",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<title>Access change: namespace one</title>"));
+}
