@@ -10,7 +10,7 @@
 //! the details with `textContent` only.
 //!
 //! Size: a cell is its level's class and words (`<td class=Lv data-p=3>View`,
-//! end tags omitted as HTML allows); what grants a cell is interned once in
+//! end tags omitted as HTML allows; a None cell is `<td>None`); what grants a cell is interned once in
 //! the data block and cells point to it by number (docs/access-map.md gives
 //! the size at 1,000 members).
 
@@ -25,6 +25,7 @@ use super::palette::{self, LEVELS, swatch};
 use super::sections;
 use super::{AccessMap, Cell, Change, Kind, Principal};
 use crate::core::catalog::{self, Service};
+use crate::core::privilege::AccessLevel;
 
 const CSS: &str = include_str!("page.css");
 const SCRIPT: &str = include_str!("page.js");
@@ -76,10 +77,18 @@ pub fn content_security_policy(style: &str, script: &str) -> String {
 /// what the page shows).
 fn level_css() -> String {
     let mut css = String::new();
+    // A matrix cell without a class is None (most cells: the class is left
+    // out to keep the page small); the level classes win over it.
+    let none = &LEVELS[0].1;
+    let _ = write!(
+        css,
+        "#map tbody td{{background:{};color:{}}}",
+        none.background, none.text
+    );
     for (_, s) in LEVELS {
         let _ = write!(
             css,
-            ".{c}{{background:{b};color:{t}}}",
+            ".{c},#map td.{c}{{background:{b};color:{t}}}",
             c = s.class,
             b = s.background,
             t = s.text
@@ -157,12 +166,20 @@ fn write_cell(out: &mut String, cell: Option<&Cell>, facts: &mut Interned, first
         Change::Lost => ("ml", "\u{25BC}", "lost: "),
         Change::Changed => ("mc", "\u{25C6}", "changed: "),
     });
-    out.push_str("<td class=");
-    match mark {
-        Some((class, ..)) => {
-            let _ = write!(out, "\"{} {class}\"", s.class);
+    // None's class is left out (the matrix's default colours).
+    let level_class = (c.level != AccessLevel::None).then_some(s.class);
+    out.push_str("<td");
+    match (level_class, mark) {
+        (Some(l), Some((m, ..))) => {
+            let _ = write!(out, " class=\"{l} {m}\"");
         }
-        None => out.push_str(s.class),
+        (Some(l), None) => {
+            let _ = write!(out, " class={l}");
+        }
+        (None, Some((m, ..))) => {
+            let _ = write!(out, " class={m}");
+        }
+        (None, None) => {}
     }
     if cell.is_some() {
         let _ = write!(out, " data-p={}", facts.add(cell_facts(c)));

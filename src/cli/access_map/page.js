@@ -17,7 +17,7 @@
   };
   const levelOf = (td) => {
     for (const c of td.classList) if (c in data.levels) return data.levels[c];
-    return '';
+    return data.levels.L0; // a cell without a level class is None
   };
   const para = (label, value, cls) => {
     const p = el('p', undefined, cls);
