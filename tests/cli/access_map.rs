@@ -365,6 +365,17 @@ async fn the_access_map_agrees_with_explain_and_who_can_in_a_browser() {
         json!("Access map: namespace default")
     );
 
+    // The page does not scroll sideways: only the matrix does, in its box.
+    let widths = b
+        .exec(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+            json!([]),
+        )
+        .await;
+    assert!(
+        widths[0].as_i64() <= widths[1].as_i64(),
+        "the page is wider than the window: {widths}"
+    );
     // Hostile names are text: no element came from them.
     let injected = b
         .exec("return document.querySelectorAll('body img, body svg, body script:not([id=data])').length;", json!([]))

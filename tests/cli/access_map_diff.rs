@@ -135,6 +135,17 @@ async fn diff_html_marks_every_change_orgaccess_diff_reports() {
         "the page logged problems on load: {loaded:#?}"
     );
 
+    // The page does not scroll sideways: only the matrix does, in its box.
+    let widths = b
+        .exec(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+            json!([]),
+        )
+        .await;
+    assert!(
+        widths[0].as_i64() <= widths[1].as_i64(),
+        "the page is wider than the window: {widths}"
+    );
     let marks = b.exec(READ_MARKS, json!([])).await;
     let marks = marks.as_array().unwrap();
     let shown: BTreeSet<(String, String, String, String)> = marks
@@ -209,6 +220,16 @@ async fn diff_html_marks_every_change_orgaccess_diff_reports() {
         .collect();
     assert_eq!(visible, changed);
 
+    // The screenshot: the matrix in view, a gained cell clicked (focused) and its details shown.
+    b.exec("const l = document.getElementById('lvl'); l.value = ''; l.dispatchEvent(new Event('input')); document.getElementById('h-matrix').scrollIntoView({behavior: 'instant'}); const tr = Array.from(document.querySelectorAll('#map tbody tr')).find((r) => r.querySelector('th .n')?.textContent === 'vendor-dev'); tr.cells[1].click();", json!([])).await;
+    let focused = b.exec("return document.activeElement.parentElement.querySelector('th .n').textContent + ' ' + document.querySelector('#details .mark').textContent;", json!([])).await;
+    assert!(
+        focused
+            .as_str()
+            .unwrap()
+            .starts_with("vendor-dev \u{25B2} Gained: before: None"),
+        "{focused}"
+    );
     let png = b.screenshot().await;
     std::fs::write(artifacts().join("access-change.png"), &png).unwrap();
     let after = problems(&b).await;
