@@ -17,12 +17,12 @@ use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::access_map::command::HtmlArgs;
 use super::access_map::compare::{self, Changes};
 use super::access_map::{AccessMap, html};
 use super::identity::{AsArgs, asker};
 use super::manifest::{self, Manifest};
 use super::output::{OutputFormat, Styles};
-use super::report::HtmlArgs;
 use super::source::{self, Org};
 use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, fail};
 use crate::core::change::Def;

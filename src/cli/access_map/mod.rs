@@ -10,6 +10,7 @@
 //! computes a privilege. A cell can carry a [`Mark`] (gained or lost), so a
 //! comparison of two states renders through the same page.
 
+pub mod command;
 pub mod compare;
 pub mod html;
 pub mod palette;

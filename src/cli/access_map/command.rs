@@ -1,6 +1,6 @@
-//! `orgaccess report --html`: the access map of an organization (manifests
-//! or the cluster) as one self-contained HTML page (`access_map`,
-//! docs/access-map.md), on standard output or in `--html-file FILE`.
+//! The command `orgaccess report --html`: the access map of an organization
+//! (manifests or the cluster) as one self-contained HTML page
+//! (docs/access-map.md), on standard output or in `--html-file FILE`.
 //! [`HtmlArgs`] are the same flags on `orgaccess diff`.
 
 use std::path::PathBuf;
@@ -9,9 +9,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use jiff::Timestamp;
 
-use super::access_map::{AccessMap, html};
-use super::source::{self, SourceArgs, Subject};
-use super::{ClusterArgs, EXIT_OK, emit, fail};
+use super::{AccessMap, html};
+use crate::cli::source::{self, SourceArgs, Subject};
+use crate::cli::{ClusterArgs, EXIT_OK, emit, fail};
 
 /// `--html` and `--html-file`, for every command that writes the page.
 #[derive(Args, Clone, Debug, Default)]
