@@ -61,6 +61,10 @@ enum Command {
     /// List admission decisions from the webhook's activity file or JSON log
     /// lines (files or stdin), as JSON, filtered (see docs/webhook.md).
     Activity(orgaccess::cli::activity::ActivityArgs),
+    /// What a change does to access: BASE and HEAD manifests, a git range
+    /// (--git main..HEAD) or the cluster against manifests (--cluster);
+    /// exits 1 at --fail-on.
+    Diff(orgaccess::cli::diff::DiffArgs),
     /// Print the manifest of a duplicate of a group.
     #[command(subcommand)]
     Duplicate(orgaccess::cli::duplicate::DuplicateCommand),
@@ -162,6 +166,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::CanI(args) => {
             std::process::exit(orgaccess::cli::can_i::run(args, &cli.cluster).await)
+        }
+        Command::Diff(args) => {
+            std::process::exit(orgaccess::cli::diff::run(args, &cli.cluster).await)
         }
         Command::Duplicate(cmd) => {
             std::process::exit(orgaccess::cli::duplicate::run(cmd, &cli.cluster).await)

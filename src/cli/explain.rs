@@ -9,15 +9,13 @@ use super::output::OutputFormat;
 use super::output::{Styles, Table, cell, styled};
 use super::source::{self, Org, SourceArgs, Subject};
 use super::{ClusterArgs, EXIT_OK, emit, fail};
-use crate::core::catalog::{self, Create, DomainId, Service};
+use crate::core::catalog::{self, Create, Service};
 use crate::core::effective::{
-    ConsoleAccess, Grantee, Grantees, MemberPhase, Via, access_grants, console_access,
+    ConsoleAccess, Grantee, Grantees, MemberPhase, Via, console_access, grantee_provenance,
     group_members, member_effective, resolve_grantees,
 };
 use crate::core::model::{AccessEntry, MemberIdentity, OrgState};
-use crate::core::privilege::{
-    Abilities, AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceAccess, parse,
-};
+use crate::core::privilege::{Abilities, AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceAccess};
 
 #[derive(Subcommand, Clone, Debug)]
 pub enum ExplainCommand {
@@ -300,15 +298,8 @@ fn member_human(j: &MemberJson, s: Styles) -> String {
 // API keys and groups: template, own privileges, access lists
 // ---------------------------------------------------------------------------
 
-fn access_source(domain: DomainId, object: &str) -> String {
-    if domain == *catalog::GROUPS {
-        format!("access list of Group {object}")
-    } else {
-        format!("access list of ApiKey {object}")
-    }
-}
-
-/// Where each domain of a grantee's privileges comes from.
+/// Where each domain of a grantee's privileges comes from (core
+/// [`grantee_provenance`], the same causes `orgaccess diff` names).
 fn grantee_rows(
     state: &OrgState,
     grantee: Grantee,
@@ -316,34 +307,9 @@ fn grantee_rows(
     explicit: &[PrivilegeSpec],
     effective: &PrivilegeSet,
 ) -> Vec<Row> {
-    let access = access_grants(state).remove(&grantee).unwrap_or_default();
-    let explicit_domains: Vec<DomainId> = explicit
-        .iter()
-        .filter_map(|s| parse(s).ok().map(|(d, _)| d))
-        .collect();
-    effective
-        .to_specs()
+    grantee_provenance(state, &grantee, template.as_ref(), explicit, effective)
         .into_iter()
-        .filter_map(|spec| {
-            let d = catalog::lookup(spec.service, &spec.domain)?;
-            let mut from = Vec::new();
-            if explicit_domains.contains(&d) {
-                from.push("spec.privileges".to_string());
-            } else if let Some((name, set)) = &template
-                && set.get(d).is_some()
-            {
-                from.push(format!("template {name}"));
-            }
-            let mut objs: Vec<String> = access
-                .iter()
-                .filter(|(dd, _, _)| *dd == d)
-                .map(|(dd, obj, _)| access_source(*dd, obj))
-                .collect();
-            objs.sort();
-            objs.dedup();
-            from.extend(objs);
-            Some(row(effective, spec, from))
-        })
+        .map(|(spec, from)| row(effective, spec, from))
         .collect()
 }
 

@@ -7,6 +7,8 @@
 //! - `orgaccess explain member|apikey NAME`: effective privileges with provenance.
 //! - `orgaccess who-can VERB SERVICE/DOMAIN[/RESOURCE]`: members and API keys that can.
 //! - `orgaccess can-i VERB SERVICE/DOMAIN[/RESOURCE] --member|--api-key|--as`: one decision, like `kubectl auth can-i`.
+//! - `orgaccess diff BASE HEAD` / `--git A..B` / `--cluster`: what a change does
+//!   to access (core [`crate::core::diff`]), with `--fail-on` for CI.
 //! - `orgaccess duplicate group NAME`: a duplicate of a group, as a manifest.
 //! - `orgaccess import FILE` / `orgaccess export`: the platform's JSON to
 //!   manifests and back (`docs/import-export.md`).
@@ -28,6 +30,7 @@ pub mod catalog;
 pub mod check;
 pub mod cluster;
 pub mod completion;
+pub mod diff;
 pub mod duplicate;
 pub mod explain;
 pub mod export;

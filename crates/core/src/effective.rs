@@ -81,6 +81,56 @@ pub fn access_grants(state: &OrgState) -> BTreeMap<Grantee, Vec<(DomainId, Strin
     out
 }
 
+fn access_source(domain: DomainId, object: &str) -> String {
+    if domain == *catalog::GROUPS {
+        format!("access list of Group {object}")
+    } else {
+        format!("access list of ApiKey {object}")
+    }
+}
+
+/// Where each domain of a group's or API key's privileges comes from: its
+/// own `spec.privileges`, else its template (`template NAME`), plus every
+/// access-list entry naming it (`access list of Group|ApiKey NAME`). One
+/// home for the causes `orgaccess explain` and `orgaccess diff` print.
+pub fn grantee_provenance(
+    state: &OrgState,
+    grantee: &Grantee,
+    template: Option<&(String, PrivilegeSet)>,
+    explicit: &[PrivilegeSpec],
+    effective: &PrivilegeSet,
+) -> Vec<(PrivilegeSpec, Vec<String>)> {
+    let access = access_grants(state).remove(grantee).unwrap_or_default();
+    let explicit_domains: Vec<DomainId> = explicit
+        .iter()
+        .filter_map(|s| parse(s).ok().map(|(d, _)| d))
+        .collect();
+    effective
+        .iter()
+        .map(|(d, g)| {
+            let mut from = Vec::new();
+            if explicit_domains.contains(&d) {
+                from.push("spec.privileges".to_string());
+            } else if let Some((name, set)) = template
+                && set.get(d).is_some()
+            {
+                from.push(format!("template {name}"));
+            }
+            let mut objs: Vec<String> = access
+                .iter()
+                .filter(|(dd, _, _)| *dd == d)
+                .map(|(dd, obj, _)| access_source(*dd, obj))
+                .collect();
+            objs.sort();
+            objs.dedup();
+            from.extend(objs);
+            let mut one = PrivilegeSet::new();
+            one.set(d, g.clone());
+            (one.to_specs().remove(0), from)
+        })
+        .collect()
+}
+
 /// Privileges of every group and API key, including access-list grants.
 #[derive(Clone, Debug, Default)]
 pub struct Grantees {

@@ -10,6 +10,7 @@ pub mod builtin;
 pub mod catalog;
 pub mod change;
 pub mod decision;
+pub mod diff;
 pub mod effective;
 pub mod model;
 pub mod platform;

@@ -42,8 +42,8 @@ const LAYERS: Layers = &[
     ),
     (&["advice"], "the least-privilege findings"),
     (
-        &["warnings", "decision"],
-        "an allowed change's warnings; may a principal do this",
+        &["warnings", "decision", "diff"],
+        "an allowed change's warnings; may a principal do this; two states side by side",
     ),
 ];
 
