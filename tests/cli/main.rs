@@ -10,7 +10,9 @@ mod generators;
 mod support;
 
 mod chart;
+mod ci_recipes;
 mod cli;
 mod cli_tools;
 mod demo;
+mod formats;
 mod import_export;

@@ -3,8 +3,9 @@
 //! the run at `--fail-on` and above, placed at the manifest of the first of
 //! its objects that has one; each finding id that found nothing passed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::super::manifest::Location;
 use super::super::source::Org;
 use super::{DOCS, Item, Level, Passed, Report, Rule, relative};
 use crate::core::advice::{Finding, Severity};
@@ -29,9 +30,19 @@ pub fn rule(f: &Finding) -> Rule {
 
 /// One finding in `org` as an item; `fail_on` is the run's threshold.
 pub fn item(org: &Org, f: &Finding, fail_on: Severity) -> Item {
-    let at = f.objects.iter().find_map(|o| org.locations.get(o));
+    item_at(&org.namespace, &org.locations, f, fail_on)
+}
+
+/// One finding in `namespace`, whose manifests are at `locations` (by `Kind/name`).
+pub fn item_at(
+    namespace: &str,
+    locations: &BTreeMap<String, Location>,
+    f: &Finding,
+    fail_on: Severity,
+) -> Item {
+    let at = f.objects.iter().find_map(|o| locations.get(o));
     let subject = match f.objects.as_slice() {
-        [] => format!("namespace {}", org.namespace),
+        [] => format!("namespace {namespace}"),
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} and {} more", rest.len()),
     };
@@ -42,11 +53,11 @@ pub fn item(org: &Org, f: &Finding, fail_on: Severity) -> Item {
         subject,
         message: f.message.clone(),
         objects: f.objects.clone(),
-        namespace: Some(org.namespace.clone()),
+        namespace: Some(namespace.to_string()),
         file: at.map(|l| relative(&l.file)),
         line: at.map_or(0, |l| l.line),
         help: Some(f.fix.clone()),
-        key: format!("{}|{}|{}", f.id, org.namespace, f.objects.join(",")),
+        key: format!("{}|{namespace}|{}", f.id, f.objects.join(",")),
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod advise;
 pub mod check;
+pub mod diff;
 pub mod github;
 pub mod gitlab;
 pub mod junit;
