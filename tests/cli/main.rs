@@ -14,5 +14,6 @@ mod ci_recipes;
 mod cli;
 mod cli_tools;
 mod demo;
+mod diff;
 mod formats;
 mod import_export;

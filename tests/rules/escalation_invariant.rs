@@ -306,7 +306,7 @@ fn org(days: u32) -> OrgDef {
     }
 }
 
-fn arb_state() -> impl Strategy<Value = OrgState> {
+pub(crate) fn arb_state() -> impl Strategy<Value = OrgState> {
     let groups = GROUPS.map(|n| prop::option::weighted(0.7, arb_group(n)));
     let members =
         MEMBERS.map(|n| prop::option::weighted(if n == "m0" { 0.95 } else { 0.7 }, arb_member(n)));

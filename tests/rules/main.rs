@@ -12,6 +12,8 @@ mod support;
 
 mod admission;
 mod desired_status;
+mod diff_props;
+mod diff_status;
 mod engine_props;
 mod engine_seeds;
 mod escalation;

@@ -276,7 +276,6 @@ struct Side {
     principals: BTreeMap<Principal, (PrivilegeSet, BTreeMap<DomainId, Vec<String>>)>,
     administrators: BTreeSet<Principal>,
     equivalents: BTreeSet<Principal>,
-    keys: BTreeMap<String, Standing>,
     findings: Vec<Finding>,
 }
 
@@ -306,7 +305,6 @@ fn read(state: &OrgState, now: Timestamp) -> Side {
         principals: BTreeMap::new(),
         administrators: BTreeSet::new(),
         equivalents: BTreeSet::new(),
-        keys: BTreeMap::new(),
         findings: advice::review(state, &grantees, &state.advice_settings(), now),
     };
     // Members, and the identities they map (merged over the members).
@@ -409,7 +407,6 @@ fn read(state: &OrgState, now: Timestamp) -> Side {
             },
             (set, causes),
         );
-        side.keys.insert(k.name.clone(), Standing::of(k, now));
     }
     side
 }
@@ -460,33 +457,37 @@ fn principal_changes(
     out
 }
 
-fn key_notices(base: &OrgState, head: &OrgState, b: &Side, h: &Side, out: &mut Vec<Notice>) {
+fn key_notices(base: &OrgState, head: &OrgState, now: Timestamp, out: &mut Vec<Notice>) {
+    let custom = crate::builtin::ApiKeyTemplate::Custom;
     for (name, k) in &head.api_keys {
-        let now_standing = &h.keys[name];
-        let was = b.keys.get(name);
-        if now_standing.is_live() && !was.is_some_and(Standing::is_live) {
+        let old = base.api_keys.get(name);
+        // A manifest has no creation time; applied over a stored key it
+        // keeps the stored one, so the head's key counts from there.
+        let mut k = k.clone();
+        if k.created.is_none() {
+            k.created = old.and_then(|o| o.created);
+        }
+        let standing = Standing::of(&k, now);
+        let was = old.map(|o| Standing::of(o, now));
+        if standing.is_live() && !was.as_ref().is_some_and(Standing::is_live) {
             out.push(Notice::KeyBecomesLive { key: name.clone() });
         }
-        let template = k.template.unwrap_or(crate::builtin::ApiKeyTemplate::Custom);
-        let was_public = base.api_keys.get(name).is_some_and(|o| {
-            o.template
-                .unwrap_or(crate::builtin::ApiKeyTemplate::Custom)
-                .privacy()
-                == Privacy::CanBePublic
-        });
+        let template = k.template.unwrap_or(custom);
+        let was_public =
+            old.is_some_and(|o| o.template.unwrap_or(custom).privacy() == Privacy::CanBePublic);
         if template.privacy() == Privacy::CanBePublic && !was_public {
             out.push(Notice::KeyCanBePublic {
                 key: name.clone(),
                 template: format!("{template:?}"),
             });
         }
-        if let (Some(was), Some(old)) = (was, base.api_keys.get(name))
-            && now_standing.expires > was.expires
+        if let (Some(was), Some(old)) = (was, old)
+            && standing.expires > was.expires
         {
             out.push(Notice::KeyExpiresLater {
                 key: name.clone(),
                 before: was.expires,
-                after: now_standing.expires,
+                after: standing.expires,
                 lifetime_removed: old.lifetime.is_some() && k.lifetime.is_none(),
             });
         }
@@ -536,7 +537,7 @@ pub fn diff(base: &OrgState, head: &OrgState, now: Timestamp) -> AccessDiff {
             });
         }
     }
-    key_notices(base, head, &b, &h, &mut notices);
+    key_notices(base, head, now, &mut notices);
     notices.sort();
     let base_keys: BTreeSet<_> = b.findings.iter().map(finding_key).collect();
     let head_keys: BTreeSet<_> = h.findings.iter().map(finding_key).collect();
