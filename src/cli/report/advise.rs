@@ -108,6 +108,7 @@ pub fn report(
         rules: findings.iter().map(rule).collect(),
         default_file: org_file.map(|l| relative(&l.file)),
         full_command,
+        passed_noun: ("finding id found nothing", "finding ids found nothing"),
     };
     r.sort();
     r

@@ -151,6 +151,7 @@ pub fn report(inputs: &Inputs, verdicts: &[Verdict], failed: bool, full_command:
             .to_string(),
         failed,
         full_command,
+        passed_noun: ("object allowed", "objects allowed"),
         ..Report::default()
     };
     for (path, why) in &inputs.loaded.unreadable {

@@ -327,6 +327,10 @@ pub fn report(d: &DiffReport, fail_on: &[FailOn], full_command: String) -> Repor
         rules,
         default_file,
         full_command,
+        passed_noun: (
+            "`--fail-on` concern not raised",
+            "`--fail-on` concerns not raised",
+        ),
     };
     r.sort();
     r

@@ -104,7 +104,9 @@ pub fn render(report: &Report, max: usize) -> String {
         out.push('\n');
     }
     if !report.passed.is_empty() {
-        let _ = writeln!(out, "{} objects passed.\n", report.passed.len());
+        let n = report.passed.len();
+        let (one, many) = report.passed_noun;
+        let _ = writeln!(out, "{n} {}.\n", if n == 1 { one } else { many });
     }
     let budget = max.saturating_sub(RESERVE);
     let mut written = 0;
@@ -183,7 +185,7 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("| ⚠️ | advice-x | warning | 4 | 0 |"), "{out}");
-        assert!(out.contains("1 objects passed."));
+        assert!(out.contains("\n1 object allowed.\n"), "{out}");
         assert_eq!(out.matches("<details>").count(), 2);
         assert_eq!(out.matches("</details>").count(), 2);
         let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("- ")).collect();

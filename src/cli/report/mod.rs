@@ -157,6 +157,8 @@ pub struct Report {
     /// Sorted by [`Report::sort`].
     pub items: Vec<Item>,
     pub passed: Vec<Passed>,
+    /// What a passed entry is, one and many (`object allowed`, `objects allowed`).
+    pub passed_noun: (&'static str, &'static str),
     /// One per rule id the items name.
     pub rules: Vec<Rule>,
     /// Where results about no manifest are shown (the Organization's
@@ -259,6 +261,7 @@ pub(crate) mod tests {
             failed: true,
             default_file: Some("org/organization.yaml".into()),
             full_command: "orgaccess check -o json".into(),
+            passed_noun: ("object allowed", "objects allowed"),
             ..Report::default()
         };
         for i in 0..n {
