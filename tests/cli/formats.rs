@@ -238,3 +238,71 @@ fn diff_s_sarif_passes_the_schema_and_names_a_new_administrator() {
         "{md}"
     );
 }
+
+/// Names and messages from a hostile manifest stay text in every format.
+#[test]
+fn hostile_names_stay_text_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: orgaccess.dev/v1alpha1
+kind: Member
+metadata:
+  name: "<script>alert(1)</script>|a`b"
+  namespace: acme
+spec:
+  identity: {provider: Email, username: "x@e.example"}
+---
+apiVersion: orgaccess.dev/v1alpha1
+kind: Member
+metadata:
+  name: "ok\r\n::error file=x::forged,|"
+  namespace: acme
+spec:
+  identity: {provider: Email, username: "y@e.example"}
+"#,
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let (code, md) = run(&["check", &file, "-o", "markdown"]);
+    assert_eq!(code, 1);
+    assert!(
+        !md.contains("<script>") && md.contains("&lt;script&gt;"),
+        "{md}"
+    );
+    for l in md.lines().filter(|l| l.starts_with('|')) {
+        assert_eq!(l.matches('|').count(), 6, "{l}");
+    }
+    assert!(md.lines().all(|l| !l.starts_with("::error")), "{md}");
+    let (_, xml) = run(&["check", &file, "-o", "junit"]);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let names: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .filter_map(|n| n.attribute("name"))
+        .collect();
+    assert!(
+        names.contains(&"Member acme/<script>alert(1)</script>|a`b"),
+        "{names:?}"
+    );
+    let (_, sarif) = run(&["check", &file, "-o", "sarif"]);
+    assert_sarif(&validator(), "hostile", &sarif);
+    // One annotation per problem: a name's line break forges no command.
+    let (_, gh) = run(&["check", &file, "-o", "github"]);
+    let commands: Vec<&str> = gh.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(commands.len(), 2, "{gh}");
+    assert!(
+        commands.iter().all(|l| l.starts_with("::error file=")),
+        "{gh}"
+    );
+    let (_, gl) = run(&["check", &file, "-o", "gitlab"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&gl)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -335,3 +335,170 @@ pub fn report(d: &DiffReport, fail_on: &[FailOn], full_command: String) -> Repor
     r.sort();
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::cli::manifest::Location;
+    use crate::core::diff::{AccessDiff, FindingsDiff, PrincipalDiff};
+
+    fn principal(kind: PrincipalKind, name: &str) -> Principal {
+        Principal {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    fn finding(id: &'static str, severity: Severity) -> Finding {
+        Finding {
+            id,
+            severity,
+            objects: vec!["Member/ada".into()],
+            message: format!("{id} message"),
+            practice: "a practice",
+            source: "a source",
+            fix: "a fix".into(),
+        }
+    }
+
+    fn sample(failed: Vec<FailOn>) -> DiffReport {
+        let diff = AccessDiff {
+            principals: vec![PrincipalDiff {
+                principal: principal(PrincipalKind::Member, "bob"),
+                in_base: true,
+                in_head: true,
+                changes: Vec::new(),
+            }],
+            notices: vec![
+                Notice::NewAdministrator {
+                    principal: principal(PrincipalKind::Member, "ada"),
+                },
+                Notice::NewAdministratorEquivalent {
+                    principal: principal(PrincipalKind::Identity, "User eve"),
+                },
+                Notice::KeyBecomesLive { key: "k".into() },
+            ],
+            findings: FindingsDiff {
+                appeared: vec![finding("administrators-size", Severity::Warning)],
+                resolved: vec![finding("group-without-members", Severity::Info)],
+            },
+        };
+        let at = |line| Location {
+            file: "org/members.yaml".into(),
+            document: 1,
+            line,
+        };
+        DiffReport {
+            base: "main".into(),
+            head: "HEAD".into(),
+            author: None,
+            namespaces: vec![NamespaceDiff {
+                namespace: "acme".into(),
+                diff,
+                refused: None,
+                locations: BTreeMap::from([
+                    ("Member/ada".to_string(), at(7)),
+                    (
+                        "Organization/acme".to_string(),
+                        Location {
+                            file: "org/org.yaml".into(),
+                            document: 1,
+                            line: 1,
+                        },
+                    ),
+                ]),
+            }],
+            concerns: vec![
+                FailOn::NewAdministrator,
+                FailOn::KeyExposure,
+                FailOn::Warning,
+            ],
+            failed,
+        }
+    }
+
+    #[test]
+    fn a_new_administrator_is_an_error_at_her_manifest_failing_only_when_asked() {
+        let d = sample(vec![FailOn::NewAdministrator]);
+        let r = report(
+            &d,
+            &[FailOn::NewAdministrator, FailOn::Critical],
+            "orgaccess diff".into(),
+        );
+        assert!(r.failed);
+        assert!(
+            r.headline.ends_with("; fails on new-administrator"),
+            "{}",
+            r.headline
+        );
+        let first = &r.items[0];
+        assert_eq!(
+            (first.rule.as_str(), first.level, first.fails),
+            ("new-administrator", Level::Error, true)
+        );
+        assert_eq!(
+            (first.file.as_deref(), first.line),
+            (Some("org/members.yaml"), 7)
+        );
+        assert!(
+            first
+                .message
+                .contains("Member/ada becomes an administrator")
+        );
+        // An identity has no manifest: shown at the Organization's.
+        let eve = r
+            .items
+            .iter()
+            .find(|i| i.rule == "new-administrator-equivalent")
+            .unwrap();
+        assert_eq!(
+            (eve.file.as_deref(), eve.level, eve.fails),
+            (None, Level::Error, true)
+        );
+        assert_eq!(r.file_of(eve), Some("org/org.yaml"));
+        // Key exposure and the warning finding do not fail without being named.
+        for id in ["key-becomes-live", "administrators-size"] {
+            let i = r.items.iter().find(|i| i.rule == id).unwrap();
+            assert_eq!((i.level, i.fails), (Level::Warning, false), "{id}");
+        }
+        let resolved = r
+            .items
+            .iter()
+            .find(|i| i.rule == "finding-resolved")
+            .unwrap();
+        assert_eq!(resolved.level, Level::Note);
+        let lost = r.items.iter().find(|i| i.rule == "privilege-lost").unwrap();
+        assert_eq!((lost.level, lost.fails), (Level::Note, false));
+        // `critical` was asked for and not raised: it passed.
+        assert_eq!(r.passed.len(), 1);
+        assert_eq!(r.passed[0].subject, "no critical");
+        // Every id the items name has its rule.
+        for i in &r.items {
+            assert!(r.rules.iter().any(|x| x.id == i.rule), "{}", i.rule);
+        }
+    }
+
+    #[test]
+    fn asking_for_warnings_fails_on_the_new_warning_finding() {
+        let r = report(
+            &sample(vec![FailOn::Warning]),
+            &[FailOn::Warning],
+            String::new(),
+        );
+        let f = r
+            .items
+            .iter()
+            .find(|i| i.rule == "administrators-size")
+            .unwrap();
+        assert!(f.fails);
+        assert!(
+            !r.items
+                .iter()
+                .find(|i| i.rule == "new-administrator")
+                .unwrap()
+                .fails
+        );
+    }
+}
