@@ -86,6 +86,15 @@ fn check_s_formats_say_what_json_says_with_the_same_exit_code() {
         let doc = assert_sarif(&v, input, &sarif);
         let results = doc["runs"][0]["results"].as_array().unwrap();
         assert_eq!(results.len(), denied.len() + warnings, "{input}");
+        let fingerprints: std::collections::BTreeSet<&str> = results
+            .iter()
+            .map(|r| r["partialFingerprints"]["orgaccess/v1"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fingerprints.len(),
+            results.len(),
+            "{input}: fingerprints collide"
+        );
         for d in &denied {
             let rule = d["rule"].as_str().unwrap();
             let file = d["file"].as_str().unwrap();

@@ -116,15 +116,16 @@ fn problem_item(p: &Problem) -> Item {
         rule: p.rule.to_string(),
         level: Level::Error,
         fails: true,
+        // The file too: an object defined twice is two problems.
         key: format!(
-            "{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}|{}",
             p.rule,
+            relative(&p.loc.file),
             p.namespace.as_deref().unwrap_or_default(),
-            object.first().cloned().unwrap_or_else(|| format!(
-                "{}#{}",
-                relative(&p.loc.file),
-                p.loc.document
-            )),
+            object
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", p.loc.document)),
             p.field.as_deref().unwrap_or_default(),
             if object.is_empty() {
                 p.message.as_str()
@@ -198,14 +199,10 @@ pub fn report(inputs: &Inputs, verdicts: &[Verdict], failed: bool, full_command:
                         line: m.loc.line,
                     });
                     for w in &j.warnings {
-                        let field = w.split_once(':').map_or("", |(f, _)| f);
-                        r.items.push(item(
-                            warning_rule(w),
-                            Level::Warning,
-                            false,
-                            w.clone(),
-                            field,
-                        ));
+                        // Keyed by its text: one object gets several
+                        // warnings of one rule (a finding per member).
+                        r.items
+                            .push(item(warning_rule(w), Level::Warning, false, w.clone(), w));
                     }
                 } else {
                     for x in &j.violations {
