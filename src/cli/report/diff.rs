@@ -19,6 +19,7 @@ use clap::ValueEnum;
 use super::super::diff::{DiffReport, FailOn, NamespaceDiff, change_text};
 use super::{DOCS, Item, Level, Passed, Report, Rule, advise, check, relative};
 use crate::core::advice::{Finding, Severity};
+use crate::core::builtin::BuiltinGroup;
 use crate::core::diff::{Notice, Principal, PrincipalKind};
 
 /// A principal's changes listed in its result at most (`-o json` has them all).
@@ -114,7 +115,10 @@ impl Ns<'_> {
                 principal.to_string(),
                 object(principal)
                     .into_iter()
-                    .chain(["Group/administrators".to_string()])
+                    .chain([format!(
+                        "Group/{}",
+                        BuiltinGroup::Administrators.object_name()
+                    )])
                     .collect(),
             ),
             Notice::NewAdministratorEquivalent { principal } => (
