@@ -348,7 +348,10 @@ pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
         }
         Some(OutputFormat::Human) => emit(&human(&inputs, &verdicts, args.verbose)),
         None => {
-            let full = format!("orgaccess check -o json {}", shown(&args.paths));
+            let mut full = format!("orgaccess check -o json {}", shown(&args.paths));
+            for e in &args.existing {
+                full.push_str(&format!(" --existing {}", e.display()));
+            }
             let r = report::check::report(&inputs, &verdicts, code != EXIT_OK, full);
             emit(&args.output.render(&r).unwrap_or_default());
         }
