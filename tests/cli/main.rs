@@ -10,8 +10,10 @@ mod generators;
 mod support;
 
 mod chart;
+mod ci_recipes;
 mod cli;
 mod cli_tools;
 mod demo;
 mod diff;
+mod formats;
 mod import_export;
