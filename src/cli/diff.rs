@@ -21,8 +21,9 @@ use super::access_map::command::HtmlArgs;
 use super::access_map::compare::{self, Changes};
 use super::access_map::{AccessMap, html};
 use super::identity::{AsArgs, asker};
-use super::manifest::{self, Manifest};
-use super::output::{OutputFormat, Styles};
+use super::manifest::{self, Location, Manifest};
+use super::output::Styles;
+use super::report::{self, ReportFormat};
 use super::source::{self, Org};
 use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, fail};
 use crate::core::change::Def;
@@ -57,9 +58,9 @@ pub struct DiffArgs {
     /// Exit 1 when the change raises one of these (comma-separated or repeated).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CONCERN")]
     pub fail_on: Vec<FailOn>,
-    /// Output format.
+    /// Output format: for people, scripts, or CI (docs/ci-recipes.md).
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ReportFormat,
     /// `--html [--html-file FILE]`: the head's access map with the gains
     /// and losses marked (docs/access-map.md), instead of `-o`.
     #[command(flatten)]
@@ -120,6 +121,10 @@ pub struct NamespaceDiff {
     /// With `--as`: what admission would refuse.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<Vec<Refusal>>,
+    /// Where each object's manifest is, by `Kind/name`: the head's, else
+    /// the base's (for the CI formats, `report::diff`).
+    #[serde(skip)]
+    pub locations: BTreeMap<String, Location>,
 }
 
 /// The whole answer: every namespace either side holds.
@@ -520,10 +525,13 @@ pub async fn compare(
             Some(h) => refusals(&base.manifests, &head.manifests, h, b, ns, &args.who),
             None => Vec::new(),
         });
+        let mut locations = b.map(|o| o.locations.clone()).unwrap_or_default();
+        locations.extend(h.iter().flat_map(|o| o.locations.clone()));
         out.push(NamespaceDiff {
             namespace: ns.clone(),
             diff: d,
             refused,
+            locations,
         });
     }
     let mut concerns: BTreeSet<FailOn> = out
@@ -571,11 +579,13 @@ pub async fn run(args: DiffArgs, cluster: &ClusterArgs) -> i32 {
             return fail(&e);
         }
     } else {
-        emit(
-            &args
-                .output
-                .render(&report, || human(&report, Styles::stdout())),
-        );
+        match args.output.plain() {
+            Some(format) => emit(&format.render(&report, || human(&report, Styles::stdout()))),
+            None => {
+                let r = report::diff::report(&report, &args.fail_on, full_command(&args));
+                emit(&args.output.render(&r).unwrap_or_default());
+            }
+        }
     }
     if report.failed.is_empty() {
         EXIT_OK
@@ -608,6 +618,7 @@ fn html_page(
         explicit_namespace: true,
         implicit_builtins: Vec::new(),
         key_last_used: BTreeMap::new(),
+        locations: BTreeMap::new(),
     });
     let subtitle = format!("Compared: {} \u{2192} {}", report.base, report.head);
     let mut map = AccessMap::build(&head, &subtitle, Timestamp::now());
@@ -629,6 +640,24 @@ fn html_page(
     };
     compare::mark_changes(&mut map, &nd.diff, changes);
     out.write(&html::render(&map))
+}
+
+/// This run's command line with `-o json`, for what markdown leaves out.
+fn full_command(args: &DiffArgs) -> String {
+    let mut parts = vec!["orgaccess diff -o json".to_string()];
+    if let Some(range) = &args.git {
+        parts.push(format!("--git {range}"));
+    }
+    if args.cluster {
+        parts.push("--cluster".into());
+    }
+    parts.extend(args.paths.iter().map(|p| p.display().to_string()));
+    parts.join(" ")
+}
+
+/// One privilege change in a line: `Service/Domain: before → after`.
+pub fn change_text(c: &PrivilegeChange) -> String {
+    change_line(c).trim().replace("  (", " (")
 }
 
 fn change_line(c: &PrivilegeChange) -> String {

@@ -40,6 +40,7 @@ pub mod identity;
 pub mod import;
 pub mod manifest;
 pub mod output;
+pub mod report;
 pub mod schema;
 pub mod source;
 pub mod who_can;
