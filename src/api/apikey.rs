@@ -28,6 +28,7 @@ fn search_hub_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     use crate::core::apikey::{MAX_SEARCH_HUB_LEN, SEARCH_HUB_PATTERN};
     schemars::json_schema!({
         "type": "string",
+        "nullable": true,
         "minLength": 1,
         "maxLength": MAX_SEARCH_HUB_LEN,
         "x-kubernetes-validations": [
