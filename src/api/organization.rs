@@ -85,6 +85,11 @@ pub struct OrganizationStatus {
     /// Members whose invitation expired unaccepted.
     #[serde(default)]
     pub expired_members: u32,
+    /// Members brought in by identity sets alone (invited to no group). They
+    /// hold their groups' privileges once accepted, but the platform does not
+    /// list them on its Members page (seed 001); counted among `members`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub identity_set_members: u32,
     /// Number of API keys.
     #[serde(default)]
     pub api_keys: u32,
@@ -129,4 +134,8 @@ impl From<&Organization> for OrgDef {
             meta: guarded_meta(o.meta()),
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

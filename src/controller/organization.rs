@@ -14,7 +14,7 @@ use super::{Ctx, Error};
 use crate::api::{AdviceStatus, Group, GroupSpec, Organization, OrganizationStatus};
 use crate::core::advice::{Counts, Finding, review};
 use crate::core::builtin::BuiltinGroup;
-use crate::core::effective::{MemberPhase, group_members, member_phase};
+use crate::core::effective::{MemberPhase, group_members, member_phase, only_by_identity_sets};
 use crate::core::model::GroupDef;
 use crate::index::{Namespace, Stored};
 
@@ -207,6 +207,10 @@ pub fn desired_status(
     let members = &snap.state.members;
     let lifetime = snap.state.invitation_lifetime_days();
     let (mut active, mut pending, mut expired) = (0, 0, 0);
+    let identity_set_members = members
+        .values()
+        .filter(|m| only_by_identity_sets(&snap.state, m))
+        .count() as u32;
     for m in members.values() {
         match member_phase(m, lifetime, now).0 {
             MemberPhase::Active => active += 1,
@@ -273,6 +277,7 @@ pub fn desired_status(
         active_members: active,
         pending_members: pending,
         expired_members: expired,
+        identity_set_members,
         api_keys: snap.state.api_keys.len() as u32,
         administrators,
         seeded_builtin_groups: seeded,

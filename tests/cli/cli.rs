@@ -781,8 +781,12 @@ fn duplicate_limited_administrators() {
     assert_eq!(copy["allowed"], true, "{copy}");
 }
 
+/// Seed 001: "You can however duplicate the Administrators group, and then
+/// edit the privilege set of the new group." An administrator (holding
+/// exactly its privileges) duplicates it; John, a limited administrator, may
+/// not (docs/rules.md, "Duplicate").
 #[test]
-fn duplicate_of_administrators_as_an_administrator_is_denied() {
+fn an_administrator_duplicates_administrators_and_a_limited_one_cannot() {
     let out = run(&[
         "duplicate",
         "group",
@@ -794,11 +798,34 @@ fn duplicate_of_administrators_as_an_administrator_is_denied() {
         "--as",
         "olivia",
     ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("duplicateOf: administrators"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&[
+        "duplicate",
+        "group",
+        "administrators",
+        "-f",
+        "examples",
+        "--name",
+        "admins-2",
+        "--as",
+        "john",
+    ]);
     assert_eq!(out.code, 1);
     assert_eq!(out.stdout, "");
     assert!(
         out.stderr
             .contains("Group default/admins-2 denied: [Duplicate] spec.duplicateOf"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("may duplicate the Administrators group only holding every privilege it holds; you lack:"),
         "{}",
         out.stderr
     );

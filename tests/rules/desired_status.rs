@@ -449,3 +449,42 @@ fn a_cached_written_status_is_wanted_again_unchanged() {
     }
     assert!(checked > 5);
 }
+
+/// Seed 001: identity-set users "don't appear on the organization member
+/// list". The Organization's status counts them apart (`identitySetMembers`,
+/// among `members`), and the member's own status shows its group by
+/// identity set.
+#[test]
+fn organization_status_counts_members_brought_in_by_identity_sets_alone() {
+    let f = examples();
+    let staff: Group = serde_json::from_value(serde_json::json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+        "metadata": {"name": "staff", "namespace": NS},
+        "spec": {"identitySets": [{"openIdDomain": {"provider": "Google", "domain": "acme.example"}}],
+                 "privileges": [{"service": "Search", "domain": "ExecuteQueries", "level": "Allowed"}]}
+    }))
+    .unwrap();
+    let ivy: Member = serde_json::from_value(serde_json::json!({
+        "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Member",
+        "metadata": {"name": "ivy", "namespace": NS},
+        "spec": {"identity": {"provider": "Google", "username": "ivy@acme.example"}, "accepted": true}
+    }))
+    .unwrap();
+    let now = jiff::Timestamp::now();
+    let before = {
+        let ns = f.index.namespace(NS);
+        desired::organization(&f.org, &ns, BuiltinGroup::ALL.to_vec(), &[], now)
+    };
+    f.index.apply(&staff);
+    f.index.apply(&ivy);
+    let ns = f.index.namespace(NS);
+    let org = desired::organization(&f.org, &ns, BuiltinGroup::ALL.to_vec(), &[], now);
+    assert_eq!(org.identity_set_members, before.identity_set_members + 1);
+    assert_eq!(org.members, before.members + 1);
+    let status = desired::member(&Stored::from(ivy), &ns, now).expect("indexed");
+    assert!(
+        status.groups.iter().any(|g| g.group == "staff" && g.active),
+        "{:?}",
+        status.groups
+    );
+}

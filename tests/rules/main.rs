@@ -20,3 +20,4 @@ mod escalation;
 mod escalation_invariant;
 mod fuzz_corpus;
 mod hostile_rules;
+mod source_examples;

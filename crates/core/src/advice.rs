@@ -662,21 +662,25 @@ fn keys_findings(
                 fix: "shorten spec.lifetime and rotate the key instead".into(),
             });
         }
+        // A key that can be public is judged by what its template allows:
+        // the Usage analytics and Search pages templates are meant to be
+        // exposed, so holding what they give is no finding; holding more
+        // (explicit privileges or access-list grants beyond the template) is.
         let held = grantees.api_keys.get(&k.name).cloned().unwrap_or_default();
-        let search = ApiKeyTemplate::AnonymousSearch.privileges();
-        if template.privacy() == Privacy::CanBePublic && !search.covers(&held) {
+        let allowed = template.privileges();
+        if template.privacy() == Privacy::CanBePublic && !allowed.covers(&held) {
             out.push(Finding {
                 id: "public-key-beyond-search",
                 severity: Severity::Critical,
                 objects: object,
                 message: format!(
-                    "API key {} can be public (template {template:?}) yet holds more than search: {}",
+                    "API key {} can be public (template {template:?}) yet holds more than its template allows: {}",
                     k.name,
-                    search.missing(&held)
+                    allowed.missing(&held)
                 ),
                 practice: "grant the minimum privileges a task needs",
                 source: PRIVILEGES,
-                fix: "keep a public key to executing queries (and pushing analytics); use a private key for the rest".into(),
+                fix: "keep a public key to what its template gives (executing queries, pushing analytics); use a private key for the rest".into(),
             });
         }
     }
@@ -823,6 +827,45 @@ mod tests {
         .iter()
         .map(|f| f.id)
         .collect()
+    }
+
+    /// Seed 002 and the catalog: the Usage analytics and Search pages
+    /// templates are made for public keys; a key is a finding only when it
+    /// holds more than its template allows.
+    #[test]
+    fn a_public_template_key_is_judged_by_its_template() {
+        use crate::builtin::ApiKeyTemplate::{self, *};
+        use crate::model::ApiKeyDef;
+        let key = |template: ApiKeyTemplate, extra: Vec<crate::privilege::PrivilegeSpec>| {
+            let mut s = OrgState::default();
+            s.api_keys.insert(
+                "k".into(),
+                ApiKeyDef {
+                    name: "k".into(),
+                    template: Some(template),
+                    privileges: extra,
+                    enabled: true,
+                    lifetime: Some("P7D".into()),
+                    ..ApiKeyDef::default()
+                },
+            );
+            ids(&s).contains(&"public-key-beyond-search")
+        };
+        for t in [AnonymousSearch, UsageAnalytics, SearchPages] {
+            assert!(!key(t, vec![]), "{t:?} as its template gives it");
+            assert!(
+                key(
+                    t,
+                    vec![spec(Service::Organization, "Groups", AccessLevel::View)]
+                ),
+                "{t:?} with Groups View beyond its template"
+            );
+        }
+        // Private templates are another finding's business.
+        assert!(!key(
+            AuthenticatedSearch,
+            vec![spec(Service::Organization, "Groups", AccessLevel::View)]
+        ));
     }
 
     #[test]

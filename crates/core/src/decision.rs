@@ -3,6 +3,7 @@
 //! allows) and, later, the decision service. Pure: the organization's state
 //! and its grantees in, an [`Answer`] out.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -176,6 +177,26 @@ impl Need {
             resource,
             set,
         })
+    }
+}
+
+impl Need {
+    /// What a person needs for this on the console, where a page can ask
+    /// more than its domain: seed 001's "Required privileges" table asks
+    /// Organization/Activities: View together with Organization/Groups: View
+    /// to view groups, and with Groups: Edit to edit them (admission asks
+    /// the same to edit groups, `rules::required`). Members and the
+    /// identities mapped to them use the console; API keys call the API,
+    /// which lists and edits groups with the Groups privilege alone, so they
+    /// are asked [`Need::set`] only.
+    pub fn for_people(&self) -> Cow<'_, Need> {
+        if self.domain == *catalog::GROUPS && matches!(self.verb, Verb::View | Verb::Edit) {
+            let mut need = self.clone();
+            need.set.merge_in(&crate::rules::activities_view());
+            Cow::Owned(need)
+        } else {
+            Cow::Borrowed(self)
+        }
     }
 }
 
@@ -410,6 +431,7 @@ fn member(
     let Some(m) = state.members.get(name) else {
         return Answer::holds_nothing(format!("no Member '{name}' in this organization"));
     };
+    let need = &*need.for_people();
     let (phase, f) = active_facts(state, facts, m, now);
     let empty = PrivilegeSet::new();
     let held = f.as_ref().map_or(&empty, |f| &f.privileges);
@@ -432,15 +454,29 @@ fn member(
     answer
 }
 
-/// The groups (sorted, each once) whose privileges alone cover `need`.
+/// The groups (sorted, each once) whose privileges alone cover `need`; when
+/// none does (a need over two domains, met by two groups), those that give
+/// a domain of it.
 fn groups_covering(grantees: &Grantees, groups: &[String], need: &Need) -> Vec<String> {
+    let set_of = |g: &String| grantees.groups.get(g.as_str());
+    let whole: Vec<String> = groups
+        .iter()
+        .filter(|g| set_of(g).is_some_and(|set| set.covers(&need.set)))
+        .cloned()
+        .collect();
+    if !whole.is_empty() {
+        return whole;
+    }
     groups
         .iter()
         .filter(|g| {
-            grantees
-                .groups
-                .get(g.as_str())
-                .is_some_and(|set| set.covers(&need.set))
+            set_of(g).is_some_and(|set| {
+                need.set.iter().any(|(d, want)| {
+                    let mut part = PrivilegeSet::new();
+                    part.set(d, want.clone());
+                    set.covers(&part)
+                })
+            })
         })
         .cloned()
         .collect()
@@ -487,6 +523,7 @@ fn identity(
     need: &Need,
     now: Timestamp,
 ) -> Answer {
+    let need = &*need.for_people();
     let view = facts.mapped(user, groups);
     if view.members.is_empty() {
         return Answer::holds_nothing(format!(

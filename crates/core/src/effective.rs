@@ -314,6 +314,18 @@ pub fn member_groups(state: &OrgState, m: &MemberDef) -> Vec<(String, Via)> {
     out
 }
 
+/// A member the platform does not list on its Members page: invited to no
+/// group, in at least one by an identity set (seed 001: "Although the users
+/// in the identity sets you import into your organization can access
+/// Coveo, they don't appear on the organization member list").
+pub fn only_by_identity_sets(state: &OrgState, m: &MemberDef) -> bool {
+    m.groups.is_empty()
+        && state
+            .groups
+            .values()
+            .any(|g| !g.identity_sets.is_empty() && g.identity_sets.iter().any(|s| s.matches(m)))
+}
+
 /// How a member is in one group, if at all: [`member_groups`] narrowed to
 /// `group`, without looking at the other groups.
 pub fn membership_in(state: &OrgState, m: &MemberDef, group: &str) -> Option<Via> {

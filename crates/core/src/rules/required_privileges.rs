@@ -1,7 +1,7 @@
 //! RequiredPrivileges: what a change requires of its requester ([`required`]):
 //! Can Create to create, Edit on the object to change or delete it, Groups
 //! Edit domain-wide for the organization's members, Edit on each group a
-//! member joins or leaves, Organization/Activities: View with any Groups
+//! member is invited to, joins or leaves, Organization/Activities: View with any Groups
 //! edit, every privilege to delete the Organization.
 
 use super::{
@@ -120,8 +120,12 @@ fn required_by_object(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, S
     }
 }
 
-/// RequiredPrivileges for members. Creating, deleting or changing who a member is needs
-/// Edit on Groups domain-wide (the platform's "update organization members");
+/// RequiredPrivileges for members. Creating a member is an invitation: Edit
+/// on each group it joins (by invitation or identity set) when it carries
+/// nothing else. Creating one already accepted, bound to Kubernetes subjects
+/// or with identity-provider claims, or in no group, deleting one or changing
+/// who a member is needs Edit on Groups domain-wide (the platform's "update
+/// organization members"; docs/rules.md, "Inviting members");
 /// adding or removing a member to or from a group, by invitation or by an
 /// identity set that starts or stops matching, is an edit of that group; any
 /// other update is an edit of every group the member is in.
@@ -131,9 +135,35 @@ fn member_required(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, Stri
     let members_edit = |what: String| (edit_domain(groups), what);
     let (old, new) = (member(change.old), member(change.new));
     match (old, new) {
-        (None, Some(_)) => vec![members_edit(format!(
-            "creating member '{name}' (an update of the organization's members)"
-        ))],
+        (None, Some(n)) => {
+            // An invitation: Edit on each group it brings the member into
+            // (the platform's `GROUP EDIT {groupId}` to invite to a group).
+            // Who the member is — acceptance, Kubernetes subjects,
+            // identity-provider claims — is an update of the organization's
+            // members (`GROUP EDIT *`), as on an update.
+            let joins = group_names(state, Some(n));
+            if invitation_only(n) && !joins.is_empty() {
+                return joins
+                    .iter()
+                    .map(|g| {
+                        (
+                            edit_on(groups, g),
+                            format!(
+                                "inviting member '{name}' to group '{g}' (an edit of that group)"
+                            ),
+                        )
+                    })
+                    .collect();
+            }
+            vec![members_edit(format!(
+                "creating member '{name}' {} (an update of the organization's members)",
+                if joins.is_empty() {
+                    "in no group"
+                } else {
+                    "with acceptance, Kubernetes subjects or identity-provider claims"
+                }
+            ))]
+        }
         (Some(_), None) => vec![members_edit(format!(
             "deleting member '{name}' (an update of the organization's members)"
         ))],
@@ -179,6 +209,15 @@ fn member_required(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, Stri
         }
         (None, None) => Vec::new(),
     }
+}
+
+/// A new member carries only an invitation: not accepted, no Kubernetes
+/// subjects, no identity-provider claims.
+fn invitation_only(m: &MemberDef) -> bool {
+    !m.accepted
+        && m.subjects.is_empty()
+        && m.sso_groups.is_empty()
+        && m.salesforce_profile.is_none()
 }
 
 /// Who a member is changed: their identity, the identity provider's claims,
@@ -231,6 +270,20 @@ mod cases {
         Def, Verdict::*, Who::*, create, delete, group, org, privilege, run,
     };
 
+    /// A new member invited to `groups`, accepted or not, bound to nobody.
+    fn invitee(groups: &[&str], accepted: bool) -> crate::model::MemberDef {
+        crate::model::MemberDef {
+            name: "newcomer".into(),
+            identity: crate::model::MemberIdentity {
+                provider: crate::model::Provider::Email,
+                username: "newcomer@example.com".into(),
+            },
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            accepted,
+            ..crate::model::MemberDef::default()
+        }
+    }
+
     #[test]
     fn table() {
         let g = || {
@@ -252,6 +305,30 @@ mod cases {
                 User("gm"),
                 create(g()),
                 Admitted,
+            ),
+            (
+                "inviting a member to a group needs Edit on that group: a group manager holds it",
+                User("gm"),
+                create(Def::Member(invitee(&["viewers"], false))),
+                Admitted,
+            ),
+            (
+                "inviting a member needs Edit on the group, not on all groups: Edit on viewers is enough",
+                User("viewers-editor"),
+                create(Def::Member(invitee(&["viewers"], false))),
+                Admitted,
+            ),
+            (
+                "Edit on viewers does not invite to group-managers",
+                User("viewers-editor"),
+                create(Def::Member(invitee(&["group-managers"], false))),
+                Refused(RequiredPrivileges),
+            ),
+            (
+                "creating a member already accepted is an update of the organization's members: Edit on one group is not enough",
+                User("viewers-editor"),
+                create(Def::Member(invitee(&["viewers"], true))),
+                Refused(RequiredPrivileges),
             ),
             (
                 "deleting the Organization needs every privilege",

@@ -5,7 +5,9 @@
 //! The organization `acme` holds the built-in groups as the operator seeds
 //! them, `group-managers` (a group manager's four privileges, Groups Edit
 //! among them) and `viewers` (Organization View); `olivia` is in
-//! Administrators, `gm` in group-managers, `viewer` in viewers.
+//! Administrators, `gm` in group-managers, `viewer` in viewers,
+//! `viewers-editor` in viewers-editors (Edit on the viewers group only, with
+//! Activities and Organization View).
 
 use super::{Change, Object, Operation, Requester, Rule, Violation, check};
 use crate::builtin::BuiltinGroup;
@@ -77,6 +79,20 @@ pub fn org() -> OrgState {
             "viewers",
             vec![privilege("Organization", "Organization", AccessLevel::View)],
         ),
+        group(
+            "viewers-editors",
+            vec![
+                PrivilegeSpec {
+                    resources: vec![crate::privilege::ResourceAccess {
+                        name: "viewers".into(),
+                        level: crate::privilege::ResourceLevel::Edit,
+                    }],
+                    ..privilege("Organization", "Groups", AccessLevel::Custom)
+                },
+                privilege("Organization", "Activities", AccessLevel::View),
+                privilege("Organization", "Organization", AccessLevel::View),
+            ],
+        ),
     ]);
     for g in groups {
         s.groups.insert(g.name.clone(), g);
@@ -85,6 +101,7 @@ pub fn org() -> OrgState {
         member("olivia", &["administrators"]),
         member("gm", &["group-managers"]),
         member("viewer", &["viewers"]),
+        member("viewers-editor", &["viewers-editors"]),
     ] {
         s.members.insert(m.name.clone(), m);
     }
