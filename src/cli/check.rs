@@ -318,6 +318,23 @@ fn judge_manifest<'a>(
     Verdict::Judged(m, operation, judge::judge(known, asker, &request, now))
 }
 
+/// One line per refused object or invalid document: what `check` prints for it.
+pub fn refusals(verdicts: &[Verdict]) -> Vec<String> {
+    verdicts
+        .iter()
+        .filter_map(|v| match v {
+            Verdict::Judged(m, _, j) if !j.allowed() => Some(format!(
+                "{} {}: {}",
+                m.kind(),
+                m.qualified(),
+                j.message.as_deref().unwrap_or_default()
+            )),
+            Verdict::Judged(..) => None,
+            Verdict::Invalid(p) => Some(problem_line(p)),
+        })
+        .collect()
+}
+
 /// The JSON report's lines: unreadable paths, then each verdict's.
 pub fn findings(inputs: &Inputs, verdicts: &[Verdict]) -> Vec<Finding> {
     let unreadable = inputs

@@ -9,6 +9,13 @@
 //! command prints no manifests and exits 1 unless `--allow-unknown` is given
 //! (then the manifests leave those privileges out, and the report stays).
 //! API key values are never read: the operator generates new ones.
+//!
+//! Nothing is invented either (docs/import-export.md, "Nothing invented"): a
+//! provider outside the platform's enum (`ANY` included) is reported like an
+//! unknown domain, a key with no expiry gets no `spec.lifetime` (a note says
+//! its template's cap applies), and the manifests are judged by the pipeline
+//! `orgaccess check` runs before they are printed: what admission would
+//! refuse is reported, and nothing printed unless `--allow-refused`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -43,6 +50,11 @@ pub struct ImportArgs {
     /// are left out, and still reported on standard error).
     #[arg(long)]
     pub allow_unknown: bool,
+    /// Print the manifests even when orgaccess's admission rules (those
+    /// `orgaccess check` runs, as a trusted principal) would refuse some of
+    /// them; the refusals are still reported on standard error.
+    #[arg(long)]
+    pub allow_refused: bool,
     /// The manifests as YAML documents (default) or one JSON `v1 List`.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -57,6 +69,8 @@ pub struct Imported {
     pub api_keys: Vec<ApiKey>,
     /// Privileges left out, by the group or key that held them.
     pub unmapped: Vec<(String, Unmapped)>,
+    /// Members left out because their provider is not one the platform has.
+    pub unknown_providers: Vec<String>,
     /// Everything else worth knowing (lossy choices), one line each.
     pub notes: Vec<String>,
 }
@@ -124,16 +138,25 @@ fn template_named(id: &str) -> Option<ApiKeyTemplate> {
     serde_json::from_value(serde_json::Value::String(id.to_string())).ok()
 }
 
-/// The days from `now` to an RFC 3339 `expirationDate`, as an ISO-8601 lifetime.
+/// The whole days from `now` to an RFC 3339 `expirationDate`, as an ISO-8601
+/// lifetime: rounded down, so that the key never outlives the platform's
+/// date (lifetimes count whole days); `None` when less than a day is left.
 fn lifetime_until(expiration: &str, now: Timestamp) -> Result<Option<String>, String> {
     let at: Timestamp = expiration
         .parse()
         .map_err(|e| format!("expirationDate '{expiration}' is not an RFC 3339 time ({e})"))?;
-    let secs = at.duration_since(now).as_secs();
-    if secs <= 0 {
-        return Ok(None);
-    }
-    Ok(Some(format!("P{}D", (secs + 86_399) / 86_400)))
+    let days = at.duration_since(now).as_secs() / 86_400;
+    Ok((days > 0).then(|| format!("P{days}D")))
+}
+
+/// What a key without `spec.lifetime` gets: every orgaccess key expires, at
+/// its template's cap (docs/api-keys.md, "Expiry").
+fn cap_applies(template: Option<ApiKeyTemplate>) -> String {
+    let t = template.unwrap_or(ApiKeyTemplate::Custom);
+    format!(
+        "orgaccess will expire it at its template's cap ({t:?}: {} days from its creation; docs/api-keys.md)",
+        t.max_lifetime_days()
+    )
 }
 
 /// The platform's organization as orgaccess objects.
@@ -278,7 +301,7 @@ impl<'a> Importer<'a> {
                 built_in: builtin,
                 template,
                 privileges,
-                identity_sets: Vec::new(),
+                identity_sets: g.identity_sets.clone(),
                 access: Vec::new(),
                 duplicate_of: None,
             },
@@ -288,8 +311,8 @@ impl<'a> Importer<'a> {
         for (list, accepted) in [(&g.members, true), (&g.invites, false)] {
             for m in list {
                 let Some(provider) = provider_from_platform(&m.provider) else {
-                    self.out.notes.push(format!(
-                        "member '{}' of group '{}' has provider '{}', which orgaccess does not know; left out",
+                    self.out.unknown_providers.push(format!(
+                        "member '{}' of group '{}' has provider '{}', which is not in the platform's provider enum (EMAIL, GOOGLE, OFFICE365, SALESFORCE, SALESFORCE_SANDBOX, SAML)",
                         m.username, g.id, m.provider
                     ));
                     continue;
@@ -367,7 +390,7 @@ impl<'a> Importer<'a> {
             Some(t) => explicit_over(&t.privileges(), &full),
             None => full.to_specs(),
         };
-        let (lifetime, enabled) = self.lifetime(k);
+        let (lifetime, enabled) = self.lifetime(k, template);
         let mut key = ApiKey::new(
             &name,
             ApiKeySpec {
@@ -389,27 +412,48 @@ impl<'a> Importer<'a> {
     }
 
     /// A key's lifetime (its own, or until its expiration date) and whether
-    /// it stays enabled (an expired key is imported disabled).
-    fn lifetime(&mut self, k: &PlatformApiKey) -> (Option<String>, bool) {
+    /// it stays enabled (an expired key is imported disabled). A key the
+    /// platform gives no expiry gets none here either: no `spec.lifetime`,
+    /// and a note that the template's cap applies (docs/api-keys.md).
+    fn lifetime(
+        &mut self,
+        k: &PlatformApiKey,
+        template: Option<ApiKeyTemplate>,
+    ) -> (Option<String>, bool) {
         match (&k.lifetime_duration, &k.expiration_date) {
             (Some(l), _) => (Some(l.clone()), k.enabled),
             (None, Some(at)) => match lifetime_until(at, self.now) {
-                Ok(Some(l)) => (Some(l), k.enabled),
+                Ok(Some(l)) => {
+                    self.out.notes.push(format!(
+                        "API key '{}' has no lifetimeDuration; its expirationDate {at} becomes spec.lifetime {l}, counted from now (exported back as lifetimeDuration)",
+                        k.id
+                    ));
+                    (Some(l), k.enabled)
+                }
                 Ok(None) => {
                     self.out.notes.push(format!(
-                        "API key '{}' expired at {at}; imported disabled",
+                        "API key '{}' expires at {at}, less than a day from now (or already); imported disabled",
                         k.id
                     ));
                     (None, false)
                 }
                 Err(e) => {
-                    self.out
-                        .notes
-                        .push(format!("API key '{}': {e}; no lifetime set", k.id));
+                    self.out.notes.push(format!(
+                        "API key '{}': {e}; no lifetime set, so {}",
+                        k.id,
+                        cap_applies(template)
+                    ));
                     (None, k.enabled)
                 }
             },
-            (None, None) => (None, k.enabled),
+            (None, None) => {
+                self.out.notes.push(format!(
+                    "API key '{}' has no expiry on the platform (no lifetimeDuration, no expirationDate); imported without spec.lifetime, so {}",
+                    k.id,
+                    cap_applies(template)
+                ));
+                (None, k.enabled)
+            }
         }
     }
 
@@ -508,6 +552,21 @@ fn read(file: &PathBuf) -> anyhow::Result<PlatformOrganization> {
     })
 }
 
+/// What orgaccess's own admission would refuse among the manifests: the
+/// pipeline `orgaccess check` runs (schema, CEL rules, then
+/// [`crate::judge::judge`] per object against all the others and the
+/// seeded built-in groups), as a trusted principal, one line per refusal.
+pub fn refused_by_admission(yaml: &str, namespace: Option<&str>) -> Vec<String> {
+    let mut loaded = super::manifest::Loaded::default();
+    super::manifest::parse_text("import", yaml, namespace.unwrap_or("default"), &mut loaded);
+    let inputs = super::check::Inputs {
+        orgs: super::source::states(&loaded.manifests, true),
+        loaded,
+        before: BTreeMap::new(),
+    };
+    super::check::refusals(&inputs.verdicts(crate::judge::Asker::Trusted, true))
+}
+
 /// Imports `args.file`; `-n` is the namespace written in the manifests
 /// (default: none, so kubectl's).
 pub fn run(args: ImportArgs, cluster: &ClusterArgs) -> i32 {
@@ -537,25 +596,39 @@ pub fn run(args: ImportArgs, cluster: &ClusterArgs) -> i32 {
     for n in &imported.notes {
         emit_err(&format!("{}: {n}\n", s.warn("note")));
     }
-    if !imported.unmapped.is_empty() && !args.allow_unknown {
+    for u in &imported.unknown_providers {
+        emit_err(&format!("{}: {u}\n", s.error("unmapped")));
+    }
+    let unmapped = imported.unmapped.len() + imported.unknown_providers.len();
+    if unmapped > 0 && !args.allow_unknown {
         emit_err(&format!(
-            "{}: {} privileges could not be mapped; no manifests written (--allow-unknown writes them without these)\n",
+            "{}: {unmapped} privileges or members could not be mapped; no manifests written (--allow-unknown writes them without these)\n",
             s.error("error"),
-            imported.unmapped.len()
+        ));
+        return EXIT_FINDINGS;
+    }
+    let yaml = match to_yaml(&imported) {
+        Ok(yaml) => yaml,
+        Err(e) => return fail(&anyhow::anyhow!("cannot write the manifests: {e}")),
+    };
+    let refused = refused_by_admission(&yaml, cluster.namespace.as_deref());
+    for r in &refused {
+        emit_err(&format!("{}: {r}\n", s.error("refused")));
+    }
+    if !refused.is_empty() && !args.allow_refused {
+        emit_err(&format!(
+            "{}: orgaccess's admission would refuse {} of the imported objects (as `orgaccess check` says); no manifests written (--allow-refused writes them anyway)\n",
+            s.error("error"),
+            refused.len()
         ));
         return EXIT_FINDINGS;
     }
     if args.output == OutputFormat::Json {
         emit(&super::output::to_json(&to_list(&imported)));
-        return EXIT_OK;
+    } else {
+        emit(&yaml);
     }
-    match to_yaml(&imported) {
-        Ok(yaml) => {
-            emit(&yaml);
-            EXIT_OK
-        }
-        Err(e) => fail(&anyhow::anyhow!("cannot write the manifests: {e}")),
-    }
+    EXIT_OK
 }
 
 #[cfg(test)]
@@ -582,10 +655,12 @@ mod tests {
             lifetime_until("2026-01-31T00:00:00Z", now),
             Ok(Some("P30D".into()))
         );
+        // Rounded down: the key never outlives the platform's date.
         assert_eq!(
-            lifetime_until("2026-01-30T01:00:00Z", now),
-            Ok(Some("P30D".into()))
+            lifetime_until("2026-01-30T23:00:00Z", now),
+            Ok(Some("P29D".into()))
         );
+        assert_eq!(lifetime_until("2026-01-01T23:00:00Z", now), Ok(None));
         assert_eq!(lifetime_until("2025-12-31T00:00:00Z", now), Ok(None));
         assert!(lifetime_until("soon", now).is_err());
     }

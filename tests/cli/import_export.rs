@@ -18,6 +18,7 @@ use orgaccess::cli::manifest::{self, Loaded};
 use orgaccess::cli::source;
 use orgaccess::core::catalog::CATALOG;
 use orgaccess::core::effective::resolve_grantees;
+use orgaccess::core::model::IdentitySet;
 use orgaccess::core::platform::{
     PlatformOrganization, PlatformPrivilege, from_platform, to_platform,
 };
@@ -93,7 +94,13 @@ fn import(args: &[&str], stdin: Option<&str>) -> String {
 }
 
 fn export(yaml: &str) -> String {
-    let out = run(&["export", "-f", "-"], Some(yaml));
+    export_with(yaml, &[])
+}
+
+fn export_with(yaml: &str, flags: &[&str]) -> String {
+    let mut all = vec!["export", "-f", "-"];
+    all.extend_from_slice(flags);
+    let out = run(&all, Some(yaml));
     assert_eq!(out.code, 0, "export: {}", out.stderr);
     out.stdout
 }
@@ -134,7 +141,16 @@ fn importing_the_platform_fixture_gives_manifests_the_rules_admit() {
     // The admission rules admit every object (as a trusted principal).
     let check = run(&["check", "-"], Some(&out.stdout));
     assert_eq!(check.code, 0, "{}", check.stdout);
-    assert!(check.stdout.contains("13 objects"), "{}", check.stdout);
+    assert!(check.stdout.contains("14 objects"), "{}", check.stdout);
+    // A key the platform gives no expiry gets none invented: no
+    // spec.lifetime, and a note that the template's cap applies.
+    assert!(
+        out.stderr
+            .contains("API key 'acmecorpproduction-push01' has no expiry on the platform")
+            && out.stderr.contains("Custom: 365 days"),
+        "{}",
+        out.stderr
+    );
 
     let l = loaded(&out.stdout, "acme");
     let state = &source::states(&l.manifests, false)["acme"].state;
@@ -176,6 +192,8 @@ fn importing_the_platform_fixture_gives_manifests_the_rules_admit() {
     assert!(!tokens.enabled);
     assert_eq!(tokens.lifetime.as_deref(), Some("P365D"));
     assert_eq!(tokens.allowed_ips, ["198.51.100.7"]);
+    let push = &state.api_keys["acmecorpproduction-push01"];
+    assert_eq!(push.lifetime, None);
 }
 
 #[test]
@@ -260,7 +278,9 @@ fn platform_json_to_manifests_to_json_is_stable() {
 
 #[test]
 fn manifests_to_json_to_manifests_is_identity() {
-    let out = run(&["export", "-f", "examples"], None);
+    // The Sitecore integrator holds Full access, Customer Service included,
+    // whose platform names are inferred: written only when asked.
+    let out = run(&["export", "-f", "examples", "--allow-inferred"], None);
     assert_eq!(out.code, 0, "{}", out.stderr);
     // What the platform cannot hold is said, not dropped silently.
     assert!(out.stderr.contains("Kubernetes subjects"), "{}", out.stderr);
@@ -385,8 +405,111 @@ fn arb_set() -> impl Strategy<Value = PrivilegeSet> {
     })
 }
 
+/// One identity set: an OpenID domain of a provider, an SSO group or a
+/// Salesforce profile.
+fn arb_identity_set() -> impl Strategy<Value = IdentitySet> {
+    use orgaccess::core::model::{OpenIdDomain, Provider};
+    let providers = [
+        Provider::Google,
+        Provider::Microsoft,
+        Provider::Salesforce,
+        Provider::SalesforceSandbox,
+    ];
+    prop_oneof![
+        (0..providers.len(), "[a-z]{1,8}\\.(example|test)").prop_map(move |(p, domain)| {
+            IdentitySet {
+                open_id_domain: Some(OpenIdDomain {
+                    provider: providers[p],
+                    domain,
+                }),
+                sso_group: None,
+                salesforce_profile: None,
+            }
+        }),
+        "[A-Za-z][A-Za-z0-9 _-]{0,20}".prop_map(|g| IdentitySet {
+            open_id_domain: None,
+            sso_group: Some(g),
+            salesforce_profile: None,
+        }),
+        "[A-Za-z][A-Za-z0-9 ]{0,20}".prop_map(|p| IdentitySet {
+            open_id_domain: None,
+            sso_group: None,
+            salesforce_profile: Some(p),
+        }),
+    ]
+}
+
+/// Manifests (JSON documents, which YAML reads) of one organization with
+/// groups holding these privilege sets and identity sets.
+fn organization_yaml(groups: &[(PrivilegeSet, Vec<IdentitySet>)]) -> String {
+    use orgaccess::api::{Group, GroupSpec};
+    let mut docs = vec![ORG.to_string()];
+    for (i, (set, sets)) in groups.iter().enumerate() {
+        let mut g = Group::new(
+            &format!("group-{i}"),
+            GroupSpec {
+                display_name: Some(format!("Group {i}")),
+                built_in: None,
+                template: None,
+                privileges: set.to_specs(),
+                identity_sets: sets.clone(),
+                access: Vec::new(),
+                duplicate_of: None,
+            },
+        );
+        g.metadata.namespace = Some("acme".into());
+        docs.push(serde_json::to_string(&g).unwrap());
+    }
+    docs.join("\n---\n")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Random organizations' groups keep their identity sets and privileges
+    /// through export and import (in process; inferred names and
+    /// incomplete documents allowed, so that only the mapping is judged).
+    #[test]
+    fn groups_with_identity_sets_survive_export_and_import(
+        groups in prop::collection::vec(
+            (arb_set(), prop::collection::vec(arb_identity_set(), 0..4)),
+            0..4,
+        )
+    ) {
+        use orgaccess::cli::export::{Allow, KeyExtras, export};
+        let yaml = organization_yaml(&groups);
+        let l = loaded(&yaml, "acme");
+        let org = &source::states(&l.manifests, true)["acme"];
+        let now = jiff::Timestamp::now();
+        let allow = Allow { inferred: true, incomplete: true };
+        let exported = export(org, |_| KeyExtras::default(), now, allow);
+        prop_assert!(exported.problems.is_empty(), "{:?}", exported.problems);
+        let json = serde_json::to_string(&exported.doc).unwrap();
+        let read: PlatformOrganization = serde_json::from_str(&json).unwrap();
+        let back = orgaccess::cli::import::import(&read, None, Some("acme"), now);
+        for (i, (set, sets)) in groups.iter().enumerate() {
+            let name = format!("group-{i}");
+            let g = back
+                .groups
+                .iter()
+                .find(|g| g.metadata.name.as_deref() == Some(name.as_str()))
+                .unwrap();
+            prop_assert_eq!(&g.spec.identity_sets, sets);
+            // Custom grants on Groups name object names, which import
+            // derives from the IDs; compare through the same renaming.
+            let (want, _) = from_platform(&to_platform(set), |k, id| match k {
+                orgaccess::core::catalog::ResourceKind::Groups => group_name(id),
+                orgaccess::core::catalog::ResourceKind::ApiKeys => {
+                    orgaccess::cli::import::object_name(id, orgaccess::core::apikey::MAX_NAME_LEN)
+                }
+                _ => id.to_string(),
+            });
+            let (got, errors) =
+                orgaccess::core::effective::granted_by_spec(None, &g.spec.privileges);
+            prop_assert!(errors.is_empty(), "{:?}", errors);
+            prop_assert_eq!(got, want);
+        }
+    }
 
     /// Any valid privilege set survives the platform's format, through JSON,
     /// and is written the same way again.
@@ -413,4 +536,379 @@ proptest! {
         let (back, _) = from_platform(&items, |_, id| id.to_string());
         prop_assert_eq!(back, set);
     }
+}
+
+// ---------------------------------------------------------------------------
+// import -> check -> export round-trips the platform's JSON without invented
+// facts (issue 32); docs/import-export.md lists every difference allowed here.
+// ---------------------------------------------------------------------------
+
+/// The object names import gives the fixture's groups that are not built-in.
+fn group_name(id: &str) -> String {
+    orgaccess::cli::import::object_name(id, 253)
+}
+
+/// A grantee's privileges, written the one way export writes them.
+fn canonical(
+    items: &[PlatformPrivilege],
+    rename: impl Fn(&str) -> String,
+) -> Vec<PlatformPrivilege> {
+    let renamed: Vec<PlatformPrivilege> = items
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            if p.target_domain == "GROUP" {
+                p.target_id = p.target_id.map(|t| if t == "*" { t } else { rename(&t) });
+            }
+            p
+        })
+        .collect();
+    to_platform(&set_of(&renamed))
+}
+
+/// The keys of every object in `v` at `path` (groups or apiKeys).
+fn keys_of(v: &serde_json::Value, list: &str) -> std::collections::BTreeSet<String> {
+    v[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o.as_object().unwrap().keys().cloned())
+        .collect()
+}
+
+#[test]
+fn platform_json_round_trips_through_import_check_and_export_without_invented_facts() {
+    let text = std::fs::read_to_string(root().join(FIXTURE)).unwrap();
+    let fixture = doc(&text);
+    // import
+    let yaml = import(&[FIXTURE, "-n", "acme"], None);
+    // check: what import wrote, admission admits.
+    let check = run(&["check", "-", "-n", "acme"], Some(&yaml));
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    // export, with no flag: the fixture holds only documented names.
+    let json = export(&yaml);
+    let exported = doc(&json);
+
+    // No field the platform's document does not have; no invented value.
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&text).unwrap(),
+        serde_json::from_str(&json).unwrap(),
+    );
+    let top =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(top(&a), top(&b));
+    for list in ["groups", "apiKeys"] {
+        let extra: Vec<_> = keys_of(&b, list)
+            .difference(&keys_of(&a, list))
+            .cloned()
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "{list}: fields the input lacks: {extra:?}"
+        );
+    }
+    assert!(
+        !json.contains("\"ANY\"") && !json.contains("x-orgaccess"),
+        "{json}"
+    );
+
+    // Equal to the input modulo the listed differences.
+    assert_eq!(exported.organization_id, fixture.organization_id);
+    assert_eq!(exported.display_name, fixture.display_name);
+    let by_id: BTreeMap<&str, _> = exported.groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for g in &fixture.groups {
+        let admin = g.group_type.as_deref() == Some("ADMINISTRATOR");
+        // Built-in groups keep their seeded names; the others are renamed.
+        let id = match g.display_name.as_deref() {
+            _ if admin => "administrators".to_string(),
+            Some("Analytics Viewers") => "analytics-viewers".to_string(),
+            _ => group_name(&g.id),
+        };
+        let out = by_id[id.as_str()];
+        seen.insert(id.clone());
+        assert_eq!(out.display_name, g.display_name, "{id}");
+        // groupType is written for Administrators only.
+        assert_eq!(
+            out.group_type.as_deref(),
+            admin.then_some("ADMINISTRATOR"),
+            "{id}"
+        );
+        if admin {
+            // Administrators hold every privilege whose name is documented.
+            let want: Vec<_> = to_platform(&orgaccess::core::builtin::full_access())
+                .into_iter()
+                .filter(|p| !orgaccess::core::platform::wire_name_inferred(p))
+                .collect();
+            assert_eq!(out.privileges, want);
+        } else {
+            let rename = |t: &str| {
+                let g = fixture.groups.iter().find(|g| g.id == t).unwrap();
+                group_name(&g.id)
+            };
+            assert_eq!(out.privileges, canonical(&g.privileges, rename), "{id}");
+        }
+        // Usernames without the platform's provider suffix; same providers.
+        let plain = |ms: &[orgaccess::core::platform::PlatformMember]| {
+            let mut v: Vec<_> = ms
+                .iter()
+                .map(|m| {
+                    (
+                        orgaccess::core::platform::plain_username(&m.username, &m.provider),
+                        m.provider.clone(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(plain(&out.members), plain(&g.members), "{id}");
+        assert_eq!(plain(&out.invites), plain(&g.invites), "{id}");
+        assert!(out.identity_sets.is_empty());
+    }
+    // The only groups added are the built-in ones the operator seeds, as seeded.
+    for g in exported.groups.iter().filter(|g| !seen.contains(&g.id)) {
+        let b = orgaccess::core::builtin::BuiltinGroup::ALL
+            .into_iter()
+            .find(|b| b.object_name() == g.id)
+            .unwrap_or_else(|| panic!("group {} was invented", g.id));
+        assert_eq!(g.display_name.as_deref(), Some(b.display_name()));
+        assert!(g.members.is_empty() && g.invites.is_empty());
+    }
+    assert_eq!(exported.api_keys.len(), fixture.api_keys.len());
+    for k in &fixture.api_keys {
+        let out = exported
+            .api_keys
+            .iter()
+            .find(|e| e.id == k.id.to_ascii_lowercase())
+            .unwrap();
+        let mut want = k.clone();
+        want.id = out.id.clone();
+        want.privileges = canonical(&k.privileges, |t| t.to_string());
+        // expirationDate is the platform's read-only record; the manifests'
+        // status has none until the operator runs.
+        want.expiration_date = None;
+        assert_eq!(out, &want, "key {}", k.id);
+    }
+}
+
+fn expect(out: &Out, code: i32, stderr_has: &str) {
+    assert_eq!(
+        out.code, code,
+        "stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(out.stderr.contains(stderr_has), "{}", out.stderr);
+}
+
+const ORG: &str = "apiVersion: orgaccess.dev/v1alpha1
+kind: Organization
+metadata: {name: acme, namespace: acme}
+spec: {displayName: ACME}
+";
+
+#[test]
+fn inferred_wire_names_stop_the_export_unless_allowed_and_then_are_marked() {
+    let yaml = format!(
+        "{ORG}---
+apiVersion: orgaccess.dev/v1alpha1
+kind: Group
+metadata: {{name: support, namespace: acme}}
+spec:
+  displayName: Support
+  privileges:
+    - {{service: CustomerService, domain: UseCaseAssist, level: Allowed}}
+    - {{service: Search, domain: ExecuteQueries, level: Allowed}}
+"
+    );
+    let out = run(&["export", "-f", "-"], Some(&yaml));
+    expect(
+        &out,
+        1,
+        "group 'support' holds CUSTOMER_SERVICE/USE_CASE_ASSIST",
+    );
+    assert!(out.stderr.contains("--allow-inferred"), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "nothing is written");
+
+    let json = export_with(&yaml, &["--allow-inferred"]);
+    let exported = doc(&json);
+    assert!(json.contains("\"x-orgaccess-inferred\""), "{json}");
+    assert!(
+        exported
+            .inferred
+            .contains(&"CUSTOMER_SERVICE/USE_CASE_ASSIST".to_string())
+    );
+    let support = exported.groups.iter().find(|g| g.id == "support").unwrap();
+    assert!(
+        support
+            .privileges
+            .iter()
+            .any(|p| p.target_domain == "USE_CASE_ASSIST")
+    );
+    // Administrators' inferred names are written with the flag, and listed too.
+    assert!(exported.inferred.contains(&"PLATFORM/USERS".to_string()));
+    // Read back: the marker is understood and the privilege kept.
+    let back = import(&["-", "-n", "acme"], Some(&json));
+    assert!(back.contains("domain: UseCaseAssist"), "{back}");
+    assert_eq!(export_with(&back, &["--allow-inferred"]), json);
+}
+
+#[test]
+fn administrators_alone_export_without_their_inferred_names() {
+    let out = run(&["export", "-f", "-"], Some(ORG));
+    expect(&out, 0, "group 'administrators': left out");
+    let exported = doc(&out.stdout);
+    assert!(exported.inferred.is_empty());
+    let admin = exported
+        .groups
+        .iter()
+        .find(|g| g.id == "administrators")
+        .unwrap();
+    assert!(
+        admin
+            .privileges
+            .iter()
+            .all(|p| !orgaccess::core::platform::wire_name_inferred(p))
+    );
+    assert!(!out.stdout.contains("CUSTOMER_SERVICE") && !out.stdout.contains("\"USERS\""));
+    // With --allow-inferred they are written, and listed.
+    let all = doc(&export_with(ORG, &["--allow-inferred"]));
+    assert_eq!(
+        all.inferred,
+        orgaccess::core::catalog::INFERRED_API_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn any_listed_is_never_written_as_a_provider_nor_read_from_one() {
+    let yaml = format!(
+        "{ORG}---
+apiVersion: orgaccess.dev/v1alpha1
+kind: Member
+metadata: {{name: ann, namespace: acme}}
+spec:
+  identity: {{provider: AnyListed, username: ann@acme.example}}
+  groups: [users]
+---
+apiVersion: orgaccess.dev/v1alpha1
+kind: Member
+metadata: {{name: bob, namespace: acme}}
+spec:
+  identity: {{provider: Google, username: bob@acme.example}}
+  groups: [users]
+  accepted: true
+"
+    );
+    let out = run(&["export", "-f", "-"], Some(&yaml));
+    expect(&out, 1, "member 'ann' has provider AnyListed");
+    assert_eq!(out.stdout, "");
+    let out = run(&["export", "-f", "-", "--allow-incomplete"], Some(&yaml));
+    expect(&out, 0, "member 'ann' has provider AnyListed");
+    assert!(
+        !out.stdout.contains("\"ANY\"") && !out.stdout.contains("ann@"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("bob@acme.example"));
+
+    // The platform writes no ANY: one in a document is unknown, not AnyListed.
+    let json = r#"{"organizationId": "acme", "groups": [{"id": "g", "privileges": [],
+        "invites": [{"username": "ann@acme.example", "provider": "ANY"}]}]}"#;
+    let out = run(&["import", "-"], Some(json));
+    expect(
+        &out,
+        1,
+        "provider 'ANY', which is not in the platform's provider enum",
+    );
+    assert_eq!(out.stdout, "");
+    let out = run(&["import", "-", "--allow-unknown"], Some(json));
+    expect(&out, 0, "provider 'ANY'");
+    assert!(
+        !out.stdout.contains("AnyListed") && !out.stdout.contains("ann@"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn identity_sets_round_trip_under_the_orgaccess_extension() {
+    let yaml = format!(
+        "{ORG}---
+apiVersion: orgaccess.dev/v1alpha1
+kind: Group
+metadata: {{name: staff, namespace: acme}}
+spec:
+  displayName: Staff
+  privileges:
+    - {{service: Search, domain: ExecuteQueries, level: Allowed}}
+  identitySets:
+    - openIdDomain: {{provider: Google, domain: acme.example}}
+    - ssoGroup: Engineering
+    - salesforceProfile: Sales User
+"
+    );
+    let out = run(&["export", "-f", "-"], Some(&yaml));
+    expect(&out, 0, "x-orgaccess-identitySets");
+    let exported = doc(&out.stdout);
+    let staff = exported.groups.iter().find(|g| g.id == "staff").unwrap();
+    assert_eq!(staff.identity_sets.len(), 3);
+    let raw: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let group = raw["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == "staff")
+        .unwrap();
+    assert_eq!(
+        group["x-orgaccess-identitySets"][0]["openIdDomain"]["domain"],
+        "acme.example"
+    );
+    let back = import(&["-", "-n", "acme"], Some(&out.stdout));
+    let l = loaded(&back, "acme");
+    let original = loaded(&yaml, "acme");
+    let sets = |l: &Loaded| {
+        manifest::groups(&l.manifests)
+            .find(|g| g.metadata.name.as_deref() == Some("staff"))
+            .unwrap()
+            .spec
+            .identity_sets
+            .clone()
+    };
+    assert_eq!(sets(&l), sets(&original));
+    assert_eq!(export(&back), out.stdout);
+}
+
+#[test]
+fn import_refuses_what_admission_would_refuse_unless_allowed() {
+    // An Anonymous search key asking for a year (its template caps at 90
+    // days) and a Custom key holding Search Impersonate (reserved to the
+    // Authenticated search template).
+    let json = r#"{"organizationId": "acme", "groups": [], "apiKeys": [
+        {"id": "long", "displayName": "Too long", "enabled": true,
+         "privileges": [{"owner": "SEARCH_API", "targetDomain": "EXECUTE_QUERY", "type": "ENABLE"}],
+         "lifetimeDuration": "P365D", "apiKeyTemplateId": "AnonymousSearch"},
+        {"id": "imp", "displayName": "Impersonator", "enabled": true,
+         "privileges": [{"owner": "SEARCH_API", "targetDomain": "IMPERSONATE_SEARCH_API", "type": "ENABLE"}],
+         "lifetimeDuration": "P30D"}]}"#;
+    let out = run(&["import", "-", "-n", "acme"], Some(json));
+    expect(&out, 1, "refused: ApiKey acme/long");
+    assert!(
+        out.stderr.contains("refused: ApiKey acme/imp"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--allow-refused"), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "no manifests that check then refuses");
+    let out = run(
+        &["import", "-", "-n", "acme", "--allow-refused"],
+        Some(json),
+    );
+    expect(&out, 0, "refused: ApiKey acme/long");
+    // What import said, check says.
+    let check = run(&["check", "-", "-n", "acme"], Some(&out.stdout));
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    assert!(check.stdout.contains("2 denied"), "{}", check.stdout);
 }

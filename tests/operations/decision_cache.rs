@@ -307,11 +307,14 @@ mod oracle {
         need: &Need,
         now: Timestamp,
     ) -> Answer {
+        // People are asked what the console's page asks (Activities View
+        // with Groups, seed 001); keys the domain alone.
+        let people = need.for_people();
         match principal {
-            Principal::Member(name) => member(state, grantees, name, need, now),
+            Principal::Member(name) => member(state, grantees, name, &people, now),
             Principal::ApiKey(name) => api_key(state, grantees, name, need, now),
             Principal::Identity { user, groups } => {
-                identity(state, grantees, user, groups, need, now)
+                identity(state, grantees, user, groups, &people, now)
             }
         }
     }
@@ -342,20 +345,29 @@ mod oracle {
         answer
     }
 
-    /// The active groups whose privileges alone cover `need`.
+    /// The active groups whose privileges alone cover `need`; when none
+    /// does, those covering one domain of it.
     fn groups_covering(grantees: &Grantees, eff: &MemberEffective, need: &Need) -> Vec<String> {
-        let mut through: Vec<String> = eff
-            .memberships
-            .iter()
-            .filter(|ms| ms.active)
-            .filter(|ms| {
-                grantees
-                    .groups
-                    .get(&ms.group)
-                    .is_some_and(|g| g.covers(&need.set))
-            })
-            .map(|ms| ms.group.clone())
-            .collect();
+        let active = || eff.memberships.iter().filter(|ms| ms.active);
+        let covering = |want: &PrivilegeSet| -> Vec<String> {
+            active()
+                .filter(|ms| {
+                    grantees
+                        .groups
+                        .get(&ms.group)
+                        .is_some_and(|g| g.covers(want))
+                })
+                .map(|ms| ms.group.clone())
+                .collect()
+        };
+        let mut through = covering(&need.set);
+        if through.is_empty() {
+            for (d, want) in need.set.iter() {
+                let mut part = PrivilegeSet::new();
+                part.set(d, want.clone());
+                through.extend(covering(&part));
+            }
+        }
         through.sort();
         through.dedup();
         through

@@ -21,7 +21,7 @@ use support::{
 };
 
 #[tokio::test]
-async fn administrators_cannot_be_deleted_or_edited_and_only_strict_out_rankers_duplicate_it() {
+async fn administrators_cannot_be_deleted_or_edited_and_only_those_holding_it_duplicate_it() {
     let t = TestWebhook::start().await;
     t.seed().await;
 
@@ -50,21 +50,32 @@ async fn administrators_cannot_be_deleted_or_edited_and_only_strict_out_rankers_
         &["[AdministratorsProtected] spec.privileges", "duplicate it"],
     );
 
-    // A duplicate needs strictly more than the source: an administrator holds
-    // exactly Administrators' privileges, a trusted principal skips the requester rules.
-    let copy = group(
-        "administrators-copy",
-        json!({ "duplicateOf": "administrators", "template": "Administrators" }),
-    );
-    let out = t.create("alice", &copy).await;
+    // Seed 001: "You can however duplicate the Administrators group". Bob
+    // holds the seed's four privileges: refused, with what he lacks. An
+    // administrator holds every privilege it holds and duplicates it; a
+    // trusted principal skips the requester rules.
+    let copy = |name: &str| {
+        group(
+            name,
+            json!({ "duplicateOf": "administrators", "template": "Administrators" }),
+        )
+    };
+    let out = t.create("bob", &copy("administrators-copy")).await;
     assert_denied(
-        "a member of Administrators duplicates it",
+        "a group manager duplicates Administrators",
         &out,
-        &["[Duplicate] spec.duplicateOf", "strictly more privileges"],
+        &[
+            "[Duplicate] spec.duplicateOf",
+            "may duplicate the Administrators group only holding every privilege it holds",
+        ],
+    );
+    assert_success(
+        "a member of Administrators duplicates it",
+        &t.create("alice", &copy("administrators-copy")).await,
     );
     assert_success(
         "gitops duplicates Administrators",
-        &t.create(GITOPS_USER, &copy).await,
+        &t.create(GITOPS_USER, &copy("administrators-copy-2")).await,
     );
 
     // spec.builtIn belongs to the operator.

@@ -720,6 +720,23 @@ pub static API_ALIASES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The `owner/targetDomain` names that are our inference: no source states
+/// them (the row's evidence says "API name not retrieved" or "not shown"). The
+/// console names and levels of these domains are documented; what the
+/// platform's API calls them is not. Export refuses them unless asked
+/// (docs/import-export.md, "Inferred wire names").
+pub static INFERRED_API_NAMES: &[&str] = &[
+    "CUSTOMER_SERVICE/CASE_ASSIST_CONFIGURATION",
+    "CUSTOMER_SERVICE/INSIGHT_PANEL_CONFIGURATION",
+    "CUSTOMER_SERVICE/USE_CASE_ASSIST",
+    "PLATFORM/USERS",
+];
+
+/// Is the platform's name of this domain (`Domain::api`) our inference?
+pub fn api_name_inferred(d: DomainId) -> bool {
+    INFERRED_API_NAMES.contains(&domain(d).api)
+}
+
 static BY_API: LazyLock<HashMap<&'static str, DomainId>> = LazyLock::new(|| {
     let mut map: HashMap<&'static str, DomainId> = CATALOG
         .iter()
@@ -920,6 +937,29 @@ mod tests {
         );
         assert_eq!(at(Service::Organization, "Snapshots").display, "Snapshot");
         assert_eq!(at(Service::Analytics, "TrackingIds").display, "Properties");
+    }
+
+    #[test]
+    fn inferred_api_names_are_exactly_the_rows_whose_api_name_was_not_retrieved() {
+        for name in INFERRED_API_NAMES {
+            let (owner, target) = name.split_once('/').unwrap();
+            let d = lookup_api(owner, target).expect("an inferred name is a catalog name");
+            assert!(api_name_inferred(d));
+        }
+        for (i, d) in CATALOG.iter().enumerate() {
+            let says = match d.evidence {
+                Evidence::Inferred(why) => {
+                    why.contains("API name not retrieved") || why.contains("API name not shown")
+                }
+                _ => false,
+            };
+            assert_eq!(
+                api_name_inferred(i as DomainId),
+                says,
+                "{}: the list and the evidence column disagree",
+                d.api
+            );
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, Create, DomainId, ResourceKind, Service};
-use crate::model::Provider;
+use crate::model::{IdentitySet, Provider};
 use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec, ResourceId};
 
 /// One privilege item as the platform writes it.
@@ -234,30 +234,43 @@ pub fn explicit_over(template: &PrivilegeSet, full: &PrivilegeSet) -> Vec<Privil
     out
 }
 
-/// The platform's identity providers (docs/import-export.md, the providers row).
-pub fn provider_to_platform(p: Provider) -> &'static str {
-    match p {
+/// The platform's identity providers: its API's provider enum is `SALESFORCE`,
+/// `SALESFORCE_SANDBOX`, `GOOGLE`, `OFFICE365`, `SAML`, `EMAIL`
+/// (docs/import-export.md, the providers row). The console's "Any" provider
+/// of an invitation has no value in that enum, so [`Provider::AnyListed`] has
+/// none here: `None`, and export leaves such members out rather than invent one.
+pub fn provider_to_platform(p: Provider) -> Option<&'static str> {
+    Some(match p {
         Provider::Email => "EMAIL",
         Provider::Google => "GOOGLE",
         Provider::Microsoft => "OFFICE365",
         Provider::Salesforce => "SALESFORCE",
         Provider::SalesforceSandbox => "SALESFORCE_SANDBOX",
         Provider::SingleSignOn => "SAML",
-        // The console's "Any listed"; not in the API's provider enum.
-        Provider::AnyListed => "ANY",
-    }
+        Provider::AnyListed => return None,
+    })
 }
 
+/// A value of the platform's provider enum (any case); anything else,
+/// `ANY` included, is no provider the platform writes: `None`.
 pub fn provider_from_platform(p: &str) -> Option<Provider> {
     Some(match p.to_ascii_uppercase().as_str() {
         "EMAIL" => Provider::Email,
         "GOOGLE" => Provider::Google,
-        "OFFICE365" | "MICROSOFT" => Provider::Microsoft,
+        "OFFICE365" => Provider::Microsoft,
         "SALESFORCE" => Provider::Salesforce,
         "SALESFORCE_SANDBOX" => Provider::SalesforceSandbox,
-        "SAML" | "SSO" => Provider::SingleSignOn,
-        "ANY" | "ANY_LISTED" => Provider::AnyListed,
+        "SAML" => Provider::SingleSignOn,
         _ => return None,
+    })
+}
+
+/// Is this item's `owner/targetDomain` a name we inferred
+/// ([`catalog::INFERRED_API_NAMES`])? An alias or an unknown name is not.
+pub fn wire_name_inferred(p: &PlatformPrivilege) -> bool {
+    catalog::lookup_api(&p.owner, &p.target_domain).is_some_and(|d| {
+        catalog::api_name_inferred(d)
+            && catalog::domain(d).api == format!("{}/{}", p.owner, p.target_domain)
     })
 }
 
@@ -288,6 +301,15 @@ pub struct PlatformOrganization {
     pub groups: Vec<PlatformGroup>,
     #[serde(default)]
     pub api_keys: Vec<PlatformApiKey>,
+    /// orgaccess's extension: the `owner/targetDomain` names of this document
+    /// that are our inference, not the platform's documented names (written
+    /// only by `export --allow-inferred`; docs/import-export.md).
+    #[serde(
+        rename = "x-orgaccess-inferred",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub inferred: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -307,6 +329,15 @@ pub struct PlatformGroup {
     /// Pending invitations (`/groups/{id}/invites`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invites: Vec<PlatformMember>,
+    /// orgaccess's extension: the group's identity sets in orgaccess's own
+    /// shape. The platform attaches them as "realms" (`/groups/{id}/realms`),
+    /// whose JSON shape no source documents (docs/import-export.md).
+    #[serde(
+        rename = "x-orgaccess-identitySets",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub identity_sets: Vec<IdentitySet>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -445,6 +476,40 @@ mod tests {
     }
 
     #[test]
+    fn inferred_wire_names_are_recognised_and_aliases_are_not() {
+        assert!(wire_name_inferred(&p(
+            "CUSTOMER_SERVICE",
+            "USE_CASE_ASSIST",
+            Some("ENABLE"),
+            None
+        )));
+        assert!(wire_name_inferred(&p(
+            "PLATFORM",
+            "USERS",
+            Some("VIEW"),
+            None
+        )));
+        assert!(!wire_name_inferred(&p(
+            "PLATFORM",
+            "SOURCE",
+            Some("VIEW"),
+            None
+        )));
+        assert!(!wire_name_inferred(&p(
+            "SEARCH_API",
+            "IMPERSONATE",
+            None,
+            None
+        )));
+        assert!(!wire_name_inferred(&p(
+            "PLATFORM",
+            "NO_SUCH_DOMAIN",
+            None,
+            None
+        )));
+    }
+
+    #[test]
     fn explicit_over_a_template_rebuilds_the_set() {
         use crate::builtin::GroupTemplate;
         let template = GroupTemplate::FullAccess.privileges();
@@ -467,10 +532,22 @@ mod tests {
             Provider::Salesforce,
             Provider::SalesforceSandbox,
             Provider::SingleSignOn,
-            Provider::AnyListed,
         ] {
-            assert_eq!(provider_from_platform(provider_to_platform(p)), Some(p));
+            assert_eq!(
+                provider_from_platform(provider_to_platform(p).unwrap()),
+                Some(p)
+            );
         }
+        // The platform has no "any listed provider" value: none is written,
+        // and none is read from a value the platform does not have.
+        assert_eq!(provider_to_platform(Provider::AnyListed), None);
+        for not_the_platforms in ["ANY", "ANY_LISTED", "MICROSOFT", "SSO", ""] {
+            assert_eq!(provider_from_platform(not_the_platforms), None);
+        }
+        assert_eq!(
+            provider_from_platform("office365"),
+            Some(Provider::Microsoft)
+        );
         assert_eq!(
             plain_username("jsmith@email.com-google", "GOOGLE"),
             "jsmith@email.com"
