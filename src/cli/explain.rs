@@ -332,6 +332,9 @@ pub struct ApiKeyJson {
     pub lifetime_days: i64,
     pub allowed_ips: Vec<String>,
     pub denied_ips: Vec<String>,
+    /// The search hub the key's queries are bound to (`spec.searchHub`);
+    /// absent: any hub.
+    pub search_hub: Option<String>,
     /// When the decision service last verified the key (`status.lastUsedAt`,
     /// coarse); absent when no use was recorded.
     pub last_used_at: Option<String>,
@@ -357,6 +360,7 @@ pub fn explain_api_key(org: &Org, name: &str, grantees: &Grantees, now: Timestam
         lifetime_days: standing.lifetime_days,
         allowed_ips: k.allowed_ips.clone(),
         denied_ips: k.denied_ips.clone(),
+        search_hub: k.search_hub.clone(),
         last_used_at: org.key_last_used.get(name).map(|t| t.to_string()),
         privileges: grantee_rows(
             &org.state,
@@ -415,6 +419,13 @@ fn api_key_human(j: &ApiKeyJson, s: Styles) -> String {
             ),
             ("Allowed IPs", list_or_dash(&j.allowed_ips)),
             ("Denied IPs", list_or_dash(&j.denied_ips)),
+            (
+                "Search hub",
+                // Enforced by the gateway, from the decision service's answer.
+                j.search_hub
+                    .clone()
+                    .unwrap_or_else(|| "- (any search hub)".into()),
+            ),
             (
                 "Last used",
                 // Recorded by the decision service when it verifies the key.

@@ -242,6 +242,7 @@ fn sections_list_groups_keys_and_findings() {
     let keys = between(&html, "<section id=keys", "</section>");
     assert!(keys.contains("<li>10.0.0.0/8") && keys.contains("<li>10.1.0.0/16"));
     assert!(keys.contains("Search/ExecuteQueries: Allowed"));
+    assert!(keys.contains("<td>any<td>"), "no search hub: any");
     let groups = between(&html, "<section id=groups", "</section>");
     assert!(groups.contains("<li>mallory"));
     assert!(groups.contains("ApiKey feed: View"));

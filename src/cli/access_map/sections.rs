@@ -97,7 +97,7 @@ fn or_dash(v: &Option<String>) -> String {
 pub fn write_keys(out: &mut String, keys: &[ApiKeyJson]) {
     let _ = write!(
         out,
-        "<section id=keys aria-labelledby=h-keys>\n<h2 id=h-keys>API keys ({})</h2>\n<div class=wide><table class=list><caption>Each key's standing now (a Disabled or Expired key is refused), its expiry, the addresses it is allowed from and denied from, and what it grants.</caption>\n<thead><tr><th scope=col>Key<th scope=col>Template<th scope=col>Phase<th scope=col>Expires<th scope=col>Allowed IPs<th scope=col>Denied IPs<th scope=col>Last used<th scope=col>Grants</thead>\n<tbody>\n",
+        "<section id=keys aria-labelledby=h-keys>\n<h2 id=h-keys>API keys ({})</h2>\n<div class=wide><table class=list><caption>Each key's standing now (a Disabled or Expired key is refused), its expiry, the search hub its queries are bound to, the addresses it is allowed from and denied from, and what it grants.</caption>\n<thead><tr><th scope=col>Key<th scope=col>Template<th scope=col>Phase<th scope=col>Expires<th scope=col>Search hub<th scope=col>Allowed IPs<th scope=col>Denied IPs<th scope=col>Last used<th scope=col>Grants</thead>\n<tbody>\n",
         keys.len()
     );
     for k in keys {
@@ -112,12 +112,13 @@ pub fn write_keys(out: &mut String, keys: &[ApiKeyJson]) {
         };
         let _ = write!(
             out,
-            "<tr><th scope=row><span class=n>{}</span><br><span class=muted>{}</span><td>{}<td>{}<td>{}<td>",
+            "<tr><th scope=row><span class=n>{}</span><br><span class=muted>{}</span><td>{}<td>{}<td>{}<td>{}<td>",
             escape(&k.name),
             escape(&or_dash(&k.display_name)),
             escape(&or_dash(&k.template)),
             escape(&phase),
             escape(&expires),
+            escape(k.search_hub.as_deref().unwrap_or("any")),
         );
         list(out, &k.allowed_ips, "addresses");
         out.push_str("<td>");

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | someone becomes an administrator (or equivalent) | `new-administrator`, `new-administrator-equivalent` | error | `new-administrator` |
 //! | admission would refuse a change for its author (`--as`) | the rule (`NoEscalation`, ...) | error | `escalation` |
-//! | a key becomes live, can be public, expires later | `key-becomes-live`, `key-can-be-public`, `key-expires-later` | warning | `key-exposure` |
+//! | a key becomes live, can be public, expires later, leaves its search hub | `key-becomes-live`, `key-can-be-public`, `key-expires-later`, `key-leaves-search-hub` | warning | `key-exposure` |
 //! | a principal gains privileges | `privilege-gained` | warning | `gain` |
 //! | an advisor finding appears | its id | its severity | `critical`, `warning` |
 //! | a principal loses privileges, an administrator leaves, a finding goes away | `privilege-lost`, `no-longer-administrator`, `finding-resolved` | note | never |
@@ -46,6 +46,10 @@ pub fn rule(id: &str) -> Rule {
             Level::Warning,
         ),
         "key-expires-later" => ("An API key lives longer", Level::Warning),
+        "key-leaves-search-hub" => (
+            "An API key is no longer bound to its search hub, or moves to another",
+            Level::Warning,
+        ),
         "privilege-gained" => (
             "A member, API key or identity gains privileges",
             Level::Warning,
@@ -151,6 +155,13 @@ impl Ns<'_> {
             ),
             Notice::KeyExpiresLater { key, .. } => (
                 "key-expires-later",
+                Level::Warning,
+                Some(FailOn::KeyExposure),
+                format!("ApiKey/{key}"),
+                vec![format!("ApiKey/{key}")],
+            ),
+            Notice::KeyLeavesSearchHub { key, .. } => (
+                "key-leaves-search-hub",
                 Level::Warning,
                 Some(FailOn::KeyExposure),
                 format!("ApiKey/{key}"),
@@ -269,7 +280,10 @@ pub fn report(d: &DiffReport, fail_on: &[FailOn], full_command: String) -> Repor
             "principals lose privileges",
         ),
         (
-            count("key-becomes-live") + count("key-can-be-public") + count("key-expires-later"),
+            count("key-becomes-live")
+                + count("key-can-be-public")
+                + count("key-expires-later")
+                + count("key-leaves-search-hub"),
             "key exposure",
             "key exposures",
         ),
