@@ -19,6 +19,8 @@ bash tools/install-node-runtime.sh
 # kstatus + cel-go checker and lua5.1 for the readiness tests (tests/operations/readiness.rs).
 bash tools/build-status.sh >/dev/null
 bash tools/install-lua.sh
+# headless Chromium and chromedriver for the access map's browser test (tests/cli/access_map.rs).
+bash tools/install-chromium.sh
 export ORGACCESS_K8S_BIN="$PWD/target/k8s-bin"
 threads="${ORGACCESS_TEST_THREADS:-4}"
 work=$(mktemp -d)

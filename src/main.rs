@@ -58,6 +58,10 @@ enum Command {
     /// Review an organization against the leading practices (least privilege):
     /// findings with an id, a severity and a fix; exits 1 at --fail-on.
     Advise(orgaccess::cli::advise::AdviseArgs),
+    /// Write the access map: members and API keys × the catalog's domains,
+    /// with what grants each privilege, groups, keys and the advisor's
+    /// findings, as one self-contained HTML page (docs/access-map.md).
+    Report(orgaccess::cli::access_map::command::ReportArgs),
     /// List admission decisions from the webhook's activity file or JSON log
     /// lines (files or stdin), as JSON, filtered (see docs/webhook.md).
     Activity(orgaccess::cli::activity::ActivityArgs),
@@ -163,6 +167,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Advise(args) => {
             std::process::exit(orgaccess::cli::advise::run(args, &cli.cluster).await)
+        }
+        Command::Report(args) => {
+            std::process::exit(orgaccess::cli::access_map::command::run(args, &cli.cluster).await)
         }
         Command::CanI(args) => {
             std::process::exit(orgaccess::cli::can_i::run(args, &cli.cluster).await)

@@ -22,6 +22,22 @@ fn ip_list_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// A search hub name: bounded, and a CEL rule with the core's pattern
+/// (`apikey::SEARCH_HUB_PATTERN`, judged by `apikey::search_hub_problem` too).
+fn search_hub_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    use crate::core::apikey::{MAX_SEARCH_HUB_LEN, SEARCH_HUB_PATTERN};
+    schemars::json_schema!({
+        "type": "string",
+        "nullable": true,
+        "minLength": 1,
+        "maxLength": MAX_SEARCH_HUB_LEN,
+        "x-kubernetes-validations": [
+            {"rule": format!("self.matches('{SEARCH_HUB_PATTERN}')"),
+             "message": "a search hub name holds letters, digits, '_', '.', '-' and spaces between them"}
+        ]
+    })
+}
+
 fn default_true() -> bool {
     true
 }
@@ -47,6 +63,7 @@ fn default_true() -> bool {
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","priority":1,"jsonPath":".status.secretName"}"#,
+    printcolumn = r#"{"name":"Search hub","type":"string","priority":1,"jsonPath":".status.searchHub"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -104,6 +121,15 @@ pub struct ApiKeySpec {
     /// Rotation: raise `generation` to replace the key value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
+    /// The search hub the key's queries are bound to (the platform's
+    /// `search.enforcedQueryPipelineConfiguration.searchHub`). Only on a key
+    /// that can execute queries (Search/ExecuteQueries). The decision service
+    /// returns it with the verified key (`searchHub`, header
+    /// `X-Orgaccess-Search-Hub`) and the gateway enforces it. Removing or
+    /// changing it widens the key: it needs Search/ExecuteQueries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "search_hub_schema")]
+    pub search_hub: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -195,6 +221,11 @@ pub struct ApiKeyStatus {
     /// Effective privileges, including access-list grants from other objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub privileges: Vec<PrivilegeSpec>,
+    /// The search hub the key is bound to, as the decision service reports
+    /// it to gateways (`spec.searchHub`). Absent: any hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub search_hub: Option<String>,
     /// When the decision service last verified a value of this key (RFC
     /// 3339), coarse: truncated to its recording interval
     /// (`--decision-usage-interval`, default 5 minutes). Absent: not used
@@ -250,6 +281,7 @@ impl From<&ApiKey> for ApiKeyDef {
                 .rotation
                 .as_ref()
                 .map(|r| r.previous_key_validity.clone()),
+            search_hub: k.spec.search_hub.clone(),
             created: k.metadata.creation_timestamp.as_ref().map(|t| t.0),
             meta: guarded_meta(k.meta()),
         }

@@ -6,7 +6,8 @@ use clap::Args;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::output::{OutputFormat, Style, Styles, Table, cell, styled};
+use super::output::{Style, Styles, Table, cell, styled};
+use super::report::{self, ReportFormat};
 use super::source::{self, SourceArgs, Subject};
 use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, fail};
 use crate::core::advice::{Finding, Severity, review, unused_keys};
@@ -37,9 +38,9 @@ pub struct AdviseArgs {
     /// service, so ask this only where it verifies the keys.
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub unused_key_days: Option<i64>,
-    /// Output format.
+    /// Output format: for people, scripts, or CI (docs/ci-recipes.md).
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ReportFormat,
 }
 
 fn parse_id(s: &str) -> Result<String, String> {
@@ -92,11 +93,22 @@ pub async fn run(args: AdviseArgs, cluster: &ClusterArgs) -> i32 {
         namespace: &org.namespace,
         findings: &findings,
     };
-    emit(
-        &args
-            .output
-            .render(&report, || human(&org.namespace, &findings)),
-    );
+    match args.output.plain() {
+        Some(format) => emit(&format.render(&report, || human(&org.namespace, &findings))),
+        None => {
+            let mut checked: Vec<&str> = crate::core::advice::IDS
+                .iter()
+                .copied()
+                .filter(|id| !settings.disabled.iter().any(|d| d == id))
+                .collect();
+            if args.unused_key_days.is_some() {
+                checked.push(crate::core::advice::KEY_UNUSED);
+            }
+            let full = format!("orgaccess advise -n {} -o json", org.namespace);
+            let r = report::advise::report(&org, &findings, args.fail_on, &checked, full);
+            emit(&args.output.render(&r).unwrap_or_default());
+        }
+    }
     if findings.iter().any(|f| f.severity >= args.fail_on) {
         EXIT_FINDINGS
     } else {

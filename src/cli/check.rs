@@ -26,6 +26,7 @@ use serde::Serialize;
 use super::identity::{AsArgs, Identity, asker};
 use super::manifest::{self, Loaded, Location, Manifest, Object, Problem};
 use super::output::{OutputFormat, Styles};
+use super::report::{self, ReportFormat};
 use super::source::{self, Org};
 use super::{ClusterArgs, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, emit, emit_err};
 use crate::core::change::Def;
@@ -47,9 +48,9 @@ pub struct CheckArgs {
     // (CatalogValidity and AdministratorsProtected only, docs/rules.md).
     #[command(flatten)]
     pub who: AsArgs,
-    /// Output format.
+    /// Output format: for people, scripts, or CI (docs/ci-recipes.md).
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ReportFormat,
     /// Also list allowed objects, skipped documents and the built-in groups added.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -357,17 +358,28 @@ pub fn run(args: CheckArgs, cluster: &ClusterArgs) -> i32 {
     if args.verbose {
         emit_err(&notes(&inputs, identity.as_ref()));
     }
-    match args.output {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            emit(
-                &args
-                    .output
-                    .render(&findings(&inputs, &verdicts), String::new),
-            );
+    let code = exit_code(&args, &inputs, &verdicts);
+    match args.output.plain() {
+        Some(format @ (OutputFormat::Json | OutputFormat::Yaml)) => {
+            emit(&format.render(&findings(&inputs, &verdicts), String::new));
         }
-        OutputFormat::Human => emit(&human(&inputs, &verdicts, args.verbose)),
+        Some(OutputFormat::Human) => emit(&human(&inputs, &verdicts, args.verbose)),
+        None => {
+            let mut full = format!("orgaccess check -o json {}", shown(&args.paths));
+            for e in &args.existing {
+                full.push_str(&format!(" --existing {}", e.display()));
+            }
+            let r = report::check::report(&inputs, &verdicts, code != EXIT_OK, full);
+            emit(&args.output.render(&r).unwrap_or_default());
+        }
     }
-    exit_code(&args, &inputs, &verdicts)
+    code
+}
+
+/// The paths as given, for a command line to repeat.
+fn shown(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(" ")
 }
 
 /// The denied objects and the invalid documents (a document may have several problems).
@@ -507,7 +519,8 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn summary(verdicts: &[Verdict], unreadable: usize, s: Styles) -> String {
+/// The verdict line: what was checked, and how it went.
+pub(super) fn summary(verdicts: &[Verdict], unreadable: usize, s: Styles) -> String {
     let (denied, invalid) = tally(verdicts);
     let judged: Vec<(&Manifest, &Judgement)> = verdicts
         .iter()

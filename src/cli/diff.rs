@@ -17,9 +17,13 @@ use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::access_map::command::HtmlArgs;
+use super::access_map::compare::{self, Changes};
+use super::access_map::{AccessMap, html};
 use super::identity::{AsArgs, asker};
-use super::manifest::{self, Manifest};
-use super::output::{OutputFormat, Styles};
+use super::manifest::{self, Location, Manifest};
+use super::output::Styles;
+use super::report::{self, ReportFormat};
 use super::source::{self, Org};
 use super::{ClusterArgs, EXIT_FINDINGS, EXIT_OK, emit, fail};
 use crate::core::change::Def;
@@ -54,9 +58,13 @@ pub struct DiffArgs {
     /// Exit 1 when the change raises one of these (comma-separated or repeated).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CONCERN")]
     pub fail_on: Vec<FailOn>,
-    /// Output format.
+    /// Output format: for people, scripts, or CI (docs/ci-recipes.md).
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ReportFormat,
+    /// `--html [--html-file FILE]`: the head's access map with the gains
+    /// and losses marked (docs/access-map.md), instead of `-o`.
+    #[command(flatten)]
+    pub html: HtmlArgs,
 }
 
 /// What `--fail-on` can name.
@@ -113,6 +121,10 @@ pub struct NamespaceDiff {
     /// With `--as`: what admission would refuse.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<Vec<Refusal>>,
+    /// Where each object's manifest is, by `Kind/name`: the head's, else
+    /// the base's (for the CI formats, `report::diff`).
+    #[serde(skip)]
+    pub locations: BTreeMap<String, Location>,
 }
 
 /// The whole answer: every namespace either side holds.
@@ -414,6 +426,14 @@ fn refusal(m: &Manifest, operation: Operation, j: &judge::Judgement) -> Refusal 
 
 /// Builds the report; `Err` when a side cannot be read.
 pub async fn report(args: &DiffArgs, cluster: &ClusterArgs) -> anyhow::Result<DiffReport> {
+    Ok(compare(args, cluster).await?.0)
+}
+
+/// The report and the head's organizations (what `--html` draws).
+pub async fn compare(
+    args: &DiffArgs,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<(DiffReport, BTreeMap<String, Org>)> {
     let ns_default = cluster.namespace.as_deref().unwrap_or("default");
     let builtins = !args.no_builtin_groups;
     let (base, head, base_orgs): (SideManifests, SideManifests, Option<BTreeMap<String, Org>>) =
@@ -505,10 +525,13 @@ pub async fn report(args: &DiffArgs, cluster: &ClusterArgs) -> anyhow::Result<Di
             Some(h) => refusals(&base.manifests, &head.manifests, h, b, ns, &args.who),
             None => Vec::new(),
         });
+        let mut locations = b.map(|o| o.locations.clone()).unwrap_or_default();
+        locations.extend(h.iter().flat_map(|o| o.locations.clone()));
         out.push(NamespaceDiff {
             namespace: ns.clone(),
             diff: d,
             refused,
+            locations,
         });
     }
     let mut concerns: BTreeSet<FailOn> = out
@@ -530,14 +553,15 @@ pub async fn report(args: &DiffArgs, cluster: &ClusterArgs) -> anyhow::Result<Di
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    Ok(DiffReport {
+    let report = DiffReport {
         base: base.label,
         head: head.label,
         author: args.who.as_user.clone(),
         namespaces: out,
         concerns: concerns.into_iter().collect(),
         failed,
-    })
+    };
+    Ok((report, head_orgs))
 }
 
 pub async fn run(args: DiffArgs, cluster: &ClusterArgs) -> i32 {
@@ -546,20 +570,94 @@ pub async fn run(args: DiffArgs, cluster: &ClusterArgs) -> i32 {
             "--fail-on escalation needs --as USER: the author whose changes admission judges"
         ));
     }
-    let report = match report(&args, cluster).await {
+    let (report, heads) = match compare(&args, cluster).await {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    emit(
-        &args
-            .output
-            .render(&report, || human(&report, Styles::stdout())),
-    );
+    if args.html.wanted() {
+        if let Err(e) = html_page(&report, heads, &args.html) {
+            return fail(&e);
+        }
+    } else {
+        match args.output.plain() {
+            Some(format) => emit(&format.render(&report, || human(&report, Styles::stdout()))),
+            None => {
+                let r = report::diff::report(&report, &args.fail_on, full_command(&args));
+                emit(&args.output.render(&r).unwrap_or_default());
+            }
+        }
+    }
     if report.failed.is_empty() {
         EXIT_OK
     } else {
         EXIT_FINDINGS
     }
+}
+
+/// `--html`: the head's access map with the diff marked (one namespace).
+fn html_page(
+    report: &DiffReport,
+    mut heads: BTreeMap<String, Org>,
+    out: &HtmlArgs,
+) -> anyhow::Result<()> {
+    let [nd] = report.namespaces.as_slice() else {
+        let names: Vec<&str> = report
+            .namespaces
+            .iter()
+            .map(|n| n.namespace.as_str())
+            .collect();
+        bail!(
+            "--html draws one namespace; the change touches {} ({}): choose one with -n",
+            names.len(),
+            names.join(", ")
+        );
+    };
+    let head = heads.remove(&nd.namespace).unwrap_or_else(|| Org {
+        namespace: nd.namespace.clone(),
+        state: crate::core::model::OrgState::default(),
+        explicit_namespace: true,
+        implicit_builtins: Vec::new(),
+        key_last_used: BTreeMap::new(),
+        locations: BTreeMap::new(),
+    });
+    let subtitle = format!("Compared: {} \u{2192} {}", report.base, report.head);
+    let mut map = AccessMap::build(&head, &subtitle, Timestamp::now());
+    let refused = nd.refused.as_ref().map(|list| {
+        list.iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} ({}:{}): {}",
+                    r.operation, r.kind, r.name, r.file, r.line, r.message
+                )
+            })
+            .collect()
+    });
+    let changes = Changes {
+        base: report.base.clone(),
+        head: report.head.clone(),
+        refused,
+        ..Changes::default()
+    };
+    compare::mark_changes(&mut map, &nd.diff, changes);
+    out.write(&html::render(&map))
+}
+
+/// This run's command line with `-o json`, for what markdown leaves out.
+fn full_command(args: &DiffArgs) -> String {
+    let mut parts = vec!["orgaccess diff -o json".to_string()];
+    if let Some(range) = &args.git {
+        parts.push(format!("--git {range}"));
+    }
+    if args.cluster {
+        parts.push("--cluster".into());
+    }
+    parts.extend(args.paths.iter().map(|p| p.display().to_string()));
+    parts.join(" ")
+}
+
+/// One privilege change in a line: `Service/Domain: before → after`.
+pub fn change_text(c: &PrivilegeChange) -> String {
+    change_line(c).trim().replace("  (", " (")
 }
 
 fn change_line(c: &PrivilegeChange) -> String {

@@ -143,53 +143,53 @@ fn header(lines: &[(&str, String)], styles: Styles) -> String {
 // Member
 // ---------------------------------------------------------------------------
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MembershipJson {
-    group: String,
-    via: Via,
-    active: bool,
+pub struct MembershipJson {
+    pub group: String,
+    pub via: Via,
+    pub active: bool,
     /// The group exists in the organization.
-    exists: bool,
+    pub exists: bool,
     /// When the membership ends (`spec.until`, `spec.groupUntil`), if it does.
     #[serde(skip_serializing_if = "Option::is_none")]
-    ends_at: Option<String>,
+    pub ends_at: Option<String>,
     /// The membership has ended: it grants nothing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    ended: bool,
+    pub ended: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MemberJson {
-    kind: &'static str,
-    namespace: String,
-    name: String,
-    identity: MemberIdentity,
-    phase: MemberPhase,
-    invitation_expires_at: Option<String>,
-    groups: Vec<MembershipJson>,
+pub struct MemberJson {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub identity: MemberIdentity,
+    pub phase: MemberPhase,
+    pub invitation_expires_at: Option<String>,
+    pub groups: Vec<MembershipJson>,
     /// Can open the administration console (holds Organization/Organization: View).
-    console_access: ConsoleAccessJson,
-    privileges: Vec<Row>,
+    pub console_access: ConsoleAccessJson,
+    pub privileges: Vec<Row>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ConsoleAccessJson {
-    allowed: bool,
-    reason: &'static str,
-    message: &'static str,
+pub struct ConsoleAccessJson {
+    pub allowed: bool,
+    pub reason: &'static str,
+    pub message: &'static str,
 }
 
-fn explain_member(org: &Org, name: &str, now: Timestamp) -> MemberJson {
+/// What `orgaccess explain member NAME` reports (its JSON form).
+pub fn explain_member(org: &Org, name: &str, grantees: &Grantees, now: Timestamp) -> MemberJson {
     let state = &org.state;
-    let grantees = resolve_grantees(state);
     let m = &state.members[name];
-    let eff = member_effective(state, &grantees, m, now);
+    let eff = member_effective(state, grantees, m, now);
     let console = console_access(&eff);
     let privileges = eff
-        .provenance(&grantees)
+        .provenance(grantees)
         .into_iter()
         .map(|(spec, from)| row(&eff.privileges, spec, from))
         .collect();
@@ -328,29 +328,32 @@ fn grantee_rows(
         .collect()
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyJson {
-    kind: &'static str,
-    namespace: String,
-    name: String,
-    display_name: Option<String>,
-    template: Option<String>,
-    enabled: bool,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub template: Option<String>,
+    pub enabled: bool,
     /// Active, Disabled or Expired: the key's standing now (core
     /// `apikey::Standing`, the same as its status before the Secret is read).
-    phase: String,
+    pub phase: String,
     /// When the key expires (from its creation; absent for a manifest not applied yet).
-    expires_at: Option<String>,
-    lifetime: Option<String>,
+    pub expires_at: Option<String>,
+    pub lifetime: Option<String>,
     /// The lifetime that applies: `lifetime` capped by the template, the cap when absent.
-    lifetime_days: i64,
-    allowed_ips: Vec<String>,
-    denied_ips: Vec<String>,
+    pub lifetime_days: i64,
+    pub allowed_ips: Vec<String>,
+    pub denied_ips: Vec<String>,
+    /// The search hub the key's queries are bound to (`spec.searchHub`);
+    /// absent: any hub.
+    pub search_hub: Option<String>,
     /// When the decision service last verified the key (`status.lastUsedAt`,
     /// coarse); absent when no use was recorded.
-    last_used_at: Option<String>,
-    privileges: Vec<Row>,
+    pub last_used_at: Option<String>,
+    pub privileges: Vec<Row>,
 }
 
 /// What `orgaccess explain apikey NAME` reports (its JSON form).
@@ -372,6 +375,7 @@ pub fn explain_api_key(org: &Org, name: &str, grantees: &Grantees, now: Timestam
         lifetime_days: standing.lifetime_days,
         allowed_ips: k.allowed_ips.clone(),
         denied_ips: k.denied_ips.clone(),
+        search_hub: k.search_hub.clone(),
         last_used_at: org.key_last_used.get(name).map(|t| t.to_string()),
         privileges: grantee_rows(
             &org.state,
@@ -431,6 +435,13 @@ fn api_key_human(j: &ApiKeyJson, s: Styles) -> String {
             ("Allowed IPs", list_or_dash(&j.allowed_ips)),
             ("Denied IPs", list_or_dash(&j.denied_ips)),
             (
+                "Search hub",
+                // Enforced by the gateway, from the decision service's answer.
+                j.search_hub
+                    .clone()
+                    .unwrap_or_else(|| "- (any search hub)".into()),
+            ),
+            (
                 "Last used",
                 // Recorded by the decision service when it verifies the key.
                 j.last_used_at
@@ -449,23 +460,24 @@ fn api_key_human(j: &ApiKeyJson, s: Styles) -> String {
     out
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct GroupJson {
-    kind: &'static str,
-    namespace: String,
-    name: String,
-    display_name: String,
-    built_in: Option<String>,
-    template: Option<String>,
-    duplicate_of: Option<String>,
+pub struct GroupJson {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub display_name: String,
+    pub built_in: Option<String>,
+    pub template: Option<String>,
+    pub duplicate_of: Option<String>,
     /// Active members (by invitation or identity set).
-    members: Vec<String>,
-    access: Vec<AccessEntry>,
-    privileges: Vec<Row>,
+    pub members: Vec<String>,
+    pub access: Vec<AccessEntry>,
+    pub privileges: Vec<Row>,
 }
 
-fn explain_group(org: &Org, name: &str, grantees: &Grantees, now: Timestamp) -> GroupJson {
+/// What `orgaccess explain group NAME` reports (its JSON form).
+pub fn explain_group(org: &Org, name: &str, grantees: &Grantees, now: Timestamp) -> GroupJson {
     let state = &org.state;
     let g = &state.groups[name];
     let effective = grantees.groups.get(name).cloned().unwrap_or_default();
@@ -542,7 +554,7 @@ pub async fn run(cmd: ExplainCommand, cluster: &ClusterArgs) -> i32 {
     let out = args.output;
     let text = match &cmd {
         ExplainCommand::Member(_) => {
-            let j = explain_member(&org, &args.name, now);
+            let j = explain_member(&org, &args.name, &grantees, now);
             out.render(&j, || member_human(&j, styles))
         }
         ExplainCommand::ApiKey(_) => {

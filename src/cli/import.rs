@@ -406,6 +406,7 @@ impl<'a> Importer<'a> {
                 allowed_ips: k.allowed_ips.clone(),
                 denied_ips: k.denied_ips.clone(),
                 rotation: None,
+                search_hub: None,
             },
         );
         key.metadata = self.meta(key.metadata);

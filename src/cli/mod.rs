@@ -10,6 +10,7 @@
 //! - `orgaccess diff BASE HEAD` / `--git A..B` / `--cluster`: what a change does
 //!   to access (core [`crate::core::diff`]), with `--fail-on` for CI.
 //! - `orgaccess duplicate group NAME`: a duplicate of a group, as a manifest.
+//! - `orgaccess report --html`: the access map, one self-contained page (`docs/access-map.md`).
 //! - `orgaccess import FILE` / `orgaccess export`: the platform's JSON to
 //!   manifests and back (`docs/import-export.md`).
 //!
@@ -23,6 +24,7 @@
 //! (unreadable path, invalid manifests for a question, unknown name, cluster
 //! unreachable, bad arguments).
 
+pub mod access_map;
 pub mod activity;
 pub mod advise;
 pub mod can_i;
@@ -38,6 +40,7 @@ pub mod identity;
 pub mod import;
 pub mod manifest;
 pub mod output;
+pub mod report;
 pub mod schema;
 pub mod source;
 pub mod who_can;

@@ -17,7 +17,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use super::ClusterArgs;
-use super::manifest::{self, Loaded, Manifest};
+use super::manifest::{self, Loaded, Location, Manifest};
 use crate::api::{self, ApiKey, Group, Member, Organization};
 use crate::core::builtin::BuiltinGroup;
 use crate::core::model::{GroupDef, OrgState};
@@ -47,6 +47,8 @@ pub struct Org {
     /// When each key was last used, from its `status.lastUsedAt` (keys
     /// without one, and manifests without status, are absent).
     pub key_last_used: BTreeMap<String, jiff::Timestamp>,
+    /// Where each object's manifest is, by `Kind/name` (empty for the cluster).
+    pub locations: BTreeMap<String, Location>,
 }
 
 /// Adds the built-in groups the operator would have seeded and the manifests lack.
@@ -95,6 +97,11 @@ pub fn states(manifests: &[Manifest], builtins: bool) -> BTreeMap<String, Org> {
                     explicit_namespace,
                     implicit_builtins,
                     key_last_used: api::key_last_used(ns, manifest::api_keys(manifests)),
+                    locations: manifests
+                        .iter()
+                        .filter(|m| m.namespace == ns)
+                        .map(|m| (format!("{}/{}", m.kind(), m.name), m.loc.clone()))
+                        .collect(),
                 },
             )
         })
@@ -292,6 +299,7 @@ pub async fn from_cluster(cluster: &ClusterArgs) -> anyhow::Result<(Org, kube::C
             explicit_namespace: true,
             implicit_builtins: Vec::new(),
             key_last_used,
+            locations: BTreeMap::new(),
         },
         client,
     ))

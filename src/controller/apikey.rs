@@ -522,6 +522,9 @@ pub fn desired_status(
         .get(&key.name_any())
         .map(|p| p.to_specs())
         .unwrap_or_default();
+    // Read by gateways from the decision service; shown here so the
+    // binding is visible where the key's standing is.
+    status.search_hub = key.spec.search_hub.clone();
     status.observed_generation = key.metadata.generation;
     let (ready_reason, ready_message) = if conflict {
         ("SecretConflict", conflict_message(&name))

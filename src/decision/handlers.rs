@@ -245,7 +245,8 @@ fn status_only(status: StatusCode, reason: &str) -> Response {
     r
 }
 
-/// NGINX `auth_request`: 200 with the identity as headers, 401 for a key
+/// NGINX `auth_request`: 200 with the identity (and the key's search hub,
+/// for the gateway to enforce) as headers, 401 for a key
 /// that is not live, 403 for an address the key refuses (or a namespace
 /// this listener may not ask about). The client address is the first
 /// `X-Forwarded-For` entry (NGINX sets the header from `$remote_addr`), else
@@ -314,6 +315,18 @@ fn gateway_auth(
 }
 
 fn identity_headers(service: &Service, namespace: &str, k: &decision::VerifiedKey) -> Response {
+    // A hub the gateway would not receive unchanged would leave the key
+    // unbound there: fail closed (admission and the CRD refuse such a name,
+    // so only an object stored past both gets here).
+    if k.search_hub
+        .as_deref()
+        .is_some_and(|hub| crate::core::apikey::search_hub_problem(hub).is_some())
+    {
+        return status_only(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "search hub cannot be sent",
+        );
+    }
     let organization = service
         .index
         .namespace(namespace)
@@ -329,6 +342,13 @@ fn identity_headers(service: &Service, namespace: &str, k: &decision::VerifiedKe
         ("x-orgaccess-namespace", namespace.to_string()),
         ("x-orgaccess-organization", organization),
         ("x-orgaccess-privileges", compact_privileges(&k.privileges)),
+        // Always sent, empty for a key bound to no hub, so that a gateway
+        // copying `x-orgaccess-*` upstream replaces whatever a client sent
+        // under this name. The name is header-safe (`apikey::search_hub_problem`).
+        (
+            "x-orgaccess-search-hub",
+            k.search_hub.clone().unwrap_or_default(),
+        ),
     ] {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);

@@ -9,9 +9,14 @@ mod generators;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access_map;
+mod access_map_diff;
 mod chart;
+mod ci_recipes;
 mod cli;
 mod cli_tools;
 mod demo;
 mod diff;
+mod formats;
 mod import_export;
+mod webdriver;

@@ -167,6 +167,35 @@ async fn strings_and_lists_are_bounded_by_the_schema() {
     let (ok, err) = dry_run(&ns, &key).await;
     assert!(!ok, "a malformed address was admitted: {err}");
 
+    // A search hub: bounded, and a CEL `matches` rule (the core's pattern),
+    // judged alike offline (kube-cel) and by the apiserver.
+    key["spec"]["deniedIps"] = serde_json::json!([]);
+    for (hub, admitted) in [
+        ("community", true),
+        ("Agent Panel", true),
+        ("trailing ", false),
+        ("a/b", false),
+        ("h\u{e9}", false),
+        ("", false),
+    ] {
+        key["spec"]["searchHub"] = hub.into();
+        let (ok, err) = dry_run(&ns, &key).await;
+        assert_eq!(ok, admitted, "search hub {hub:?}: {err}");
+        assert_eq!(
+            orgaccess::core::apikey::search_hub_problem(hub).is_none(),
+            admitted,
+            "the core judges {hub:?} otherwise than the CRD"
+        );
+    }
+    key["spec"]["searchHub"] = "h"
+        .repeat(orgaccess::core::apikey::MAX_SEARCH_HUB_LEN + 1)
+        .into();
+    let (ok, err) = dry_run(&ns, &key).await;
+    assert!(
+        !ok && err.contains("searchHub"),
+        "an overlong search hub: {err}"
+    );
+
     let out = kubectl_stdin(ADMIN, &["get", "crd", "members.orgaccess.dev"], None).await;
     assert_success("the CRDs are installed", &out);
 }

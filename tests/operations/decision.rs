@@ -27,6 +27,11 @@ fn hex_sha256(v: &str) -> String {
 /// status as the controller writes it (a current value, and a previous one
 /// whose overlap `previous_until` ends).
 fn index(previous_until: jiff::Timestamp) -> Arc<Index> {
+    index_with(previous_until, None)
+}
+
+/// [`index`], with the `public-search` key bound to `search_hub`.
+fn index_with(previous_until: jiff::Timestamp, search_hub: Option<&str>) -> Arc<Index> {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
     let loaded = load(&[dir], NS);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
@@ -47,6 +52,9 @@ fn index(previous_until: jiff::Timestamp) -> Arc<Index> {
             }
             Object::ApiKey(mut k) => {
                 k.metadata.namespace = Some(NS.into());
+                if k.metadata.name.as_deref() == Some("public-search") {
+                    k.spec.search_hub = search_hub.map(str::to_string);
+                }
                 index.apply(&with_status(k, previous_until));
             }
         }
@@ -385,6 +393,59 @@ async fn nginx_endpoint_answers_200_401_403_with_identity_headers() {
         ("x-orgaccess-namespace", "other"),
     ];
     assert_eq!(nginx_get(&url, &elsewhere).await.status(), 403);
+}
+
+/// A key bound to a search hub: the verification answer names the hub
+/// (`searchHub`), and both gateway endpoints send it as
+/// `X-Orgaccess-Search-Hub`; an unbound key's answer says `null`, and its
+/// header is present and empty, so a gateway copying `x-orgaccess-*`
+/// upstream replaces a header the client sent under that name.
+#[tokio::test]
+async fn a_key_s_search_hub_is_returned_for_the_gateway_to_enforce() {
+    for (hub, want) in [(Some("community"), "community"), (None, "")] {
+        let index = index_with(in_an_hour(), hub);
+        let base = service_as("gw", &["gw=demo"], index.clone()).await;
+        let (status, live) = post(
+            &format!("{base}/v1/keys/verify"),
+            json!({"namespace": NS, "key": KEY_VALUE, "clientIp": "198.51.100.7"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(live["valid"], true, "{live}");
+        match hub {
+            Some(h) => assert_eq!(live["key"]["searchHub"], h, "{live}"),
+            None => assert!(
+                live["key"].get("searchHub").is_some_and(Value::is_null),
+                "an unbound key's answer says so: {live}"
+            ),
+        }
+
+        let plain = nginx_endpoint(index).await;
+        let spoofed = [
+            ("x-api-key", KEY_VALUE),
+            ("x-real-ip", "198.51.100.7"),
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-orgaccess-search-hub", "spoofed"),
+        ];
+        for path in ["/nginx/auth", "/envoy/authz/search/v2"] {
+            let ok = nginx_get(&format!("{plain}{path}"), &spoofed).await;
+            assert_eq!(ok.status(), 200, "{path}");
+            assert_eq!(ok.headers()["x-orgaccess-search-hub"], want, "{path}");
+        }
+        // A refused key carries no hub.
+        let denied = [("x-api-key", KEY_VALUE), ("x-real-ip", "203.0.113.9")];
+        let refused = nginx_get(&format!("{plain}/nginx/auth"), &denied).await;
+        assert_eq!(refused.status(), 403);
+        assert!(refused.headers().get("x-orgaccess-search-hub").is_none());
+    }
+    // A hub no header carries unchanged (stored past the CRD and admission)
+    // is not dropped silently, which would leave the key unbound at the
+    // gateway: the answer fails closed.
+    let plain = nginx_endpoint(index_with(in_an_hour(), Some("community\nx-injected: 1"))).await;
+    let asked = [("x-api-key", KEY_VALUE), ("x-real-ip", "198.51.100.7")];
+    let r = nginx_get(&format!("{plain}/nginx/auth"), &asked).await;
+    assert_eq!(r.status(), 500);
+    assert!(r.headers().get("x-orgaccess-key").is_none());
 }
 
 /// As Envoy's `ext_authz` (HTTP service, `path_prefix: /envoy/authz`) asks:

@@ -1,8 +1,8 @@
 //! The decision service behind a real NGINX (Debian's package, installed by
 //! `tools/install-nginx.sh`): `auth_request` to `orgaccess run`'s
 //! `/nginx/auth`, a tiny upstream that echoes the identity NGINX forwards,
-//! and changes applied with kubectl (address lists, rotation, disabling)
-//! taking effect without a restart; and, with the operator's clock moved on,
+//! and changes applied with kubectl (address lists, rotation, disabling, a
+//! search hub NGINX forces on the query) taking effect without a restart; and, with the operator's clock moved on,
 //! a rotated key's previous value refused after its overlap and an expired
 //! key refused.
 
@@ -44,6 +44,10 @@ error_log {d}/error.log info;
 events {{ worker_connections 64; }}
 http {{
   access_log off;
+  map $oa_search_hub $search_hub {{
+    "" $arg_searchHub;
+    default $oa_search_hub;
+  }}
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi;
@@ -56,12 +60,15 @@ http {{
       auth_request_set $oa_key $upstream_http_x_orgaccess_key;
       auth_request_set $oa_org $upstream_http_x_orgaccess_organization;
       auth_request_set $oa_privileges $upstream_http_x_orgaccess_privileges;
+      auth_request_set $oa_search_hub $upstream_http_x_orgaccess_search_hub;
       proxy_set_header X-Orgaccess-Key $oa_key;
       proxy_set_header X-Orgaccess-Organization $oa_org;
       proxy_set_header X-Orgaccess-Privileges $oa_privileges;
+      proxy_set_header X-Orgaccess-Search-Hub $oa_search_hub;
       proxy_set_header X-Api-Key "";
       proxy_set_header Authorization "";
-      proxy_pass http://127.0.0.1:{upstream};
+      # The key's search hub, when it has one, replaces the one the query asks for.
+      proxy_pass http://127.0.0.1:{upstream}$uri?searchHub=$search_hub;
     }}
     location = /_orgaccess {{
       internal;
@@ -76,7 +83,7 @@ http {{
   server {{
     listen 127.0.0.1:{upstream};
     location / {{
-      return 200 "key=$http_x_orgaccess_key org=$http_x_orgaccess_organization apikey=[$http_x_api_key]\n";
+      return 200 "key=$http_x_orgaccess_key org=$http_x_orgaccess_organization apikey=[$http_x_api_key] searchHub=[$arg_searchHub] bound=[$http_x_orgaccess_search_hub]\n";
     }}
   }}
 }}
@@ -130,7 +137,14 @@ impl Drop for Nginx {
 }
 
 async fn get(url: &str, key: Option<&str>) -> (u16, String) {
+    get_with(url, key, &[]).await
+}
+
+async fn get_with(url: &str, key: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = reqwest::Client::new().get(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
     if let Some(k) = key {
         req = req.header("X-Api-Key", k);
     }
@@ -266,6 +280,8 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
     assert_eq!(get(&url, Some("oa_not_a_key")).await.0, 401);
     assert_eq!(get(&url, None).await.0, 401);
 
+    search_hub_is_enforced_by_nginx(&client, &ns, &url, &value).await;
+
     // NGINX connects from 127.0.0.1: an allow list without it refuses the address.
     kubectl_patch(&ns, r#"{"spec":{"allowedIps":["10.0.0.0/8"]}}"#).await;
     until_status(
@@ -311,6 +327,55 @@ async fn nginx_auth_request_admits_live_keys_and_refuses_the_rest() {
             "the operator logged a key"
         );
     }
+}
+
+/// A search hub set with kubectl reaches the key's status and NGINX: the
+/// query's `searchHub` is replaced by the key's, whatever the client asks
+/// for or claims in `X-Orgaccess-Search-Hub`; without a hub the query's own
+/// passes, and a spoofed header does not reach the upstream.
+async fn search_hub_is_enforced_by_nginx(client: &kube::Client, ns: &str, url: &str, value: &str) {
+    let asking = format!("{url}?searchHub=intranet");
+    let spoof = [("X-Orgaccess-Search-Hub", "intranet")];
+    let (status, body) = get_with(&asking, Some(value), &spoof).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("searchHub=[intranet] bound=[]"),
+        "an unbound key's query keeps its hub, and the claimed binding is dropped: {body}"
+    );
+
+    kubectl_patch(ns, r#"{"spec":{"searchHub":"community"}}"#).await;
+    let keys: Api<ApiKey> = Api::namespaced(client.clone(), ns);
+    eventually("the search hub in the key's status", WAIT, || async {
+        let status = keys.get(KEY).await.ok()?.status?;
+        (status.search_hub.as_deref() == Some("community")).then_some(())
+    })
+    .await;
+    let body = eventually("NGINX to force the key's search hub", WAIT, || async {
+        let (s, body) = get_with(&asking, Some(value), &spoof).await;
+        (s == 200 && body.contains("searchHub=[community]")).then_some(body)
+    })
+    .await;
+    assert!(body.contains("bound=[community]"), "{body}");
+
+    kubectl_patch(ns, r#"{"spec":{"searchHub":null}}"#).await;
+    eventually(
+        "the query's own hub once the key is unbound",
+        WAIT,
+        || async {
+            let (s, body) = get_with(&asking, Some(value), &spoof).await;
+            (s == 200 && body.contains("searchHub=[intranet] bound=[]")).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the search hub gone from the key's status",
+        WAIT,
+        || async {
+            let status = keys.get(KEY).await.ok()?.status?;
+            status.search_hub.is_none().then_some(())
+        },
+    )
+    .await;
 }
 
 /// Time passing, through NGINX: the operator is started again with its clock

@@ -181,6 +181,7 @@ fn a_duplicate_shows_one_display_name_in_status_and_in_the_cli() {
         explicit_namespace: false,
         implicit_builtins: Vec::new(),
         key_last_used: Default::default(),
+        locations: Default::default(),
     };
     let mut copy = orgaccess::cli::duplicate::duplicate(&org, &source, "the-copy");
     copy.metadata.namespace = Some(NS.into());
@@ -250,6 +251,7 @@ fn api_key_phase_agrees_across_status_explain_and_who_can() {
                 explicit_namespace: true,
                 implicit_builtins: Vec::new(),
                 key_last_used: Default::default(),
+                locations: Default::default(),
             };
             let grantees = ns.grantees();
             let explained =

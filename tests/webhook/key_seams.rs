@@ -9,7 +9,9 @@
 //!   value that was disabled never verifies again, however quick the
 //!   disable → enable;
 //! - a Secret with a forged ownerReference is never the key's;
-//! - an IPv4-mapped client address is the IPv4 address it carries.
+//! - an IPv4-mapped client address is the IPv4 address it carries;
+//! - (issue 32) a key's search hub is removed or moved only by who holds the
+//!   key's queries, and the gateway keeps reporting it until then.
 
 use crate::operator;
 use crate::support;
@@ -571,4 +573,124 @@ async fn an_ipv4_mapped_client_is_its_ipv4_address() {
         !out.status.success() && err.contains("spec.deniedIps") && err.contains("CIDR"),
         "a mapped range: {err}"
     );
+}
+
+/// The search hub the gateway reports for `value` (`X-Orgaccess-Search-Hub`
+/// of a `200` from `/nginx/auth`); `None` for any other answer.
+async fn bound_hub(s: &Scene, value: &str) -> Option<String> {
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/nginx/auth", s.gateway))
+        .header("X-Forwarded-For", CLIENT)
+        .header("X-Orgaccess-Namespace", &s.t.ns)
+        .header("X-Api-Key", value)
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    let hub = r.headers().get("x-orgaccess-search-hub")?;
+    Some(hub.to_str().ok()?.to_string())
+}
+
+/// A key bound to a search hub stays bound against who may edit it but
+/// does not hold its queries: carol (Edit on key `search` through its access
+/// list, no Search › Execute queries) may not remove the hub or move it, by
+/// a merge patch or a JSON patch, and the gateway keeps reporting it; a
+/// trusted principal may unbind it, and the gateway then reports none.
+#[tokio::test]
+async fn a_search_hub_is_removed_only_by_who_holds_the_key_s_queries() {
+    let key = api_key(
+        "search",
+        json!({
+            "template": "AnonymousSearch",
+            "searchHub": "community",
+            "access": [{ "group": "helpers", "level": "Edit" }],
+        }),
+    );
+    let s = Scene::start(std::slice::from_ref(&key), true).await;
+    let value = s.live_value("search", &[]).await;
+    let hub = eventually("the gateway reports the hub", WAIT, || async {
+        bound_hub(&s, &value).await
+    })
+    .await;
+    assert_eq!(hub, "community");
+    s.settled("search", "the hub in status", |k| {
+        k.status.as_ref().unwrap().search_hub.as_deref() == Some("community")
+    })
+    .await;
+
+    let before = s.carol().await;
+    for (what, patch) in [
+        (
+            "carol removes the hub",
+            json!({ "spec": { "searchHub": null } }),
+        ),
+        (
+            "carol moves the key to another hub",
+            json!({ "spec": { "searchHub": "intranet" } }),
+        ),
+    ] {
+        let out = s.t.patch("carol", "apikey", "search", &patch).await;
+        assert_denied(
+            what,
+            &out,
+            &["[NoEscalation]", "spec.searchHub", "ExecuteQueries"],
+        );
+    }
+    let remove = json!([{ "op": "remove", "path": "/spec/searchHub" }]).to_string();
+    let out = support::kubectl(
+        "carol",
+        &[
+            "patch",
+            "-n",
+            &s.t.ns,
+            "apikey",
+            "search",
+            "--type=json",
+            "-p",
+            &remove,
+        ],
+    )
+    .await;
+    assert_denied(
+        "carol removes the hub by a JSON patch",
+        &out,
+        &["[NoEscalation]", "spec.searchHub"],
+    );
+    assert_eq!(before, s.carol().await, "carol's privileges changed");
+    assert_eq!(
+        s.key("search").await.spec.search_hub.as_deref(),
+        Some("community")
+    );
+    assert_eq!(bound_hub(&s, &value).await.as_deref(), Some("community"));
+
+    // A trusted principal unbinds it.
+    let out =
+        s.t.patch(
+            GITOPS_USER,
+            "apikey",
+            "search",
+            &json!({ "spec": { "searchHub": null } }),
+        )
+        .await;
+    assert_success("GitOps unbinds the key", &out);
+    eventually("the gateway reports no hub", WAIT, || async {
+        (bound_hub(&s, &value).await.as_deref() == Some("")).then_some(())
+    })
+    .await;
+    // ...and carol may bind it again (narrowing needs only Edit on the key).
+    let out =
+        s.t.patch(
+            "carol",
+            "apikey",
+            "search",
+            &json!({ "spec": { "searchHub": "community" } }),
+        )
+        .await;
+    assert_success("carol binds the key", &out);
+    eventually("the gateway reports the hub again", WAIT, || async {
+        (bound_hub(&s, &value).await.as_deref() == Some("community")).then_some(())
+    })
+    .await;
 }

@@ -35,6 +35,55 @@ pub const MAX_NAME_LEN: usize = 253 - SECRET_SUFFIX.len();
 /// Suffix of the Secret holding a key's value.
 pub const SECRET_SUFFIX: &str = "-apikey";
 
+/// Longest search hub name a key may be bound to (`spec.searchHub`):
+/// orgaccess's own bound, the platform documents none we have.
+pub const MAX_SEARCH_HUB_LEN: usize = 128;
+/// A search hub name as orgaccess accepts it (the CRD's CEL rule; the core's
+/// [`search_hub_problem`] judges the same): letters, digits, `_`, `.`, `-`,
+/// and spaces between them. It travels unchanged in an HTTP header
+/// (`X-Orgaccess-Search-Hub`) and in a gateway's configuration.
+pub const SEARCH_HUB_PATTERN: &str = "^[A-Za-z0-9_.-]([A-Za-z0-9 _.-]*[A-Za-z0-9_.-])?$";
+
+/// Why `hub` cannot be a key's search hub, or `None` when it can (the same
+/// verdict as the CRD's [`SEARCH_HUB_PATTERN`] and [`MAX_SEARCH_HUB_LEN`]).
+pub fn search_hub_problem(hub: &str) -> Option<String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if hub.is_empty() {
+        return Some("the search hub is empty; name one, or leave spec.searchHub out".into());
+    }
+    if hub.len() > MAX_SEARCH_HUB_LEN {
+        return Some(format!(
+            "the search hub has {} characters; at most {MAX_SEARCH_HUB_LEN}",
+            hub.len()
+        ));
+    }
+    let inner_ok = hub.chars().all(|c| word(c) || c == ' ');
+    let ends_ok = hub.starts_with(word) && hub.ends_with(word);
+    (!(inner_ok && ends_ok)).then(|| {
+        "a search hub name holds letters, digits, '_', '.', '-' and spaces between them \
+         (it is sent to gateways in an HTTP header)"
+            .into()
+    })
+}
+
+/// The domain a search hub binds: Search/ExecuteQueries (the platform's
+/// `search.enforcedQueryPipelineConfiguration.searchHub` forces the hub of
+/// the key's queries).
+pub fn execute_queries() -> crate::catalog::DomainId {
+    crate::catalog::lookup(crate::catalog::Service::Search, "ExecuteQueries")
+        .expect("the catalog has Search/ExecuteQueries")
+}
+
+/// The part of `held` a search hub binds: its Search/ExecuteQueries grant
+/// (empty when it has none).
+pub fn queries_of(held: &crate::privilege::PrivilegeSet) -> crate::privilege::PrivilegeSet {
+    let mut out = crate::privilege::PrivilegeSet::new();
+    if let Some(g) = held.get(execute_queries()) {
+        out.set(execute_queries(), g.clone());
+    }
+    out
+}
+
 /// Secret annotations written by the operator.
 pub mod annotations {
     /// The rotation generation the Secret's current value belongs to.
@@ -522,6 +571,31 @@ pub fn plan(key: &KeyFacts, secret: &SecretFacts, now: Timestamp) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_hub_names_are_judged_as_the_crd_pattern_says() {
+        for ok in [
+            "community",
+            "Agent Panel",
+            "a",
+            "hub_1.v2-b",
+            &"h".repeat(MAX_SEARCH_HUB_LEN),
+        ] {
+            assert_eq!(search_hub_problem(ok), None, "{ok:?}");
+        }
+        for bad in [
+            "",
+            " community",
+            "community ",
+            "hub\nX-Injected: 1",
+            "hub\u{e9}",
+            "a/b",
+            "*",
+            &"h".repeat(MAX_SEARCH_HUB_LEN + 1),
+        ] {
+            assert!(search_hub_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()

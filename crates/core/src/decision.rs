@@ -618,6 +618,10 @@ pub struct VerifiedKey {
     /// Presented the previous value, inside its rotation overlap.
     pub previous: bool,
     pub privileges: Vec<PrivilegeSpec>,
+    /// The search hub the key's queries are bound to (`spec.searchHub`;
+    /// `null`: none). The gateway enforces it: orgaccess does not see the
+    /// queries.
+    pub search_hub: Option<String>,
 }
 
 /// The digests of every key, by digest: built once per change of the keys,
@@ -701,6 +705,7 @@ pub fn verify_key(
             .get(name)
             .map(|p| p.to_specs())
             .unwrap_or_default(),
+        search_hub: key.search_hub.clone(),
     })
 }
 
@@ -894,6 +899,25 @@ mod tests {
             ip.parse().unwrap(),
             Timestamp::now(),
         )
+    }
+
+    #[test]
+    fn a_verified_key_carries_its_search_hub_for_the_gateway() {
+        let mut s = org();
+        let digests = KeyDigests {
+            current: Some(digest("oak_current")),
+            previous: None,
+        };
+        let table = KeyTable::new([("k", &digests)]);
+        let unbound = verify(&s, &table, "oak_current", "192.0.2.1").unwrap();
+        assert_eq!(unbound.search_hub, None);
+        let json = serde_json::to_value(&unbound).unwrap();
+        assert!(json["searchHub"].is_null(), "{json}");
+        s.api_keys.get_mut("k").unwrap().search_hub = Some("community".into());
+        let bound = verify(&s, &table, "oak_current", "192.0.2.1").unwrap();
+        assert_eq!(bound.search_hub.as_deref(), Some("community"));
+        let json = serde_json::to_value(&bound).unwrap();
+        assert_eq!(json["searchHub"], "community");
     }
 
     #[test]

@@ -152,6 +152,14 @@ pub enum Notice {
         after: Timestamp,
         lifetime_removed: bool,
     },
+    /// Bound to a search hub at the base, and to none or another at the
+    /// head: its queries reach hubs they could not (`spec.searchHub`).
+    #[serde(rename_all = "camelCase")]
+    KeyLeavesSearchHub {
+        key: String,
+        before: String,
+        after: Option<String>,
+    },
 }
 
 impl Notice {
@@ -193,6 +201,14 @@ impl Notice {
                 };
                 format!("ApiKey/{key} expires later: {before} → {after}{why}")
             }
+            Notice::KeyLeavesSearchHub { key, before, after } => match after {
+                Some(after) => format!(
+                    "ApiKey/{key} moves from search hub '{before}' to '{after}': its queries reach another hub"
+                ),
+                None => format!(
+                    "ApiKey/{key} leaves search hub '{before}': its queries reach every hub"
+                ),
+            },
         }
     }
 }
@@ -254,6 +270,7 @@ impl AccessDiff {
                 Notice::KeyBecomesLive { .. }
                     | Notice::KeyCanBePublic { .. }
                     | Notice::KeyExpiresLater { .. }
+                    | Notice::KeyLeavesSearchHub { .. }
             )
         }) {
             out.insert(Concern::KeyExposure);
@@ -491,6 +508,15 @@ fn key_notices(base: &OrgState, head: &OrgState, now: Timestamp, out: &mut Vec<N
                 lifetime_removed: old.lifetime.is_some() && k.lifetime.is_none(),
             });
         }
+        if let Some(before) = old.and_then(|o| o.search_hub.as_ref())
+            && k.search_hub.as_ref() != Some(before)
+        {
+            out.push(Notice::KeyLeavesSearchHub {
+                key: name.clone(),
+                before: before.clone(),
+                after: k.search_hub.clone(),
+            });
+        }
     }
 }
 
@@ -589,7 +615,7 @@ pub fn apply(base: &PrivilegeSet, changes: &[PrivilegeChange]) -> PrivilegeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{GroupDef, MemberDef};
+    use crate::model::{ApiKeyDef, GroupDef, MemberDef};
 
     fn now() -> Timestamp {
         "2026-12-07T00:00:00Z".parse().unwrap()
@@ -610,6 +636,36 @@ mod tests {
             },
         );
         s
+    }
+
+    #[test]
+    fn a_key_leaving_its_search_hub_is_a_key_exposure() {
+        let mut base = state();
+        base.api_keys.insert(
+            "search".into(),
+            ApiKeyDef {
+                name: "search".into(),
+                enabled: true,
+                template: Some(crate::builtin::ApiKeyTemplate::AnonymousSearch),
+                search_hub: Some("community".into()),
+                created: Some(now()),
+                ..ApiKeyDef::default()
+            },
+        );
+        let mut head = base.clone();
+        head.api_keys.get_mut("search").unwrap().search_hub = None;
+        let d = diff(&base, &head, now());
+        assert_eq!(
+            d.notices,
+            vec![Notice::KeyLeavesSearchHub {
+                key: "search".into(),
+                before: "community".into(),
+                after: None,
+            }]
+        );
+        assert!(d.concerns().contains(&Concern::KeyExposure));
+        // Binding a key narrows it: nothing to notice.
+        assert!(diff(&head, &base, now()).notices.is_empty());
     }
 
     #[test]

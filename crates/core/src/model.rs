@@ -545,6 +545,9 @@ pub struct ApiKeyDef {
     pub denied_ips: Vec<String>,
     /// `spec.rotation.previousKeyValidity`, when a rotation is declared.
     pub previous_key_validity: Option<String>,
+    /// `spec.searchHub`: the search hub the key's queries are bound to
+    /// (gateways enforce it, from the decision service's answer).
+    pub search_hub: Option<String>,
     /// `metadata.creationTimestamp` (its lifetime counts from here); `None`
     /// for a manifest not applied yet.
     pub created: Option<Timestamp>,

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use super::search_hub::search_hub_valid;
 use super::{Change, Object, Operation, Rule, Violation, violation};
 use crate::apikey::{MAX_NAME_LEN, MAX_PREVIOUS_DAYS, SECRET_SUFFIX, lifetime_days};
 use crate::builtin::ApiKeyTemplate;
@@ -44,6 +45,7 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
             privileges_valid(state, &k.privileges, &mut out);
             access_valid(&k.access, &mut out);
             api_key_valid(k, &mut out);
+            search_hub_valid(k, &mut out);
         }
         Some(Object::Member(m)) => {
             let mut seen = BTreeSet::new();

@@ -27,6 +27,7 @@ mod identity_claims;
 mod key_re_enabled;
 mod no_escalation;
 mod required_privileges;
+mod search_hub;
 mod unknown_requester;
 
 #[cfg(test)]

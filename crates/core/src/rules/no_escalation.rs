@@ -1,13 +1,15 @@
 //! NoEscalation: a requester grants only what their own privileges cover,
-//! whatever the path. Two paths have files of their own: a disabled key
-//! enabled again (`key_re_enabled.rs`) and a deletion a re-creation would
-//! widen (`deletion_widens.rs`).
+//! whatever the path. Three paths have files of their own: a disabled key
+//! enabled again (`key_re_enabled.rs`), a deletion a re-creation would
+//! widen (`deletion_widens.rs`) and a key's search hub removed or changed
+//! (`search_hub.rs`).
 
 use std::collections::BTreeSet;
 
 use super::deletion_widens::deletion_widens;
 use super::holdings::{granted, holds};
 use super::key_re_enabled::key_re_enabled;
+use super::search_hub::search_hub_widened;
 use super::{Change, Object, Requester, Rule, Violation, group_names, member, violation};
 use crate::effective::{Grantees, extends, member_groups, membership_end};
 use crate::model::{MemberDef, OrgState};
@@ -29,7 +31,9 @@ use crate::privilege::PrivilegeSet;
 ///   `spec.groupUntil`) is granted again: it needs everything the group
 ///   holds, and nobody extends a membership of their own (their privileges
 ///   include the very membership);
-/// - a disabled API key enabled again: everything it holds (`key_re_enabled`).
+/// - a disabled API key enabled again: everything it holds (`key_re_enabled`);
+/// - an API key's search hub removed or changed: its Search/ExecuteQueries,
+///   which then reaches other hubs (`search_hub.rs`).
 ///
 /// A requester who holds anything through a membership with an end grants
 /// only what they hold without one ([`durable`]): a grant outlives the
@@ -93,6 +97,7 @@ pub fn no_escalation(
         }
     }
     out.extend(key_re_enabled(state, change, requester, mine));
+    out.extend(search_hub_widened(change, requester, mine));
     out.extend(deletion_widens(state, change, requester, mine));
     if let Some(Object::Member(new)) = change.new {
         out.extend(member_escalation(
