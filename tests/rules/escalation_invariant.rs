@@ -829,6 +829,10 @@ fn no_admitted_change_escalates_any_principal() {
         panic!("{e}");
     }
     // The generator must reach admitted changes, or the property says nothing.
+    // It admits about 6% (123-129 of 2,000 in three runs with membership
+    // ends drawn); the floor sits four standard deviations below that, so a
+    // random seed does not fail it while a generator that stops reaching
+    // admitted changes does.
     let ratio = f64::from(admitted.get()) / f64::from(cases());
     eprintln!(
         "escalation invariant: {} cases, {} admitted",
@@ -836,7 +840,7 @@ fn no_admitted_change_escalates_any_principal() {
         admitted.get()
     );
     assert!(
-        ratio > 0.05,
+        ratio > 0.04,
         "only {} of {} cases were admitted",
         admitted.get(),
         cases()
