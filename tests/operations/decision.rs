@@ -111,6 +111,7 @@ async fn service_as(caller: &str, allow: &[&str], index: Arc<Index>) -> String {
         gate: Gate::Certificates(Callers::parse(&allow).unwrap()),
         default_namespace: None,
         usage: Arc::default(),
+        metrics: Default::default(),
     };
     serve(router(service).layer(axum::Extension(ClientName(Some(caller.into()))))).await
 }
@@ -347,6 +348,7 @@ async fn nginx_endpoint(index: Arc<Index>) -> String {
         gate: Gate::Fixed(Reach::Only([NS.to_string()].into())),
         default_namespace: Some(NS.into()),
         usage: Arc::default(),
+        metrics: Default::default(),
     };
     serve(nginx_router(service)).await
 }
@@ -609,6 +611,7 @@ async fn https_callers_are_named_by_their_client_certificate() {
         args,
         index(in_an_hour()),
         Arc::default(),
+        Arc::default(),
         None,
         std::future::pending(),
     ));
@@ -734,6 +737,7 @@ async fn verified_keys_are_recorded_and_nothing_else() {
             gate: Gate::Certificates(Callers::parse(&["gw=demo".into()]).unwrap()),
             default_namespace: None,
             usage: usage.clone(),
+            metrics: Default::default(),
         };
         serve(router(service).layer(axum::Extension(ClientName(Some("gw".into()))))).await
     };
@@ -742,6 +746,7 @@ async fn verified_keys_are_recorded_and_nothing_else() {
         gate: Gate::Fixed(Reach::Only([NS.to_string()].into())),
         default_namespace: Some(NS.into()),
         usage: usage.clone(),
+        metrics: Default::default(),
     }))
     .await;
     let pending = || usage.due(|_, _| Indexed::LastUsed(None));

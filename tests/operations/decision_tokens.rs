@@ -70,6 +70,7 @@ async fn service_account_callers_are_named_by_the_apiserver() {
         args,
         std::sync::Arc::new(Index::new()),
         std::sync::Arc::default(),
+        std::sync::Arc::default(),
         Some(reviewer),
         std::future::pending(),
     ));
