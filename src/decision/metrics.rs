@@ -753,7 +753,9 @@ mod tests {
             denied_answer.clone(),
         ]);
         assert_eq!(batch.batch, [1, 2, 1]);
-        let cases: Vec<(Endpoint, u16, Outcome, (&str, &str, Option<&str>))> = vec![
+        // Endpoint, status, what the handler told; result, class, reason.
+        type Expected = (&'static str, &'static str, Option<&'static str>);
+        let cases: Vec<(Endpoint, u16, Outcome, Expected)> = vec![
             (
                 Endpoint::Check,
                 200,
