@@ -62,13 +62,15 @@ impl Endpoint {
         Endpoint::Other,
     ];
 
-    /// The endpoint of a request path, as the routers route it (Envoy's
-    /// prefix with anything under it).
-    pub fn of_path(path: &str) -> Endpoint {
+    /// The endpoint a request path reaches on a listener that serves
+    /// `/v1/...` (`all`: the HTTPS one) or only the gateway endpoints, as the
+    /// routers route it (Envoy's prefix with anything under it); any other
+    /// path is `Other`, never named.
+    pub fn of_path(path: &str, all: bool) -> Endpoint {
         match path {
-            "/v1/check" => Endpoint::Check,
-            "/v1/check/batch" => Endpoint::CheckBatch,
-            "/v1/keys/verify" => Endpoint::KeysVerify,
+            "/v1/check" if all => Endpoint::Check,
+            "/v1/check/batch" if all => Endpoint::CheckBatch,
+            "/v1/keys/verify" if all => Endpoint::KeysVerify,
             "/nginx/auth" => Endpoint::NginxAuth,
             p if p
                 .strip_prefix(ENVOY_PREFIX)
@@ -542,6 +544,15 @@ impl Metrics {
     }
 }
 
+/// What the measuring layer of one listener reads.
+#[derive(Clone)]
+pub struct Listener {
+    pub metrics: Arc<Metrics>,
+    /// Whether the listener serves `/v1/...` (the HTTPS one) besides the
+    /// gateway endpoints.
+    pub all: bool,
+}
+
 /// Counts a request in flight while alive.
 struct InFlight<'a>(&'a Gauge);
 
@@ -561,12 +572,9 @@ impl Drop for InFlight<'_> {
 /// The measuring layer (`axum::middleware::from_fn_with_state`): in flight,
 /// latency, the request's result and refusal. A request whose client went
 /// away before the answer leaves the in-flight count and is not recorded.
-pub async fn measure(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let endpoint = Endpoint::of_path(request.uri().path());
+pub async fn measure(State(listener): State<Listener>, request: Request, next: Next) -> Response {
+    let metrics = &listener.metrics;
+    let endpoint = Endpoint::of_path(request.uri().path(), listener.all);
     let _in_flight = InFlight::enter(&metrics.handles[endpoint as usize].in_flight);
     let start = Instant::now();
     let (response, told) = OUTCOME
@@ -615,22 +623,29 @@ mod tests {
 
     #[test]
     fn paths_name_their_endpoint_and_nothing_else() {
-        for (path, endpoint) in [
-            ("/v1/check", Endpoint::Check),
-            ("/v1/check/batch", Endpoint::CheckBatch),
-            ("/v1/keys/verify", Endpoint::KeysVerify),
-            ("/nginx/auth", Endpoint::NginxAuth),
-            ("/envoy/authz", Endpoint::EnvoyAuthz),
-            ("/envoy/authz/", Endpoint::EnvoyAuthz),
-            ("/envoy/authz/any/path/a-client-chose", Endpoint::EnvoyAuthz),
-            ("/envoy/authzed", Endpoint::Other),
-            ("/v1/check/", Endpoint::Other),
-            ("/v1/checks", Endpoint::Other),
-            ("/nginx/auth/x", Endpoint::Other),
-            ("/", Endpoint::Other),
-            ("/metrics", Endpoint::Other),
+        use Endpoint::*;
+        // Path, on the HTTPS listener, on the plain one (gateways only).
+        for (path, https, plain) in [
+            ("/v1/check", Check, Other),
+            ("/v1/check/batch", CheckBatch, Other),
+            ("/v1/keys/verify", KeysVerify, Other),
+            ("/nginx/auth", NginxAuth, NginxAuth),
+            ("/envoy/authz", EnvoyAuthz, EnvoyAuthz),
+            ("/envoy/authz/", EnvoyAuthz, EnvoyAuthz),
+            (
+                "/envoy/authz/any/path/a-client-chose",
+                EnvoyAuthz,
+                EnvoyAuthz,
+            ),
+            ("/envoy/authzed", Other, Other),
+            ("/v1/check/", Other, Other),
+            ("/v1/checks", Other, Other),
+            ("/nginx/auth/x", Other, Other),
+            ("/", Other, Other),
+            ("/metrics", Other, Other),
         ] {
-            assert_eq!(Endpoint::of_path(path), endpoint, "{path}");
+            assert_eq!(Endpoint::of_path(path, true), https, "{path}");
+            assert_eq!(Endpoint::of_path(path, false), plain, "{path} (plain)");
         }
     }
 

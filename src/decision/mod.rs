@@ -31,9 +31,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 
+use self::metrics::Metrics;
 use crate::index::Index;
 use crate::webhook::tls;
-use metrics::Metrics;
 use usage::Usage;
 
 pub use handlers::{CheckRequest, PrincipalRequest, VerifyRequest};
@@ -252,7 +252,8 @@ fn https_router(service: Service, reviewer: Option<Arc<crate::token_review::Revi
         Some(reviewer) => app.layer(from_fn_with_state(reviewer, token_caller)),
         None => app,
     };
-    app.layer(from_fn_with_state(metrics, metrics::measure))
+    let listener = metrics::Listener { metrics, all: true };
+    app.layer(from_fn_with_state(listener, metrics::measure))
 }
 
 /// Envoy's `ext_authz` `path_prefix`: the original request's path follows it.
@@ -279,7 +280,13 @@ pub fn nginx_router(service: Service) -> Router {
     gateway_routes()
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
-        .layer(from_fn_with_state(metrics, metrics::measure))
+        .layer(from_fn_with_state(
+            metrics::Listener {
+                metrics,
+                all: false,
+            },
+            metrics::measure,
+        ))
 }
 
 impl DecisionArgs {

@@ -268,8 +268,15 @@ async fn every_request_is_counted_by_endpoint_result_and_reason_and_no_secret_is
         );
     }
 
-    // No such endpoint.
+    // No such endpoint; and one the plain listener does not serve.
     assert_eq!(nginx_get(&url("/v2/everything"), &[]).await.status(), 404);
+    let r = reqwest::Client::new()
+        .post(format!("{plain}/v1/check"))
+        .json(&allowed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 
     let text = scrape(&admin, None).await;
     for (series, want) in [
@@ -302,17 +309,17 @@ async fn every_request_is_counted_by_endpoint_result_and_reason_and_no_secret_is
         (requests("envoy_authz", "allowed", "2xx"), 1.0),
         (requests("envoy_authz", "denied", "4xx"), 1.0),
         (refusals("envoy_authz", "key_expired"), 1.0),
-        (requests("other", "error", "4xx"), 1.0),
-        (refusals("other", "not_found"), 1.0),
+        (requests("other", "error", "4xx"), 2.0),
+        (refusals("other", "not_found"), 2.0),
     ] {
         assert_eq!(value(&text, &series), want, "{series}:\n{text}");
     }
     // Nothing else was counted: 7 checks, 2 batches, 6 verifications, 6
-    // NGINX, 2 Envoy, 1 elsewhere.
-    assert_eq!(sum(&text, "orgaccess_decision_requests_total{"), 24.0);
+    // NGINX, 2 Envoy, 2 elsewhere.
+    assert_eq!(sum(&text, "orgaccess_decision_requests_total{"), 25.0);
     assert_eq!(
         sum(&text, "orgaccess_decision_refusals_total{"),
-        19.0,
+        20.0,
         "{text}"
     );
     for (endpoint, n) in [
@@ -321,7 +328,7 @@ async fn every_request_is_counted_by_endpoint_result_and_reason_and_no_secret_is
         ("keys_verify", 6.0),
         ("nginx_auth", 6.0),
         ("envoy_authz", 2.0),
-        ("other", 1.0),
+        ("other", 2.0),
     ] {
         let count = format!(
             r#"orgaccess_decision_request_duration_seconds_count{{endpoint="{endpoint}"}}"#
