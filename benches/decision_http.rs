@@ -147,6 +147,7 @@ fn serve(addr: SocketAddr) {
         gate: Gate::Fixed(Reach::Every),
         default_namespace: Some(org::NS.into()),
         usage: Default::default(),
+        metrics: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {

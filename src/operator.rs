@@ -167,6 +167,10 @@ pub async fn run(
     let usage = Arc::new(Usage::new(args.decision.usage_interval));
     // Every replica serves decisions, so every replica writes its own
     // uses (at most once per key per interval; decision/usage.rs).
+    let request_metrics = Arc::new(crate::decision::metrics::Metrics::default());
+    if decision_on {
+        request_metrics.register(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
+    }
     let usage_flusher = decision_on.then(|| {
         let metrics =
             UsageMetrics::register(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
@@ -182,6 +186,7 @@ pub async fn run(
         (*args.decision).clone(),
         caches.index.clone(),
         usage,
+        request_metrics,
         Some(client.clone()),
         stop.stopped(),
     ));

@@ -12,6 +12,7 @@ use crate::controller::now;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::metrics::{Outcome, Reason, tell};
 use super::{Gate, MAX_BATCH, Service};
 use crate::core::decision::{self, Answer, KeyRefusal, Need, Principal, Verb};
 use crate::webhook::tls::ClientName;
@@ -131,7 +132,10 @@ pub async fn check(
     let result =
         admit(&service, caller.as_ref(), &q.namespace).and_then(|()| answer(&service, &q, now()));
     match result {
-        Ok(a) => Json(a).into_response(),
+        Ok(a) => {
+            tell(Outcome::answer(&a));
+            Json(a).into_response()
+        }
         Err(r) => r.into_response(),
     }
 }
@@ -160,6 +164,7 @@ pub async fn check_batch(
             Err(r) => return r.into_response(),
         }
     }
+    tell(Outcome::batch(&answers));
     Json(json!({ "answers": answers })).into_response()
 }
 
@@ -190,7 +195,9 @@ pub async fn verify(
     if let Err(r) = admit(&service, caller.as_ref(), &q.namespace) {
         return r.into_response();
     }
-    match verify_in(&service, &q.namespace, q.key.as_bytes(), q.client_ip) {
+    let verified = verify_in(&service, &q.namespace, q.key.as_bytes(), q.client_ip);
+    tell(Outcome::key(&verified));
+    match verified {
         Ok(key) => Json(json!({ "valid": true, "key": key })).into_response(),
         Err(why) => Json(json!({
             "valid": false,
@@ -300,12 +307,17 @@ fn gateway_auth(
         return status_only(StatusCode::FORBIDDEN, "namespace not allowed");
     }
     let Some(key) = presented_key(headers) else {
+        tell(Outcome::denied(Reason::NoKey));
         return status_only(StatusCode::UNAUTHORIZED, "no key");
     };
     let Some(client) = client else {
         return status_only(StatusCode::BAD_REQUEST, "no client address");
     };
-    match verify_in(service, &namespace, key.as_bytes(), client) {
+    let verified = verify_in(service, &namespace, key.as_bytes(), client);
+    tell(Outcome::key(&verified));
+    match verified {
+        // A 500 here (a hub that cannot be sent) counts as an error: an
+        // allowed answer that is not a success is one (`Metrics::record`).
         Ok(k) => identity_headers(service, &namespace, &k),
         Err(KeyRefusal::AddressRefused) => {
             status_only(StatusCode::FORBIDDEN, KeyRefusal::AddressRefused.as_str())

@@ -17,6 +17,7 @@
 //!   `--decision-default-namespace` and `--decision-nginx-namespaces` only.
 
 mod handlers;
+pub mod metrics;
 pub mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,8 +28,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 
+use self::metrics::Metrics;
 use crate::index::Index;
 use crate::webhook::tls;
 use usage::Usage;
@@ -223,18 +226,34 @@ pub struct Service {
     pub default_namespace: Option<String>,
     /// Where verified keys' uses are recorded (`usage.rs`).
     pub usage: Arc<Usage>,
+    /// The request metrics (`metrics.rs`), shared by both listeners.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The HTTPS listener's routes: checks, batches, key verification, and the
-/// gateway endpoints.
+/// gateway endpoints, measured (`metrics.rs`).
 pub fn router(service: Service) -> Router {
-    Router::new()
+    https_router(service, None)
+}
+
+/// [`router`], callers of `/v1/...` also named by their bearer token when
+/// `reviewer` is given; the measuring layer outermost, so that the token
+/// layer's refusals count too.
+fn https_router(service: Service, reviewer: Option<Arc<crate::token_review::Reviewer>>) -> Router {
+    let metrics = service.metrics.clone();
+    let app = Router::new()
         .route("/v1/check", post(handlers::check))
         .route("/v1/check/batch", post(handlers::check_batch))
         .route("/v1/keys/verify", post(handlers::verify))
         .merge(gateway_routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(service)
+        .with_state(service);
+    let app = match reviewer {
+        Some(reviewer) => app.layer(from_fn_with_state(reviewer, token_caller)),
+        None => app,
+    };
+    let listener = metrics::Listener { metrics, all: true };
+    app.layer(from_fn_with_state(listener, metrics::measure))
 }
 
 /// Envoy's `ext_authz` `path_prefix`: the original request's path follows it.
@@ -255,11 +274,19 @@ fn gateway_routes() -> Router<Service> {
 }
 
 /// The plain listener's routes: the gateway endpoints only (NGINX
-/// `auth_request`, Envoy `ext_authz`).
+/// `auth_request`, Envoy `ext_authz`), measured.
 pub fn nginx_router(service: Service) -> Router {
+    let metrics = service.metrics.clone();
     gateway_routes()
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
+        .layer(from_fn_with_state(
+            metrics::Listener {
+                metrics,
+                all: false,
+            },
+            metrics::measure,
+        ))
 }
 
 impl DecisionArgs {
@@ -272,13 +299,14 @@ impl DecisionArgs {
 }
 
 /// Serves the configured listeners until `shutdown`, recording verified
-/// keys' uses in `usage` (which [`usage::flush_every`] writes); resolves at
-/// once when no listener is configured. `client` reviews callers' tokens
-/// (`--decision-token-review`).
+/// keys' uses in `usage` (which [`usage::flush_every`] writes) and each
+/// request in `metrics`; resolves at once when no listener is configured.
+/// `client` reviews callers' tokens (`--decision-token-review`).
 pub async fn serve(
     args: DecisionArgs,
     index: Arc<Index>,
     usage: Arc<Usage>,
+    metrics: Arc<Metrics>,
     client: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -286,15 +314,14 @@ pub async fn serve(
     let https = async {
         match args.addr {
             Some(addr) => {
-                serve_https(
-                    &args,
-                    addr,
-                    index.clone(),
-                    usage.clone(),
-                    client,
-                    shutdown.clone(),
-                )
-                .await
+                let service = Service {
+                    index: index.clone(),
+                    gate: Gate::Certificates(Callers::parse(&args.allow)?),
+                    default_namespace: args.default_namespace.clone(),
+                    usage: usage.clone(),
+                    metrics: metrics.clone(),
+                };
+                serve_https(&args, addr, service, client, shutdown.clone()).await
             }
             None => Ok(()),
         }
@@ -302,7 +329,14 @@ pub async fn serve(
     let plain = async {
         match args.nginx_addr {
             Some(addr) => {
-                serve_plain(&args, addr, index.clone(), usage.clone(), shutdown.clone()).await
+                let service = Service {
+                    index: index.clone(),
+                    gate: Gate::Fixed(args.nginx_reach()),
+                    default_namespace: args.default_namespace.clone(),
+                    usage: usage.clone(),
+                    metrics: metrics.clone(),
+                };
+                serve_plain(addr, service, shutdown.clone()).await
             }
             None => Ok(()),
         }
@@ -314,8 +348,7 @@ pub async fn serve(
 async fn serve_https(
     args: &DecisionArgs,
     addr: SocketAddr,
-    index: Arc<Index>,
-    usage: Arc<Usage>,
+    service: Service,
     client: Option<kube::Client>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -346,18 +379,7 @@ async fn serve_https(
         optional: reviewer.is_some(),
     });
     let config = Arc::new(tls::server_config(certs, client_auth.as_ref())?);
-    let service = Service {
-        index,
-        gate: Gate::Certificates(Callers::parse(&args.allow)?),
-        default_namespace: args.default_namespace.clone(),
-        usage,
-    };
-    let app = match reviewer {
-        Some(reviewer) => {
-            router(service).layer(axum::middleware::from_fn_with_state(reviewer, token_caller))
-        }
-        None => router(service),
-    };
+    let app = https_router(service, reviewer);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the decision service to {addr}"))?;
@@ -413,18 +435,10 @@ async fn token_caller(
 }
 
 async fn serve_plain(
-    args: &DecisionArgs,
     addr: SocketAddr,
-    index: Arc<Index>,
-    usage: Arc<Usage>,
+    service: Service,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = Service {
-        index,
-        gate: Gate::Fixed(args.nginx_reach()),
-        default_namespace: args.default_namespace.clone(),
-        usage,
-    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the NGINX auth_request listener to {addr}"))?;

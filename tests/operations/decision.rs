@@ -15,18 +15,18 @@ use orgaccess::webhook::tls::ClientName;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-const NS: &str = "demo";
-const KEY_VALUE: &str = "oa_test_value_public_search";
-const OLD_VALUE: &str = "oa_test_value_rotated_out";
+pub(crate) const NS: &str = "demo";
+pub(crate) const KEY_VALUE: &str = "oa_test_value_public_search";
+pub(crate) const OLD_VALUE: &str = "oa_test_value_rotated_out";
 
-fn hex_sha256(v: &str) -> String {
+pub(crate) fn hex_sha256(v: &str) -> String {
     hex::encode(sha2::Sha256::digest(v.as_bytes()))
 }
 
 /// The examples as the watches index them, the `public-search` key with a
 /// status as the controller writes it (a current value, and a previous one
 /// whose overlap `previous_until` ends).
-fn index(previous_until: jiff::Timestamp) -> Arc<Index> {
+pub(crate) fn index(previous_until: jiff::Timestamp) -> Arc<Index> {
     index_with(previous_until, None)
 }
 
@@ -90,12 +90,12 @@ fn with_status(mut k: ApiKey, previous_until: jiff::Timestamp) -> ApiKey {
     k
 }
 
-fn in_an_hour() -> jiff::Timestamp {
+pub(crate) fn in_an_hour() -> jiff::Timestamp {
     jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)
 }
 
 /// Serves `app` on a free loopback port; the base URL.
-async fn serve(app: axum::Router) -> String {
+pub(crate) async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -111,11 +111,12 @@ async fn service_as(caller: &str, allow: &[&str], index: Arc<Index>) -> String {
         gate: Gate::Certificates(Callers::parse(&allow).unwrap()),
         default_namespace: None,
         usage: Arc::default(),
+        metrics: Default::default(),
     };
     serve(router(service).layer(axum::Extension(ClientName(Some(caller.into()))))).await
 }
 
-async fn post(url: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(url: &str, body: Value) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(url)
         .json(&body)
@@ -347,11 +348,12 @@ async fn nginx_endpoint(index: Arc<Index>) -> String {
         gate: Gate::Fixed(Reach::Only([NS.to_string()].into())),
         default_namespace: Some(NS.into()),
         usage: Arc::default(),
+        metrics: Default::default(),
     };
     serve(nginx_router(service)).await
 }
 
-async fn nginx_get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn nginx_get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = reqwest::Client::new().get(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -609,6 +611,7 @@ async fn https_callers_are_named_by_their_client_certificate() {
         args,
         index(in_an_hour()),
         Arc::default(),
+        Arc::default(),
         None,
         std::future::pending(),
     ));
@@ -734,6 +737,7 @@ async fn verified_keys_are_recorded_and_nothing_else() {
             gate: Gate::Certificates(Callers::parse(&["gw=demo".into()]).unwrap()),
             default_namespace: None,
             usage: usage.clone(),
+            metrics: Default::default(),
         };
         serve(router(service).layer(axum::Extension(ClientName(Some("gw".into()))))).await
     };
@@ -742,6 +746,7 @@ async fn verified_keys_are_recorded_and_nothing_else() {
         gate: Gate::Fixed(Reach::Only([NS.to_string()].into())),
         default_namespace: Some(NS.into()),
         usage: usage.clone(),
+        metrics: Default::default(),
     }))
     .await;
     let pending = || usage.due(|_, _| Indexed::LastUsed(None));

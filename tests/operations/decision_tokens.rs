@@ -2,7 +2,8 @@
 //! (`--decision-token-review`), on the test control plane: the apiserver
 //! vouches for the token (TokenReview), `--decision-allow` maps its user to
 //! namespaces, client certificates keep working on the same listener, and an
-//! API key sent to a gateway endpoint is never taken for a caller's token.
+//! API key sent to a gateway endpoint is never taken for a caller's token;
+//! the request metrics count the token layer's refusals, and no token.
 
 use crate::support;
 
@@ -66,10 +67,12 @@ async fn service_account_callers_are_named_by_the_apiserver() {
         ..Default::default()
     };
     let reviewer = support::client_as(orgaccess_testenv::OPERATOR_USER).await;
+    let metrics = std::sync::Arc::new(orgaccess::decision::metrics::Metrics::default());
     tokio::spawn(orgaccess::decision::serve(
         args,
         std::sync::Arc::new(Index::new()),
         std::sync::Arc::default(),
+        metrics.clone(),
         Some(reviewer),
         std::future::pending(),
     ));
@@ -121,7 +124,7 @@ async fn service_account_callers_are_named_by_the_apiserver() {
         "a cached token was reviewed again"
     );
     // Another service account is who it is, and may not ask about ns.
-    assert_eq!(ask(Some(stranger)).await, 403);
+    assert_eq!(ask(Some(stranger.clone())).await, 403);
     // A token the apiserver does not know, and no token at all.
     assert_eq!(ask(Some("not-a-token".into())).await, 401);
     assert_eq!(ask(None).await, 403);
@@ -163,4 +166,45 @@ async fn service_account_callers_are_named_by_the_apiserver() {
         0.0,
         "a gateway's bearer value went to TokenReview"
     );
+
+    // The token layer's refusals are counted with the handlers' answers
+    // (the measuring layer is outermost), and no token is a label.
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for (series, want) in [
+        // 21 by the allowed account, 1 by certificate: a member that does not exist.
+        (
+            r#"orgaccess_decision_requests_total{endpoint="check",result="denied",status="2xx"}"#,
+            22,
+        ),
+        (
+            r#"orgaccess_decision_refusals_total{endpoint="check",reason="holds_nothing"}"#,
+            22,
+        ),
+        (
+            r#"orgaccess_decision_refusals_total{endpoint="check",reason="unauthenticated"}"#,
+            1,
+        ),
+        (
+            r#"orgaccess_decision_refusals_total{endpoint="check",reason="caller_not_allowed"}"#,
+            2,
+        ),
+        (
+            r#"orgaccess_decision_refusals_total{endpoint="nginx_auth",reason="caller_not_allowed"}"#,
+            1,
+        ),
+    ] {
+        assert!(
+            text.contains(&format!("{series} {want}\n")),
+            "{series} {want}:\n{text}"
+        );
+    }
+    for secret in [&checker, &stranger, &ns] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a token or namespace in the metrics"
+        );
+    }
 }

@@ -270,6 +270,26 @@ async fn a_used_key_gets_last_used_at_in_one_write_and_an_unused_key_none() {
         let line = format!("orgaccess_decision_usage_writes_total{{result=\"{result}\"}} {n}");
         assert!(metrics.contains(&line), "{line} in:\n{metrics}");
     }
+    // The operator exports the request metrics of its decision listener:
+    // the burst's 200 verifications, and its refused values (at least the
+    // 10 in the burst), never a value.
+    for line in [
+        r#"orgaccess_decision_requests_total{endpoint="nginx_auth",result="allowed",status="2xx"} 100"#,
+        r#"orgaccess_decision_requests_total{endpoint="envoy_authz",result="allowed",status="2xx"} 100"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    let unknown = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"orgaccess_decision_refusals_total{endpoint="nginx_auth",reason="unknown_key"} "#,
+            )
+        })
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no unknown_key refusals in:\n{metrics}"));
+    assert!(unknown >= 11.0, "{unknown} unknown_key refusals");
+    assert!(!metrics.contains(&value) && !metrics.contains("oa_unknown_value"));
 
     // A reconcile of the key now (its Secret touched) finds the status it
     // wants already written: lastUsedAt is no difference to the controller.

@@ -18,6 +18,7 @@ mod controller_restart;
 mod crd_limits;
 mod decision;
 mod decision_cache;
+mod decision_metrics;
 mod decision_nginx;
 mod decision_tokens;
 mod decision_usage;
