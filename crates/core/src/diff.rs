@@ -31,7 +31,7 @@ use crate::effective::{
     resolve_grantees,
 };
 use crate::model::{OrgState, Subject, SubjectKind};
-use crate::privilege::{PrivilegeSet, PrivilegeSpec};
+use crate::privilege::{PrivilegeSet, PrivilegeSpec, grant_to_spec};
 
 /// Who holds privileges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -358,17 +358,9 @@ fn read(state: &OrgState, now: Timestamp) -> Side {
     for (name, (subject, _)) in identities {
         // The identity as the apiserver would present it, mapped the way
         // admission maps a requester (`maps_identity`).
-        let (user, groups) = match subject.kind {
-            SubjectKind::User => (subject.name.clone(), Vec::new()),
-            SubjectKind::Group => (String::new(), vec![subject.name.clone()]),
-            SubjectKind::ServiceAccount => (
-                format!(
-                    "system:serviceaccount:{}:{}",
-                    subject.namespace.as_deref().unwrap_or_default(),
-                    subject.name
-                ),
-                Vec::new(),
-            ),
+        let (user, groups) = match subject.username() {
+            Some(user) => (user, Vec::new()),
+            None => (String::new(), vec![subject.name.clone()]),
         };
         let mut set = PrivilegeSet::new();
         let mut causes: BTreeMap<DomainId, Vec<String>> = BTreeMap::new();
@@ -429,13 +421,9 @@ fn read(state: &OrgState, now: Timestamp) -> Side {
 }
 
 fn one(d: DomainId, set: &PrivilegeSet) -> Option<PrivilegeSpec> {
-    let g = set.get(d)?;
-    if g.is_empty() {
-        return None;
-    }
-    let mut s = PrivilegeSet::new();
-    s.set(d, g.clone());
-    s.to_specs().into_iter().next()
+    set.get(d)
+        .filter(|g| !g.is_empty())
+        .map(|g| grant_to_spec(d, g))
 }
 
 fn principal_changes(

@@ -10,10 +10,9 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::catalog::{self, DomainId};
 use crate::model::{
-    AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider, SubjectKind,
-    Until,
+    AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider, Until,
 };
-use crate::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, parse};
+use crate::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, grant_to_spec, parse};
 
 /// The privileges an object grants by its own spec (template + explicit),
 /// skipping invalid entries, which the rules report.
@@ -125,9 +124,7 @@ pub fn grantee_provenance(
             objs.sort();
             objs.dedup();
             from.extend(objs);
-            let mut one = PrivilegeSet::new();
-            one.set(d, g.clone());
-            (one.to_specs().remove(0), from)
+            (grant_to_spec(d, g), from)
         })
         .collect()
 }
@@ -352,9 +349,7 @@ impl MemberEffective {
                     })
                     .map(|(name, _)| name.to_string())
                     .collect();
-                let mut one = PrivilegeSet::new();
-                one.set(d, eff.clone());
-                (one.to_specs().remove(0), from)
+                (grant_to_spec(d, eff), from)
             })
             .collect()
     }
@@ -670,14 +665,9 @@ impl SubjectNames {
             if s.class_of_identities().is_some() {
                 continue;
             }
-            match s.kind {
-                SubjectKind::User => names.users.insert(s.name.clone()),
-                SubjectKind::Group => names.groups.insert(s.name.clone()),
-                SubjectKind::ServiceAccount => names.users.insert(format!(
-                    "system:serviceaccount:{}:{}",
-                    s.namespace.as_deref().unwrap_or_default(),
-                    s.name
-                )),
+            match s.username() {
+                Some(user) => names.users.insert(user),
+                None => names.groups.insert(s.name.clone()),
             };
         }
         names

@@ -180,6 +180,21 @@ impl Subject {
         }
     }
 
+    /// The Kubernetes user name this subject stands for: a User's name, or
+    /// a ServiceAccount as the apiserver names it
+    /// (`system:serviceaccount:NS:NAME`); `None` for a Group.
+    pub fn username(&self) -> Option<String> {
+        match self.kind {
+            SubjectKind::User => Some(self.name.clone()),
+            SubjectKind::Group => None,
+            SubjectKind::ServiceAccount => Some(format!(
+                "system:serviceaccount:{}:{}",
+                self.namespace.as_deref().unwrap_or_default(),
+                self.name
+            )),
+        }
+    }
+
     /// Does the Kubernetes user (name and groups) match this subject? A
     /// subject that stands for a whole class of identities matches nobody:
     /// admission refuses it, and one stored before that rule grants nothing.

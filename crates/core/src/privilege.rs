@@ -571,7 +571,9 @@ impl fmt::Display for PrivilegeSpec {
     }
 }
 
-fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
+/// The wire form of one grant of a set (already normalized, as every grant a
+/// [`PrivilegeSet`] holds is): what [`PrivilegeSet::to_specs`] writes for it.
+pub fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
     let dom = catalog::domain(d);
     let level = if g.abilities.contains(Abilities::ALLOWED) {
         AccessLevel::Allowed
