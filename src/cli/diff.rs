@@ -21,7 +21,7 @@ use super::access_map::command::HtmlArgs;
 use super::access_map::compare::{self, Changes};
 use super::access_map::{AccessMap, html};
 use super::identity::{AsArgs, asker};
-use super::manifest::{self, Location, Manifest};
+use super::manifest::{Location, Manifest};
 use super::output::Styles;
 use super::report::{self, ReportFormat};
 use super::source::{self, Org};
@@ -147,51 +147,11 @@ struct SideManifests {
     label: String,
     manifests: Vec<Manifest>,
     /// Removed when dropped: a git revision written out.
-    _dir: Option<TempDir>,
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<TempDir> {
-        let base = std::env::temp_dir();
-        for _ in 0..16 {
-            let p = base.join(format!("orgaccess-diff-{}", rand::random::<u64>()));
-            if std::fs::create_dir(&p).is_ok() {
-                return Ok(TempDir(p));
-            }
-        }
-        bail!("cannot create a directory in {}", base.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn load(paths: &[PathBuf], namespace: &str, what: &str) -> anyhow::Result<Vec<Manifest>> {
-    let loaded = manifest::load(paths, namespace);
-    let mut errors: Vec<String> = loaded
-        .unreadable
-        .iter()
-        .map(|(p, e)| format!("{p}: {e}"))
-        .collect();
-    errors.extend(
-        loaded
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.loc, p.message)),
-    );
-    if !errors.is_empty() {
-        bail!(
-            "cannot read the {what}:\n  {}\n(`orgaccess check` lists every problem)",
-            errors.join("\n  ")
-        );
-    }
-    Ok(loaded.manifests)
+    Ok(source::load_strict(paths, namespace, what)?.manifests)
 }
 
 fn git(args: &[&str]) -> anyhow::Result<Vec<u8>> {
@@ -210,8 +170,11 @@ fn git(args: &[&str]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The manifest files under `paths` at `rev`, written to a new directory.
-fn materialize(rev: &str, paths: &[PathBuf]) -> anyhow::Result<TempDir> {
-    let dir = TempDir::new()?;
+fn materialize(rev: &str, paths: &[PathBuf]) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("orgaccess-diff-")
+        .tempdir()
+        .context("cannot create a directory for the revision's files")?;
     let mut args: Vec<String> = ["ls-tree", "-r", "-z", "-l", rev, "--"]
         .iter()
         .map(|s| s.to_string())
@@ -253,9 +216,9 @@ fn materialize(rev: &str, paths: &[PathBuf]) -> anyhow::Result<TempDir> {
             // Paths relative to the current directory may climb (`../x`):
             // kept inside the written tree under a stand-in name.
             let flat = path.replace("../", "up/");
-            write_blob(&dir.0, rev, path, Path::new(&flat))?;
+            write_blob(dir.path(), rev, path, Path::new(&flat))?;
         } else {
-            write_blob(&dir.0, rev, path, rel)?;
+            write_blob(dir.path(), rev, path, rel)?;
         }
     }
     Ok(dir)
@@ -290,25 +253,21 @@ fn git_side(rev: &str, paths: &[PathBuf], namespace: &str) -> anyhow::Result<Sid
         });
     }
     let dir = materialize(rev, paths)?;
-    let mut manifests = if std::fs::read_dir(&dir.0)?.next().is_none() {
+    let mut manifests = if std::fs::read_dir(dir.path())?.next().is_none() {
         Vec::new()
     } else {
         load(
-            std::slice::from_ref(&dir.0),
+            &[dir.path().to_path_buf()],
             namespace,
             &format!("manifests at {rev}"),
         )?
     };
-    relabel(&mut manifests, &dir.0);
+    relabel(&mut manifests, dir.path());
     Ok(SideManifests {
         label: rev.to_string(),
         manifests,
         _dir: Some(dir),
     })
-}
-
-fn orgs(manifests: &[Manifest], builtins: bool) -> BTreeMap<String, Org> {
-    source::states(manifests, builtins)
 }
 
 fn key(m: &Manifest) -> (Kind, String, String) {
@@ -504,8 +463,8 @@ pub async fn compare(
             "--as judges the objects a change creates, updates and deletes from manifests on both sides; with --cluster, use `orgaccess check --as` on the manifests"
         );
     }
-    let base_orgs = base_orgs.unwrap_or_else(|| orgs(&base.manifests, builtins));
-    let head_orgs = orgs(&head.manifests, builtins);
+    let base_orgs = base_orgs.unwrap_or_else(|| source::states(&base.manifests, builtins));
+    let head_orgs = source::states(&head.manifests, builtins);
     let mut namespaces: BTreeSet<&String> = base_orgs.keys().chain(head_orgs.keys()).collect();
     if let Some(ns) = &cluster.namespace {
         namespaces.retain(|n| *n == ns);

@@ -112,7 +112,13 @@ pub fn states(manifests: &[Manifest], builtins: bool) -> BTreeMap<String, Org> {
 /// an error (an answer from a partial organization would mislead).
 pub fn load_for_question(src: &SourceArgs, cluster: &ClusterArgs) -> anyhow::Result<Loaded> {
     let default_ns = cluster.namespace.as_deref().unwrap_or("default");
-    let loaded = manifest::load(&src.files, default_ns);
+    load_strict(&src.files, default_ns, "organization from the manifests")
+}
+
+/// Loads `paths` (documents naming no namespace are in `namespace`); any
+/// unreadable path or invalid document is an error "cannot read the WHAT".
+pub fn load_strict(paths: &[PathBuf], namespace: &str, what: &str) -> anyhow::Result<Loaded> {
+    let loaded = manifest::load(paths, namespace);
     let mut errors: Vec<String> = loaded
         .unreadable
         .iter()
@@ -126,7 +132,7 @@ pub fn load_for_question(src: &SourceArgs, cluster: &ClusterArgs) -> anyhow::Res
     );
     if !errors.is_empty() {
         bail!(
-            "cannot read the organization from the manifests:\n  {}\n(`orgaccess check` lists every problem)",
+            "cannot read the {what}:\n  {}\n(`orgaccess check` lists every problem)",
             errors.join("\n  ")
         );
     }
