@@ -292,8 +292,9 @@ impl Inputs {
     }
 }
 
-/// One object, created (or updating `old`) in what is `known`.
-fn judge_manifest<'a>(
+/// One object, created (or updating `old`) in what is `known` (also
+/// `orgaccess diff --as`, for each object a change creates or updates).
+pub fn judge_manifest<'a>(
     known: &Plain,
     asker: Asker,
     m: &'a Manifest,

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::access_map::command::HtmlArgs;
 use super::access_map::compare::{self, Changes};
 use super::access_map::{AccessMap, html};
+use super::check;
 use super::identity::{AsArgs, asker};
 use super::manifest::{Location, Manifest};
 use super::output::Styles;
@@ -312,29 +313,13 @@ fn refusals(
         if old.as_ref() == Some(&new) {
             continue;
         }
-        let operation = if old.is_some() {
-            Operation::Update
-        } else {
-            Operation::Create
-        };
-        let j = known.before(&new, &m.name, old.as_ref(), |known| {
-            judge::judge(
-                known,
-                asker,
-                &Request {
-                    kind: m.kind(),
-                    operation,
-                    namespace,
-                    name: &m.name,
-                    old: old.as_ref(),
-                    new: Some(&new),
-                    stored_key: None,
-                    mutated: false,
-                },
-                now,
-            )
+        // Judged as `orgaccess check --existing` judges one object.
+        let verdict = known.before(&new, &m.name, old.as_ref(), |known| {
+            check::judge_manifest(known, asker, m, &new, old.as_ref(), now)
         });
-        if !j.allowed() {
+        if let check::Verdict::Judged(_, operation, j) = verdict
+            && !j.allowed()
+        {
             out.push(refusal(m, operation, &j));
         }
     }
