@@ -28,6 +28,12 @@ pub struct AdviseArgs {
     /// Organization's spec.advice.administratorsMaxMembers, else 3).
     #[arg(long)]
     pub administrators_max: Option<usize>,
+    /// Days within which a membership of an elevated group (Administrators'
+    /// privileges, Groups Edit, API keys Edit) should end before it is the
+    /// finding `long-lived-elevated-membership` (default: the Organization's
+    /// spec.advice.elevatedMembershipMaxDays, else 90).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub elevated_membership_max_days: Option<i64>,
     /// Switch a finding off by id (repeat for several), besides those the
     /// Organization's spec.advice.disabled switches off.
     #[arg(long = "disable", value_name = "ID", value_parser = parse_id)]
@@ -76,6 +82,9 @@ pub async fn run(args: AdviseArgs, cluster: &ClusterArgs) -> i32 {
     }
     if let Some(n) = args.administrators_max {
         settings.administrators_max = n;
+    }
+    if let Some(n) = args.elevated_membership_max_days {
+        settings.elevated_membership_max_days = n;
     }
     settings.disabled.extend(args.disabled.iter().cloned());
     let now = Timestamp::now();

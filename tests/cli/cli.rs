@@ -1377,3 +1377,35 @@ fn advise_finds_unused_keys_when_asked() {
     );
     assert!(unused(&["--unused-key-days", "60"]).is_empty());
 }
+
+/// `advise`: memberships of an elevated group that never end, or end beyond
+/// the threshold, are one finding per group naming them; a membership
+/// ending soon is none; the threshold is a flag.
+#[test]
+fn advise_finds_long_lived_elevated_memberships() {
+    let dir = tempfile::tempdir().unwrap();
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 20)).to_string();
+    let manifest = format!(
+        "apiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata:\n  name: access-admins\nspec:\n  privileges:\n  - {{service: Organization, domain: Groups, level: Edit}}\n  - {{service: Organization, domain: Organization, level: View}}\n---\napiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata:\n  name: readers\nspec:\n  privileges:\n  - {{service: Organization, domain: Groups, level: View}}\n---\napiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata:\n  name: forever\nspec:\n  identity: {{provider: Email, username: forever@example.com}}\n  accepted: true\n  groups: [access-admins, readers]\n---\napiVersion: orgaccess.dev/v1alpha1\nkind: Member\nmetadata:\n  name: contractor\nspec:\n  identity: {{provider: Email, username: contractor@example.com}}\n  accepted: true\n  groups: [access-admins]\n  until: \"{soon}\"\n"
+    );
+    std::fs::write(dir.path().join("org.yaml"), manifest).unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let found = |args: &[&str]| -> Vec<Vec<String>> {
+        let out = run(&[&["advise", "-f", &path, "-o", "json"], args].concat());
+        assert_ne!(out.code, 2, "{}", out.stderr);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == "long-lived-elevated-membership")
+            .map(|f| serde_json::from_value(f["objects"].clone()).unwrap())
+            .collect()
+    };
+    assert_eq!(found(&[]), [["Group/access-admins", "Member/forever"]]);
+    assert_eq!(
+        found(&["--elevated-membership-max-days", "10"]),
+        [["Group/access-admins", "Member/contractor", "Member/forever"]]
+    );
+    assert!(found(&["--disable", "long-lived-elevated-membership"]).is_empty());
+}

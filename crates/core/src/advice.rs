@@ -17,6 +17,8 @@ use crate::model::{GroupDef, OrgState};
 use crate::privilege::{Grant, Level, PrivilegeSet};
 use crate::references::unresolved_references;
 
+pub mod elevated;
+
 /// The advisor's settings and finding ids live beneath the model, which
 /// carries them in the Organization's `spec.advice`.
 pub use crate::model::{IDS, Settings};
@@ -73,6 +75,7 @@ pub fn review(
     let mut out = Vec::new();
     members_findings(state, grantees, settings, now, &mut out);
     groups_findings(state, grantees, &mut out);
+    elevated::findings(state, grantees, settings, now, &mut out);
     keys_findings(state, grantees, settings, now, &mut out);
     references_findings(state, &mut out);
     debug_assert!(
@@ -997,6 +1000,7 @@ mod tests {
             groups_edit_max_holders: Some(0),
             administrators_max_members: None,
             key_cap_percent: Some(50),
+            elevated_membership_max_days: Some(14),
             disabled: vec![DisabledFinding {
                 finding: "group-without-members".into(),
                 reason: "groups are created before their members by the onboarding job".into(),
@@ -1009,6 +1013,7 @@ mod tests {
             Settings::default().administrators_max
         );
         assert_eq!(settings.key_cap_percent, 50);
+        assert_eq!(settings.elevated_membership_max_days, 14);
         assert!(settings.disabled.contains("group-without-members"));
         assert_eq!(AdviceSpec::default().settings(), Settings::default());
         let state = OrgState {
@@ -1030,12 +1035,12 @@ mod tests {
         ];
         let at = |members: &[(&str, &[&str])]| {
             let s = with_members(&[("gm", editors.clone())], members);
-            review(
-                &s,
-                &resolve_grantees(&s),
-                &Settings::default(),
-                Timestamp::now(),
-            )
+            // How long the memberships last is another finding's concern.
+            let settings = Settings {
+                disabled: ["long-lived-elevated-membership".to_string()].into(),
+                ..Settings::default()
+            };
+            review(&s, &resolve_grantees(&s), &settings, Timestamp::now())
         };
         let one = at(&[("a", &["gm"])]);
         let two = at(&[("a", &["gm"]), ("b", &["gm"])]);

@@ -263,6 +263,13 @@ pub struct AdviceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub key_cap_percent: Option<u32>,
+    /// A membership of an elevated group (one granting Administrators'
+    /// privileges, Groups Edit or API keys Edit) that does not end within
+    /// this many days is the finding `long-lived-elevated-membership`
+    /// (default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub elevated_membership_max_days: Option<u32>,
     /// Findings switched off, each with the reason it is (the record an
     /// auditor reads). A finding switched off is neither counted in the
     /// status, nor exported as a metric, nor warned about on admission.
@@ -278,7 +285,7 @@ pub struct AdviceSpec {
 /// (`spec.advice.disabled`) and CI thresholds name them. Here, beneath the
 /// advisor (`advice.rs`, which finds them), because the Organization's
 /// schema lists them.
-pub const IDS: [&str; 11] = [
+pub const IDS: [&str; 12] = [
     "groups-edit-holders",
     "administrators-size",
     "administrator-equivalent",
@@ -290,6 +297,7 @@ pub const IDS: [&str; 11] = [
     "activities-view-holders",
     "group-without-members",
     "identical-duplicate",
+    "long-lived-elevated-membership",
 ];
 
 /// The advisor's settings: thresholds, and findings switched off. What
@@ -303,6 +311,9 @@ pub struct Settings {
     /// A key whose lifetime is at least this share (percent) of its
     /// template's cap is "near the cap".
     pub key_cap_percent: i64,
+    /// A membership of an elevated group ending later than this many days
+    /// from now (or never) is long-lived.
+    pub elevated_membership_max_days: i64,
     /// Finding ids switched off (with the reason recorded where they are set).
     pub disabled: BTreeSet<String>,
 }
@@ -315,6 +326,7 @@ impl Default for Settings {
             groups_edit_max: 1,
             administrators_max: 3,
             key_cap_percent: 90,
+            elevated_membership_max_days: 90,
             disabled: BTreeSet::new(),
         }
     }
@@ -355,6 +367,9 @@ impl AdviceSpec {
                 .administrators_max_members
                 .map_or(d.administrators_max, |n| n as usize),
             key_cap_percent: self.key_cap_percent.map_or(d.key_cap_percent, i64::from),
+            elevated_membership_max_days: self
+                .elevated_membership_max_days
+                .map_or(d.elevated_membership_max_days, i64::from),
             disabled: self.disabled.iter().map(|f| f.finding.clone()).collect(),
         }
     }
