@@ -38,6 +38,9 @@ pub fn elevation(
     }
 }
 
+/// A member whose membership is long-lived, and its end (`None`: never).
+type LongLived<'a> = (&'a str, Option<Timestamp>);
+
 /// `long-lived-elevated-membership`: per elevated group, the memberships
 /// that count now and do not end within the settings' days (or never end).
 pub(super) fn findings(
@@ -55,9 +58,7 @@ pub(super) fn findings(
             settings.elevated_membership_max_days.saturating_mul(24),
         ))
         .unwrap_or(Timestamp::MAX);
-    // group -> (why elevated, [(member, end)])
-    let mut long: std::collections::BTreeMap<&str, (&str, Vec<(&str, Option<Timestamp>)>)> =
-        Default::default();
+    let mut long: std::collections::BTreeMap<&str, (&str, Vec<LongLived>)> = Default::default();
     let elevated: std::collections::BTreeMap<&str, &str> = grantees
         .groups
         .iter()
