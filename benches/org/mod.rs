@@ -95,6 +95,8 @@ pub fn group_spec(privileges: Vec<PrivilegeSpec>) -> GroupSpec {
         identity_sets: vec![],
         access: vec![],
         duplicate_of: None,
+        owners: vec![],
+        review_every: None,
     }
 }
 
@@ -139,6 +141,7 @@ pub fn index() -> Arc<Index> {
             },
             invitation_lifetime_days: 31,
             advice: Default::default(),
+            access_reviews: Default::default(),
         },
     );
     org.metadata.namespace = Some(NS.into());

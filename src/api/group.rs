@@ -71,6 +71,19 @@ pub struct GroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub duplicate_of: Option<String>,
+    /// Members who review the group's access (Member object names): one of
+    /// them records each AccessReview of the group, and must hold Edit on
+    /// it. Changing the owners is an edit of the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 32), inner(length(min = 1, max = 253)))]
+    pub owners: Vec<String>,
+    /// How often the group's access is reviewed: an ISO-8601 duration of
+    /// years, months, weeks and days (`P90D`), from 1 day to 3 years. The
+    /// next review is due this long after the last one (or after the
+    /// group's creation). Absent: the group is not reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::core::model::review_period_schema")]
+    pub review_every: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -118,6 +131,9 @@ impl From<&Group> for GroupDef {
             access: g.spec.access.clone(),
             identity_sets: g.spec.identity_sets.clone(),
             duplicate_of: g.spec.duplicate_of.clone(),
+            owners: g.spec.owners.clone(),
+            review_every: g.spec.review_every.clone(),
+            created: g.meta().creation_timestamp.as_ref().map(|t| t.0),
             meta: guarded_meta(g.meta()),
         }
     }

@@ -1,4 +1,4 @@
-//! The custom resources: Organization, Group, Member, ApiKey in `orgaccess.dev/v1alpha1`,
+//! The custom resources: Organization, Group, Member, ApiKey, AccessReview in `orgaccess.dev/v1alpha1`,
 //! one file per kind (its spec, status and the conversion to the core's
 //! definition, `From<&Kind> for *Def`).
 //!
@@ -9,11 +9,13 @@
 //! when they drift. The types are plain data: what the caches keep of a
 //! status lives beside the object in the index's stores (`index::stored`).
 
+mod accessreview;
 mod apikey;
 mod group;
 mod member;
 mod organization;
 
+pub use accessreview::{AccessReview, AccessReviewSpec, AccessReviewStatus};
 pub use apikey::{ApiKey, ApiKeyPhase, ApiKeySpec, ApiKeyStatus, Rotation, key_last_used};
 pub use group::{Group, GroupSpec, GroupStatus};
 pub use member::{EffectivePrivilege, Member, MemberSpec, MemberStatus, MembershipStatus};
@@ -22,7 +24,7 @@ pub use organization::{AdviceStatus, Organization, OrganizationSpec, Organizatio
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResourceExt, ResourceExt};
 
-use crate::core::model::{ApiKeyDef, GroupDef, MemberDef, Meta, OrgDef, OrgState};
+use crate::core::model::{AccessReviewDef, ApiKeyDef, GroupDef, MemberDef, Meta, OrgDef, OrgState};
 
 pub const GROUP: &str = "orgaccess.dev";
 
@@ -46,6 +48,7 @@ pub fn crds()
         Group::crd(),
         Member::crd(),
         apikey::api_key_crd(),
+        AccessReview::crd(),
     ]
 }
 
@@ -108,6 +111,21 @@ pub fn org_state<'a>(
     }
     state
 }
+
+/// Adds one namespace's AccessReviews to its state (from caches or manifests).
+pub fn add_reviews<'a>(
+    state: &mut OrgState,
+    namespace: &str,
+    reviews: impl IntoIterator<Item = &'a AccessReview>,
+) {
+    for r in reviews
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(namespace))
+    {
+        state.reviews.insert(r.name_any(), AccessReviewDef::from(r));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,10 +175,12 @@ mod tests {
                 Some(&["orgaccess".to_string()][..])
             );
             let columns = v.additional_printer_columns.as_ref().unwrap();
+            // An AccessReview is a record: it has no conditions to show.
             assert!(
-                columns
-                    .iter()
-                    .any(|c| c.priority == Some(1) && c.name == "Reason"),
+                crd.spec.names.kind == "AccessReview"
+                    || columns
+                        .iter()
+                        .any(|c| c.priority == Some(1) && c.name == "Reason"),
                 "{}: no -o wide column",
                 crd.spec.names.kind
             );

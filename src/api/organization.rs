@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{conditions_schema, guarded_meta};
 use crate::core::builtin::BuiltinGroup;
-use crate::core::model::{AdviceSpec, DEFAULT_INVITATION_DAYS, OrgDef, OrgResources};
+use crate::core::model::{
+    AccessReviewsSpec, AdviceSpec, DEFAULT_INVITATION_DAYS, OrgDef, OrgResources,
+};
 
 fn default_invitation_days() -> u32 {
     DEFAULT_INVITATION_DAYS
@@ -51,6 +53,11 @@ pub struct OrganizationSpec {
     /// `orgaccess advise`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub advice: AdviceSpec,
+    /// What an overdue access review of a group does: report it (default),
+    /// or suspend the memberships its last review did not confirm
+    /// (docs/access-reviews.md).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub access_reviews: AccessReviewsSpec,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -131,6 +138,7 @@ impl From<&Organization> for OrgDef {
             resources: o.spec.resources.clone(),
             invitation_lifetime_days: o.spec.invitation_lifetime_days,
             advice: o.spec.advice.clone(),
+            access_reviews: o.spec.access_reviews.clone(),
             meta: guarded_meta(o.meta()),
         }
     }

@@ -57,6 +57,8 @@ pub fn duplicate(org: &Org, source: &GroupDef, new_name: &str) -> Group {
             identity_sets: source.identity_sets.clone(),
             access: Vec::new(),
             duplicate_of: Some(source.name.clone()),
+            owners: Vec::new(),
+            review_every: None,
         },
     );
     if org.explicit_namespace {

@@ -304,6 +304,8 @@ impl<'a> Importer<'a> {
                 identity_sets: g.identity_sets.clone(),
                 access: Vec::new(),
                 duplicate_of: None,
+                owners: Vec::new(),
+                review_every: None,
             },
         );
         group.metadata = self.meta(group.metadata);
@@ -493,6 +495,7 @@ impl<'a> Importer<'a> {
                 resources,
                 invitation_lifetime_days: DEFAULT_INVITATION_DAYS,
                 advice: Default::default(),
+                access_reviews: Default::default(),
             },
         );
         org.metadata = self.meta(org.metadata);

@@ -37,6 +37,8 @@ pub fn builtin_group(b: BuiltinGroup) -> Group {
             identity_sets: def.identity_sets,
             access: def.access,
             duplicate_of: def.duplicate_of,
+            owners: def.owners,
+            review_every: def.review_every,
         },
         status: None,
     }

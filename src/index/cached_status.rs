@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::api::{ApiKeyStatus, GroupStatus, MemberStatus, OrganizationStatus};
+use crate::api::{AccessReviewStatus, ApiKeyStatus, GroupStatus, MemberStatus, OrganizationStatus};
 
 /// Status fields another writer owns: the decision service's
 /// `lastUsedAt` on ApiKeys (field manager `orgaccess-usage`,
@@ -131,7 +131,13 @@ macro_rules! kind_status {
         }
     )*};
 }
-kind_status!(OrganizationStatus, GroupStatus, MemberStatus, ApiKeyStatus);
+kind_status!(
+    OrganizationStatus,
+    GroupStatus,
+    MemberStatus,
+    ApiKeyStatus,
+    AccessReviewStatus
+);
 
 impl StatusDigest {
     /// The digests of `status`, for the fields named by this digest.

@@ -19,6 +19,8 @@ pub fn group(ns: &str, name: &str) -> Group {
             identity_sets: vec![],
             access: vec![],
             duplicate_of: None,
+            owners: Vec::new(),
+            review_every: None,
         },
     );
     g.metadata.namespace = Some(ns.into());
@@ -33,6 +35,7 @@ pub fn org(ns: &str) -> Organization {
             resources: OrgResources::default(),
             invitation_lifetime_days: 31,
             advice: Default::default(),
+            access_reviews: Default::default(),
         },
     );
     o.metadata.namespace = Some(ns.into());

@@ -1,4 +1,4 @@
-//! The four kinds as the index reads them ([`Indexed`]): each one's
+//! The five kinds as the index reads them ([`Indexed`]): each one's
 //! definition, whether its status lags its spec, what the store need not
 //! keep of it, and an API key's digests.
 
@@ -8,13 +8,17 @@ use kube::Resource;
 use kube::core::object::HasStatus;
 
 use super::cached_status::KindStatus;
-use crate::api::{ApiKey, ApiKeyStatus, Group, GroupSpec, Member, MemberSpec, Organization};
+use crate::api::{
+    AccessReview, ApiKey, ApiKeyStatus, Group, GroupSpec, Member, MemberSpec, Organization,
+};
 use crate::core::change::Def;
 use crate::core::decision::KeyDigests;
-use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, MemberIdentity, OrgDef, Provider};
+use crate::core::model::{
+    AccessReviewDef, ApiKeyDef, GroupDef, Kind, MemberDef, MemberIdentity, OrgDef, Provider,
+};
 use crate::core::privilege::{intern_names, spec_names};
 
-/// The four kinds, as the index stores them.
+/// The five kinds, as the index stores them.
 pub trait Indexed:
     Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
     + HasStatus<Status: KindStatus>
@@ -95,6 +99,8 @@ impl Indexed for Group {
             identity_sets: Vec::new(),
             access: Vec::new(),
             duplicate_of: None,
+            owners: Vec::new(),
+            review_every: None,
         };
     }
     fn def(&self) -> Def {
@@ -143,6 +149,17 @@ impl Indexed for ApiKey {
     }
     fn last_used(&self) -> Option<Timestamp> {
         self.status.as_ref()?.last_used_at.as_deref()?.parse().ok()
+    }
+}
+
+impl Indexed for AccessReview {
+    const KIND: Kind = Kind::AccessReview;
+    fn def(&self) -> Def {
+        Def::AccessReview(AccessReviewDef::from(self))
+    }
+    /// A record: nothing reconciles it, its status never reports.
+    fn stale(&self) -> bool {
+        false
     }
 }
 

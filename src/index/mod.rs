@@ -57,9 +57,9 @@ use update::Relist;
 struct Inner {
     namespaces: HashMap<String, Arc<Namespace>>,
     /// Per kind: objects listed since the watcher's last `Init`, by namespace.
-    relist: [Option<Relist>; 4],
+    relist: [Option<Relist>; Kind::ALL.len()],
     /// Per kind: a full listing has been applied.
-    synced: [bool; 4],
+    synced: [bool; Kind::ALL.len()],
 }
 
 impl Inner {
@@ -182,7 +182,7 @@ impl Index {
 
     /// Marks every kind as listed, for an index filled by hand (tests, benchmarks).
     pub fn mark_synced(&self) {
-        self.lock().synced = [true; 4];
+        self.lock().synced = [true; Kind::ALL.len()];
     }
 
     /// Computes the grantees' privileges of a namespace now, off the request

@@ -179,9 +179,9 @@ impl Namespace {
 
     /// Drops what was derived from the state. The grantees' privileges come
     /// from groups and API keys only (and the Organization's settings), so a
-    /// Member change keeps them; every change can remap requesters.
+    /// Member or AccessReview change keeps them; every change can remap requesters.
     fn invalidate(&mut self, kind: Kind) {
-        if kind != Kind::Member {
+        if !matches!(kind, Kind::Member | Kind::AccessReview) {
             self.grantees = OnceLock::new();
         }
         self.subjects = OnceLock::new();
@@ -191,7 +191,11 @@ impl Namespace {
 
     pub(super) fn is_empty(&self) -> bool {
         let s = &self.state;
-        s.org.is_none() && s.groups.is_empty() && s.members.is_empty() && s.api_keys.is_empty()
+        s.org.is_none()
+            && s.groups.is_empty()
+            && s.members.is_empty()
+            && s.api_keys.is_empty()
+            && s.reviews.is_empty()
     }
 
     /// Puts a definition in place of the one of the same kind and name (or
@@ -238,6 +242,13 @@ impl Namespace {
                 };
                 route::api_key(self, self.state.api_keys.get(name), new)
             }
+            Kind::AccessReview => {
+                let new = match &new {
+                    Some(Def::AccessReview(r)) => Some(r),
+                    _ => None,
+                };
+                route::access_review(self, self.state.reviews.get(name), new)
+            }
         };
         if affected.is_empty() {
             // Same definition (a status write): nothing derived changes.
@@ -276,6 +287,12 @@ impl Namespace {
             (Kind::ApiKey, None) => {
                 self.state.api_keys.remove(name);
             }
+            (_, Some(Def::AccessReview(r))) => {
+                self.state.reviews.insert(name.to_string(), r);
+            }
+            (Kind::AccessReview, None) => {
+                self.state.reviews.remove(name);
+            }
         }
         self.invalidate(kind);
         affected
@@ -287,6 +304,7 @@ impl Namespace {
             Kind::Group => self.state.groups.keys().cloned().collect(),
             Kind::Member => self.state.members.keys().cloned().collect(),
             Kind::ApiKey => self.state.api_keys.keys().cloned().collect(),
+            Kind::AccessReview => self.state.reviews.keys().cloned().collect(),
         }
     }
 }

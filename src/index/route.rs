@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 
 use crate::core::effective::member_groups;
 use crate::core::model::{
-    AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgDef, OrgResources,
+    AccessEntry, AccessReviewDef, AccessReviewsSpec, ApiKeyDef, GroupDef, IdentitySet, MemberDef,
+    OrgDef, OrgResources,
 };
 
 use super::Namespace;
@@ -97,15 +98,15 @@ impl Affected {
 }
 
 /// The organization changed. Its invitation lifetime decides members'
-/// phases and its declared resources what Custom grants name, so a change of
-/// either (or its arrival or removal) concerns everyone; anything else, only
-/// itself. A status write changes nothing here and so fans out to nobody.
+/// phases, its declared resources what Custom grants name and its access
+/// review settings which memberships are suspended, so a change of any (or
+/// its arrival or removal) concerns everyone; anything else, only itself. A status write changes nothing here and so fans out to nobody.
 pub fn organization(ns: &Namespace, old: Option<&OrgDef>, new: Option<&OrgDef>) -> Affected {
     if old == new {
         return Affected::default();
     }
-    fn settings(o: Option<&OrgDef>) -> Option<(&OrgResources, u32)> {
-        o.map(|o| (&o.resources, o.invitation_lifetime_days))
+    fn settings(o: Option<&OrgDef>) -> Option<(&OrgResources, u32, &AccessReviewsSpec)> {
+        o.map(|o| (&o.resources, o.invitation_lifetime_days, &o.access_reviews))
     }
     if settings(old) != settings(new) {
         return Affected::everything(ns);
@@ -188,6 +189,24 @@ pub fn api_key(ns: &Namespace, old: Option<&ApiKeyDef>, new: Option<&ApiKeyDef>)
     }
     // Its count, and its least-privilege findings (lifetime, privileges).
     out.organization = true;
+    out
+}
+
+/// An access review came, went or changed: the group it reviews before or
+/// after (its last review and next due date) and that group's members
+/// (whether their membership is suspended). Nothing else reads a review.
+pub fn access_review(
+    ns: &Namespace,
+    old: Option<&AccessReviewDef>,
+    new: Option<&AccessReviewDef>,
+) -> Affected {
+    if old == new {
+        return Affected::default();
+    }
+    let mut out = Affected::default();
+    for r in old.into_iter().chain(new) {
+        out.group_and_members(ns, &r.group);
+    }
     out
 }
 

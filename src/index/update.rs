@@ -30,6 +30,8 @@ fn with_self(mut affected: Affected, kind: Kind, name: String) -> Affected {
         Kind::ApiKey => {
             affected.api_keys.insert(name);
         }
+        // A record: nothing reconciles it.
+        Kind::AccessReview => {}
     }
     affected
 }

@@ -25,7 +25,7 @@ use kube::{Api, Client, Resource};
 use tokio::task::JoinHandle;
 
 use super::{Affected, Index, Indexed, Routed, Stored};
-use crate::api::{ApiKey, Group, Member, Organization};
+use crate::api::{AccessReview, ApiKey, Group, Member, Organization};
 
 /// Which namespaces are watched, for every component of the process.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -134,6 +134,9 @@ pub struct Stores {
     pub groups: Store<Stored<Group>>,
     pub members: Store<Stored<Member>>,
     pub api_keys: Store<Stored<ApiKey>>,
+    /// AccessReviews: records nothing reconciles (the index holds their
+    /// definitions; this store their metadata).
+    pub access_reviews: Store<Stored<AccessReview>>,
 }
 
 /// The process's caches: the index, the stores, and where changes are routed.
@@ -157,7 +160,7 @@ impl Drop for TaskGuard {
 }
 
 impl Caches {
-    /// Starts the four watches. Call inside a tokio runtime.
+    /// Starts the five watches. Call inside a tokio runtime.
     pub fn start(client: &Client, scope: &Scope) -> Caches {
         let index = Arc::new(Index::new());
         let router: Arc<Mutex<Option<Senders>>> = Arc::default();
@@ -165,6 +168,7 @@ impl Caches {
         let (groups, t2) = watch::<Group>(client, scope, &index, &router);
         let (members, t3) = watch::<Member>(client, scope, &index, &router);
         let (api_keys, t4) = watch::<ApiKey>(client, scope, &index, &router);
+        let (access_reviews, t5) = watch::<AccessReview>(client, scope, &index, &router);
         Caches {
             index,
             stores: Stores {
@@ -172,9 +176,10 @@ impl Caches {
                 groups,
                 members,
                 api_keys,
+                access_reviews,
             },
             router,
-            _tasks: Arc::new(TaskGuard(vec![t1, t2, t3, t4])),
+            _tasks: Arc::new(TaskGuard(vec![t1, t2, t3, t4, t5])),
         }
     }
 

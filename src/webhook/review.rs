@@ -12,10 +12,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::activity::{Activity, Asked};
-use crate::api::{self, ApiKey, Group, Member, Organization};
+use crate::api::{self, AccessReview, ApiKey, Group, Member, Organization};
 use crate::core::apikey::Reported;
 use crate::core::change::Def;
-use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
+use crate::core::model::{AccessReviewDef, ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
 use crate::core::rules::Operation;
 use crate::index::Index;
 use crate::judge::{self, Asker};
@@ -297,6 +297,10 @@ pub(super) fn read_object(
             let k: ApiKey = typed(obj, which, |s| ApiKey::new("", s))?;
             (Def::ApiKey(ApiKeyDef::from(&k)), reference(&k))
         }
+        Kind::AccessReview => {
+            let r: AccessReview = typed(obj, which, |s| AccessReview::new("", s))?;
+            (Def::AccessReview(AccessReviewDef::from(&r)), reference(&r))
+        }
     })
 }
 
@@ -339,16 +343,17 @@ struct Request {
     dry_run: bool,
 }
 
-/// The kind a request is about: one of the four, in the served version.
+/// The kind a request is about: one of the five, in the served version.
 fn kind_of(gvk: &kube::core::GroupVersionKind) -> Result<Kind, String> {
     let kind = match (gvk.group.as_str(), gvk.kind.as_str()) {
         (api::GROUP, "Organization") => Kind::Organization,
         (api::GROUP, "Group") => Kind::Group,
         (api::GROUP, "Member") => Kind::Member,
         (api::GROUP, "ApiKey") => Kind::ApiKey,
+        (api::GROUP, "AccessReview") => Kind::AccessReview,
         _ => {
             return Err(format!(
-                "kind {}/{} {} is not one this webhook judges (Organization, Group, Member, ApiKey in {})",
+                "kind {}/{} {} is not one this webhook judges (Organization, Group, Member, ApiKey, AccessReview in {})",
                 gvk.group,
                 gvk.version,
                 gvk.kind,

@@ -455,6 +455,8 @@ fn organization_yaml(groups: &[(PrivilegeSet, Vec<IdentitySet>)]) -> String {
                 identity_sets: sets.clone(),
                 access: Vec::new(),
                 duplicate_of: None,
+                owners: Vec::new(),
+                review_every: None,
             },
         );
         g.metadata.namespace = Some("acme".into());

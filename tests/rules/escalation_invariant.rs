@@ -659,6 +659,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
                 _ => None,
             }
         }
+        Kind::AccessReview => None,
     }
 }
 
@@ -1091,7 +1092,7 @@ fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Assert
             }
             Some((name.into(), Versions::ApiKey(old, Some(new)), asserted))
         }
-        Kind::Organization => None,
+        Kind::Organization | Kind::AccessReview => None,
     }
 }
 

@@ -390,7 +390,7 @@ pub fn change_warnings(
         Object::ApiKey(_) => {
             keys.insert(name.to_string());
         }
-        Object::Organization(_) => {}
+        Object::Organization(_) | Object::AccessReview(_) => {}
     }
     if members.len() > MAX_CHANGE_MEMBERS {
         return Vec::new();
@@ -424,6 +424,9 @@ pub fn change_warnings(
         Some(Object::ApiKey(k)) => {
             after.api_keys.insert(name.to_string(), k.clone());
         }
+        Some(Object::AccessReview(r)) => {
+            after.reviews.insert(name.to_string(), r.clone());
+        }
         None => {}
     }
     let before_grantees = crate::effective::resolve_grantees(&before);
@@ -446,7 +449,7 @@ pub fn change_warnings(
             .collect(),
         Object::Member(_) => [member(name)].into(),
         Object::ApiKey(_) => [format!("ApiKey/{name}")].into(),
-        Object::Organization(_) => BTreeSet::new(),
+        Object::Organization(_) | Object::AccessReview(_) => BTreeSet::new(),
     };
     let concerns = |f: &Finding| {
         warned_on_admission(f)

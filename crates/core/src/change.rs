@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use crate::effective::RequesterView;
-use crate::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef, OrgState};
+use crate::model::{AccessReviewDef, ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef, OrgState};
 use crate::rules::{self, Operation, Requester};
 
 /// One object of the four kinds, as the rules read it.
@@ -15,6 +15,7 @@ pub enum Def {
     Group(GroupDef),
     Member(MemberDef),
     ApiKey(ApiKeyDef),
+    AccessReview(AccessReviewDef),
 }
 
 impl Def {
@@ -24,6 +25,7 @@ impl Def {
             Def::Group(_) => Kind::Group,
             Def::Member(_) => Kind::Member,
             Def::ApiKey(_) => Kind::ApiKey,
+            Def::AccessReview(_) => Kind::AccessReview,
         }
     }
 
@@ -33,6 +35,7 @@ impl Def {
             Def::Group(d) => rules::Object::Group(d),
             Def::Member(d) => rules::Object::Member(d),
             Def::ApiKey(d) => rules::Object::ApiKey(d),
+            Def::AccessReview(d) => rules::Object::AccessReview(d),
         }
     }
 
@@ -54,6 +57,9 @@ impl Def {
             Def::ApiKey(d) => {
                 state.api_keys.insert(name.to_string(), d.clone());
             }
+            Def::AccessReview(d) => {
+                state.reviews.insert(name.to_string(), d.clone());
+            }
         }
     }
 }
@@ -66,6 +72,7 @@ pub fn take(state: &mut OrgState, kind: Kind, name: &str) -> Option<Def> {
         Kind::Group => state.groups.remove(name).map(Def::Group),
         Kind::Member => state.members.remove(name).map(Def::Member),
         Kind::ApiKey => state.api_keys.remove(name).map(Def::ApiKey),
+        Kind::AccessReview => state.reviews.remove(name).map(Def::AccessReview),
     }
 }
 
@@ -108,6 +115,7 @@ pub fn overlay<'a>(
                 Kind::Group => known.groups.contains_key(name),
                 Kind::Member => known.members.contains_key(name),
                 Kind::ApiKey => known.api_keys.contains_key(name),
+                Kind::AccessReview => known.reviews.contains_key(name),
             };
             if stale {
                 take(state.to_mut(), kind, name);
@@ -133,6 +141,11 @@ pub fn overlay<'a>(
         (_, Some(Def::ApiKey(k))) => {
             if known.api_keys.get(name) != Some(k) {
                 state.to_mut().api_keys.insert(name.to_string(), k.clone());
+            }
+        }
+        (_, Some(Def::AccessReview(r))) => {
+            if known.reviews.get(name) != Some(r) {
+                state.to_mut().reviews.insert(name.to_string(), r.clone());
             }
         }
         (_, None) => {}

@@ -14,7 +14,8 @@ use crate::apikey::{NoValue, Standing};
 use crate::catalog::{self, Create, DomainId, Service};
 use crate::effective::{
     Grantee, Grantees, MemberPhase, RequesterView, Steady, access_grants, api_key_spec_privileges,
-    has_ended, member_groups, member_phase, member_steady, membership_end, requester_view,
+    has_ended, member_groups, member_phase, member_steady, membership_end, membership_holds,
+    requester_view,
 };
 use crate::model::{ApiKeyDef, MemberDef, OrgState};
 use crate::privilege::{Abilities, Grant, Level, PrivilegeSet, PrivilegeSpec};
@@ -295,7 +296,7 @@ pub fn member_facts(
 ) -> MemberFacts {
     let mut groups: Vec<String> = member_groups(state, m)
         .into_iter()
-        .filter(|(g, via)| !has_ended(membership_end(m, g, *via, now), now))
+        .filter(|(g, via)| membership_holds(state, m, g, *via, now))
         .map(|(g, _)| g)
         .filter(|g| grantees.groups.contains_key(g))
         .collect();
@@ -464,13 +465,22 @@ fn member(
             MemberPhase::Expired => {
                 Some("the invitation expired unaccepted: the member holds nothing".into())
             }
-            MemberPhase::Active => member_groups(state, m)
-                .iter()
-                .any(|(g, via)| has_ended(membership_end(m, g, *via, now), now))
-                .then(|| {
-                    "the member's memberships have ended (spec.until, spec.groupUntil): the member holds nothing"
-                        .into()
-                }),
+            MemberPhase::Active => {
+                let groups = member_groups(state, m);
+                if groups
+                    .iter()
+                    .any(|(g, via)| has_ended(membership_end(m, g, *via, now), now))
+                {
+                    Some("the member's memberships have ended (spec.until, spec.groupUntil): the member holds nothing".into())
+                } else if groups
+                    .iter()
+                    .any(|(g, via)| !membership_holds(state, m, g, *via, now))
+                {
+                    Some("the member's memberships are suspended: their groups' access reviews are overdue and the last review did not confirm the member".into())
+                } else {
+                    None
+                }
+            }
         };
     }
     answer
@@ -811,6 +821,41 @@ mod tests {
         let a = ask(&s, Principal::Member("bob"), Verb::View, "Content/Sources");
         assert!(!a.allowed);
         assert!(a.reason.unwrap().contains("pending"));
+    }
+
+    /// An overdue review suspends ann's membership (not confirmed) when the
+    /// Organization says Suspend: the check refuses and says why.
+    #[test]
+    fn a_suspended_member_holds_nothing_and_says_why() {
+        use crate::model::{AccessReviewDef, OrgDef, WhenOverdue};
+        let mut s = org();
+        let mut o = OrgDef {
+            name: "acme".into(),
+            invitation_lifetime_days: 31,
+            ..OrgDef::default()
+        };
+        o.access_reviews.when_overdue = WhenOverdue::Suspend;
+        s.org = Some(o);
+        let g = s.groups.get_mut("editors").unwrap();
+        g.review_every = Some("P1D".into());
+        g.created = Some(Timestamp::now() - jiff::SignedDuration::from_hours(72));
+        let a = ask(&s, Principal::Member("ann"), Verb::View, "Content/Sources");
+        assert!(!a.allowed);
+        assert!(a.reason.unwrap().contains("suspended"));
+        // A review confirming her, recorded after she was invited, restores her.
+        let invited = s.members["ann"].invited_at.unwrap();
+        s.reviews.insert(
+            "r".into(),
+            AccessReviewDef {
+                name: "r".into(),
+                group: "editors".into(),
+                confirmed: vec!["ann".into()],
+                created: Some(invited),
+                ..AccessReviewDef::default()
+            },
+        );
+        let a = ask(&s, Principal::Member("ann"), Verb::View, "Content/Sources");
+        assert!(a.allowed);
     }
 
     #[test]

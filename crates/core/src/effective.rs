@@ -13,6 +13,7 @@ use crate::model::{
     AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, OrgState, Provider, Until,
 };
 use crate::privilege::{Level, PrivilegeError, PrivilegeSet, PrivilegeSpec, grant_to_spec, parse};
+use crate::review::{membership_suspended, suspends, suspension_instants};
 
 /// The privileges an object grants by its own spec (template + explicit),
 /// skipping invalid entries, which the rules report.
@@ -194,12 +195,45 @@ pub struct Membership {
     pub group: String,
     pub via: Via,
     /// The membership counts: the group exists, the member is accepted
-    /// (by either route) and the membership has not ended.
+    /// (by either route), the membership has not ended and is not suspended.
     pub active: bool,
     /// When it ends ([`membership_end`]); `None`: it does not.
     pub ends_at: Option<Timestamp>,
     /// It has ended (`ends_at` is at or before the instant asked about).
     pub ended: bool,
+    /// The group's access review is overdue and its last review did not
+    /// confirm the member, and the Organization suspends such memberships
+    /// ([`crate::review::membership_suspended`]).
+    pub suspended: bool,
+}
+
+/// Does a membership count at `now` for a member in `phase`: accepted, the
+/// group exists, not ended, not suspended. The one test member status,
+/// group status and decisions share.
+fn counts(
+    state: &OrgState,
+    m: &MemberDef,
+    group: &str,
+    via: Via,
+    now: Timestamp,
+) -> (Option<Timestamp>, bool, bool) {
+    let ends_at = membership_end(m, group, via, now);
+    let ended = has_ended(ends_at, now);
+    let suspended = !ended && membership_suspended(state, m, group, now);
+    (ends_at, ended, suspended)
+}
+
+/// Does the membership of `m` in `group` (by `via`) neither end nor stand
+/// suspended at `now`? (The phase and the group's existence are asked apart.)
+pub fn membership_holds(
+    state: &OrgState,
+    m: &MemberDef,
+    group: &str,
+    via: Via,
+    now: Timestamp,
+) -> bool {
+    let (_, ended, suspended) = counts(state, m, group, via, now);
+    !ended && !suspended
 }
 
 /// An end that cannot be read has passed already: a membership whose end
@@ -300,17 +334,23 @@ impl Steady {
     }
 }
 
-/// The [`Steady`] span of a member's memberships around `now`.
+/// The [`Steady`] span of a member's memberships around `now`: their ends,
+/// and the instants a suspension may start or stop
+/// ([`crate::review::suspension_instants`]).
 pub fn member_steady(state: &OrgState, m: &MemberDef, now: Timestamp) -> Steady {
-    if m.until.is_none() && m.group_until.is_empty() {
+    let reviewed = suspends(state);
+    if m.until.is_none() && m.group_until.is_empty() && !reviewed {
         return Steady::default();
     }
-    Steady::around(
-        now,
-        member_groups(state, m)
-            .into_iter()
-            .filter_map(|(g, via)| membership_end(m, &g, via, now)),
-    )
+    let groups = member_groups(state, m);
+    let ends = groups
+        .iter()
+        .filter_map(|(g, via)| membership_end(m, g, *via, now));
+    let suspensions = groups
+        .iter()
+        .filter(|_| reviewed)
+        .flat_map(|(g, _)| suspension_instants(state, g, now));
+    Steady::around(now, ends.chain(suspensions))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -465,14 +505,15 @@ pub fn member_effective(
     let memberships: Vec<Membership> = member_groups(state, m)
         .into_iter()
         .map(|(group, via)| {
-            let ends_at = membership_end(m, &group, via, now);
-            let ended = has_ended(ends_at, now);
+            let (ends_at, ended, suspended) = counts(state, m, &group, via, now);
             Membership {
                 active: phase == MemberPhase::Active
                     && grantees.groups.contains_key(&group)
-                    && !ended,
+                    && !ended
+                    && !suspended,
                 ends_at,
                 ended,
+                suspended,
                 group,
                 via,
             }
@@ -551,8 +592,8 @@ pub fn console_access(eff: &MemberEffective) -> ConsoleAccess {
 }
 
 /// The members of a group, by either route, split into those whose membership
-/// counts at `now` (accepted, the group exists, not ended) and the others
-/// (pending, expired or ended).
+/// counts at `now` (accepted, the group exists, not ended, not suspended)
+/// and the others (pending, expired, ended or suspended).
 /// The Group's status reports this; it is the same membership the members'
 /// own effective privileges are computed from.
 pub fn group_members<'a>(
@@ -571,8 +612,7 @@ pub fn group_members<'a>(
         };
         // The same test as `member_effective`'s `Membership::active`.
         let (phase, _) = member_phase(m, lifetime, now);
-        let ended = has_ended(membership_end(m, group, via, now), now);
-        if phase == MemberPhase::Active && exists && !ended {
+        if phase == MemberPhase::Active && exists && membership_holds(state, m, group, via, now) {
             active.push(m.name.clone());
         } else {
             inactive.push(m.name.clone());
@@ -983,6 +1023,82 @@ mod tests {
             assert_eq!(end, want_end.map(at), "{label}");
             assert_eq!(!has_ended(end, now), counts, "{label}");
         }
+    }
+
+    /// An overdue review suspends an unconfirmed membership at the same
+    /// instant in the member's effective privileges, the group's members,
+    /// the requester's view (whose steady span stops there) and a decision.
+    #[test]
+    fn a_suspension_counts_everywhere_at_the_overdue_instant() {
+        use crate::model::{AccessReviewDef, AccessReviewsSpec, OrgDef, WhenOverdue};
+        let mut s = state();
+        s.org = Some(OrgDef {
+            name: "acme".into(),
+            invitation_lifetime_days: 31,
+            access_reviews: AccessReviewsSpec {
+                when_overdue: WhenOverdue::Suspend,
+                grace_period: None,
+            },
+            ..OrgDef::default()
+        });
+        s.groups.insert(
+            "editors".into(),
+            GroupDef {
+                name: "editors".into(),
+                privileges: vec![crate::privilege::spec(
+                    crate::catalog::Service::Content,
+                    "Sources",
+                    crate::privilege::AccessLevel::Edit,
+                )],
+                review_every: Some("P30D".into()),
+                created: Some(at("2026-01-01T00:00:00Z")),
+                ..GroupDef::default()
+            },
+        );
+        for name in ["ann", "bot"] {
+            let m = s.members.get_mut(name).unwrap();
+            m.groups = vec!["editors".into()];
+            m.invited_at = Some(at("2026-01-01T00:00:00Z"));
+        }
+        s.reviews.insert(
+            "r".into(),
+            AccessReviewDef {
+                name: "r".into(),
+                group: "editors".into(),
+                confirmed: vec!["bot".into()],
+                created: Some(at("2026-01-10T00:00:00Z")),
+                ..AccessReviewDef::default()
+            },
+        );
+        let grantees = resolve_grantees(&s);
+        let overdue = at("2026-02-09T00:00:00Z");
+        for (now, counts) in [
+            (overdue - SignedDuration::from_secs(1), true),
+            (overdue, false),
+        ] {
+            let eff = member_effective(&s, &grantees, &s.members["ann"], now);
+            let ms = &eff.memberships[0];
+            assert_eq!(
+                (ms.active, ms.suspended, ms.ended),
+                (counts, !counts, false),
+                "{now}"
+            );
+            assert_eq!(eff.privileges.is_empty(), !counts, "{now}");
+            let (active, inactive) =
+                group_members(&s, &grantees, s.members.values(), "editors", now);
+            assert_eq!(active.contains(&"ann".to_string()), counts, "{now}");
+            assert_eq!(inactive.contains(&"ann".to_string()), !counts, "{now}");
+            // The confirmed member keeps the group.
+            assert!(active.contains(&"bot".to_string()), "{now}");
+            let view = requester_view(&s, &grantees, "ann@example.com", &[], now);
+            assert_eq!(!view.privileges.is_empty(), counts, "{now}");
+            assert!(view.steady.contains(now), "{now}");
+            assert_eq!(view.steady.contains(overdue), !counts, "{now}");
+        }
+        // Report: nothing is suspended.
+        s.org.as_mut().unwrap().access_reviews.when_overdue = WhenOverdue::Report;
+        let eff = member_effective(&s, &grantees, &s.members["ann"], overdue);
+        assert!(eff.memberships[0].active && !eff.memberships[0].suspended);
     }
 
     #[test]

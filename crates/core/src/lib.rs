@@ -16,5 +16,6 @@ pub mod model;
 pub mod platform;
 pub mod privilege;
 pub mod references;
+pub mod review;
 pub mod rules;
 pub mod warnings;

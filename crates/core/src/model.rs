@@ -391,10 +391,18 @@ pub enum Kind {
     Group,
     Member,
     ApiKey,
+    /// A record of an access review of a group (docs/access-reviews.md).
+    AccessReview,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Organization, Kind::Group, Kind::Member, Kind::ApiKey];
+    pub const ALL: [Kind; 5] = [
+        Kind::Organization,
+        Kind::Group,
+        Kind::Member,
+        Kind::ApiKey,
+        Kind::AccessReview,
+    ];
 
     /// The Kubernetes kind name.
     pub fn as_str(self) -> &'static str {
@@ -403,6 +411,7 @@ impl Kind {
             Kind::Group => "Group",
             Kind::Member => "Member",
             Kind::ApiKey => "ApiKey",
+            Kind::AccessReview => "AccessReview",
         }
     }
 }
@@ -434,6 +443,8 @@ pub struct OrgDef {
     pub invitation_lifetime_days: u32,
     /// The least-privilege advisor's settings (`spec.advice`).
     pub advice: AdviceSpec,
+    /// What an overdue access review does (`spec.accessReviews`).
+    pub access_reviews: AccessReviewsSpec,
     /// `meta.deleting`: the Organization is being deleted, built-in groups may go with it.
     pub meta: Meta,
 }
@@ -470,6 +481,15 @@ pub struct GroupDef {
     pub access: Vec<AccessEntry>,
     pub identity_sets: Vec<IdentitySet>,
     pub duplicate_of: Option<String>,
+    /// `spec.owners`: the Members who review the group's access (an owner
+    /// records an [`AccessReviewDef`]).
+    pub owners: Vec<String>,
+    /// `spec.reviewEvery`: the review cadence ([`ReviewPeriod::cadence`]),
+    /// as written.
+    pub review_every: Option<String>,
+    /// `metadata.creationTimestamp` (the first review is due a cadence
+    /// after it); `None` for a manifest not applied yet.
+    pub created: Option<Timestamp>,
     pub meta: Meta,
 }
 
@@ -561,6 +581,152 @@ impl Until {
     }
 }
 
+/// An access review as recorded (an `AccessReview` object): an owner of
+/// `group` confirmed that the `confirmed` members keep their membership.
+/// Its instant is the server-set creation time, never a client-written one
+/// (docs/access-reviews.md).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccessReviewDef {
+    pub name: String,
+    /// `spec.group`: the Group reviewed.
+    pub group: String,
+    /// `spec.confirmed`: the Members whose membership of the group is confirmed.
+    pub confirmed: Vec<String>,
+    /// `spec.note`: free text for the audit trail.
+    pub note: Option<String>,
+    /// `metadata.creationTimestamp`: when the review was recorded; `None`
+    /// for a manifest not applied yet (it then counts as recorded at the
+    /// instant of the question).
+    pub created: Option<Timestamp>,
+    pub meta: Meta,
+}
+
+/// What an overdue access review does (`spec.accessReviews.whenOverdue` of
+/// the Organization).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WhenOverdue {
+    /// The Group's `AccessReviewed` condition says so; access is unchanged.
+    #[default]
+    Report,
+    /// The memberships not confirmed in the group's last review stop
+    /// counting until a review confirms them.
+    Suspend,
+}
+
+/// The Organization's access review settings (`spec.accessReviews`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessReviewsSpec {
+    /// Report (default): an overdue review is reported in the Group's
+    /// status and an Event. Suspend: once a group's review is overdue
+    /// (its due date plus `gracePeriod`), memberships not confirmed in its
+    /// last review stop counting. Switching from Suspend to Report restores
+    /// them, and is judged as a grant.
+    #[serde(default)]
+    pub when_overdue: WhenOverdue,
+    /// How long after its due date a review becomes overdue: an ISO-8601
+    /// duration (`P7D`), 0 to 90 days. Absent: no grace, overdue at the due
+    /// date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "grace_period_schema")]
+    pub grace_period: Option<String>,
+}
+
+/// A review period as written: a cadence (`spec.reviewEvery` of a Group) or
+/// a grace period (`spec.accessReviews.gracePeriod`), an ISO-8601 duration
+/// of years, months, weeks and days. Counted in UTC.
+#[derive(Clone, Copy, Debug)]
+pub struct ReviewPeriod(jiff::Span);
+
+/// The shape the CRD checks a review period against (the core reads it:
+/// [`ReviewPeriod::cadence`], [`ReviewPeriod::grace`]).
+pub const REVIEW_PERIOD_PATTERN: &str =
+    r"^P([0-9]{1,4}Y)?([0-9]{1,4}M)?([0-9]{1,4}W)?([0-9]{1,5}D)?$";
+
+/// The shortest cadence, in days.
+pub const MIN_REVIEW_EVERY_DAYS: i64 = 1;
+/// The longest cadence, in days (three years).
+pub const MAX_REVIEW_EVERY_DAYS: i64 = 1096;
+/// The longest grace period, in days.
+pub const MAX_GRACE_DAYS: i64 = 90;
+/// The most owners a Group lists.
+pub const MAX_OWNERS: usize = 32;
+/// The most members an AccessReview confirms.
+pub const MAX_CONFIRMED: usize = 1000;
+
+impl ReviewPeriod {
+    /// Reads a duration of whole days (years, months and weeks counted
+    /// from 2000-01-01 UTC to bound it) between `min` and `max` days.
+    fn read(value: &str, min: i64, max: i64, what: &str) -> Result<ReviewPeriod, String> {
+        let shape = value.len() <= 32
+            && value.starts_with('P')
+            && !value.contains(['T', 't', 'H', 'S', '.', ',', '-', '+']);
+        let span: jiff::Span = if shape {
+            value.parse().map_err(|e| {
+                format!("{what} '{value}' is not an ISO-8601 duration such as P90D ({e})")
+            })?
+        } else {
+            return Err(format!(
+                "{what} '{value}' is not an ISO-8601 duration of years, months, weeks and days such as P90D"
+            ));
+        };
+        let reference = jiff::civil::date(2000, 1, 1);
+        let days = span
+            .total((jiff::Unit::Day, reference))
+            .map_err(|e| format!("{what} '{value}' is out of range ({e})"))?;
+        if days < min as f64 || days > max as f64 {
+            return Err(format!(
+                "{what} '{value}' must be between {min} and {max} days"
+            ));
+        }
+        Ok(ReviewPeriod(span))
+    }
+
+    /// A group's review cadence (`spec.reviewEvery`): 1 day to 3 years.
+    pub fn cadence(value: &str) -> Result<ReviewPeriod, String> {
+        ReviewPeriod::read(
+            value,
+            MIN_REVIEW_EVERY_DAYS,
+            MAX_REVIEW_EVERY_DAYS,
+            "reviewEvery",
+        )
+    }
+
+    /// An Organization's grace period (`spec.accessReviews.gracePeriod`):
+    /// 0 to 90 days.
+    pub fn grace(value: &str) -> Result<ReviewPeriod, String> {
+        ReviewPeriod::read(value, 0, MAX_GRACE_DAYS, "gracePeriod")
+    }
+
+    /// The instant this period after `start` (in UTC); `None` when it
+    /// overflows the representable range.
+    pub fn after(&self, start: Timestamp) -> Option<Timestamp> {
+        start
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_add(self.0)
+            .ok()
+            .map(|z| z.timestamp())
+    }
+}
+
+/// A review period field's schema: the shape, checked in CEL (which
+/// `orgaccess check` evaluates offline too); the core checks the bounds.
+pub fn review_period_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "nullable": true,
+        "maxLength": 32,
+        "x-kubernetes-validations": [{
+            "rule": format!("self.matches(r'{REVIEW_PERIOD_PATTERN}')"),
+            "message": "a review period is an ISO-8601 duration of years, months, weeks and days, such as P90D"
+        }]
+    })
+}
+
+fn grace_period_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    review_period_schema(g)
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApiKeyDef {
     pub name: String,
@@ -591,6 +757,8 @@ pub struct OrgState {
     pub groups: BTreeMap<String, GroupDef>,
     pub members: BTreeMap<String, MemberDef>,
     pub api_keys: BTreeMap<String, ApiKeyDef>,
+    /// The AccessReviews, by object name.
+    pub reviews: BTreeMap<String, AccessReviewDef>,
 }
 
 impl OrgState {
@@ -636,5 +804,30 @@ impl OrgState {
         self.groups
             .values()
             .find(|g| g.builtin == Some(BuiltinGroup::Administrators))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn review_periods_are_read_and_bounded() {
+        let t: Timestamp = "2027-01-31T00:00:00Z".parse().unwrap();
+        let after = |v: &str| ReviewPeriod::cadence(v).map(|p| p.after(t).unwrap().to_string());
+        assert_eq!(after("P90D").unwrap(), "2027-05-01T00:00:00Z");
+        assert_eq!(after("P1W").unwrap(), "2027-02-07T00:00:00Z");
+        // A month from January 31st is the end of February, in UTC.
+        assert_eq!(after("P1M").unwrap(), "2027-02-28T00:00:00Z");
+        assert_eq!(after("P3Y").unwrap(), "2030-01-31T00:00:00Z");
+        for bad in [
+            "P0D", "P4Y", "P1097D", "PT12H", "P1DT1H", "90d", "", "P", "-P1D", "P1.5D",
+        ] {
+            assert!(ReviewPeriod::cadence(bad).is_err(), "{bad}");
+        }
+        assert!(ReviewPeriod::grace("P0D").is_ok());
+        assert!(ReviewPeriod::grace("P90D").is_ok());
+        assert!(ReviewPeriod::grace("P91D").is_err());
+        assert!(ReviewPeriod::grace("P4M").is_err());
     }
 }

@@ -12,7 +12,8 @@ use crate::rules::Object;
 pub struct Unresolved {
     /// Where the name is, e.g. `spec.groups[1]` or `spec.access[0].apiKey`.
     pub field: String,
-    /// [`Kind::Group`] or [`Kind::ApiKey`].
+    /// [`Kind::Group`], [`Kind::ApiKey`], or [`Kind::Member`] (an
+    /// AccessReview's confirmed members).
     pub kind: Kind,
     pub name: String,
 }
@@ -22,6 +23,7 @@ impl Unresolved {
     pub fn describe(&self) -> String {
         match self.kind {
             Kind::ApiKey => format!("API key {}", self.name),
+            Kind::Member => format!("member {}", self.name),
             _ => format!("group {}", self.name),
         }
     }
@@ -29,13 +31,15 @@ impl Unresolved {
 
 /// The groups and API keys that `object` (named `name`) refers to and `state`
 /// does not hold, in field order: a member's groups (its invitations), an
-/// access list's entries, a group's `duplicateOf`. An access entry naming the
+/// access list's entries, a group's `duplicateOf` and owners, an access
+/// review's group and confirmed members. An access entry naming the
 /// object itself resolves (the object exists once the change is made).
 pub fn unresolved_references(state: &OrgState, object: Object, name: &str) -> Vec<Unresolved> {
     let exists = |kind: Kind, n: &str| match kind {
         Kind::Group => {
             state.groups.contains_key(n) || (n == name && matches!(object, Object::Group(_)))
         }
+        Kind::Member => state.members.contains_key(n),
         _ => state.api_keys.contains_key(n) || (n == name && matches!(object, Object::ApiKey(_))),
     };
     let mut out = Vec::new();
@@ -69,8 +73,17 @@ pub fn unresolved_references(state: &OrgState, object: Object, name: &str) -> Ve
             if let Some(source) = &g.duplicate_of {
                 missing("spec.duplicateOf".into(), Kind::Group, source);
             }
+            for (i, o) in g.owners.iter().enumerate() {
+                missing(format!("spec.owners[{i}]"), Kind::Member, o);
+            }
         }
         Object::ApiKey(k) => access(&k.access, &mut missing),
+        Object::AccessReview(r) => {
+            missing("spec.group".into(), Kind::Group, &r.group);
+            for (i, m) in r.confirmed.iter().enumerate() {
+                missing(format!("spec.confirmed[{i}]"), Kind::Member, m);
+            }
+        }
         Object::Organization(_) => {}
     }
     out

@@ -28,6 +28,10 @@ const LAYERS: Layers = &[
         "the organization's objects as plain data, the advisor's settings",
     ),
     (
+        &["review"],
+        "access reviews: a group's review state, suspended memberships",
+    ),
+    (
         &["effective", "apikey"],
         "who holds what and why; an API key's lifecycle",
     ),

@@ -68,7 +68,7 @@ pub fn bindings_after(
             };
             bindings::api_key(old, n, who, asserted)
         }
-        (_, Object::Organization(_)) => return None,
+        (_, Object::Organization(_) | Object::AccessReview(_)) => return None,
     })
 }
 

@@ -12,7 +12,8 @@ use crate::apikey::{MAX_NAME_LEN, MAX_PREVIOUS_DAYS, SECRET_SUFFIX, lifetime_day
 use crate::builtin::ApiKeyTemplate;
 use crate::catalog::ResourceKind;
 use crate::model::{
-    AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState, Subject, SubjectKind, Until,
+    AccessEntry, AccessReviewDef, ApiKeyDef, GroupDef, MemberDef, OrgDef, OrgState, Subject,
+    SubjectKind, Until,
 };
 use crate::privilege::{PrivilegeSet, PrivilegeSpec, named_resources};
 
@@ -94,7 +95,7 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
                 ));
             }
         }
-        None => {}
+        Some(Object::AccessReview(_)) | None => {}
     }
     out
 }
@@ -260,6 +261,12 @@ fn same_spec(old: Option<Object>, new: Option<Object>) -> bool {
         }
         (Some(Object::ApiKey(a)), Some(Object::ApiKey(b))) => {
             *a == ApiKeyDef {
+                meta: a.meta.clone(),
+                ..b.clone()
+            }
+        }
+        (Some(Object::AccessReview(a)), Some(Object::AccessReview(b))) => {
+            *a == AccessReviewDef {
                 meta: a.meta.clone(),
                 ..b.clone()
             }

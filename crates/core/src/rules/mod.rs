@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::effective::{Grantees, member_groups};
-use crate::model::{ApiKeyDef, GroupDef, Kind, MemberDef, Meta, OrgDef, OrgState};
+use crate::model::{AccessReviewDef, ApiKeyDef, GroupDef, Kind, MemberDef, Meta, OrgDef, OrgState};
 use crate::privilege::PrivilegeSet;
 
 mod administrators_protected;
@@ -120,6 +120,7 @@ pub enum Object<'a> {
     Group(&'a GroupDef),
     Member(&'a MemberDef),
     ApiKey(&'a ApiKeyDef),
+    AccessReview(&'a AccessReviewDef),
 }
 
 impl<'a> Object<'a> {
@@ -129,6 +130,7 @@ impl<'a> Object<'a> {
             Object::Group(_) => Kind::Group,
             Object::Member(_) => Kind::Member,
             Object::ApiKey(_) => Kind::ApiKey,
+            Object::AccessReview(_) => Kind::AccessReview,
         }
     }
 
@@ -139,6 +141,7 @@ impl<'a> Object<'a> {
             Object::Group(x) => &x.meta,
             Object::Member(x) => &x.meta,
             Object::ApiKey(x) => &x.meta,
+            Object::AccessReview(x) => &x.meta,
         }
     }
 }

@@ -116,6 +116,10 @@ fn required_by_object(state: &OrgState, change: &Change) -> Vec<(PrivilegeSet, S
             )]
         }
         (Some(Object::Member(_)), _) => member_required(state, change),
+        (Some(Object::AccessReview(r)), _) => vec![(
+            edit_on(groups, &r.group),
+            format!("recording an access review of group '{}'", r.group),
+        )],
         (None, _) => Vec::new(),
     }
 }
