@@ -58,6 +58,10 @@ enum Command {
     /// Review an organization against the leading practices (least privilege):
     /// findings with an id, a severity and a fix; exits 1 at --fail-on.
     Advise(orgaccess::cli::advise::AdviseArgs),
+    /// List the access reviews due or overdue (owners, last review, due
+    /// date, unconfirmed and suspended members), or write the AccessReview
+    /// an owner records for a group (docs/access-reviews.md).
+    Review(orgaccess::cli::review::ReviewArgs),
     /// Write the access map: members and API keys × the catalog's domains,
     /// with what grants each privilege, groups, keys and the advisor's
     /// findings, as one self-contained HTML page (docs/access-map.md).
@@ -167,6 +171,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Advise(args) => {
             std::process::exit(orgaccess::cli::advise::run(args, &cli.cluster).await)
+        }
+        Command::Review(args) => {
+            std::process::exit(orgaccess::cli::review::run(args, &cli.cluster).await)
         }
         Command::Report(args) => {
             std::process::exit(orgaccess::cli::access_map::command::run(args, &cli.cluster).await)

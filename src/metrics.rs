@@ -17,6 +17,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
+mod reviews;
+pub use reviews::ReviewMetrics;
+
 /// The operator's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -55,9 +55,11 @@ pub struct OrganizationSpec {
     pub advice: AdviceSpec,
     /// What an overdue access review of a group does: report it (default),
     /// or suspend the memberships its last review did not confirm
-    /// (docs/access-reviews.md).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub access_reviews: AccessReviewsSpec,
+    /// (docs/access-reviews.md). Optional rather than defaulted, so that a
+    /// manifest spelling out the default (`whenOverdue: Report`) reads back
+    /// as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_reviews: Option<AccessReviewsSpec>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -138,7 +140,7 @@ impl From<&Organization> for OrgDef {
             resources: o.spec.resources.clone(),
             invitation_lifetime_days: o.spec.invitation_lifetime_days,
             advice: o.spec.advice.clone(),
-            access_reviews: o.spec.access_reviews.clone(),
+            access_reviews: o.spec.access_reviews.clone().unwrap_or_default(),
             meta: guarded_meta(o.meta()),
         }
     }

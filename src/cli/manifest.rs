@@ -14,9 +14,9 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{ApiKey, Group, Member, Organization};
+use crate::api::{AccessReview, ApiKey, Group, Member, Organization};
 use crate::core::change::Def;
-use crate::core::model::{ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
+use crate::core::model::{AccessReviewDef, ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef};
 
 /// Where a document (or a problem in it) is.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,7 +43,7 @@ impl fmt::Display for Location {
     }
 }
 
-/// One object of the four kinds. Variants differ in size, but a run holds a
+/// One object of the five kinds. Variants differ in size, but a run holds a
 /// few hundred objects at most: boxing would buy nothing.
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)]
@@ -52,6 +52,7 @@ pub enum Object {
     Group(Group),
     Member(Member),
     ApiKey(ApiKey),
+    AccessReview(AccessReview),
 }
 
 impl Object {
@@ -61,6 +62,7 @@ impl Object {
             Object::Group(_) => Kind::Group,
             Object::Member(_) => Kind::Member,
             Object::ApiKey(_) => Kind::ApiKey,
+            Object::AccessReview(_) => Kind::AccessReview,
         }
     }
 
@@ -71,6 +73,7 @@ impl Object {
             Object::Group(o) => Def::Group(GroupDef::from(o)),
             Object::Member(o) => Def::Member(MemberDef::from(o)),
             Object::ApiKey(o) => Def::ApiKey(ApiKeyDef::from(o)),
+            Object::AccessReview(o) => Def::AccessReview(AccessReviewDef::from(o)),
         }
     }
 
@@ -80,6 +83,7 @@ impl Object {
             Object::Group(o) => &mut o.metadata,
             Object::Member(o) => &mut o.metadata,
             Object::ApiKey(o) => &mut o.metadata,
+            Object::AccessReview(o) => &mut o.metadata,
         }
     }
 }
@@ -131,7 +135,7 @@ pub struct Loaded {
 }
 
 const GROUP_VERSION: &str = "orgaccess.dev/v1alpha1";
-const KINDS: [&str; 4] = ["ApiKey", "Group", "Member", "Organization"];
+const KINDS: [&str; 5] = ["AccessReview", "ApiKey", "Group", "Member", "Organization"];
 
 /// An input: a file path, or standard input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -404,6 +408,7 @@ fn parse_document(
         "Group" => typed::<Group>(&value, doc_text).map(Object::Group),
         "Member" => typed::<Member>(&value, doc_text).map(Object::Member),
         "ApiKey" => typed::<ApiKey>(&value, doc_text).map(Object::ApiKey),
+        "AccessReview" => typed::<AccessReview>(&value, doc_text).map(Object::AccessReview),
         other => {
             p.field = Some("kind".into());
             p.message = format!(
@@ -529,6 +534,7 @@ fn unknown_fields(original: &Value, m: &Manifest) -> Vec<Problem> {
         Object::Group(o) => serde_json::to_value(o),
         Object::Member(o) => serde_json::to_value(o),
         Object::ApiKey(o) => serde_json::to_value(o),
+        Object::AccessReview(o) => serde_json::to_value(o),
     };
     let Ok(known) = known else {
         return Vec::new();
@@ -664,6 +670,13 @@ pub fn members(ms: &[Manifest]) -> impl Iterator<Item = &Member> {
 pub fn api_keys(ms: &[Manifest]) -> impl Iterator<Item = &ApiKey> {
     ms.iter().filter_map(|m| match &m.object {
         Object::ApiKey(o) => Some(o),
+        _ => None,
+    })
+}
+
+pub fn access_reviews(ms: &[Manifest]) -> impl Iterator<Item = &AccessReview> {
+    ms.iter().filter_map(|m| match &m.object {
+        Object::AccessReview(o) => Some(o),
         _ => None,
     })
 }

@@ -2,6 +2,7 @@
 //!
 //! - `orgaccess catalog`: the services, domains and levels the platform offers.
 //! - `orgaccess advise`: the least-privilege advisor's findings (exit 1 at `--fail-on`).
+//! - `orgaccess review`: access reviews due or overdue; the AccessReview an owner records.
 //! - `orgaccess check PATHS...`: validate manifests offline with the admission
 //!   rules ([`crate::core::rules::check`]), the same verdict and words as the webhook.
 //! - `orgaccess explain member|apikey NAME`: effective privileges with provenance.
@@ -41,6 +42,7 @@ pub mod import;
 pub mod manifest;
 pub mod output;
 pub mod report;
+pub mod review;
 pub mod schema;
 pub mod source;
 pub mod who_can;

@@ -18,7 +18,7 @@ use kube::api::ListParams;
 
 use super::ClusterArgs;
 use super::manifest::{self, Loaded, Location, Manifest};
-use crate::api::{self, ApiKey, Group, Member, Organization};
+use crate::api::{self, AccessReview, ApiKey, Group, Member, Organization};
 use crate::core::builtin::BuiltinGroup;
 use crate::core::model::{GroupDef, OrgState};
 
@@ -81,6 +81,7 @@ pub fn states(manifests: &[Manifest], builtins: bool) -> BTreeMap<String, Org> {
                 manifest::members(manifests),
                 manifest::api_keys(manifests),
             );
+            api::add_reviews(&mut state, ns, manifest::access_reviews(manifests));
             let implicit_builtins = if builtins {
                 add_builtin_groups(&mut state)
             } else {
@@ -296,7 +297,17 @@ pub async fn from_cluster(cluster: &ClusterArgs) -> anyhow::Result<(Org, kube::C
         .list(&lp)
         .await
         .with_context(|| hint("apikeys"))?;
-    let state = api::org_state(&ns, &orgs.items, &groups.items, &members.items, &keys.items);
+    // A cluster whose CRDs predate AccessReview has no reviews to read.
+    let reviews = match Api::<AccessReview>::namespaced(client.clone(), &ns)
+        .list(&lp)
+        .await
+    {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
+        Err(e) => return Err(e).with_context(|| hint("accessreviews")),
+    };
+    let mut state = api::org_state(&ns, &orgs.items, &groups.items, &members.items, &keys.items);
+    api::add_reviews(&mut state, &ns, &reviews);
     let key_last_used = api::key_last_used(&ns, &keys.items);
     Ok((
         Org {

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub leadership_lost: Counter,
     /// `orgaccess_advice_findings`, set by the Organization reconcile.
     pub advice: crate::metrics::AdviceMetrics,
+    /// `orgaccess_access_reviews`, set by the Group reconcile.
+    pub reviews: crate::metrics::ReviewMetrics,
 }
 
 fn duration_histogram() -> Histogram {
@@ -96,8 +98,10 @@ impl Metrics {
             leader: Gauge::default(),
             leadership_lost: Counter::default(),
             advice: crate::metrics::AdviceMetrics::new(namespace_labels),
+            reviews: crate::metrics::ReviewMetrics::new(namespace_labels),
         };
         m.advice.register(registry);
+        m.reviews.register(registry);
         m.create_known_series();
         let sub = registry.sub_registry_with_prefix("orgaccess_controller");
         sub.register(

@@ -19,4 +19,5 @@ mod demo;
 mod diff;
 mod formats;
 mod import_export;
+mod review;
 mod webdriver;

@@ -285,7 +285,7 @@ pub struct AdviceSpec {
 /// (`spec.advice.disabled`) and CI thresholds name them. Here, beneath the
 /// advisor (`advice.rs`, which finds them), because the Organization's
 /// schema lists them.
-pub const IDS: [&str; 12] = [
+pub const IDS: [&str; 13] = [
     "groups-edit-holders",
     "administrators-size",
     "administrator-equivalent",
@@ -298,6 +298,7 @@ pub const IDS: [&str; 12] = [
     "group-without-members",
     "identical-duplicate",
     "long-lived-elevated-membership",
+    "elevated-group-without-review",
 ];
 
 /// The advisor's settings: thresholds, and findings switched off. What

@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Finding, MANAGE_ACCESS, Severity, holds_groups_edit, member};
 use crate::builtin::BuiltinGroup;
 use crate::catalog;
-use crate::effective::{Grantees, member_effective};
+use crate::effective::{Grantees, group_members, member_effective};
 use crate::model::{OrgState, Settings};
 use crate::privilege::{Level, PrivilegeSet};
 
@@ -67,6 +67,7 @@ pub(super) fn findings(
     if elevated.is_empty() {
         return;
     }
+    without_review(state, grantees, &elevated, now, out);
     for m in state.members.values() {
         let eff = member_effective(state, grantees, m, now);
         for ms in eff.memberships.iter().filter(|ms| ms.active) {
@@ -106,6 +107,47 @@ pub(super) fn findings(
             source: MANAGE_ACCESS,
             fix: format!(
                 "set an end on these memberships (Member spec.until or spec.groupUntil.{group}), or review the group on a cadence"
+            ),
+        });
+    }
+}
+
+/// `elevated-group-without-review`: an elevated group with members that
+/// declares no review cadence (`spec.reviewEvery`) or no owner to review it
+/// (docs/access-reviews.md).
+fn without_review(
+    state: &OrgState,
+    grantees: &Grantees,
+    elevated: &std::collections::BTreeMap<&str, &str>,
+    now: Timestamp,
+    out: &mut Vec<Finding>,
+) {
+    for (group, why) in elevated {
+        let Some(g) = state.groups.get(*group) else {
+            continue;
+        };
+        let missing = match (g.review_every.is_some(), g.owners.is_empty()) {
+            (true, false) => continue,
+            (false, true) => "no review cadence (spec.reviewEvery) and no owners (spec.owners)",
+            (false, false) => "no review cadence (spec.reviewEvery)",
+            (true, true) => "no owners (spec.owners) to review it",
+        };
+        let (active, _) = group_members(state, grantees, state.members.values(), group, now);
+        if active.is_empty() {
+            continue;
+        }
+        out.push(Finding {
+            id: "elevated-group-without-review",
+            severity: Severity::Info,
+            objects: vec![format!("Group/{group}")],
+            message: format!(
+                "group {group} grants {why} to {} member(s) and has {missing}: nobody is asked to confirm that access is still needed",
+                active.len()
+            ),
+            practice: "grant elevated privileges to as few people as possible, and confirm on a cadence that they still need them",
+            source: MANAGE_ACCESS,
+            fix: format!(
+                "set spec.owners and spec.reviewEvery (for example P90D) on {group}; its owners record reviews as AccessReview objects"
             ),
         });
     }

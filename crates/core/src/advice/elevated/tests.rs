@@ -183,3 +183,46 @@ fn the_horizon_is_a_setting_and_the_finding_can_be_switched_off() {
     };
     assert_eq!(count(&off), 0);
 }
+
+#[test]
+fn without_review_table() {
+    // (case, owners, cadence, member's end, finding expected)
+    let cases: Vec<(&str, Vec<&str>, Option<&str>, Option<&str>, bool)> = vec![
+        ("neither", vec![], None, None, true),
+        ("owners only", vec!["m"], None, None, true),
+        ("cadence only", vec![], Some("P90D"), None, true),
+        ("owners and cadence", vec!["m"], Some("P90D"), None, false),
+        (
+            "no member counts",
+            vec![],
+            None,
+            Some("2026-12-31T00:00:00Z"),
+            false,
+        ),
+    ];
+    for (name, owners, every, until, want) in cases {
+        let mut g = group("g", groups_edit());
+        g.owners = owners.iter().map(|o| o.to_string()).collect();
+        g.review_every = every.map(str::to_string);
+        let s = state(g, until);
+        let found = review(&s, &resolve_grantees(&s), &Settings::default(), now());
+        let hit = found
+            .iter()
+            .any(|f| f.id == "elevated-group-without-review" && f.objects == ["Group/g"]);
+        assert_eq!(hit, want, "case {name}: {found:#?}");
+    }
+    // Not elevated: never.
+    let s = state(
+        group(
+            "g",
+            vec![spec(Service::Organization, "Groups", AccessLevel::View)],
+        ),
+        None,
+    );
+    let found = review(&s, &resolve_grantees(&s), &Settings::default(), now());
+    assert!(
+        found
+            .iter()
+            .all(|f| f.id != "elevated-group-without-review")
+    );
+}
