@@ -157,6 +157,11 @@ pub struct MembershipJson {
     /// The membership has ended: it grants nothing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ended: bool,
+    /// The group's access review is overdue, the Organization suspends, and
+    /// the last review did not confirm this member: it grants nothing
+    /// (docs/access-reviews.md).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -210,6 +215,7 @@ pub fn explain_member(org: &Org, name: &str, grantees: &Grantees, now: Timestamp
                 exists: state.groups.contains_key(&ms.group),
                 ends_at: ms.ends_at.map(|t| t.to_string()),
                 ended: ms.ended,
+                suspended: ms.suspended,
             })
             .collect(),
         console_access: ConsoleAccessJson {
@@ -234,6 +240,8 @@ fn member_human(j: &MemberJson, s: Styles) -> String {
                 ", no such group"
             } else if g.ended {
                 ", ended"
+            } else if g.suspended {
+                ", suspended: its access review is overdue and did not confirm this member"
             } else if !g.active {
                 ", inactive"
             } else {

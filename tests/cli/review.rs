@@ -143,12 +143,28 @@ fn lists_reviews_due_or_overdue_from_manifests() {
     assert!(table.stdout.contains("access-admins"), "{}", table.stdout);
     assert!(table.stdout.contains("Overdue"), "{}", table.stdout);
 
+    // `explain member` says why bob's membership grants nothing.
+    let bob = json(&run(
+        &["explain", "member", "bob", "-f", path, "-o", "json"],
+        None,
+    ));
+    assert_eq!(bob["groups"][0]["group"], "access-admins");
+    assert_eq!(bob["groups"][0]["suspended"], true, "{bob}");
+    assert_eq!(bob["groups"][0]["active"], false, "{bob}");
+    assert_eq!(bob["privileges"], serde_json::json!([]), "{bob}");
+
     // Without the record, with `Report`: the same groups, nobody suspended.
     let report = organization(true).replace("whenOverdue: Suspend", "whenOverdue: Report");
     std::fs::write(dir.path().join("org.yaml"), report).unwrap();
     let v = json(&run(&["review", "-f", path, "-o", "json"], None));
     assert_eq!(v["reviews"][0]["standing"], "Overdue");
     assert_eq!(v["reviews"][0]["suspended"], serde_json::json!([]));
+    let bob = json(&run(
+        &["explain", "member", "bob", "-f", path, "-o", "json"],
+        None,
+    ));
+    assert_eq!(bob["groups"][0]["active"], true, "{bob}");
+    assert_eq!(bob["groups"][0].get("suspended"), None, "{bob}");
 }
 
 #[test]
