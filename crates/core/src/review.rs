@@ -169,6 +169,25 @@ pub fn membership_suspended(state: &OrgState, m: &MemberDef, group: &str, t: Tim
     rs.standing == Standing::Overdue && !rs.last.is_some_and(|r| confirms(r, m, t))
 }
 
+/// From which instant member `m`'s membership of `group` is suspended
+/// under this state, whatever the clock (`None`: never): the group's overdue
+/// instant when its last review does not confirm the member and the
+/// Organization says Suspend. Every record counts (a manifest not applied
+/// yet is recorded after all the others). What admission compares before and
+/// after a change: a later instant, or none where there was one, is a grant
+/// ([`crate::effective::extends`], as for a membership's end).
+pub fn suspended_from(state: &OrgState, m: &MemberDef, group: &str) -> Option<Timestamp> {
+    if !suspends(state) {
+        return None;
+    }
+    let g = state.groups.get(group)?;
+    let rs = review_state(state, g, Timestamp::MAX)?;
+    if rs.last.is_some_and(|r| confirms(r, m, Timestamp::MAX)) {
+        return None;
+    }
+    rs.overdue_at
+}
+
 /// The instants around `t` at which a membership of `group` may start or
 /// stop being suspended without any object changing: the group's overdue
 /// instant, and the recording instants of its reviews (a review recorded
