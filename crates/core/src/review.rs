@@ -20,7 +20,18 @@ use crate::model::{AccessReviewDef, GroupDef, MemberDef, OrgState, ReviewPeriod,
 pub const DUE_NOTICE: SignedDuration = SignedDuration::from_hours(7 * 24);
 
 /// Where a group stands with its reviews at an instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum Standing {
     /// Reviewed within its cadence; the due date is more than the notice away.
     Current,
