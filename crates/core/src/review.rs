@@ -158,7 +158,7 @@ pub fn review_state<'a>(
 /// when it was recorded: a Member created later under a confirmed name
 /// (deleted and re-created, perhaps for someone else) is not confirmed.
 pub fn confirms(review: &AccessReviewDef, m: &MemberDef, t: Timestamp) -> bool {
-    review.confirmed.iter().any(|c| *c == m.name)
+    review.confirmed.contains(&m.name)
         && m.invited_at.unwrap_or(t) <= recorded_at(review, t)
 }
 
