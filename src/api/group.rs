@@ -9,6 +9,7 @@ use super::{conditions_schema, guarded_meta};
 use crate::core::builtin::{BuiltinGroup, GroupTemplate};
 use crate::core::model::{AccessEntry, GroupDef, IdentitySet};
 use crate::core::privilege::PrivilegeSpec;
+use crate::core::review::Standing;
 
 /// A group of members and the privileges they share.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,6 +30,8 @@ use crate::core::privilege::PrivilegeSpec;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Review","type":"string","priority":1,"jsonPath":".status.reviewStanding"}"#,
+    printcolumn = r#"{"name":"Next review","type":"string","priority":1,"jsonPath":".status.nextReviewDue"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -115,9 +118,43 @@ pub struct GroupStatus {
     /// Number of active members.
     #[serde(default)]
     pub member_count: u32,
-    /// Invited members who have not accepted yet, or whose invitation expired.
+    /// Invited members who have not accepted yet, or whose invitation
+    /// expired, or whose membership ended or is suspended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inactive_members: Vec<String>,
+    /// The group's last access review (an AccessReview of it), when it has
+    /// a cadence (`spec.reviewEvery`) and has been reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_review: Option<LastReview>,
+    /// When the next access review is due (RFC 3339): a cadence after the
+    /// last review, or after the group's creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_review_due: Option<String>,
+    /// Current, Due (the due date is near, or passed within the
+    /// Organization's grace period) or Overdue; absent without a cadence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_standing: Option<Standing>,
+    /// Members whose membership is suspended: the review is overdue, the
+    /// last review did not confirm them, and the Organization says Suspend
+    /// (they are among `inactiveMembers`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suspended_members: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// An access review, as a Group's status names it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastReview {
+    /// The AccessReview's name.
+    pub name: String,
+    /// When it was recorded (its creation, RFC 3339).
+    pub at: String,
+    /// How many members it confirmed.
+    pub confirmed: u32,
 }
 
 impl From<&Group> for GroupDef {

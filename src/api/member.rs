@@ -120,6 +120,12 @@ pub struct MembershipStatus {
     /// The membership has ended: it grants nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ended: bool,
+    /// The membership is suspended: the group's access review is overdue,
+    /// its last review did not confirm the member, and the Organization
+    /// says Suspend. It grants nothing until a review confirms the member
+    /// (docs/access-reviews.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -156,6 +162,10 @@ pub struct MemberStatus {
     /// `spec.groupUntil`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub ended_memberships: u32,
+    /// Number of memberships in `groups` that are suspended by an overdue
+    /// access review.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suspended_memberships: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -17,7 +17,7 @@ mod organization;
 
 pub use accessreview::{AccessReview, AccessReviewSpec, AccessReviewStatus};
 pub use apikey::{ApiKey, ApiKeyPhase, ApiKeySpec, ApiKeyStatus, Rotation, key_last_used};
-pub use group::{Group, GroupSpec, GroupStatus};
+pub use group::{Group, GroupSpec, GroupStatus, LastReview};
 pub use member::{EffectivePrivilege, Member, MemberSpec, MemberStatus, MembershipStatus};
 pub use organization::{AdviceStatus, Organization, OrganizationSpec, OrganizationStatus};
 

@@ -15,6 +15,7 @@ use super::{Ctx, Error};
 use crate::api::{EffectivePrivilege, Member, MemberStatus, MembershipStatus};
 use crate::core::effective::{
     ConsoleAccess, DEFAULT_END_WARNING_DAYS, MemberPhase, console_access, member_effective,
+    member_steady,
 };
 use crate::core::rules::Object;
 use crate::core::warnings::unresolved_references;
@@ -76,8 +77,27 @@ fn warning(days: i64) -> jiff::SignedDuration {
 }
 
 /// A Warning when a membership starts to end soon (the `MembershipEnding`
-/// condition turns True), and when one ends.
+/// condition turns True), when one ends, and when an overdue access review
+/// suspends one.
 fn ending_event(username: &str, previous: &MemberStatus, status: &MemberStatus) -> Option<Event> {
+    if status.suspended_memberships > previous.suspended_memberships && previous.phase.is_some() {
+        let suspended: Vec<&str> = status
+            .groups
+            .iter()
+            .filter(|m| m.suspended)
+            .map(|m| m.group.as_str())
+            .collect();
+        return Some(Event {
+            type_: EventType::Warning,
+            reason: "MembershipSuspended".into(),
+            note: Some(format!(
+                "{username}'s membership of {} is suspended: the group's access review is overdue and the last review did not confirm them",
+                suspended.join(", ")
+            )),
+            action: "Suspend".into(),
+            secondary: None,
+        });
+    }
     // The store's copy drops the groups list (`Indexed::TRIMMED`), not the
     // count: an Event only when the count grows.
     if status.ended_memberships > previous.ended_memberships && previous.phase.is_some() {
@@ -184,7 +204,13 @@ pub fn desired_status_warned(
     let eff = member_effective(&snap.state, &grantees, def, now);
     let console = console_access(&eff);
     let ending = eff.ending_within(now, warning);
-    let deadline = eff.next_deadline(now, warning);
+    // The next end or warning, and the next instant a suspension starts or
+    // stops (the steady span's end covers both ends and suspensions).
+    let deadline = eff
+        .next_deadline(now, warning)
+        .into_iter()
+        .chain(member_steady(&snap.state, def, now).until)
+        .min();
     let ending_message = if ending.is_empty() {
         format!("no membership ends within {} days", warning.as_hours() / 24)
     } else {
@@ -314,11 +340,13 @@ pub fn desired_status_warned(
                 active: m.active,
                 ends_at: m.ends_at.map(|t| t.to_string()),
                 ended: m.ended,
+                suspended: m.suspended,
             })
             .collect(),
         privilege_count: privileges.len() as u32,
         privileges,
         ended_memberships: eff.memberships.iter().filter(|m| m.ended).count() as u32,
+        suspended_memberships: eff.memberships.iter().filter(|m| m.suspended).count() as u32,
     };
     Some((status, deadline))
 }

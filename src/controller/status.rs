@@ -13,6 +13,7 @@ use crate::index::cached_status::{FOREIGN, KindStatus, Written, own_fields};
 pub const MANAGER: &str = "orgaccess-controller";
 
 /// A condition as we want it; `lastTransitionTime` is filled by [`conditions`].
+#[derive(Clone)]
 pub struct Want {
     pub type_: &'static str,
     pub ok: bool,

@@ -70,6 +70,8 @@ const CONDITION_NAMES: &[&str] = &[
     "ConsoleAccess",
     "LeastPrivilege",
     "ExpiringSoon",
+    "MembershipEnding",
+    "AccessReviewed",
     "True",
     "False",
     "Unknown",

@@ -52,7 +52,7 @@ pub fn webhook_configuration(
         "rules": [{
             "apiGroups": [crate::api::GROUP],
             "apiVersions": ["*"],
-            "resources": ["organizations", "groups", "members", "apikeys"],
+            "resources": ["organizations", "groups", "members", "apikeys", "accessreviews"],
             "operations": ["CREATE", "UPDATE", "DELETE"],
             "scope": "Namespaced",
         }],

@@ -13,6 +13,7 @@ mod operator;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access_reviews;
 mod control_plane;
 mod controller_restart;
 mod crd_limits;

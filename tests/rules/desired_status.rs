@@ -544,3 +544,120 @@ fn member_and_group_status_agree_across_a_membership_end() {
         assert_eq!(gs.members.contains(&name), counts, "group status at {at}");
     }
 }
+
+/// An access review, from the controller's pure step: the Group's status
+/// (last review, next due date, standing, the `AccessReviewed` condition,
+/// its members) and a Member's (its membership suspended) agree at each
+/// instant; a review confirming the member lifts the suspension; with
+/// Report, only the condition changes.
+#[test]
+fn group_and_member_status_follow_access_reviews() {
+    use orgaccess::api::{AccessReview, AccessReviewSpec};
+    use orgaccess::core::model::WhenOverdue;
+    use orgaccess::core::review::Standing;
+    let time = |t: jiff::Timestamp| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t);
+    let mut f = examples();
+    let mut m = f
+        .members
+        .iter()
+        .find(|m| m.spec.accepted && !m.spec.groups.is_empty())
+        .expect("an accepted member with groups")
+        .clone();
+    let group = m.spec.groups[0].clone();
+    let created = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let day = jiff::SignedDuration::from_hours(24);
+    m.metadata.creation_timestamp = Some(time(created));
+    f.index.apply(&m);
+    let mut g = f
+        .groups
+        .iter()
+        .find(|g| g.metadata.name.as_deref() == Some(group.as_str()))
+        .expect("the group")
+        .clone();
+    g.metadata.creation_timestamp = Some(time(created));
+    g.spec.review_every = Some("P30D".into());
+    f.index.apply(&g);
+    f.org.spec.access_reviews.when_overdue = WhenOverdue::Suspend;
+    f.index.apply(&f.org);
+    let name = m.metadata.name.clone().unwrap();
+    let due = created + day * 30;
+    let look = |f: &Fixture, at: jiff::Timestamp| {
+        let ns = f.index.namespace(NS);
+        let gs = desired::group(&Stored::from(g.clone()), &ns, at).expect("indexed");
+        let ms = desired::member(&Stored::from(m.clone()), &ns, at).expect("indexed");
+        (gs, ms)
+    };
+    for (at, standing, counts) in [
+        (created + day, Standing::Current, true),
+        (due - day, Standing::Due, true),
+        (due, Standing::Overdue, false),
+    ] {
+        let (gs, ms) = look(&f, at);
+        assert_eq!(gs.review_standing, Some(standing), "at {at}");
+        assert_eq!(
+            gs.next_review_due.as_deref(),
+            Some(due.to_string().as_str())
+        );
+        assert_eq!(gs.last_review, None);
+        let c = gs
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "AccessReviewed")
+            .expect("the condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            match standing {
+                Standing::Current => ("True", "Reviewed"),
+                Standing::Due => ("False", "Due"),
+                Standing::Overdue => ("False", "Overdue"),
+            },
+            "at {at}: {}",
+            c.message
+        );
+        // Ready does not follow the review.
+        let ready = gs.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "True", "{}", ready.message);
+        assert_eq!(gs.members.contains(&name), counts, "group members at {at}");
+        assert_eq!(gs.suspended_members >= 1, !counts, "at {at}");
+        let x = ms.groups.iter().find(|x| x.group == group).unwrap();
+        assert_eq!((x.active, x.suspended), (counts, !counts), "at {at}");
+        assert_eq!(ms.suspended_memberships, u32::from(!counts));
+    }
+    // A review confirming the member, recorded before the due date.
+    let mut r = AccessReview::new(
+        "r1",
+        AccessReviewSpec {
+            group: group.clone(),
+            confirmed: vec![name.clone()],
+            note: None,
+        },
+    );
+    r.metadata.namespace = Some(NS.into());
+    r.metadata.creation_timestamp = Some(time(created + day * 10));
+    f.index.apply(&r);
+    let (gs, ms) = look(&f, due);
+    assert_eq!(gs.review_standing, Some(Standing::Current));
+    assert_eq!(gs.last_review.as_ref().map(|l| l.name.as_str()), Some("r1"));
+    let next = created + day * 40;
+    assert_eq!(
+        gs.next_review_due.as_deref(),
+        Some(next.to_string().as_str())
+    );
+    assert!(gs.members.contains(&name));
+    let x = ms.groups.iter().find(|x| x.group == group).unwrap();
+    assert!(x.active && !x.suspended);
+    // Overdue again, but the last review confirmed the member.
+    let (gs, ms) = look(&f, next);
+    assert_eq!(gs.review_standing, Some(Standing::Overdue));
+    assert!(gs.members.contains(&name));
+    assert_eq!(ms.suspended_memberships, 0);
+    // Report only: overdue without a review, nobody suspended.
+    f.index.delete(&r);
+    f.org.spec.access_reviews.when_overdue = WhenOverdue::Report;
+    f.index.apply(&f.org);
+    let (gs, ms) = look(&f, due);
+    assert_eq!(gs.review_standing, Some(Standing::Overdue));
+    assert_eq!(gs.suspended_members, 0);
+    assert!(gs.members.contains(&name));
+    assert_eq!(ms.suspended_memberships, 0);
+}

@@ -26,8 +26,9 @@ use orgaccess::core::builtin::{ApiKeyTemplate, BuiltinGroup, GroupTemplate};
 use orgaccess::core::catalog::{CATALOG, Service};
 use orgaccess::core::effective::{member_effective, requester_view, resolve_grantees};
 use orgaccess::core::model::{
-    AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, MemberIdentity, Meta, OpenIdDomain,
-    OrgDef, OrgResources, OrgState, Provider, Subject, SubjectKind,
+    AccessEntry, AccessReviewDef, AccessReviewsSpec, ApiKeyDef, GroupDef, IdentitySet, MemberDef,
+    MemberIdentity, Meta, OpenIdDomain, OrgDef, OrgResources, OrgState, Provider, Subject,
+    SubjectKind, WhenOverdue,
 };
 use orgaccess::core::privilege::{AccessLevel, PrivilegeSet, PrivilegeSpec, spec};
 use orgaccess::core::rules::{self, Change, Object, Operation, Requester};
@@ -37,6 +38,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 const GROUPS: [&str; 5] = ["administrators", "g1", "g2", "g3", "g4"];
 const MEMBERS: [&str; 4] = ["m0", "m1", "m2", "m3"];
 const KEYS: [&str; 3] = ["k0", "k1", "k2"];
+/// AccessReview names.
+const REVIEWS: [&str; 3] = ["r0", "r1", "r2"];
 /// Names Custom grants may use: groups, keys, a declared and an undeclared source.
 const RESOURCES: [&str; 6] = ["g1", "g2", "administrators", "k0", "src-a", "src-b"];
 const SSO: [&str; 2] = ["sso-admins", "sso-dev"];
@@ -165,16 +168,24 @@ fn manager_privileges() -> Vec<PrivilegeSpec> {
     ]
 }
 
-fn arb_group(name: &'static str) -> impl Strategy<Value = GroupDef> {
+fn arb_group(name: &'static str) -> BoxedStrategy<GroupDef> {
     (
         arb_group_template(),
         arb_privileges(),
         arb_access(),
         arb_identity_sets(),
         prop::bool::weighted(0.5),
+        arb_review_settings(),
     )
         .prop_map(
-            move |(template, mut privileges, access, identity_sets, manager)| {
+            move |(
+                template,
+                mut privileges,
+                access,
+                identity_sets,
+                manager,
+                (every, owners, age),
+            )| {
                 if manager {
                     for extra in manager_privileges() {
                         privileges.retain(|p| p.domain != extra.domain);
@@ -195,10 +206,65 @@ fn arb_group(name: &'static str) -> impl Strategy<Value = GroupDef> {
                     access,
                     identity_sets,
                     duplicate_of: None,
+                    owners,
+                    review_every: every,
+                    created: Some(now() - SignedDuration::from_hours(24 * age)),
                     ..GroupDef::default()
                 }
             },
         )
+        .boxed()
+}
+
+/// A group's review settings: a cadence (none half the time), owners among
+/// the members, and its age in days (its first review is due a cadence
+/// after its creation: [`instants`] straddle the due dates).
+fn arb_review_settings() -> impl Strategy<Value = (Option<String>, Vec<String>, i64)> {
+    (
+        prop_oneof![
+            2 => Just(None),
+            1 => Just(Some("P10D".to_string())),
+            1 => Just(Some("P30D".to_string())),
+        ],
+        prop::collection::btree_set(prop::sample::select(MEMBERS.to_vec()), 0..3),
+        prop_oneof![Just(25i64), Just(5)],
+    )
+        .prop_map(|(every, owners, age)| {
+            (every, owners.into_iter().map(String::from).collect(), age)
+        })
+}
+
+/// What an overdue review does: report, suspend, suspend after a grace.
+fn arb_review_spec() -> impl Strategy<Value = AccessReviewsSpec> {
+    prop_oneof![
+        1 => Just(AccessReviewsSpec::default()),
+        2 => Just(AccessReviewsSpec {
+            when_overdue: WhenOverdue::Suspend,
+            grace_period: None,
+        }),
+        1 => Just(AccessReviewsSpec {
+            when_overdue: WhenOverdue::Suspend,
+            grace_period: Some("P5D".into()),
+        }),
+    ]
+}
+
+/// An access review of a group, confirming some members, recorded `age`
+/// days ago (`None`: now, as a create is).
+fn arb_review(name: &'static str) -> impl Strategy<Value = AccessReviewDef> {
+    (
+        0..GROUPS.len(),
+        prop::collection::btree_set(prop::sample::select(MEMBERS.to_vec()), 0..4),
+        prop_oneof![Just(20i64), Just(3)],
+    )
+        .prop_map(move |(g, confirmed, age)| AccessReviewDef {
+            name: name.into(),
+            group: GROUPS[g].into(),
+            confirmed: confirmed.into_iter().map(String::from).collect(),
+            note: None,
+            created: Some(now() - SignedDuration::from_hours(24 * age)),
+            meta: Meta::default(),
+        })
 }
 
 fn arb_subjects() -> impl Strategy<Value = Vec<Subject>> {
@@ -321,7 +387,10 @@ fn arb_key(name: &'static str) -> impl Strategy<Value = ApiKeyDef> {
 fn arb_org() -> impl Strategy<Value = Option<OrgDef>> {
     prop_oneof![
         1 => Just(None),
-        6 => Just(Some(org(31))),
+        6 => arb_review_spec().prop_map(|access_reviews| Some(OrgDef {
+            access_reviews,
+            ..org(31)
+        })),
     ]
 }
 
@@ -335,44 +404,51 @@ fn org(days: u32) -> OrgDef {
         },
         invitation_lifetime_days: days,
         advice: Default::default(),
+        access_reviews: Default::default(),
         meta: Meta::default(),
     }
 }
 
-pub(crate) fn arb_state() -> impl Strategy<Value = OrgState> {
+pub(crate) fn arb_state() -> BoxedStrategy<OrgState> {
     let groups = GROUPS.map(|n| prop::option::weighted(0.7, arb_group(n)));
     let members =
         MEMBERS.map(|n| prop::option::weighted(if n == "m0" { 0.95 } else { 0.7 }, arb_member(n)));
     let keys = KEYS.map(|n| prop::option::weighted(0.6, arb_key(n)));
-    (arb_org(), groups, members, keys).prop_map(|(org, groups, members, keys)| {
-        let mut s = OrgState {
-            org,
-            ..OrgState::default()
-        };
-        for g in groups.into_iter().flatten() {
-            s.groups.insert(g.name.clone(), g);
-        }
-        for mut m in members.into_iter().flatten() {
-            if m.name == "m0" {
-                // The usual requester: alice, accepted, in some groups.
-                m.subjects = vec![Subject {
-                    kind: SubjectKind::User,
-                    name: "alice".into(),
-                    namespace: None,
-                }];
-                m.accepted = true;
-                m.groups.retain(|g| g != "administrators");
-                if m.groups.is_empty() {
-                    m.groups.push("g2".into());
-                }
+    let reviews = REVIEWS.map(|n| prop::option::weighted(0.4, arb_review(n)));
+    (arb_org(), groups, members, keys, reviews)
+        .prop_map(|(org, groups, members, keys, reviews)| {
+            let mut s = OrgState {
+                org,
+                ..OrgState::default()
+            };
+            for g in groups.into_iter().flatten() {
+                s.groups.insert(g.name.clone(), g);
             }
-            s.members.insert(m.name.clone(), m);
-        }
-        for k in keys.into_iter().flatten() {
-            s.api_keys.insert(k.name.clone(), k);
-        }
-        s
-    })
+            for mut m in members.into_iter().flatten() {
+                if m.name == "m0" {
+                    // The usual requester: alice, accepted, in some groups.
+                    m.subjects = vec![Subject {
+                        kind: SubjectKind::User,
+                        name: "alice".into(),
+                        namespace: None,
+                    }];
+                    m.accepted = true;
+                    m.groups.retain(|g| g != "administrators");
+                    if m.groups.is_empty() {
+                        m.groups.push("g2".into());
+                    }
+                }
+                s.members.insert(m.name.clone(), m);
+            }
+            for k in keys.into_iter().flatten() {
+                s.api_keys.insert(k.name.clone(), k);
+            }
+            for r in reviews.into_iter().flatten() {
+                s.reviews.insert(r.name.clone(), r);
+            }
+            s
+        })
+        .boxed()
 }
 
 /// A new version of an object of each kind (for creates and updates), and
@@ -382,18 +458,24 @@ struct Fresh {
     group: GroupDef,
     member: MemberDef,
     key: ApiKeyDef,
+    review: AccessReviewDef,
     org_days: u32,
+    org_reviews: AccessReviewsSpec,
     /// Which fields of the old object the update keeps (bit per field).
     keep: u8,
     meta: Meta,
 }
 
-fn arb_fresh() -> impl Strategy<Value = Fresh> {
+fn arb_fresh() -> BoxedStrategy<Fresh> {
     (
         arb_group("g1"),
         arb_member("m0"),
         arb_key("k0"),
-        prop_oneof![Just(31u32), Just(1), Just(400)],
+        (
+            arb_review("r0"),
+            prop_oneof![Just(31u32), Just(1), Just(400)],
+            arb_review_spec(),
+        ),
         prop_oneof![
             3 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| a | b),
             1 => Just(0xffu8),
@@ -405,11 +487,20 @@ fn arb_fresh() -> impl Strategy<Value = Fresh> {
         ),
     )
         .prop_map(
-            |(group, member, key, org_days, keep, (owner, finalizer, deleting))| Fresh {
+            |(
                 group,
                 member,
                 key,
+                (review, org_days, org_reviews),
+                keep,
+                (owner, finalizer, deleting),
+            )| Fresh {
+                group,
+                member,
+                key,
+                review,
                 org_days,
+                org_reviews,
                 keep,
                 meta: Meta {
                     owner_references: if owner {
@@ -427,6 +518,7 @@ fn arb_fresh() -> impl Strategy<Value = Fresh> {
                 },
             },
         )
+        .boxed()
 }
 
 #[derive(Clone, Debug)]
@@ -435,6 +527,7 @@ enum Kind {
     Group,
     Member,
     ApiKey,
+    AccessReview,
 }
 
 #[derive(Clone, Debug)]
@@ -457,6 +550,7 @@ fn arb_plan() -> impl Strategy<Value = Plan> {
             3 => Just(Kind::Group),
             4 => Just(Kind::Member),
             2 => Just(Kind::ApiKey),
+            2 => Just(Kind::AccessReview),
         ],
         prop_oneof![
             2 => Just(Operation::Create),
@@ -491,6 +585,7 @@ enum Versions {
     Group(Option<GroupDef>, Option<GroupDef>),
     Member(Option<MemberDef>, Option<MemberDef>),
     ApiKey(Option<ApiKeyDef>, Option<ApiKeyDef>),
+    AccessReview(Option<AccessReviewDef>, Option<AccessReviewDef>),
 }
 
 fn pick<T: Clone>(keep: bool, old: &T, new: &T) -> T {
@@ -505,6 +600,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
         Kind::Organization => {
             let old = s.org.clone();
             let mut new = org(p.fresh.org_days);
+            new.access_reviews = p.fresh.org_reviews.clone();
             new.meta = p.fresh.meta.clone();
             match (p.operation, old) {
                 (Operation::Create, None) => {
@@ -547,6 +643,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
                         new.duplicate_of = Some(src.into());
                     }
                     new.builtin = None;
+                    new.created = Some(now());
                     if new.template == Some(GroupTemplate::Administrators) {
                         new.template = Some(GroupTemplate::FullAccess);
                     }
@@ -569,6 +666,9 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
                             identity_sets: pick(bit(3), &o.identity_sets, &new.identity_sets),
                             duplicate_of: o.duplicate_of.clone(),
                             meta: pick(bit(4), &o.meta, &new.meta),
+                            owners: pick(bit(5), &o.owners, &new.owners),
+                            review_every: pick(bit(6), &o.review_every, &new.review_every),
+                            created: o.created,
                         }
                     };
                     Some((name.into(), Versions::Group(Some(o), Some(new))))
@@ -659,7 +759,41 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
                 _ => None,
             }
         }
-        Kind::AccessReview => None,
+        Kind::AccessReview => {
+            let name = REVIEWS[p.target % REVIEWS.len()];
+            let old = s.reviews.get(name).cloned();
+            let mut new = p.fresh.review.clone();
+            new.name = name.into();
+            new.meta = p.fresh.meta.clone();
+            match (p.operation, old) {
+                (Operation::Create, None) => {
+                    // The apiserver sets the creation: now.
+                    new.created = Some(now());
+                    new.meta.deleting = false;
+                    Some((name.into(), Versions::AccessReview(None, Some(new))))
+                }
+                (Operation::Update, Some(o)) => {
+                    let new = if meta_only {
+                        AccessReviewDef {
+                            meta: p.fresh.meta.clone(),
+                            ..o.clone()
+                        }
+                    } else {
+                        AccessReviewDef {
+                            confirmed: pick(bit(0), &o.confirmed, &new.confirmed),
+                            group: pick(bit(1), &o.group, &new.group),
+                            meta: pick(bit(4), &o.meta, &new.meta),
+                            ..o.clone()
+                        }
+                    };
+                    Some((name.into(), Versions::AccessReview(Some(o), Some(new))))
+                }
+                (Operation::Delete, Some(o)) => {
+                    Some((name.into(), Versions::AccessReview(Some(o), None)))
+                }
+                _ => None,
+            }
+        }
     }
 }
 
@@ -682,6 +816,9 @@ fn settle_deletion(v: &mut Versions) {
         Versions::ApiKey(o, n) => {
             keep(o.as_ref().map(|x| &x.meta), n.as_mut().map(|x| &mut x.meta))
         }
+        Versions::AccessReview(o, n) => {
+            keep(o.as_ref().map(|x| &x.meta), n.as_mut().map(|x| &mut x.meta))
+        }
     }
 }
 
@@ -701,6 +838,10 @@ fn apply(s: &OrgState, name: &str, v: &Versions) -> OrgState {
         Versions::ApiKey(_, new) => match new {
             Some(k) => drop(after.api_keys.insert(name.into(), k.clone())),
             None => drop(after.api_keys.remove(name)),
+        },
+        Versions::AccessReview(_, new) => match new {
+            Some(r) => drop(after.reviews.insert(name.into(), r.clone())),
+            None => drop(after.reviews.remove(name)),
         },
     }
     after
@@ -1111,6 +1252,10 @@ fn change_of<'a>(operation: Operation, name: &'a str, v: &'a Versions) -> Change
             o.as_ref().map(Object::ApiKey),
             n.as_ref().map(Object::ApiKey),
         ),
+        Versions::AccessReview(o, n) => (
+            o.as_ref().map(Object::AccessReview),
+            n.as_ref().map(Object::AccessReview),
+        ),
     };
     Change {
         operation,
@@ -1126,6 +1271,7 @@ fn operation_of(v: &Versions) -> Operation {
         Versions::Group(o, n) => (o.is_some(), n.is_some()),
         Versions::Member(o, n) => (o.is_some(), n.is_some()),
         Versions::ApiKey(o, n) => (o.is_some(), n.is_some()),
+        Versions::AccessReview(o, n) => (o.is_some(), n.is_some()),
     };
     match (old, new) {
         (false, _) => Operation::Create,
@@ -1318,6 +1464,11 @@ fn the_webhook_s_knowledge_and_the_cli_s_judge_alike() {
                 K::ApiKey,
                 o.clone().map(Def::ApiKey),
                 n.clone().map(Def::ApiKey),
+            ),
+            Versions::AccessReview(o, n) => (
+                K::AccessReview,
+                o.clone().map(Def::AccessReview),
+                n.clone().map(Def::AccessReview),
             ),
         }
     };

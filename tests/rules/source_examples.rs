@@ -116,6 +116,7 @@ fn judge_as(
         Def::Member(m) => m.name.clone(),
         Def::ApiKey(k) => k.name.clone(),
         Def::Organization(o) => o.name.clone(),
+        Def::AccessReview(r) => r.name.clone(),
     };
     let known = Plain::new(s.clone());
     judge::judge(

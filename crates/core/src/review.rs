@@ -20,7 +20,18 @@ use crate::model::{AccessReviewDef, GroupDef, MemberDef, OrgState, ReviewPeriod,
 pub const DUE_NOTICE: SignedDuration = SignedDuration::from_hours(7 * 24);
 
 /// Where a group stands with its reviews at an instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum Standing {
     /// Reviewed within its cadence; the due date is more than the notice away.
     Current,
@@ -147,7 +158,7 @@ pub fn review_state<'a>(
 /// when it was recorded: a Member created later under a confirmed name
 /// (deleted and re-created, perhaps for someone else) is not confirmed.
 pub fn confirms(review: &AccessReviewDef, m: &MemberDef, t: Timestamp) -> bool {
-    review.confirmed.iter().any(|c| *c == m.name)
+    review.confirmed.contains(&m.name)
         && m.invited_at.unwrap_or(t) <= recorded_at(review, t)
 }
 
@@ -167,6 +178,25 @@ pub fn membership_suspended(state: &OrgState, m: &MemberDef, group: &str, t: Tim
         return false;
     };
     rs.standing == Standing::Overdue && !rs.last.is_some_and(|r| confirms(r, m, t))
+}
+
+/// From which instant member `m`'s membership of `group` is suspended
+/// under this state, whatever the clock (`None`: never): the group's overdue
+/// instant when its last review does not confirm the member and the
+/// Organization says Suspend. Every record counts (a manifest not applied
+/// yet is recorded after all the others). What admission compares before and
+/// after a change: a later instant, or none where there was one, is a grant
+/// ([`crate::effective::extends`], as for a membership's end).
+pub fn suspended_from(state: &OrgState, m: &MemberDef, group: &str) -> Option<Timestamp> {
+    if !suspends(state) {
+        return None;
+    }
+    let g = state.groups.get(group)?;
+    let rs = review_state(state, g, Timestamp::MAX)?;
+    if rs.last.is_some_and(|r| confirms(r, m, Timestamp::MAX)) {
+        return None;
+    }
+    rs.overdue_at
 }
 
 /// The instants around `t` at which a membership of `group` may start or

@@ -56,6 +56,10 @@ pub fn rule(id: &str) -> Rule {
             "A trusted change grants nothing through a binding a tenant set",
             "rules.md#the-catalogue",
         ),
+        "ReviewedByOwner" => (
+            "Only an owner of a group records or deletes its access reviews",
+            "rules.md#the-catalogue",
+        ),
         "InvalidManifest" => (
             "A document is readable YAML or JSON of a known orgaccess.dev kind",
             "cli.md#orgaccess-check",
@@ -263,6 +267,7 @@ mod tests {
             "IdentityClaims",
             "BindingsRecorded",
             "ForeignBindings",
+            "ReviewedByOwner",
         ] {
             let r = rule(id);
             assert!(r.help_uri.ends_with("rules.md#the-catalogue"), "{id}");

@@ -27,6 +27,7 @@ pub fn catalog_validity(state: &OrgState, change: &Change) -> Vec<Violation> {
     if change.operation == Operation::Update && same_spec(change.old, change.new) {
         return out;
     }
+    super::review_validity::review_validity(state, change, &mut out);
     match change.new {
         Some(Object::Group(g)) => {
             privileges_valid(state, &g.privileges, &mut out);

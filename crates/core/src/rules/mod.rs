@@ -27,9 +27,14 @@ mod identity_claims;
 mod key_re_enabled;
 mod no_escalation;
 mod required_privileges;
+mod review_grants;
+mod review_validity;
+mod reviewed_by_owner;
 mod search_hub;
 mod unknown_requester;
 
+#[cfg(test)]
+mod access_review_cases;
 #[cfg(test)]
 mod deletion_widens_cases;
 #[cfg(test)]
@@ -49,6 +54,8 @@ pub use guarded_metadata::guarded_metadata;
 pub use identity_claims::identity_claims;
 pub use no_escalation::no_escalation;
 pub use required_privileges::{activities_view, required, required_privileges};
+pub use review_grants::{lifted, review_grants};
+pub use reviewed_by_owner::reviewed_by_owner;
 pub use unknown_requester::unknown_requester;
 
 /// The rules, named as in the documentation and in denial messages.
@@ -74,6 +81,9 @@ pub enum Rule {
     /// A trusted change grants nobody anything through a binding an
     /// untrusted requester set (the second-order invariant, docs/security.md).
     ForeignBindings,
+    /// Only an owner of a group (`spec.owners`) records or deletes its
+    /// access reviews (docs/access-reviews.md).
+    ReviewedByOwner,
 }
 
 impl fmt::Display for Rule {
@@ -113,7 +123,7 @@ pub enum Operation {
     Delete,
 }
 
-/// An object of one of the four kinds.
+/// An object of one of the five kinds.
 #[derive(Clone, Copy, Debug)]
 pub enum Object<'a> {
     Organization(&'a OrgDef),
@@ -220,6 +230,7 @@ pub fn check(
     out.extend(guarded_metadata(change, requester));
     out.extend(duplicate(state, grantees, change, requester));
     out.extend(required_privileges(state, change, requester));
+    out.extend(reviewed_by_owner(state, change, requester));
     out.extend(no_escalation(state, grantees, change, requester));
     out
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use super::deletion_widens::deletion_widens;
 use super::holdings::{granted, holds};
 use super::key_re_enabled::key_re_enabled;
+use super::review_grants::review_grants;
 use super::search_hub::search_hub_widened;
 use super::{Change, Object, Requester, Rule, Violation, group_names, member, violation};
 use crate::effective::{Grantees, extends, member_groups, membership_end};
@@ -33,7 +34,11 @@ use crate::privilege::PrivilegeSet;
 ///   include the very membership);
 /// - a disabled API key enabled again: everything it holds (`key_re_enabled`);
 /// - an API key's search hub removed or changed: its Search/ExecuteQueries,
-///   which then reaches other hubs (`search_hub.rs`).
+///   which then reaches other hubs (`search_hub.rs`);
+/// - a suspension lifted or postponed (an access review recorded or deleted,
+///   a group's cadence, the Organization's review settings): everything the
+///   group holds, and never the requester's own membership
+///   (`review_grants.rs`).
 ///
 /// A requester who holds anything through a membership with an end grants
 /// only what they hold without one ([`durable`]): a grant outlives the
@@ -99,6 +104,7 @@ pub fn no_escalation(
     out.extend(key_re_enabled(state, change, requester, mine));
     out.extend(search_hub_widened(change, requester, mine));
     out.extend(deletion_widens(state, change, requester, mine));
+    out.extend(review_grants(state, grantees, change, requester, mine));
     if let Some(Object::Member(new)) = change.new {
         out.extend(member_escalation(
             state, grantees, change, new, requester, mine,

@@ -14,8 +14,8 @@ use crate::builtin::BuiltinGroup;
 use crate::catalog::Service;
 use crate::effective::{Grantees, requester_view, resolve_grantees};
 use crate::model::{
-    ApiKeyDef, GroupDef, MemberDef, MemberIdentity, OrgDef, OrgState, Provider, Subject,
-    SubjectKind,
+    AccessReviewDef, ApiKeyDef, GroupDef, MemberDef, MemberIdentity, OrgDef, OrgState, Provider,
+    Subject, SubjectKind,
 };
 use crate::privilege::{AccessLevel, PrivilegeSpec, spec};
 
@@ -140,6 +140,7 @@ pub enum Def {
     Group(GroupDef),
     Member(MemberDef),
     ApiKey(ApiKeyDef),
+    AccessReview(AccessReviewDef),
 }
 
 impl Def {
@@ -149,6 +150,7 @@ impl Def {
             Def::Group(d) => Object::Group(d),
             Def::Member(d) => Object::Member(d),
             Def::ApiKey(d) => Object::ApiKey(d),
+            Def::AccessReview(d) => Object::AccessReview(d),
         }
     }
 
@@ -158,6 +160,7 @@ impl Def {
             Def::Group(d) => &d.name,
             Def::Member(d) => &d.name,
             Def::ApiKey(d) => &d.name,
+            Def::AccessReview(d) => &d.name,
         }
     }
 }
