@@ -38,6 +38,12 @@ pub async fn reconcile(stored: Arc<Stored<Group>>, ctx: Arc<Ctx>) -> Result<Acti
             next.into_iter().chain(review).min(),
         )
     };
+    // The review gauges (groups gone: the Organization reconcile).
+    ctx.metrics.reviews.set(
+        &ns,
+        &group.name_any(),
+        status.as_ref().and_then(|s| s.review_standing),
+    );
     // Not indexed (deleted meanwhile): write nothing (see member::reconcile).
     let Some(status) = status else {
         return Ok(Action::await_change());

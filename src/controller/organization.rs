@@ -69,6 +69,7 @@ pub async fn reconcile(stored: Arc<Stored<Organization>>, ctx: Arc<Ctx>) -> Resu
     let ns = org.namespace().ok_or(Error::NotNamespaced)?;
     if org.metadata.deletion_timestamp.is_some() {
         ctx.metrics.advice.set(&ns, &[]);
+        ctx.metrics.reviews.retain(&ns, |_| false);
         return Ok(Action::await_change());
     }
     let groups_api: Api<Group> = Api::namespaced(ctx.client.clone(), &ns);
@@ -133,6 +134,12 @@ pub async fn reconcile(stored: Arc<Stored<Organization>>, ctx: Arc<Ctx>) -> Resu
     };
     ctx.metrics.advice.set(&ns, &findings);
     let index = &ctx.caches.index;
+    {
+        let snapshot = index.namespace(&ns);
+        ctx.metrics
+            .reviews
+            .retain(&ns, |g| snapshot.state.groups.contains_key(g));
+    }
     ctx.metrics
         .advice
         .retain(|ns| index.namespace(ns).state.org.is_some());

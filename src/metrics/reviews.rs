@@ -42,8 +42,16 @@ pub struct ReviewMetrics {
     namespace_labels: bool,
     by_namespace: Family<Labels, Gauge>,
     totals: Family<TotalLabels, Gauge>,
-    /// The standing of each (namespace, group) counted.
-    present: Arc<Mutex<BTreeMap<(String, String), &'static str>>>,
+    counts: Arc<Mutex<Counts>>,
+}
+
+/// The standing of each (namespace, group) counted, and the counts, kept
+/// together so that a change costs a few map operations, not a pass.
+#[derive(Default)]
+struct Counts {
+    groups: BTreeMap<(String, String), &'static str>,
+    per_namespace: BTreeMap<(String, &'static str), i64>,
+    totals: BTreeMap<&'static str, i64>,
 }
 
 impl ReviewMetrics {
@@ -77,36 +85,69 @@ impl ReviewMetrics {
     }
 
     /// Records the group's standing (`None`: no cadence, or the group is
-    /// gone).
+    /// gone). Called by the Group reconcile.
     pub fn set(&self, namespace: &str, group: &str, standing: Option<Standing>) {
         let now = standing.and_then(label);
         let key = (namespace.to_string(), group.to_string());
-        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let before = match now {
-            Some(s) => present.insert(key, s),
-            None => present.remove(&key),
+            Some(s) => counts.groups.insert(key, s),
+            None => counts.groups.remove(&key),
         };
-        if before == now {
-            return;
+        if before != now {
+            self.add(&mut counts, namespace, before, -1);
+            self.add(&mut counts, namespace, now, 1);
         }
-        for standing in [before, now].into_iter().flatten() {
-            let total = present.values().filter(|s| **s == standing).count();
-            let here = present
-                .iter()
-                .filter(|((ns, _), s)| ns == namespace && **s == standing)
-                .count();
-            self.totals
-                .get_or_create(&TotalLabels { standing })
-                .set(total as i64);
-            let labels = Labels {
-                namespace: namespace.to_string(),
-                standing,
-            };
-            if here == 0 {
-                self.by_namespace.remove(&labels);
-            } else {
-                self.by_namespace.get_or_create(&labels).set(here as i64);
-            }
+    }
+
+    /// Forgets the groups of `namespace` that `live` says are gone (a
+    /// deleted Group is not reconciled): called by the Organization
+    /// reconcile, which every Group change reaches.
+    pub fn retain(&self, namespace: &str, live: impl Fn(&str) -> bool) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let from = (namespace.to_string(), String::new());
+        let gone: Vec<((String, String), &'static str)> = counts
+            .groups
+            .range(from..)
+            .take_while(|((ns, _), _)| ns == namespace)
+            .filter(|((_, g), _)| !live(g))
+            .map(|(k, s)| (k.clone(), *s))
+            .collect();
+        for (key, standing) in gone {
+            counts.groups.remove(&key);
+            self.add(&mut counts, namespace, Some(standing), -1);
+        }
+    }
+
+    /// Adds `delta` to the count of `standing` in `namespace` and in total,
+    /// and sets their series.
+    fn add(
+        &self,
+        counts: &mut Counts,
+        namespace: &str,
+        standing: Option<&'static str>,
+        delta: i64,
+    ) {
+        let Some(standing) = standing else {
+            return;
+        };
+        let total = counts.totals.entry(standing).or_default();
+        *total += delta;
+        self.totals
+            .get_or_create(&TotalLabels { standing })
+            .set(*total);
+        let key = (namespace.to_string(), standing);
+        let here = counts.per_namespace.entry(key.clone()).or_default();
+        *here += delta;
+        let labels = Labels {
+            namespace: namespace.to_string(),
+            standing,
+        };
+        if *here == 0 {
+            counts.per_namespace.remove(&key);
+            self.by_namespace.remove(&labels);
+        } else {
+            self.by_namespace.get_or_create(&labels).set(*here);
         }
     }
 }
@@ -178,6 +219,15 @@ mod tests {
         m.set("a", "g1", Some(Standing::Due));
         let t = text(&m);
         assert!(!t.contains("namespace=\"a\",standing=\"overdue\""), "{t}");
+        // A group gone is forgotten.
+        m.retain("b", |_| false);
+        m.retain("a", |g| g == "g1");
+        let t = text(&m);
+        assert!(!t.contains("namespace=\"b\""), "{t}");
+        assert!(
+            t.contains("orgaccess_access_reviews{namespace=\"a\",standing=\"due\"} 1"),
+            "{t}"
+        );
         assert!(
             t.contains("orgaccess_access_reviews{namespace=\"a\",standing=\"due\"} 1"),
             "{t}"

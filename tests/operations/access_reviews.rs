@@ -244,7 +244,7 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
     std::fs::write(certs.path().join("tls.crt"), &serving.cert_pem).unwrap();
     std::fs::write(certs.path().join("tls.key"), &serving.key_pem).unwrap();
     let (webhook_port, decision_port) = (support::free_port(), support::free_port());
-    let _operator = operator(&ns, webhook_port, decision_port, certs.path());
+    let op = operator(&ns, webhook_port, decision_port, certs.path());
     let config = register(&client, &ns, webhook_port).await;
     wait_until_called(&ns).await;
 
@@ -295,6 +295,18 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
     .await;
     let status = g.status.clone().unwrap();
     assert_eq!(status.review_standing, Some(Standing::Due));
+    let admin = op.admin_addr().await;
+    let gauge = |standing: &'static str| async move {
+        let body = support::metrics::scrape(admin).await;
+        support::metrics::sample(
+            &body,
+            &format!("orgaccess_access_reviews{{standing=\"{standing}\"}}"),
+        )
+    };
+    eventually("the gauge counts editors as due", WAIT, || async {
+        (gauge("due").await == Some(1.0) && gauge("overdue").await == Some(0.0)).then_some(())
+    })
+    .await;
     assert_eq!(reviewed(&g), Some(("False".into(), "Due".into())));
     assert!(status.next_review_due.is_some());
     assert!(status.members.contains(&"alice".to_string()));
@@ -421,6 +433,10 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
                 .then_some(())
         },
     )
+    .await;
+    eventually("the gauge counts editors as overdue", WAIT, || async {
+        (gauge("overdue").await == Some(1.0) && gauge("due").await == Some(0.0)).then_some(())
+    })
     .await;
 
     // Report only: the condition stays, alice counts again.

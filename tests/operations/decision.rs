@@ -57,6 +57,10 @@ fn index_with(previous_until: jiff::Timestamp, search_hub: Option<&str>) -> Arc<
                 }
                 index.apply(&with_status(k, previous_until));
             }
+            Object::AccessReview(mut r) => {
+                r.metadata.namespace = Some(NS.into());
+                index.apply(&r);
+            }
         }
     }
     for b in BuiltinGroup::ALL {

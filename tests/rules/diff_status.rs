@@ -50,6 +50,10 @@ fn indexed(dir: &Path) -> (Index, Vec<orgaccess::api::Member>) {
                 k.metadata.namespace = Some(NS.into());
                 index.apply(&k);
             }
+            Object::AccessReview(mut r) => {
+                r.metadata.namespace = Some(NS.into());
+                index.apply(&r);
+            }
         }
     }
     for b in BuiltinGroup::ALL {
