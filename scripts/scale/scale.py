@@ -1098,7 +1098,7 @@ class Run:
         applies per shape as the operator sends them (field manager
         orgaccess-controller, forced), each a real change (the edited
         privilege's level flipped), one after another on one keep-alive
-        connection. Per shape: bytes sent, bytes stored, managedFields, the
+        connection, in blocks of 10 with the shapes taking turns. Per shape: bytes sent, bytes stored, managedFields, the
         apiserver's CPU (its process, /proc) and wall time per write. A
         ConfigMap of the same size, written by merge patch, is the reference
         for a built-in object."""
@@ -1175,21 +1175,29 @@ class Run:
                     {"apiVersion": gv, "kind": "Member", "status": status_of(o, False, strings)}, separators=(",", ":")), "application/apply-patch+yaml")
         size = sum(len(json.dumps({"apiVersion": GROUP_VERSION, "kind": "Member", "status": o.get("status") or {}}, separators=(",", ":"))) for o in sample) // max(1, len(sample))
         send(f"/api/v1/namespaces/{ns}/configmaps", json.dumps({"metadata": {"name": "write-cost"}, "data": {"x": "a"}}), "application/json", "POST")
-        out = {key: {"shape": label, "writes": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "rounds_cpu_ms_per_write": []}
+        out = {key: {"shape": label, "writes": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "blocks_cpu_ms_per_write": []}
                for key, label, *_ in shapes}
         out["configmap"] = {"shape": f"a ConfigMap of the same size ({size} B of data), merge patch", "writes": 0,
-                            "cpu_seconds": 0.0, "wall_seconds": 0.0, "rounds_cpu_ms_per_write": []}
-        for rnd in range(rounds):
-            flip = rnd % 2 == 0
-            for key, _, atomic, strings in shapes + [("configmap", "", False, False)]:
+                            "cpu_seconds": 0.0, "wall_seconds": 0.0, "blocks_cpu_ms_per_write": []}
+        # Blocks of BLOCK writes, the shapes taking turns block by block (the
+        # order rotating each turn), so that whatever else loads the machine
+        # meanwhile falls on every shape alike; `rounds` times over the sample.
+        BLOCK = 10
+        order = shapes + [("configmap", "", False, False)]
+        turns = rounds * max(1, len(sample) // BLOCK)
+        for turn in range(turns):
+            first = (turn * BLOCK) % len(sample)
+            block = sample[first:first + BLOCK]
+            flip = ((turn * BLOCK) // len(sample)) % 2 == 0  # each visit of a member changes it
+            for key, _, atomic, strings in order[turn % len(order):] + order[:turn % len(order)]:
                 if key == "configmap":
                     reqs = [(f"/api/v1/namespaces/{ns}/configmaps/write-cost", json.dumps(
-                        {"data": {"x": ("ab"[(i + rnd) % 2]) * size}}), "application/merge-patch+json") for i in range(len(sample))]
+                        {"data": {"x": ("ab"[(i + turn) % 2]) * size}}), "application/merge-patch+json") for i in range(len(block))]
                 else:
                     gv = f"{key}.cost.orgaccess.dev/v1alpha1"
                     reqs = [(f"/apis/{gv}/namespaces/{ns}/members/{o['metadata']['name']}/status?fieldManager=orgaccess-controller&force=true",
                              json.dumps({"apiVersion": gv, "kind": "Member", "status": status_of(o, flip, strings)}, separators=(",", ":")),
-                             "application/apply-patch+yaml") for o in sample]
+                             "application/apply-patch+yaml") for o in block]
                 c0, t0 = proc_cpu(apiserver), time.monotonic()
                 last = None
                 for path, body, ct in reqs:
@@ -1199,7 +1207,7 @@ class Run:
                 r["writes"] += len(reqs)
                 r["cpu_seconds"] += cpu
                 r["wall_seconds"] += wall
-                r["rounds_cpu_ms_per_write"].append(1000 * cpu / len(reqs))
+                r["blocks_cpu_ms_per_write"].append(1000 * cpu / len(reqs))
                 r["sent_bytes_mean"] = sum(len(b) for _, b, _ in reqs) / len(reqs)
                 stored = json.loads(last)
                 r["stored_bytes_last"] = len(json.dumps(stored, separators=(",", ":")))
@@ -1207,6 +1215,9 @@ class Run:
         for r in out.values():
             r["apiserver_cpu_ms_per_write"] = 1000 * r["cpu_seconds"] / r["writes"]
             r["wall_ms_per_write"] = 1000 * r["wall_seconds"] / r["writes"]
+            b = sorted(r.pop("blocks_cpu_ms_per_write"))
+            r["blocks"] = len(b)
+            r["block_cpu_ms_per_write_p25_p50_p75"] = [b[len(b) // 4], b[len(b) // 2], b[3 * len(b) // 4]]
         base = out["map"]["apiserver_cpu_ms_per_write"]
         for r in out.values():
             r["cpu_over_map"] = r["apiserver_cpu_ms_per_write"] / base if base else None
@@ -1746,8 +1757,9 @@ def table(r):
     wc = r.get("write_cost")
     if wc:
         for k, c in wc["shapes"].items():
-            rows.append((f"write cost: {k}", f"{c['apiserver_cpu_ms_per_write']:.2f} ms apiserver CPU per write ({c['cpu_over_map']:.2f}x map; rounds "
-                         + ", ".join(f"{x:.1f}" for x in c["rounds_cpu_ms_per_write"]) + f"), wall {c['wall_ms_per_write']:.1f} ms, sent {c['sent_bytes_mean']:.0f} B, stored {c['stored_bytes_last']} B"
+            q = c["block_cpu_ms_per_write_p25_p50_p75"]
+            rows.append((f"write cost: {k}", f"{c['apiserver_cpu_ms_per_write']:.2f} ms apiserver CPU per write ({c['cpu_over_map']:.2f}x map; {c['writes']} writes, blocks of 10: p25/p50/p75 "
+                         + f"{q[0]:.1f}/{q[1]:.1f}/{q[2]:.1f}), wall {c['wall_ms_per_write']:.1f} ms, sent {c['sent_bytes_mean']:.0f} B, stored {c['stored_bytes_last']} B"
                          + f", managedFields {c['managed_fields_bytes_last']} B: {c['shape']}"))
     fr = r.get("freshness")
     if fr:
@@ -1790,7 +1802,7 @@ def main():
     r.add_argument("--parallel", type=int, default=1, help="namespaces after the first applied this many at a time")
     r.add_argument("--write-floor", type=int, default=0, help="connections for the write-floor step (0: skip)")
     r.add_argument("--write-cost", type=int, default=0, help="writes per shape and round for the write-cost step (0: skip)")
-    r.add_argument("--write-cost-rounds", type=int, default=4)
+    r.add_argument("--write-cost-rounds", type=int, default=4, help="times each shape writes the whole sample")
     r.add_argument("--fault", choices=["none", "kill", "failover", "apiserver-restart"], default="none")
     r.add_argument("--operator-json", default="")
     r.add_argument("--decision-port", type=int, default=0)
