@@ -10,7 +10,7 @@
 #                         [--chunk C] [--edit-members E] [--idle-seconds S]
 #                         [--skip-webhook-baseline] [--freshness N] [--out FILE] [--keep]
 #                         [--fault none|kill|failover|apiserver-restart]
-#                         [--parallel P] [--write-floor C]
+#                         [--parallel P] [--write-floor C] [--write-cost N]
 #
 # --freshness N: after the other measurements, N trials each of disabling a key
 # and of removing a member from a group, timed from the write to the first
@@ -23,7 +23,16 @@
 # --write-floor C: last, with the operator stopped (SIGSTOP), the group edit's
 # member statuses written once more by C connections: the fastest this control
 # plane takes the same writes, the floor under the group edit (0 skips it;
-# default 8, the operator's --concurrency).
+# default 8, the operator's --concurrency). The floor writes the group edit's
+# change again in its cheapest form (a merge patch of status.privileges alone);
+# the table gives the edit's p99 over the floor's, and the apiserver's own view
+# of both (apiserver_request_duration_seconds, its process CPU per write).
+#
+# --write-cost N: last, what one Member status write costs the apiserver by the
+# shape of its status, side by side: N members' statuses written as the operator
+# sends them, under copies of the Member CRD (conditions a map list, as before;
+# an atomic list, as now; privileges as strings, not adopted) and as a ConfigMap
+# of the same size, in interleaved rounds (default 100; 0 skips it).
 #
 # --fault: one fault in the middle of convergence (docs/performance.md, "fault
 # runs"): kill -9 the operator and start it again, once halfway through the
@@ -35,6 +44,7 @@
 #
 # Environment:
 #   ORGACCESS_BIN                  the orgaccess binary to measure (default: cargo build --release, target/release/orgaccess)
+#   ORGACCESS_SCALE_CRDS           the CRDs to install (default: crds/ of this checkout), e.g. another branch's
 #   ORGACCESS_CONTROL_PLANE_BIN    the control-plane binary (default: cargo build -p orgaccess-testenv, target/debug/control-plane)
 #   ORGACCESS_SCALE_OPERATOR_ARGS  extra arguments for `orgaccess run` (space-separated)
 #   ORGACCESS_SCALE_OPERATOR_WRAPPER  a command the operator runs under (space-separated), e.g.
@@ -62,6 +72,7 @@ freshness=30
 fault=none
 parallel=1
 write_floor=8
+write_cost=100
 skip_baseline=false
 out=""
 keep=false
@@ -79,13 +90,14 @@ while [[ $# -gt 0 ]]; do
     --fault) fault=$2; shift 2 ;;
     --parallel) parallel=$2; shift 2 ;;
     --write-floor) write_floor=$2; shift 2 ;;
+    --write-cost) write_cost=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
 done
-for v in groups members namespaces chunk edit_members idle_seconds freshness parallel write_floor; do
+for v in groups members namespaces chunk edit_members idle_seconds freshness parallel write_floor write_cost; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "--${v//_/-} must be a whole number (got '${!v}')"
 done
 case $fault in none|kill|failover|apiserver-restart) ;; *) die "--fault must be none, kill, failover or apiserver-restart (got '$fault')" ;; esac
@@ -193,8 +205,9 @@ operator_kc=$dir/cp/kubeconfigs/${operator_user//:/_}.kubeconfig
 [[ -f "$operator_kc" ]] || die "no kubeconfig for the operator identity at $operator_kc"
 kubectl() { "$kubectl_bin" --kubeconfig "$admin_kc" --cache-dir "$dir/kubectl-cache" "$@"; }
 
-kubectl apply --server-side --field-manager=orgaccess-scale -f crds/ >/dev/null
-kubectl wait --for condition=established --timeout=60s -f crds/ >/dev/null
+crds=${ORGACCESS_SCALE_CRDS:-crds/}
+kubectl apply --server-side --field-manager=orgaccess-scale -f "$crds" >/dev/null
+kubectl wait --for condition=established --timeout=60s -f "$crds" >/dev/null
 # The webhook judges the namespaces labelled orgaccess-scale/webhook=on; the
 # baseline namespace (scale-nowebhook) is left out by the namespaceSelector.
 ns_list=()
@@ -329,7 +342,7 @@ py_args=(run --kubeconfig "$admin_kc" --kubectl "$kubectl_bin" --kubectl-cache "
   --chunk "$chunk" --edit-members "$edit_members" --idle-seconds "$idle_seconds"
   --reconcile-timeout "${ORGACCESS_SCALE_RECONCILE_TIMEOUT:-600}"
   --edit-timeout "${ORGACCESS_SCALE_EDIT_TIMEOUT:-300}"
-  --fault "$fault" --parallel "$parallel" --write-floor "$write_floor" --operator-json "$dir/operator.json"
+  --fault "$fault" --parallel "$parallel" --write-floor "$write_floor" --write-cost "$write_cost" --operator-json "$dir/operator.json"
   --freshness "$freshness" --decision-port "$decision_port" --decision-nginx-port "$decision_nginx_port" --tls-dir "$tls")
 $skip_baseline && py_args+=(--skip-webhook-baseline)
 [[ -z "$out" ]] || py_args+=(--out "$out")

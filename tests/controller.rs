@@ -261,6 +261,51 @@ async fn editing_a_group_changes_its_members_and_no_one_else() {
     .await;
 }
 
+/// A Member's conditions are one atomic list (docs/performance.md, "what a
+/// status write costs"): the operator's managedFields entry names the list,
+/// not each condition's each field, and the status carries every condition.
+#[tokio::test]
+async fn a_member_status_write_owns_its_conditions_as_one_field() {
+    let (client, ns) = setup().await;
+    apply_examples(&ns).await;
+    converge(&client, &ns).await;
+    let john = member(&client, &ns, "john-smith").await;
+    let types: Vec<&str> = john
+        .status
+        .as_ref()
+        .expect("status")
+        .conditions
+        .iter()
+        .map(|c| c.type_.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "Ready",
+            "ResolvedRefs",
+            "Reconciling",
+            "Stalled",
+            "ConsoleAccess",
+            "MembershipEnding"
+        ]
+    );
+    let entries = john.metadata.managed_fields.as_deref().unwrap_or_default();
+    let ours = entries
+        .iter()
+        .find(|e| {
+            e.manager.as_deref() == Some("orgaccess-controller")
+                && e.subresource.as_deref() == Some("status")
+        })
+        .unwrap_or_else(|| panic!("no status entry of the operator: {entries:#?}"));
+    let fields = &ours.fields_v1.as_ref().expect("fieldsV1").0;
+    assert_eq!(
+        fields["f:status"]["f:conditions"],
+        json!({}),
+        "the conditions are owned whole: {fields}"
+    );
+    assert!(fields["f:status"]["f:privileges"].is_object(), "{fields}");
+}
+
 #[tokio::test]
 async fn after_convergence_an_idle_period_writes_nothing() {
     let (client, ns) = setup().await;

@@ -210,7 +210,7 @@ class Api:
             })
             r = c.getresponse()
             data = r.read()
-            if r.status != 200:
+            if r.status not in (200, 201):  # 201: an apply that created the object
                 raise RuntimeError(f"PATCH {path}: HTTP {r.status}: {data[:300]!r}")
             return json.loads(data)
         finally:
@@ -476,6 +476,73 @@ def scrape_apiserver(api):
     keep = [line for line in text.splitlines() if "apiserver_admission_webhook_admission_duration_seconds" in line
             and 'name="validate.orgaccess.dev"' in line]
     return parse_metrics("\n".join(keep))
+
+
+# The apiserver's own series for status writes: every PATCH of a Member's
+# status (its duration histogram; a server-side apply counts as verb APPLY,
+# a merge patch as PATCH), the Events created, and its process CPU.
+APISERVER_WRITE_SERIES = ("apiserver_request_duration_seconds", "apiserver_request_total", "process_cpu_seconds_total")
+
+
+def scrape_apiserver_writes(api):
+    text = api.get_raw("/metrics").decode()
+    keep = []
+    for line in text.splitlines():
+        if line.startswith("process_cpu_seconds_total"):
+            keep.append(line)
+        elif line.startswith(APISERVER_WRITE_SERIES[:2]) and (
+            ('resource="members"' in line and 'subresource="status"' in line and ('verb="PATCH"' in line or 'verb="APPLY"' in line))
+            or ('resource="events"' in line and 'verb="POST"' in line)
+        ):
+            keep.append(line)
+    return parse_metrics("\n".join(keep))
+
+
+def apiserver_writes_delta(before, after, writes):
+    """The apiserver's view between two scrapes: Member status PATCHes
+    (count, mean and p99 of apiserver_request_duration_seconds), Events
+    created, and its process CPU per Member status write."""
+    def members(m, suffix):
+        return metric_sum(m, "apiserver_request_duration_seconds" + suffix, resource="members", subresource="status")
+
+    def only_members(m):
+        return {k: v for k, v in m.items() if ("resource", "members") in k[1]}
+
+    n = members(after, "_count") - members(before, "_count")
+    cum = histogram_delta(only_members(before), only_members(after), "apiserver_request_duration_seconds")
+    cpu = metric_sum(after, "process_cpu_seconds_total") - metric_sum(before, "process_cpu_seconds_total")
+    events = metric_sum(after, "apiserver_request_total", resource="events", verb="POST") - metric_sum(
+        before, "apiserver_request_total", resource="events", verb="POST")
+    return {
+        "member_status_patches": n,
+        "mean_seconds": (members(after, "_sum") - members(before, "_sum")) / n if n else None,
+        "p99_seconds": histogram_quantile(0.99, cum),
+        "events_created": events,
+        "apiserver_cpu_seconds": cpu,
+        "apiserver_cpu_ms_per_member_write": 1000 * cpu / writes if writes else None,
+    }
+
+
+def member_write_bytes(objs):
+    """What a Member status write weighs, over the objects given (as the
+    apiserver returns them): the server-side apply body the operator sends
+    ({apiVersion, kind, status}, compact JSON: the status is all the
+    operator's), the object as stored, and its managedFields."""
+    def size(v):
+        return len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode())
+
+    sent = [size({"apiVersion": GROUP_VERSION, "kind": "Member", "status": o.get("status") or {}}) for o in objs]
+    mf = [size(o["metadata"].get("managedFields") or []) for o in objs]
+    stored = [size(o) for o in objs]
+    mean = lambda xs: sum(xs) / len(xs) if xs else None
+    return {
+        "members": len(objs),
+        "sent_bytes_mean": mean(sent),
+        "stored_bytes_mean": mean(stored),
+        "managed_fields_bytes_mean": mean(mf),
+        "status_fields": {k: mean([size(o["status"][k]) for o in objs if k in (o.get("status") or {})])
+                          for k in ("conditions", "privileges", "groups")},
+    }
 
 
 def parse_metrics(text):
@@ -941,21 +1008,25 @@ class Run:
         return out
 
     def write_floor(self, ns, names, concurrency):
-        """The control plane's floor under the group edit: the same members'
-        statuses, as the operator wrote them, each written once more (one
-        condition's time moved, so each is a real write of the same size) by
-        `concurrency` keep-alive connections, with the operator stopped
-        (SIGSTOP) so that nothing else writes. Timed like the edit: from the
-        first request to each write's response."""
+        """The control plane's floor under the group edit: the same change
+        to the same members' statuses, written again by a plain client in
+        the cheapest form that carries it (a JSON merge patch of
+        `status.privileges` alone, an atomic list, with the edited privilege
+        back at the level before the edit: the same size and the same
+        change, reversed), by `concurrency` keep-alive connections, with the
+        operator stopped (SIGSTOP) so that nothing else writes. Timed like
+        the edit: from the first request to each write's response."""
         import concurrent.futures
         import queue
 
+        listed = {o["metadata"]["name"]: o for o in self.api.get(f"/apis/{GROUP_VERSION}/namespaces/{ns}/members")["items"]}
         bodies = []
         for name in names:
-            status = self.api.get(f"/apis/{GROUP_VERSION}/namespaces/{ns}/members/{name}").get("status") or {}
-            for c in status.get("conditions", []):
-                c["lastTransitionTime"] = "2000-01-01T00:00:00Z"
-            bodies.append((name, json.dumps({"status": status})))
+            privileges = (listed[name].get("status") or {}).get("privileges") or []
+            for p in privileges:
+                if (p.get("service"), p.get("domain")) == EDITED:
+                    p["level"] = "View"
+            bodies.append((name, json.dumps({"status": {"privileges": privileges}}, separators=(",", ":"))))
         size = sum(len(b) for _, b in bodies) / max(1, len(bodies))
         work = queue.Queue()
         for b in bodies:
@@ -986,6 +1057,7 @@ class Run:
 
         os.kill(self.a.operator_pid, signal.SIGSTOP)
         try:
+            aw0 = scrape_apiserver_writes(self.api)
             self.mark_cpu("floor_start")
             t0 = time.monotonic()
             with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -993,6 +1065,7 @@ class Run:
                     f.result()
             wall = time.monotonic() - t0
             self.mark_cpu("floor_end")
+            aw1 = scrape_apiserver_writes(self.api)
         finally:
             os.kill(self.a.operator_pid, signal.SIGCONT)
         lat = [t - t0 for t in done_at]
@@ -1006,9 +1079,150 @@ class Run:
             "p50_seconds": pct(lat, 0.50),
             "p99_seconds": pct(lat, 0.99),
             "control_plane_cpu_ms_per_write": 1000 * cp / len(lat) if lat else None,
+            "apiserver": apiserver_writes_delta(aw0, aw1, len(lat)),
         }
         log(f"write floor: {len(lat)} status writes in {wall:.2f} s ({concurrency} connections), p99 {pct(lat, 0.99):.2f} s")
         return out
+
+    def apiserver_pid(self):
+        for pid in children(self.a.control_plane_pid):
+            if proc_name(pid) == "kube-apiserver":
+                return pid
+        raise RuntimeError("no kube-apiserver under the control plane")
+
+    def write_cost(self, ns, names, writes, rounds):
+        """What one Member status write costs the apiserver, by the status's
+        shape, side by side: copies of the installed Member CRD under scratch
+        API groups (nothing watches them), one per shape, each holding the
+        same members; then, in interleaved rounds, `writes` server-side
+        applies per shape as the operator sends them (field manager
+        orgaccess-controller, forced), each a real change (the edited
+        privilege's level flipped), one after another on one keep-alive
+        connection, in blocks of 10 with the shapes taking turns. Per shape: bytes sent, bytes stored, managedFields, the
+        apiserver's CPU (its process, /proc) and wall time per write. A
+        ConfigMap of the same size, written by merge patch, is the reference
+        for a built-in object."""
+        crd = self.api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/members.orgaccess.dev")
+        conds_type = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"].get("x-kubernetes-list-type")
+        shapes = [
+            ("map", "conditions a map list (main before this change)", False, False),
+            ("atomic", "conditions an atomic list (this CRD)" if conds_type == "atomic" else "conditions an atomic list", True, False),
+            ("compact", "atomic conditions, privileges as one string each (not adopted: an API change)", True, True),
+        ]
+
+        def shape_crd(group, atomic, strings):
+            d = json.loads(json.dumps(crd))
+            d["metadata"] = {"name": f"members.{group}"}
+            d.pop("status", None)
+            d["spec"]["group"] = group
+            st = d["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+            st["conditions"].pop("x-kubernetes-list-map-keys", None)
+            st["conditions"]["x-kubernetes-list-type"] = "map" if not atomic else "atomic"
+            if not atomic:
+                st["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
+            if strings:
+                st["privileges"] = {"type": "array", "items": {"type": "string", "maxLength": 65536}}
+            return d
+
+        def compact(p):
+            text = f"{p['service']}/{p['domain']}: {p['level']}"
+            if p.get("resources"):
+                text += " (" + ", ".join(f"{r['name']} {r['level']}" for r in p["resources"]) + ")"
+            if p.get("canCreate"):
+                text += " + Can Create"
+            if p.get("grantedBy"):
+                text += " <- " + ", ".join(p["grantedBy"])
+            return text
+
+        listed = {o["metadata"]["name"]: o for o in self.api.get(f"/apis/{GROUP_VERSION}/namespaces/{ns}/members")["items"]}
+        sample = [listed[n] for n in names[:writes] if n in listed]
+        for key, _, atomic, strings in shapes:
+            group = f"{key}.cost.orgaccess.dev"
+            self.api.patch(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/members.{group}?fieldManager={FIELD_MANAGER}&force=true",
+                           shape_crd(group, atomic, strings), "application/apply-patch+yaml")
+        for key, *_ in shapes:
+            self.wait("write cost", f"the {key} CRD established", lambda key=key: (any(
+                c["type"] == "Established" and c["status"] == "True" for c in (self.api.get(
+                    f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/members.{key}.cost.orgaccess.dev").get("status") or {}).get("conditions", [])), ""), 60)
+        time.sleep(2)
+        apiserver = self.apiserver_pid()
+        c = self.api.conn()
+
+        def send(path, body, content_type, method="PATCH"):
+            c.request(method, path, body=body, headers={"Authorization": f"Bearer {self.api.token}", "Content-Type": content_type})
+            r = c.getresponse()
+            data = r.read()
+            if r.status not in (200, 201):
+                raise RuntimeError(f"write cost: {method} {path}: HTTP {r.status}: {data[:300]!r}")
+            return data
+
+        def status_of(o, flip, strings):
+            st = json.loads(json.dumps(o.get("status") or {}))
+            for p in st.get("privileges", []):
+                if (p.get("service"), p.get("domain")) == EDITED:
+                    p["level"] = "View" if flip else "Edit"
+            if strings:
+                st["privileges"] = [compact(p) for p in st.get("privileges", [])]
+            return st
+
+        for key, _, atomic, strings in shapes:
+            gv = f"{key}.cost.orgaccess.dev/v1alpha1"
+            for o in sample:
+                name = o["metadata"]["name"]
+                send(f"/apis/{gv}/namespaces/{ns}/members/{name}?fieldManager={FIELD_MANAGER}&force=true", json.dumps(
+                    {"apiVersion": gv, "kind": "Member", "metadata": {"name": name}, "spec": o["spec"]}), "application/apply-patch+yaml")
+                send(f"/apis/{gv}/namespaces/{ns}/members/{name}/status?fieldManager=orgaccess-controller&force=true", json.dumps(
+                    {"apiVersion": gv, "kind": "Member", "status": status_of(o, False, strings)}, separators=(",", ":")), "application/apply-patch+yaml")
+        size = sum(len(json.dumps({"apiVersion": GROUP_VERSION, "kind": "Member", "status": o.get("status") or {}}, separators=(",", ":"))) for o in sample) // max(1, len(sample))
+        send(f"/api/v1/namespaces/{ns}/configmaps", json.dumps({"metadata": {"name": "write-cost"}, "data": {"x": "a"}}), "application/json", "POST")
+        out = {key: {"shape": label, "writes": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "blocks_cpu_ms_per_write": []}
+               for key, label, *_ in shapes}
+        out["configmap"] = {"shape": f"a ConfigMap of the same size ({size} B of data), merge patch", "writes": 0,
+                            "cpu_seconds": 0.0, "wall_seconds": 0.0, "blocks_cpu_ms_per_write": []}
+        # Blocks of BLOCK writes, the shapes taking turns block by block (the
+        # order rotating each turn), so that whatever else loads the machine
+        # meanwhile falls on every shape alike; `rounds` times over the sample.
+        BLOCK = 10
+        order = shapes + [("configmap", "", False, False)]
+        turns = rounds * max(1, len(sample) // BLOCK)
+        for turn in range(turns):
+            first = (turn * BLOCK) % len(sample)
+            block = sample[first:first + BLOCK]
+            flip = ((turn * BLOCK) // len(sample)) % 2 == 0  # each visit of a member changes it
+            for key, _, atomic, strings in order[turn % len(order):] + order[:turn % len(order)]:
+                if key == "configmap":
+                    reqs = [(f"/api/v1/namespaces/{ns}/configmaps/write-cost", json.dumps(
+                        {"data": {"x": ("ab"[(i + turn) % 2]) * size}}), "application/merge-patch+json") for i in range(len(block))]
+                else:
+                    gv = f"{key}.cost.orgaccess.dev/v1alpha1"
+                    reqs = [(f"/apis/{gv}/namespaces/{ns}/members/{o['metadata']['name']}/status?fieldManager=orgaccess-controller&force=true",
+                             json.dumps({"apiVersion": gv, "kind": "Member", "status": status_of(o, flip, strings)}, separators=(",", ":")),
+                             "application/apply-patch+yaml") for o in block]
+                c0, t0 = proc_cpu(apiserver), time.monotonic()
+                last = None
+                for path, body, ct in reqs:
+                    last = send(path, body, ct)
+                wall, cpu = time.monotonic() - t0, proc_cpu(apiserver) - c0
+                r = out[key]
+                r["writes"] += len(reqs)
+                r["cpu_seconds"] += cpu
+                r["wall_seconds"] += wall
+                r["blocks_cpu_ms_per_write"].append(1000 * cpu / len(reqs))
+                r["sent_bytes_mean"] = sum(len(b) for _, b, _ in reqs) / len(reqs)
+                stored = json.loads(last)
+                r["stored_bytes_last"] = len(json.dumps(stored, separators=(",", ":")))
+                r["managed_fields_bytes_last"] = len(json.dumps(stored["metadata"].get("managedFields") or [], separators=(",", ":")))
+        for r in out.values():
+            r["apiserver_cpu_ms_per_write"] = 1000 * r["cpu_seconds"] / r["writes"]
+            r["wall_ms_per_write"] = 1000 * r["wall_seconds"] / r["writes"]
+            b = sorted(r.pop("blocks_cpu_ms_per_write"))
+            r["blocks"] = len(b)
+            r["block_cpu_ms_per_write_p25_p50_p75"] = [b[len(b) // 4], b[len(b) // 2], b[3 * len(b) // 4]]
+        base = out["map"]["apiserver_cpu_ms_per_write"]
+        for r in out.values():
+            r["cpu_over_map"] = r["apiserver_cpu_ms_per_write"] / base if base else None
+        log("write cost: " + ", ".join(f"{k} {r['apiserver_cpu_ms_per_write']:.1f} ms" for k, r in out.items()))
+        return {"members": len(sample), "rounds": rounds, "installed_conditions_list_type": conds_type, "shapes": out}
 
     def go(self):
         a = self.a
@@ -1192,6 +1406,7 @@ class Run:
         with open(os.path.join(work, "edit.yaml"), "w") as f:
             json.dump(wide_group(ns, "Edit"), f)
         m_edit0 = self.scrape()
+        aw0 = scrape_apiserver_writes(self.api)
         self.mark_cpu("edit_start")
         t_cmd = time.monotonic()
         r = self.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", os.path.join(work, "edit.yaml"))
@@ -1233,6 +1448,7 @@ class Run:
         self.wait("group edit", f"{a.quiet_seconds} s without status changes", quiet, a.edit_timeout)
         self.mark_cpu("edit_end")
         m_edit1 = self.scrape()
+        aw1 = scrape_apiserver_writes(self.api)
         firsts = first_changes()
         lat = [t - t_group for t in firsts.values()]
         evs = self.watcher.events_between(t_group, time.monotonic())
@@ -1258,6 +1474,12 @@ class Run:
             "status_writes": {k: w1.get(k, 0) - w0.get(k, 0) for k in sorted(set(w0) | set(w1)) if w1.get(k, 0) - w0.get(k, 0)},
         }
         self.result["group_edit"]["status_writes_total"] = sum(self.result["group_edit"]["status_writes"].values())
+        # The apiserver's view of the edit's writes, and what each weighs.
+        self.result["group_edit"]["apiserver"] = apiserver_writes_delta(
+            aw0, aw1, self.result["group_edit"]["status_writes"].get("Member", 0))
+        listed = self.api.get(f"/apis/{GROUP_VERSION}/namespaces/{ns}/members")["items"]
+        self.result["group_edit"]["member_write"] = member_write_bytes(
+            [o for o in listed if o["metadata"]["name"] in wide_set])
         # After a fault: how long until the members' statuses moved again.
         for f in self.faults:
             t_fault = f.get("killed_at") or f.get("signalled_at")
@@ -1357,6 +1579,11 @@ class Run:
         # the operator for its duration and leaves the statuses rewritten).
         if a.write_floor > 0:
             self.result["write_floor"] = self.write_floor(ns, [k[2] for k in wide_keys], a.write_floor)
+            ed, wf = self.result["group_edit"], self.result["write_floor"]
+            ed["p99_over_floor_p99"] = ed["p99_seconds"] / wf["p99_seconds"] if wf["p99_seconds"] else None
+        # 9. What one status write costs the apiserver, by shape, side by side.
+        if a.write_cost > 0:
+            self.result["write_cost"] = self.write_cost(ns, [k[2] for k in wide_keys], a.write_cost, a.write_cost_rounds)
         self.watcher.stop()
         return self.result
 
@@ -1512,8 +1739,28 @@ def table(r):
         rows.append(("final state", f"status digest {fs['status_digest'][:16]} over {fs['objects']} objects; {fs['keys_with_one_secret']} of {fs['keys']} keys with one Secret, {fs['keys_without_secret']} without, {fs['keys_with_more_secrets']} with more"))
     wf = r.get("write_floor")
     if wf:
-        rows.append(("write floor (operator stopped)", f"the same {wf['writes']} Member status writes ({wf['status_bytes_mean'] / 1024:.1f} KiB each) by {wf['concurrency']} connections: "
+        rows.append(("write floor (operator stopped)", f"the same change to the same {wf['writes']} Members (merge patch of status.privileges, {wf['status_bytes_mean'] / 1024:.1f} KiB each) by {wf['concurrency']} connections: "
                      f"{wf['seconds']:.2f} s, p50 {fmt_s(wf['p50_seconds'])}, p99 {fmt_s(wf['p99_seconds'])} ({wf['writes_per_second']:.0f} writes/s, {wf['control_plane_cpu_ms_per_write'] or 0:.1f} ms control-plane CPU each)"))
+    mw = ed.get("member_write")
+    if mw:
+        rows.append(("Member status write, bytes", f"{mw['sent_bytes_mean']:.0f} B sent (server-side apply body), {mw['stored_bytes_mean']:.0f} B stored, of which managedFields {mw['managed_fields_bytes_mean']:.0f} B"
+                     f" (status: conditions {mw['status_fields']['conditions'] or 0:.0f} B, privileges {mw['status_fields']['privileges'] or 0:.0f} B, groups {mw['status_fields']['groups'] or 0:.0f} B; {mw['members']} members)"))
+    ea = ed.get("apiserver")
+    if ea:
+        rows.append(("group edit, apiserver's view", f"{ea['member_status_patches']:.0f} Member status PATCHes, mean {fmt_s(ea['mean_seconds'])}, p99 {fmt_s(ea['p99_seconds'])}; "
+                     f"{ea['events_created']:.0f} Events created; apiserver CPU {ea['apiserver_cpu_seconds']:.1f} s = {ea['apiserver_cpu_ms_per_member_write'] or 0:.1f} ms per Member write"))
+    if wf and wf.get("apiserver"):
+        fa = wf["apiserver"]
+        rows.append(("write floor, apiserver's view", f"{fa['member_status_patches']:.0f} PATCHes, mean {fmt_s(fa['mean_seconds'])}, p99 {fmt_s(fa['p99_seconds'])}; apiserver CPU {fa['apiserver_cpu_ms_per_member_write'] or 0:.1f} ms per write"))
+    if ed.get("p99_over_floor_p99"):
+        rows.append(("group edit p99 / write floor p99", f"{ed['p99_over_floor_p99']:.2f}x (goal <= 1.2x)"))
+    wc = r.get("write_cost")
+    if wc:
+        for k, c in wc["shapes"].items():
+            q = c["block_cpu_ms_per_write_p25_p50_p75"]
+            rows.append((f"write cost: {k}", f"{c['apiserver_cpu_ms_per_write']:.2f} ms apiserver CPU per write ({c['cpu_over_map']:.2f}x map; {c['writes']} writes, blocks of 10: p25/p50/p75 "
+                         + f"{q[0]:.1f}/{q[1]:.1f}/{q[2]:.1f}), wall {c['wall_ms_per_write']:.1f} ms, sent {c['sent_bytes_mean']:.0f} B, stored {c['stored_bytes_last']} B"
+                         + f", managedFields {c['managed_fields_bytes_last']} B: {c['shape']}"))
     fr = r.get("freshness")
     if fr:
         for label, k in (("key disabled", "key_disabled"), ("member removed from a group", "member_removed_from_group")):
@@ -1554,6 +1801,8 @@ def main():
     r.add_argument("--freshness", type=int, default=0, help="trials per kind of change (0: skip)")
     r.add_argument("--parallel", type=int, default=1, help="namespaces after the first applied this many at a time")
     r.add_argument("--write-floor", type=int, default=0, help="connections for the write-floor step (0: skip)")
+    r.add_argument("--write-cost", type=int, default=0, help="writes per shape and round for the write-cost step (0: skip)")
+    r.add_argument("--write-cost-rounds", type=int, default=4, help="times each shape writes the whole sample")
     r.add_argument("--fault", choices=["none", "kill", "failover", "apiserver-restart"], default="none")
     r.add_argument("--operator-json", default="")
     r.add_argument("--decision-port", type=int, default=0)

@@ -7,7 +7,7 @@ use kube::{CustomResource, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{conditions_schema, guarded_meta};
+use super::{atomic_conditions_schema, guarded_meta};
 use crate::core::effective::{MemberPhase, Via};
 use crate::core::model::{MemberDef, MemberIdentity, Subject, UNTIL_PATTERN};
 use crate::core::privilege::PrivilegeSpec;
@@ -135,8 +135,9 @@ pub struct MembershipStatus {
 /// effective privileges with the groups each comes from.
 pub struct MemberStatus {
     /// Ready: effective privileges computed. ResolvedRefs: every group exists.
+    /// Written whole by the operator (an atomic list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "conditions_schema")]
+    #[schemars(schema_with = "atomic_conditions_schema")]
     pub conditions: Vec<Condition>,
     /// The metadata.generation this status describes (0 until the operator
     /// has reconciled the object; kstatus and `kubectl wait` compare it).
