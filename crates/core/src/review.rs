@@ -158,8 +158,7 @@ pub fn review_state<'a>(
 /// when it was recorded: a Member created later under a confirmed name
 /// (deleted and re-created, perhaps for someone else) is not confirmed.
 pub fn confirms(review: &AccessReviewDef, m: &MemberDef, t: Timestamp) -> bool {
-    review.confirmed.contains(&m.name)
-        && m.invited_at.unwrap_or(t) <= recorded_at(review, t)
+    review.confirmed.contains(&m.name) && m.invited_at.unwrap_or(t) <= recorded_at(review, t)
 }
 
 /// Is member `m`'s membership of `group` suspended at `t`? When the

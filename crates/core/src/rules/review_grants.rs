@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use super::{Change, Object, Requester, Rule, Violation, violation};
 use crate::catalog;
-use crate::effective::{Grantees, extends, member_groups};
+use crate::effective::{Grantees, extends, member_groups, membership_in};
 use crate::model::OrgState;
 use crate::privilege::{Level, PrivilegeSet};
 use crate::review::{suspended_from, suspends};
@@ -70,8 +70,25 @@ pub fn lifted(state: &OrgState, change: &Change) -> BTreeMap<String, Vec<String>
     let Some(after) = after(state, change) else {
         return out;
     };
+    // A review or a cadence moves the suspensions of its group only; the
+    // Organization's settings, of every group.
+    let only = match (change.new.or(change.old), change.new.is_some()) {
+        (Some(Object::AccessReview(r)), _) => Some(r.group.as_str()),
+        (Some(Object::Group(_)), true) => Some(change.name),
+        _ => None,
+    };
     for m in state.members.values() {
-        for (g, _) in member_groups(state, m) {
+        let groups: Vec<String> = match only {
+            Some(g) => membership_in(state, m, g)
+                .map(|_| g.to_string())
+                .into_iter()
+                .collect(),
+            None => member_groups(state, m)
+                .into_iter()
+                .map(|(g, _)| g)
+                .collect(),
+        };
+        for g in groups {
             let (before, now) = (suspended_from(state, m, &g), suspended_from(&after, m, &g));
             if extends(before, now) {
                 out.entry(g).or_default().push(m.name.clone());
