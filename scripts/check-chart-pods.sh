@@ -124,7 +124,7 @@ echo "rolled to $version-b; no change refused during the rollout"
 
 step "helm uninstall keeps the CRDs and the organization"
 helm uninstall "$release" --namespace "$ns" >/dev/null
-[[ $(kubectl get crd -o name | grep -c '\.orgaccess\.dev$') -eq 4 ]] || fail "helm uninstall deleted CRDs"
+[[ $(kubectl get crd -o name | grep -c '\.orgaccess\.dev$') -eq 5 ]] || fail "helm uninstall deleted CRDs"
 [[ -n "$(kubectl -n acme get organizations -o name)" ]] || fail "the organization went with the release"
 echo "CRDs and the organization kept"
 

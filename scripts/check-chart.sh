@@ -17,7 +17,7 @@
 #         configuration, no PodDisruptionBudget),
 #       - operator.watchNamespace=default (a RoleBinding, the webhook limited
 #         to that namespace),
-#       - crds.install=false (no CRD rendered; the default renders the four,
+#       - crds.install=false (no CRD rendered; the default renders the five,
 #         annotated helm.sh/resource-policy: keep and, against Argo CD's
 #         pruning, argocd.argoproj.io/sync-options: Prune=false,Delete=false),
 #       - the decision service on (its port is not the webhook's: every
@@ -322,10 +322,10 @@ for v in "${variants[@]}"; do
         || fail "default: no status policy"
       grep -q "\"$release-controller\"" <<<"$(docs_of_kind "$out" Role)" || fail "default: the Role does not name the release's Lease"
       crds=$(docs_of_kind "$out" CustomResourceDefinition)
-      [[ $(grep -c "helm.sh/resource-policy: keep" <<<"$crds") -eq 4 ]] \
-        || fail "default: the four CRDs are not rendered with helm.sh/resource-policy: keep"
-      [[ $(grep -c "argocd.argoproj.io/sync-options: Prune=false,Delete=false" <<<"$crds") -eq 4 ]] \
-        || fail "default: the four CRDs are not protected from Argo CD's pruning"
+      [[ $(grep -c "helm.sh/resource-policy: keep" <<<"$crds") -eq 5 ]] \
+        || fail "default: the five CRDs are not rendered with helm.sh/resource-policy: keep"
+      [[ $(grep -c "argocd.argoproj.io/sync-options: Prune=false,Delete=false" <<<"$crds") -eq 5 ]] \
+        || fail "default: the five CRDs are not protected from Argo CD's pruning"
       echo "CRDs rendered as templates, kept on uninstall"
       ;;
     decision*)
@@ -356,7 +356,7 @@ for v in "${variants[@]}"; do
       done
       grep -q "example.com/service: labelled" <<<"$(docs_of_kind "$out" Service)" || fail "$name: service.labels not used"
       grep -q "example.com/sa: labelled" <<<"$(docs_of_kind "$out" ServiceAccount)" || fail "$name: serviceAccount.labels not used"
-      [[ $(grep -c "example.com/crd: annotated" <<<"$(docs_of_kind "$out" CustomResourceDefinition)") -eq 4 ]] || fail "$name: crds.annotations not used"
+      [[ $(grep -c "example.com/crd: annotated" <<<"$(docs_of_kind "$out" CustomResourceDefinition)") -eq 5 ]] || fail "$name: crds.annotations not used"
       cms=$(docs_of_kind "$out" ConfigMap)
       grep -Eq "name: '?$release-extra'?$" <<<"$cms" && grep -q "name: $release-extra-string$" <<<"$cms" \
         || fail "$name: extraObjects (an object and a string, through tpl) not rendered: $cms"
@@ -594,7 +594,7 @@ if $own_cluster; then
   ns=chart-check-rbac
   kubectl create namespace "$ns" >/dev/null
   # With the webhook served too (when this build has it): its index watches
-  # the four kinds with the same rights. Nothing calls it here (the chart's
+  # the five kinds with the same rights. Nothing calls it here (the chart's
   # certificate names the in-cluster Service).
   webhook_args=(--no-webhook)
   if grep -q -- "--webhook-cert-file" <<<"$("$bin" run --help)"; then
@@ -675,7 +675,7 @@ if $own_cluster; then
   echo "watchNamespace: ready with only namespaced rights, nothing refused"
 
   "$helm" uninstall "$release" --namespace "$namespace" >/dev/null
-  [[ $(kubectl get crd -o name | grep -c '\.orgaccess\.dev$') -eq 4 ]] || fail "helm uninstall deleted CRDs"
+  [[ $(kubectl get crd -o name | grep -c '\.orgaccess\.dev$') -eq 5 ]] || fail "helm uninstall deleted CRDs"
   [[ -n "$(kubectl -n chart-check-watched get members -o name)" ]] || fail "the organization's objects went with the release"
   echo "helm uninstall kept the CRDs and the objects"
 fi
