@@ -83,7 +83,8 @@ fi
 cp -r charts/orgaccess "$work/new/"
 new="$work/new/orgaccess"
 sed -i "s/^    - orgaccess\$/    - orgaccess\\n    - $mark/" "$new/files/crds/orgaccess.yaml"
-[[ $(grep -c "^    - $mark\$" "$new/files/crds/orgaccess.yaml") -eq 5 ]] || fail "could not mark the five CRDs"
+crd_count=$(grep -c "^kind: CustomResourceDefinition\$" "$new/files/crds/orgaccess.yaml")
+[[ $(grep -c "^    - $mark\$" "$new/files/crds/orgaccess.yaml") -eq $crd_count ]] || fail "could not mark the $crd_count CRDs"
 new_version=$(sed -n 's/^version: //p' "$new/Chart.yaml")
 echo "new: $new_version (CRDs marked with the category $mark)"
 
@@ -101,6 +102,9 @@ export KUBECONFIG="$work/cp/admin.kubeconfig"
 kubectl() { "$kubectl_bin" --cache-dir "$work/kubectl-cache" "$@"; }
 categories() { kubectl get crd "$1" -o jsonpath='{.spec.names.categories}'; }
 crds=(organizations.orgaccess.dev groups.orgaccess.dev members.orgaccess.dev apikeys.orgaccess.dev)
+# This chart's CRDs: the previous ones and the kinds added since.
+new_crds=("${crds[@]}" accessreviews.orgaccess.dev)
+[[ ${#new_crds[@]} -eq $crd_count ]] || fail "this chart has $crd_count CRDs, the check knows ${#new_crds[@]}"
 
 # No webhook configuration: nothing serves it here (the pods never run), and
 # the objects below must be admitted.
@@ -122,9 +126,7 @@ fi
 grep -q "invalid ownership metadata" "$work/adopt.err" || { cat "$work/adopt.err" >&2; fail "unexpected upgrade failure"; }
 echo "without --take-ownership: refused (invalid ownership metadata), as docs/install.md says"
 "$helm" upgrade "$release" "$new" --namespace "$namespace" --set webhook.enabled=false --take-ownership >/dev/null
-# The kinds this chart adds (AccessReview) are created by the upgrade.
-crds+=(accessreviews.orgaccess.dev)
-for crd in "${crds[@]}"; do
+for crd in "${new_crds[@]}"; do
   grep -q "\"$mark\"" <<<"$(categories "$crd")" || fail "$crd was not updated by helm upgrade: categories $(categories "$crd")"
   chart=$(kubectl get crd "$crd" -o jsonpath='{.metadata.labels.helm\.sh/chart}')
   [[ "$chart" == "orgaccess-$new_version" ]] || fail "$crd is labelled chart ${chart:-none}, not orgaccess-$new_version"
@@ -137,7 +139,7 @@ echo "a further upgrade needs no flag"
 
 step "helm uninstall keeps the CRDs"
 "$helm" uninstall "$release" --namespace "$namespace" >/dev/null
-for crd in "${crds[@]}"; do
+for crd in "${new_crds[@]}"; do
   kubectl get crd "$crd" >/dev/null 2>&1 || fail "helm uninstall deleted $crd"
 done
 [[ -n "$(kubectl -n upgrade-check get organizations -o name)" ]] || fail "the Organization went with the release"

@@ -594,7 +594,7 @@ if $own_cluster; then
   ns=chart-check-rbac
   kubectl create namespace "$ns" >/dev/null
   # With the webhook served too (when this build has it): its index watches
-  # the four kinds with the same rights. Nothing calls it here (the chart's
+  # the five kinds with the same rights. Nothing calls it here (the chart's
   # certificate names the in-cluster Service).
   webhook_args=(--no-webhook)
   if grep -q -- "--webhook-cert-file" <<<"$("$bin" run --help)"; then

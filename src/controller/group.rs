@@ -124,6 +124,9 @@ fn review_status(snap: &Namespace, def: &GroupDef, now: Timestamp) -> Option<Rev
         String::new()
     };
     let (reason, message) = match rs.standing {
+        Standing::Current if rs.last.is_none() => {
+            ("NotYetDue", format!("{last}; first review due at {due}"))
+        }
         Standing::Current => ("Reviewed", format!("{last}; next review due at {due}")),
         Standing::Due => ("Due", format!("{last}; next review due at {due}")),
         Standing::Overdue => (

@@ -152,7 +152,9 @@ pub fn group(ns: &Namespace, old: Option<&GroupDef>, new: Option<&GroupDef>) -> 
 }
 
 /// A member changed: itself, the groups it is in before or after (by either
-/// route; their member lists change), and the organization (its counts).
+/// route; their member lists change), when it comes or goes the groups
+/// naming it among their owners (their status reports whether it exists),
+/// and the organization (its counts).
 pub fn member(ns: &Namespace, old: Option<&MemberDef>, new: Option<&MemberDef>) -> Affected {
     if old == new {
         return Affected::default();
@@ -165,6 +167,16 @@ pub fn member(ns: &Namespace, old: Option<&MemberDef>, new: Option<&MemberDef>) 
         out.members.insert(m.name.clone());
         out.groups
             .extend(member_groups(&ns.state, m).into_iter().map(|(g, _)| g));
+    }
+    let came_or_went = old.is_none() || new.is_none();
+    if came_or_went && let Some(name) = old.or(new).map(|m| &m.name) {
+        out.groups.extend(
+            ns.state
+                .groups
+                .values()
+                .filter(|g| g.owners.contains(name))
+                .map(|g| g.name.clone()),
+        );
     }
     out
 }
@@ -284,6 +296,31 @@ mod tests {
         // sso-ops's access list names readers: its status reports it missing.
         assert!(affected.groups.contains("sso-ops"));
         assert_eq!(affected.members, names(&["ann"]));
+    }
+
+    /// A Member coming or going reaches the groups naming it as an owner
+    /// (their ResolvedRefs); an AccessReview reaches its group and the
+    /// group's members, nobody else.
+    #[test]
+    fn owners_and_reviews_reach_their_groups() {
+        let (index, mut groups, _) = fixture();
+        groups[1].spec.owners = vec!["dora".into()];
+        index.apply(&groups[1]);
+        let dora: crate::api::Member = yaml(
+            "metadata: {name: dora, generation: 1}\nspec: {identity: {provider: Email, username: dora@example.com}}",
+        );
+        let affected = index.apply(&dora);
+        assert!(affected.groups.contains("sso-ops"), "{affected:?}");
+        let affected = index.delete(&dora);
+        assert!(affected.groups.contains("sso-ops"), "{affected:?}");
+        let review: crate::api::AccessReview =
+            yaml("metadata: {name: q1, generation: 1}\nspec: {group: readers, confirmed: [ann]}");
+        let affected = index.apply(&review);
+        assert_eq!(affected.groups, names(&["readers"]));
+        assert_eq!(affected.members, names(&["ann"]));
+        assert!(!affected.organization);
+        // A record nothing reconciles: the same review again affects nothing.
+        assert!(index.apply(&review).is_empty());
     }
 
     /// The organization's status write touches nobody; its invitation

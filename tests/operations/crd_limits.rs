@@ -27,7 +27,7 @@ async fn dry_run(ns: &str, manifest: &serde_json::Value) -> (bool, String) {
     let kind = Kind::ALL
         .into_iter()
         .find(|k| manifest["kind"] == k.as_str())
-        .expect("one of the four kinds");
+        .expect("one of the kinds");
     let mut namespaced = manifest.clone();
     namespaced["metadata"]["namespace"] = ns.into();
     let offline = schema::problems(kind, &namespaced);
@@ -198,6 +198,92 @@ async fn strings_and_lists_are_bounded_by_the_schema() {
 
     let out = kubectl_stdin(ADMIN, &["get", "crd", "members.orgaccess.dev"], None).await;
     assert_success("the CRDs are installed", &out);
+}
+
+/// The access review fields (docs/access-reviews.md): a Group's owners and
+/// cadence, the Organization's settings, an AccessReview's group, confirmed
+/// members and note are bounded and shaped by the schema, and `orgaccess
+/// check`'s offline reading agrees with the apiserver on each.
+#[tokio::test]
+async fn access_review_fields_are_bounded_by_the_schema() {
+    install_crds().await;
+    let client = plane().client().await;
+    let ns = fresh_namespace(&client).await;
+    let group = |spec: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "orgaccess.dev/v1alpha1", "kind": "Group",
+            "metadata": {"name": "g"}, "spec": spec,
+        })
+    };
+    let review = |spec: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "orgaccess.dev/v1alpha1", "kind": "AccessReview",
+            "metadata": {"name": "r"}, "spec": spec,
+        })
+    };
+    let mut settings = org("Acme Corp");
+    settings["spec"]["accessReviews"] =
+        serde_json::json!({"whenOverdue": "Suspend", "gracePeriod": "P7D"});
+    for (what, manifest) in [
+        (
+            "owners and a cadence",
+            group(serde_json::json!({"owners": ["ann", "bob"], "reviewEvery": "P90D"})),
+        ),
+        (
+            "a cadence in years and months",
+            group(serde_json::json!({"reviewEvery": "P1Y6M"})),
+        ),
+        ("Suspend with a grace", settings),
+        (
+            "a review",
+            review(serde_json::json!({"group": "g", "confirmed": ["ann"], "note": "Q1"})),
+        ),
+        (
+            "a review confirming nobody",
+            review(serde_json::json!({"group": "g"})),
+        ),
+    ] {
+        let (ok, err) = dry_run(&ns, &manifest).await;
+        assert!(ok, "{what}: {err}");
+    }
+    let mut bad_setting = org("Acme Corp");
+    bad_setting["spec"]["accessReviews"] = serde_json::json!({"whenOverdue": "Never"});
+    let mut bad_grace = org("Acme Corp");
+    bad_grace["spec"]["accessReviews"] = serde_json::json!({"gracePeriod": "7 days"});
+    let many = |n: usize| (0..n).map(|i| format!("m{i}")).collect::<Vec<_>>();
+    for (what, manifest, needle) in [
+        (
+            "a cadence with hours",
+            group(serde_json::json!({"reviewEvery": "P1DT1H"})),
+            "review period",
+        ),
+        (
+            "33 owners",
+            group(serde_json::json!({"owners": many(33)})),
+            "32",
+        ),
+        ("an unknown setting", bad_setting, "Never"),
+        ("a grace in words", bad_grace, "review period"),
+        (
+            "a review of no group",
+            review(serde_json::json!({"group": ""})),
+            "at least 1",
+        ),
+        (
+            "1001 confirmed members",
+            review(serde_json::json!({"group": "g", "confirmed": many(1001)})),
+            "1000",
+        ),
+        (
+            "a 2000-character note",
+            review(serde_json::json!({"group": "g", "note": "x".repeat(2000)})),
+            "1024",
+        ),
+    ] {
+        let (ok, err) = dry_run(&ns, &manifest).await;
+        assert!(!ok, "{what} was admitted");
+        assert!(err.contains(needle), "{what}: {err}");
+    }
 }
 
 /// `spec.privileges` is a map list keyed by service and domain (docs/api-changes.md), so

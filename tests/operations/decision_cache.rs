@@ -17,8 +17,8 @@ use orgaccess::core::catalog::CATALOG;
 use orgaccess::core::decision::{self, Need, Principal, Verb};
 use orgaccess::core::effective::resolve_grantees;
 use orgaccess::core::model::{
-    AccessEntry, ApiKeyDef, GroupDef, IdentitySet, MemberDef, MemberIdentity, Meta, OrgDef,
-    OrgState, Provider, Subject, SubjectKind,
+    AccessEntry, AccessReviewDef, AccessReviewsSpec, ApiKeyDef, GroupDef, IdentitySet, MemberDef,
+    MemberIdentity, Meta, OrgDef, OrgState, Provider, Subject, SubjectKind, WhenOverdue,
 };
 use orgaccess::core::privilege::PrivilegeSpec;
 use orgaccess::index::Namespace;
@@ -54,22 +54,33 @@ fn arb_group(name: &'static str) -> impl Strategy<Value = GroupDef> {
         arb_privileges(),
         arb_access(),
         prop::option::weighted(0.3, prop::sample::select(SSO.to_vec())),
+        // A review cadence: due a day or a month after the group's creation
+        // (a day before t0), or never.
+        prop_oneof![
+            2 => Just(None),
+            1 => Just(Some("P1D".to_string())),
+            1 => Just(Some("P30D".to_string())),
+        ],
     )
-        .prop_map(move |(template, privileges, access, sso)| GroupDef {
-            name: name.into(),
-            template,
-            privileges,
-            access,
-            identity_sets: sso
-                .map(|g| IdentitySet {
-                    open_id_domain: None,
-                    sso_group: Some(g.into()),
-                    salesforce_profile: None,
-                })
-                .into_iter()
-                .collect(),
-            ..GroupDef::default()
-        })
+        .prop_map(
+            move |(template, privileges, access, sso, review_every)| GroupDef {
+                name: name.into(),
+                template,
+                privileges,
+                access,
+                review_every,
+                created: Some(t0() - SignedDuration::from_hours(24)),
+                identity_sets: sso
+                    .map(|g| IdentitySet {
+                        open_id_domain: None,
+                        sso_group: Some(g.into()),
+                        salesforce_profile: None,
+                    })
+                    .into_iter()
+                    .collect(),
+                ..GroupDef::default()
+            },
+        )
 }
 
 fn arb_member(name: &'static str) -> impl Strategy<Value = MemberDef> {
@@ -169,20 +180,47 @@ fn arb_key(name: &'static str) -> impl Strategy<Value = ApiKeyDef> {
         )
 }
 
+/// An access review of a group, confirming some members, recorded some
+/// hours from t0 (before, or between the instants asked: a suspension is
+/// lifted then).
+fn arb_review(name: &'static str) -> impl Strategy<Value = AccessReviewDef> {
+    (
+        prop::sample::select(GROUPS.to_vec()),
+        prop::collection::btree_set(prop::sample::select(MEMBERS.to_vec()), 0..4),
+        prop_oneof![Just(-12i64), Just(36), Just(24 * 40)],
+    )
+        .prop_map(move |(group, confirmed, hours)| AccessReviewDef {
+            name: name.into(),
+            group: group.into(),
+            confirmed: confirmed.into_iter().map(String::from).collect(),
+            created: Some(t0() + SignedDuration::from_hours(hours)),
+            ..AccessReviewDef::default()
+        })
+}
+
 fn arb_state() -> impl Strategy<Value = OrgState> {
     let groups = GROUPS.map(|n| prop::option::weighted(0.8, arb_group(n)));
     let members = MEMBERS.map(|n| prop::option::weighted(0.8, arb_member(n)));
     let keys = KEYS.map(|n| prop::option::weighted(0.7, arb_key(n)));
-    (groups, members, keys).prop_map(|(groups, members, keys)| {
+    let reviews = ["r0", "r1"].map(|n| prop::option::weighted(0.5, arb_review(n)));
+    let when = prop_oneof![Just(WhenOverdue::Report), Just(WhenOverdue::Suspend)];
+    (groups, members, keys, reviews, when).prop_map(|(groups, members, keys, reviews, when)| {
         let mut s = OrgState {
             org: Some(OrgDef {
                 name: "acme".into(),
                 display_name: "Acme".into(),
                 invitation_lifetime_days: 31,
+                access_reviews: AccessReviewsSpec {
+                    when_overdue: when,
+                    grace_period: None,
+                },
                 ..OrgDef::default()
             }),
             ..OrgState::default()
         };
+        for r in reviews.into_iter().flatten() {
+            s.reviews.insert(r.name.clone(), r);
+        }
         for g in groups.into_iter().flatten() {
             s.groups.insert(g.name.clone(), g);
         }
@@ -244,7 +282,8 @@ fn the_cached_check_answers_as_the_core_does() {
         arb_state(),
         prop::collection::vec(question, 1..40),
         // Instants, asked in any order on one snapshot: now, a day later (an
-        // invitation runs out, a membership ends), a year later (keys expire).
+        // invitation runs out, a membership ends, a review lapses or a later one
+        // lifts its suspension), a year later (keys expire).
         prop::collection::vec(prop_oneof![Just(0i64), Just(2), Just(365)], 1..4),
     );
     runner
@@ -364,8 +403,12 @@ mod oracle {
                 MemberPhase::Expired => {
                     Some("the invitation expired unaccepted: the member holds nothing".into())
                 }
-                MemberPhase::Active => eff.memberships.iter().any(|m| m.ended).then(|| {
+                MemberPhase::Active if eff.memberships.iter().any(|m| m.ended) => Some(
                     "the member's memberships have ended (spec.until, spec.groupUntil): the member holds nothing"
+                        .into(),
+                ),
+                MemberPhase::Active => eff.memberships.iter().any(|m| m.suspended).then(|| {
+                    "the member's memberships are suspended: their groups' access reviews are overdue and the last review did not confirm the member"
                         .into()
                 }),
             };

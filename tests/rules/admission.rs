@@ -77,6 +77,9 @@ impl Org {
             Some("Group") => self.index.apply(&typed::<Group>(obj)),
             Some("Member") => self.index.apply(&typed::<Member>(obj)),
             Some("ApiKey") => self.index.apply(&typed::<ApiKey>(obj)),
+            Some("AccessReview") => self
+                .index
+                .apply(&typed::<orgaccess::api::AccessReview>(obj)),
             other => panic!("cannot put {other:?}"),
         };
     }
@@ -350,5 +353,81 @@ mod hostile {
             json!({"displayName": "G", "privileges": [priv_("Organization", "Organization", "View")]}),
         );
         o.accepts("after garbage", "olivia", "CREATE", None, Some(&g));
+    }
+}
+
+/// AccessReviews through the handler: the kind is read, an owner records a
+/// review of a group with Edit on it, anyone else is refused, and a review
+/// of a group that does not exist is refused even to a trusted principal.
+mod access_reviews {
+    use super::*;
+
+    fn review(group: &str, confirmed: &[&str]) -> Value {
+        json!({
+            "apiVersion": "orgaccess.dev/v1alpha1", "kind": "AccessReview",
+            "metadata": {"name": "q1"},
+            "spec": {"group": group, "confirmed": confirmed},
+        })
+    }
+
+    #[test]
+    fn only_an_owner_with_edit_records_a_review() {
+        let o = Org::new();
+        o.put(group(
+            "ops",
+            json!({"displayName": "Ops", "owners": ["gm", "viewer"], "reviewEvery": "P90D",
+                   "privileges": [priv_("Organization", "Organization", "View")]}),
+        ));
+        o.put(member("ann", &["ops"]));
+        let r = review("ops", &["ann"]);
+        o.accepts(
+            "gm, an owner with Groups Edit",
+            "gm",
+            "CREATE",
+            None,
+            Some(&r),
+        );
+        o.rejects(
+            "viewer, an owner without Edit on ops",
+            "RequiredPrivileges",
+            "viewer",
+            "CREATE",
+            None,
+            Some(&r),
+        );
+        o.rejects(
+            "olivia, an administrator but no owner",
+            "ReviewedByOwner",
+            "olivia",
+            "CREATE",
+            None,
+            Some(&r),
+        );
+        o.rejects(
+            "a confirmed name that is no member of ops",
+            "CatalogValidity",
+            "gm",
+            "CREATE",
+            None,
+            Some(&review("ops", &["olivia"])),
+        );
+        o.rejects(
+            "a review of a group that does not exist (CatalogValidity, before any requester rule)",
+            "CatalogValidity",
+            "kubernetes-admin",
+            "CREATE",
+            None,
+            Some(&review("later", &[])),
+        );
+        o.put(r.clone());
+        o.rejects(
+            "olivia deletes gm's review",
+            "ReviewedByOwner",
+            "olivia",
+            "DELETE",
+            Some(&r),
+            None,
+        );
+        o.accepts("gm deletes it", "gm", "DELETE", Some(&r), None);
     }
 }

@@ -611,7 +611,7 @@ fn group_and_member_status_follow_access_reviews() {
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             match standing {
-                Standing::Current => ("True", "Reviewed"),
+                Standing::Current => ("True", "NotYetDue"),
                 Standing::Due => ("False", "Due"),
                 Standing::Overdue => ("False", "Overdue"),
             },

@@ -327,6 +327,80 @@ fn cadence_owners_and_settings() {
     run_in(s, cases, check);
 }
 
+/// A group's overdue instant moved later postpones the suspension of
+/// whoever joins it later, unconfirmed (a trusted apply may invite them):
+/// a grant of the group even when nobody is in it now. And a member holds
+/// for good only what no overdue review will suspend: bob (unconfirmed in
+/// `ops`'s last review) cannot grant what only `ops` gives him.
+#[test]
+fn postponing_an_empty_group_and_granting_from_an_unconfirmed_membership() {
+    let mut s = state(WhenOverdue::Suspend);
+    let mut empty = group(
+        "empty",
+        vec![privilege("Content", "Sources", AccessLevel::Edit)],
+    );
+    empty.review_every = Some("P30D".into());
+    empty.created = Some(at("2026-01-01T00:00:00Z"));
+    s.groups.insert(empty.name.clone(), empty.clone());
+    // bob also edits every group (through ops), and holds Groups Edit.
+    let ops = s.groups.get_mut("ops").unwrap();
+    ops.privileges
+        .extend(crate::rules::table::four_privileges());
+    let org = s.org.clone().unwrap();
+    let mut report = org.clone();
+    report.access_reviews.when_overdue = WhenOverdue::Report;
+    let o = |d: &crate::model::OrgDef| Def::Organization(d.clone());
+    let longer = Def::Group(GroupDef {
+        review_every: Some("P365D".into()),
+        ..empty.clone()
+    });
+    let cases: Vec<Case> = vec![
+        (
+            "org-editor switches to Report: 'empty' has no members, but its later ones would not be suspended",
+            User("org-editor"),
+            update(o(&org), o(&report)),
+            Refused(NoEscalation),
+        ),
+        (
+            "gm lengthens the cadence of 'empty', which grants what gm lacks",
+            User("gm"),
+            update(Def::Group(empty.clone()), longer.clone()),
+            Refused(NoEscalation),
+        ),
+        (
+            "an administrator lengthens it",
+            User("olivia"),
+            update(Def::Group(empty), longer),
+            Admitted,
+        ),
+        (
+            "bob, unconfirmed in ops, invites viewer to a group only ops gives him the privileges of",
+            User("bob"),
+            update(
+                Def::Member(s.members["viewer"].clone()),
+                Def::Member(crate::model::MemberDef {
+                    groups: vec!["viewers".into(), "ops".into()],
+                    ..s.members["viewer"].clone()
+                }),
+            ),
+            Refused(NoEscalation),
+        ),
+        (
+            "ann, confirmed in ops, invites viewer to it",
+            User("ann"),
+            update(
+                Def::Member(s.members["viewer"].clone()),
+                Def::Member(crate::model::MemberDef {
+                    groups: vec!["viewers".into(), "ops".into()],
+                    ..s.members["viewer"].clone()
+                }),
+            ),
+            Admitted,
+        ),
+    ];
+    run_in(s, cases, check);
+}
+
 /// Report only: nothing is ever suspended, so no review, cadence or setting
 /// grants anything (owners and Edit are still asked of a review).
 #[test]

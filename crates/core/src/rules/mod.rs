@@ -54,7 +54,7 @@ pub use guarded_metadata::guarded_metadata;
 pub use identity_claims::identity_claims;
 pub use no_escalation::no_escalation;
 pub use required_privileges::{activities_view, required, required_privileges};
-pub use review_grants::{lifted, review_grants};
+pub use review_grants::{lifted, postponed, review_grants};
 pub use reviewed_by_owner::reviewed_by_owner;
 pub use unknown_requester::unknown_requester;
 

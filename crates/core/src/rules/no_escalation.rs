@@ -12,9 +12,10 @@ use super::key_re_enabled::key_re_enabled;
 use super::review_grants::review_grants;
 use super::search_hub::search_hub_widened;
 use super::{Change, Object, Requester, Rule, Violation, group_names, member, violation};
-use crate::effective::{Grantees, extends, member_groups, membership_end};
+use crate::effective::{Grantees, Via, extends, member_groups, membership_end};
 use crate::model::{MemberDef, OrgState};
 use crate::privilege::PrivilegeSet;
+use crate::review::{suspended_from, suspends};
 
 /// NoEscalation: a requester grants only what their own privileges cover, whatever
 /// the path (docs/rules.md, docs/security.md):
@@ -113,7 +114,7 @@ pub fn no_escalation(
     if durable.is_some() {
         for v in &mut out {
             v.message.push_str(
-                " (what you hold through a membership with an end does not count: a grant would outlive it)",
+                " (what you hold through a membership with an end, or one an overdue access review suspends, does not count: a grant would outlive it)",
             );
         }
     }
@@ -192,6 +193,9 @@ fn member_escalation(
 /// when some membership of theirs has one (`None`: none has, and what they
 /// hold now is all durable). Time plays no part: an accepted member is
 /// active, and a membership with an end, passed or not, counts for nothing.
+/// A membership an overdue access review suspends, now or later (not
+/// confirmed by its group's last review, under Suspend), has an end: its
+/// suspension.
 fn durable(state: &OrgState, grantees: &Grantees, requester: &Requester) -> Option<PrivilegeSet> {
     let Requester::Members { members, .. } = requester else {
         return None;
@@ -200,16 +204,25 @@ fn durable(state: &OrgState, grantees: &Grantees, requester: &Requester) -> Opti
         .iter()
         .filter_map(|m| state.members.get(m))
         .collect();
-    if mine
+    // A membership an overdue review suspends (or will) has an end too: its
+    // suspension instant (`review::suspended_from`).
+    let reviewed = suspends(state);
+    let bounded = |m: &MemberDef, g: &str, via| {
+        membership_end(m, g, via, jiff::Timestamp::UNIX_EPOCH).is_some()
+            || (reviewed && suspended_from(state, m, g).is_some())
+    };
+    let groups: Vec<(&MemberDef, Vec<(String, Via)>)> =
+        mine.iter().map(|m| (*m, member_groups(state, m))).collect();
+    if !groups
         .iter()
-        .all(|m| m.until.is_none() && m.group_until.is_empty())
+        .any(|(m, gs)| gs.iter().any(|(g, via)| bounded(m, g, *via)))
     {
         return None;
     }
     let mut set = PrivilegeSet::new();
-    for m in mine.into_iter().filter(|m| m.accepted) {
-        for (g, via) in member_groups(state, m) {
-            if membership_end(m, &g, via, jiff::Timestamp::UNIX_EPOCH).is_none()
+    for (m, gs) in groups.into_iter().filter(|(m, _)| m.accepted) {
+        for (g, via) in gs {
+            if !bounded(m, &g, via)
                 && let Some(holds) = grantees.groups.get(&g)
             {
                 set.merge_in(holds);

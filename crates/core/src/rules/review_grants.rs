@@ -17,14 +17,14 @@
 //! postpones the suspension of their own membership (an owner does not
 //! certify their own access; another owner does).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Change, Object, Requester, Rule, Violation, violation};
 use crate::catalog;
-use crate::effective::{Grantees, extends, member_groups};
+use crate::effective::{Grantees, extends, member_groups, membership_in};
 use crate::model::OrgState;
 use crate::privilege::{Level, PrivilegeSet};
-use crate::review::{suspended_from, suspends};
+use crate::review::{review_state, suspended_from, suspends};
 
 /// The state after the change, when the change can move a suspension: a
 /// review recorded or deleted, a group's cadence, the Organization's review
@@ -66,19 +66,72 @@ fn after(state: &OrgState, change: &Change) -> Option<OrgState> {
 /// group: members of the group before and after whose suspension instant
 /// moves later or goes away.
 pub fn lifted(state: &OrgState, change: &Change) -> BTreeMap<String, Vec<String>> {
+    match after(state, change) {
+        Some(after) => lifted_in(state, &after, change),
+        None => BTreeMap::new(),
+    }
+}
+
+fn lifted_in(state: &OrgState, after: &OrgState, change: &Change) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let Some(after) = after(state, change) else {
-        return out;
+    // A review or a cadence moves the suspensions of its group only; the
+    // Organization's settings, of every group.
+    let only = match (change.new.or(change.old), change.new.is_some()) {
+        (Some(Object::AccessReview(r)), _) => Some(r.group.as_str()),
+        (Some(Object::Group(_)), true) => Some(change.name),
+        _ => None,
     };
     for m in state.members.values() {
-        for (g, _) in member_groups(state, m) {
-            let (before, now) = (suspended_from(state, m, &g), suspended_from(&after, m, &g));
+        let groups: Vec<String> = match only {
+            Some(g) => membership_in(state, m, g)
+                .map(|_| g.to_string())
+                .into_iter()
+                .collect(),
+            None => member_groups(state, m)
+                .into_iter()
+                .map(|(g, _)| g)
+                .collect(),
+        };
+        for g in groups {
+            let (before, now) = (suspended_from(state, m, &g), suspended_from(after, m, &g));
             if extends(before, now) {
                 out.entry(g).or_default().push(m.name.clone());
             }
         }
     }
     out
+}
+
+/// When a group's unconfirmed memberships are suspended under a state,
+/// whoever they are (`None`: never): its overdue instant, when the
+/// Organization says Suspend.
+fn overdue_from(state: &OrgState, group: &str) -> Option<jiff::Timestamp> {
+    let g = state.groups.get(group)?;
+    if !suspends(state) {
+        return None;
+    }
+    review_state(state, g, jiff::Timestamp::MAX)?.overdue_at
+}
+
+/// The groups whose overdue instant the change moves later or removes: it
+/// postpones the suspension of every member who is not confirmed, those
+/// who join later included (a trusted apply may invite them), so it is a
+/// grant of the group whoever its members are now.
+pub fn postponed(state: &OrgState, change: &Change) -> BTreeSet<String> {
+    let Some(after) = after(state, change) else {
+        return BTreeSet::new();
+    };
+    postponed_in(state, &after)
+}
+
+fn postponed_in(state: &OrgState, after: &OrgState) -> BTreeSet<String> {
+    state
+        .groups
+        .values()
+        .filter(|g| g.review_every.is_some())
+        .filter(|g| extends(overdue_from(state, &g.name), overdue_from(after, &g.name)))
+        .map(|g| g.name.clone())
+        .collect()
 }
 
 /// Edit on one group.
@@ -107,8 +160,15 @@ pub fn review_grants(
     else {
         return Vec::new();
     };
+    let Some(after) = after(state, change) else {
+        return Vec::new();
+    };
+    let mut lifted = lifted_in(state, &after, change);
+    for g in postponed_in(state, &after) {
+        lifted.entry(g).or_default();
+    }
     let mut out = Vec::new();
-    for (group, who) in lifted(state, change) {
+    for (group, who) in lifted {
         let own: Vec<&String> = who.iter().filter(|m| members.contains(m)).collect();
         if !own.is_empty() {
             out.push(violation(
@@ -132,10 +192,10 @@ pub fn review_grants(
                 Rule::RequiredPrivileges,
                 field(change),
                 format!(
-                    "{} needs Edit on group '{group}' to lift or postpone the suspension of its members ({}): \
+                    "{} needs Edit on group '{group}' to lift or postpone the suspension of its unconfirmed members{}: \
                      that keeps them in the group, as an invitation does; you lack: {lacking}",
                     requester.describe(),
-                    who.join(", ")
+                    named(&who)
                 ),
             ));
         }
@@ -148,14 +208,23 @@ pub fn review_grants(
                 Rule::NoEscalation,
                 field(change),
                 format!(
-                    "{} cannot lift or postpone the suspension of members of group '{group}' ({}), which grants privileges they do not hold; missing: {lacking}",
+                    "{} cannot lift or postpone the suspension of the unconfirmed members of group '{group}'{}, which grants privileges they do not hold; missing: {lacking}",
                     requester.describe(),
-                    who.join(", ")
+                    named(&who)
                 ),
             ));
         }
     }
     out
+}
+
+/// The members named in a denial, if any.
+fn named(who: &[String]) -> String {
+    if who.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", who.join(", "))
+    }
 }
 
 /// The field a denial names.
