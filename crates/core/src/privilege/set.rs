@@ -344,20 +344,14 @@ impl PrivilegeSet {
         self.allowed |= other.allowed;
         self.push |= other.push;
         self.create |= other.create | (edit & both & *CREATES_WITH_EDIT);
-        let above = |e: &Entry| {
-            let m = bit(e.domain());
-            raised & m == 0 || (edit & m == 0 && (view & m == 0 || e.is_edit()))
-        };
-        if !other.resources.is_empty() && !holds(&self.resources, &other.resources) {
-            let mut out = Vec::with_capacity(self.resources.len() + other.resources.len());
-            merge_join(&self.resources, &other.resources, &mut out);
-            self.resources = out;
-            self.custom |= other.custom;
+        let held = other.resources.is_empty() || holds(&self.resources, &other.resources);
+        if held && raised == 0 {
+            return;
         }
-        if raised != 0 {
-            self.resources.retain(above);
-            self.custom = self.resources.iter().fold(0, |m, e| m | bit(e.domain()));
-        }
+        let from = if held { &[][..] } else { &other.resources[..] };
+        let levels = Levels { view, edit, raised };
+        let theirs = if held { 0 } else { other.custom };
+        self.custom = merge_runs(&mut self.resources, self.custom, from, theirs, levels);
     }
 
     /// `self` covers `other` when, on every domain and resource, it holds at
@@ -448,27 +442,95 @@ fn holds(have: &[Entry], want: &[Entry]) -> bool {
     })
 }
 
-/// The union of two sorted entry lists, the higher level where both list a
-/// resource.
-fn merge_join(a: &[Entry], b: &[Entry], out: &mut Vec<Entry>) {
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (x, y) = (a[i], b[j]);
-        let (kx, ky) = (x.key(), y.key());
-        out.push(if kx < ky {
-            i += 1;
-            x
-        } else if ky < kx {
-            j += 1;
-            y
-        } else {
-            i += 1;
-            j += 1;
-            x.max(y)
-        });
+/// The merged domain levels, and the domains where one side's level rose:
+/// there its per-resource levels at or below the new level go.
+#[derive(Clone, Copy)]
+struct Levels {
+    view: Domains,
+    edit: Domains,
+    raised: Domains,
+}
+
+impl Levels {
+    fn keeps(&self, e: Entry) -> bool {
+        let m = bit(e.domain());
+        self.raised & m == 0 || (self.edit & m == 0 && (self.view & m == 0 || e.is_edit()))
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+}
+
+/// Merges the sorted entries `b` into the sorted entries `a`, in place: the
+/// union, the higher level where both list a resource, pruned by `levels`.
+/// Works backward domain by domain over `domains` (those with entries in
+/// either: `in_a`, `in_b`), from the end of `a` grown by `b.len()`, finding
+/// each run by a backward scan (runs are short, and mostly read anyway): a domain only `a` lists
+/// and whose level did not rise is moved as one block, one only `b` lists is
+/// copied as one; only domains both list are merged entry by entry. Returns
+/// the domains left with entries. No allocation when `a` has the capacity.
+fn merge_runs(
+    a: &mut Vec<Entry>,
+    in_a: Domains,
+    b: &[Entry],
+    in_b: Domains,
+    levels: Levels,
+) -> Domains {
+    let total = a.len() + b.len();
+    let (mut i, mut j, mut w) = (a.len(), b.len(), total);
+    a.resize(total, Entry(0));
+    let mut left = in_a | in_b;
+    let mut kept = 0;
+    // Invariant: w >= i + j, so writing at w - 1 never overwrites an entry
+    // of `a` not yet read.
+    while left != 0 {
+        let d = (Domains::BITS - 1 - left.leading_zeros()) as DomainId;
+        left &= !bit(d);
+        let (mut ia, mut jb) = (i, j);
+        if in_a & bit(d) != 0 {
+            while ia > 0 && a[ia - 1].domain() == d {
+                ia -= 1;
+            }
+        }
+        if in_b & bit(d) != 0 {
+            while jb > 0 && b[jb - 1].domain() == d {
+                jb -= 1;
+            }
+        }
+        let prune = levels.raised & bit(d) != 0;
+        if !prune && jb == j {
+            let n = i - ia;
+            a.copy_within(ia..i, w - n);
+            (i, w) = (ia, w - n);
+        } else if !prune && ia == i {
+            let n = j - jb;
+            a[w - n..w].copy_from_slice(&b[jb..j]);
+            (j, w) = (jb, w - n);
+        } else {
+            let before = w;
+            while i > ia || j > jb {
+                let e = if j == jb || (i > ia && a[i - 1].key() > b[j - 1].key()) {
+                    i -= 1;
+                    a[i]
+                } else if i == ia || b[j - 1].key() > a[i - 1].key() {
+                    j -= 1;
+                    b[j]
+                } else {
+                    i -= 1;
+                    j -= 1;
+                    a[i].max(b[j])
+                };
+                if !prune || levels.keeps(e) {
+                    w -= 1;
+                    a[w] = e;
+                }
+            }
+            if w == before {
+                continue;
+            }
+        }
+        kept |= bit(d);
+    }
+    a.copy_within(w..total, 0);
+    a.truncate(total - w);
+    kept
 }
 
 impl fmt::Debug for PrivilegeSet {
@@ -580,5 +642,72 @@ mod tests {
         assert_eq!(lack.get(g).unwrap().level_on("r2"), Level::Edit);
         assert!(have.merge(&lack).covers(&want));
         assert!(have.missing(&have).is_empty());
+    }
+
+    /// Random sets checked against the meaning of merge and covers, domain by
+    /// domain and resource by resource, through `get` (the reference model).
+    #[test]
+    fn merge_and_covers_agree_with_the_grant_by_grant_meaning() {
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let names: Vec<ResourceId> = (0..12)
+            .map(|i| ResourceId::of(&format!("set-rs-{i}")))
+            .collect();
+        let levels = [Level::None, Level::View, Level::Edit];
+        let random_set = |next: &mut dyn FnMut(u64) -> u64| {
+            let mut s = PrivilegeSet::new();
+            for _ in 0..next(8) {
+                let d = next(CATALOG.len() as u64) as DomainId;
+                let resources = (0..next(4))
+                    .map(|_| (names[next(12) as usize], levels[1 + next(2) as usize]))
+                    .collect();
+                let g = Grant {
+                    level: levels[next(3) as usize],
+                    abilities: Abilities(next(8) as u8),
+                    resources,
+                };
+                s.set(d, g);
+            }
+            s
+        };
+        let level_on = |s: &PrivilegeSet, d: DomainId, r: ResourceId| {
+            s.get(d).map_or(Level::None, |g| g.level_on_id(r))
+        };
+        for _ in 0..2000 {
+            let a = random_set(&mut next);
+            let b = random_set(&mut next);
+            let m = a.merge(&b);
+            let mut covers = true;
+            for d in 0..CATALOG.len() as DomainId {
+                let (ga, gb) = (a.get(d).unwrap_or_default(), b.get(d).unwrap_or_default());
+                let gm = m.get(d).unwrap_or_default();
+                assert_eq!(gm.level, ga.level.max(gb.level));
+                let mut abilities = ga.abilities.union(gb.abilities);
+                if gm.level == Level::Edit && catalog::domain(d).offers.create != Create::No {
+                    abilities = abilities.union(Abilities::CREATE);
+                }
+                assert_eq!(gm.abilities, abilities);
+                covers &= ga.level >= gb.level && ga.abilities.contains(gb.abilities);
+                for &r in &names {
+                    let (la, lb) = (level_on(&a, d, r), level_on(&b, d, r));
+                    assert_eq!(level_on(&m, d, r), la.max(lb));
+                    covers &= la >= lb;
+                }
+                for (_, l) in gm.resources.iter() {
+                    assert!(l > gm.level, "kept above the domain's level");
+                }
+            }
+            assert_eq!(a.covers(&b), covers);
+            assert_eq!(a.missing(&b).is_empty(), covers);
+            assert_eq!(m, b.merge(&a));
+            let mut again = PrivilegeSet::new();
+            for (d, g) in m.iter() {
+                again.set(d, g);
+            }
+            assert_eq!(again, m, "the set's form is canonical");
+        }
     }
 }
