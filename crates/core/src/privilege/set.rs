@@ -460,12 +460,12 @@ impl Levels {
 
 /// Merges the sorted entries `b` into the sorted entries `a`, in place: the
 /// union, the higher level where both list a resource, pruned by `levels`.
-/// Works backward domain by domain over `domains` (those with entries in
-/// either: `in_a`, `in_b`), from the end of `a` grown by `b.len()`, finding
-/// each run by a backward scan (runs are short, and mostly read anyway): a domain only `a` lists
-/// and whose level did not rise is moved as one block, one only `b` lists is
-/// copied as one; only domains both list are merged entry by entry. Returns
-/// the domains left with entries. No allocation when `a` has the capacity.
+/// Works backward domain by domain over the domains with entries in either
+/// (`in_a`, `in_b`), from the end of `a` grown by `b.len()`, finding each run
+/// by a backward scan (runs are short, and mostly read anyway). Where only one
+/// side lists a domain whose level did not rise, its run moves as one block;
+/// entries are merged one by one only where both list the domain. Returns the
+/// domains left with entries. No allocation when `a` has the capacity.
 fn merge_runs(
     a: &mut Vec<Entry>,
     in_a: Domains,
@@ -495,36 +495,53 @@ fn merge_runs(
             }
         }
         let prune = levels.raised & bit(d) != 0;
-        if !prune && jb == j {
+        let before = w;
+        // Both runs, entry by entry, from the end.
+        while i > ia && j > jb {
+            let (x, y) = (a[i - 1], b[j - 1]);
+            let e = if x.key() > y.key() {
+                i -= 1;
+                x
+            } else if y.key() > x.key() {
+                j -= 1;
+                y
+            } else {
+                i -= 1;
+                j -= 1;
+                x.max(y)
+            };
+            if !prune || levels.keeps(e) {
+                w -= 1;
+                a[w] = e;
+            }
+        }
+        // What is left of one run (the whole run where the other has none).
+        if !prune {
             let n = i - ia;
             a.copy_within(ia..i, w - n);
-            (i, w) = (ia, w - n);
-        } else if !prune && ia == i {
+            w -= n;
             let n = j - jb;
             a[w - n..w].copy_from_slice(&b[jb..j]);
-            (j, w) = (jb, w - n);
+            w -= n;
+            (i, j) = (ia, jb);
         } else {
-            let before = w;
-            while i > ia || j > jb {
-                let e = if j == jb || (i > ia && a[i - 1].key() > b[j - 1].key()) {
-                    i -= 1;
-                    a[i]
-                } else if i == ia || b[j - 1].key() > a[i - 1].key() {
-                    j -= 1;
-                    b[j]
-                } else {
-                    i -= 1;
-                    j -= 1;
-                    a[i].max(b[j])
-                };
-                if !prune || levels.keeps(e) {
+            while i > ia {
+                i -= 1;
+                if levels.keeps(a[i]) {
                     w -= 1;
-                    a[w] = e;
+                    a[w] = a[i];
                 }
             }
-            if w == before {
-                continue;
+            while j > jb {
+                j -= 1;
+                if levels.keeps(b[j]) {
+                    w -= 1;
+                    a[w] = b[j];
+                }
             }
+        }
+        if w == before {
+            continue;
         }
         kept |= bit(d);
     }
