@@ -182,7 +182,7 @@ fn privileges_json(set: &PrivilegeSet) -> Value {
         let resources: BTreeMap<String, u8> = g
             .resources
             .iter()
-            .map(|(r, l)| (r.name().to_string(), rank(*l)))
+            .map(|(r, l)| (r.name().to_string(), rank(l)))
             .collect();
         out.insert(
             format!("{}/{}", dom.service.as_str(), dom.name),

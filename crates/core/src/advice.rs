@@ -14,7 +14,7 @@ use crate::builtin::{ApiKeyTemplate, BuiltinGroup, Privacy};
 use crate::catalog;
 use crate::effective::{ConsoleAccess, Grantees, console_access, group_members, member_effective};
 use crate::model::{GroupDef, OrgState};
-use crate::privilege::{Grant, Level, PrivilegeSet};
+use crate::privilege::{GrantRef, Level, PrivilegeSet};
 use crate::references::unresolved_references;
 
 pub mod elevated;
@@ -478,7 +478,7 @@ fn holds_activities_view(p: &PrivilegeSet) -> bool {
         std::sync::LazyLock::new(|| catalog::lookup(catalog::Service::Organization, "Activities"));
     ACTIVITIES
         .and_then(|d| p.get(d))
-        .is_some_and(|g: &Grant| g.level >= Level::View)
+        .is_some_and(|g: GrantRef<'_>| g.level >= Level::View)
 }
 
 fn members_findings(

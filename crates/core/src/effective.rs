@@ -383,7 +383,7 @@ impl MemberEffective {
                             let top_resource = g
                                 .resources
                                 .iter()
-                                .any(|(n, l)| *l > eff.level && eff.level_on_id(*n) == *l);
+                                .any(|(n, l)| l > eff.level && eff.level_on_id(n) == l);
                             same_level || shares_ability || top_resource
                         })
                     })

@@ -99,7 +99,7 @@ pub fn to_platform(set: &PrivilegeSet) -> Vec<PlatformPrivilege> {
             out.push(item(d, Some("CREATE"), all));
         }
         for (r, l) in &g.resources {
-            let t = if *l == Level::Edit { "EDIT" } else { "VIEW" };
+            let t = if l == Level::Edit { "EDIT" } else { "VIEW" };
             out.push(item(d, Some(t), Some(&r.name())));
         }
     }

@@ -2,9 +2,12 @@
 //! and the algebra over it (merge, covers, missing).
 //!
 //! A [`PrivilegeSet`] is kept normalized so that equal access has one
-//! representation: grants sorted by domain, no empty grants, Edit carries Can
-//! Create where the domain ties creation to Edit, and per-resource levels that a
-//! domain-wide level already covers are dropped.
+//! representation: no empty grants, Edit carries Can Create where the domain
+//! ties creation to Edit, and per-resource levels that a domain-wide level
+//! already covers are dropped. Its form is dense (a bit per catalog domain,
+//! per-resource levels packed in one sorted vector): `privilege/set.rs`.
+
+mod set;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,6 +18,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, Create, DomainId, ResourceKind, Service};
+
+pub use set::{GrantRef, PrivilegeSet, ResourceIter, Resources};
 
 /// Access level on a domain or a resource. Ordered: None < View < Edit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -244,223 +249,6 @@ impl Grant {
         let wide = self.level;
         self.resources.retain(|(_, l)| *l > wide);
     }
-
-    fn merge(&self, other: &Grant, domain: DomainId) -> Grant {
-        let mut out = Grant {
-            level: self.level.max(other.level),
-            abilities: self.abilities.union(other.abilities),
-            resources: merge_resources(&self.resources, &other.resources),
-        };
-        out.normalize(domain);
-        out
-    }
-
-    fn covers(&self, other: &Grant) -> bool {
-        self.level >= other.level
-            && self.abilities.contains(other.abilities)
-            && other
-                .resources
-                .iter()
-                .all(|(id, l)| self.level_on_id(*id) >= *l)
-    }
-
-    /// The parts of `wanted` this grant does not give.
-    fn missing(&self, wanted: &Grant) -> Grant {
-        Grant {
-            level: if self.level >= wanted.level {
-                Level::None
-            } else {
-                wanted.level
-            },
-            abilities: wanted.abilities.minus(self.abilities),
-            resources: wanted
-                .resources
-                .iter()
-                .filter(|(id, l)| self.level_on_id(*id) < *l)
-                .copied()
-                .collect(),
-        }
-    }
-}
-
-/// Per-resource max of two sorted lists (a merge join).
-fn merge_resources(
-    a: &[(ResourceId, Level)],
-    b: &[(ResourceId, Level)],
-) -> Vec<(ResourceId, Level)> {
-    if b.is_empty() {
-        return a.to_vec();
-    }
-    if a.is_empty() {
-        return b.to_vec();
-    }
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push((a[i].0, a[i].1.max(b[j].1)));
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
-}
-
-/// A normalized set of privileges: at most one grant per domain.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PrivilegeSet {
-    grants: Vec<(DomainId, Grant)>,
-}
-
-impl PrivilegeSet {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.grants.is_empty()
-    }
-
-    /// Number of domains with a grant.
-    pub fn len(&self) -> usize {
-        self.grants.len()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (DomainId, &Grant)> {
-        self.grants.iter().map(|(d, g)| (*d, g))
-    }
-
-    pub fn get(&self, domain: DomainId) -> Option<&Grant> {
-        self.grants
-            .binary_search_by_key(&domain, |(d, _)| *d)
-            .ok()
-            .map(|i| &self.grants[i].1)
-    }
-
-    /// Replaces the grant on a domain (an empty grant removes it).
-    pub fn set(&mut self, domain: DomainId, mut grant: Grant) {
-        grant.normalize(domain);
-        match self.grants.binary_search_by_key(&domain, |(d, _)| *d) {
-            Ok(i) if grant.is_empty() => {
-                self.grants.remove(i);
-            }
-            Ok(i) => self.grants[i].1 = grant,
-            Err(_) if grant.is_empty() => {}
-            Err(i) => self.grants.insert(i, (domain, grant)),
-        }
-    }
-
-    /// Adds a grant on top of what the set holds on that domain.
-    pub fn add(&mut self, domain: DomainId, grant: &Grant) {
-        let merged = match self.get(domain) {
-            Some(have) => have.merge(grant, domain),
-            None => {
-                let mut g = grant.clone();
-                g.normalize(domain);
-                g
-            }
-        };
-        self.set(domain, merged);
-    }
-
-    /// Adds one per-resource level (used for access-list grants).
-    pub fn add_resource(&mut self, domain: DomainId, resource: &str, level: Level) {
-        let grant = Grant {
-            resources: vec![(ResourceId::of(resource), level)],
-            ..Grant::default()
-        };
-        self.add(domain, &grant);
-    }
-
-    /// The conflict rules: per domain the highest level, abilities if any set
-    /// grants them, per-resource levels resource by resource.
-    pub fn merge(&self, other: &PrivilegeSet) -> PrivilegeSet {
-        let mut out = self.clone();
-        out.merge_in(other);
-        out
-    }
-
-    /// In-place [`merge`](Self::merge), the hot path of effective-privilege
-    /// recomputation: a single merge join over two sorted grant lists.
-    pub fn merge_in(&mut self, other: &PrivilegeSet) {
-        if other.grants.is_empty() {
-            return;
-        }
-        if self.grants.is_empty() {
-            self.grants = other.grants.clone();
-            return;
-        }
-        let mine = std::mem::take(&mut self.grants);
-        let mut out = Vec::with_capacity(mine.len() + other.grants.len());
-        let mut theirs = other.grants.iter().peekable();
-        for (d, g) in mine {
-            while let Some((od, og)) = theirs.next_if(|(od, _)| *od < d) {
-                out.push((*od, og.clone()));
-            }
-            match theirs.next_if(|(od, _)| *od == d) {
-                // Common at scale: what we hold already covers theirs.
-                Some((_, og)) if g.covers(og) => out.push((d, g)),
-                Some((_, og)) => {
-                    let merged = g.merge(og, d);
-                    out.push((d, merged));
-                }
-                None => out.push((d, g)),
-            }
-        }
-        out.extend(theirs.cloned());
-        self.grants = out;
-    }
-
-    /// `self` covers `other` when, on every domain and resource, it holds at
-    /// least what `other` holds.
-    pub fn covers(&self, other: &PrivilegeSet) -> bool {
-        other.grants.iter().all(|(d, want)| match self.get(*d) {
-            Some(have) => have.covers(want),
-            None => want.is_empty(),
-        })
-    }
-
-    /// Covers, and is not covered back.
-    pub fn strictly_covers(&self, other: &PrivilegeSet) -> bool {
-        self.covers(other) && !other.covers(self)
-    }
-
-    /// Exactly the privileges of `wanted` that `self` lacks; empty iff `self`
-    /// covers `wanted`.
-    pub fn missing(&self, wanted: &PrivilegeSet) -> PrivilegeSet {
-        let mut out = PrivilegeSet::new();
-        for (d, want) in &wanted.grants {
-            let lack = match self.get(*d) {
-                Some(have) if have.covers(want) => continue,
-                Some(have) => have.missing(want),
-                None => want.clone(),
-            };
-            if !lack.is_empty() {
-                out.grants.push((*d, lack));
-            }
-        }
-        out
-    }
-
-    /// The wire form, one entry per domain, in catalog order.
-    pub fn to_specs(&self) -> Vec<PrivilegeSpec> {
-        self.grants
-            .iter()
-            .map(|(d, g)| grant_to_spec(*d, g))
-            .collect()
-    }
 }
 
 impl fmt::Display for PrivilegeSet {
@@ -573,7 +361,7 @@ impl fmt::Display for PrivilegeSpec {
 
 /// The wire form of one grant of a set (already normalized, as every grant a
 /// [`PrivilegeSet`] holds is): what [`PrivilegeSet::to_specs`] writes for it.
-pub fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
+pub fn grant_to_spec(d: DomainId, g: GrantRef<'_>) -> PrivilegeSpec {
     let dom = catalog::domain(d);
     let level = if g.abilities.contains(Abilities::ALLOWED) {
         AccessLevel::Allowed
@@ -601,7 +389,7 @@ pub fn grant_to_spec(d: DomainId, g: &Grant) -> PrivilegeSpec {
         .iter()
         .map(|(n, l)| ResourceAccess {
             name: n.name().to_string(),
-            level: if *l == Level::Edit {
+            level: if l == Level::Edit {
                 ResourceLevel::Edit
             } else {
                 ResourceLevel::View

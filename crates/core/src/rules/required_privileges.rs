@@ -77,7 +77,7 @@ pub fn activities_view() -> PrivilegeSet {
 /// Does this requirement ask for Edit on Groups, domain-wide or on a group?
 fn edits_groups(need: &PrivilegeSet) -> bool {
     need.get(*catalog::GROUPS).is_some_and(|g| {
-        g.level == Level::Edit || g.resources.iter().any(|(_, l)| *l == Level::Edit)
+        g.level == Level::Edit || g.resources.iter().any(|(_, l)| l == Level::Edit)
     })
 }
 
