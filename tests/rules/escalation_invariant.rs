@@ -237,8 +237,8 @@ fn arb_review_settings() -> impl Strategy<Value = (Option<String>, Vec<String>, 
 /// What an overdue review does: report, suspend, suspend after a grace.
 fn arb_review_spec() -> impl Strategy<Value = AccessReviewsSpec> {
     prop_oneof![
-        1 => Just(AccessReviewsSpec::default()),
-        2 => Just(AccessReviewsSpec {
+        2 => Just(AccessReviewsSpec::default()),
+        1 => Just(AccessReviewsSpec {
             when_overdue: WhenOverdue::Suspend,
             grace_period: None,
         }),
@@ -971,10 +971,11 @@ fn no_admitted_change_escalates_any_principal() {
         panic!("{e}");
     }
     // The generator must reach admitted changes, or the property says nothing.
-    // It admits about 6% (123-129 of 2,000 in three runs with membership
-    // ends drawn); the floor sits four standard deviations below that, so a
-    // random seed does not fail it while a generator that stops reaching
-    // admitted changes does.
+    // It admits about 5% (98-102 of 2,000 in four runs with membership ends,
+    // access reviews and Suspend drawn: an unconfirmed membership under
+    // Suspend grants nothing, so fewer changes pass); the floor, 3%, sits
+    // four standard deviations below that, so a random seed does not fail it
+    // while a generator that stops reaching admitted changes does.
     let ratio = f64::from(admitted.get()) / f64::from(cases());
     eprintln!(
         "escalation invariant: {} cases, {} admitted",
@@ -982,7 +983,7 @@ fn no_admitted_change_escalates_any_principal() {
         admitted.get()
     );
     assert!(
-        ratio > 0.04,
+        ratio > 0.03,
         "only {} of {} cases were admitted",
         admitted.get(),
         cases()
