@@ -88,9 +88,16 @@ def seed(a, kubectl):
         files = scale.write_chunks(objs, 250, a.work_dir, f"seed-{config}")
         t0 = time.time()
         for path, _ in files:
-            out = subprocess.run(kubectl + ["apply", "--server-side", "--field-manager=orgaccess-bench",
-                                            "-f", path], capture_output=True, text=True)
-            if out.returncode != 0:
+            # The webhook judges by its cache: a Group applied just after its
+            # Organization may be refused until the cache has the
+            # Organization. Server-side apply is idempotent: apply again.
+            for attempt in range(20):
+                out = subprocess.run(kubectl + ["apply", "--server-side", "--field-manager=orgaccess-bench",
+                                                "-f", path], capture_output=True, text=True)
+                if out.returncode == 0:
+                    break
+                time.sleep(0.5)
+            else:
                 raise SystemExit(f"seeding {ns}: {out.stderr[-500:]}")
         log(f"seeded {ns}: {len(objs)} objects in {time.time() - t0:.1f} s")
 
