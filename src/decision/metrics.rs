@@ -402,6 +402,8 @@ pub struct Metrics {
     in_flight: Family<EndpointLabel, Gauge>,
     refusals: Family<RefusalLabels, Counter>,
     handles: [Handles; 6],
+    /// The HTTPS listener's connections, handshakes and requests by protocol.
+    pub transport: crate::webhook::connection::Transport,
 }
 
 impl Default for Metrics {
@@ -446,6 +448,7 @@ impl Default for Metrics {
             in_flight,
             refusals,
             handles,
+            transport: Default::default(),
         }
     }
 }
@@ -487,6 +490,7 @@ impl Metrics {
             "Decision service denials and refused questions, by endpoint and reason (a batch counts each denied check)",
             self.refusals.clone(),
         );
+        self.transport.register(r);
     }
 
     /// Records one answered request.

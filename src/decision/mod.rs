@@ -42,6 +42,12 @@ pub use handlers::{CheckRequest, PrincipalRequest, VerifyRequest};
 pub const MAX_BATCH: usize = 100;
 /// Largest request body.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Connections the HTTPS listener serves at once; more are closed.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// HTTP/2 requests in flight per HTTPS connection: with [`MAX_BODY`] and
+/// [`MAX_CONNECTIONS`], at most 256 MiB of bodies held at once, as 4
+/// HTTP/1.1 connections each would.
+pub const MAX_STREAMS: u32 = 4;
 
 /// The decision service's flags (`orgaccess run`).
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -379,12 +385,19 @@ async fn serve_https(
         optional: reviewer.is_some(),
     });
     let config = Arc::new(tls::server_config(certs, client_auth.as_ref())?);
+    let transport = service.metrics.transport.clone();
     let app = https_router(service, reviewer);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the decision service to {addr}"))?;
     tracing::info!(%addr, token_review = args.token_review, "decision service serving (HTTPS)");
-    tls::serve(listener, config, app, 1024, Vec::new(), None, shutdown).await
+    let serving = tls::Serving {
+        max_connections: MAX_CONNECTIONS,
+        streams: MAX_STREAMS,
+        client_names: Vec::new(),
+        body_allowance: 0,
+    };
+    tls::serve(listener, config, app, serving, None, transport, shutdown).await
 }
 
 /// Names a `/v1/...` caller without a client certificate by its bearer token,

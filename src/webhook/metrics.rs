@@ -34,6 +34,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Connections refused for lack of an accepted client certificate.
     pub unauthenticated: Counter,
+    /// Connections, handshakes and requests by protocol (`connection.rs`).
+    pub transport: super::connection::Transport,
 }
 
 impl Metrics {
@@ -48,6 +50,7 @@ impl Metrics {
             busy: Counter::default(),
             connections_refused: Counter::default(),
             unauthenticated: Counter::default(),
+            transport: Default::default(),
         };
         m.create_known_series();
         let r = registry.sub_registry_with_prefix("orgaccess_webhook");
@@ -91,6 +94,7 @@ impl Metrics {
             "TLS handshakes refused for lack of an accepted client certificate",
             m.unauthenticated.clone(),
         );
+        m.transport.register(r);
         m
     }
 
@@ -136,6 +140,10 @@ mod tests {
             r#"orgaccess_webhook_certificate_reloads_total{result="error"} 0"#,
             "orgaccess_webhook_busy_requests_total 0",
             "orgaccess_webhook_malformed_requests_total 0",
+            "orgaccess_webhook_connections_accepted_total 0",
+            r#"orgaccess_webhook_tls_handshakes_total{protocol="h2"} 0"#,
+            r#"orgaccess_webhook_http_requests_total{protocol="http/1.1"} 0"#,
+            r#"orgaccess_webhook_connections_closed_total{reason="idle"} 0"#,
         ] {
             assert!(
                 text.contains(&format!("{series}\n")),

@@ -27,6 +27,7 @@ mod activity_route;
 mod admit;
 mod config;
 pub mod configuration;
+pub mod connection;
 pub mod limits;
 pub mod metrics;
 pub mod mutate;

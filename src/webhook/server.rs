@@ -204,13 +204,21 @@ impl Webhook {
         }
         tracing::info!(addr = %listener.local_addr()?, "webhook serving");
         let router = self.router();
+        let serving = tls::Serving {
+            max_connections: self.inner.config.max_connections,
+            streams: super::connection::MAX_CONCURRENT_STREAMS,
+            client_names: client_auth.map(|a| a.names.clone()).unwrap_or_default(),
+            body_allowance: super::SMALL_BODY,
+        };
+        let metrics = self.inner.validator.metrics.clone();
+        let transport = metrics.transport.clone();
         tls::serve(
             listener,
             config,
             router,
-            self.inner.config.max_connections,
-            client_auth.map(|a| a.names.clone()).unwrap_or_default(),
-            Some(self.inner.validator.metrics.clone()),
+            serving,
+            Some(metrics),
+            transport,
             shutdown,
         )
         .await

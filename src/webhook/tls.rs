@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::pki_types::pem::{self, PemObject};
@@ -27,9 +26,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::connection::{self, BodyAllowance, Builders, Peer, Protocol, Transport};
 use super::metrics::{Metrics, ResultLabel};
 
-/// How long a connection may take for its TLS handshake and request headers.
+/// How long a connection may take for its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -184,7 +184,8 @@ pub struct ClientAuth {
     pub optional: bool,
 }
 
-/// A rustls server configuration (TLS 1.2 and 1.3, HTTP/1.1) serving `certs`,
+/// A rustls server configuration (TLS 1.2 and 1.3; `h2` and `http/1.1`
+/// offered in ALPN, `h2` preferred) serving `certs`,
 /// requiring a client certificate when `client_auth` is set.
 pub fn server_config(
     certs: Arc<ReloadingCert>,
@@ -224,7 +225,7 @@ pub fn server_config(
         }
     };
     let mut config = builder.with_cert_resolver(certs);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = connection::alpn_protocols();
     Ok(config)
 }
 
@@ -266,20 +267,39 @@ fn allowed_client(conn: &rustls::ServerConnection, names: &[String]) -> Result<(
     }
 }
 
+/// How one server serves its connections.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    /// Connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// HTTP/2 requests in flight per connection.
+    pub streams: u32,
+    /// Client certificate common names accepted (any, when empty).
+    pub client_names: Vec<String>,
+    /// Bytes of request bodies each connection may hold outside a shared
+    /// budget ([`BodyAllowance`]).
+    pub body_allowance: usize,
+}
+
 /// Serves `router` over TLS on `listener` until `shutdown`, then lets open
-/// connections finish (up to a grace period).
+/// connections finish (up to a grace period). Each connection speaks the
+/// protocol its client chose in ALPN and stays open as long as
+/// [`connection`] allows; `transport` counts what happened.
 pub async fn serve(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: axum::Router,
-    max_connections: usize,
-    client_names: Vec<String>,
+    serving: Serving,
     metrics: Option<Arc<Metrics>>,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let client_names = Arc::new(client_names);
+    let max_connections = serving.max_connections.max(1);
+    let client_names = Arc::new(serving.client_names);
+    let builders = Arc::new(Builders::new(serving.streams.max(1)));
+    let allowance = serving.body_allowance;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let open = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -308,14 +328,20 @@ pub async fn serve(
             drop(tcp);
             continue;
         };
+        transport.accepted.inc();
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
         let client_names = client_names.clone();
         let metrics = metrics.clone();
+        let transport = transport.clone();
+        let builders = builders.clone();
+        let open = open.clone();
         connections.spawn(async move {
             let _slot = slot;
+            transport.open.inc();
+            let _open = OpenGuard(transport.open.clone());
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -340,47 +366,41 @@ pub async fn serve(
                     return;
                 }
             };
-            if let Err(why) = allowed_client(tls.get_ref().1, &client_names) {
+            let conn = tls.get_ref().1;
+            if let Err(why) = allowed_client(conn, &client_names) {
                 tracing::debug!(%peer, "{why}; closing");
                 if let Some(m) = &metrics {
                     m.unauthenticated.inc();
                 }
                 return;
             }
-            let name = tls
-                .get_ref()
-                .1
+            let protocol = Protocol::of_alpn(conn.alpn_protocol());
+            transport.handshakes[protocol as usize].inc();
+            let name = conn
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|leaf| common_name(leaf.as_ref()));
             // rustls keeps peer certificates only once they verified.
-            let verified = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .is_some_and(|c| !c.is_empty());
-            let router = router
-                .layer(axum::Extension(ClientName(name)))
-                .layer(axum::Extension(Authenticated(verified)))
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT);
-            let conn =
-                builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(router));
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
+            let verified = conn.peer_certificates().is_some_and(|c| !c.is_empty());
+            let facts = Peer {
+                name: ClientName(name),
+                authenticated: Authenticated(verified),
+                addr: peer,
+                allowance: BodyAllowance(Arc::new(tokio::sync::Semaphore::new(allowance))),
+            };
+            // Slots are short when fewer than a quarter are free.
+            let pressed = || open.available_permits() < max_connections.div_ceil(4);
+            connection::serve(
+                tls,
+                protocol,
+                TowerToHyperService::new(router),
+                facts,
+                &builders,
+                &transport,
+                pressed,
+                stop,
+            )
+            .await;
         });
     }
     let _ = stop_tx.send(true);
@@ -393,6 +413,15 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// Takes one from the open connections when the connection's task ends.
+struct OpenGuard(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 #[cfg(test)]

@@ -199,6 +199,14 @@ pub async fn assert_still_serving(port: u16, what: &str) {
 pub async fn tls_connect(
     port: u16,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    tls_connect_alpn(port, &[]).await
+}
+
+/// [`tls_connect`], offering `alpn` (e.g. `h2`).
+pub async fn tls_connect_alpn(
+    port: u16,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     static CLIENT: std::sync::OnceLock<orgaccess_testenv::ServingCert> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(|| plane().issue_client_cert(WEBHOOK_CLIENT_NAME).unwrap());
     use rustls::pki_types::pem::PemObject as _;
@@ -211,7 +219,7 @@ pub async fn tls_connect(
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(plane().ca_pem().as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
@@ -219,6 +227,7 @@ pub async fn tls_connect(
     .with_root_certificates(roots)
     .with_client_auth_cert(chain, key)
     .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect("127.0.0.1".try_into().unwrap(), tcp)

@@ -17,6 +17,7 @@ mod key_seams;
 mod seams;
 mod webhook;
 mod webhook_forged;
+mod webhook_h2;
 mod webhook_hostile;
 mod webhook_malformed;
 mod webhook_soak;
