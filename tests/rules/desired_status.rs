@@ -581,7 +581,11 @@ fn group_and_member_status_follow_access_reviews() {
     g.metadata.creation_timestamp = Some(time(created));
     g.spec.review_every = Some("P30D".into());
     f.index.apply(&g);
-    f.org.spec.access_reviews.get_or_insert_default().when_overdue = WhenOverdue::Suspend;
+    f.org
+        .spec
+        .access_reviews
+        .get_or_insert_default()
+        .when_overdue = WhenOverdue::Suspend;
     f.index.apply(&f.org);
     let name = m.metadata.name.clone().unwrap();
     let due = created + day * 30;
@@ -657,7 +661,11 @@ fn group_and_member_status_follow_access_reviews() {
     assert_eq!(ms.suspended_memberships, 0);
     // Report only: overdue without a review, nobody suspended.
     f.index.delete(&r);
-    f.org.spec.access_reviews.get_or_insert_default().when_overdue = WhenOverdue::Report;
+    f.org
+        .spec
+        .access_reviews
+        .get_or_insert_default()
+        .when_overdue = WhenOverdue::Report;
     f.index.apply(&f.org);
     let (gs, ms) = look(&f, due);
     assert_eq!(gs.review_standing, Some(Standing::Overdue));

@@ -184,10 +184,18 @@ fn the_horizon_is_a_setting_and_the_finding_can_be_switched_off() {
     assert_eq!(count(&off), 0);
 }
 
+/// (case, owners, cadence, member's end, finding expected)
+type ReviewCase<'a> = (
+    &'a str,
+    Vec<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    bool,
+);
+
 #[test]
 fn without_review_table() {
-    // (case, owners, cadence, member's end, finding expected)
-    let cases: Vec<(&str, Vec<&str>, Option<&str>, Option<&str>, bool)> = vec![
+    let cases: Vec<ReviewCase> = vec![
         ("neither", vec![], None, None, true),
         ("owners only", vec!["m"], None, None, true),
         ("cadence only", vec![], Some("P90D"), None, true),
