@@ -119,6 +119,26 @@ fn benches(c: &mut Criterion) {
         )
     });
 
+    // The same merge into an accumulator with room for it, as `union` (the
+    // member recompute) merges every group: the merge without the allocator.
+    c.bench_function("merge one group into a member's set, room reserved", |b| {
+        let mut i = 0;
+        b.iter_batched(
+            || {
+                i = (i + 1) % MEMBERS;
+                let m = org.members[i];
+                let mut acc = org.groups[m[0]].merge(&org.groups[m[1]]);
+                acc.reserve_for(&org.groups[m[2]]);
+                (acc, &org.groups[m[2]])
+            },
+            |(mut acc, g)| {
+                acc.merge_in(g);
+                acc
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
     let effective_sets: Vec<PrivilegeSet> = org.members[..1000]
         .iter()
         .map(|m| effective(&org, m))

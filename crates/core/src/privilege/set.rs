@@ -344,6 +344,11 @@ impl PrivilegeSet {
         out
     }
 
+    /// Makes room for merging `other` in without growing.
+    pub fn reserve_for(&mut self, other: &PrivilegeSet) {
+        self.resources.reserve(other.resources.len());
+    }
+
     /// In-place [`merge`](Self::merge), the hot path of effective-privilege
     /// recomputation: an OR of the domain words, then one merge join of the
     /// per-resource levels (none when `self` already holds `other`'s, or
