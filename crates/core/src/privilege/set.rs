@@ -544,24 +544,18 @@ fn merge_runs(
         // Raised to View: only the Edit levels stay.
         let prune = levels.raised & m != 0;
         let before = w;
-        // Both runs, entry by entry, from the end.
+        // Both runs, entry by entry, from the end, without branches on the
+        // data: entries order by key first, so the larger of the two is the
+        // one to write (the higher level where the keys are equal), and each
+        // side steps back where its key is the larger or equal. Writing at
+        // w - 1 even when the entry is not kept is safe (w - 1 >= i + j).
         while i > ia && j > jb {
             let (x, y) = (a[i - 1], b[j - 1]);
-            let e = if x.key() > y.key() {
-                i -= 1;
-                x
-            } else if y.key() > x.key() {
-                j -= 1;
-                y
-            } else {
-                i -= 1;
-                j -= 1;
-                x.max(y)
-            };
-            if !prune || e.is_edit() {
-                w -= 1;
-                a[w] = e;
-            }
+            let e = x.max(y);
+            i -= usize::from(x.key() >= y.key());
+            j -= usize::from(y.key() >= x.key());
+            a[w - 1] = e;
+            w -= usize::from(!prune || e.is_edit());
         }
         // What is left of one run (the whole run where the other has none).
         if !prune {
