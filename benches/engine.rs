@@ -94,12 +94,10 @@ fn org() -> Org {
     Org { groups, members }
 }
 
+/// A member's set as `effective::member_effective` builds it: the union of
+/// its groups' sets into one accumulator sized for all of them.
 fn effective(org: &Org, member: &[usize; GROUPS_PER_MEMBER]) -> PrivilegeSet {
-    let mut set = org.groups[member[0]].clone();
-    for g in &member[1..] {
-        set.merge_in(&org.groups[*g]);
-    }
-    set
+    PrivilegeSet::union(member.iter().map(|&g| &org.groups[g]))
 }
 
 fn benches(c: &mut Criterion) {
@@ -112,6 +110,26 @@ fn benches(c: &mut Criterion) {
                 i = (i + 1) % MEMBERS;
                 let m = org.members[i];
                 (org.groups[m[0]].merge(&org.groups[m[1]]), &org.groups[m[2]])
+            },
+            |(mut acc, g)| {
+                acc.merge_in(g);
+                acc
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // The same merge into an accumulator with room for it, as `union` (the
+    // member recompute) merges every group: the merge without the allocator.
+    c.bench_function("merge one group into a member's set, room reserved", |b| {
+        let mut i = 0;
+        b.iter_batched(
+            || {
+                i = (i + 1) % MEMBERS;
+                let m = org.members[i];
+                let mut acc = org.groups[m[0]].merge(&org.groups[m[1]]);
+                acc.reserve_for(&org.groups[m[2]]);
+                (acc, &org.groups[m[2]])
             },
             |(mut acc, g)| {
                 acc.merge_in(g);

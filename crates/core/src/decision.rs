@@ -302,12 +302,7 @@ pub fn member_facts(
         .collect();
     groups.sort();
     groups.dedup();
-    let mut privileges = PrivilegeSet::new();
-    for g in &groups {
-        if let Some(set) = grantees.groups.get(g) {
-            privileges.merge_in(set);
-        }
-    }
+    let privileges = PrivilegeSet::union(groups.iter().filter_map(|g| grantees.groups.get(g)));
     MemberFacts {
         groups,
         privileges,

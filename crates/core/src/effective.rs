@@ -519,12 +519,13 @@ pub fn member_effective(
             }
         })
         .collect();
-    let mut privileges = PrivilegeSet::new();
-    for ms in memberships.iter().filter(|ms| ms.active) {
-        if let Some(set) = grantees.groups.get(&ms.group) {
-            privileges.merge_in(set);
-        }
-    }
+    // One allocation for the member's set, sized for all its groups.
+    let privileges = PrivilegeSet::union(
+        memberships
+            .iter()
+            .filter(|ms| ms.active)
+            .filter_map(|ms| grantees.groups.get(&ms.group)),
+    );
     MemberEffective {
         phase,
         invitation_expires_at: expires,

@@ -316,20 +316,58 @@ impl PrivilegeSet {
     /// The conflict rules: per domain the highest level, abilities if any set
     /// grants them, per-resource levels resource by resource.
     pub fn merge(&self, other: &PrivilegeSet) -> PrivilegeSet {
-        let mut out = self.clone();
+        let mut out = PrivilegeSet {
+            resources: Vec::with_capacity(self.resources.len() + other.resources.len()),
+            ..PrivilegeSet::new()
+        };
+        out.merge_in(self);
         out.merge_in(other);
         out
     }
 
+    /// The merge of all `sets` (empty for none), with one allocation: the
+    /// accumulator is sized for every set's per-resource levels up front, so
+    /// no merge into it grows it. Used by the effective-privilege recompute.
+    pub fn union<'a, I>(sets: I) -> PrivilegeSet
+    where
+        I: IntoIterator<Item = &'a PrivilegeSet>,
+        I::IntoIter: Clone,
+    {
+        let sets = sets.into_iter();
+        let mut out = PrivilegeSet {
+            resources: Vec::with_capacity(sets.clone().map(|s| s.resources.len()).sum()),
+            ..PrivilegeSet::new()
+        };
+        for s in sets {
+            out.merge_in(s);
+        }
+        out
+    }
+
+    /// Makes room for merging `other` in without growing.
+    pub fn reserve_for(&mut self, other: &PrivilegeSet) {
+        self.resources.reserve(other.resources.len());
+    }
+
     /// In-place [`merge`](Self::merge), the hot path of effective-privilege
     /// recomputation: an OR of the domain words, then one merge join of the
-    /// per-resource levels (none when `self` already holds `other`'s).
+    /// per-resource levels (none when `self` already holds `other`'s, or
+    /// when the merged level is Edit on every domain where `other` has some).
+    /// Reserves room for `other`'s levels once; no allocation when `self`
+    /// already has it.
     pub fn merge_in(&mut self, other: &PrivilegeSet) {
         if other.is_empty() {
             return;
         }
         if self.is_empty() {
-            self.clone_from(other);
+            // Not `clone_from` (the derived one drops `self`'s buffer): keep
+            // the accumulator's capacity.
+            let resources = std::mem::take(&mut self.resources);
+            *self = PrivilegeSet {
+                resources,
+                ..*other
+            };
+            self.resources.extend_from_slice(&other.resources);
             return;
         }
         let both = self.present() & other.present();
@@ -344,13 +382,21 @@ impl PrivilegeSet {
         self.allowed |= other.allowed;
         self.push |= other.push;
         self.create |= other.create | (edit & both & *CREATES_WITH_EDIT);
-        let held = other.resources.is_empty() || holds(&self.resources, &other.resources);
+        // `other`'s levels matter only below Edit all; they add nothing when
+        // `self` lists them all already (checked only when `self` has
+        // levels on each of those domains).
+        let theirs = other.custom & !edit;
+        let held = theirs == 0
+            || (other.custom & !self.custom == 0 && holds(&self.resources, &other.resources));
         if held && raised == 0 {
             return;
         }
-        let from = if held { &[][..] } else { &other.resources[..] };
-        let levels = Levels { view, edit, raised };
-        let theirs = if held { 0 } else { other.custom };
+        let (from, theirs) = if held {
+            (&[][..], 0)
+        } else {
+            (&other.resources[..], other.custom)
+        };
+        let levels = Levels { edit, raised };
         self.custom = merge_runs(&mut self.resources, self.custom, from, theirs, levels);
     }
 
@@ -442,30 +488,25 @@ fn holds(have: &[Entry], want: &[Entry]) -> bool {
     })
 }
 
-/// The merged domain levels, and the domains where one side's level rose:
-/// there its per-resource levels at or below the new level go.
+/// The merged Edit word, and the domains where one side's level rose: there
+/// its per-resource levels at or below the new level go (all of them where
+/// the level is now Edit, those at View where it is now View).
 #[derive(Clone, Copy)]
 struct Levels {
-    view: Domains,
     edit: Domains,
     raised: Domains,
-}
-
-impl Levels {
-    fn keeps(&self, e: Entry) -> bool {
-        let m = bit(e.domain());
-        self.raised & m == 0 || (self.edit & m == 0 && (self.view & m == 0 || e.is_edit()))
-    }
 }
 
 /// Merges the sorted entries `b` into the sorted entries `a`, in place: the
 /// union, the higher level where both list a resource, pruned by `levels`.
 /// Works backward domain by domain over the domains with entries in either
-/// (`in_a`, `in_b`), from the end of `a` grown by `b.len()`, finding each run
-/// by a backward scan (runs are short, and mostly read anyway). Where only one
-/// side lists a domain whose level did not rise, its run moves as one block;
-/// entries are merged one by one only where both list the domain. Returns the
-/// domains left with entries. No allocation when `a` has the capacity.
+/// (`in_a`, `in_b`), from the end of `a` grown by `b.len()`, finding where
+/// each run starts by a binary search. A domain whose level is now Edit is
+/// skipped whole; where only one side lists a domain whose level did not
+/// rise, its run moves as one block; entries are merged one by one only
+/// where both list the domain, and filtered one by one only where a level
+/// rose to View. Returns the domains left with entries. No allocation when
+/// `a` has the capacity.
 fn merge_runs(
     a: &mut Vec<Entry>,
     in_a: Domains,
@@ -482,38 +523,39 @@ fn merge_runs(
     // of `a` not yet read.
     while left != 0 {
         let d = (Domains::BITS - 1 - left.leading_zeros()) as DomainId;
-        left &= !bit(d);
-        let (mut ia, mut jb) = (i, j);
-        if in_a & bit(d) != 0 {
-            while ia > 0 && a[ia - 1].domain() == d {
-                ia -= 1;
-            }
+        let m = bit(d);
+        left &= !m;
+        let lo = domain_start(d);
+        let ia = if in_a & m != 0 {
+            a[..i].partition_point(|e| e.0 < lo)
+        } else {
+            i
+        };
+        let jb = if in_b & m != 0 {
+            b[..j].partition_point(|e| e.0 < lo)
+        } else {
+            j
+        };
+        if levels.edit & m != 0 {
+            // Edit all: no per-resource level is above it.
+            (i, j) = (ia, jb);
+            continue;
         }
-        if in_b & bit(d) != 0 {
-            while jb > 0 && b[jb - 1].domain() == d {
-                jb -= 1;
-            }
-        }
-        let prune = levels.raised & bit(d) != 0;
+        // Raised to View: only the Edit levels stay.
+        let prune = levels.raised & m != 0;
         let before = w;
-        // Both runs, entry by entry, from the end.
+        // Both runs, entry by entry, from the end, without branches on the
+        // data: entries order by key first, so the larger of the two is the
+        // one to write (the higher level where the keys are equal), and each
+        // side steps back where its key is the larger or equal. Writing at
+        // w - 1 even when the entry is not kept is safe (w - 1 >= i + j).
         while i > ia && j > jb {
             let (x, y) = (a[i - 1], b[j - 1]);
-            let e = if x.key() > y.key() {
-                i -= 1;
-                x
-            } else if y.key() > x.key() {
-                j -= 1;
-                y
-            } else {
-                i -= 1;
-                j -= 1;
-                x.max(y)
-            };
-            if !prune || levels.keeps(e) {
-                w -= 1;
-                a[w] = e;
-            }
+            let e = x.max(y);
+            i -= usize::from(x.key() >= y.key());
+            j -= usize::from(y.key() >= x.key());
+            a[w - 1] = e;
+            w -= usize::from(!prune || e.is_edit());
         }
         // What is left of one run (the whole run where the other has none).
         if !prune {
@@ -527,25 +569,26 @@ fn merge_runs(
         } else {
             while i > ia {
                 i -= 1;
-                if levels.keeps(a[i]) {
+                if a[i].is_edit() {
                     w -= 1;
                     a[w] = a[i];
                 }
             }
             while j > jb {
                 j -= 1;
-                if levels.keeps(b[j]) {
+                if b[j].is_edit() {
                     w -= 1;
                     a[w] = b[j];
                 }
             }
         }
-        if w == before {
-            continue;
+        if w != before {
+            kept |= m;
         }
-        kept |= bit(d);
     }
-    a.copy_within(w..total, 0);
+    if w > 0 {
+        a.copy_within(w..total, 0);
+    }
     a.truncate(total - w);
     kept
 }
@@ -659,6 +702,29 @@ mod tests {
         assert_eq!(lack.get(g).unwrap().level_on("r2"), Level::Edit);
         assert!(have.merge(&lack).covers(&want));
         assert!(have.missing(&have).is_empty());
+    }
+
+    #[test]
+    fn union_is_the_merge_of_all_in_one_allocation() {
+        let (g, o) = (*GROUPS, *ORGANIZATION);
+        let mut a = PrivilegeSet::new();
+        a.set(
+            g,
+            grant(Level::None, &[("u1", Level::View), ("u2", Level::Edit)]),
+        );
+        let mut b = PrivilegeSet::new();
+        b.set(g, grant(Level::View, &[("u3", Level::Edit)]));
+        b.set(o, grant(Level::None, &[("u1", Level::Edit)]));
+        let mut c = PrivilegeSet::new();
+        c.set(o, grant(Level::Edit, &[]));
+        let u = PrivilegeSet::union([&a, &b, &c]);
+        assert_eq!(u, a.merge(&b).merge(&c));
+        assert_eq!(u.get(g).unwrap().resources.len(), 2, "u1 at View went");
+        assert_eq!(u.get(o).unwrap().resources.len(), 0, "Edit all");
+        let room = a.resources.len() + b.resources.len() + c.resources.len();
+        assert_eq!(u.resources.capacity(), room, "the union never grew");
+        assert_eq!(PrivilegeSet::union([&b]), b);
+        assert!(PrivilegeSet::union([]).is_empty());
     }
 
     /// Random sets checked against the meaning of merge and covers, domain by
