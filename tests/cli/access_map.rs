@@ -9,6 +9,7 @@
 //! (`target/artifacts/access-map.png`, a CI artifact), and an organization
 //! of 1,000 members.
 
+use crate::runner::root;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,10 +17,6 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::webdriver::{ARROW_DOWN, ARROW_RIGHT, Browser, TAB};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs the built binary; its standard output, or a panic with its error.
 pub(crate) fn orgaccess(args: &[&str]) -> String {

@@ -7,15 +7,12 @@
 //! official SARIF 2.1.0 schema, the JUnit XML parsed, the comment's size.
 //! No cluster: git, the binary and the examples.
 
+use crate::runner::root;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(root().join(path)).unwrap();

@@ -5,69 +5,15 @@
 //! Golden files live in `tests/golden/`; regenerate them with
 //! `UPDATE_GOLDEN=1 cargo test --test cli cli::` and review the diff.
 
+use crate::runner::{Out, root, run_env};
 use crate::support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use std::process::Command;
 
 /// Runs the binary from the crate root (so paths in outputs are relative).
 fn run_with(args: &[&str], stdin: Option<&str>) -> Out {
     run_env(args, stdin, None)
-}
-
-fn run_env(args: &[&str], stdin: Option<&str>, kubeconfig: Option<&Path>) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaccess"));
-    cmd.args(args)
-        .current_dir(root())
-        .env("ORGACCESS_LOG", "warn")
-        .env_remove("NO_COLOR")
-        .env_remove("KUBECONFIG");
-    if let Some(k) = kubeconfig {
-        cmd.env("KUBECONFIG", k);
-    }
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("the binary runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    let out = child.wait_with_output().expect("the binary finishes");
-    let res = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    };
-    assert!(
-        !res.stderr.contains("panicked"),
-        "orgaccess {args:?} panicked:\n{}",
-        res.stderr
-    );
-    assert!(
-        !res.stdout.contains('\x1b') && !res.stderr.contains('\x1b'),
-        "colour on a pipe: {args:?}"
-    );
-    res
 }
 
 fn run(args: &[&str]) -> Out {

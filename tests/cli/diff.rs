@@ -3,41 +3,13 @@
 //! exit codes of `--fail-on`. The pull request of every test adds Ada to
 //! Administrators (and the core's answers are in `tests/rules/diff_*.rs`).
 
+use crate::runner::{Out, root, run_in};
 use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run_in(dir: &Path, args: &[&str], kubeconfig: Option<&Path>) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaccess"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env("ORGACCESS_LOG", "warn")
-        .env_remove("KUBECONFIG");
-    if let Some(k) = kubeconfig {
-        cmd.env("KUBECONFIG", k);
-    }
-    let out = cmd.output().expect("the binary runs");
-    let res = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    };
-    assert!(!res.stderr.contains("panicked"), "{args:?}: {}", res.stderr);
-    res
-}
 
 const BASE_LINE: &str = "groups: [atlassian-administrators]";
 const HEAD_LINE: &str = "groups: [atlassian-administrators, administrators]";

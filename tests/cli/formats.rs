@@ -4,16 +4,12 @@
 //! SARIF passes the official schema (tests/fixtures/sarif/) and JUnit an
 //! XML parser.
 
-use std::path::Path;
+use crate::runner::root;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 const FORMATS: [&str; 5] = ["markdown", "junit", "sarif", "github", "gitlab"];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs the binary from the crate root; (exit code, stdout).
 fn run(args: &[&str]) -> (i32, String) {

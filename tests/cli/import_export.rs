@@ -7,10 +7,11 @@
 //! `UPDATE_GOLDEN=1 cargo test --test cli import_export::`; review the diff.
 
 use crate::generators;
+use crate::runner::root;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use orgaccess::api::ApiKeySpec;
@@ -29,10 +30,6 @@ struct Out {
     code: i32,
     stdout: String,
     stderr: String,
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Out {

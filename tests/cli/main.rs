@@ -20,4 +20,5 @@ mod diff;
 mod formats;
 mod import_export;
 mod review;
+mod runner;
 mod webdriver;

@@ -4,37 +4,13 @@
 //! cluster after that review is created there (the core's answers are in
 //! crates/core/src/review.rs).
 
+use crate::runner::{Out, run};
 use crate::support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str], kubeconfig: Option<&Path>) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgaccess"));
-    cmd.args(args)
-        .env("ORGACCESS_LOG", "warn")
-        .env_remove("KUBECONFIG");
-    if let Some(k) = kubeconfig {
-        cmd.env("KUBECONFIG", k);
-    }
-    let out = cmd.output().expect("the binary runs");
-    let res = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    };
-    assert!(!res.stderr.contains("panicked"), "{args:?}: {}", res.stderr);
-    res
-}
 
 fn days_ago(days: i64) -> String {
     (Timestamp::now() - SignedDuration::from_hours(24 * days)).to_string()

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use orgaccess::api::{ApiKey, Group, Member, Organization};
 use orgaccess::cli::manifest::{Object, load};
 use orgaccess::controller::desired;
@@ -78,6 +79,27 @@ fn examples() -> Fixture {
         members,
         keys,
     }
+}
+
+/// An accepted Member of the examples with groups, created at `created`
+/// (and indexed so), the name of its first group, and that Group.
+fn a_member_and_its_group(f: &Fixture, created: jiff::Timestamp) -> (Member, String, Group) {
+    let mut m = f
+        .members
+        .iter()
+        .find(|m| m.spec.accepted && !m.spec.groups.is_empty())
+        .expect("an accepted member with groups")
+        .clone();
+    m.metadata.creation_timestamp = Some(Time(created));
+    f.index.apply(&m);
+    let group = m.spec.groups[0].clone();
+    let g = f
+        .groups
+        .iter()
+        .find(|g| g.metadata.name.as_deref() == Some(group.as_str()))
+        .expect("the group")
+        .clone();
+    (m, group, g)
 }
 
 #[test]
@@ -502,26 +524,12 @@ fn organization_status_counts_members_brought_in_by_identity_sets_alone() {
 #[test]
 fn member_and_group_status_agree_across_a_membership_end() {
     let f = examples();
-    let mut m = f
-        .members
-        .iter()
-        .find(|m| m.spec.accepted && !m.spec.groups.is_empty())
-        .expect("an accepted member with groups")
-        .clone();
-    let group = m.spec.groups[0].clone();
     let created = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-    m.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        created,
-    ));
+    let (mut m, group, g) = a_member_and_its_group(&f, created);
     m.spec.group_until.insert(group.clone(), "P30D".into());
     f.index.apply(&m);
     let ns = f.index.namespace(NS);
     let end = created + jiff::SignedDuration::from_hours(24 * 30);
-    let g = f
-        .groups
-        .iter()
-        .find(|g| g.metadata.name.as_deref() == Some(group.as_str()))
-        .expect("the group");
     let name = m.metadata.name.clone().unwrap();
     for (at, counts, warned) in [
         (created, true, false),
@@ -559,26 +567,11 @@ fn group_and_member_status_follow_access_reviews() {
     use orgaccess::api::{AccessReview, AccessReviewSpec};
     use orgaccess::core::model::WhenOverdue;
     use orgaccess::core::review::Standing;
-    let time = |t: jiff::Timestamp| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t);
     let mut f = examples();
-    let mut m = f
-        .members
-        .iter()
-        .find(|m| m.spec.accepted && !m.spec.groups.is_empty())
-        .expect("an accepted member with groups")
-        .clone();
-    let group = m.spec.groups[0].clone();
     let created = jiff::Timestamp::from_second(1_800_000_000).unwrap();
     let day = jiff::SignedDuration::from_hours(24);
-    m.metadata.creation_timestamp = Some(time(created));
-    f.index.apply(&m);
-    let mut g = f
-        .groups
-        .iter()
-        .find(|g| g.metadata.name.as_deref() == Some(group.as_str()))
-        .expect("the group")
-        .clone();
-    g.metadata.creation_timestamp = Some(time(created));
+    let (m, group, mut g) = a_member_and_its_group(&f, created);
+    g.metadata.creation_timestamp = Some(Time(created));
     g.spec.review_every = Some("P30D".into());
     f.index.apply(&g);
     f.org
@@ -641,7 +634,7 @@ fn group_and_member_status_follow_access_reviews() {
         },
     );
     r.metadata.namespace = Some(NS.into());
-    r.metadata.creation_timestamp = Some(time(created + day * 10));
+    r.metadata.creation_timestamp = Some(Time(created + day * 10));
     f.index.apply(&r);
     let (gs, ms) = look(&f, due);
     assert_eq!(gs.review_standing, Some(Standing::Current));
