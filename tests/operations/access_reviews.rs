@@ -21,19 +21,14 @@
 use std::process::Output;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
-use k8s_openapi::api::core::v1::{Event, Namespace};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use orgaccess::api::{Group, Member};
 use orgaccess::core::review::Standing;
-use orgaccess::webhook::{self, Endpoint};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::operator::{Operator, apply, eventually};
-use crate::support::{self, ADMIN, org::wait_until_called, plane};
+use crate::clocked::{Clocked, alice_edits_editors, editors_of, patch_editors, warnings};
+use crate::operator::{apply, eventually};
+use crate::support::{self, ADMIN};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// A review is overdue this long (of real time) after it is recorded.
@@ -41,94 +36,6 @@ const BEFORE_OVERDUE_SECS: i64 = 60;
 /// The operator's clock is this far ahead of the test's.
 const OFFSET_SECS: i64 = 30 * 24 * 3600 - BEFORE_OVERDUE_SECS;
 const LABEL: &str = "orgaccess.dev/access-review-test";
-
-fn operator(ns: &str, webhook: u16, decision: u16, certs: &std::path::Path) -> Operator {
-    let cert = certs.join("tls.crt").display().to_string();
-    let key = certs.join("tls.key").display().to_string();
-    let ca = plane().webhook_client_ca_file().display().to_string();
-    Operator::start_with(
-        &format!("access-reviews-{ns}"),
-        OFFSET_SECS,
-        Some(ns),
-        &[
-            "--webhook-addr",
-            &format!("127.0.0.1:{webhook}"),
-            "--webhook-cert-file",
-            &cert,
-            "--webhook-key-file",
-            &key,
-            "--webhook-client-ca-file",
-            &ca,
-            "--decision-addr",
-            &format!("127.0.0.1:{decision}"),
-            "--decision-cert-file",
-            &cert,
-            "--decision-key-file",
-            &key,
-            "--decision-client-ca-file",
-            &ca,
-            "--decision-allow",
-            &format!("checker={ns}"),
-        ],
-    )
-}
-
-/// Registers the operator's webhook (both halves) for the namespace;
-/// returns the configurations' name.
-async fn register(client: &kube::Client, ns: &str, port: u16) -> String {
-    let name = format!("orgaccess-review-{ns}");
-    let selector = LabelSelector {
-        match_labels: Some([(LABEL.to_string(), name.clone())].into()),
-        match_expressions: None,
-    };
-    let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}/validate"));
-    let ca = plane().ca_pem().as_bytes();
-    let vwc = webhook::webhook_configuration(&name, &endpoint, ca, Some(selector.clone()));
-    let mwc = webhook::mutating_webhook_configuration(&name, &endpoint, ca, Some(selector));
-    Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &mwc)
-        .await
-        .unwrap();
-    Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &vwc)
-        .await
-        .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "labels": { LABEL: name } } })),
-        )
-        .await
-        .unwrap();
-    name
-}
-
-/// `/v1/check`: may member `name` edit Content/Sources? `None` while the
-/// listener is not up.
-async fn check(port: u16, ns: &str, name: &str) -> Option<Value> {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
-    let root = reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(root)
-        .identity(support::webhook::client_identity("checker"))
-        .build()
-        .unwrap();
-    client
-        .post(format!("https://127.0.0.1:{port}/v1/check"))
-        .json(&json!({
-            "namespace": ns, "principal": {"member": name},
-            "verb": "edit", "target": "Content/Sources",
-        }))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
-}
 
 /// An AccessReview of `editors` named `name`, confirming `confirmed`.
 fn review(name: &str, confirmed: &[&str]) -> String {
@@ -148,35 +55,6 @@ async fn create_as(identity: &str, ns: &str, manifest: &str, dry_run: bool) -> O
     support::kubectl_stdin(identity, &args, Some(manifest)).await
 }
 
-async fn patch_editors(identity: &str, ns: &str, patch: &str, dry_run: bool) -> Output {
-    let mut args = vec![
-        "patch",
-        "group",
-        "editors",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        patch,
-    ];
-    if dry_run {
-        args.push("--dry-run=server");
-    }
-    support::kubectl(identity, &args).await
-}
-
-/// alice renames `editors` (dry run): admitted only while she holds Groups
-/// Edit, through `editors` itself.
-async fn alice_edits_editors(ns: &str) -> Output {
-    patch_editors(
-        "alice",
-        ns,
-        r#"{"spec":{"displayName":"Editors (renamed)"}}"#,
-        true,
-    )
-    .await
-}
-
 fn refused(what: &str, out: &Output, rule: &str, words: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{what}: admitted");
@@ -186,15 +64,6 @@ fn refused(what: &str, out: &Output, rule: &str, words: &str) {
     );
 }
 
-fn editors_of(m: &Member) -> Option<orgaccess::api::MembershipStatus> {
-    m.status
-        .as_ref()?
-        .groups
-        .iter()
-        .find(|g| g.group == "editors")
-        .cloned()
-}
-
 fn reviewed(g: &Group) -> Option<(String, String)> {
     g.status
         .as_ref()?
@@ -202,21 +71,6 @@ fn reviewed(g: &Group) -> Option<(String, String)> {
         .iter()
         .find(|c| c.type_ == "AccessReviewed")
         .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-async fn warnings(client: &kube::Client, ns: &str, reason: &str, object: &str) -> usize {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| {
-            e.type_.as_deref() == Some("Warning")
-                && e.reason.as_deref() == Some(reason)
-                && e.involved_object.name.as_deref() == Some(object)
-        })
-        .count()
 }
 
 fn organization(when: &str) -> String {
@@ -238,15 +92,8 @@ fn member(name: &str, groups: &str) -> String {
 async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
     let client = support::admin_client().await;
     crate::operator::install_crds().await;
-    let ns = support::fresh_namespace(&client).await;
-    let certs = tempfile::tempdir().unwrap();
-    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
-    std::fs::write(certs.path().join("tls.crt"), &serving.cert_pem).unwrap();
-    std::fs::write(certs.path().join("tls.key"), &serving.key_pem).unwrap();
-    let (webhook_port, decision_port) = (support::free_port(), support::free_port());
-    let op = operator(&ns, webhook_port, decision_port, certs.path());
-    let config = register(&client, &ns, webhook_port).await;
-    wait_until_called(&ns).await;
+    let op = Clocked::start(&client, "access-reviews", OFFSET_SECS, LABEL).await;
+    let ns = op.ns.clone();
 
     // What editors holds, leads holds too (with Edit on every group).
     let privileges = "  privileges:\n\
@@ -295,7 +142,7 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
     .await;
     let status = g.status.clone().unwrap();
     assert_eq!(status.review_standing, Some(Standing::Due));
-    let admin = op.admin_addr().await;
+    let admin = op.operator.admin_addr().await;
     let gauge = |standing: &'static str| async move {
         let body = support::metrics::scrape(admin).await;
         support::metrics::sample(
@@ -313,7 +160,7 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
 
     // Before it is overdue: alice acts with the group's privileges.
     let yes = eventually("/v1/check answers", WAIT, || async {
-        check(decision_port, &ns, "alice").await
+        op.check("alice", "edit", "Content/Sources").await
     })
     .await;
     assert_eq!(yes["allowed"], true, "{yes}");
@@ -381,7 +228,7 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
         .max(0) as u64;
     tokio::time::sleep(Duration::from_secs(wait)).await;
     let no = eventually("/v1/check refuses alice once overdue", WAIT, || async {
-        let a = check(decision_port, &ns, "alice").await?;
+        let a = op.check("alice", "edit", "Content/Sources").await?;
         (a["allowed"] == false).then_some(a)
     })
     .await;
@@ -391,7 +238,7 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
             .is_some_and(|r| r.contains("suspended")),
         "{no}"
     );
-    let bob = check(decision_port, &ns, "bob").await.unwrap();
+    let bob = op.check("bob", "edit", "Content/Sources").await.unwrap();
     assert_eq!(bob["allowed"], true, "bob was confirmed: {bob}");
     refused(
         "alice edits a group once her membership is suspended",
@@ -428,9 +275,13 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
         "Warnings: the review overdue, alice suspended",
         WAIT,
         || async {
-            (warnings(&client, &ns, "AccessReviewOverdue", "editors").await > 0
-                && warnings(&client, &ns, "MembershipSuspended", "alice").await > 0)
-                .then_some(())
+            (!warnings(&client, &ns, "AccessReviewOverdue", "editors")
+                .await
+                .is_empty()
+                && !warnings(&client, &ns, "MembershipSuspended", "alice")
+                    .await
+                    .is_empty())
+            .then_some(())
         },
     )
     .await;
@@ -442,7 +293,7 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
     // Report only: the condition stays, alice counts again.
     apply(ADMIN, &ns, &organization("Report")).await;
     eventually("with Report, alice counts again", WAIT, || async {
-        let a = check(decision_port, &ns, "alice").await?;
+        let a = op.check("alice", "edit", "Content/Sources").await?;
         let g = groups.get("editors").await.ok()?;
         let s = g.status.as_ref()?;
         (a["allowed"] == true
@@ -459,14 +310,14 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
     // Suspend again, and carol's review confirming alice restores her.
     apply(ADMIN, &ns, &organization("Suspend")).await;
     eventually("suspended again", WAIT, || async {
-        let a = check(decision_port, &ns, "alice").await?;
+        let a = op.check("alice", "edit", "Content/Sources").await?;
         (a["allowed"] == false).then_some(())
     })
     .await;
     let out = create_as("carol", &ns, &review("q2", &["alice", "bob"]), false).await;
     support::assert_success("carol confirms alice", &out);
     eventually("alice restored everywhere", WAIT, || async {
-        let a = check(decision_port, &ns, "alice").await?;
+        let a = op.check("alice", "edit", "Content/Sources").await?;
         let m = members.get("alice").await.ok()?;
         let e = editors_of(&m)?;
         (a["allowed"] == true && e.active && !e.suspended).then_some(())
@@ -494,16 +345,5 @@ async fn an_overdue_review_suspends_unconfirmed_members_everywhere_at_once() {
         "a review's spec changed: {stderr}"
     );
 
-    for api in [
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .delete(&config, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Api::<MutatingWebhookConfiguration>::all(client.clone())
-            .delete(&config, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    ] {
-        api.unwrap();
-    }
+    op.unregister(&client).await;
 }

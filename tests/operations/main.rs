@@ -14,6 +14,7 @@ mod operator;
 mod support;
 
 mod access_reviews;
+mod clocked;
 mod control_plane;
 mod controller_restart;
 mod crd_limits;

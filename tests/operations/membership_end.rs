@@ -11,18 +11,13 @@
 use std::process::Output;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
-use k8s_openapi::api::core::v1::{Event, Namespace};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use orgaccess::api::{Group, Member};
-use orgaccess::webhook::{self, Endpoint};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::operator::{Operator, apply, eventually};
-use crate::support::{self, ADMIN, org::wait_until_called, plane};
+use crate::clocked::{Clocked, alice_edits_editors, editors_of, warnings};
+use crate::operator::{apply, eventually};
+use crate::support::{self, ADMIN};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// The operator's clock is this far ahead of the test's.
@@ -31,118 +26,6 @@ const OFFSET_SECS: i64 = 30 * 24 * 3600;
 /// long enough to look at everything before it.
 const BEFORE_END_SECS: i64 = 40;
 const LABEL: &str = "orgaccess.dev/membership-end-test";
-
-/// The operator for `ns`, with its webhook on `webhook` and its HTTPS
-/// decision service on `decision` (client certificates from the control
-/// plane's CA; `checker` may ask about `ns`).
-fn operator(ns: &str, webhook: u16, decision: u16, certs: &std::path::Path) -> Operator {
-    let cert = certs.join("tls.crt").display().to_string();
-    let key = certs.join("tls.key").display().to_string();
-    let ca = plane().webhook_client_ca_file().display().to_string();
-    Operator::start_with(
-        &format!("membership-end-{ns}"),
-        OFFSET_SECS,
-        Some(ns),
-        &[
-            "--webhook-addr",
-            &format!("127.0.0.1:{webhook}"),
-            "--webhook-cert-file",
-            &cert,
-            "--webhook-key-file",
-            &key,
-            "--webhook-client-ca-file",
-            &ca,
-            "--decision-addr",
-            &format!("127.0.0.1:{decision}"),
-            "--decision-cert-file",
-            &cert,
-            "--decision-key-file",
-            &key,
-            "--decision-client-ca-file",
-            &ca,
-            "--decision-allow",
-            &format!("checker={ns}"),
-        ],
-    )
-}
-
-/// Registers the operator's webhook (both halves) for the namespaces labelled
-/// `LABEL=name`; returns the configurations' name.
-async fn register(client: &kube::Client, ns: &str, port: u16) -> String {
-    let name = format!("orgaccess-end-{ns}");
-    let selector = LabelSelector {
-        match_labels: Some([(LABEL.to_string(), name.clone())].into()),
-        match_expressions: None,
-    };
-    let endpoint = Endpoint::Url(format!("https://127.0.0.1:{port}/validate"));
-    let ca = plane().ca_pem().as_bytes();
-    let vwc = webhook::webhook_configuration(&name, &endpoint, ca, Some(selector.clone()));
-    let mwc = webhook::mutating_webhook_configuration(&name, &endpoint, ca, Some(selector));
-    Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &mwc)
-        .await
-        .unwrap();
-    Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &vwc)
-        .await
-        .unwrap();
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "labels": { LABEL: name } } })),
-        )
-        .await
-        .unwrap();
-    name
-}
-
-/// `/v1/check`: may member `name` do `verb` on `target`? `None` while the
-/// listener is not up.
-async fn check(port: u16, ns: &str, name: &str, verb: &str, target: &str) -> Option<Value> {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .ok();
-    let root = reqwest::Certificate::from_pem(plane().ca_pem().as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(root)
-        .identity(support::webhook::client_identity("checker"))
-        .build()
-        .unwrap();
-    client
-        .post(format!("https://127.0.0.1:{port}/v1/check"))
-        .json(&json!({
-            "namespace": ns, "principal": {"member": name},
-            "verb": verb, "target": target,
-        }))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
-}
-
-/// alice renames `editors` (server-side dry run: judged, never stored): an
-/// edit of the group that grants nothing, admitted only while she holds
-/// Edit on Groups.
-async fn alice_edits_editors(ns: &str) -> Output {
-    support::kubectl(
-        "alice",
-        &[
-            "patch",
-            "group",
-            "editors",
-            "-n",
-            ns,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"displayName":"Editors (renamed)"}}"#,
-            "--dry-run=server",
-        ],
-    )
-    .await
-}
 
 /// alice creates (dry run) a second Member acting as her, in `editors` with
 /// no end: keeping by another path what her membership gives until its end.
@@ -163,15 +46,6 @@ async fn alice_keeps_editors_through_a_second_member(ns: &str) -> Output {
     .await
 }
 
-fn editors_of(m: &Member) -> Option<orgaccess::api::MembershipStatus> {
-    m.status
-        .as_ref()?
-        .groups
-        .iter()
-        .find(|g| g.group == "editors")
-        .cloned()
-}
-
 fn condition(m: &Member, type_: &str) -> Option<(String, String)> {
     m.status
         .as_ref()?
@@ -181,35 +55,12 @@ fn condition(m: &Member, type_: &str) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.message.clone()))
 }
 
-async fn warnings(client: &kube::Client, ns: &str, reason: &str) -> Vec<String> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| {
-            e.type_.as_deref() == Some("Warning")
-                && e.reason.as_deref() == Some(reason)
-                && e.involved_object.name.as_deref() == Some("alice")
-        })
-        .map(|e| e.message.unwrap_or_default())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
     let client = support::admin_client().await;
     crate::operator::install_crds().await;
-    let ns = support::fresh_namespace(&client).await;
-    let certs = tempfile::tempdir().unwrap();
-    let serving = plane().issue_serving_cert(&["127.0.0.1"]).unwrap();
-    std::fs::write(certs.path().join("tls.crt"), &serving.cert_pem).unwrap();
-    std::fs::write(certs.path().join("tls.key"), &serving.key_pem).unwrap();
-    let (webhook_port, decision_port) = (support::free_port(), support::free_port());
-    let _operator = operator(&ns, webhook_port, decision_port, certs.path());
-    let config = register(&client, &ns, webhook_port).await;
-    wait_until_called(&ns).await;
+    let op = Clocked::start(&client, "membership-end", OFFSET_SECS, LABEL).await;
+    let ns = op.ns.clone();
 
     let manifests = "apiVersion: orgaccess.dev/v1alpha1\nkind: Organization\nmetadata: {name: o}\nspec: {displayName: O}\n---\n\
         apiVersion: orgaccess.dev/v1alpha1\nkind: Group\nmetadata: {name: editors}\nspec:\n  privileges:\n\
@@ -255,7 +106,7 @@ async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
     assert_eq!(status, "True", "{message}");
     assert!(message.contains("editors"), "{message}");
     eventually("a MembershipEnding Warning", WAIT, || async {
-        let w = warnings(&client, &ns, "MembershipEnding").await;
+        let w = warnings(&client, &ns, "MembershipEnding", "alice").await;
         (!w.is_empty()).then_some(())
     })
     .await;
@@ -270,7 +121,7 @@ async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
     .await;
     assert!(group.status.is_some());
     let yes = eventually("/v1/check answers", WAIT, || async {
-        check(decision_port, &ns, "alice", "edit", "Content/Sources").await
+        op.check("alice", "edit", "Content/Sources").await
     })
     .await;
     assert_eq!(yes["allowed"], true, "{yes}");
@@ -318,7 +169,7 @@ async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
     let wait = end.duration_since(now_on_operator()).as_secs().max(0) as u64;
     tokio::time::sleep(Duration::from_secs(wait)).await;
     let no = eventually("/v1/check refuses at the end", WAIT, || async {
-        let a = check(decision_port, &ns, "alice", "edit", "Content/Sources").await?;
+        let a = op.check("alice", "edit", "Content/Sources").await?;
         (a["allowed"] == false).then_some(a)
     })
     .await;
@@ -352,21 +203,10 @@ async fn a_membership_ends_at_its_instant_in_status_admission_and_checks() {
     })
     .await;
     eventually("a MembershipEnded Warning", WAIT, || async {
-        let w = warnings(&client, &ns, "MembershipEnded").await;
+        let w = warnings(&client, &ns, "MembershipEnded", "alice").await;
         (!w.is_empty()).then_some(())
     })
     .await;
 
-    for api in [
-        Api::<ValidatingWebhookConfiguration>::all(client.clone())
-            .delete(&config, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Api::<MutatingWebhookConfiguration>::all(client.clone())
-            .delete(&config, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    ] {
-        api.unwrap();
-    }
+    op.unregister(&client).await;
 }
