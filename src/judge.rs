@@ -32,7 +32,7 @@ use crate::core::advice::scan_members_of;
 use crate::core::apikey::{Reported, re_enable_wait};
 use crate::core::change::{Def, overlay, requester, take};
 use crate::core::effective::{
-    Grantees, RequesterView, SubjectNames, requester_view, resolve_grantees,
+    Grantee, Grantees, RequesterView, SubjectNames, requester_view, resolve_grantees,
 };
 use crate::core::model::{Kind, OrgState};
 use crate::core::rules::{self, Change, Object, Operation, Requester, Rule, Violation};
@@ -250,7 +250,15 @@ pub fn judge(known: &impl Known, asker: Asker, request: &Request, now: Timestamp
     // Grantees come from groups and API keys: recomputed only when the
     // overlay changed one of those.
     let grantees = if grantees_changed {
-        Arc::new(resolve_grantees(&state))
+        let changed = match request.kind {
+            Kind::ApiKey => Grantee::ApiKey(request.name.to_string()),
+            _ => Grantee::Group(request.name.to_string()),
+        };
+        Arc::new(
+            known
+                .grantees()
+                .after_change(known.state(), &state, changed),
+        )
     } else {
         known.grantees()
     };

@@ -1,7 +1,9 @@
 //! One organization's snapshot ([`Namespace`]): its objects' definitions,
 //! the invitation map, and what is derived from them on first use and kept
-//! until the namespace changes (the grantees' privileges, the requester
-//! views, the decision facts).
+//! until the namespace changes (the requester views, the decision facts) or
+//! brought up to date by the change (the grantees' privileges: a group's
+//! change recomputes its own and those its access list names, not every
+//! group's).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -14,7 +16,7 @@ use super::requesters::{RequesterCache, requester_key};
 use super::route::{self, Affected};
 use crate::core::change::Def;
 use crate::core::effective::{
-    Grantees, RequesterView, SubjectNames, requester_view, resolve_grantees,
+    Grantee, Grantees, RequesterView, SubjectNames, changed_by, requester_view, resolve_grantees,
 };
 use crate::core::model::{IdentitySet, Kind, MemberDef, OrgState};
 use crate::core::privilege::outside_request_scope;
@@ -38,11 +40,14 @@ pub struct Namespace {
 
 impl Clone for Namespace {
     fn clone(&self) -> Self {
-        // Derived data is dropped: a copy is made only to be changed.
+        // Derived data is dropped (a copy is made only to be changed), but
+        // the grantees: `put` brings them up to date for the change, which
+        // costs far less than computing them again.
         Namespace {
             state: self.state.clone(),
             organization: self.organization.clone(),
             invited: self.invited.clone(),
+            grantees: self.grantees.clone(),
             ..Namespace::default()
         }
     }
@@ -180,9 +185,21 @@ impl Namespace {
     /// Drops what was derived from the state. The grantees' privileges come
     /// from groups and API keys only (and the Organization's settings), so a
     /// Member or AccessReview change keeps them; every change can remap requesters.
-    fn invalidate(&mut self, kind: Kind) {
-        if !matches!(kind, Kind::Member | Kind::AccessReview) {
-            self.grantees = OnceLock::new();
+    /// Drops what the change of an object of `kind` made stale. The
+    /// grantees (if computed) are brought up to date instead for `changed`
+    /// (a group's or API key's change, [`changed_by`]); an Organization's
+    /// change drops them.
+    fn invalidate(&mut self, kind: Kind, changed: Vec<Grantee>) {
+        match kind {
+            Kind::Member | Kind::AccessReview => {}
+            Kind::Group | Kind::ApiKey => {
+                if let Some(grantees) = self.grantees.get_mut() {
+                    let state = &self.state;
+                    // Its ids must outlive any request, as `grantees`'.
+                    outside_request_scope(|| Arc::make_mut(grantees).refresh(state, changed));
+                }
+            }
+            Kind::Organization => self.grantees = OnceLock::new(),
         }
         self.subjects = OnceLock::new();
         self.requesters = Mutex::default();
@@ -254,6 +271,25 @@ impl Namespace {
             // Same definition (a status write): nothing derived changes.
             return affected;
         }
+        let changed = match (kind, &new) {
+            (Kind::Group, new) => {
+                let old = self.state.groups.get(name).map(|g| g.access.as_slice());
+                let new = match new {
+                    Some(Def::Group(g)) => g.access.as_slice(),
+                    _ => &[],
+                };
+                changed_by(Grantee::Group(name.to_string()), old.unwrap_or(&[]), new)
+            }
+            (Kind::ApiKey, new) => {
+                let old = self.state.api_keys.get(name).map(|k| k.access.as_slice());
+                let new = match new {
+                    Some(Def::ApiKey(k)) => k.access.as_slice(),
+                    _ => &[],
+                };
+                changed_by(Grantee::ApiKey(name.to_string()), old.unwrap_or(&[]), new)
+            }
+            _ => Vec::new(),
+        };
         match (kind, new) {
             (_, Some(Def::Organization(o))) => {
                 self.state.org = Some(o);
@@ -294,7 +330,7 @@ impl Namespace {
                 self.state.reviews.remove(name);
             }
         }
-        self.invalidate(kind);
+        self.invalidate(kind, changed);
         affected
     }
 
@@ -313,6 +349,113 @@ impl Namespace {
 mod tests {
     use crate::index::fixtures::fixture;
     use jiff::Timestamp;
+
+    mod refreshed_grantees {
+        use std::sync::Arc;
+
+        use proptest::prelude::*;
+
+        use crate::api::{ApiKey, Group};
+        use crate::core::effective::resolve_grantees;
+        use crate::index::Index;
+        use crate::index::fixtures::{org, yaml};
+
+        const NAMES: [&str; 4] = ["g0", "g1", "k0", "k1"];
+
+        /// One step: put (or delete) a group or key named from a small pool,
+        /// with privileges from a template or explicit, and an access list
+        /// naming others of the pool.
+        #[derive(Clone, Debug)]
+        struct Step {
+            target: usize,
+            delete: bool,
+            privileges: usize,
+            access: Vec<(usize, bool)>,
+            /// Hold the snapshot across the change (the copy path).
+            hold: bool,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            (
+                0..NAMES.len(),
+                prop::bool::weighted(0.2),
+                0..4usize,
+                prop::collection::vec((0..NAMES.len(), any::<bool>()), 0..3),
+                any::<bool>(),
+            )
+                .prop_map(|(target, delete, privileges, access, hold)| Step {
+                    target,
+                    delete,
+                    privileges,
+                    access,
+                    hold,
+                })
+        }
+
+        fn yaml_of(s: &Step) -> String {
+            let name = NAMES[s.target];
+            let access: Vec<String> = s
+                .access
+                .iter()
+                .map(|(i, edit)| {
+                    let who = NAMES[*i];
+                    let field = if who.starts_with('g') {
+                        "group"
+                    } else {
+                        "apiKey"
+                    };
+                    let level = if *edit { "Edit" } else { "View" };
+                    format!("{{{field}: {who}, level: {level}}}")
+                })
+                .collect();
+            let privileges = match (name.starts_with('g'), s.privileges) {
+                (true, 0) => "template: ContentManagers".to_string(),
+                (false, 0) => "template: SearchPages".to_string(),
+                (_, 1) => "privileges: [{service: Search, domain: ExecuteQueries, level: Allowed}]"
+                    .to_string(),
+                (_, 2) => "privileges: [{service: Content, domain: Sources, level: Custom, \
+                           resources: [{name: s1, level: Edit}]}]"
+                    .to_string(),
+                _ => "privileges: []".to_string(),
+            };
+            format!(
+                "metadata: {{name: {name}}}\nspec: {{displayName: {name}, {privileges}, access: [{}]}}",
+                access.join(", ")
+            )
+        }
+
+        proptest! {
+            /// After any sequence of changes, the grantees brought up to
+            /// date change by change are those computed from scratch.
+            #[test]
+            fn refreshed_grantees_are_the_resolved_ones(steps in prop::collection::vec(step(), 1..24)) {
+                let index = Index::new();
+                index.apply(&org("a"));
+                for s in &steps {
+                    let before = index.namespace("a");
+                    before.grantees();
+                    let held = s.hold.then(|| before.clone());
+                    drop(before);
+                    let text = yaml_of(s);
+                    if NAMES[s.target].starts_with('g') {
+                        let g: Group = yaml(&text);
+                        if s.delete { index.delete(&g); } else { index.apply(&g); }
+                    } else {
+                        let k: ApiKey = yaml(&text);
+                        if s.delete { index.delete(&k); } else { index.apply(&k); }
+                    }
+                    let ns = index.namespace("a");
+                    let resolved = resolve_grantees(&ns.state);
+                    prop_assert_eq!(&*ns.grantees(), &resolved, "after {:?}", s);
+                    if let Some(held) = held {
+                        // The held snapshot kept its own.
+                        prop_assert_eq!(&*held.grantees(), &resolve_grantees(&held.state));
+                        prop_assert!(!Arc::ptr_eq(&held, &ns));
+                    }
+                }
+            }
+        }
+    }
 
     /// The candidates the index offers for a group are a superset of its
     /// members: the core's `group_members` over them equals it over everyone.

@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::apikey::{Standing, effective_lifetime_days};
 use crate::builtin::{ApiKeyTemplate, BuiltinGroup, Privacy};
 use crate::catalog;
-use crate::effective::{ConsoleAccess, Grantees, console_access, group_members, member_effective};
+use crate::effective::{
+    ConsoleAccess, Grantee, Grantees, console_access, group_members, member_effective,
+};
 use crate::model::{GroupDef, OrgState};
 use crate::privilege::{GrantRef, Level, PrivilegeSet};
 use crate::references::unresolved_references;
@@ -431,7 +433,12 @@ pub fn change_warnings(
     }
     let before_grantees = crate::effective::resolve_grantees(&before);
     let after_grantees = match object {
-        Object::Group(_) | Object::ApiKey(_) => crate::effective::resolve_grantees(&after),
+        Object::Group(_) => {
+            before_grantees.after_change(&before, &after, Grantee::Group(name.into()))
+        }
+        Object::ApiKey(_) => {
+            before_grantees.after_change(&before, &after, Grantee::ApiKey(name.into()))
+        }
         _ => before_grantees.clone(),
     };
     let found_before = review(&before, &before_grantees, &before.advice_settings(), now);

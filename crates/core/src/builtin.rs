@@ -6,6 +6,8 @@
 //! (including Impersonate: Allowed). Everything else below is our evident
 //! choice from the role descriptions, marked `inferred`.
 
+use std::sync::LazyLock;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -157,7 +159,27 @@ impl ApiKeyTemplate {
             .map(|(_, _, t)| *t)
     }
 
+    /// The template's privileges (parsed once: a template is constant).
     pub fn privileges(self) -> PrivilegeSet {
+        static SETS: LazyLock<Vec<PrivilegeSet>> = LazyLock::new(|| {
+            ApiKeyTemplate::ALL
+                .iter()
+                .map(|t| t.parse_privileges())
+                .collect()
+        });
+        SETS[self as usize].clone()
+    }
+
+    /// Every API key template, in declaration order.
+    pub const ALL: [ApiKeyTemplate; 5] = [
+        ApiKeyTemplate::AnonymousSearch,
+        ApiKeyTemplate::AuthenticatedSearch,
+        ApiKeyTemplate::UsageAnalytics,
+        ApiKeyTemplate::SearchPages,
+        ApiKeyTemplate::Custom,
+    ];
+
+    fn parse_privileges(self) -> PrivilegeSet {
         use AccessLevel::*;
         use Service::*;
         let specs = match self {
@@ -204,6 +226,11 @@ const RESERVED: &[(Service, &str, ApiKeyTemplate)] = &[(
 
 /// Every domain at its highest level, Can Create wherever the domain creates.
 pub fn full_access() -> PrivilegeSet {
+    static SET: LazyLock<PrivilegeSet> = LazyLock::new(parse_full_access);
+    SET.clone()
+}
+
+fn parse_full_access() -> PrivilegeSet {
     let specs: Vec<PrivilegeSpec> = CATALOG
         .iter()
         .map(|d| {
@@ -228,12 +255,37 @@ pub fn full_access() -> PrivilegeSet {
 }
 
 impl GroupTemplate {
+    /// Every group template, in declaration order.
+    pub const ALL: [GroupTemplate; 8] = [
+        GroupTemplate::FullAccess,
+        GroupTemplate::Administrators,
+        GroupTemplate::AnalyticsManagers,
+        GroupTemplate::AnalyticsViewers,
+        GroupTemplate::ContentManagers,
+        GroupTemplate::RelevanceManagers,
+        GroupTemplate::Users,
+        GroupTemplate::Merchandisers,
+    ];
+
+    /// The template's privileges (parsed once: a template is constant).
     pub fn privileges(self) -> PrivilegeSet {
+        static SETS: LazyLock<Vec<PrivilegeSet>> = LazyLock::new(|| {
+            GroupTemplate::ALL
+                .iter()
+                .map(|t| t.parse_privileges())
+                .collect()
+        });
+        SETS[self as usize].clone()
+    }
+
+    fn parse_privileges(self) -> PrivilegeSet {
         use AccessLevel::*;
         use Service::*;
         let org_view = || spec(Organization, "Organization", View);
         let specs = match self {
-            GroupTemplate::FullAccess | GroupTemplate::Administrators => return full_access(),
+            GroupTemplate::FullAccess | GroupTemplate::Administrators => {
+                return parse_full_access();
+            }
             // Inferred from "manage usage analytics: dimensions, named filters, reports".
             GroupTemplate::AnalyticsManagers => vec![
                 spec(Analytics, "AnalyticsData", View),
@@ -304,6 +356,19 @@ impl GroupTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_are_listed_in_order_and_parsed_once_as_they_read() {
+        for (i, t) in GroupTemplate::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i, "{t:?}");
+            assert_eq!(t.privileges(), t.parse_privileges(), "{t:?}");
+        }
+        for (i, t) in ApiKeyTemplate::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i, "{t:?}");
+            assert_eq!(t.privileges(), t.parse_privileges(), "{t:?}");
+        }
+        assert_eq!(full_access(), parse_full_access());
+    }
 
     #[test]
     fn every_template_is_valid_and_administrators_covers_all_of_them() {

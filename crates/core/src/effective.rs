@@ -131,10 +131,104 @@ pub fn grantee_provenance(
 }
 
 /// Privileges of every group and API key, including access-list grants.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grantees {
     pub groups: BTreeMap<String, PrivilegeSet>,
     pub api_keys: BTreeMap<String, PrivilegeSet>,
+}
+
+impl Grantees {
+    /// Brings the entries of `names` up to date with `state`, where nothing
+    /// else changed since these grantees were [`resolve_grantees`] of it: an
+    /// entry is its object's own spec plus every access-list entry naming
+    /// it, so a change of one group or API key changes its own entry and
+    /// those its access list names before and after ([`changed_by`]). A
+    /// name with no object in `state` loses its entry.
+    pub fn refresh(&mut self, state: &OrgState, names: impl IntoIterator<Item = Grantee>) {
+        for grantee in names {
+            let spec = match &grantee {
+                Grantee::Group(n) => state.groups.get(n).map(group_spec_privileges),
+                Grantee::ApiKey(n) => state.api_keys.get(n).map(api_key_spec_privileges),
+            };
+            let map = match &grantee {
+                Grantee::Group(_) => &mut self.groups,
+                Grantee::ApiKey(_) => &mut self.api_keys,
+            };
+            let (Grantee::Group(name) | Grantee::ApiKey(name)) = &grantee;
+            match spec {
+                Some(mut set) => {
+                    for (d, object, level) in access_grants_to(state, &grantee) {
+                        set.add_resource(d, object, level);
+                    }
+                    map.insert(name.clone(), set);
+                }
+                None => {
+                    map.remove(name);
+                }
+            }
+        }
+    }
+}
+
+impl Grantees {
+    /// The grantees of `after`, where these are [`resolve_grantees`] of
+    /// `before` and the two states differ at most in the definition of
+    /// `changed` (one group or API key: added, removed or changed). What a
+    /// judgement needs of the state a change would make, for the price of
+    /// the entries it can alter.
+    pub fn after_change(&self, before: &OrgState, after: &OrgState, changed: Grantee) -> Grantees {
+        let access = |s: &OrgState| -> Vec<AccessEntry> {
+            match &changed {
+                Grantee::Group(n) => s.groups.get(n).map(|g| g.access.clone()),
+                Grantee::ApiKey(n) => s.api_keys.get(n).map(|k| k.access.clone()),
+            }
+            .unwrap_or_default()
+        };
+        let names = changed_by(changed.clone(), &access(before), &access(after));
+        let mut out = self.clone();
+        out.refresh(after, names);
+        out
+    }
+}
+
+/// The grantees whose entries a change of one group's or API key's
+/// definition can change: itself, and those its access list names before
+/// (`old`) and after (`new`).
+pub fn changed_by(itself: Grantee, old: &[AccessEntry], new: &[AccessEntry]) -> Vec<Grantee> {
+    let mut out: Vec<Grantee> = old
+        .iter()
+        .chain(new)
+        .filter_map(AccessEntry::grantee)
+        .collect();
+    out.push(itself);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The Custom grants access lists give one grantee: [`access_grants`] for
+/// it alone, without building the others'.
+fn access_grants_to<'a>(
+    state: &'a OrgState,
+    grantee: &'a Grantee,
+) -> impl Iterator<Item = (DomainId, &'a str, Level)> + 'a {
+    let names = |entry: &AccessEntry| match grantee {
+        Grantee::Group(n) => entry.group.as_deref() == Some(n.as_str()),
+        Grantee::ApiKey(n) => entry.api_key.as_deref() == Some(n.as_str()),
+    };
+    let groups = state.groups.values().flat_map(move |g| {
+        g.access
+            .iter()
+            .filter(move |e| names(e))
+            .map(move |e| (*catalog::GROUPS, g.name.as_str(), e.level.into()))
+    });
+    let keys = state.api_keys.values().flat_map(move |k| {
+        k.access
+            .iter()
+            .filter(move |e| names(e))
+            .map(move |e| (*catalog::API_KEYS, k.name.as_str(), e.level.into()))
+    });
+    groups.chain(keys)
 }
 
 pub fn resolve_grantees(state: &OrgState) -> Grantees {
@@ -818,6 +912,74 @@ mod tests {
             );
         }
         s
+    }
+
+    /// `after_change` is `resolve_grantees` of the state after: a group's
+    /// privileges, its access list gaining, losing or moving an entry, the
+    /// group or key coming and going.
+    #[test]
+    fn grantees_after_one_change_are_the_resolved_ones() {
+        use crate::model::{ApiKeyDef, GroupDef};
+        use crate::privilege::{AccessLevel, ResourceLevel, spec};
+        let entry = |group: Option<&str>, key: Option<&str>| AccessEntry {
+            group: group.map(str::to_string),
+            api_key: key.map(str::to_string),
+            level: ResourceLevel::Edit,
+        };
+        let group = |name: &str, access: Vec<AccessEntry>, edit: bool| GroupDef {
+            name: name.into(),
+            privileges: vec![spec(
+                catalog::Service::Content,
+                "Sources",
+                if edit {
+                    AccessLevel::Edit
+                } else {
+                    AccessLevel::View
+                },
+            )],
+            access,
+            ..GroupDef::default()
+        };
+        let mut base = OrgState::default();
+        for g in [
+            group("a", vec![], false),
+            group("b", vec![entry(Some("a"), None)], false),
+        ] {
+            base.groups.insert(g.name.clone(), g);
+        }
+        let key = ApiKeyDef {
+            name: "k".into(),
+            access: vec![entry(Some("b"), None)],
+            ..ApiKeyDef::default()
+        };
+        base.api_keys.insert("k".into(), key.clone());
+        // (what changes, the state after)
+        let mut cases: Vec<(Grantee, OrgState)> = Vec::new();
+        let mut s = base.clone();
+        s.groups.insert("a".into(), group("a", vec![], true));
+        cases.push((Grantee::Group("a".into()), s));
+        let mut s = base.clone();
+        s.groups
+            .insert("b".into(), group("b", vec![entry(None, Some("k"))], false));
+        cases.push((Grantee::Group("b".into()), s));
+        let mut s = base.clone();
+        s.groups.remove("b");
+        cases.push((Grantee::Group("b".into()), s));
+        let mut s = base.clone();
+        s.groups
+            .insert("c".into(), group("c", vec![entry(Some("a"), None)], true));
+        cases.push((Grantee::Group("c".into()), s));
+        let mut s = base.clone();
+        s.api_keys.remove("k");
+        cases.push((Grantee::ApiKey("k".into()), s));
+        let before = resolve_grantees(&base);
+        for (changed, after) in cases {
+            assert_eq!(
+                before.after_change(&base, &after, changed.clone()),
+                resolve_grantees(&after),
+                "{changed:?}"
+            );
+        }
     }
 
     #[test]

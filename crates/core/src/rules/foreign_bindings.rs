@@ -4,7 +4,7 @@
 
 use super::{Change, Object, Rule, Violation, violation};
 use crate::bindings;
-use crate::effective::{Grantees, resolve_grantees};
+use crate::effective::{Grantee, Grantees};
 use crate::model::OrgState;
 
 /// ForeignBindings: a trusted principal's change makes no member or API key
@@ -18,10 +18,6 @@ pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) 
         return Vec::new();
     }
     let mut after = state.clone();
-    let touches_grantees = matches!(
-        change.old.or(change.new),
-        Some(Object::Group(_)) | Some(Object::ApiKey(_))
-    );
     match (change.old.or(change.new), change.new) {
         (Some(Object::Group(_)), Some(Object::Group(g))) => {
             after.groups.insert(change.name.into(), g.clone());
@@ -44,10 +40,14 @@ pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) 
         // The Organization's settings change no holdings of accepted members.
         _ => {}
     }
-    let grantees_after = if touches_grantees {
-        resolve_grantees(&after)
-    } else {
-        grantees.clone()
+    let grantees_after = match change.old.or(change.new) {
+        Some(Object::Group(_)) => {
+            grantees.after_change(state, &after, Grantee::Group(change.name.into()))
+        }
+        Some(Object::ApiKey(_)) => {
+            grantees.after_change(state, &after, Grantee::ApiKey(change.name.into()))
+        }
+        _ => grantees.clone(),
     };
     bindings::foreign_growth(state, grantees, &after, &grantees_after)
         .into_iter()
