@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::core::advice::scan_members_of;
+use crate::core::advice::scan_members_at_most;
 use crate::core::apikey::{Reported, re_enable_wait};
 use crate::core::change::{Def, overlay, requester, take};
 use crate::core::effective::{
@@ -48,8 +48,9 @@ pub trait Known {
     fn grantees(&self) -> Arc<Grantees>;
     /// Who a Kubernetes identity is in [`state`](Self::state) at `now` ([`requester_view`]).
     fn requester(&self, user: &str, groups: &[String], now: Timestamp) -> Arc<RequesterView>;
-    /// A superset of the names of `group`'s members in [`state`](Self::state).
-    fn members_of(&self, group: &str) -> BTreeSet<String>;
+    /// A superset of the names of `group`'s members in [`state`](Self::state),
+    /// or `None` when it holds more than `limit`.
+    fn members_of(&self, group: &str, limit: usize) -> Option<BTreeSet<String>>;
 }
 
 /// The webhook's knowledge: the index's snapshot and its caches.
@@ -66,12 +67,9 @@ impl Known for Namespace {
         Namespace::requester(self, user, groups, now)
     }
 
-    fn members_of(&self, group: &str) -> BTreeSet<String> {
+    fn members_of(&self, group: &str, limit: usize) -> Option<BTreeSet<String>> {
         // The index names a group's members without a scan (a superset).
-        self.candidate_members(group)
-            .into_iter()
-            .map(|m| m.name.clone())
-            .collect()
+        self.member_names_at_most(group, limit)
     }
 }
 
@@ -136,8 +134,8 @@ impl Known for Plain {
         Arc::new(view_of(&self.state, &self.grantees, user, groups, now))
     }
 
-    fn members_of(&self, group: &str) -> BTreeSet<String> {
-        scan_members_of(&self.state, group)
+    fn members_of(&self, group: &str, limit: usize) -> Option<BTreeSet<String>> {
+        scan_members_at_most(&self.state, group, limit)
     }
 }
 
@@ -286,11 +284,11 @@ pub fn judge(known: &impl Known, asker: Asker, request: &Request, now: Timestamp
         )
     });
     let warnings = if allowed {
-        let members_of = |g: &str| {
+        let members_of = |g: &str, limit: usize| {
             if overlaid {
-                scan_members_of(&state, g)
+                scan_members_at_most(&state, g, limit)
             } else {
-                known.members_of(g)
+                known.members_of(g, limit)
             }
         };
         warnings::with_advice(&state, &grantees, &change, &members_of, now)

@@ -144,6 +144,40 @@ impl Namespace {
         out
     }
 
+    /// The names of the Members that may be in the existing `group` (those
+    /// [`candidate_members`](Self::candidate_members) gives), or `None` as
+    /// soon as there are more than `limit`: a large group's names are not
+    /// collected to be thrown away.
+    pub fn member_names_at_most(&self, group: &str, limit: usize) -> Option<BTreeSet<String>> {
+        let invited = self.invited.get(group);
+        if invited.map_or(0, BTreeSet::len) > limit {
+            return None;
+        }
+        let mut out: BTreeSet<String> = invited
+            .into_iter()
+            .flatten()
+            .filter(|n| self.state.members.contains_key(*n))
+            .cloned()
+            .collect();
+        let sets = self
+            .state
+            .groups
+            .get(group)
+            .map(|g| g.identity_sets.as_slice())
+            .unwrap_or_default();
+        if !sets.is_empty() {
+            for m in self.state.members.values() {
+                if sets.iter().any(|s| s.matches(m)) {
+                    out.insert(m.name.clone());
+                    if out.len() > limit {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The definitions of the members that may be in the existing `group`.
     pub fn candidate_members(&self, group: &str) -> Vec<&MemberDef> {
         let sets = self
@@ -481,6 +515,16 @@ mod tests {
                 now,
             );
             assert_eq!(everyone, candidates, "group {g}");
+            // The bounded names are the candidates', or none past the bound.
+            let names: std::collections::BTreeSet<String> = ns
+                .candidate_members(g)
+                .into_iter()
+                .map(|m| m.name.clone())
+                .collect();
+            assert_eq!(ns.member_names_at_most(g, names.len()), Some(names.clone()));
+            if !names.is_empty() {
+                assert_eq!(ns.member_names_at_most(g, names.len() - 1), None, "group {g}");
+            }
         }
     }
 }

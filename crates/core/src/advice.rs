@@ -244,8 +244,21 @@ fn counted_groups(state: &OrgState, grantees: &Grantees) -> BTreeSet<String> {
     out
 }
 
-/// The members of `group` in `state` by either route, by a scan: the
+/// A superset of the names of a group's members, or `None` when it holds
+/// more than the limit: what [`change_warnings`] asks.
+pub type MembersOf<'a> = dyn Fn(&str, usize) -> Option<BTreeSet<String>> + 'a;
+
+/// [`scan_members_of`], or `None` when there are more than `limit`: the
 /// `members_of` of [`change_warnings`] where no index is at hand (the CLI).
+pub fn scan_members_at_most(
+    state: &OrgState,
+    group: &str,
+    limit: usize,
+) -> Option<BTreeSet<String>> {
+    Some(scan_members_of(state, group)).filter(|m| m.len() <= limit)
+}
+
+/// The members of `group` in `state` by either route, by a scan.
 pub fn scan_members_of(state: &OrgState, group: &str) -> BTreeSet<String> {
     state
         .members
@@ -330,8 +343,10 @@ fn excerpt(
 ///
 /// `state` is the organization the rules judged the change in (the object
 /// as it was; absent for a create), `grantees` its grantees, and
-/// `members_of(group)` a superset of the names of a group's members in it
-/// (the webhook's index answers without a scan; [`scan_members_of`]).
+/// `members_of(group, limit)` a superset of the names of a group's members
+/// in it, or `None` when it holds more than `limit` (the webhook's index
+/// answers without a scan, and without collecting a large group's names;
+/// [`scan_members_at_most`]).
 ///
 /// The cost is bounded by what the change concerns, not by the namespace:
 /// both sides are reviewed on an excerpt holding the changed object, the
@@ -342,7 +357,7 @@ pub fn change_warnings(
     state: &OrgState,
     grantees: &Grantees,
     change: &crate::rules::Change,
-    members_of: &dyn Fn(&str) -> BTreeSet<String>,
+    members_of: &MembersOf,
     now: Timestamp,
 ) -> Vec<String> {
     use crate::rules::{Object, Operation};
@@ -356,7 +371,10 @@ pub fn change_warnings(
     let mut members = BTreeSet::new();
     let (mut groups, mut keys) = (BTreeSet::new(), BTreeSet::new());
     for g in counted_groups(state, grantees) {
-        members.extend(members_of(&g));
+        let Some(of_g) = members_of(&g, MAX_CHANGE_MEMBERS) else {
+            return Vec::new();
+        };
+        members.extend(of_g);
         groups.insert(g);
         if members.len() > MAX_CHANGE_MEMBERS {
             return Vec::new();
@@ -367,7 +385,10 @@ pub fn change_warnings(
             members.insert(name.to_string());
         }
         Object::Group(_) => {
-            members.extend(members_of(name));
+            let Some(of_it) = members_of(name, MAX_CHANGE_MEMBERS) else {
+                return Vec::new();
+            };
+            members.extend(of_it);
             // Members the new identity sets bring in.
             if let Some(Object::Group(g)) = change.new
                 && !g.identity_sets.is_empty()
@@ -1117,7 +1138,7 @@ mod tests {
         );
         let grantees = resolve_grantees(&state);
         let now = Timestamp::now();
-        let members_of = |g: &str| scan_members_of(&state, g);
+        let members_of = |g: &str, limit| scan_members_at_most(&state, g, limit);
         let judge = |change: &Change| change_warnings(&state, &grantees, change, &members_of, now);
 
         // b joins the Groups editors: two holders, one more than advised.

@@ -48,7 +48,7 @@ pub fn with_advice(
     state: &OrgState,
     grantees: &crate::effective::Grantees,
     change: &Change,
-    members_of: &dyn Fn(&str) -> std::collections::BTreeSet<String>,
+    members_of: &crate::advice::MembersOf,
     now: jiff::Timestamp,
 ) -> Vec<String> {
     let mut out = warnings(state, change);
