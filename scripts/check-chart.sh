@@ -75,14 +75,8 @@ kubectl_bin="$root/target/k8s-bin/kubectl"
 work=$(mktemp -d "${TMPDIR:-/tmp}/orgaccess-check-chart.XXXXXX")
 cp_pid=""
 op_pid=""
-stop_pid() {
-  local pid=$1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/plane.sh
+source "$root/scripts/lib/plane.sh"
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP

@@ -39,14 +39,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/orgaccess-runc.XXXXXX")
 state="$work/runc"
 cp_pid=""
 declare -A ctr_pid=()
-stop_pid() {
-  local pid=$1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/plane.sh
+source "$root/scripts/lib/plane.sh"
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
@@ -101,7 +95,6 @@ sed -n 's/.*"certificate-authority-data": "\(.*\)".*/\1/p' "$operator_kc" | base
 printf '%s' "$namespace" >"$sa/namespace"
 [[ -s "$sa/token" && -s "$sa/ca.crt" ]] || fail "cannot read the operator's token and CA from $operator_kc"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Renders the chart for replica $1 (ports $2 admin, $3 webhook) and prepares its bundle.
 bundle() {

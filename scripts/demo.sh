@@ -38,14 +38,8 @@ dir=$(cd "$dir" && pwd)
 # --- cleanup: stop what we started, newest first -----------------------------
 operator_pid=""
 cp_pid=""
-stop_pid() {
-  local pid=$1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/plane.sh
+source "$root/scripts/lib/plane.sh"
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
@@ -71,7 +65,7 @@ trap 'exit 141' PIPE
 tail_log() { echo "--- last lines of $1:" >&2; tail -n "${2:-30}" "$1" >&2 || true; }
 
 # One plain-HTTP GET with bash alone; prints the status code (or nothing).
-http_status() {
+port_http_status() {
   (
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0
     printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
@@ -208,7 +202,7 @@ operator_pid=$!
 note "orgaccess ${run_args[*]}"
 note "log: $operator_log"
 for i in $(seq 1 600); do
-  [[ "$(http_status "$admin_port" /readyz)" == 200 ]] && break
+  [[ "$(port_http_status "$admin_port" /readyz)" == 200 ]] && break
   kill -0 "$operator_pid" 2>/dev/null || { operator_pid=""; tail_log "$operator_log"; die "the operator exited"; }
   [[ $i -lt 600 ]] || { tail_log "$operator_log"; die "the operator was not ready in 60 s (http://127.0.0.1:$admin_port/readyz)"; }
   sleep 0.1

@@ -112,25 +112,9 @@ command -v python3 >/dev/null || die "python3 is required"
 command -v openssl >/dev/null || die "openssl is required (the webhook's certificate)"
 
 # --- binaries -------------------------------------------------------------------
-if [[ -n "${ORGACCESS_BIN:-}" ]]; then
-  bin=$(readlink -f "$ORGACCESS_BIN")
-  [[ -x "$bin" ]] || die "ORGACCESS_BIN=$ORGACCESS_BIN is not an executable"
-else
-  note "building the release binary (cargo build --release --bin orgaccess)"
-  cargo build --release --quiet --bin orgaccess
-  bin=$root/target/release/orgaccess
-fi
-if [[ -n "${ORGACCESS_CONTROL_PLANE_BIN:-}" ]]; then
-  control_plane_bin=$ORGACCESS_CONTROL_PLANE_BIN
-else
-  cargo build --quiet -p orgaccess-testenv --bin control-plane
-  control_plane_bin=$root/target/debug/control-plane
-fi
-[[ -x "$control_plane_bin" ]] || die "no control-plane binary at $control_plane_bin"
-bash tools/build-control-plane.sh >/dev/null
-kubectl_bin=$root/target/k8s-bin/kubectl
-# The control plane finds etcd and kube-apiserver here (else next to its crate).
-export ORGACCESS_K8S_BIN=${ORGACCESS_K8S_BIN:-$root/target/k8s-bin}
+# shellcheck source=scripts/lib/plane.sh
+source "$root/scripts/lib/plane.sh"
+plane_binaries
 "$bin" run --help | grep -q -- "--webhook-cert-file" || die "$bin has no webhook (--webhook-cert-file): too old to measure"
 
 # --- cleanup: stop what we started, newest first ---------------------------------
@@ -139,14 +123,6 @@ operator_pid=""
 wrapper_pid=""
 cp_pid=""
 py_pid=""
-stop_pid() {
-  local pid=$1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
@@ -177,32 +153,9 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 trap 'exit 141' PIPE
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-http_status() {
-  python3 - "$1" <<'EOF' 2>/dev/null || true
-import sys, urllib.request
-try:
-    print(urllib.request.urlopen(sys.argv[1], timeout=2).status)
-except Exception as e:
-    print(getattr(e, "code", ""))
-EOF
-}
-
 # --- control plane -------------------------------------------------------------------
 note "work dir $dir; starting the control plane"
-"$control_plane_bin" up --work-dir "$dir/cp" >"$dir/control-plane.out" 2>&1 &
-cp_pid=$!
-for i in $(seq 1 1800); do
-  grep -q "control plane ready" "$dir/control-plane.out" 2>/dev/null && break
-  kill -0 "$cp_pid" 2>/dev/null || { cp_pid=""; tail -n 30 "$dir/control-plane.out" >&2; die "the control plane exited"; }
-  [[ $i -lt 1800 ]] || { tail -n 30 "$dir/control-plane.out" >&2; die "the control plane was not ready in 180 s"; }
-  sleep 0.1
-done
-note "$(grep -m1 "control plane ready" "$dir/control-plane.out")"
-admin_kc=$dir/cp/admin.kubeconfig
-operator_user=system:serviceaccount:orgaccess-system:orgaccess
-operator_kc=$dir/cp/kubeconfigs/${operator_user//:/_}.kubeconfig
-[[ -f "$operator_kc" ]] || die "no kubeconfig for the operator identity at $operator_kc"
+start_plane "$dir"
 kubectl() { "$kubectl_bin" --kubeconfig "$admin_kc" --cache-dir "$dir/kubectl-cache" "$@"; }
 
 crds=${ORGACCESS_SCALE_CRDS:-crds/}
