@@ -153,12 +153,9 @@ impl Namespace {
         if invited.map_or(0, BTreeSet::len) > limit {
             return None;
         }
-        let mut out: BTreeSet<String> = invited
-            .into_iter()
-            .flatten()
-            .filter(|n| self.state.members.contains_key(*n))
-            .cloned()
-            .collect();
+        // Every invited name is a Member's (`invite` and `uninvite` keep
+        // the map with the members).
+        let mut out: BTreeSet<String> = invited.cloned().unwrap_or_default();
         let sets = self
             .state
             .groups
