@@ -11,7 +11,8 @@
 //!   the Rego policy (`scripts/decision-bench/policy.rego`) only looks up and
 //!   compares, and the key digests by SHA-256.
 //! - `load SERVER ADDR SERVER_PID SECONDS CONNECTIONS`: asks each question
-//!   once and checks the answer against the core's (in process), then keeps
+//!   (a member check, a key check, a key verification, [`BATCH`] checks in
+//!   one request) once and checks the answer against the core's (in process), then keeps
 //!   CONNECTIONS keep-alive HTTP/1.1 connections busy with it for SECONDS
 //!   (one request in flight per connection) and prints one JSON line per
 //!   question: decisions/s, latency quantiles, and the server's CPU time
@@ -38,6 +39,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENT_IP: &str = "10.1.2.3";
 
+/// The operator's allocator (src/main.rs), so the server measured allocates
+/// as the product does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -57,14 +63,20 @@ fn organization() -> Arc<Index> {
     index
 }
 
-/// The questions: a member check, a key check, a key verification.
+/// The checks in one request of the batch question.
+const BATCH: usize = 50;
+
+/// The questions: a member check, a key check, a key verification, and
+/// [`BATCH`] of the two checks (alternating) in one request.
 struct Question {
     name: &'static str,
+    /// Decisions per request: 1, or [`BATCH`].
+    per_request: usize,
     /// Path and body for orgaccess, then for OPA.
     orgaccess: (&'static str, Value),
     opa: (&'static str, Value),
-    /// The field of the answer that decides (`allowed` or `valid`) and its
-    /// value as the core answers in process.
+    /// The field of the answer that decides (`allowed` or `valid`; of each
+    /// answer of a batch) and its value as the core answers in process.
     field: &'static str,
     expected: bool,
 }
@@ -111,21 +123,38 @@ fn questions(index: &Index) -> Vec<Question> {
         now,
     )
     .is_ok();
+    let member_allowed = ask(Principal::Member(member), Verb::Edit, &target);
+    let key_allowed = ask(
+        Principal::ApiKey(org::KEY_NAME),
+        Verb::Allowed,
+        "Search/ExecuteQueries",
+    );
+    assert_eq!(
+        member_allowed, key_allowed,
+        "the batch's answers are all one"
+    );
+    let batch: Vec<Value> = (0..BATCH)
+        .map(|i| {
+            if i % 2 == 0 {
+                member_check.clone()
+            } else {
+                key_check.clone()
+            }
+        })
+        .collect();
     vec![
         Question {
             name: "check a member",
-            expected: ask(Principal::Member(member), Verb::Edit, &target),
+            expected: member_allowed,
+            per_request: 1,
             orgaccess: ("/v1/check", member_check.clone()),
             opa: ("/v1/data/orgaccess/check", json!({ "input": member_check })),
             field: "allowed",
         },
         Question {
             name: "check an API key",
-            expected: ask(
-                Principal::ApiKey(org::KEY_NAME),
-                Verb::Allowed,
-                "Search/ExecuteQueries",
-            ),
+            expected: key_allowed,
+            per_request: 1,
             orgaccess: ("/v1/check", key_check.clone()),
             opa: ("/v1/data/orgaccess/check", json!({ "input": key_check })),
             field: "allowed",
@@ -133,9 +162,21 @@ fn questions(index: &Index) -> Vec<Question> {
         Question {
             name: "verify a key value",
             expected: verified,
+            per_request: 1,
             orgaccess: ("/v1/keys/verify", verify.clone()),
             opa: ("/v1/data/orgaccess/verify", json!({ "input": verify })),
             field: "valid",
+        },
+        Question {
+            name: "50 checks in one request",
+            expected: member_allowed,
+            per_request: BATCH,
+            orgaccess: ("/v1/check/batch", json!({ "checks": batch })),
+            opa: (
+                "/v1/data/orgaccess/batch",
+                json!({ "input": { "checks": batch } }),
+            ),
+            field: "allowed",
         },
     ]
 }
@@ -365,11 +406,19 @@ fn load(args: &[String]) {
                 answer
             };
             assert_eq!(status, 200, "{server} {}: {answer}", q.name);
-            assert_eq!(
-                answer[q.field], q.expected,
-                "{server} {}: {answer} (the core answers {})",
-                q.name, q.expected
-            );
+            let answers = match (q.per_request, server) {
+                (1, _) => vec![answer.clone()],
+                (_, "opa") => answer.as_array().cloned().unwrap_or_default(),
+                _ => answer["answers"].as_array().cloned().unwrap_or_default(),
+            };
+            assert_eq!(answers.len(), q.per_request, "{server} {}: {answer}", q.name);
+            for a in answers {
+                assert_eq!(
+                    a[q.field], q.expected,
+                    "{server} {}: {answer} (the core answers {})",
+                    q.name, q.expected
+                );
+            }
             let stop = Arc::new(AtomicBool::new(false));
             let warm = Duration::from_millis(500);
             let mut tasks = Vec::new();
@@ -404,6 +453,8 @@ fn load(args: &[String]) {
             times.sort();
             let n = times.len();
             let q_us = |p: f64| times[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1e6;
+            // Latencies are per request; decisions count every check.
+            let decisions = n * q.per_request;
             println!(
                 "{}",
                 json!({
@@ -411,10 +462,11 @@ fn load(args: &[String]) {
                     "question": q.name,
                     "answer": q.expected,
                     "connections": connections,
-                    "decisions": n,
-                    "decisions_per_s": (n as f64 / wall).round(),
+                    "per_request": q.per_request,
+                    "decisions": decisions,
+                    "decisions_per_s": (decisions as f64 / wall).round(),
                     "server_cpu_s": cpu,
-                    "decisions_per_cpu_s": if cpu > 0.0 { (n as f64 / cpu).round() } else { 0.0 },
+                    "decisions_per_cpu_s": if cpu > 0.0 { (decisions as f64 / cpu).round() } else { 0.0 },
                     "p50_us": q_us(0.50),
                     "p99_us": q_us(0.99),
                 })

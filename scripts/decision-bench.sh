@@ -5,8 +5,9 @@
 #   bash scripts/decision-bench.sh [--seconds S] [--connections C] [--out FILE]
 #
 # Same organization (the benchmarks' 1,000 groups / 5,000 members and one API
-# key, benches/org), same three questions (a member check, a key check, a key
-# verification), each asked of:
+# key, benches/org), same four questions (a member check, a key check, a key
+# verification, and 50 checks in one request: /v1/check/batch, and OPA's
+# `batch` rule), each asked of:
 #   - orgaccess: the decision service's router (benches/decision_http.rs serve),
 #     plain HTTP/1.1;
 #   - OPA (pinned, built from its Go module by tools/install-opa.sh), with the

@@ -50,6 +50,10 @@ check := {"allowed": count(member_granted_by) > 0, "grantedBy": sort(member_gran
 
 check := {"allowed": count(key_granted_by) > 0, "grantedBy": sort(key_granted_by)} if input.principal.apiKey
 
+# Several checks in one request (POST /v1/check/batch's body as input):
+# each answered as `check` answers it alone.
+batch := [c | some q in input.checks; c := check with input as q]
+
 # A presented key value: its SHA-256 names a live key the client's address
 # may use (the deny list wins over the allow list).
 address_denied(k) if {
