@@ -520,7 +520,11 @@ mod tests {
                 .collect();
             assert_eq!(ns.member_names_at_most(g, names.len()), Some(names.clone()));
             if !names.is_empty() {
-                assert_eq!(ns.member_names_at_most(g, names.len() - 1), None, "group {g}");
+                assert_eq!(
+                    ns.member_names_at_most(g, names.len() - 1),
+                    None,
+                    "group {g}"
+                );
             }
         }
     }
