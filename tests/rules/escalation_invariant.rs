@@ -1432,6 +1432,82 @@ fn no_tenant_change_escalates_through_a_later_trusted_apply() {
     );
 }
 
+/// ForeignBindings looks only at the members a change can make hold more
+/// (`rules::who_can_gain`): on any state with records and any one change (a
+/// tenant's or a GitOps apply), it finds what it finds looking at every
+/// member.
+#[test]
+fn foreign_growth_among_who_can_gain_is_foreign_growth() {
+    use orgaccess::core::bindings::{foreign_growth, foreign_growth_among};
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let found = std::cell::Cell::new(0u32);
+    let strategy = (
+        (arb_state(), any::<u64>()).prop_map(|(s, bits)| with_records(s, bits)),
+        arb_plan(),
+        arb_gitops(),
+    );
+    let result = runner.run(&strategy, |(state, plan, gitops)| {
+        let grantees = resolve_grantees(&state);
+        let changes = [
+            versions(&state, &plan).map(|(n, v)| (n, plan.operation, v)),
+            gitops_versions(&state, &gitops).map(|(n, v, _)| {
+                let op = operation_of(&v);
+                (n, op, v)
+            }),
+        ];
+        for (name, operation, mut v) in changes.into_iter().flatten() {
+            settle_deletion(&mut v);
+            let after = apply(&state, &name, &v);
+            let grantees_after = resolve_grantees(&after);
+            let change = change_of(operation, &name, &v);
+            let all = foreign_growth(&state, &grantees, &after, &grantees_after);
+            let among = foreign_growth_among(
+                &state,
+                &grantees,
+                &after,
+                &grantees_after,
+                rules::who_can_gain(&state, &change).as_ref(),
+            );
+            prop_assert_eq!(&among, &all, "{:?} of '{}'", operation, name);
+            // The rule, which copies only those members into its state
+            // after the change, finds each of them.
+            let found_by_rule = rules::foreign_bindings(&state, &grantees, &change);
+            prop_assert_eq!(
+                found_by_rule.len(),
+                all.len(),
+                "{:?} of '{}'",
+                operation,
+                name
+            );
+            for (v, f) in found_by_rule.iter().zip(&all) {
+                prop_assert!(
+                    v.message.contains(&f.principal) && v.message.contains(&f.gained.to_string()),
+                    "{:?} of '{}': {} for {:?}",
+                    operation,
+                    name,
+                    v.message,
+                    f
+                );
+            }
+            if !all.is_empty() {
+                found.set(found.get() + 1);
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The property says something only if some changes grow holdings
+    // through records.
+    eprintln!("foreign growth found in {} changes", found.get());
+    assert!(found.get() > 0, "no change grew anything through a record");
+}
+
 /// The webhook and `orgaccess check` judge with one pipeline
 /// (`orgaccess::judge`) and differ only in what they know before a change:
 /// the index's snapshot with its caches (the requester views keyed by the

@@ -327,6 +327,20 @@ pub fn foreign_growth(
     after: &OrgState,
     grantees_after: &Grantees,
 ) -> Vec<Foreign> {
+    foreign_growth_among(before, grantees_before, after, grantees_after, None)
+}
+
+/// [`foreign_growth`], looking only at the members named in `members` (all
+/// when `None`): a superset of those whose holdings differ between the two
+/// states gives the same answer, since a member who holds the same gains
+/// nothing (`rules::foreign_bindings::who_can_gain`).
+pub fn foreign_growth_among(
+    before: &OrgState,
+    grantees_before: &Grantees,
+    after: &OrgState,
+    grantees_after: &Grantees,
+    members: Option<&BTreeSet<String>>,
+) -> Vec<Foreign> {
     let mut out = Vec::new();
     let recorded_groups: BTreeMap<&str, &BoundBy> = after
         .groups
@@ -334,7 +348,11 @@ pub fn foreign_growth(
         .filter(|g| !g.meta.bound_by.is_empty())
         .map(|g| (g.name.as_str(), &g.meta.bound_by))
         .collect();
-    for m in after.members.values() {
+    let looked_at: Box<dyn Iterator<Item = &MemberDef>> = match members {
+        Some(names) => Box::new(names.iter().filter_map(|n| after.members.get(n))),
+        None => Box::new(after.members.values()),
+    };
+    for m in looked_at {
         if m.meta.bound_by.is_empty() && recorded_groups.is_empty() {
             continue;
         }

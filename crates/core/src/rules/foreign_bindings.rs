@@ -2,10 +2,12 @@
 //! through a binding an untrusted requester set (the second-order
 //! invariant, docs/security.md).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::{Change, Object, Rule, Violation, violation};
 use crate::bindings;
-use crate::effective::{Grantee, Grantees};
-use crate::model::OrgState;
+use crate::effective::{Grantee, Grantees, changed_by};
+use crate::model::{AccessEntry, IdentitySet, OrgState};
 
 /// ForeignBindings: a trusted principal's change makes no member or API key
 /// hold more through a binding an untrusted requester set (recorded in
@@ -17,7 +19,31 @@ pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) 
     if !new_recorded && !bindings::any_recorded(state) {
         return Vec::new();
     }
-    let mut after = state.clone();
+    // The state after the change, holding of the members only those whose
+    // holdings can differ (`who_can_gain`): copying every member of a large
+    // organization per request cost more than the rest of the judgement.
+    let members = who_can_gain(state, change);
+    // Nobody to look at: no member can hold more, and no API key carries a
+    // record (the keys are all looked at).
+    let keys_recorded = state.api_keys.values().any(|k| !k.meta.bound_by.is_empty())
+        || matches!(change.new, Some(Object::ApiKey(k)) if !k.meta.bound_by.is_empty());
+    if members.as_ref().is_some_and(BTreeSet::is_empty) && !keys_recorded {
+        return Vec::new();
+    }
+    let mut after = OrgState {
+        org: state.org.clone(),
+        groups: state.groups.clone(),
+        api_keys: state.api_keys.clone(),
+        members: match &members {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| state.members.get_key_value(n))
+                .map(|(n, m)| (n.clone(), m.clone()))
+                .collect(),
+            None => state.members.clone(),
+        },
+        reviews: BTreeMap::new(),
+    };
     match (change.old.or(change.new), change.new) {
         (Some(Object::Group(_)), Some(Object::Group(g))) => {
             after.groups.insert(change.name.into(), g.clone());
@@ -49,7 +75,7 @@ pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) 
         }
         _ => grantees.clone(),
     };
-    bindings::foreign_growth(state, grantees, &after, &grantees_after)
+    bindings::foreign_growth_among(state, grantees, &after, &grantees_after, members.as_ref())
         .into_iter()
         .map(|f| {
             let how: Vec<String> = f
@@ -73,6 +99,64 @@ pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) 
             )
         })
         .collect()
+}
+
+/// The members whose holdings (`bindings::foreign_growth`: an accepted
+/// member's groups' privileges) can differ between `before` and the state
+/// `change` alone makes of it; `None`: any member's. A member's holdings
+/// read its own definition, the groups it is in (invited, or matched by an
+/// identity set) and those groups' privileges, which a group's or API key's
+/// change alters for itself and the grantees its access list names
+/// ([`changed_by`]). So: a Member, itself; a Group, its members before and
+/// after and the members of the groups its access list names before or
+/// after; an API key, the members of the groups its access list names.
+/// Found by a scan of memberships, without computing anyone's privileges.
+pub fn who_can_gain(before: &OrgState, change: &Change) -> Option<BTreeSet<String>> {
+    let name = change.name;
+    let access = |o: Option<Object>| -> Vec<AccessEntry> {
+        match o {
+            Some(Object::Group(g)) => g.access.clone(),
+            Some(Object::ApiKey(k)) => k.access.clone(),
+            _ => Vec::new(),
+        }
+    };
+    let itself = match change.old.or(change.new)? {
+        Object::Member(_) => return Some([name.to_string()].into()),
+        Object::Group(_) => Grantee::Group(name.to_string()),
+        Object::ApiKey(_) => Grantee::ApiKey(name.to_string()),
+        Object::Organization(_) | Object::AccessReview(_) => return None,
+    };
+    // Members are the same before and after a group's or key's change; of
+    // the groups, only the changed one's identity sets can differ.
+    let changed_group = match change.new {
+        Some(Object::Group(g)) => Some(g),
+        _ => None,
+    };
+    let groups: BTreeSet<String> = changed_by(itself, &access(change.old), &access(change.new))
+        .into_iter()
+        .filter_map(|g| match g {
+            Grantee::Group(g) => Some(g),
+            Grantee::ApiKey(_) => None,
+        })
+        .collect();
+    // A member is in one of them by invitation, or matched by an identity
+    // set one of them has before or after: the sets gathered once, not
+    // looked up per member.
+    let mut sets: Vec<&IdentitySet> = groups
+        .iter()
+        .filter_map(|g| before.groups.get(g))
+        .flat_map(|g| &g.identity_sets)
+        .collect();
+    sets.extend(changed_group.into_iter().flat_map(|g| &g.identity_sets));
+    let out = before
+        .members
+        .values()
+        .filter(|m| {
+            m.groups.iter().any(|g| groups.contains(g)) || sets.iter().any(|s| s.matches(m))
+        })
+        .map(|m| m.name.clone())
+        .collect();
+    Some(out)
 }
 
 fn describe_binding(key: &str) -> String {

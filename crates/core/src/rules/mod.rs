@@ -49,7 +49,7 @@ pub use administrators_protected::administrators_protected;
 pub use bindings_recorded::{bindings_after, bindings_recorded, setter};
 pub use catalog_validity::{MAX_UNDECLARED_LISTED, catalog_validity};
 pub use duplicate::duplicate;
-pub use foreign_bindings::foreign_bindings;
+pub use foreign_bindings::{foreign_bindings, who_can_gain};
 pub use guarded_metadata::guarded_metadata;
 pub use identity_claims::identity_claims;
 pub use no_escalation::no_escalation;
