@@ -23,6 +23,7 @@ pub use organization::{AdviceStatus, Organization, OrganizationSpec, Organizatio
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResourceExt, ResourceExt};
+use std::sync::Arc;
 
 use crate::core::model::{AccessReviewDef, ApiKeyDef, GroupDef, MemberDef, Meta, OrgDef, OrgState};
 
@@ -116,13 +117,19 @@ pub fn org_state<'a>(
         ..OrgState::default()
     };
     for g in groups.into_iter().filter(|g| here(g.namespace())) {
-        state.groups.insert(g.name_any(), GroupDef::from(g));
+        state
+            .groups
+            .insert(g.name_any(), Arc::new(GroupDef::from(g)));
     }
     for m in members.into_iter().filter(|m| here(m.namespace())) {
-        state.members.insert(m.name_any(), MemberDef::from(m));
+        state
+            .members
+            .insert(m.name_any(), Arc::new(MemberDef::from(m)));
     }
     for k in keys.into_iter().filter(|k| here(k.namespace())) {
-        state.api_keys.insert(k.name_any(), ApiKeyDef::from(k));
+        state
+            .api_keys
+            .insert(k.name_any(), Arc::new(ApiKeyDef::from(k)));
     }
     state
 }
@@ -137,7 +144,9 @@ pub fn add_reviews<'a>(
         .into_iter()
         .filter(|r| r.namespace().as_deref() == Some(namespace))
     {
-        state.reviews.insert(r.name_any(), AccessReviewDef::from(r));
+        state
+            .reviews
+            .insert(r.name_any(), Arc::new(AccessReviewDef::from(r)));
     }
 }
 

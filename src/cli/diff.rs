@@ -308,7 +308,7 @@ fn refusals(
             base_org
                 .and_then(|o| o.state.groups.get(&m.name))
                 .filter(|_| m.kind() == Kind::Group)
-                .map(|g| Def::Group(g.clone()))
+                .map(|g| Def::Group((*(*g)).clone()))
         });
         if old.as_ref() == Some(&new) {
             continue;

@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 use serde::Serialize;
+use std::sync::Arc;
 
 use super::output::OutputFormat;
 use super::output::{Styles, Table, cell, styled};
@@ -491,7 +492,13 @@ pub fn explain_group(org: &Org, name: &str, grantees: &Grantees, now: Timestamp)
     let effective = grantees.groups.get(name).cloned().unwrap_or_default();
     let template = g.template.map(|t| (format!("{t:?}"), t.privileges()));
     // The Group status's own definition of its members (core).
-    let (members, _) = group_members(state, grantees, state.members.values(), name, now);
+    let (members, _) = group_members(
+        state,
+        grantees,
+        state.members.values().map(Arc::as_ref),
+        name,
+        now,
+    );
     GroupJson {
         kind: "Group",
         namespace: org.namespace.clone(),

@@ -135,7 +135,7 @@ pub fn reviews(state: &OrgState, now: Timestamp) -> Vec<GroupReview> {
             let rs = review_state(state, g, now)?;
             let members = members_of(state, g);
             let is = |name: &str, f: &dyn Fn(&crate::core::model::MemberDef) -> bool| {
-                state.members.get(name).is_some_and(f)
+                state.members.get(name).is_some_and(|m| f(m))
             };
             let unconfirmed = members
                 .iter()

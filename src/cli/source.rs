@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -62,7 +63,9 @@ pub fn add_builtin_groups(state: &mut OrgState) -> Vec<&'static str> {
         if state.groups.contains_key(name) {
             continue;
         }
-        state.groups.insert(name.to_string(), GroupDef::seeded(b));
+        state
+            .groups
+            .insert(name.to_string(), Arc::new(GroupDef::seeded(b)));
         added.push(name);
     }
     added

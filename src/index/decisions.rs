@@ -180,25 +180,25 @@ mod tests {
         let mut s = OrgState::default();
         s.groups.insert(
             "editors".into(),
-            group("editors", AccessLevel::Edit, vec![]),
+            Arc::new(group("editors", AccessLevel::Edit, vec![])),
         );
         s.members.insert(
             "ann".into(),
-            MemberDef {
+            Arc::new(MemberDef {
                 name: "ann".into(),
                 groups: vec!["editors".into()],
                 accepted: true,
                 ..MemberDef::default()
-            },
+            }),
         );
         s.api_keys.insert(
             "k".into(),
-            ApiKeyDef {
+            Arc::new(ApiKeyDef {
                 name: "k".into(),
                 enabled: true,
                 privileges: vec![spec(Service::Content, "Sources", AccessLevel::View)],
                 ..ApiKeyDef::default()
-            },
+            }),
         );
         s
     }
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(a.granted_by, ["access list of Group g2"], "{a:?}");
 
         // ann leaves the group.
-        let mut ann_def = ns.state.members["ann"].clone();
+        let mut ann_def = (*ns.state.members["ann"]).clone();
         ann_def.groups.clear();
         ns.put(Kind::Member, "ann", Some(Def::Member(ann_def)), None);
         assert!(!ask(&ns, ann, Verb::View, "Content/Sources").allowed);

@@ -186,6 +186,7 @@ impl Namespace {
         self.members_of(group, sets)
             .iter()
             .filter_map(|name| self.state.members.get(name))
+            .map(Arc::as_ref)
             .collect()
     }
 
@@ -274,28 +275,28 @@ impl Namespace {
                     Some(Def::Group(g)) => Some(g),
                     _ => None,
                 };
-                route::group(self, self.state.groups.get(name), new)
+                route::group(self, self.state.groups.get(name).map(Arc::as_ref), new)
             }
             Kind::Member => {
                 let new = match &new {
                     Some(Def::Member(m)) => Some(m),
                     _ => None,
                 };
-                route::member(self, self.state.members.get(name), new)
+                route::member(self, self.state.members.get(name).map(Arc::as_ref), new)
             }
             Kind::ApiKey => {
                 let new = match &new {
                     Some(Def::ApiKey(k)) => Some(k),
                     _ => None,
                 };
-                route::api_key(self, self.state.api_keys.get(name), new)
+                route::api_key(self, self.state.api_keys.get(name).map(Arc::as_ref), new)
             }
             Kind::AccessReview => {
                 let new = match &new {
                     Some(Def::AccessReview(r)) => Some(r),
                     _ => None,
                 };
-                route::access_review(self, self.state.reviews.get(name), new)
+                route::access_review(self, self.state.reviews.get(name).map(Arc::as_ref), new)
             }
         };
         if affected.is_empty() {
@@ -331,7 +332,7 @@ impl Namespace {
                 self.organization = None;
             }
             (_, Some(Def::Group(g))) => {
-                self.state.groups.insert(name.to_string(), g);
+                self.state.groups.insert(name.to_string(), Arc::new(g));
             }
             (Kind::Group, None) => {
                 self.state.groups.remove(name);
@@ -341,7 +342,7 @@ impl Namespace {
                     self.uninvite(&old);
                 }
                 self.invite(&m);
-                self.state.members.insert(name.to_string(), m);
+                self.state.members.insert(name.to_string(), Arc::new(m));
             }
             (Kind::Member, None) => {
                 if let Some(old) = self.state.members.remove(name) {
@@ -349,13 +350,13 @@ impl Namespace {
                 }
             }
             (_, Some(Def::ApiKey(k))) => {
-                self.state.api_keys.insert(name.to_string(), k);
+                self.state.api_keys.insert(name.to_string(), Arc::new(k));
             }
             (Kind::ApiKey, None) => {
                 self.state.api_keys.remove(name);
             }
             (_, Some(Def::AccessReview(r))) => {
-                self.state.reviews.insert(name.to_string(), r);
+                self.state.reviews.insert(name.to_string(), Arc::new(r));
             }
             (Kind::AccessReview, None) => {
                 self.state.reviews.remove(name);
@@ -380,6 +381,7 @@ impl Namespace {
 mod tests {
     use crate::index::fixtures::fixture;
     use jiff::Timestamp;
+    use std::sync::Arc;
 
     mod refreshed_grantees {
         use std::sync::Arc;
@@ -500,7 +502,7 @@ mod tests {
             let everyone = crate::core::effective::group_members(
                 &ns.state,
                 &grantees,
-                ns.state.members.values(),
+                ns.state.members.values().map(Arc::as_ref),
                 g,
                 now,
             );

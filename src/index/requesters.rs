@@ -143,7 +143,7 @@ mod tests {
         ] {
             state.members.insert(
                 name.into(),
-                MemberDef {
+                Arc::new(MemberDef {
                     name: name.into(),
                     subjects: vec![Subject {
                         kind,
@@ -152,7 +152,7 @@ mod tests {
                     }],
                     accepted: true,
                     ..MemberDef::default()
-                },
+                }),
             );
         }
         let ns = Namespace::new(state);

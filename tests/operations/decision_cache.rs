@@ -10,6 +10,7 @@
 //! Cases: `ORGACCESS_DECISION_CACHE_CASES` (default 500).
 
 use crate::generators;
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use orgaccess::core::builtin::{ApiKeyTemplate, GroupTemplate};
@@ -219,16 +220,16 @@ fn arb_state() -> impl Strategy<Value = OrgState> {
             ..OrgState::default()
         };
         for r in reviews.into_iter().flatten() {
-            s.reviews.insert(r.name.clone(), r);
+            s.reviews.insert(r.name.clone(), Arc::new(r));
         }
         for g in groups.into_iter().flatten() {
-            s.groups.insert(g.name.clone(), g);
+            s.groups.insert(g.name.clone(), Arc::new(g));
         }
         for m in members.into_iter().flatten() {
-            s.members.insert(m.name.clone(), m);
+            s.members.insert(m.name.clone(), Arc::new(m));
         }
         for k in keys.into_iter().flatten() {
-            s.api_keys.insert(k.name.clone(), k);
+            s.api_keys.insert(k.name.clone(), Arc::new(k));
         }
         s
     })

@@ -8,6 +8,7 @@
 //! `tests/rules/diff_status.rs`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use orgaccess::core::diff::{self, Direction, Notice, PrincipalKind};
@@ -146,6 +147,7 @@ proptest! {
         let Some(m) = head.members.values_mut().find(|m| m.accepted && !m.groups.iter().any(|g| g == admins)) else {
             return Ok(());
         };
+        let m = Arc::make_mut(m);
         m.groups.push(admins.into());
         let name = m.name.clone();
         let d = diff::diff(&base, &head, now());

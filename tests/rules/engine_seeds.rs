@@ -8,6 +8,7 @@ use orgaccess::core::privilege::{
     AccessLevel, PrivilegeSet, PrivilegeSpec, ResourceAccess, ResourceLevel, parse, parse_all, spec,
 };
 use orgaccess::core::rules::{self, Change, Object, Operation, Requester, Rule};
+use std::sync::Arc;
 
 use AccessLevel::{Allowed, Custom, Edit, View};
 use Service::*;
@@ -60,18 +61,18 @@ fn seed_002_member_of_analytics_viewers_and_limited_administrators_gets_the_seed
     let mut state = OrgState::default();
     state.groups.insert(
         "analytics-viewers".into(),
-        GroupDef {
+        Arc::new(GroupDef {
             builtin: Some(BuiltinGroup::AnalyticsViewers),
             ..group(
                 "analytics-viewers",
                 Some(GroupTemplate::AnalyticsViewers),
                 vec![],
             )
-        },
+        }),
     );
     state.groups.insert(
         "limited-administrators".into(),
-        group(
+        Arc::new(group(
             "limited-administrators",
             None,
             vec![
@@ -80,13 +81,15 @@ fn seed_002_member_of_analytics_viewers_and_limited_administrators_gets_the_seed
                 spec(Analytics, "Dimensions", Edit),
                 spec(Analytics, "NamedFilters", View),
             ],
-        ),
+        )),
     );
     let john = member(
         "john-smith",
         &["analytics-viewers", "limited-administrators"],
     );
-    state.members.insert(john.name.clone(), john.clone());
+    state
+        .members
+        .insert(john.name.clone(), Arc::new(john.clone()));
     let grantees = resolve_grantees(&state);
     let eff = member_effective(&state, &grantees, &john, jiff::Timestamp::now()).privileges;
 
@@ -150,14 +153,15 @@ fn seed_001_holding_four_privileges_you_duplicate_groups_with_three_or_fewer() {
     let mut state = OrgState::default();
     state.groups.insert(
         "three".into(),
-        group("three", None, four_privileges()[..3].to_vec()),
+        Arc::new(group("three", None, four_privileges()[..3].to_vec())),
     );
-    state
-        .groups
-        .insert("four".into(), group("four", None, four_privileges()));
+    state.groups.insert(
+        "four".into(),
+        Arc::new(group("four", None, four_privileges())),
+    );
     state.groups.insert(
         "other-three".into(),
-        group(
+        Arc::new(group(
             "other-three",
             None,
             vec![
@@ -165,7 +169,7 @@ fn seed_001_holding_four_privileges_you_duplicate_groups_with_three_or_fewer() {
                 spec(Organization, "Activities", View),
                 spec(Organization, "Organization", View),
             ],
-        ),
+        )),
     );
     let grantees = resolve_grantees(&state);
 
@@ -205,7 +209,9 @@ fn seed_000_sitecore_integrator_is_full_access_except_groups() {
         vec![spec(Organization, "Groups", AccessLevel::None)],
     );
     let mut state = OrgState::default();
-    state.groups.insert(integrator.name.clone(), integrator);
+    state
+        .groups
+        .insert(integrator.name.clone(), Arc::new(integrator));
     let grantees = resolve_grantees(&state);
     let privileges = &grantees.groups["sitecore-integrator"];
     let groups = catalog::lookup(Organization, "Groups").unwrap();
@@ -457,9 +463,9 @@ fn removing_a_member_or_changing_its_identity_needs_edit_on_all_groups() {
     let mut state = OrgState::default();
     state
         .groups
-        .insert("team".into(), group("team", None, vec![]));
+        .insert("team".into(), Arc::new(group("team", None, vec![])));
     let erin = member("erin", &["team"]);
-    state.members.insert("erin".into(), erin.clone());
+    state.members.insert("erin".into(), Arc::new(erin.clone()));
     let renamed = MemberDef {
         identity: MemberIdentity {
             provider: Provider::Email,
@@ -509,7 +515,7 @@ fn removing_a_member_or_changing_its_identity_needs_edit_on_all_groups() {
 fn editing_groups_needs_activities_view_and_groups_edit() {
     let mut state = OrgState::default();
     let team = group("team", None, vec![spec(Search, "ExecuteQueries", Allowed)]);
-    state.groups.insert("team".into(), team.clone());
+    state.groups.insert("team".into(), Arc::new(team.clone()));
     let renamed = GroupDef {
         display_name: Some("The team".into()),
         ..team.clone()
@@ -528,7 +534,9 @@ fn editing_groups_needs_activities_view_and_groups_edit() {
     };
     // Inviting someone to the group is an edit of the group too.
     let newcomer = member("newcomer", &[]);
-    state.members.insert("newcomer".into(), newcomer.clone());
+    state
+        .members
+        .insert("newcomer".into(), Arc::new(newcomer.clone()));
     let invited = MemberDef {
         groups: vec!["team".into()],
         ..newcomer.clone()
@@ -595,15 +603,15 @@ fn a_member_without_organization_view_cannot_open_the_console() {
     let mut state = OrgState::default();
     state.groups.insert(
         "api-only".into(),
-        group(
+        Arc::new(group(
             "api-only",
             None,
             vec![spec(Search, "ExecuteQueries", Allowed)],
-        ),
+        )),
     );
     state.groups.insert(
         "users".into(),
-        group("users", Some(GroupTemplate::Users), vec![]),
+        Arc::new(group("users", Some(GroupTemplate::Users), vec![])),
     );
     let grantees = resolve_grantees(&state);
     let now = jiff::Timestamp::UNIX_EPOCH;

@@ -17,6 +17,7 @@
 //! profile, 2,000 in debug: `cargo test --release --test rules escalation_invariant::`).
 
 use crate::generators;
+use std::sync::Arc;
 
 use std::collections::BTreeSet;
 
@@ -422,7 +423,7 @@ pub(crate) fn arb_state() -> BoxedStrategy<OrgState> {
                 ..OrgState::default()
             };
             for g in groups.into_iter().flatten() {
-                s.groups.insert(g.name.clone(), g);
+                s.groups.insert(g.name.clone(), Arc::new(g));
             }
             for mut m in members.into_iter().flatten() {
                 if m.name == "m0" {
@@ -438,13 +439,13 @@ pub(crate) fn arb_state() -> BoxedStrategy<OrgState> {
                         m.groups.push("g2".into());
                     }
                 }
-                s.members.insert(m.name.clone(), m);
+                s.members.insert(m.name.clone(), Arc::new(m));
             }
             for k in keys.into_iter().flatten() {
-                s.api_keys.insert(k.name.clone(), k);
+                s.api_keys.insert(k.name.clone(), Arc::new(k));
             }
             for r in reviews.into_iter().flatten() {
-                s.reviews.insert(r.name.clone(), r);
+                s.reviews.insert(r.name.clone(), Arc::new(r));
             }
             s
         })
@@ -623,7 +624,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
         }
         Kind::Group => {
             let name = GROUPS[p.target % GROUPS.len()];
-            let old = s.groups.get(name).cloned();
+            let old = s.groups.get(name).map(|d| (**d).clone());
             let mut new = p.fresh.group.clone();
             new.name = name.into();
             new.meta = p.fresh.meta.clone();
@@ -679,7 +680,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
         }
         Kind::Member => {
             let name = MEMBERS[p.target % MEMBERS.len()];
-            let old = s.members.get(name).cloned();
+            let old = s.members.get(name).map(|d| (**d).clone());
             let mut new = p.fresh.member.clone();
             new.name = name.into();
             new.meta = p.fresh.meta.clone();
@@ -729,7 +730,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
         }
         Kind::ApiKey => {
             let name = KEYS[p.target % KEYS.len()];
-            let old = s.api_keys.get(name).cloned();
+            let old = s.api_keys.get(name).map(|d| (**d).clone());
             let mut new = p.fresh.key.clone();
             new.name = name.into();
             new.meta = p.fresh.meta.clone();
@@ -761,7 +762,7 @@ fn versions(s: &OrgState, p: &Plan) -> Option<(String, Versions)> {
         }
         Kind::AccessReview => {
             let name = REVIEWS[p.target % REVIEWS.len()];
-            let old = s.reviews.get(name).cloned();
+            let old = s.reviews.get(name).map(|d| (**d).clone());
             let mut new = p.fresh.review.clone();
             new.name = name.into();
             new.meta = p.fresh.meta.clone();
@@ -828,19 +829,19 @@ fn apply(s: &OrgState, name: &str, v: &Versions) -> OrgState {
     match v {
         Versions::Organization(_, new) => after.org = new.clone(),
         Versions::Group(_, new) => match new {
-            Some(g) => drop(after.groups.insert(name.into(), g.clone())),
+            Some(g) => drop(after.groups.insert(name.into(), Arc::new(g.clone()))),
             None => drop(after.groups.remove(name)),
         },
         Versions::Member(_, new) => match new {
-            Some(m) => drop(after.members.insert(name.into(), m.clone())),
+            Some(m) => drop(after.members.insert(name.into(), Arc::new(m.clone()))),
             None => drop(after.members.remove(name)),
         },
         Versions::ApiKey(_, new) => match new {
-            Some(k) => drop(after.api_keys.insert(name.into(), k.clone())),
+            Some(k) => drop(after.api_keys.insert(name.into(), Arc::new(k.clone()))),
             None => drop(after.api_keys.remove(name)),
         },
         Versions::AccessReview(_, new) => match new {
-            Some(r) => drop(after.reviews.insert(name.into(), r.clone())),
+            Some(r) => drop(after.reviews.insert(name.into(), Arc::new(r.clone()))),
             None => drop(after.reviews.remove(name)),
         },
     }
@@ -1003,8 +1004,13 @@ fn group_members_agree_with_member_memberships() {
     let result = runner.run(&arb_state(), |state| {
         let grantees = resolve_grantees(&state);
         for (g, at) in GROUPS.iter().flat_map(|g| instants().map(|at| (*g, at))) {
-            let (active, inactive) =
-                group_members(&state, &grantees, state.members.values(), g, at);
+            let (active, inactive) = group_members(
+                &state,
+                &grantees,
+                state.members.values().map(Arc::as_ref),
+                g,
+                at,
+            );
             for m in state.members.values() {
                 let ms = member_effective(&state, &grantees, m, at)
                     .memberships
@@ -1050,6 +1056,7 @@ fn with_records(mut s: OrgState, bits: u64) -> OrgState {
         bits & (1 << bit) != 0 && bits & (1 << ((bit + 17) % 64)) != 0
     };
     for m in s.members.values_mut() {
+        let m = Arc::make_mut(m);
         let mut keys = vec!["subjects".to_string(), "identity".into(), "accepted".into()];
         keys.extend(m.groups.iter().map(|g| format!("groups/{g}")));
         for k in keys {
@@ -1064,6 +1071,7 @@ fn with_records(mut s: OrgState, bits: u64) -> OrgState {
         }
     }
     for g in s.groups.values_mut() {
+        let g = Arc::make_mut(g);
         if !g.identity_sets.is_empty() && next() {
             g.meta
                 .bound_by
@@ -1078,6 +1086,7 @@ fn with_records(mut s: OrgState, bits: u64) -> OrgState {
         }
     }
     for k in s.api_keys.values_mut() {
+        let k = Arc::make_mut(k);
         if k.enabled && next() {
             k.meta
                 .bound_by
@@ -1137,7 +1146,7 @@ fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Assert
     match t.kind {
         Kind::Member => {
             let name = MEMBERS[t.target % MEMBERS.len()];
-            let old = s.members.get(name).cloned();
+            let old = s.members.get(name).map(|d| (**d).clone());
             if t.delete {
                 return old.map(|o| (name.into(), Versions::Member(Some(o), None), asserted));
             }
@@ -1176,7 +1185,7 @@ fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Assert
         }
         Kind::Group => {
             let name = GROUPS[t.target % GROUPS.len()];
-            let old = s.groups.get(name).cloned();
+            let old = s.groups.get(name).map(|d| (**d).clone());
             if t.delete {
                 return old.map(|o| (name.into(), Versions::Group(Some(o), None), asserted));
             }
@@ -1205,7 +1214,7 @@ fn gitops_versions(s: &OrgState, t: &GitOps) -> Option<(String, Versions, Assert
         }
         Kind::ApiKey => {
             let name = KEYS[t.target % KEYS.len()];
-            let old = s.api_keys.get(name).cloned();
+            let old = s.api_keys.get(name).map(|d| (**d).clone());
             if t.delete {
                 return old.map(|o| (name.into(), Versions::ApiKey(Some(o), None), asserted));
             }

@@ -23,6 +23,7 @@ use orgaccess::core::model::{
 use orgaccess::core::privilege::{AccessLevel, PrivilegeSpec, ResourceAccess, ResourceLevel, spec};
 use orgaccess::core::rules::{Operation, Rule};
 use orgaccess::judge::{self, Asker, Judgement, Plain, Request};
+use std::sync::Arc;
 
 use AccessLevel::{Allowed, Custom, Edit, View};
 use Service::*;
@@ -50,7 +51,7 @@ fn organization() -> OrgState {
     };
     for b in BuiltinGroup::ALL {
         let g = GroupDef::seeded(b);
-        s.groups.insert(g.name.clone(), g);
+        s.groups.insert(g.name.clone(), Arc::new(g));
     }
     s
 }
@@ -84,11 +85,11 @@ fn member(name: &str, groups: &[&str]) -> MemberDef {
 }
 
 fn add_group(s: &mut OrgState, g: GroupDef) {
-    s.groups.insert(g.name.clone(), g);
+    s.groups.insert(g.name.clone(), Arc::new(g));
 }
 
 fn add_member(s: &mut OrgState, m: MemberDef) {
-    s.members.insert(m.name.clone(), m);
+    s.members.insert(m.name.clone(), Arc::new(m));
 }
 
 fn ask(s: &OrgState, who: Principal, verb: Verb, target: &str) -> Answer {
@@ -204,7 +205,7 @@ fn seed_000_sitecore_integrator_cannot_see_or_edit_groups() {
     for verb in [Verb::View, Verb::Edit, Verb::Create] {
         assert!(!may(&s, "vendor", verb, "Organization/Groups"), "{verb:?}");
     }
-    let own = s.groups["sitecore-integrator"].clone();
+    let own = (*s.groups["sitecore-integrator"]).clone();
     let renamed = GroupDef {
         display_name: Some("Integrators".into()),
         ..own.clone()
@@ -269,7 +270,7 @@ fn seed_000_the_invited_integrator_holds_nothing_until_accepting() {
     );
     assert!(!a.allowed);
     assert!(a.reason.unwrap().contains("pending"));
-    s.members.get_mut("vendor").unwrap().accepted = true;
+    Arc::make_mut(s.members.get_mut("vendor").unwrap()).accepted = true;
     assert!(may(&s, "vendor", Verb::Edit, "Content/Sources"));
 }
 
@@ -338,7 +339,7 @@ fn seed_001_only_administrators_manage_search_pages_settings_and_single_sign_on(
 fn seed_001_the_administrators_group_cannot_be_deleted_or_edited() {
     let mut s = organization();
     add_member(&mut s, member("olivia", &["administrators"]));
-    let admins = s.groups["administrators"].clone();
+    let admins = (*s.groups["administrators"]).clone();
     let j = judge_as(
         &s,
         "olivia",
@@ -682,7 +683,7 @@ fn seed_001_the_access_tab_lets_group_a_edit_a_group_and_group_b_view_it() {
     assert!(may(&s, "ann", Verb::Edit, "Organization/Groups/new-group"));
     assert!(may(&s, "bob", Verb::View, "Organization/Groups/new-group"));
     assert!(!may(&s, "bob", Verb::Edit, "Organization/Groups/new-group"));
-    let g = s.groups["new-group"].clone();
+    let g = (*s.groups["new-group"]).clone();
     let renamed = GroupDef {
         display_name: Some("New group".into()),
         ..g.clone()
@@ -770,12 +771,12 @@ fn seed_001_viewing_groups_needs_activities_view_and_groups_view() {
     // An API key holding Groups View lists groups through the API.
     s.api_keys.insert(
         "lister".into(),
-        orgaccess::core::model::ApiKeyDef {
+        Arc::new(orgaccess::core::model::ApiKeyDef {
             name: "lister".into(),
             privileges: vec![spec(Organization, "Groups", View)],
             enabled: true,
             ..Default::default()
-        },
+        }),
     );
     assert!(
         ask(
@@ -1072,7 +1073,7 @@ fn seed_002_the_access_tab_of_the_web_source_gives_two_more_groups_edit() {
     };
     assert_eq!(editors(&s), ["admin", "mia"]);
     for g in ["intern", "website-developers"] {
-        let old = s.groups[g].clone();
+        let old = (*s.groups[g]).clone();
         let new = GroupDef {
             privileges: [basics(), vec![custom_sources(&["web"], &[])]].concat(),
             ..old.clone()
@@ -1090,7 +1091,7 @@ fn seed_002_the_access_tab_of_the_web_source_gives_two_more_groups_edit() {
             &s,
             "mia",
             Operation::Update,
-            Some(Def::Group(s.groups[g].clone())),
+            Some(Def::Group((*s.groups[g]).clone())),
             Some(Def::Group(new.clone())),
         );
         assert!(!j.allowed());

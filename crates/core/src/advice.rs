@@ -5,6 +5,7 @@
 //! the Organization's status, metrics and admission warnings project them).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -286,7 +287,7 @@ fn excerpt(
     for name in members {
         if let Some(m) = state.members.get(name) {
             groups.extend(m.groups.iter().cloned());
-            out.members.insert(name.clone(), m.clone());
+            out.members.insert(name.clone(), Arc::clone(m));
         }
     }
     for g in state.groups.values() {
@@ -324,12 +325,12 @@ fn excerpt(
     }
     for g in &groups {
         if let Some(def) = state.groups.get(g) {
-            out.groups.insert(g.clone(), def.clone());
+            out.groups.insert(g.clone(), Arc::clone(def));
         }
     }
     for k in &keys {
         if let Some(def) = state.api_keys.get(k) {
-            out.api_keys.insert(k.clone(), def.clone());
+            out.api_keys.insert(k.clone(), Arc::clone(def));
         }
     }
     out
@@ -439,16 +440,16 @@ pub fn change_warnings(
     match change.new {
         Some(Object::Organization(o)) => after.org = Some(o.clone()),
         Some(Object::Group(g)) => {
-            after.groups.insert(name.to_string(), g.clone());
+            after.groups.insert(name.to_string(), Arc::new(g.clone()));
         }
         Some(Object::Member(m)) => {
-            after.members.insert(name.to_string(), m.clone());
+            after.members.insert(name.to_string(), Arc::new(m.clone()));
         }
         Some(Object::ApiKey(k)) => {
-            after.api_keys.insert(name.to_string(), k.clone());
+            after.api_keys.insert(name.to_string(), Arc::new(k.clone()));
         }
         Some(Object::AccessReview(r)) => {
-            after.reviews.insert(name.to_string(), r.clone());
+            after.reviews.insert(name.to_string(), Arc::new(r.clone()));
         }
         None => {}
     }
@@ -518,7 +519,13 @@ fn members_findings(
 ) {
     let admins_group = BuiltinGroup::Administrators.object_name();
     let admin_privileges = grantees.groups.get(admins_group);
-    let (admins, _) = group_members(state, grantees, state.members.values(), admins_group, now);
+    let (admins, _) = group_members(
+        state,
+        grantees,
+        state.members.values().map(Arc::as_ref),
+        admins_group,
+        now,
+    );
     let mut groups_edit = Vec::new();
     let mut activities = Vec::new();
     for m in state.members.values() {
@@ -609,6 +616,7 @@ fn groups_findings(state: &OrgState, grantees: &Grantees, out: &mut Vec<Finding>
         .groups
         .values()
         .filter(|g| !g.identity_sets.is_empty())
+        .map(Arc::as_ref)
         .collect();
     let mut joined: BTreeSet<&str> = BTreeSet::new();
     for m in state.members.values() {
@@ -830,22 +838,22 @@ mod tests {
         for (name, privileges) in groups {
             s.groups.insert(
                 name.to_string(),
-                GroupDef {
+                Arc::new(GroupDef {
                     name: name.to_string(),
                     privileges: privileges.clone(),
                     ..GroupDef::default()
-                },
+                }),
             );
         }
         for (name, gs) in members {
             s.members.insert(
                 name.to_string(),
-                MemberDef {
+                Arc::new(MemberDef {
                     name: name.to_string(),
                     groups: gs.iter().map(|g| g.to_string()).collect(),
                     accepted: true,
                     ..MemberDef::default()
-                },
+                }),
             );
         }
         s
@@ -874,14 +882,14 @@ mod tests {
             let mut s = OrgState::default();
             s.api_keys.insert(
                 "k".into(),
-                ApiKeyDef {
+                Arc::new(ApiKeyDef {
                     name: "k".into(),
                     template: Some(template),
                     privileges: extra,
                     enabled: true,
                     lifetime: Some("P7D".into()),
                     ..ApiKeyDef::default()
-                },
+                }),
             );
             ids(&s).contains(&"public-key-beyond-search")
         };
@@ -918,13 +926,13 @@ mod tests {
         ] {
             s.api_keys.insert(
                 name.to_string(),
-                ApiKeyDef {
+                Arc::new(ApiKeyDef {
                     name: name.to_string(),
                     created,
                     enabled,
                     lifetime: Some("P365D".into()),
                     ..ApiKeyDef::default()
-                },
+                }),
             );
         }
         let last_used = [
@@ -1145,7 +1153,7 @@ mod tests {
         let b = state.members["b"].clone();
         let b_editor = MemberDef {
             groups: vec!["plain".into(), "gm".into()],
-            ..b.clone()
+            ..(*b).clone()
         };
         let w = judge(&Change {
             operation: Operation::Update,
@@ -1173,7 +1181,7 @@ mod tests {
         let plain = state.groups["plain"].clone();
         let plain_editing = GroupDef {
             privileges: editors.clone(),
-            ..plain.clone()
+            ..(*plain).clone()
         };
         let w = judge(&Change {
             operation: Operation::Update,

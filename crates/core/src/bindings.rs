@@ -23,6 +23,7 @@
 //! `ForeignBindings`) are in `rules.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::effective::{Grantees, Via, extends, member_groups, membership_end};
 use crate::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgState};
@@ -349,8 +350,13 @@ pub fn foreign_growth_among(
         .map(|g| (g.name.as_str(), &g.meta.bound_by))
         .collect();
     let looked_at: Box<dyn Iterator<Item = &MemberDef>> = match members {
-        Some(names) => Box::new(names.iter().filter_map(|n| after.members.get(n))),
-        None => Box::new(after.members.values()),
+        Some(names) => Box::new(
+            names
+                .iter()
+                .filter_map(|n| after.members.get(n))
+                .map(Arc::as_ref),
+        ),
+        None => Box::new(after.members.values().map(Arc::as_ref)),
     };
     for m in looked_at {
         if m.meta.bound_by.is_empty() && recorded_groups.is_empty() {

@@ -3,6 +3,7 @@
 //! asks ([`requester`]), and the state the rules see ([`overlay`]).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::effective::RequesterView;
 use crate::model::{AccessReviewDef, ApiKeyDef, GroupDef, Kind, MemberDef, OrgDef, OrgState};
@@ -49,16 +50,16 @@ impl Def {
                 }
             }
             Def::Group(d) => {
-                state.groups.insert(name.to_string(), d.clone());
+                state.groups.insert(name.to_string(), Arc::new(d.clone()));
             }
             Def::Member(d) => {
-                state.members.insert(name.to_string(), d.clone());
+                state.members.insert(name.to_string(), Arc::new(d.clone()));
             }
             Def::ApiKey(d) => {
-                state.api_keys.insert(name.to_string(), d.clone());
+                state.api_keys.insert(name.to_string(), Arc::new(d.clone()));
             }
             Def::AccessReview(d) => {
-                state.reviews.insert(name.to_string(), d.clone());
+                state.reviews.insert(name.to_string(), Arc::new(d.clone()));
             }
         }
     }
@@ -69,10 +70,22 @@ pub fn take(state: &mut OrgState, kind: Kind, name: &str) -> Option<Def> {
     match kind {
         Kind::Organization if state.is_home(name) => state.org.take().map(Def::Organization),
         Kind::Organization => None,
-        Kind::Group => state.groups.remove(name).map(Def::Group),
-        Kind::Member => state.members.remove(name).map(Def::Member),
-        Kind::ApiKey => state.api_keys.remove(name).map(Def::ApiKey),
-        Kind::AccessReview => state.reviews.remove(name).map(Def::AccessReview),
+        Kind::Group => state
+            .groups
+            .remove(name)
+            .map(|d| Def::Group(Arc::unwrap_or_clone(d))),
+        Kind::Member => state
+            .members
+            .remove(name)
+            .map(|d| Def::Member(Arc::unwrap_or_clone(d))),
+        Kind::ApiKey => state
+            .api_keys
+            .remove(name)
+            .map(|d| Def::ApiKey(Arc::unwrap_or_clone(d))),
+        Kind::AccessReview => state
+            .reviews
+            .remove(name)
+            .map(|d| Def::AccessReview(Arc::unwrap_or_clone(d))),
     }
 }
 
@@ -129,23 +142,35 @@ pub fn overlay<'a>(
             }
         }
         (_, Some(Def::Group(g))) => {
-            if known.groups.get(name) != Some(g) {
-                state.to_mut().groups.insert(name.to_string(), g.clone());
+            if known.groups.get(name).map(|d| &**d) != Some(g) {
+                state
+                    .to_mut()
+                    .groups
+                    .insert(name.to_string(), Arc::new(g.clone()));
             }
         }
         (_, Some(Def::Member(m))) => {
-            if known.members.get(name) != Some(m) {
-                state.to_mut().members.insert(name.to_string(), m.clone());
+            if known.members.get(name).map(|d| &**d) != Some(m) {
+                state
+                    .to_mut()
+                    .members
+                    .insert(name.to_string(), Arc::new(m.clone()));
             }
         }
         (_, Some(Def::ApiKey(k))) => {
-            if known.api_keys.get(name) != Some(k) {
-                state.to_mut().api_keys.insert(name.to_string(), k.clone());
+            if known.api_keys.get(name).map(|d| &**d) != Some(k) {
+                state
+                    .to_mut()
+                    .api_keys
+                    .insert(name.to_string(), Arc::new(k.clone()));
             }
         }
         (_, Some(Def::AccessReview(r))) => {
-            if known.reviews.get(name) != Some(r) {
-                state.to_mut().reviews.insert(name.to_string(), r.clone());
+            if known.reviews.get(name).map(|d| &**d) != Some(r) {
+                state
+                    .to_mut()
+                    .reviews
+                    .insert(name.to_string(), Arc::new(r.clone()));
             }
         }
         (_, None) => {}

@@ -757,16 +757,16 @@ mod tests {
         let mut s = OrgState::default();
         s.groups.insert(
             "editors".into(),
-            GroupDef {
+            Arc::new(GroupDef {
                 name: "editors".into(),
                 privileges: vec![spec(Service::Content, "Sources", AccessLevel::Edit)],
                 ..GroupDef::default()
-            },
+            }),
         );
         for (name, accepted) in [("ann", true), ("bob", false)] {
             s.members.insert(
                 name.into(),
-                MemberDef {
+                Arc::new(MemberDef {
                     name: name.into(),
                     groups: vec!["editors".into()],
                     accepted,
@@ -777,17 +777,17 @@ mod tests {
                         namespace: None,
                     }],
                     ..MemberDef::default()
-                },
+                }),
             );
         }
         s.api_keys.insert(
             "k".into(),
-            ApiKeyDef {
+            Arc::new(ApiKeyDef {
                 name: "k".into(),
                 enabled: true,
                 privileges: vec![spec(Service::Content, "Sources", AccessLevel::View)],
                 ..ApiKeyDef::default()
-            },
+            }),
         );
         s
     }
@@ -831,7 +831,7 @@ mod tests {
         };
         o.access_reviews.when_overdue = WhenOverdue::Suspend;
         s.org = Some(o);
-        let g = s.groups.get_mut("editors").unwrap();
+        let g = Arc::make_mut(s.groups.get_mut("editors").unwrap());
         g.review_every = Some("P1D".into());
         g.created = Some(Timestamp::now() - jiff::SignedDuration::from_hours(72));
         let a = ask(&s, Principal::Member("ann"), Verb::View, "Content/Sources");
@@ -841,13 +841,13 @@ mod tests {
         let invited = s.members["ann"].invited_at.unwrap();
         s.reviews.insert(
             "r".into(),
-            AccessReviewDef {
+            Arc::new(AccessReviewDef {
                 name: "r".into(),
                 group: "editors".into(),
                 confirmed: vec!["ann".into()],
                 created: Some(invited),
                 ..AccessReviewDef::default()
-            },
+            }),
         );
         let a = ask(&s, Principal::Member("ann"), Verb::View, "Content/Sources");
         assert!(a.allowed);
@@ -871,10 +871,10 @@ mod tests {
     #[test]
     fn a_disabled_or_expired_key_holds_nothing() {
         let mut s = org();
-        s.api_keys.get_mut("k").unwrap().enabled = false;
+        Arc::make_mut(s.api_keys.get_mut("k").unwrap()).enabled = false;
         let a = ask(&s, Principal::ApiKey("k"), Verb::View, "Content/Sources");
         assert_eq!(a.reason.as_deref(), Some("the key is disabled"));
-        let k = s.api_keys.get_mut("k").unwrap();
+        let k = Arc::make_mut(s.api_keys.get_mut("k").unwrap());
         k.enabled = true;
         k.created = Some(Timestamp::now() - jiff::SignedDuration::from_hours(24 * 400));
         let a = ask(&s, Principal::ApiKey("k"), Verb::View, "Content/Sources");
@@ -953,7 +953,7 @@ mod tests {
         assert_eq!(unbound.search_hub, None);
         let json = serde_json::to_value(&unbound).unwrap();
         assert!(json["searchHub"].is_null(), "{json}");
-        s.api_keys.get_mut("k").unwrap().search_hub = Some("community".into());
+        Arc::make_mut(s.api_keys.get_mut("k").unwrap()).search_hub = Some("community".into());
         let bound = verify(&s, &table, "oak_current", "192.0.2.1").unwrap();
         assert_eq!(bound.search_hub.as_deref(), Some("community"));
         let json = serde_json::to_value(&bound).unwrap();
@@ -993,7 +993,7 @@ mod tests {
             Err(KeyRefusal::PreviousPastOverlap)
         );
 
-        let k = s.api_keys.get_mut("k").unwrap();
+        let k = Arc::make_mut(s.api_keys.get_mut("k").unwrap());
         k.allowed_ips = vec!["192.0.2.0/24".into()];
         k.denied_ips = vec!["192.0.2.9".into()];
         assert!(verify(&s, &table, "oak_current", "192.0.2.1").is_ok());
@@ -1014,12 +1014,12 @@ mod tests {
             Err(KeyRefusal::AddressRefused)
         );
 
-        s.api_keys.get_mut("k").unwrap().enabled = false;
+        Arc::make_mut(s.api_keys.get_mut("k").unwrap()).enabled = false;
         assert_eq!(
             verify(&s, &table, "oak_current", "192.0.2.1"),
             Err(KeyRefusal::Disabled)
         );
-        let k = s.api_keys.get_mut("k").unwrap();
+        let k = Arc::make_mut(s.api_keys.get_mut("k").unwrap());
         k.enabled = true;
         k.created = Some(Timestamp::now() - jiff::SignedDuration::from_hours(24 * 400));
         assert_eq!(

@@ -18,6 +18,7 @@
 //! check (docs/diff.md).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -316,7 +317,13 @@ fn read(state: &OrgState, now: Timestamp) -> Side {
     let grantees: Grantees = resolve_grantees(state);
     let admins_group = BuiltinGroup::Administrators.object_name();
     let admin_set = grantees.groups.get(admins_group).filter(|s| !s.is_empty());
-    let (admins, _) = group_members(state, &grantees, state.members.values(), admins_group, now);
+    let (admins, _) = group_members(
+        state,
+        &grantees,
+        state.members.values().map(Arc::as_ref),
+        admins_group,
+        now,
+    );
     let admins: BTreeSet<String> = admins.into_iter().collect();
     let mut side = Side {
         principals: BTreeMap::new(),
@@ -468,7 +475,7 @@ fn key_notices(base: &OrgState, head: &OrgState, now: Timestamp, out: &mut Vec<N
         let old = base.api_keys.get(name);
         // A manifest has no creation time; applied over a stored key it
         // keeps the stored one, so the head's key counts from there.
-        let mut k = k.clone();
+        let mut k = crate::model::ApiKeyDef::clone(k);
         if k.created.is_none() {
             k.created = old.and_then(|o| o.created);
         }
@@ -613,15 +620,15 @@ mod tests {
         let mut s = OrgState::default();
         for b in BuiltinGroup::ALL {
             let g = GroupDef::seeded(b);
-            s.groups.insert(g.name.clone(), g);
+            s.groups.insert(g.name.clone(), Arc::new(g));
         }
         s.members.insert(
             "ann".into(),
-            MemberDef {
+            Arc::new(MemberDef {
                 name: "ann".into(),
                 accepted: true,
                 ..MemberDef::default()
-            },
+            }),
         );
         s
     }
@@ -631,17 +638,17 @@ mod tests {
         let mut base = state();
         base.api_keys.insert(
             "search".into(),
-            ApiKeyDef {
+            Arc::new(ApiKeyDef {
                 name: "search".into(),
                 enabled: true,
                 template: Some(crate::builtin::ApiKeyTemplate::AnonymousSearch),
                 search_hub: Some("community".into()),
                 created: Some(now()),
                 ..ApiKeyDef::default()
-            },
+            }),
         );
         let mut head = base.clone();
-        head.api_keys.get_mut("search").unwrap().search_hub = None;
+        Arc::make_mut(head.api_keys.get_mut("search").unwrap()).search_hub = None;
         let d = diff(&base, &head, now());
         assert_eq!(
             d.notices,
@@ -667,9 +674,7 @@ mod tests {
         let base = state();
         let mut head = base.clone();
         let admins = BuiltinGroup::Administrators.object_name().to_string();
-        head.members
-            .get_mut("ann")
-            .unwrap()
+        Arc::make_mut(head.members.get_mut("ann").unwrap())
             .groups
             .push(admins.clone());
         let d = diff(&base, &head, now());

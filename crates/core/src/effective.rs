@@ -147,8 +147,8 @@ impl Grantees {
     pub fn refresh(&mut self, state: &OrgState, names: impl IntoIterator<Item = Grantee>) {
         for grantee in names {
             let spec = match &grantee {
-                Grantee::Group(n) => state.groups.get(n).map(group_spec_privileges),
-                Grantee::ApiKey(n) => state.api_keys.get(n).map(api_key_spec_privileges),
+                Grantee::Group(n) => state.groups.get(n).map(|g| group_spec_privileges(g)),
+                Grantee::ApiKey(n) => state.api_keys.get(n).map(|k| api_key_spec_privileges(k)),
             };
             let map = match &grantee {
                 Grantee::Group(_) => &mut self.groups,
@@ -874,6 +874,7 @@ pub fn requester_view(
 mod tests {
     use super::*;
     use crate::model::{Subject, SubjectKind};
+    use std::sync::Arc;
 
     fn subject(kind: SubjectKind, name: &str, namespace: Option<&str>) -> Subject {
         Subject {
@@ -903,12 +904,12 @@ mod tests {
         for (name, subjects) in members {
             s.members.insert(
                 name.into(),
-                MemberDef {
+                Arc::new(MemberDef {
                     name: name.into(),
                     subjects,
                     accepted: true,
                     ..MemberDef::default()
-                },
+                }),
             );
         }
         s
@@ -945,29 +946,34 @@ mod tests {
             group("a", vec![], false),
             group("b", vec![entry(Some("a"), None)], false),
         ] {
-            base.groups.insert(g.name.clone(), g);
+            base.groups.insert(g.name.clone(), Arc::new(g));
         }
         let key = ApiKeyDef {
             name: "k".into(),
             access: vec![entry(Some("b"), None)],
             ..ApiKeyDef::default()
         };
-        base.api_keys.insert("k".into(), key.clone());
+        base.api_keys.insert("k".into(), Arc::new(key.clone()));
         // (what changes, the state after)
         let mut cases: Vec<(Grantee, OrgState)> = Vec::new();
         let mut s = base.clone();
-        s.groups.insert("a".into(), group("a", vec![], true));
+        s.groups
+            .insert("a".into(), Arc::new(group("a", vec![], true)));
         cases.push((Grantee::Group("a".into()), s));
         let mut s = base.clone();
-        s.groups
-            .insert("b".into(), group("b", vec![entry(None, Some("k"))], false));
+        s.groups.insert(
+            "b".into(),
+            Arc::new(group("b", vec![entry(None, Some("k"))], false)),
+        );
         cases.push((Grantee::Group("b".into()), s));
         let mut s = base.clone();
         s.groups.remove("b");
         cases.push((Grantee::Group("b".into()), s));
         let mut s = base.clone();
-        s.groups
-            .insert("c".into(), group("c", vec![entry(Some("a"), None)], true));
+        s.groups.insert(
+            "c".into(),
+            Arc::new(group("c", vec![entry(Some("a"), None)], true)),
+        );
         cases.push((Grantee::Group("c".into()), s));
         let mut s = base.clone();
         s.api_keys.remove("k");
@@ -1206,7 +1212,7 @@ mod tests {
         });
         s.groups.insert(
             "editors".into(),
-            GroupDef {
+            Arc::new(GroupDef {
                 name: "editors".into(),
                 privileges: vec![crate::privilege::spec(
                     crate::catalog::Service::Content,
@@ -1216,22 +1222,22 @@ mod tests {
                 review_every: Some("P30D".into()),
                 created: Some(at("2026-01-01T00:00:00Z")),
                 ..GroupDef::default()
-            },
+            }),
         );
         for name in ["ann", "bot"] {
-            let m = s.members.get_mut(name).unwrap();
+            let m = Arc::make_mut(s.members.get_mut(name).unwrap());
             m.groups = vec!["editors".into()];
             m.invited_at = Some(at("2026-01-01T00:00:00Z"));
         }
         s.reviews.insert(
             "r".into(),
-            AccessReviewDef {
+            Arc::new(AccessReviewDef {
                 name: "r".into(),
                 group: "editors".into(),
                 confirmed: vec!["bot".into()],
                 created: Some(at("2026-01-10T00:00:00Z")),
                 ..AccessReviewDef::default()
-            },
+            }),
         );
         let grantees = resolve_grantees(&s);
         let overdue = at("2026-02-09T00:00:00Z");
@@ -1247,8 +1253,13 @@ mod tests {
                 "{now}"
             );
             assert_eq!(eff.privileges.is_empty(), !counts, "{now}");
-            let (active, inactive) =
-                group_members(&s, &grantees, s.members.values(), "editors", now);
+            let (active, inactive) = group_members(
+                &s,
+                &grantees,
+                s.members.values().map(Arc::as_ref),
+                "editors",
+                now,
+            );
             assert_eq!(active.contains(&"ann".to_string()), counts, "{now}");
             assert_eq!(inactive.contains(&"ann".to_string()), !counts, "{now}");
             // The confirmed member keeps the group.
@@ -1269,7 +1280,7 @@ mod tests {
         let mut s = state();
         s.groups.insert(
             "editors".into(),
-            GroupDef {
+            Arc::new(GroupDef {
                 name: "editors".into(),
                 privileges: vec![crate::privilege::spec(
                     crate::catalog::Service::Content,
@@ -1277,9 +1288,9 @@ mod tests {
                     crate::privilege::AccessLevel::Edit,
                 )],
                 ..GroupDef::default()
-            },
+            }),
         );
-        let ann = s.members.get_mut("ann").unwrap();
+        let ann = Arc::make_mut(s.members.get_mut("ann").unwrap());
         ann.groups = vec!["editors".into()];
         ann.invited_at = Some(at("2026-01-01T00:00:00Z"));
         ann.group_until.insert("editors".into(), "P7D".into());
@@ -1293,8 +1304,13 @@ mod tests {
             let eff = member_effective(&s, &grantees, &s.members["ann"], now);
             assert_eq!(eff.memberships[0].active, counts, "{now}");
             assert_eq!(eff.memberships[0].ends_at, Some(end));
-            let (active, inactive) =
-                group_members(&s, &grantees, s.members.values(), "editors", now);
+            let (active, inactive) = group_members(
+                &s,
+                &grantees,
+                s.members.values().map(Arc::as_ref),
+                "editors",
+                now,
+            );
             assert_eq!(active.contains(&"ann".to_string()), counts, "{now}");
             assert_eq!(inactive.contains(&"ann".to_string()), !counts, "{now}");
             let view = requester_view(&s, &grantees, "ann@example.com", &[], now);
@@ -1311,7 +1327,7 @@ mod tests {
                 usize::from(counts)
             );
             assert_eq!(
-                group_next_end(&s, s.members.values(), "editors", now),
+                group_next_end(&s, s.members.values().map(Arc::as_ref), "editors", now),
                 counts.then_some(end)
             );
         }

@@ -6,6 +6,7 @@
 //! reused by the CRD types, so the schema and the rules cannot drift apart.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
@@ -751,15 +752,21 @@ pub struct ApiKeyDef {
     pub meta: Meta,
 }
 
+/// One kind's objects of an organization, by name. Each object is shared
+/// (`Arc`): copying a state, which the index does when a reader holds its
+/// snapshot and the webhook does to see a change, copies the map and not
+/// the objects (an object is copied only when changed, `Arc::make_mut`).
+pub type Objects<T> = BTreeMap<String, Arc<T>>;
+
 /// Everything the rules need to know about one organization.
 #[derive(Clone, Debug, Default)]
 pub struct OrgState {
     pub org: Option<OrgDef>,
-    pub groups: BTreeMap<String, GroupDef>,
-    pub members: BTreeMap<String, MemberDef>,
-    pub api_keys: BTreeMap<String, ApiKeyDef>,
+    pub groups: Objects<GroupDef>,
+    pub members: Objects<MemberDef>,
+    pub api_keys: Objects<ApiKeyDef>,
     /// The AccessReviews, by object name.
-    pub reviews: BTreeMap<String, AccessReviewDef>,
+    pub reviews: Objects<AccessReviewDef>,
 }
 
 impl OrgState {
@@ -805,6 +812,7 @@ impl OrgState {
         self.groups
             .values()
             .find(|g| g.builtin == Some(BuiltinGroup::Administrators))
+            .map(Arc::as_ref)
     }
 }
 

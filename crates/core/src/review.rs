@@ -12,6 +12,7 @@
 //! ask whether a membership has ended.
 
 use jiff::{SignedDuration, Timestamp};
+use std::sync::Arc;
 
 use crate::model::{AccessReviewDef, GroupDef, MemberDef, OrgState, ReviewPeriod, WhenOverdue};
 
@@ -103,7 +104,7 @@ pub fn reviews_of<'a>(
     t: Timestamp,
 ) -> impl Iterator<Item = &'a AccessReviewDef> + 'a {
     let start = group_start(g, t);
-    state.reviews.values().filter(move |r| {
+    state.reviews.values().map(Arc::as_ref).filter(move |r| {
         let at = recorded_at(r, t);
         r.group == g.name && at >= start && at <= t
     })
@@ -263,23 +264,23 @@ mod tests {
         };
         s.groups.insert(
             "ops".into(),
-            GroupDef {
+            Arc::new(GroupDef {
                 name: "ops".into(),
                 review_every: Some("P30D".into()),
                 created: Some(ts("2027-01-01T00:00:00Z")),
                 ..GroupDef::default()
-            },
+            }),
         );
         for name in ["ann", "bob"] {
             s.members.insert(
                 name.into(),
-                MemberDef {
+                Arc::new(MemberDef {
                     name: name.into(),
                     groups: vec!["ops".into()],
                     accepted: true,
                     invited_at: Some(ts("2027-01-01T00:00:00Z")),
                     ..MemberDef::default()
-                },
+                }),
             );
         }
         s
@@ -288,13 +289,13 @@ mod tests {
     fn review(s: &mut OrgState, name: &str, group: &str, at: &str, confirmed: &[&str]) {
         s.reviews.insert(
             name.into(),
-            AccessReviewDef {
+            Arc::new(AccessReviewDef {
                 name: name.into(),
                 group: group.into(),
                 confirmed: confirmed.iter().map(|c| c.to_string()).collect(),
                 created: Some(ts(at)),
                 ..AccessReviewDef::default()
-            },
+            }),
         );
     }
 
@@ -329,7 +330,7 @@ mod tests {
         let rs = review_state(&s, &s.groups["ops"], ts("2027-01-19T00:00:00Z")).unwrap();
         assert_eq!(rs.last, None);
         // No cadence: no state.
-        s.groups.get_mut("ops").unwrap().review_every = None;
+        Arc::make_mut(s.groups.get_mut("ops").unwrap()).review_every = None;
         assert!(review_state(&s, &s.groups["ops"], ts("2027-02-01T00:00:00Z")).is_none());
     }
 
@@ -374,7 +375,8 @@ mod tests {
         assert!(!suspended(&r, "bob", overdue));
         // A Member re-created after the review under a confirmed name.
         let mut later = s.clone();
-        later.members.get_mut("ann").unwrap().invited_at = Some(ts("2027-01-21T00:00:00Z"));
+        Arc::make_mut(later.members.get_mut("ann").unwrap()).invited_at =
+            Some(ts("2027-01-21T00:00:00Z"));
         assert!(suspended(&later, "ann", overdue));
         // A new review confirming bob restores him until it is overdue.
         review(&mut s, "r2", "ops", "2027-02-28T00:00:00Z", &["ann", "bob"]);
@@ -391,7 +393,7 @@ mod tests {
     #[test]
     fn an_unreadable_cadence_is_due_at_once() {
         let mut s = state(WhenOverdue::Suspend, None);
-        s.groups.get_mut("ops").unwrap().review_every = Some("P9999Y".into());
+        Arc::make_mut(s.groups.get_mut("ops").unwrap()).review_every = Some("P9999Y".into());
         let t = ts("2027-01-02T00:00:00Z");
         assert_eq!(
             review_state(&s, &s.groups["ops"], t).unwrap().standing,

@@ -162,6 +162,7 @@ mod tests {
     use super::*;
     use crate::model::{ApiKeyDef, GroupDef, MemberDef};
     use crate::privilege::ResourceLevel;
+    use std::sync::Arc;
 
     fn group(name: &str) -> GroupDef {
         GroupDef {
@@ -198,7 +199,7 @@ mod tests {
     fn state_with(groups: &[&str]) -> OrgState {
         let mut s = OrgState::default();
         for g in groups {
-            s.groups.insert(g.to_string(), group(g));
+            s.groups.insert(g.to_string(), Arc::new(group(g)));
         }
         s
     }
@@ -282,14 +283,14 @@ mod tests {
         let mut state = state_with(&["viewers"]);
         state.groups.insert(
             "auditors".into(),
-            GroupDef {
+            Arc::new(GroupDef {
                 access: vec![entry(Some("viewers"), None)],
                 ..group("auditors")
-            },
+            }),
         );
         for i in 0..7 {
             let m = member(&format!("m{i}"), &["viewers"]);
-            state.members.insert(m.name.clone(), m);
+            state.members.insert(m.name.clone(), Arc::new(m));
         }
         let viewers = group("viewers");
         let w = warnings(

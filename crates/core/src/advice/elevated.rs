@@ -6,6 +6,7 @@
 //! cloud IAM's time-bound assignments) add "for the shortest possible time".
 
 use jiff::{SignedDuration, Timestamp};
+use std::sync::Arc;
 
 use super::{Finding, MANAGE_ACCESS, Severity, holds_groups_edit, member};
 use crate::builtin::BuiltinGroup;
@@ -132,7 +133,13 @@ fn without_review(
             (false, false) => "no review cadence (spec.reviewEvery)",
             (true, true) => "no owners (spec.owners) to review it",
         };
-        let (active, _) = group_members(state, grantees, state.members.values(), group, now);
+        let (active, _) = group_members(
+            state,
+            grantees,
+            state.members.values().map(Arc::as_ref),
+            group,
+            now,
+        );
         if active.is_empty() {
             continue;
         }

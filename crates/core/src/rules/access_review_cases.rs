@@ -10,6 +10,7 @@
 //! `org-editor` holds Organization: Edit only.
 
 use jiff::Timestamp;
+use std::sync::Arc;
 
 use crate::model::{AccessReviewDef, GroupDef, OrgState, WhenOverdue};
 use crate::privilege::{AccessLevel, PrivilegeSpec, ResourceAccess, ResourceLevel};
@@ -67,7 +68,7 @@ fn state(when: WhenOverdue) -> OrgState {
         ],
     );
     for g in [ops, leads, org_editors] {
-        s.groups.insert(g.name.clone(), g);
+        s.groups.insert(g.name.clone(), Arc::new(g));
     }
     for (name, groups) in [
         ("lead", &["ops-leads"][..]),
@@ -77,19 +78,19 @@ fn state(when: WhenOverdue) -> OrgState {
     ] {
         let mut m = member(name, groups);
         m.invited_at = Some(at("2026-01-02T00:00:00Z"));
-        s.members.insert(m.name.clone(), m);
+        s.members.insert(m.name.clone(), Arc::new(m));
     }
     for r in [
         review("r1", "ops", &["ann", "bob"], Some("2026-01-10T00:00:00Z")),
         review("r2", "ops", &["ann"], Some("2026-01-20T00:00:00Z")),
     ] {
-        s.reviews.insert(r.name.clone(), r);
+        s.reviews.insert(r.name.clone(), Arc::new(r));
     }
     s
 }
 
 fn ops_with(s: &OrgState, f: impl FnOnce(&mut GroupDef)) -> Op2 {
-    let old = s.groups["ops"].clone();
+    let old = (*s.groups["ops"]).clone();
     let mut new = old.clone();
     f(&mut new);
     (Def::Group(old), Def::Group(new))
@@ -150,7 +151,7 @@ fn recording_a_review() {
             "a review's spec never changes",
             Trusted,
             update(
-                Def::AccessReview(s.reviews["r2"].clone()),
+                Def::AccessReview((*s.reviews["r2"]).clone()),
                 Def::AccessReview(review(
                     "r2",
                     "ops",
@@ -164,13 +165,13 @@ fn recording_a_review() {
             "a metadata-only update of a review changes nothing",
             User("lead"),
             update(
-                Def::AccessReview(s.reviews["r2"].clone()),
+                Def::AccessReview((*s.reviews["r2"]).clone()),
                 Def::AccessReview(AccessReviewDef {
                     meta: crate::model::Meta {
                         finalizers: vec![],
                         ..Default::default()
                     },
-                    ..s.reviews["r2"].clone()
+                    ..(*s.reviews["r2"]).clone()
                 }),
             ),
             Admitted,
@@ -178,13 +179,13 @@ fn recording_a_review() {
         (
             "deleting the latest review restores what the earlier one confirmed (bob): a grant, which lead may make",
             User("lead"),
-            delete(Def::AccessReview(s.reviews["r2"].clone())),
+            delete(Def::AccessReview((*s.reviews["r2"]).clone())),
             Admitted,
         ),
         (
             "gm may not delete a review: no owner",
             User("gm"),
-            delete(Def::AccessReview(s.reviews["r2"].clone())),
+            delete(Def::AccessReview((*s.reviews["r2"]).clone())),
             Refused(ReviewedByOwner),
         ),
     ];
@@ -197,10 +198,10 @@ fn recording_a_review() {
 #[test]
 fn nobody_reviews_their_own_membership() {
     let mut s = state(WhenOverdue::Suspend);
-    s.groups.get_mut("ops").unwrap().owners.push("bob".into());
-    s.members
-        .get_mut("bob")
-        .unwrap()
+    Arc::make_mut(s.groups.get_mut("ops").unwrap())
+        .owners
+        .push("bob".into());
+    Arc::make_mut(s.members.get_mut("bob").unwrap())
         .groups
         .push("ops-leads".into());
     let new = |confirmed: &[&str]| Def::AccessReview(review("r3", "ops", confirmed, Some(NOW)));
@@ -226,7 +227,7 @@ fn nobody_reviews_their_own_membership() {
         (
             "bob deletes r2, which makes r1 (confirming him) the last",
             User("bob"),
-            delete(Def::AccessReview(s.reviews["r2"].clone())),
+            delete(Def::AccessReview((*s.reviews["r2"]).clone())),
             Refused(NoEscalation),
         ),
     ];
@@ -341,9 +342,9 @@ fn postponing_an_empty_group_and_granting_from_an_unconfirmed_membership() {
     );
     empty.review_every = Some("P30D".into());
     empty.created = Some(at("2026-01-01T00:00:00Z"));
-    s.groups.insert(empty.name.clone(), empty.clone());
+    s.groups.insert(empty.name.clone(), Arc::new(empty.clone()));
     // bob also edits every group (through ops), and holds Groups Edit.
-    let ops = s.groups.get_mut("ops").unwrap();
+    let ops = Arc::make_mut(s.groups.get_mut("ops").unwrap());
     ops.privileges
         .extend(crate::rules::table::four_privileges());
     let org = s.org.clone().unwrap();
@@ -377,10 +378,10 @@ fn postponing_an_empty_group_and_granting_from_an_unconfirmed_membership() {
             "bob, unconfirmed in ops, invites viewer to a group only ops gives him the privileges of",
             User("bob"),
             update(
-                Def::Member(s.members["viewer"].clone()),
+                Def::Member((*s.members["viewer"]).clone()),
                 Def::Member(crate::model::MemberDef {
                     groups: vec!["viewers".into(), "ops".into()],
-                    ..s.members["viewer"].clone()
+                    ..(*s.members["viewer"]).clone()
                 }),
             ),
             Refused(NoEscalation),
@@ -389,10 +390,10 @@ fn postponing_an_empty_group_and_granting_from_an_unconfirmed_membership() {
             "ann, confirmed in ops, invites viewer to it",
             User("ann"),
             update(
-                Def::Member(s.members["viewer"].clone()),
+                Def::Member((*s.members["viewer"]).clone()),
                 Def::Member(crate::model::MemberDef {
                     groups: vec!["viewers".into(), "ops".into()],
-                    ..s.members["viewer"].clone()
+                    ..(*s.members["viewer"]).clone()
                 }),
             ),
             Admitted,

@@ -76,15 +76,16 @@ pub fn administrators_protected(
 mod cases {
     use crate::rules::Rule::AdministratorsProtected;
     use crate::rules::table::{Def, Verdict::*, Who::*, delete, org, run, update};
+    use std::sync::Arc;
 
     #[test]
     fn table() {
         let s = org();
-        let admins = Def::Group(s.groups["administrators"].clone());
+        let admins = Def::Group((*s.groups["administrators"]).clone());
         let viewers = s.groups["viewers"].clone();
         let renamed = crate::model::GroupDef {
             display_name: Some("Viewers".into()),
-            ..viewers.clone()
+            ..(*viewers).clone()
         };
         run(vec![
             (
@@ -96,7 +97,10 @@ mod cases {
             (
                 "editing another group is admitted",
                 User("olivia"),
-                update(Def::Group(viewers), Def::Group(renamed)),
+                update(
+                    Def::Group(Arc::unwrap_or_clone(viewers)),
+                    Def::Group(renamed),
+                ),
                 Admitted,
             ),
         ]);

@@ -11,6 +11,7 @@ use crate::effective::resolve_grantees;
 use crate::model::AccessEntry;
 use crate::privilege::Level;
 use crate::privilege::{AccessLevel, ResourceLevel, spec};
+use std::sync::Arc;
 
 /// `narrowed`: FullAccess, narrowed to Organization/ApiKeys: View by an
 /// explicit privilege; `plain`: Content/Sources Edit, no template;
@@ -37,25 +38,25 @@ fn state() -> OrgState {
     ] {
         s.groups.insert(
             name.into(),
-            GroupDef {
+            Arc::new(GroupDef {
                 name: name.into(),
                 template,
                 privileges,
                 access: vec![helpers_edit.clone()],
                 ..GroupDef::default()
-            },
+            }),
         );
     }
     for (name, enabled) in [("off", false), ("on", true)] {
         s.api_keys.insert(
             name.into(),
-            ApiKeyDef {
+            Arc::new(ApiKeyDef {
                 name: name.into(),
                 enabled,
                 template: Some(ApiKeyTemplate::AnonymousSearch),
                 access: vec![helpers_edit.clone()],
                 ..ApiKeyDef::default()
-            },
+            }),
         );
     }
     s

@@ -3,6 +3,7 @@
 //! invariant, docs/security.md).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{Change, Object, Rule, Violation, violation};
 use crate::bindings;
@@ -46,19 +47,23 @@ pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) 
     };
     match (change.old.or(change.new), change.new) {
         (Some(Object::Group(_)), Some(Object::Group(g))) => {
-            after.groups.insert(change.name.into(), g.clone());
+            after.groups.insert(change.name.into(), Arc::new(g.clone()));
         }
         (Some(Object::Group(_)), None) => {
             after.groups.remove(change.name);
         }
         (Some(Object::Member(_)), Some(Object::Member(m))) => {
-            after.members.insert(change.name.into(), m.clone());
+            after
+                .members
+                .insert(change.name.into(), Arc::new(m.clone()));
         }
         (Some(Object::Member(_)), None) => {
             after.members.remove(change.name);
         }
         (Some(Object::ApiKey(_)), Some(Object::ApiKey(k))) => {
-            after.api_keys.insert(change.name.into(), k.clone());
+            after
+                .api_keys
+                .insert(change.name.into(), Arc::new(k.clone()));
         }
         (Some(Object::ApiKey(_)), None) => {
             after.api_keys.remove(change.name);
@@ -175,13 +180,14 @@ mod cases {
     use crate::rules::Rule::ForeignBindings;
     use crate::rules::check;
     use crate::rules::table::{Def, Verdict::*, Who::*, member, org, privilege, run_in, update};
+    use std::sync::Arc;
 
     #[test]
     fn table() {
         // `viewers` matches SSO group `everyone` (sam's) by an identity set
         // the tenant gm set.
         let mut s = org();
-        let viewers = s.groups.get_mut("viewers").expect("viewers");
+        let viewers = Arc::make_mut(s.groups.get_mut("viewers").expect("viewers"));
         viewers.identity_sets.push(IdentitySet {
             open_id_domain: None,
             sso_group: Some("everyone".into()),
@@ -194,14 +200,14 @@ mod cases {
         let viewers = viewers.clone();
         s.members.insert(
             "sam".into(),
-            MemberDef {
+            Arc::new(MemberDef {
                 identity: MemberIdentity {
                     provider: Provider::SingleSignOn,
                     username: "sam".into(),
                 },
                 sso_groups: vec!["everyone".into()],
                 ..member("sam", &[])
-            },
+            }),
         );
         let widened = GroupDef {
             privileges: [

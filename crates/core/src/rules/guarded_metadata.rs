@@ -78,7 +78,7 @@ mod cases {
                 "an administrator adds no finalizer: that is a trusted principal's",
                 User("olivia"),
                 update(
-                    Def::Group(viewers.clone()),
+                    Def::Group((*viewers).clone()),
                     Def::Group(finalized(&viewers, "example.com/x")),
                 ),
                 Refused(RequiredPrivileges),

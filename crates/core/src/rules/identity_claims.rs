@@ -47,6 +47,7 @@ pub fn identity_claims(change: &Change, requester: &Requester) -> Vec<Violation>
 mod cases {
     use crate::rules::Rule::IdentityClaims;
     use crate::rules::table::{Def, Verdict::*, Who::*, org, run, update};
+    use std::sync::Arc;
 
     #[test]
     fn table() {
@@ -54,19 +55,22 @@ mod cases {
         let viewer = s.members["viewer"].clone();
         let claimed = crate::model::MemberDef {
             sso_groups: vec!["admins".into()],
-            ..viewer.clone()
+            ..(*viewer).clone()
         };
         run(vec![
             (
                 "a tenant cannot assert a member's SSO groups",
                 User("gm"),
-                update(Def::Member(viewer.clone()), Def::Member(claimed.clone())),
+                update(Def::Member((*viewer).clone()), Def::Member(claimed.clone())),
                 Refused(IdentityClaims),
             ),
             (
                 "the identity-provider sync (trusted) asserts them",
                 Trusted,
-                update(Def::Member(viewer), Def::Member(claimed)),
+                update(
+                    Def::Member(Arc::unwrap_or_clone(viewer)),
+                    Def::Member(claimed),
+                ),
                 Admitted,
             ),
         ]);

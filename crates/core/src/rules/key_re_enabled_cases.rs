@@ -11,6 +11,7 @@ use crate::model::AccessEntry;
 use crate::privilege::Level;
 use crate::privilege::ResourceLevel;
 use crate::privilege::{AccessLevel, parse_all, spec};
+use std::sync::Arc;
 
 /// `k`: Content › Sources Edit, editable by group `helpers` through its
 /// access list, and granted Edit on group `ops` by `ops`'s access list.
@@ -25,14 +26,14 @@ fn state(k_enabled: bool) -> OrgState {
     let mut s = OrgState::default();
     s.groups.insert(
         "helpers".into(),
-        GroupDef {
+        Arc::new(GroupDef {
             name: "helpers".into(),
             ..GroupDef::default()
-        },
+        }),
     );
     s.groups.insert(
         "ops".into(),
-        GroupDef {
+        Arc::new(GroupDef {
             name: "ops".into(),
             access: vec![AccessEntry {
                 group: None,
@@ -40,27 +41,27 @@ fn state(k_enabled: bool) -> OrgState {
                 level: ResourceLevel::Edit,
             }],
             ..GroupDef::default()
-        },
+        }),
     );
     s.api_keys.insert(
         "k".into(),
-        ApiKeyDef {
+        Arc::new(ApiKeyDef {
             name: "k".into(),
             enabled: k_enabled,
             privileges: vec![spec(Service::Content, "Sources", AccessLevel::Edit)],
             access: vec![helpers_edit.clone()],
             ..ApiKeyDef::default()
-        },
+        }),
     );
     s.api_keys.insert(
         "search".into(),
-        ApiKeyDef {
+        Arc::new(ApiKeyDef {
             name: "search".into(),
             enabled: false,
             template: Some(ApiKeyTemplate::AnonymousSearch),
             access: vec![helpers_edit],
             ..ApiKeyDef::default()
-        },
+        }),
     );
     s
 }
@@ -171,7 +172,7 @@ fn enabling_a_disabled_key_needs_everything_it_holds() {
     ];
     for (what, name, before, after, who, refused) in cases {
         let state = state(before);
-        let mut old = state.api_keys[name].clone();
+        let mut old = (*state.api_keys[name]).clone();
         old.enabled = before;
         let mut new = old.clone();
         new.enabled = after;

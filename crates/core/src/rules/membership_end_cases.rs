@@ -11,6 +11,7 @@ use crate::rules::check;
 use crate::rules::table::{
     Def, Verdict::*, Who::*, create, group, member, org, privilege, run_in, update,
 };
+use std::sync::Arc;
 
 const LATER: &str = "2031-01-01T00:00:00Z";
 const SOON: &str = "2030-01-01T00:00:00Z";
@@ -46,7 +47,7 @@ fn state() -> OrgState {
         ending_overall("contractor", "administrators", Some(SOON)),
         temp_viewer,
     ] {
-        s.members.insert(m.name.clone(), m);
+        s.members.insert(m.name.clone(), Arc::new(m));
     }
     s
 }

@@ -5,6 +5,7 @@
 //! (`search_hub.rs`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::deletion_widens::deletion_widens;
 use super::holdings::{granted, holds};
@@ -203,6 +204,7 @@ fn durable(state: &OrgState, grantees: &Grantees, requester: &Requester) -> Opti
     let mine: Vec<&MemberDef> = members
         .iter()
         .filter_map(|m| state.members.get(m))
+        .map(Arc::as_ref)
         .collect();
     // A membership an overdue review suspends (or will) has an end too: its
     // suspension instant (`review::suspended_from`).
@@ -283,6 +285,7 @@ mod cases {
     use crate::rules::table::{
         Def, Verdict::*, Who::*, create, group, org, privilege, run, update,
     };
+    use std::sync::Arc;
 
     fn with_identity_set(g: &GroupDef) -> GroupDef {
         GroupDef {
@@ -301,7 +304,7 @@ mod cases {
         let viewer = s.members["viewer"].clone();
         let promoted = MemberDef {
             groups: vec!["viewers".into(), "administrators".into()],
-            ..viewer.clone()
+            ..(*viewer).clone()
         };
         let managers = &s.groups["group-managers"];
         let admins = &s.groups["administrators"];
@@ -327,14 +330,17 @@ mod cases {
             (
                 "a group manager cannot make a member join Administrators",
                 User("gm"),
-                update(Def::Member(viewer), Def::Member(promoted)),
+                update(
+                    Def::Member(Arc::unwrap_or_clone(viewer)),
+                    Def::Member(promoted),
+                ),
                 Refused(NoEscalation),
             ),
             (
                 "an identity set on a group the requester out-ranks grants nothing new",
                 User("gm"),
                 update(
-                    Def::Group(managers.clone()),
+                    Def::Group((*(*managers)).clone()),
                     Def::Group(with_identity_set(managers)),
                 ),
                 Admitted,
@@ -343,7 +349,7 @@ mod cases {
                 "an identity set on Administrators would pull members into what gm does not hold",
                 User("gm"),
                 update(
-                    Def::Group(admins.clone()),
+                    Def::Group((*(*admins)).clone()),
                     Def::Group(with_identity_set(admins)),
                 ),
                 Refused(NoEscalation),

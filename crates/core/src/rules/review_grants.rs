@@ -18,6 +18,7 @@
 //! certify their own access; another owner does).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{Change, Object, Requester, Rule, Violation, violation};
 use crate::catalog;
@@ -48,10 +49,12 @@ fn after(state: &OrgState, change: &Change) -> Option<OrgState> {
     };
     match change.new {
         Some(Object::AccessReview(r)) => {
-            s.reviews.insert(change.name.to_string(), r.clone());
+            s.reviews
+                .insert(change.name.to_string(), Arc::new(r.clone()));
         }
         Some(Object::Group(g)) => {
-            s.groups.insert(change.name.to_string(), g.clone());
+            s.groups
+                .insert(change.name.to_string(), Arc::new(g.clone()));
         }
         Some(Object::Organization(o)) => s.org = Some(o.clone()),
         Some(_) => return None,

@@ -89,6 +89,7 @@ mod cases {
         Def, Verdict::*, Who::*, create, four_privileges, group, member, org, privilege, run_in,
         update,
     };
+    use std::sync::Arc;
 
     fn key(template: ApiKeyTemplate, hub: Option<&str>) -> ApiKeyDef {
         ApiKeyDef {
@@ -121,14 +122,14 @@ mod cases {
             ("keepers", "keeper", keepers),
             ("searchers", "searcher", searchers),
         ] {
-            s.groups.insert(g.into(), group(g, p));
-            s.members.insert(m.into(), member(m, &[g]));
+            s.groups.insert(g.into(), Arc::new(group(g, p)));
+            s.members.insert(m.into(), Arc::new(member(m, &[g])));
         }
         let k = ApiKeyDef {
             name: "search".into(),
             ..key(ApiKeyTemplate::AnonymousSearch, Some("community"))
         };
-        s.api_keys.insert(k.name.clone(), k);
+        s.api_keys.insert(k.name.clone(), Arc::new(k));
         s
     }
 
@@ -138,7 +139,7 @@ mod cases {
         let stored = s.api_keys["search"].clone();
         let unbound = ApiKeyDef {
             search_hub: None,
-            ..stored.clone()
+            ..(*stored).clone()
         };
         let usage = key(ApiKeyTemplate::UsageAnalytics, Some("community"));
         let custom_queries = ApiKeyDef {
@@ -195,10 +196,10 @@ mod cases {
                 "dropping Execute queries while keeping the hub is refused",
                 Trusted,
                 update(
-                    Def::ApiKey(stored.clone()),
+                    Def::ApiKey((*stored).clone()),
                     Def::ApiKey(ApiKeyDef {
                         privileges: vec![privilege("Search", "ExecuteQueries", NoAccess)],
-                        ..stored.clone()
+                        ..(*stored).clone()
                     }),
                 ),
                 Refused(CatalogValidity),
@@ -206,23 +207,26 @@ mod cases {
             (
                 "Edit on the key without Execute queries cannot remove its hub",
                 User("keeper"),
-                update(Def::ApiKey(stored.clone()), hub(&stored, None)),
+                update(Def::ApiKey((*stored).clone()), hub(&stored, None)),
                 Refused(NoEscalation),
             ),
             (
                 "Edit on the key without Execute queries cannot move it to another hub",
                 User("keeper"),
-                update(Def::ApiKey(stored.clone()), hub(&stored, Some("intranet"))),
+                update(
+                    Def::ApiKey((*stored).clone()),
+                    hub(&stored, Some("intranet")),
+                ),
                 Refused(NoEscalation),
             ),
             (
                 "Edit on the key without Execute queries may leave its hub as it is",
                 User("keeper"),
                 update(
-                    Def::ApiKey(stored.clone()),
+                    Def::ApiKey((*stored).clone()),
                     Def::ApiKey(ApiKeyDef {
                         enabled: false,
-                        ..stored.clone()
+                        ..(*stored).clone()
                     }),
                 ),
                 Admitted,
@@ -239,19 +243,19 @@ mod cases {
             (
                 "a holder of Execute queries with Edit on the key may remove its hub",
                 User("searcher"),
-                update(Def::ApiKey(stored.clone()), hub(&stored, None)),
+                update(Def::ApiKey((*stored).clone()), hub(&stored, None)),
                 Admitted,
             ),
             (
                 "a viewer (no Edit on the key) cannot remove its hub",
                 User("viewer"),
-                update(Def::ApiKey(stored.clone()), hub(&stored, None)),
+                update(Def::ApiKey((*stored).clone()), hub(&stored, None)),
                 Refused(RequiredPrivileges),
             ),
             (
                 "a trusted principal may remove the hub",
                 Trusted,
-                update(Def::ApiKey(stored.clone()), hub(&stored, None)),
+                update(Def::ApiKey((*stored).clone()), hub(&stored, None)),
                 Admitted,
             ),
         ];

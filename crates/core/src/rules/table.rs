@@ -18,6 +18,7 @@ use crate::model::{
     Subject, SubjectKind,
 };
 use crate::privilege::{AccessLevel, PrivilegeSpec, spec};
+use std::sync::Arc;
 
 /// A privilege spec by service name, domain and level.
 pub fn privilege(service: &str, domain: &str, level: AccessLevel) -> PrivilegeSpec {
@@ -95,7 +96,7 @@ pub fn org() -> OrgState {
         ),
     ]);
     for g in groups {
-        s.groups.insert(g.name.clone(), g);
+        s.groups.insert(g.name.clone(), Arc::new(g));
     }
     for m in [
         member("olivia", &["administrators"]),
@@ -103,7 +104,7 @@ pub fn org() -> OrgState {
         member("viewer", &["viewers"]),
         member("viewers-editor", &["viewers-editors"]),
     ] {
-        s.members.insert(m.name.clone(), m);
+        s.members.insert(m.name.clone(), Arc::new(m));
     }
     s
 }

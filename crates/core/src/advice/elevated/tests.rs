@@ -2,6 +2,7 @@
 //! elevated, which memberships are long-lived at an instant.
 
 use jiff::Timestamp;
+use std::sync::Arc;
 
 use super::super::review;
 use super::elevation;
@@ -28,17 +29,17 @@ fn group(name: &str, privileges: Vec<PrivilegeSpec>) -> GroupDef {
 fn state(g: GroupDef, until: Option<&str>) -> OrgState {
     let mut s = OrgState::default();
     let name = g.name.clone();
-    s.groups.insert(name.clone(), g);
+    s.groups.insert(name.clone(), Arc::new(g));
     s.members.insert(
         "m".into(),
-        MemberDef {
+        Arc::new(MemberDef {
             name: "m".into(),
             groups: vec![name],
             accepted: true,
             until: until.map(str::to_string),
             invited_at: Some("2026-12-01T00:00:00Z".parse().unwrap()),
             ..MemberDef::default()
-        },
+        }),
     );
     s
 }
