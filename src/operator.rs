@@ -57,6 +57,30 @@ pub struct AdminArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub addr: SocketAddr,
+    /// Seconds to keep serving after SIGTERM before closing the listeners:
+    /// a deleted pod leaves the Service's endpoints while it is told to
+    /// stop, and every node's proxy takes a moment to stop routing to it.
+    /// Closing at once refuses the calls still routed here (an admission
+    /// refused during a rollout). The chart sets 5.
+    #[arg(
+        long = "shutdown-delay-seconds",
+        env = "ORGACCESS_SHUTDOWN_DELAY_SECONDS",
+        default_value_t = 0
+    )]
+    pub shutdown_delay_seconds: u64,
+}
+
+/// `shutdown`, then `seconds` more of serving (see
+/// [`AdminArgs::shutdown_delay_seconds`]).
+async fn after_delay(shutdown: impl Future<Output = ()> + Send + 'static, seconds: u64) {
+    shutdown.await;
+    if seconds > 0 {
+        tracing::info!(
+            seconds,
+            "still serving while the cluster stops routing to this pod"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+    }
 }
 
 /// Installs the TLS crypto provider (once per process) and connects to the
@@ -79,7 +103,7 @@ pub async fn webhook_only(
         args.webhook.config(),
         args.watch.scope(),
         args.admin.addr,
-        shutdown,
+        after_delay(shutdown, args.admin.shutdown_delay_seconds),
     )
     .await;
     if let Err(e) = &served {
@@ -142,7 +166,7 @@ pub async fn run(
     let caches = Caches::start(&client, &scope);
     let registry = Arc::new(Mutex::new(Registry::default()));
     let readiness = Readiness::default();
-    let stop = Stop::on(shutdown);
+    let stop = Stop::on(after_delay(shutdown, args.admin.shutdown_delay_seconds));
 
     let mut checks: Vec<ReadyCheck> = vec![{
         let r = readiness.clone();
