@@ -568,6 +568,16 @@ async fn a_repeated_event_is_counted_in_its_series() {
         )
     };
     apply(support::ADMIN, &ns, &group(&["ExecuteQueries"])).await;
+    // The group in the operator's index before the member comes (its status
+    // written): the member's first status then holds the group's privilege
+    // already, rather than none and an Event for the change to one, which
+    // would be the series' first note.
+    let groups: Api<Group> = Api::namespaced(client.clone(), &ns);
+    eventually("the group's status", WAIT, || async {
+        let g = groups.get("g").await.ok()?;
+        g.status?.observed_generation.map(|_| ())
+    })
+    .await;
     apply(
         support::ADMIN,
         &ns,
