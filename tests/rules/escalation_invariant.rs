@@ -1586,6 +1586,14 @@ fn the_webhook_s_knowledge_and_the_cli_s_judge_alike() {
             groups: &groups,
         };
         let webhook = judge::judge(&Namespace::new(state.clone()), asker, &request, now());
+        // The index ahead of or behind the request (its version of the
+        // object is the change's result): the judge overlays the request's.
+        let lagging = judge::judge(
+            &Namespace::new(apply(&state, &name, &v)),
+            asker,
+            &request,
+            now(),
+        );
         let cli = judge::judge(&Plain::new(state.clone()), asker, &request, now());
         let said = |j: &judge::Judgement| {
             let violations: Vec<String> = j
@@ -1599,6 +1607,15 @@ fn the_webhook_s_knowledge_and_the_cli_s_judge_alike() {
             said(&webhook),
             said(&cli),
             "{:?} {:?} '{}' by {}",
+            plan.operation,
+            plan.kind,
+            name,
+            user
+        );
+        prop_assert_eq!(
+            said(&lagging),
+            said(&cli),
+            "the index's copy not the request's: {:?} {:?} '{}' by {}",
             plan.operation,
             plan.kind,
             name,
