@@ -16,7 +16,8 @@ use super::requesters::{RequesterCache, requester_key};
 use super::route::{self, Affected};
 use crate::core::change::Def;
 use crate::core::effective::{
-    Grantee, Grantees, RequesterView, SubjectNames, changed_by, requester_view, resolve_grantees,
+    Grantee, Grantees, RequesterView, SubjectNames, access_of, changed_by, requester_view,
+    resolve_grantees,
 };
 use crate::core::model::{IdentitySet, Kind, MemberDef, OrgState};
 use crate::core::privilege::outside_request_scope;
@@ -303,25 +304,19 @@ impl Namespace {
             // Same definition (a status write): nothing derived changes.
             return affected;
         }
-        let changed = match (kind, &new) {
-            (Kind::Group, new) => {
-                let old = self.state.groups.get(name).map(|g| g.access.as_slice());
-                let new = match new {
-                    Some(Def::Group(g)) => g.access.as_slice(),
-                    _ => &[],
-                };
-                changed_by(Grantee::Group(name.to_string()), old.unwrap_or(&[]), new)
-            }
-            (Kind::ApiKey, new) => {
-                let old = self.state.api_keys.get(name).map(|k| k.access.as_slice());
-                let new = match new {
-                    Some(Def::ApiKey(k)) => k.access.as_slice(),
-                    _ => &[],
-                };
-                changed_by(Grantee::ApiKey(name.to_string()), old.unwrap_or(&[]), new)
-            }
-            _ => Vec::new(),
+        let grantee = match kind {
+            Kind::Group => Some(Grantee::Group(name.to_string())),
+            Kind::ApiKey => Some(Grantee::ApiKey(name.to_string())),
+            _ => None,
         };
+        let changed = grantee.map_or_else(Vec::new, |g| {
+            let new = match &new {
+                Some(Def::Group(d)) => d.access.as_slice(),
+                Some(Def::ApiKey(d)) => d.access.as_slice(),
+                _ => &[],
+            };
+            changed_by(g.clone(), access_of(&self.state, &g), new)
+        });
         match (kind, new) {
             (_, Some(Def::Organization(o))) => {
                 self.state.org = Some(o);

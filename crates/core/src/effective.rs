@@ -177,18 +177,25 @@ impl Grantees {
     /// judgement needs of the state a change would make, for the price of
     /// the entries it can alter.
     pub fn after_change(&self, before: &OrgState, after: &OrgState, changed: Grantee) -> Grantees {
-        let access = |s: &OrgState| -> Vec<AccessEntry> {
-            match &changed {
-                Grantee::Group(n) => s.groups.get(n).map(|g| g.access.clone()),
-                Grantee::ApiKey(n) => s.api_keys.get(n).map(|k| k.access.clone()),
-            }
-            .unwrap_or_default()
-        };
-        let names = changed_by(changed.clone(), &access(before), &access(after));
+        let names = changed_by(
+            changed.clone(),
+            access_of(before, &changed),
+            access_of(after, &changed),
+        );
         let mut out = self.clone();
         out.refresh(after, names);
         out
     }
+}
+
+/// The access list of a group or API key in `state` (empty when it is not
+/// there).
+pub fn access_of<'a>(state: &'a OrgState, grantee: &Grantee) -> &'a [AccessEntry] {
+    match grantee {
+        Grantee::Group(n) => state.groups.get(n).map(|g| g.access.as_slice()),
+        Grantee::ApiKey(n) => state.api_keys.get(n).map(|k| k.access.as_slice()),
+    }
+    .unwrap_or_default()
 }
 
 /// The grantees whose entries a change of one group's or API key's
