@@ -336,6 +336,22 @@ fn main() {
             c.name
         );
     }
+    // `WEBHOOK_BENCH_PROFILE=<part of a case's name>`: that case alone,
+    // called for about 10 s, for a profiler attached to this process.
+    if let Ok(wanted) = std::env::var("WEBHOOK_BENCH_PROFILE") {
+        let c = cases
+            .iter()
+            .find(|c| c.name.contains(&wanted))
+            .unwrap_or_else(|| panic!("no case named like '{wanted}'"));
+        let start = Instant::now();
+        let mut calls = 0u64;
+        while start.elapsed().as_secs() < 10 {
+            black_box(v.handle(&c.body));
+            calls += 1;
+        }
+        println!("{}: {calls} calls in 10 s", c.name);
+        return;
+    }
     decision_latency(&index);
     latency_report(&v, &cases, "", 20_000);
     // Once a tenant's binding is recorded (the mutating half's annotation,

@@ -22,7 +22,8 @@
 # h2 (openssl s_client -alpn). Everything it started is stopped on exit.
 #
 # Usage: scripts/admission-bench.sh [--groups G] [--members M] [--rounds R]
-#                                   [--per-round N] [--warmup W] [--idle-gap S] [--out FILE] [--keep]
+#                                   [--per-round N] [--warmup W] [--idle-gap S] [--out FILE]
+#                                   [--apiserver-profile FILE] [--keep]
 #
 # --groups/--members: the organization present in each of the three namespaces
 # before the rounds (0 and 0: an Organization alone; default 0 / 0). The same
@@ -33,6 +34,12 @@
 # --idle-gap S: S seconds without a request before each configuration's round
 # (default 0): what a burst after a quiet spell meets, e.g. a connection the
 # webhook closed meanwhile (the first create of each round is reported apart).
+# --apiserver-profile FILE: the apiserver's CPU profile (Go pprof) over the
+# first 6 s of the rounds, for `go tool pprof -top FILE` (where its time for
+# a webhook call goes: validatingDispatcher.callHook).
+#
+# Besides latency it prints the CPU each process (etcd, the apiserver, the
+# webhook, the client) spent per create during each configuration's rounds.
 #
 # Environment:
 #   ORGACCESS_BIN                the orgaccess binary (default: cargo build --release, target/release/orgaccess)
@@ -53,6 +60,7 @@ per_round=50
 warmup=20
 idle_gap=0
 out=""
+profile=""
 keep=false
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -63,6 +71,7 @@ while [[ $# -gt 0 ]]; do
     --warmup) warmup=$2; shift 2 ;;
     --idle-gap) idle_gap=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --apiserver-profile) profile=$2; shift 2 ;;
     --keep) keep=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -73,6 +82,7 @@ for v in groups members rounds per_round warmup idle_gap; do
 done
 (( rounds >= 1 && per_round >= 1 )) || die "--rounds and --per-round must be at least 1"
 [[ -z "$out" ]] || out=$(python3 -c 'import os,sys; print(os.path.abspath(sys.argv[1]))' "$out")
+[[ -z "$profile" ]] || profile=$(python3 -c 'import os,sys; print(os.path.abspath(sys.argv[1]))' "$profile")
 for tool in python3 openssl ss; do
   command -v "$tool" >/dev/null || die "$tool is required"
 done
@@ -195,6 +205,12 @@ py_args=(--kubeconfig "$admin_kc" --kubectl "$kubectl_bin" --kubectl-cache "$dir
   --groups "$groups" --members "$members" --rounds "$rounds" --per-round "$per_round" --warmup "$warmup" --idle-gap "$idle_gap"
   --binary "$bin")
 [[ -z "$out" ]] || py_args+=(--out "$out")
+[[ -z "$profile" ]] || py_args+=(--apiserver-profile "$profile")
+# Whose CPU is counted per configuration: the control plane's processes and the webhook.
+for child in $(pgrep -P "$cp_pid"); do
+  py_args+=(--cpu-pid "$(basename "$(readlink "/proc/$child/exe")")=$child")
+done
+py_args+=(--cpu-pid "webhook=$webhook_pid")
 python3 scripts/admission/bench.py "${py_args[@]}" &
 py_pid=$!
 rc=0

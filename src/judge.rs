@@ -30,6 +30,7 @@ use jiff::Timestamp;
 
 use crate::core::advice::scan_members_at_most;
 use crate::core::apikey::{Reported, re_enable_wait};
+use crate::core::bindings::Recorded;
 use crate::core::change::{Def, overlay, requester, take};
 use crate::core::effective::{
     Grantee, Grantees, RequesterView, SubjectNames, requester_view, resolve_grantees,
@@ -51,6 +52,9 @@ pub trait Known {
     /// A superset of the names of `group`'s members in [`state`](Self::state),
     /// or `None` when it holds more than `limit`.
     fn members_of(&self, group: &str, limit: usize) -> Option<BTreeSet<String>>;
+    /// How many objects of [`state`](Self::state) record a tenant's binding
+    /// ([`Recorded::of`] of it).
+    fn recorded(&self) -> Recorded;
 }
 
 /// The webhook's knowledge: the index's snapshot and its caches.
@@ -70,6 +74,11 @@ impl Known for Namespace {
     fn members_of(&self, group: &str, limit: usize) -> Option<BTreeSet<String>> {
         // The index names a group's members without a scan (a superset).
         self.member_names_at_most(group, limit)
+    }
+
+    fn recorded(&self) -> Recorded {
+        // Kept by the index as objects come and go: no scan per request.
+        Namespace::recorded(self)
     }
 }
 
@@ -124,6 +133,11 @@ impl Plain {
 impl Known for Plain {
     fn state(&self) -> &OrgState {
         &self.state
+    }
+
+    fn recorded(&self) -> Recorded {
+        // `before` swaps objects in and out of this state: counted each time.
+        Recorded::of(&self.state)
     }
 
     fn grantees(&self) -> Arc<Grantees> {
@@ -269,7 +283,12 @@ pub fn judge(known: &impl Known, asker: Asker, request: &Request, now: Timestamp
         Asker::Identity { user, groups } => requester(user, &known.requester(user, groups, now)),
     };
     let change = request.change();
-    let mut violations = rules::check(&state, &grantees, &change, &requester);
+    let recorded = if overlaid {
+        Recorded::of(&state)
+    } else {
+        known.recorded()
+    };
+    let mut violations = rules::check_counted(&state, &grantees, &change, &requester, recorded);
     if request.mutated {
         violations.extend(rules::bindings_recorded(&change, &requester));
     }

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scale"))
@@ -23,6 +24,7 @@ CONFIGS = ["none", "cel", "webhook"]
 GROUPS_PATH = "/apis/orgaccess.dev/v1alpha1/namespaces/{ns}/groups"
 WEBHOOK = "apiserver_admission_webhook_admission_duration_seconds"
 HANDLER = "orgaccess_webhook_decision_duration_seconds"
+SERVED = "orgaccess_webhook_http_request_duration_seconds"
 STEP = "apiserver_admission_controller_admission_duration_seconds"
 # The apiserver's HTTP client, by host: its calls to the webhook's port.
 REST = "rest_client_request_duration_seconds"
@@ -30,6 +32,26 @@ REST = "rest_client_request_duration_seconds"
 
 def log(msg):
     print(f"[admission-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def cpu_ns(pid):
+    """CPU time of every thread of `pid` so far, in ns (schedstat: not the
+    10 ms ticks of /proc/PID/stat); None when it is gone."""
+    total = 0
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except OSError:
+                pass
+    except OSError:
+        return None
+    return total
+
+
+def cpu_of(pids):
+    return {name: cpu_ns(pid) for name, pid in pids.items()}
 
 
 def ns_of(config):
@@ -199,7 +221,17 @@ def main():
                  "warmup", "idle-gap"]:
         p.add_argument(f"--{flag}", type=int, required=True)
     p.add_argument("--out")
+    # NAME=PID: whose CPU is counted per configuration (the apiserver, etcd,
+    # the webhook); this process is counted as "client".
+    p.add_argument("--cpu-pid", action="append", default=[])
+    # Where to write the apiserver's CPU profile (Go pprof), taken over the
+    # first --profile-seconds of the rounds (`go tool pprof -top FILE`).
+    p.add_argument("--apiserver-profile")
+    p.add_argument("--profile-seconds", type=int, default=6)
     a = p.parse_args()
+    pids = dict(x.split("=", 1) for x in a.cpu_pid)
+    pids = {name: int(pid) for name, pid in pids.items()}
+    pids["client"] = os.getpid()
     kubectl = [a.kubectl, "--kubeconfig", a.kubeconfig, "--cache-dir", a.kubectl_cache]
     api = scale.Api(a.kubeconfig)
 
@@ -223,11 +255,23 @@ def main():
             one(config)
 
     samples = {c: [] for c in CONFIGS}
+    # CPU ns per process spent during each configuration's rounds (what a
+    # round set off after it ended, e.g. an Event published late, falls in
+    # the next round: one create's worth per round).
+    cpu = {c: {name: 0 for name in pids} for c in CONFIGS}
     firsts = {c: [] for c in CONFIGS}
     opened = 0
     webhook_creates = 0
     api_before, hook_before = apiserver_metrics(api), scale.scrape(a.admin_port)
     cpu_before = scale.proc_cpu(a.webhook_pid)
+    profiler = None
+    if a.apiserver_profile:
+        def take_profile():
+            data = api.get_raw(f"/debug/pprof/profile?seconds={a.profile_seconds}")
+            with open(a.apiserver_profile, "wb") as f:
+                f.write(data)
+        profiler = threading.Thread(target=take_profile)
+        profiler.start()
     t0 = time.time()
     for r in range(a.rounds):
         order = CONFIGS[r % 3:] + CONFIGS[:r % 3]
@@ -235,16 +279,23 @@ def main():
             if a.idle_gap:
                 time.sleep(a.idle_gap)
             ports = client_ports(a.webhook_port) if config == "webhook" else None
+            cpu_start = cpu_of(pids)
             for i in range(a.per_round):
                 seconds = one(config)
                 samples[config].append(seconds)
                 if i == 0:
                     firsts[config].append(seconds)
+            for name, ns in cpu_of(pids).items():
+                if ns is not None and cpu_start[name] is not None:
+                    cpu[config][name] += ns - cpu_start[name]
             if config == "webhook":
                 opened += len(client_ports(a.webhook_port) - ports)
                 webhook_creates += a.per_round
         log(f"round {r + 1}/{a.rounds} ({', '.join(order)})")
     elapsed = time.time() - t0
+    if profiler:
+        profiler.join()
+        log(f"the apiserver's CPU profile of the first {a.profile_seconds} s of the rounds: {a.apiserver_profile}")
     api_after = apiserver_metrics(api, os.path.join(a.work_dir, "apiserver-metrics.txt"))
     hook_after = scale.scrape(a.admin_port)
     cpu_after = scale.proc_cpu(a.webhook_pid)
@@ -268,6 +319,10 @@ def main():
         "apiserver_webhook_call": hist(api_before, api_after, WEBHOOK, name="validate.orgaccess.dev",
                                        operation="CREATE"),
         "webhook_handler": hist(hook_before, hook_after, HANDLER),
+        # The webhook's server, from a request's head to its answer (the body
+        # read, lanes, hand-offs and the handler): what the transport adds
+        # inside the process is this minus the handler.
+        "webhook_request": hist(hook_before, hook_after, SERVED),
         "apiserver_rest_client_to_webhook": hist(api_before, api_after, REST,
                                                  host=f"127.0.0.1:{a.webhook_port}", verb="POST"),
         # The apiserver's whole admission step (the plugin, not only the
@@ -277,6 +332,8 @@ def main():
             c: step_mean(api_before, api_after, plugin, len(samples[c]))
             for c, plugin in [("webhook", "ValidatingAdmissionWebhook"), ("cel", "ValidatingAdmissionPolicy")]
         },
+        "cpu_ms_per_create": {c: {name: ns / 1e6 / len(samples[c]) for name, ns in cpu[c].items()}
+                              for c in CONFIGS},
         "first_create_of_a_round_ms": {c: summary(firsts[c]) for c in CONFIGS},
         "idle_gap_seconds": a.idle_gap,
         "webhook_cpu_seconds": (cpu_after - cpu_before) if cpu_after is not None and cpu_before is not None
@@ -307,6 +364,7 @@ def main():
         print(f"{c:<14}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['mean_ms']:>9.2f}{added}")
     for label, key in [("apiserver's webhook call", "apiserver_webhook_call"),
                        ("apiserver's client (POST)", "apiserver_rest_client_to_webhook"),
+                       ("webhook, head to answer", "webhook_request"),
                        ("webhook handler", "webhook_handler")]:
         h = result[key]
         if h:
@@ -317,6 +375,12 @@ def main():
     for c, ms in result["apiserver_step_mean_ms"].items():
         if ms is not None:
             print(f"apiserver's admission step for {c}: mean {ms:.2f} ms per {c} create")
+    names = list(pids)
+    print("CPU per create, ms (" + ", ".join(names) + "):")
+    for c in CONFIGS:
+        row = result["cpu_ms_per_create"][c]
+        print(f"  {c:<12}" + "".join(f"{row[n]:>9.2f}" for n in names)
+              + f"   total {sum(row.values()):.2f}")
     if a.idle_gap:
         print(f"first create of each round after {a.idle_gap} s idle, p50: " + ", ".join(
             f"{c} {result['first_create_of_a_round_ms'][c]['p50_ms']:.2f} ms" for c in CONFIGS))

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use super::decisions::DecisionFacts;
 use super::requesters::{RequesterCache, requester_key};
 use super::route::{self, Affected};
+use crate::core::bindings::Recorded;
 use crate::core::change::Def;
 use crate::core::effective::{
     Grantee, Grantees, RequesterView, SubjectNames, access_of, changed_by, requester_view,
@@ -32,6 +33,9 @@ pub struct Namespace {
     /// members are found without a scan of every member.
     invited: HashMap<String, BTreeSet<String>>,
     grantees: OnceLock<Arc<Grantees>>,
+    /// How many objects record a tenant's binding, kept as they come and go
+    /// (ForeignBindings asks it first, on every trusted change).
+    recorded: Recorded,
     /// The user and group names the Members list as subjects.
     subjects: OnceLock<Arc<SubjectNames>>,
     requesters: Mutex<RequesterCache>,
@@ -49,6 +53,7 @@ impl Clone for Namespace {
             organization: self.organization.clone(),
             invited: self.invited.clone(),
             grantees: self.grantees.clone(),
+            recorded: self.recorded,
             ..Namespace::default()
         }
     }
@@ -60,8 +65,15 @@ impl Namespace {
         for m in state.members.values() {
             ns.invite(m);
         }
+        ns.recorded = Recorded::of(&state);
         ns.state = state;
         ns
+    }
+
+    /// How many members, groups and API keys record a tenant's binding
+    /// ([`Recorded::of`] of the state, without its scan).
+    pub fn recorded(&self) -> Recorded {
+        self.recorded
     }
 
     /// Privileges of every group and API key ([`resolve_grantees`]), computed once.
@@ -317,6 +329,18 @@ impl Namespace {
             };
             changed_by(g.clone(), access_of(&self.state, &g), new)
         });
+        let replaced = match kind {
+            Kind::Group => self.state.groups.get(name).map(|g| &g.meta),
+            Kind::Member => self.state.members.get(name).map(|m| &m.meta),
+            Kind::ApiKey => self.state.api_keys.get(name).map(|k| &k.meta),
+            Kind::Organization | Kind::AccessReview => None,
+        };
+        if let Some(meta) = replaced {
+            self.recorded.count(kind, meta, -1);
+        }
+        if let Some(def) = &new {
+            self.recorded.count(kind, def.object().meta(), 1);
+        }
         match (kind, new) {
             (_, Some(Def::Organization(o))) => {
                 self.state.org = Some(o);
@@ -383,12 +407,15 @@ mod tests {
 
         use proptest::prelude::*;
 
-        use crate::api::{ApiKey, Group};
+        use crate::api::{ApiKey, Group, Member};
+        use crate::core::bindings::Recorded;
         use crate::core::effective::resolve_grantees;
         use crate::index::Index;
         use crate::index::fixtures::{org, yaml};
 
         const NAMES: [&str; 4] = ["g0", "g1", "k0", "k1"];
+        /// Members, changed between the groups' and keys' steps.
+        const MEMBERS: [&str; 2] = ["m0", "m1"];
 
         /// One step: put (or delete) a group or key named from a small pool,
         /// with privileges from a template or explicit, and an access list
@@ -401,6 +428,10 @@ mod tests {
             access: Vec<(usize, bool)>,
             /// Hold the snapshot across the change (the copy path).
             hold: bool,
+            /// The object records a tenant's binding (`orgaccess.dev/bound-by`).
+            recorded: bool,
+            /// Then this member put (recorded or not) or deleted: (which, put, recorded).
+            member: Option<(usize, bool, bool)>,
         }
 
         fn step() -> impl Strategy<Value = Step> {
@@ -410,14 +441,20 @@ mod tests {
                 0..4usize,
                 prop::collection::vec((0..NAMES.len(), any::<bool>()), 0..3),
                 any::<bool>(),
+                any::<bool>(),
+                prop::option::of((0..MEMBERS.len(), any::<bool>(), any::<bool>())),
             )
-                .prop_map(|(target, delete, privileges, access, hold)| Step {
-                    target,
-                    delete,
-                    privileges,
-                    access,
-                    hold,
-                })
+                .prop_map(
+                    |(target, delete, privileges, access, hold, recorded, member)| Step {
+                        target,
+                        delete,
+                        privileges,
+                        access,
+                        hold,
+                        recorded,
+                        member,
+                    },
+                )
         }
 
         fn yaml_of(s: &Step) -> String {
@@ -447,8 +484,25 @@ mod tests {
                 _ => "privileges: []".to_string(),
             };
             format!(
-                "metadata: {{name: {name}}}\nspec: {{displayName: {name}, {privileges}, access: [{}]}}",
+                "metadata: {{name: {name}{}}}\nspec: {{displayName: {name}, {privileges}, access: [{}]}}",
+                recorded_annotation(s.recorded),
                 access.join(", ")
+            )
+        }
+
+        fn recorded_annotation(recorded: bool) -> &'static str {
+            if recorded {
+                r#", annotations: {orgaccess.dev/bound-by: '{"spec.access":"tenant"}'}"#
+            } else {
+                ""
+            }
+        }
+
+        fn member_yaml(which: usize, recorded: bool) -> String {
+            let name = MEMBERS[which];
+            format!(
+                "metadata: {{name: {name}{}}}\nspec: {{identity: {{provider: Email, username: {name}@x.example}}, groups: [g0], accepted: true}}",
+                recorded_annotation(recorded)
             )
         }
 
@@ -456,7 +510,7 @@ mod tests {
             /// After any sequence of changes, the grantees brought up to
             /// date change by change are those computed from scratch.
             #[test]
-            fn refreshed_grantees_are_the_resolved_ones(steps in prop::collection::vec(step(), 1..24)) {
+            fn refreshed_grantees_and_recorded_counts_are_the_scanned_ones(steps in prop::collection::vec(step(), 1..24)) {
                 let index = Index::new();
                 index.apply(&org("a"));
                 for s in &steps {
@@ -472,9 +526,16 @@ mod tests {
                         let k: ApiKey = yaml(&text);
                         if s.delete { index.delete(&k); } else { index.apply(&k); }
                     }
+                    if let Some((which, put, recorded)) = s.member {
+                        let m: Member = yaml(&member_yaml(which, recorded));
+                        if put { index.apply(&m); } else { index.delete(&m); }
+                    }
                     let ns = index.namespace("a");
                     let resolved = resolve_grantees(&ns.state);
                     prop_assert_eq!(&*ns.grantees(), &resolved, "after {:?}", s);
+                    // The count of recorded bindings kept change by change
+                    // is the one a scan makes.
+                    prop_assert_eq!(ns.recorded(), Recorded::of(&ns.state), "after {:?}", s);
                     if let Some(held) = held {
                         // The held snapshot kept its own.
                         prop_assert_eq!(&*held.grantees(), &resolve_grantees(&held.state));

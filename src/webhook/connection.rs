@@ -45,6 +45,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, watch};
@@ -311,6 +312,7 @@ pub struct Tracked<S> {
     activity: Arc<Activity>,
     peer: Peer,
     requests: Counter,
+    seconds: Histogram,
 }
 
 impl<S, B> hyper::service::Service<hyper::Request<Incoming>> for Tracked<S>
@@ -324,6 +326,8 @@ where
 
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.requests.inc();
+        let start = Instant::now();
+        let seconds = self.seconds.clone();
         let running = self.activity.begin();
         let ext = request.extensions_mut();
         ext.insert(self.peer.name.clone());
@@ -334,6 +338,7 @@ where
         Box::pin(async move {
             let answer = answer.await;
             drop(running);
+            seconds.observe(start.elapsed().as_secs_f64());
             answer
         })
     }
@@ -416,6 +421,7 @@ pub async fn serve<T, S, B>(
         activity: activity.clone(),
         peer,
         requests: transport.requests[protocol as usize].clone(),
+        seconds: transport.request_seconds.clone(),
     };
     let ended = match protocol {
         Protocol::Http1 => {
@@ -500,6 +506,9 @@ pub struct Transport {
     pub requests: [Counter; 2],
     /// By [`Closed`].
     pub closed: [Counter; 2],
+    /// From a request's head to its answer (the body read, judged and the
+    /// answer made; not its bytes sent).
+    pub request_seconds: Histogram,
     handshakes_family: Family<ProtocolLabel, Counter>,
     requests_family: Family<ProtocolLabel, Counter>,
     closed_family: Family<ReasonLabel, Counter>,
@@ -524,6 +533,7 @@ impl Default for Transport {
             requests: by_protocol(&requests_family),
             closed: [Closed::SlowHeader, Closed::Idle]
                 .map(|c| closed_family.get_or_create_owned(&ReasonLabel { reason: c.as_str() })),
+            request_seconds: Histogram::new(exponential_buckets(25e-6, 2.0, 18)),
             handshakes_family,
             requests_family,
             closed_family,
@@ -558,6 +568,11 @@ impl Transport {
             "connections_closed",
             "Connections the server closed for want of a request: slow_header (no first request or complete HTTP/1.1 head in 10 s), idle (none for the idle timeout since the last)",
             self.closed_family.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from a request's head to its answer, in the server (the body read, the answer made)",
+            self.request_seconds.clone(),
         );
     }
 }

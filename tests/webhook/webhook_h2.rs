@@ -162,6 +162,13 @@ async fn curl_and_the_apiserver_speak_h2_and_the_apiserver_reuses_its_connection
         "20 reviews from the apiserver: {requests} h2 requests, {handshakes} new h2 handshakes"
     );
     assert!(requests >= 20.0, "{requests} h2 requests for 20 reviews");
+    // Each request served is timed, head to answer, in the server.
+    let timed = |m: &str| count(m, "orgaccess_webhook_http_request_duration_seconds_count");
+    assert_eq!(
+        timed(&after) - timed(&first),
+        requests,
+        "every request served is timed"
+    );
     assert!(
         handshakes <= 1.0,
         "{handshakes} handshakes for 20 sequential reviews"

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::effective::{Grantees, Via, extends, member_groups, membership_end};
-use crate::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, OrgState};
+use crate::model::{AccessEntry, ApiKeyDef, GroupDef, MemberDef, Meta, OrgState};
 use crate::privilege::{PrivilegeSet, PrivilegeSpec};
 
 /// The annotation that records who set each binding.
@@ -314,9 +314,53 @@ fn key_holds(grantees: &Grantees, k: &ApiKeyDef) -> PrivilegeSet {
 /// Does any object of the state carry a record? (Most states have none: the
 /// check below is skipped for them.)
 pub fn any_recorded(state: &OrgState) -> bool {
-    state.members.values().any(|m| !m.meta.bound_by.is_empty())
-        || state.groups.values().any(|g| !g.meta.bound_by.is_empty())
-        || state.api_keys.values().any(|k| !k.meta.bound_by.is_empty())
+    Recorded::of(state).any()
+}
+
+/// How many members, groups and API keys of a state carry a record: what
+/// ForeignBindings asks before anything else. [`Recorded::of`] counts by a
+/// scan of every object; the webhook's index keeps the count as objects
+/// come and go ([`Recorded::count`]), so a request does not scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub members: usize,
+    pub groups: usize,
+    pub api_keys: usize,
+}
+
+impl Recorded {
+    /// The count of `state`, by a scan.
+    pub fn of(state: &OrgState) -> Recorded {
+        let count =
+            |it: &mut dyn Iterator<Item = &Meta>| it.filter(|m| !m.bound_by.is_empty()).count();
+        Recorded {
+            members: count(&mut state.members.values().map(|m| &m.meta)),
+            groups: count(&mut state.groups.values().map(|g| &g.meta)),
+            api_keys: count(&mut state.api_keys.values().map(|k| &k.meta)),
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.members + self.groups + self.api_keys > 0
+    }
+
+    /// Takes an object of `kind` out of the count (`sign` -1) or adds it
+    /// (+1), by its metadata: the index calls it for the object it
+    /// replaces and the one it puts. Organizations and reviews carry no
+    /// record that counts.
+    pub fn count(&mut self, kind: crate::model::Kind, meta: &Meta, sign: isize) {
+        use crate::model::Kind;
+        if meta.bound_by.is_empty() {
+            return;
+        }
+        let n = match kind {
+            Kind::Member => &mut self.members,
+            Kind::Group => &mut self.groups,
+            Kind::ApiKey => &mut self.api_keys,
+            Kind::Organization | Kind::AccessReview => return,
+        };
+        *n = n.saturating_add_signed(sign);
+    }
 }
 
 /// Every member and API key of `after` that holds more than in `before` and

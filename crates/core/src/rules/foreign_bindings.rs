@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{Change, Object, Rule, Violation, violation};
-use crate::bindings;
+use crate::bindings::{self, Recorded};
 use crate::effective::{Grantee, Grantees, changed_by};
 use crate::model::{AccessEntry, IdentitySet, OrgState};
 
@@ -16,8 +16,20 @@ use crate::model::{AccessEntry, IdentitySet, OrgState};
 /// writes the object later. A GitOps apply keeps the fields its manifest does
 /// not name; this is the seam it closes (docs/security.md, "Over two steps").
 pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) -> Vec<Violation> {
+    foreign_bindings_counted(state, grantees, change, Recorded::of(state))
+}
+
+/// [`foreign_bindings`], given `recorded`, the count of `state`'s records
+/// ([`Recorded::of`] of it; the webhook's index keeps it, so a request
+/// that finds none does not scan the organization).
+pub fn foreign_bindings_counted(
+    state: &OrgState,
+    grantees: &Grantees,
+    change: &Change,
+    recorded: Recorded,
+) -> Vec<Violation> {
     let new_recorded = change.new.is_some_and(|n| !n.meta().bound_by.is_empty());
-    if !new_recorded && !bindings::any_recorded(state) {
+    if !new_recorded && !recorded.any() {
         return Vec::new();
     }
     // The state after the change, holding of the members only those whose
@@ -26,7 +38,7 @@ pub fn foreign_bindings(state: &OrgState, grantees: &Grantees, change: &Change) 
     let members = who_can_gain(state, change);
     // Nobody to look at: no member can hold more, and no API key carries a
     // record (the keys are all looked at).
-    let keys_recorded = state.api_keys.values().any(|k| !k.meta.bound_by.is_empty())
+    let keys_recorded = recorded.api_keys > 0
         || matches!(change.new, Some(Object::ApiKey(k)) if !k.meta.bound_by.is_empty());
     if members.as_ref().is_some_and(BTreeSet::is_empty) && !keys_recorded {
         return Vec::new();

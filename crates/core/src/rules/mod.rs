@@ -49,7 +49,7 @@ pub use administrators_protected::administrators_protected;
 pub use bindings_recorded::{bindings_after, bindings_recorded, setter};
 pub use catalog_validity::{MAX_UNDECLARED_LISTED, catalog_validity};
 pub use duplicate::duplicate;
-pub use foreign_bindings::{foreign_bindings, who_can_gain};
+pub use foreign_bindings::{foreign_bindings, foreign_bindings_counted, who_can_gain};
 pub use guarded_metadata::guarded_metadata;
 pub use identity_claims::identity_claims;
 pub use no_escalation::no_escalation;
@@ -214,10 +214,29 @@ pub fn check(
     change: &Change,
     requester: &Requester,
 ) -> Vec<Violation> {
+    check_counted(
+        state,
+        grantees,
+        change,
+        requester,
+        crate::bindings::Recorded::of(state),
+    )
+}
+
+/// [`check`], given the count of `state`'s recorded bindings
+/// ([`crate::bindings::Recorded::of`] of it), which a caller that keeps it
+/// (the webhook's index) passes instead of a scan per request.
+pub fn check_counted(
+    state: &OrgState,
+    grantees: &Grantees,
+    change: &Change,
+    requester: &Requester,
+    recorded: crate::bindings::Recorded,
+) -> Vec<Violation> {
     let mut out = catalog_validity(state, change);
     out.extend(administrators_protected(state, change, requester));
     if matches!(requester, Requester::Trusted) {
-        out.extend(foreign_bindings(state, grantees, change));
+        out.extend(foreign_bindings_counted(state, grantees, change, recorded));
     }
     if requester.is_trusted() {
         return out;
