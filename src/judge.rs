@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::core::advice::Lookups;
 use crate::core::advice::scan_members_at_most;
 use crate::core::apikey::{Reported, re_enable_wait};
 use crate::core::bindings::Recorded;
@@ -55,6 +56,11 @@ pub trait Known {
     /// How many objects of [`state`](Self::state) record a tenant's binding
     /// ([`Recorded::of`] of it).
     fn recorded(&self) -> Recorded;
+    /// What the advisor asks besides the objects, kept for
+    /// [`state`](Self::state) (`None`: found by passes over it).
+    fn lookups(&self) -> Option<&dyn Lookups> {
+        None
+    }
 }
 
 /// The webhook's knowledge: the index's snapshot and its caches.
@@ -79,6 +85,10 @@ impl Known for Namespace {
     fn recorded(&self) -> Recorded {
         // Kept by the index as objects come and go: no scan per request.
         Namespace::recorded(self)
+    }
+
+    fn lookups(&self) -> Option<&dyn Lookups> {
+        Some(self)
     }
 }
 
@@ -310,7 +320,11 @@ pub fn judge(known: &impl Known, asker: Asker, request: &Request, now: Timestamp
                 known.members_of(g, limit)
             }
         };
-        warnings::with_advice(&state, &grantees, &change, &members_of, now)
+        match known.lookups() {
+            // The index's, when the state judged is its own.
+            Some(lookups) if !overlaid => warnings::with_advice_from(&state, &change, lookups, now),
+            _ => warnings::with_advice(&state, &grantees, &change, &members_of, now),
+        }
     } else {
         Vec::new()
     };

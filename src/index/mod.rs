@@ -28,6 +28,7 @@ mod decisions;
 mod fixtures;
 mod indexed;
 mod keys;
+mod lookups;
 mod namespace;
 mod requesters;
 pub mod route;

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 
 use super::decisions::DecisionFacts;
+use super::lookups::{self, Links};
 use super::requesters::{RequesterCache, requester_key};
 use super::route::{self, Affected};
 use crate::core::bindings::Recorded;
@@ -36,6 +37,12 @@ pub struct Namespace {
     /// How many objects record a tenant's binding, kept as they come and go
     /// (ForeignBindings asks it first, on every trusted change).
     recorded: Recorded,
+    /// Who names whom among groups and keys, kept as they come and go
+    /// (`lookups.rs`: what the advisor's review of a change asks).
+    pub(super) links: Links,
+    /// The groups whose privileges hold Groups Edit or Activities View,
+    /// computed with the grantees and brought up to date with them.
+    overseers: OnceLock<Arc<BTreeSet<String>>>,
     /// The user and group names the Members list as subjects.
     subjects: OnceLock<Arc<SubjectNames>>,
     requesters: Mutex<RequesterCache>,
@@ -54,6 +61,8 @@ impl Clone for Namespace {
             invited: self.invited.clone(),
             grantees: self.grantees.clone(),
             recorded: self.recorded,
+            links: self.links.clone(),
+            overseers: self.overseers.clone(),
             ..Namespace::default()
         }
     }
@@ -66,8 +75,22 @@ impl Namespace {
             ns.invite(m);
         }
         ns.recorded = Recorded::of(&state);
+        for g in state.groups.values() {
+            ns.links.group(g, true);
+        }
+        for k in state.api_keys.values() {
+            ns.links.api_key(k, true);
+        }
         ns.state = state;
         ns
+    }
+
+    /// The groups whose privileges hold Groups Edit or Activities View
+    /// ([`crate::core::advice::oversees`]), computed once.
+    pub fn overseers(&self) -> Arc<BTreeSet<String>> {
+        self.overseers
+            .get_or_init(|| Arc::new(lookups::overseers(&self.grantees())))
+            .clone()
     }
 
     /// How many members, groups and API keys record a tenant's binding
@@ -241,10 +264,20 @@ impl Namespace {
                 if let Some(grantees) = self.grantees.get_mut() {
                     let state = &self.state;
                     // Its ids must outlive any request, as `grantees`'.
-                    outside_request_scope(|| Arc::make_mut(grantees).refresh(state, changed));
+                    outside_request_scope(|| {
+                        Arc::make_mut(grantees).refresh(state, changed.iter().cloned())
+                    });
+                    if let Some(overseers) = self.overseers.get_mut() {
+                        lookups::refresh_overseers(Arc::make_mut(overseers), grantees, &changed);
+                    }
+                } else {
+                    self.overseers = OnceLock::new();
                 }
             }
-            Kind::Organization => self.grantees = OnceLock::new(),
+            Kind::Organization => {
+                self.grantees = OnceLock::new();
+                self.overseers = OnceLock::new();
+            }
         }
         self.subjects = OnceLock::new();
         self.requesters = Mutex::default();
@@ -341,6 +374,25 @@ impl Namespace {
         if let Some(def) = &new {
             self.recorded.count(kind, def.object().meta(), 1);
         }
+        match kind {
+            Kind::Group => {
+                if let Some(old) = self.state.groups.get(name) {
+                    self.links.group(old, false);
+                }
+                if let Some(Def::Group(g)) = &new {
+                    self.links.group(g, true);
+                }
+            }
+            Kind::ApiKey => {
+                if let Some(old) = self.state.api_keys.get(name) {
+                    self.links.api_key(old, false);
+                }
+                if let Some(Def::ApiKey(k)) = &new {
+                    self.links.api_key(k, true);
+                }
+            }
+            _ => {}
+        }
         match (kind, new) {
             (_, Some(Def::Organization(o))) => {
                 self.state.org = Some(o);
@@ -408,8 +460,9 @@ mod tests {
         use proptest::prelude::*;
 
         use crate::api::{ApiKey, Group, Member};
+        use crate::core::advice::{Lookups, Scan};
         use crate::core::bindings::Recorded;
-        use crate::core::effective::resolve_grantees;
+        use crate::core::effective::{Grantee, resolve_grantees};
         use crate::index::Index;
         use crate::index::fixtures::{org, yaml};
 
@@ -432,20 +485,24 @@ mod tests {
             recorded: bool,
             /// Then this member put (recorded or not) or deleted: (which, put, recorded).
             member: Option<(usize, bool, bool)>,
+            /// For a group: 1 a duplicate of another, 2 identity sets, 3
+            /// built in as Administrators; 0 none of these.
+            extra: usize,
         }
 
         fn step() -> impl Strategy<Value = Step> {
             (
                 0..NAMES.len(),
                 prop::bool::weighted(0.2),
-                0..4usize,
+                0..6usize,
                 prop::collection::vec((0..NAMES.len(), any::<bool>()), 0..3),
                 any::<bool>(),
                 any::<bool>(),
                 prop::option::of((0..MEMBERS.len(), any::<bool>(), any::<bool>())),
+                0..4usize,
             )
                 .prop_map(
-                    |(target, delete, privileges, access, hold, recorded, member)| Step {
+                    |(target, delete, privileges, access, hold, recorded, member, extra)| Step {
                         target,
                         delete,
                         privileges,
@@ -453,6 +510,7 @@ mod tests {
                         hold,
                         recorded,
                         member,
+                        extra,
                     },
                 )
         }
@@ -481,10 +539,23 @@ mod tests {
                 (_, 2) => "privileges: [{service: Content, domain: Sources, level: Custom, \
                            resources: [{name: s1, level: Edit}]}]"
                     .to_string(),
+                // Groups Edit, or Activities View: the advisor counts its members.
+                (_, 3) => {
+                    "privileges: [{service: Organization, domain: Groups, level: Edit}]".to_string()
+                }
+                (_, 4) => "privileges: [{service: Organization, domain: Activities, level: View}]"
+                    .to_string(),
                 _ => "privileges: []".to_string(),
             };
+            let other = if name == "g0" { "g1" } else { "g0" };
+            let extra = match (name.starts_with('g'), s.extra) {
+                (true, 1) => format!(", duplicateOf: {other}"),
+                (true, 2) => ", identitySets: [{ssoGroup: Engineering}]".to_string(),
+                (true, 3) => ", builtIn: Administrators".to_string(),
+                _ => String::new(),
+            };
             format!(
-                "metadata: {{name: {name}{}}}\nspec: {{displayName: {name}, {privileges}, access: [{}]}}",
+                "metadata: {{name: {name}{}}}\nspec: {{displayName: {name}, {privileges}{extra}, access: [{}]}}",
                 recorded_annotation(s.recorded),
                 access.join(", ")
             )
@@ -536,6 +607,18 @@ mod tests {
                     // The count of recorded bindings kept change by change
                     // is the one a scan makes.
                     prop_assert_eq!(ns.recorded(), Recorded::of(&ns.state), "after {:?}", s);
+                    // What the advisor asks, kept, is what passes over the state find.
+                    let members_of = |g: &str, limit: usize| ns.member_names_at_most(g, limit);
+                    let scan = Scan { state: &ns.state, grantees: &resolved, members_of: &members_of };
+                    let kept: &dyn Lookups = &*ns;
+                    prop_assert_eq!(kept.counted_groups(), scan.counted_groups(), "after {:?}", s);
+                    prop_assert_eq!(kept.identity_set_groups(), scan.identity_set_groups());
+                    for n in NAMES {
+                        prop_assert_eq!(kept.duplicates_of(n), scan.duplicates_of(n), "{} after {:?}", n, s);
+                        for g in [Grantee::Group(n.into()), Grantee::ApiKey(n.into())] {
+                            prop_assert_eq!(kept.naming(&g), scan.naming(&g), "{:?} after {:?}", g, s);
+                        }
+                    }
                     if let Some(held) = held {
                         // The held snapshot kept its own.
                         prop_assert_eq!(&*held.grantees(), &resolve_grantees(&held.state));

@@ -236,7 +236,7 @@ fn counted_groups(state: &OrgState, grantees: &Grantees) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = grantees
         .groups
         .iter()
-        .filter(|(_, p)| holds_groups_edit(p) || holds_activities_view(p))
+        .filter(|(_, p)| oversees(p))
         .map(|(g, _)| g.clone())
         .collect();
     if let Some(a) = state.administrators() {
@@ -245,9 +245,94 @@ fn counted_groups(state: &OrgState, grantees: &Grantees) -> BTreeSet<String> {
     out
 }
 
+/// Whether a group holding `p` is one whose members the organization-wide
+/// findings count (Groups Edit or Activities View): what an index keeping
+/// [`Lookups::counted_groups`] asks of a group's privileges.
+pub fn oversees(p: &PrivilegeSet) -> bool {
+    holds_groups_edit(p) || holds_activities_view(p)
+}
+
 /// A superset of the names of a group's members, or `None` when it holds
 /// more than the limit: what [`change_warnings`] asks.
 pub type MembersOf<'a> = dyn Fn(&str, usize) -> Option<BTreeSet<String>> + 'a;
+
+/// What the review of a change ([`change_warnings_with`]) asks of the
+/// organization besides its objects. [`Scan`] finds each by a pass over the
+/// state; the webhook's index keeps them as objects come and go, so a
+/// review costs what the change concerns, not the size of the namespace.
+/// Both must answer alike (the index's property test).
+pub trait Lookups {
+    /// A superset of the names of a group's members, or `None` when it
+    /// holds more than `limit` ([`MembersOf`]).
+    fn members_of(&self, group: &str, limit: usize) -> Option<BTreeSet<String>>;
+    /// The groups whose privileges hold Groups Edit or Activities View
+    /// ([`oversees`]), and the Administrators group.
+    fn counted_groups(&self) -> BTreeSet<String>;
+    /// The groups with identity sets.
+    fn identity_set_groups(&self) -> BTreeSet<String>;
+    /// The groups recording `group` as their source (`spec.duplicateOf`).
+    fn duplicates_of(&self, group: &str) -> BTreeSet<String>;
+    /// The groups and the API keys whose access list names `grantee`.
+    fn naming(&self, grantee: &crate::effective::Grantee) -> (BTreeSet<String>, BTreeSet<String>);
+}
+
+/// [`Lookups`] by passes over a state (the CLI; the webhook when the state
+/// judged is not its index's).
+pub struct Scan<'a> {
+    pub state: &'a OrgState,
+    pub grantees: &'a Grantees,
+    pub members_of: &'a MembersOf<'a>,
+}
+
+impl Lookups for Scan<'_> {
+    fn members_of(&self, group: &str, limit: usize) -> Option<BTreeSet<String>> {
+        (self.members_of)(group, limit)
+    }
+
+    fn counted_groups(&self) -> BTreeSet<String> {
+        counted_groups(self.state, self.grantees)
+    }
+
+    fn identity_set_groups(&self) -> BTreeSet<String> {
+        self.state
+            .groups
+            .values()
+            .filter(|g| !g.identity_sets.is_empty())
+            .map(|g| g.name.clone())
+            .collect()
+    }
+
+    fn duplicates_of(&self, group: &str) -> BTreeSet<String> {
+        self.state
+            .groups
+            .values()
+            .filter(|g| g.duplicate_of.as_deref() == Some(group))
+            .map(|g| g.name.clone())
+            .collect()
+    }
+
+    fn naming(&self, grantee: &crate::effective::Grantee) -> (BTreeSet<String>, BTreeSet<String>) {
+        use crate::effective::Grantee;
+        let names = |e: &crate::model::AccessEntry| match grantee {
+            Grantee::Group(g) => e.group.as_deref() == Some(g.as_str()),
+            Grantee::ApiKey(k) => e.api_key.as_deref() == Some(k.as_str()),
+        };
+        (
+            self.state
+                .groups
+                .values()
+                .filter(|g| g.access.iter().any(names))
+                .map(|g| g.name.clone())
+                .collect(),
+            self.state
+                .api_keys
+                .values()
+                .filter(|k| k.access.iter().any(names))
+                .map(|k| k.name.clone())
+                .collect(),
+        )
+    }
+}
 
 /// [`scan_members_of`], or `None` when there are more than `limit`: the
 /// `members_of` of [`change_warnings`] where no index is at hand (the CLI).
@@ -276,6 +361,7 @@ pub fn scan_members_of(state: &OrgState, group: &str) -> BTreeSet<String> {
 /// (their grants are part of its privileges).
 fn excerpt(
     state: &OrgState,
+    lookups: &dyn Lookups,
     members: &BTreeSet<String>,
     mut groups: BTreeSet<String>,
     mut keys: BTreeSet<String>,
@@ -290,38 +376,33 @@ fn excerpt(
             out.members.insert(name.clone(), Arc::clone(m));
         }
     }
-    for g in state.groups.values() {
-        if !g.identity_sets.is_empty() {
-            groups.insert(g.name.clone());
-        }
-    }
+    groups.extend(lookups.identity_set_groups());
     let sources: Vec<String> = groups
         .iter()
         .filter_map(|g| state.groups.get(g)?.duplicate_of.clone())
         .collect();
     groups.extend(sources);
-    loop {
-        let names = |e: &crate::model::AccessEntry| {
-            e.group.as_ref().is_some_and(|g| groups.contains(g))
-                || e.api_key.as_ref().is_some_and(|k| keys.contains(k))
-        };
-        let more_groups: Vec<String> = state
-            .groups
-            .values()
-            .filter(|g| !groups.contains(&g.name) && g.access.iter().any(names))
-            .map(|g| g.name.clone())
-            .collect();
-        let more_keys: Vec<String> = state
-            .api_keys
-            .values()
-            .filter(|k| !keys.contains(&k.name) && k.access.iter().any(names))
-            .map(|k| k.name.clone())
-            .collect();
-        if more_groups.is_empty() && more_keys.is_empty() {
-            break;
+    // Every group and key whose access list names one of them, until
+    // nothing more is added: each name is asked once.
+    use crate::effective::Grantee;
+    let mut todo: Vec<Grantee> = groups
+        .iter()
+        .cloned()
+        .map(Grantee::Group)
+        .chain(keys.iter().cloned().map(Grantee::ApiKey))
+        .collect();
+    while let Some(next) = todo.pop() {
+        let (more_groups, more_keys) = lookups.naming(&next);
+        for g in more_groups {
+            if groups.insert(g.clone()) {
+                todo.push(Grantee::Group(g));
+            }
         }
-        groups.extend(more_groups);
-        keys.extend(more_keys);
+        for k in more_keys {
+            if keys.insert(k.clone()) {
+                todo.push(Grantee::ApiKey(k));
+            }
+        }
     }
     for g in &groups {
         if let Some(def) = state.groups.get(g) {
@@ -361,6 +442,22 @@ pub fn change_warnings(
     members_of: &MembersOf,
     now: Timestamp,
 ) -> Vec<String> {
+    let scan = Scan {
+        state,
+        grantees,
+        members_of,
+    };
+    change_warnings_with(state, change, &scan, now)
+}
+
+/// [`change_warnings`], asking `lookups` what it would otherwise find by
+/// passes over the state (`lookups` must answer for `state`).
+pub fn change_warnings_with(
+    state: &OrgState,
+    change: &crate::rules::Change,
+    lookups: &dyn Lookups,
+    now: Timestamp,
+) -> Vec<String> {
     use crate::rules::{Object, Operation};
     let name = change.name;
     let Some(object) = change.new.or(change.old) else {
@@ -371,8 +468,8 @@ pub fn change_warnings(
     }
     let mut members = BTreeSet::new();
     let (mut groups, mut keys) = (BTreeSet::new(), BTreeSet::new());
-    for g in counted_groups(state, grantees) {
-        let Some(of_g) = members_of(&g, MAX_CHANGE_MEMBERS) else {
+    for g in lookups.counted_groups() {
+        let Some(of_g) = lookups.members_of(&g, MAX_CHANGE_MEMBERS) else {
             return Vec::new();
         };
         members.extend(of_g);
@@ -386,7 +483,7 @@ pub fn change_warnings(
             members.insert(name.to_string());
         }
         Object::Group(_) => {
-            let Some(of_it) = members_of(name, MAX_CHANGE_MEMBERS) else {
+            let Some(of_it) = lookups.members_of(name, MAX_CHANGE_MEMBERS) else {
                 return Vec::new();
             };
             members.extend(of_it);
@@ -403,13 +500,7 @@ pub fn change_warnings(
                 );
             }
             groups.insert(name.to_string());
-            groups.extend(
-                state
-                    .groups
-                    .values()
-                    .filter(|g| g.duplicate_of.as_deref() == Some(name))
-                    .map(|g| g.name.clone()),
-            );
+            groups.extend(lookups.duplicates_of(name));
         }
         Object::ApiKey(_) => {
             keys.insert(name.to_string());
@@ -434,7 +525,7 @@ pub fn change_warnings(
         groups.extend(e.group.iter().cloned());
         keys.extend(e.api_key.iter().cloned());
     }
-    let before = excerpt(state, &members, groups, keys);
+    let before = excerpt(state, lookups, &members, groups, keys);
     let mut after = before.clone();
     crate::change::take(&mut after, object.kind(), name);
     match change.new {

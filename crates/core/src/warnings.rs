@@ -58,6 +58,21 @@ pub fn with_advice(
     out
 }
 
+/// [`with_advice`], the advisor asking `lookups` (an index's, kept for
+/// `state`) instead of passes over the state.
+pub fn with_advice_from(
+    state: &OrgState,
+    change: &Change,
+    lookups: &dyn crate::advice::Lookups,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let mut out = warnings(state, change);
+    out.extend(crate::advice::change_warnings_with(
+        state, change, lookups, now,
+    ));
+    out
+}
+
 /// Dangling names, a member in no group, a key without a lifetime of its own.
 fn about_the_object(state: &OrgState, object: Object, name: &str) -> Vec<String> {
     let mut out: Vec<String> = unresolved_references(state, object, name)
