@@ -9,7 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::effective::member_groups;
+use crate::core::advice::Lookups;
+use crate::core::effective::{Grantee, member_groups};
 use crate::core::model::{
     AccessEntry, AccessReviewDef, AccessReviewsSpec, ApiKeyDef, GroupDef, IdentitySet, MemberDef,
     OrgDef, OrgResources,
@@ -77,22 +78,20 @@ impl Affected {
     }
 
     /// Objects that name `group` or `api_key` (access lists, `duplicateOf`):
-    /// their status reports whether it exists.
+    /// their status reports whether it exists. Asked of the references the
+    /// index keeps (`lookups.rs`), not found by a pass over every object.
     fn referrers(&mut self, ns: &Namespace, group: Option<&str>, api_key: Option<&str>) {
-        let names = |e: &AccessEntry| {
-            (group.is_some() && e.group.as_deref() == group)
-                || (api_key.is_some() && e.api_key.as_deref() == api_key)
-        };
-        for g in ns.state.groups.values() {
-            if g.access.iter().any(names) || (group.is_some() && g.duplicate_of.as_deref() == group)
-            {
-                self.groups.insert(g.name.clone());
-            }
+        let named = group
+            .map(|g| Grantee::Group(g.to_string()))
+            .into_iter()
+            .chain(api_key.map(|k| Grantee::ApiKey(k.to_string())));
+        for grantee in named {
+            let (groups, api_keys) = ns.naming(&grantee);
+            self.groups.extend(groups);
+            self.api_keys.extend(api_keys);
         }
-        for k in ns.state.api_keys.values() {
-            if k.access.iter().any(names) {
-                self.api_keys.insert(k.name.clone());
-            }
+        if let Some(g) = group {
+            self.groups.extend(ns.duplicates_of(g));
         }
     }
 }
@@ -292,9 +291,14 @@ mod tests {
         let affected = index.apply(&later);
         assert_eq!(affected.members, names(&["cy"]));
         assert!(affected.organization);
+        // A duplicate records its source: its status reports the source missing.
+        let copy: Group =
+            yaml("metadata: {name: readers-copy, generation: 1}\nspec: {duplicateOf: readers}");
+        index.apply(&copy);
         let affected = index.delete(&groups[0]);
         // sso-ops's access list names readers: its status reports it missing.
         assert!(affected.groups.contains("sso-ops"));
+        assert!(affected.groups.contains("readers-copy"), "{affected:?}");
         assert_eq!(affected.members, names(&["ann"]));
     }
 
