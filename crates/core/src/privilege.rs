@@ -633,7 +633,6 @@ mod interner_tests {
     fn request_scopes_leave_no_names_behind() {
         intern_names(["kept-by-the-cache"]);
         let kept = ResourceId::of("kept-by-the-cache");
-        let before = INTERNER.read().unwrap().names.len();
         let (a, b) = request_scope(|| {
             let a = ResourceId::of("only-in-one-request-1f3a");
             let b = ResourceId::of("only-in-one-request-1f3a");
@@ -649,6 +648,17 @@ mod interner_tests {
         assert_ne!(a.0 & SCOPED, 0);
         assert_eq!(ResourceId::global("only-in-one-request-1f3a"), None);
         assert_eq!(ResourceId::lookup("only-in-one-request-1f3a"), None);
-        assert!(INTERNER.read().unwrap().names.len() <= before + 1);
+        // The process-wide table holds the derived name and not the
+        // request's. (Its size is not compared: the other tests of this
+        // binary intern their own names in it at the same time, which made
+        // a count before and after fail once in CI.)
+        let table = INTERNER.read().unwrap();
+        assert!(table.names.iter().any(|n| &**n == "derived-9c1e"));
+        assert!(
+            !table
+                .names
+                .iter()
+                .any(|n| &**n == "only-in-one-request-1f3a")
+        );
     }
 }
