@@ -311,14 +311,9 @@ fn key_holds(grantees: &Grantees, k: &ApiKeyDef) -> PrivilegeSet {
     grantees.api_keys.get(&k.name).cloned().unwrap_or_default()
 }
 
-/// Does any object of the state carry a record? (Most states have none: the
-/// check below is skipped for them.)
-pub fn any_recorded(state: &OrgState) -> bool {
-    Recorded::of(state).any()
-}
-
 /// How many members, groups and API keys of a state carry a record: what
-/// ForeignBindings asks before anything else. [`Recorded::of`] counts by a
+/// ForeignBindings asks before anything else (most states have none, and
+/// the rule then has nothing to do). [`Recorded::of`] counts by a
 /// scan of every object; the webhook's index keeps the count as objects
 /// come and go ([`Recorded::count`]), so a request does not scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
