@@ -9,8 +9,9 @@
 //! the core's [`Scan`](crate::core::advice::Scan) after any sequence of changes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use crate::core::advice::{Lookups, oversees};
+use crate::core::advice::{Counted, Lookups, oversees};
 use crate::core::builtin::BuiltinGroup;
 use crate::core::effective::{Grantee, Grantees};
 use crate::core::model::{AccessEntry, ApiKeyDef, GroupDef};
@@ -51,6 +52,20 @@ pub(super) enum Referrer<'a> {
 }
 
 impl Links {
+    /// The Administrators group (the first built in as one, by name).
+    pub(super) fn administrators(&self) -> Option<&String> {
+        self.administrators.first()
+    }
+
+    /// The groups and the API keys whose access list names `grantee`.
+    pub(super) fn naming(&self, grantee: &Grantee) -> (BTreeSet<String>, BTreeSet<String>) {
+        let naming = match grantee {
+            Grantee::Group(g) => self.naming_groups.get(g),
+            Grantee::ApiKey(k) => self.naming_keys.get(k),
+        };
+        naming.map_or_else(Default::default, |n| (n.groups.clone(), n.api_keys.clone()))
+    }
+
     /// Adds (`add`) or takes out what `group` refers to.
     pub(super) fn group(&mut self, group: &GroupDef, add: bool) {
         let name = group.name.as_str();
@@ -84,7 +99,7 @@ impl Links {
                 match who {
                     Referrer::Group(g) => set(&mut naming.groups, g, add),
                     Referrer::ApiKey(k) => set(&mut naming.api_keys, k, add),
-                }
+                };
                 if naming.is_empty() {
                     map.remove(named);
                 }
@@ -93,13 +108,12 @@ impl Links {
     }
 }
 
-fn set(names: &mut BTreeSet<String>, name: &str, present: bool) {
+/// Puts `name` in `names` or takes it out, answering whether that changed them.
+fn set(names: &mut BTreeSet<String>, name: &str, present: bool) -> bool {
     if present {
-        if !names.contains(name) {
-            names.insert(name.to_string());
-        }
+        !names.contains(name) && names.insert(name.to_string())
     } else {
-        names.remove(name);
+        names.remove(name)
     }
 }
 
@@ -121,17 +135,20 @@ pub(super) fn overseers(grantees: &Grantees) -> BTreeSet<String> {
         .collect()
 }
 
-/// Brings `overseers` up to date for the grantee entries `changed`.
+/// Brings `overseers` up to date for the grantee entries `changed`,
+/// answering whether that changed them.
 pub(super) fn refresh_overseers(
     overseers: &mut BTreeSet<String>,
     grantees: &Grantees,
     changed: &[Grantee],
-) {
+) -> bool {
+    let mut any = false;
     for c in changed {
         if let Grantee::Group(g) = c {
-            set(overseers, g, grantees.groups.get(g).is_some_and(oversees));
+            any |= set(overseers, g, grantees.groups.get(g).is_some_and(oversees));
         }
     }
+    any
 }
 
 impl Lookups for Namespace {
@@ -141,8 +158,19 @@ impl Lookups for Namespace {
 
     fn counted_groups(&self) -> BTreeSet<String> {
         let mut out = (*self.overseers()).clone();
-        out.extend(self.links.administrators.first().cloned());
+        out.extend(self.links.administrators().cloned());
         out
+    }
+
+    fn counted(&self, limit: usize) -> Arc<Counted> {
+        if let Some((l, c)) = &*self.counted_cache()
+            && *l == limit
+        {
+            return c.clone();
+        }
+        let c = Arc::new(Counted::gather(self, limit));
+        *self.counted_cache() = Some((limit, c.clone()));
+        c
     }
 
     fn identity_set_groups(&self) -> BTreeSet<String> {
@@ -158,10 +186,6 @@ impl Lookups for Namespace {
     }
 
     fn naming(&self, grantee: &Grantee) -> (BTreeSet<String>, BTreeSet<String>) {
-        let naming = match grantee {
-            Grantee::Group(g) => self.links.naming_groups.get(g),
-            Grantee::ApiKey(k) => self.links.naming_keys.get(k),
-        };
-        naming.map_or_else(Default::default, |n| (n.groups.clone(), n.api_keys.clone()))
+        self.links.naming(grantee)
     }
 }

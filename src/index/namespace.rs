@@ -15,6 +15,7 @@ use super::decisions::DecisionFacts;
 use super::lookups::{self, Links};
 use super::requesters::{RequesterCache, requester_key};
 use super::route::{self, Affected};
+use crate::core::advice::Counted;
 use crate::core::bindings::Recorded;
 use crate::core::change::Def;
 use crate::core::effective::{
@@ -43,6 +44,11 @@ pub struct Namespace {
     /// The groups whose privileges hold Groups Edit or Activities View,
     /// computed with the grantees and brought up to date with them.
     overseers: OnceLock<Arc<BTreeSet<String>>>,
+    /// The counted groups and their members up to a limit, as the advisor's
+    /// review of a change asks (`Lookups::counted`), gathered on first use
+    /// and kept until a Member, the Organization, a counted group or which
+    /// groups are counted changes.
+    counted: Mutex<Option<(usize, Arc<Counted>)>>,
     /// The user and group names the Members list as subjects.
     subjects: OnceLock<Arc<SubjectNames>>,
     requesters: Mutex<RequesterCache>,
@@ -63,6 +69,7 @@ impl Clone for Namespace {
             recorded: self.recorded,
             links: self.links.clone(),
             overseers: self.overseers.clone(),
+            counted: Mutex::new(self.counted_cache().clone()),
             ..Namespace::default()
         }
     }
@@ -230,6 +237,10 @@ impl Namespace {
         self.requesters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub(super) fn counted_cache(&self) -> std::sync::MutexGuard<'_, Option<(usize, Arc<Counted>)>> {
+        self.counted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn invite(&mut self, m: &MemberDef) {
         for g in &m.groups {
             self.invited
@@ -257,26 +268,50 @@ impl Namespace {
     /// grantees (if computed) are brought up to date instead for `changed`
     /// (a group's or API key's change, [`changed_by`]); an Organization's
     /// change drops them.
-    fn invalidate(&mut self, kind: Kind, changed: Vec<Grantee>) {
+    /// `counted_changed`: whether the change may alter which groups are
+    /// counted besides their privileges (the Administrators group).
+    fn invalidate(&mut self, kind: Kind, changed: Vec<Grantee>, counted_changed: bool) {
+        let counted = self.counted.get_mut().unwrap_or_else(|e| e.into_inner());
         match kind {
-            Kind::Member | Kind::AccessReview => {}
+            Kind::AccessReview => {}
+            Kind::Member => *counted = None,
             Kind::Group | Kind::ApiKey => {
+                // A counted group's own change (its identity sets, its
+                // removal) changes who its members are.
+                let mut stale = counted_changed
+                    || counted.as_ref().is_some_and(|(_, c)| {
+                        changed
+                            .iter()
+                            .any(|g| matches!(g, Grantee::Group(n) if c.groups.contains(n)))
+                    });
                 if let Some(grantees) = self.grantees.get_mut() {
-                    let state = &self.state;
+                    let (state, links) = (&self.state, &self.links);
                     // Its ids must outlive any request, as `grantees`'.
                     outside_request_scope(|| {
-                        Arc::make_mut(grantees).refresh(state, changed.iter().cloned())
+                        Arc::make_mut(grantees)
+                            .refresh_named(state, changed.iter().cloned(), |g| links.naming(g))
                     });
                     if let Some(overseers) = self.overseers.get_mut() {
-                        lookups::refresh_overseers(Arc::make_mut(overseers), grantees, &changed);
+                        stale |= lookups::refresh_overseers(
+                            Arc::make_mut(overseers),
+                            grantees,
+                            &changed,
+                        );
+                    } else {
+                        stale = true;
                     }
                 } else {
                     self.overseers = OnceLock::new();
+                    stale = true;
+                }
+                if stale {
+                    *counted = None;
                 }
             }
             Kind::Organization => {
                 self.grantees = OnceLock::new();
                 self.overseers = OnceLock::new();
+                *counted = None;
             }
         }
         self.subjects = OnceLock::new();
@@ -374,6 +409,7 @@ impl Namespace {
         if let Some(def) = &new {
             self.recorded.count(kind, def.object().meta(), 1);
         }
+        let administrators = self.links.administrators().cloned();
         match kind {
             Kind::Group => {
                 if let Some(old) = self.state.groups.get(name) {
@@ -433,7 +469,8 @@ impl Namespace {
                 self.state.reviews.remove(name);
             }
         }
-        self.invalidate(kind, changed);
+        let counted_changed = self.links.administrators() != administrators.as_ref();
+        self.invalidate(kind, changed, counted_changed);
         affected
     }
 
@@ -460,7 +497,7 @@ mod tests {
         use proptest::prelude::*;
 
         use crate::api::{ApiKey, Group, Member};
-        use crate::core::advice::{Lookups, Scan};
+        use crate::core::advice::{Counted, Lookups, Scan};
         use crate::core::bindings::Recorded;
         use crate::core::effective::{Grantee, resolve_grantees};
         use crate::index::Index;
@@ -483,8 +520,10 @@ mod tests {
             hold: bool,
             /// The object records a tenant's binding (`orgaccess.dev/bound-by`).
             recorded: bool,
-            /// Then this member put (recorded or not) or deleted: (which, put, recorded).
-            member: Option<(usize, bool, bool)>,
+            /// Then this member put (recorded or not) or deleted: (which, put,
+            /// recorded, which groups: 0 g0, 1 g1, 2 none, 3 none but the SSO
+            /// group Engineering).
+            member: Option<(usize, bool, bool, usize)>,
             /// For a group: 1 a duplicate of another, 2 identity sets, 3
             /// built in as Administrators; 0 none of these.
             extra: usize,
@@ -498,7 +537,7 @@ mod tests {
                 prop::collection::vec((0..NAMES.len(), any::<bool>()), 0..3),
                 any::<bool>(),
                 any::<bool>(),
-                prop::option::of((0..MEMBERS.len(), any::<bool>(), any::<bool>())),
+                prop::option::of((0..MEMBERS.len(), any::<bool>(), any::<bool>(), 0..4usize)),
                 0..4usize,
             )
                 .prop_map(
@@ -569,10 +608,16 @@ mod tests {
             }
         }
 
-        fn member_yaml(which: usize, recorded: bool) -> String {
+        fn member_yaml(which: usize, recorded: bool, groups: usize) -> String {
             let name = MEMBERS[which];
+            let (provider, groups) = match groups {
+                0 => ("Email", "groups: [g0]"),
+                1 => ("Email", "groups: [g1]"),
+                2 => ("Email", "groups: []"),
+                _ => ("SingleSignOn", "groups: [], ssoGroups: [Engineering]"),
+            };
             format!(
-                "metadata: {{name: {name}{}}}\nspec: {{identity: {{provider: Email, username: {name}@x.example}}, groups: [g0], accepted: true}}",
+                "metadata: {{name: {name}{}}}\nspec: {{identity: {{provider: {provider}, username: {name}@x.example}}, {groups}, accepted: true}}",
                 recorded_annotation(recorded)
             )
         }
@@ -581,12 +626,20 @@ mod tests {
             /// After any sequence of changes, the grantees brought up to
             /// date change by change are those computed from scratch.
             #[test]
-            fn refreshed_grantees_and_recorded_counts_are_the_scanned_ones(steps in prop::collection::vec(step(), 1..24)) {
+            fn refreshed_grantees_and_recorded_counts_are_the_scanned_ones(
+                steps in prop::collection::vec(step(), 1..24),
+                // The bound on the counted groups' members: below, at and
+                // above the pool's two members.
+                limit in 1..4usize,
+            ) {
                 let index = Index::new();
                 index.apply(&org("a"));
                 for s in &steps {
                     let before = index.namespace("a");
                     before.grantees();
+                    // Gathered before the change: the change must drop it
+                    // when it can alter it.
+                    Lookups::counted(&*before, limit);
                     let held = s.hold.then(|| before.clone());
                     drop(before);
                     let text = yaml_of(s);
@@ -597,8 +650,8 @@ mod tests {
                         let k: ApiKey = yaml(&text);
                         if s.delete { index.delete(&k); } else { index.apply(&k); }
                     }
-                    if let Some((which, put, recorded)) = s.member {
-                        let m: Member = yaml(&member_yaml(which, recorded));
+                    if let Some((which, put, recorded, groups)) = s.member {
+                        let m: Member = yaml(&member_yaml(which, recorded, groups));
                         if put { index.apply(&m); } else { index.delete(&m); }
                     }
                     let ns = index.namespace("a");
@@ -613,6 +666,7 @@ mod tests {
                     let kept: &dyn Lookups = &*ns;
                     prop_assert_eq!(kept.counted_groups(), scan.counted_groups(), "after {:?}", s);
                     prop_assert_eq!(kept.identity_set_groups(), scan.identity_set_groups());
+                    prop_assert_eq!(&*kept.counted(limit), &Counted::gather(&scan, limit), "after {:?}", s);
                     for n in NAMES {
                         prop_assert_eq!(kept.duplicates_of(n), scan.duplicates_of(n), "{} after {:?}", n, s);
                         for g in [Grantee::Group(n.into()), Grantee::ApiKey(n.into())] {

@@ -256,6 +256,44 @@ pub fn oversees(p: &PrivilegeSet) -> bool {
 /// more than the limit: what [`change_warnings`] asks.
 pub type MembersOf<'a> = dyn Fn(&str, usize) -> Option<BTreeSet<String>> + 'a;
 
+/// The groups whose members the organization-wide findings count
+/// ([`Lookups::counted_groups`]) and the union of their members' names, or
+/// no names (`None`) when that union holds more than a limit: what every
+/// review of a change starts from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub groups: BTreeSet<String>,
+    pub members: Option<BTreeSet<String>>,
+}
+
+impl Counted {
+    /// By asking `lookups` for each counted group's members in turn,
+    /// stopping as soon as the union is past `limit`.
+    pub fn gather<L: Lookups + ?Sized>(lookups: &L, limit: usize) -> Counted {
+        let groups = lookups.counted_groups();
+        let mut members = BTreeSet::new();
+        for g in &groups {
+            let Some(of_g) = lookups.members_of(g, limit) else {
+                return Counted {
+                    groups,
+                    members: None,
+                };
+            };
+            members.extend(of_g);
+            if members.len() > limit {
+                return Counted {
+                    groups,
+                    members: None,
+                };
+            }
+        }
+        Counted {
+            groups,
+            members: Some(members),
+        }
+    }
+}
+
 /// What the review of a change ([`change_warnings_with`]) asks of the
 /// organization besides its objects. [`Scan`] finds each by a pass over the
 /// state; the webhook's index keeps them as objects come and go, so a
@@ -274,6 +312,11 @@ pub trait Lookups {
     fn duplicates_of(&self, group: &str) -> BTreeSet<String>;
     /// The groups and the API keys whose access list names `grantee`.
     fn naming(&self, grantee: &crate::effective::Grantee) -> (BTreeSet<String>, BTreeSet<String>);
+    /// The counted groups and their members up to `limit` ([`Counted`]):
+    /// asked group by group unless kept.
+    fn counted(&self, limit: usize) -> Arc<Counted> {
+        Arc::new(Counted::gather(self, limit))
+    }
 }
 
 /// [`Lookups`] by passes over a state (the CLI; the webhook when the state
@@ -466,18 +509,12 @@ pub fn change_warnings_with(
     if matches!(object, Object::Organization(_)) && change.operation == Operation::Delete {
         return Vec::new();
     }
-    let mut members = BTreeSet::new();
-    let (mut groups, mut keys) = (BTreeSet::new(), BTreeSet::new());
-    for g in lookups.counted_groups() {
-        let Some(of_g) = lookups.members_of(&g, MAX_CHANGE_MEMBERS) else {
-            return Vec::new();
-        };
-        members.extend(of_g);
-        groups.insert(g);
-        if members.len() > MAX_CHANGE_MEMBERS {
-            return Vec::new();
-        }
-    }
+    let counted = lookups.counted(MAX_CHANGE_MEMBERS);
+    let Some(counted_members) = &counted.members else {
+        return Vec::new();
+    };
+    let mut members = counted_members.clone();
+    let (mut groups, mut keys) = (counted.groups.clone(), BTreeSet::new());
     match object {
         Object::Member(_) => {
             members.insert(name.to_string());

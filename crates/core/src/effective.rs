@@ -4,7 +4,7 @@
 //! by its explicit privileges, plus what other objects' access lists give it.
 //! A member's are the merge of the privileges of every group they are active in.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -145,6 +145,30 @@ impl Grantees {
     /// those its access list names before and after ([`changed_by`]). A
     /// name with no object in `state` loses its entry.
     pub fn refresh(&mut self, state: &OrgState, names: impl IntoIterator<Item = Grantee>) {
+        self.refresh_by(state, names, |g| access_grants_to(state, g).collect());
+    }
+
+    /// [`refresh`](Self::refresh), where `naming` answers which groups and
+    /// API keys (by name) have an access list naming a grantee: an index
+    /// that keeps those references spares the pass over every access list.
+    pub fn refresh_named(
+        &mut self,
+        state: &OrgState,
+        names: impl IntoIterator<Item = Grantee>,
+        naming: impl Fn(&Grantee) -> (BTreeSet<String>, BTreeSet<String>),
+    ) {
+        self.refresh_by(state, names, |g| {
+            let (groups, keys) = naming(g);
+            access_grants_among(state, g, &groups, &keys)
+        });
+    }
+
+    fn refresh_by<'a>(
+        &mut self,
+        state: &'a OrgState,
+        names: impl IntoIterator<Item = Grantee>,
+        grants: impl Fn(&Grantee) -> Vec<(DomainId, &'a str, Level)>,
+    ) {
         for grantee in names {
             let spec = match &grantee {
                 Grantee::Group(n) => state.groups.get(n).map(|g| group_spec_privileges(g)),
@@ -157,7 +181,7 @@ impl Grantees {
             let (Grantee::Group(name) | Grantee::ApiKey(name)) = &grantee;
             match spec {
                 Some(mut set) => {
-                    for (d, object, level) in access_grants_to(state, &grantee) {
+                    for (d, object, level) in grants(&grantee) {
                         set.add_resource(d, object, level);
                     }
                     map.insert(name.clone(), set);
@@ -215,10 +239,10 @@ pub fn changed_by(itself: Grantee, old: &[AccessEntry], new: &[AccessEntry]) -> 
 
 /// The Custom grants access lists give one grantee: [`access_grants`] for
 /// it alone, without building the others'.
-fn access_grants_to<'a>(
+fn access_grants_to<'a, 'g>(
     state: &'a OrgState,
-    grantee: &'a Grantee,
-) -> impl Iterator<Item = (DomainId, &'a str, Level)> + 'a {
+    grantee: &'g Grantee,
+) -> impl Iterator<Item = (DomainId, &'a str, Level)> + use<'a, 'g> {
     let names = |entry: &AccessEntry| match grantee {
         Grantee::Group(n) => entry.group.as_deref() == Some(n.as_str()),
         Grantee::ApiKey(n) => entry.api_key.as_deref() == Some(n.as_str()),
@@ -236,6 +260,32 @@ fn access_grants_to<'a>(
             .map(move |e| (*catalog::API_KEYS, k.name.as_str(), e.level.into()))
     });
     groups.chain(keys)
+}
+
+/// [`access_grants_to`] where the groups and API keys whose access lists
+/// name `grantee` are known (by name; others are not looked at).
+fn access_grants_among<'a>(
+    state: &'a OrgState,
+    grantee: &Grantee,
+    groups: &BTreeSet<String>,
+    keys: &BTreeSet<String>,
+) -> Vec<(DomainId, &'a str, Level)> {
+    let names = |entry: &AccessEntry| match grantee {
+        Grantee::Group(n) => entry.group.as_deref() == Some(n.as_str()),
+        Grantee::ApiKey(n) => entry.api_key.as_deref() == Some(n.as_str()),
+    };
+    let mut out = Vec::new();
+    for g in groups.iter().filter_map(|n| state.groups.get(n)) {
+        for e in g.access.iter().filter(|e| names(e)) {
+            out.push((*catalog::GROUPS, g.name.as_str(), e.level.into()));
+        }
+    }
+    for k in keys.iter().filter_map(|n| state.api_keys.get(n)) {
+        for e in k.access.iter().filter(|e| names(e)) {
+            out.push((*catalog::API_KEYS, k.name.as_str(), e.level.into()));
+        }
+    }
+    out
 }
 
 pub fn resolve_grantees(state: &OrgState) -> Grantees {
