@@ -163,6 +163,58 @@ impl Known for Plain {
     }
 }
 
+/// A superset of `group`'s members in `state`, `known`'s state with the
+/// request's version of its object overlaid, or `None` when it holds more
+/// than `limit`: `known`'s answer, corrected for that one object, instead
+/// of a pass over every member for each group the advisor asks about.
+fn overlaid_members_at_most(
+    known: &impl Known,
+    state: &OrgState,
+    request: &Request,
+    group: &str,
+    limit: usize,
+) -> Option<BTreeSet<String>> {
+    match request.kind {
+        // The overlaid member is in or out as its version says; everyone
+        // else as known.
+        Kind::Member => {
+            let mut names = known.members_of(group, limit.saturating_add(1))?;
+            names.remove(request.name);
+            if let Some(m) = state.members.get(request.name) {
+                let sets = state
+                    .groups
+                    .get(group)
+                    .map(|g| g.identity_sets.as_slice())
+                    .unwrap_or_default();
+                if m.groups.iter().any(|g| g == group) || sets.iter().any(|s| s.matches(m)) {
+                    names.insert(m.name.clone());
+                }
+            }
+            (names.len() <= limit).then_some(names)
+        }
+        // Invited as the members say, and its identity sets the request's.
+        Kind::Group if group == request.name => {
+            let sets = state
+                .groups
+                .get(group)
+                .map(|g| g.identity_sets.as_slice())
+                .unwrap_or_default();
+            let mut names = BTreeSet::new();
+            for m in state.members.values() {
+                if m.groups.iter().any(|g| g == group) || sets.iter().any(|s| s.matches(m)) {
+                    names.insert(m.name.clone());
+                    if names.len() > limit {
+                        return None;
+                    }
+                }
+            }
+            Some(names)
+        }
+        // Members and the other groups are as known.
+        _ => known.members_of(group, limit),
+    }
+}
+
 /// [`requester_view`] reading only the identity's relevant part (the user
 /// and group names Members list, [`SubjectNames::relevant`]), as the index's
 /// cache does: the work is bounded by the organization, not by the request.
@@ -315,7 +367,7 @@ pub fn judge(known: &impl Known, asker: Asker, request: &Request, now: Timestamp
     let warnings = if allowed {
         let members_of = |g: &str, limit: usize| {
             if overlaid {
-                scan_members_at_most(&state, g, limit)
+                overlaid_members_at_most(known, &state, request, g, limit)
             } else {
                 known.members_of(g, limit)
             }
@@ -529,5 +581,117 @@ mod tests {
         let r = request(Operation::Delete, name, Some(&admins), None);
         assert!(judge(&known, Asker::NamespaceController, &r, Timestamp::now()).allowed());
         assert!(!judge(&known, Asker::Trusted, &r, Timestamp::now()).allowed());
+    }
+
+    mod overlaid_members {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::core::model::{IdentitySet, MemberIdentity, Provider};
+
+        const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
+
+        fn group_def(name: &str, sso: bool) -> GroupDef {
+            GroupDef {
+                name: name.into(),
+                identity_sets: if sso {
+                    vec![IdentitySet {
+                        open_id_domain: None,
+                        sso_group: Some("Eng".into()),
+                        salesforce_profile: None,
+                    }]
+                } else {
+                    vec![]
+                },
+                ..GroupDef::default()
+            }
+        }
+
+        /// In g0, g1, g2 by bits 0 to 2, not accepted by bit 3; single
+        /// sign-on in Eng.
+        fn member_def(name: &str, groups: u8, sso: bool) -> MemberDef {
+            MemberDef {
+                name: name.into(),
+                identity: MemberIdentity {
+                    provider: if sso {
+                        Provider::SingleSignOn
+                    } else {
+                        Provider::Email
+                    },
+                    username: format!("{name}@x.example"),
+                },
+                groups: (0..3)
+                    .filter(|i| groups & (1 << i) != 0)
+                    .map(|i| GROUPS[i].to_string())
+                    .collect(),
+                sso_groups: if sso { vec!["Eng".into()] } else { vec![] },
+                accepted: groups & 8 == 0,
+                ..MemberDef::default()
+            }
+        }
+
+        fn member_strategy() -> impl Strategy<Value = Option<(u8, bool)>> {
+            prop::option::weighted(0.8, (0u8..16, any::<bool>()))
+        }
+
+        proptest! {
+            /// Corrected for the request's version of one member or group,
+            /// the index's names are those an index of the overlaid state
+            /// gives, at every bound.
+            #[test]
+            fn are_those_of_an_index_of_the_overlaid_state(
+                sso_groups in prop::collection::vec(any::<bool>(), 3),
+                members in prop::collection::vec(member_strategy(), 4),
+                member_change in any::<bool>(),
+                target in 0usize..4,
+                old_member in member_strategy(),
+                old_group_sso in any::<bool>(),
+                create in prop::bool::weighted(0.2),
+            ) {
+                let mut known = OrgState::default();
+                Def::Organization(org()).put_into(&mut known, "acme");
+                for (i, sso) in sso_groups.iter().enumerate() {
+                    Def::Group(group_def(GROUPS[i], *sso)).put_into(&mut known, GROUPS[i]);
+                }
+                for (i, m) in members.iter().enumerate() {
+                    if let Some((groups, sso)) = m {
+                        let name = format!("m{i}");
+                        Def::Member(member_def(&name, *groups, *sso)).put_into(&mut known, &name);
+                    }
+                }
+                let (kind, name) = if member_change {
+                    (Kind::Member, format!("m{target}"))
+                } else {
+                    (Kind::Group, GROUPS[target % 3].to_string())
+                };
+                let old = match kind {
+                    Kind::Member => old_member.map(|(g, sso)| Def::Member(member_def(&name, g, sso))),
+                    _ => Some(Def::Group(group_def(&name, old_group_sso))),
+                };
+                let operation = if create { Operation::Create } else { Operation::Update };
+                let request = Request {
+                    kind,
+                    operation,
+                    namespace: "acme",
+                    name: &name,
+                    old: old.as_ref(),
+                    new: None,
+                    stored_key: None,
+                    mutated: false,
+                };
+                let index = Namespace::new(known.clone());
+                let (state, _) = overlay(&known, kind, operation, &name, old.as_ref(), false);
+                let of_overlaid = Namespace::new(state.clone().into_owned());
+                for g in GROUPS.iter().chain(&["g3"]) {
+                    for limit in 0..6 {
+                        prop_assert_eq!(
+                            overlaid_members_at_most(&index, &state, &request, g, limit),
+                            of_overlaid.member_names_at_most(g, limit),
+                            "{} at most {}", g, limit
+                        );
+                    }
+                }
+            }
+        }
     }
 }
