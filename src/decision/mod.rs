@@ -16,6 +16,7 @@
 //!   operator or a sidecar on loopback; it may ask about
 //!   `--decision-default-namespace` and `--decision-nginx-namespaces` only.
 
+pub mod bodies;
 mod handlers;
 pub mod metrics;
 pub mod usage;
@@ -44,9 +45,9 @@ pub const MAX_BATCH: usize = 100;
 pub const MAX_BODY: usize = 64 * 1024;
 /// Connections the HTTPS listener serves at once; more are closed.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// HTTP/2 requests in flight per HTTPS connection: with [`MAX_BODY`] and
-/// [`MAX_CONNECTIONS`], at most 256 MiB of bodies held at once, as 4
-/// HTTP/1.1 connections each would.
+/// HTTP/2 requests in flight per HTTPS connection. What their bodies hold
+/// is bounded by the connection's allowance and the shared budget
+/// ([`bodies`]), not by the number of streams.
 pub const MAX_STREAMS: u32 = 4;
 
 /// The decision service's flags (`orgaccess run`).
@@ -246,11 +247,25 @@ pub fn router(service: Service) -> Router {
 /// `reviewer` is given; the measuring layer outermost, so that the token
 /// layer's refusals count too.
 fn https_router(service: Service, reviewer: Option<Arc<crate::token_review::Reviewer>>) -> Router {
+    https_router_with(service, reviewer, bodies::Bodies::default())
+}
+
+/// [`https_router`] with the bodies' bounds given (tests shrink them). The
+/// bodies are read after the token layer named the caller, so a refused
+/// token costs no body.
+pub fn https_router_with(
+    service: Service,
+    reviewer: Option<Arc<crate::token_review::Reviewer>>,
+    bounds: bodies::Bodies,
+) -> Router {
     let metrics = service.metrics.clone();
+    // The questions' bodies are read within the bounds; the gateway
+    // endpoints read none.
     let app = Router::new()
         .route("/v1/check", post(handlers::check))
         .route("/v1/check/batch", post(handlers::check_batch))
         .route("/v1/keys/verify", post(handlers::verify))
+        .layer(from_fn_with_state(bounds, bodies::bounded))
         .merge(gateway_routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service);
@@ -395,7 +410,7 @@ async fn serve_https(
         max_connections: MAX_CONNECTIONS,
         streams: MAX_STREAMS,
         client_names: Vec::new(),
-        body_allowance: 0,
+        body_allowance: bodies::ALLOWANCE,
     };
     tls::serve(listener, config, app, serving, None, transport, shutdown).await
 }

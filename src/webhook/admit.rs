@@ -10,8 +10,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
+use super::bodies;
 use super::connection::BodyAllowance;
 use super::limits::MAX_BODY;
 use super::{Caller, HEAVY_BODY, SMALL_BODY, Validator, Webhook, mutate as mutating, tls};
@@ -67,16 +68,17 @@ async fn admit(
     let deadline = tokio::time::Instant::now() + inner.config.deadline;
     let read = tokio::time::timeout(
         inner.config.body_timeout,
-        read_body(
+        bodies::read(
             body,
             allowance.unwrap_or_else(|| BodyAllowance(Arc::new(Semaphore::new(SMALL_BODY)))),
             inner.body_budget.clone(),
+            MAX_BODY,
         ),
     )
     .await;
     let (body, held) = match read {
         Ok(Ok(read)) => read,
-        Ok(Err(why)) => return json_response(validator.unreadable(why)),
+        Ok(Err(why)) => return json_response(validator.unreadable(why.to_string())),
         Err(_) => {
             return json_response(validator.unreadable(format!(
                 "the body was not received within {} ms",
@@ -176,71 +178,6 @@ fn lane(len: usize, max_in_flight: usize) -> (Lane, u32) {
     }
 }
 
-/// Reads a body of at most [`MAX_BODY`] bytes, holding a permit per byte as
-/// it arrives: from the connection's `allowance` while it has some (on
-/// HTTP/1.1 the first [`SMALL_BODY`] bytes of each body; on HTTP/2 the
-/// connection's streams share it), then from `budget` (waiting while other
-/// bodies hold it).
-async fn read_body(
-    body: Body,
-    allowance: BodyAllowance,
-    budget: Arc<Semaphore>,
-) -> Result<(axum::body::Bytes, Held), String> {
-    use http_body_util::BodyExt as _;
-    let too_large = || format!("the body is larger than {MAX_BODY} bytes");
-    if http_body::Body::size_hint(&body).lower() > MAX_BODY as u64 {
-        return Err(too_large());
-    }
-    let mut body = body;
-    let mut buf = Vec::with_capacity(http_body::Body::size_hint(&body).lower() as usize);
-    let mut held = Held::default();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("the body could not be read: {e}"))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if buf.len() + data.len() > MAX_BODY {
-            return Err(too_large());
-        }
-        let free = allowance.0.available_permits().min(data.len());
-        let free = match allowance.0.clone().try_acquire_many_owned(free as u32) {
-            Ok(p) if free > 0 => {
-                Held::add(&mut held.allowance, p);
-                free
-            }
-            // None left, or another stream of the connection took it meanwhile.
-            _ => 0,
-        };
-        let counted = data.len() - free;
-        if counted > 0 {
-            let more = budget
-                .clone()
-                .acquire_many_owned(counted as u32)
-                .await
-                .map_err(|_| "the webhook is shutting down".to_string())?;
-            Held::add(&mut held.budget, more);
-        }
-        buf.extend_from_slice(&data);
-    }
-    Ok((buf.into(), held))
-}
-
-/// What a body read holds until its decision is done.
-#[derive(Debug, Default)]
-struct Held {
-    allowance: Option<OwnedSemaphorePermit>,
-    budget: Option<OwnedSemaphorePermit>,
-}
-
-impl Held {
-    fn add(to: &mut Option<OwnedSemaphorePermit>, more: OwnedSemaphorePermit) {
-        match to {
-            Some(h) => h.merge(more),
-            None => *to = Some(more),
-        }
-    }
-}
-
 fn json_response(body: Vec<u8>) -> Response {
     (
         StatusCode::OK,
@@ -267,66 +204,5 @@ mod tests {
         for (len, max, want) in cases {
             assert_eq!(lane(len, max), want, "{len} bytes, {max} slots");
         }
-    }
-
-    fn budget(permits: usize) -> Arc<Semaphore> {
-        Arc::new(Semaphore::new(permits))
-    }
-
-    fn allowance() -> BodyAllowance {
-        BodyAllowance(budget(SMALL_BODY))
-    }
-
-    #[tokio::test]
-    async fn a_small_body_takes_nothing_from_the_budget() {
-        let body = vec![b'x'; SMALL_BODY];
-        let (read, held) = read_body(Body::from(body.clone()), allowance(), budget(0))
-            .await
-            .unwrap();
-        assert_eq!(read.as_ref(), body.as_slice());
-        assert!(held.budget.is_none());
-    }
-
-    #[tokio::test]
-    async fn a_larger_body_holds_what_it_takes_past_the_first_bytes() {
-        let budget = budget(MAX_BODY);
-        let body = vec![b'x'; SMALL_BODY + 10];
-        let (_, held) = read_body(Body::from(body), allowance(), budget.clone())
-            .await
-            .unwrap();
-        assert_eq!(held.budget.as_ref().map(|h| h.num_permits()), Some(10));
-        assert_eq!(budget.available_permits(), MAX_BODY - 10);
-        drop(held);
-        assert_eq!(budget.available_permits(), MAX_BODY);
-    }
-
-    #[tokio::test]
-    async fn bodies_of_one_connection_share_its_allowance() {
-        // Two streams of one HTTP/2 connection: the second body, read while
-        // the first is held, takes all of itself from the budget.
-        let (budget, allowance) = (budget(MAX_BODY), allowance());
-        let first = vec![b'x'; SMALL_BODY - 100];
-        let (_, held1) = read_body(Body::from(first), allowance.clone(), budget.clone())
-            .await
-            .unwrap();
-        assert_eq!(budget.available_permits(), MAX_BODY);
-        let second = vec![b'y'; 1000];
-        let (_, held2) = read_body(Body::from(second), allowance.clone(), budget.clone())
-            .await
-            .unwrap();
-        assert_eq!(allowance.0.available_permits(), 0);
-        assert_eq!(budget.available_permits(), MAX_BODY - 900);
-        drop((held1, held2));
-        assert_eq!(allowance.0.available_permits(), SMALL_BODY);
-        assert_eq!(budget.available_permits(), MAX_BODY);
-    }
-
-    #[tokio::test]
-    async fn a_body_over_the_limit_is_refused() {
-        let body = vec![b'x'; MAX_BODY + 1];
-        let err = read_body(Body::from(body), allowance(), budget(MAX_BODY))
-            .await
-            .unwrap_err();
-        assert!(err.contains("larger than"), "{err}");
     }
 }

@@ -25,6 +25,7 @@
 pub mod activity;
 mod activity_route;
 mod admit;
+pub mod bodies;
 mod config;
 pub mod configuration;
 pub mod connection;

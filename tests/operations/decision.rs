@@ -825,3 +825,83 @@ async fn verified_keys_are_recorded_and_nothing_else() {
     assert_eq!(due[0].at % 300, 0, "truncated to the interval");
     assert!(pending().is_empty(), "taken by the flush");
 }
+
+/// Bodies of questions are read within the listener's bounds: what a
+/// connection holds past its allowance comes from a budget every caller
+/// shares, a body that stalls is answered 408 and gives its bytes back, and
+/// a caller waiting for the budget is then answered. Here every byte comes
+/// from the budget (the connection's allowance is spent).
+#[tokio::test]
+async fn a_stalled_body_holds_only_budget_and_is_cut_off() {
+    use orgaccess::decision::bodies::Bodies;
+    use orgaccess::webhook::connection::BodyAllowance;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let service = Service {
+        index: index(in_an_hour()),
+        gate: Gate::Certificates(Callers::parse(&["gw=demo".to_string()]).unwrap()),
+        default_namespace: None,
+        usage: Arc::default(),
+        metrics: Default::default(),
+    };
+    let bounds = Bodies::new(300, std::time::Duration::from_secs(1));
+    let app = orgaccess::decision::https_router_with(service, None, bounds.clone())
+        .layer(axum::Extension(ClientName(Some("gw".into()))))
+        .layer(axum::Extension(BodyAllowance(Arc::new(
+            tokio::sync::Semaphore::new(0),
+        ))));
+    let base = serve(app).await;
+    let addr = base.trim_start_matches("http://").to_string();
+
+    // A caller announces 1,000 bytes, sends 250 and stalls.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(&[b' '; 250]).await.unwrap();
+    for _ in 0..100 {
+        if bounds.available() == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        bounds.available(),
+        50,
+        "the stalled body's bytes are held from the budget"
+    );
+
+    // Another caller's question needs more than is left: it waits, and is
+    // answered once the stalled body is cut off (it starts well after the
+    // stalled one, so its own second is not over by then).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let check = format!("{base}/v1/check");
+    let waiting = tokio::spawn(async move {
+        post(
+            &check,
+            json!({"namespace": NS, "principal": {"member": "john-smith"},
+                   "verb": "view", "target": "Analytics/Reports"}),
+        )
+        .await
+    });
+    let mut answer = Vec::new();
+    stalled.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("not received within 1 s"), "{answer}");
+    let (status, yes) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{yes}");
+    assert_eq!(yes["allowed"], true, "{yes}");
+    assert_eq!(bounds.available(), 300, "every byte given back");
+
+    // A body announced over the limit is refused before it is read.
+    let (status, too_large) = post(
+        &format!("{base}/v1/check/batch"),
+        json!({"checks": [], "padding": "x".repeat(orgaccess::decision::MAX_BODY)}),
+    )
+    .await;
+    assert_eq!(status, 413, "{too_large}");
+    assert!(
+        too_large["error"].as_str().unwrap().contains("larger than"),
+        "{too_large}"
+    );
+    assert_eq!(bounds.available(), 300);
+}
