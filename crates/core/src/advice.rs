@@ -355,11 +355,7 @@ impl Lookups for Scan<'_> {
     }
 
     fn naming(&self, grantee: &crate::effective::Grantee) -> (BTreeSet<String>, BTreeSet<String>) {
-        use crate::effective::Grantee;
-        let names = |e: &crate::model::AccessEntry| match grantee {
-            Grantee::Group(g) => e.group.as_deref() == Some(g.as_str()),
-            Grantee::ApiKey(k) => e.api_key.as_deref() == Some(k.as_str()),
-        };
+        let names = |e: &crate::model::AccessEntry| e.names(grantee);
         (
             self.state
                 .groups

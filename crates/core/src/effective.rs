@@ -55,6 +55,15 @@ impl AccessEntry {
             _ => None,
         }
     }
+
+    /// Whether this entry names `grantee` (its `group` or `apiKey` field,
+    /// as the grantee is one or the other).
+    pub fn names(&self, grantee: &Grantee) -> bool {
+        match grantee {
+            Grantee::Group(n) => self.group.as_deref() == Some(n.as_str()),
+            Grantee::ApiKey(n) => self.api_key.as_deref() == Some(n.as_str()),
+        }
+    }
 }
 
 /// The Custom grants that access lists give, by grantee: (domain, object, level).
@@ -243,20 +252,16 @@ fn access_grants_to<'a, 'g>(
     state: &'a OrgState,
     grantee: &'g Grantee,
 ) -> impl Iterator<Item = (DomainId, &'a str, Level)> + use<'a, 'g> {
-    let names = |entry: &AccessEntry| match grantee {
-        Grantee::Group(n) => entry.group.as_deref() == Some(n.as_str()),
-        Grantee::ApiKey(n) => entry.api_key.as_deref() == Some(n.as_str()),
-    };
     let groups = state.groups.values().flat_map(move |g| {
         g.access
             .iter()
-            .filter(move |e| names(e))
+            .filter(move |e| e.names(grantee))
             .map(move |e| (*catalog::GROUPS, g.name.as_str(), e.level.into()))
     });
     let keys = state.api_keys.values().flat_map(move |k| {
         k.access
             .iter()
-            .filter(move |e| names(e))
+            .filter(move |e| e.names(grantee))
             .map(move |e| (*catalog::API_KEYS, k.name.as_str(), e.level.into()))
     });
     groups.chain(keys)
@@ -270,18 +275,14 @@ fn access_grants_among<'a>(
     groups: &BTreeSet<String>,
     keys: &BTreeSet<String>,
 ) -> Vec<(DomainId, &'a str, Level)> {
-    let names = |entry: &AccessEntry| match grantee {
-        Grantee::Group(n) => entry.group.as_deref() == Some(n.as_str()),
-        Grantee::ApiKey(n) => entry.api_key.as_deref() == Some(n.as_str()),
-    };
     let mut out = Vec::new();
     for g in groups.iter().filter_map(|n| state.groups.get(n)) {
-        for e in g.access.iter().filter(|e| names(e)) {
+        for e in g.access.iter().filter(|e| e.names(grantee)) {
             out.push((*catalog::GROUPS, g.name.as_str(), e.level.into()));
         }
     }
     for k in keys.iter().filter_map(|n| state.api_keys.get(n)) {
-        for e in k.access.iter().filter(|e| names(e)) {
+        for e in k.access.iter().filter(|e| e.names(grantee)) {
             out.push((*catalog::API_KEYS, k.name.as_str(), e.level.into()));
         }
     }
