@@ -36,7 +36,7 @@ use crate::core::change::{Def, overlay, requester, take};
 use crate::core::effective::{
     Grantee, Grantees, RequesterView, SubjectNames, requester_view, resolve_grantees,
 };
-use crate::core::model::{Kind, OrgState};
+use crate::core::model::{Kind, MemberDef, OrgState};
 use crate::core::rules::{self, Change, Object, Operation, Requester, Rule, Violation};
 use crate::core::warnings;
 use crate::index::Namespace;
@@ -174,34 +174,33 @@ fn overlaid_members_at_most(
     group: &str,
     limit: usize,
 ) -> Option<BTreeSet<String>> {
+    // A candidate of `group` in `state`: invited to it, or matched by one
+    // of its identity sets (what the index's names are).
+    let sets = state
+        .groups
+        .get(group)
+        .map(|g| g.identity_sets.as_slice())
+        .unwrap_or_default();
+    let candidate =
+        |m: &MemberDef| m.groups.iter().any(|g| g == group) || sets.iter().any(|s| s.matches(m));
     match request.kind {
         // The overlaid member is in or out as its version says; everyone
         // else as known.
         Kind::Member => {
             let mut names = known.members_of(group, limit.saturating_add(1))?;
             names.remove(request.name);
-            if let Some(m) = state.members.get(request.name) {
-                let sets = state
-                    .groups
-                    .get(group)
-                    .map(|g| g.identity_sets.as_slice())
-                    .unwrap_or_default();
-                if m.groups.iter().any(|g| g == group) || sets.iter().any(|s| s.matches(m)) {
-                    names.insert(m.name.clone());
-                }
+            if let Some(m) = state.members.get(request.name)
+                && candidate(m)
+            {
+                names.insert(m.name.clone());
             }
             (names.len() <= limit).then_some(names)
         }
         // Invited as the members say, and its identity sets the request's.
         Kind::Group if group == request.name => {
-            let sets = state
-                .groups
-                .get(group)
-                .map(|g| g.identity_sets.as_slice())
-                .unwrap_or_default();
             let mut names = BTreeSet::new();
             for m in state.members.values() {
-                if m.groups.iter().any(|g| g == group) || sets.iter().any(|s| s.matches(m)) {
+                if candidate(m) {
                     names.insert(m.name.clone());
                     if names.len() > limit {
                         return None;
