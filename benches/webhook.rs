@@ -466,5 +466,45 @@ fn main() {
             )
         },
     );
+    watch_reads(&mut criterion);
     criterion.final_summary();
+}
+
+/// A watch event of a created Group, as the apiserver streams it (with the
+/// creating client's managed fields), read by kube's `DeserializeGuard` and
+/// by the index's [`orgaccess::index::Guarded`]: what each watch pays per
+/// event before the index sees it.
+fn watch_reads(criterion: &mut Criterion) {
+    use kube::core::{DeserializeGuard, WatchEvent};
+    use orgaccess::api::Group;
+    use orgaccess::index::Guarded;
+
+    let mut g =
+        serde_json::to_value(group("created", group_spec(privileges(&mut Lcg(7))))).unwrap();
+    g["metadata"]["uid"] = json!("5f0c1f8e-4a59-4f7e-a8a5-0f7b3d6c2e11");
+    g["metadata"]["resourceVersion"] = json!("120345");
+    g["metadata"]["generation"] = json!(1);
+    g["metadata"]["creationTimestamp"] = json!("2026-12-07T20:39:03Z");
+    g["metadata"]["managedFields"] = json!([{
+        "manager": "kubectl-create", "operation": "Update", "apiVersion": "orgaccess.dev/v1alpha1",
+        "time": "2026-12-07T20:39:03Z", "fieldsType": "FieldsV1",
+        "fieldsV1": { "f:spec": { ".": {}, "f:privileges": {} } }
+    }]);
+    // As the apiserver writes it: the type first (json! would sort the keys).
+    let line = format!(r#"{{"type":"ADDED","object":{g}}}"#);
+    let read = |e: &WatchEvent<Guarded<Group>>| matches!(e, WatchEvent::Added(Guarded(Ok(_))));
+    assert!(read(&serde_json::from_str(&line).unwrap()));
+    criterion.bench_function("watch: read a Group event (kube's DeserializeGuard)", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_str::<WatchEvent<DeserializeGuard<Group>>>(&line).unwrap())
+        })
+    });
+    criterion.bench_function("watch: read a Group event (Guarded)", |b| {
+        b.iter(|| black_box(serde_json::from_str::<WatchEvent<Guarded<Group>>>(&line).unwrap()))
+    });
+    // The object before the type: serde buffers it, the guard reads a tree.
+    let buffered = serde_json::to_string(&json!({ "type": "ADDED", "object": g })).unwrap();
+    criterion.bench_function("watch: read a Group event, object first (Guarded)", |b| {
+        b.iter(|| black_box(serde_json::from_str::<WatchEvent<Guarded<Group>>>(&buffered).unwrap()))
+    });
 }

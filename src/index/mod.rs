@@ -18,7 +18,8 @@
 //! The parts: the snapshot ([`namespace`], its requester cache
 //! [`requesters`], its decision facts `decisions`), the four kinds as the
 //! index reads them ([`indexed`]), how events update it ([`update`]) and
-//! what they affect ([`route`]), the API key digests kept beside the
+//! what they affect ([`route`]), how a watch reads each object
+//! ([`guarded`]), the API key digests kept beside the
 //! snapshots ([`keys`]), and the stores' copies ([`stored`], with what they
 //! keep of a status, [`cached_status`]).
 
@@ -26,6 +27,7 @@ pub mod cached_status;
 mod decisions;
 #[cfg(test)]
 mod fixtures;
+mod guarded;
 mod indexed;
 mod keys;
 mod lookups;
@@ -36,6 +38,7 @@ pub mod stored;
 mod update;
 pub mod watch;
 
+pub use guarded::Guarded;
 pub use indexed::{Indexed, key_digests, reference};
 pub use namespace::Namespace;
 pub use requesters::requester_cache_usage;
