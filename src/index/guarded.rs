@@ -123,24 +123,7 @@ fn invalid<K: Resource, E: serde::de::Error>(
 }
 
 impl<K: Resource> Resource for Guarded<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
-
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    kind_of_k!();
 
     fn meta(&self) -> &ObjectMeta {
         self.0.as_ref().map_or_else(|e| &e.metadata, K::meta)

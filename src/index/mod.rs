@@ -23,6 +23,29 @@
 //! snapshots ([`keys`]), and the stores' copies ([`stored`], with what they
 //! keep of a status, [`cached_status`]).
 
+/// The kind half of `kube::Resource` for a wrapper of an object `K`
+/// (`Guarded<K>`, `Stored<K>`): its kind, group, version, plural and scope
+/// are `K`'s. The wrapper writes `meta` and `meta_mut` itself.
+macro_rules! kind_of_k {
+    () => {
+        type DynamicType = K::DynamicType;
+        type Scope = K::Scope;
+
+        fn kind(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            K::kind(dt)
+        }
+        fn group(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            K::group(dt)
+        }
+        fn version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            K::version(dt)
+        }
+        fn plural(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+            K::plural(dt)
+        }
+    };
+}
+
 pub mod cached_status;
 mod decisions;
 #[cfg(test)]

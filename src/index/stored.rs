@@ -7,8 +7,6 @@
 //! reconcile always reads the digest of the very status it holds: there is
 //! no second map to fall out of step with the store.
 
-use std::borrow::Cow;
-
 use kube::Resource;
 use kube::api::ObjectMeta;
 use serde::Deserialize;
@@ -65,21 +63,8 @@ impl<K> From<K> for Stored<K> {
 /// The object's kind and metadata, so the controller runtime looks a
 /// `Stored<K>` up, and maps owner references to it, as it would a `K`.
 impl<K: Resource> Resource for Stored<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
+    kind_of_k!();
 
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
     fn meta(&self) -> &ObjectMeta {
         self.object.meta()
     }
