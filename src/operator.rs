@@ -164,7 +164,9 @@ pub async fn run(
     let client = connect().await?;
     let scope = args.watch.scope();
     let caches = Caches::start(&client, &scope);
-    let registry = Arc::new(Mutex::new(Registry::default()));
+    let mut registry = Registry::default();
+    caches.register_metrics(&mut registry);
+    let registry = Arc::new(Mutex::new(registry));
     let readiness = Readiness::default();
     let stop = Stop::on(after_delay(shutdown, args.admin.shutdown_delay_seconds));
 

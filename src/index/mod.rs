@@ -60,6 +60,7 @@ pub mod route;
 pub mod stored;
 mod update;
 pub mod watch;
+mod watch_metrics;
 
 pub use guarded::Guarded;
 pub use indexed::{Indexed, key_digests, reference};
@@ -67,6 +68,7 @@ pub use namespace::Namespace;
 pub use requesters::requester_cache_usage;
 pub use route::Affected;
 pub use stored::Stored;
+pub use watch_metrics::WatchMetrics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

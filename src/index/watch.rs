@@ -25,7 +25,7 @@ use kube::{Api, Client, Resource};
 use tokio::task::JoinHandle;
 
 use super::guarded::Guarded;
-use super::{Affected, Index, Indexed, Routed, Stored};
+use super::{Affected, Index, Indexed, Routed, Stored, WatchMetrics};
 use crate::api::{AccessReview, ApiKey, Group, Member, Organization};
 
 /// Which namespaces are watched, for every component of the process.
@@ -145,6 +145,8 @@ pub struct Stores {
 pub struct Caches {
     pub index: Arc<Index>,
     pub stores: Stores,
+    /// What the watches count (register once per process: `register_metrics`).
+    metrics: WatchMetrics,
     router: Arc<Mutex<Option<Senders>>>,
     _tasks: Arc<TaskGuard>,
 }
@@ -165,11 +167,13 @@ impl Caches {
     pub fn start(client: &Client, scope: &Scope) -> Caches {
         let index = Arc::new(Index::new());
         let router: Arc<Mutex<Option<Senders>>> = Arc::default();
-        let (organizations, t1) = watch::<Organization>(client, scope, &index, &router);
-        let (groups, t2) = watch::<Group>(client, scope, &index, &router);
-        let (members, t3) = watch::<Member>(client, scope, &index, &router);
-        let (api_keys, t4) = watch::<ApiKey>(client, scope, &index, &router);
-        let (access_reviews, t5) = watch::<AccessReview>(client, scope, &index, &router);
+        let metrics = WatchMetrics::default();
+        let m = &metrics;
+        let (organizations, t1) = watch::<Organization>(client, scope, &index, &router, m);
+        let (groups, t2) = watch::<Group>(client, scope, &index, &router, m);
+        let (members, t3) = watch::<Member>(client, scope, &index, &router, m);
+        let (api_keys, t4) = watch::<ApiKey>(client, scope, &index, &router, m);
+        let (access_reviews, t5) = watch::<AccessReview>(client, scope, &index, &router, m);
         Caches {
             index,
             stores: Stores {
@@ -179,9 +183,16 @@ impl Caches {
                 api_keys,
                 access_reviews,
             },
+            metrics,
             router,
             _tasks: Arc::new(TaskGuard(vec![t1, t2, t3, t4, t5])),
         }
+    }
+
+    /// Registers what the watches count ([`WatchMetrics`]) in the
+    /// process's registry. Call once.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
     }
 
     /// Every kind has been listed once.
@@ -227,11 +238,15 @@ impl Caches {
 }
 
 /// A watch event of a guarded object, or `None` for an object that did not
-/// deserialize (skipped, with a warning naming it).
-fn unguard<K: Indexed>(event: watcher::Event<Guarded<K>>) -> Option<watcher::Event<K>> {
+/// deserialize (skipped, counted, with a warning naming it).
+fn unguard<K: Indexed>(
+    event: watcher::Event<Guarded<K>>,
+    metrics: &WatchMetrics,
+) -> Option<watcher::Event<K>> {
     let valid = |obj: Guarded<K>| match obj.0 {
         Ok(o) => Some(o),
         Err(invalid) => {
+            metrics.skipped(&K::kind(&()));
             tracing::warn!(
                 kind = %K::kind(&()),
                 namespace = invalid.metadata.namespace.as_deref().unwrap_or(""),
@@ -279,19 +294,23 @@ fn watch<K: Indexed>(
     scope: &Scope,
     index: &Arc<Index>,
     router: &Arc<Mutex<Option<Senders>>>,
+    metrics: &WatchMetrics,
 ) -> (Store<Stored<K>>, JoinHandle<()>) {
     let (reader, mut writer) = reflector::store();
     let guarded: Api<Guarded<K>> = scope.api(client);
     let stream = watcher(guarded, watcher::Config::default().any_semantic())
         .default_backoff()
-        .filter_map(|event| {
-            futures::future::ready(match event {
-                Ok(e) => unguard(e).map(Ok),
-                Err(e) => Some(Err(e)),
-            })
+        .filter_map({
+            let metrics = metrics.clone();
+            move |event| {
+                futures::future::ready(match event {
+                    Ok(e) => unguard(e, &metrics).map(Ok),
+                    Err(e) => Some(Err(e)),
+                })
+            }
         })
         .modify(strip::<K>);
-    let (index, router) = (index.clone(), router.clone());
+    let (index, router, metrics) = (index.clone(), router.clone(), metrics.clone());
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut routed: Routed = Vec::new();
@@ -305,6 +324,7 @@ fn watch<K: Indexed>(
                     writer.apply_watcher_event(&kept(e));
                 }
                 Err(e) => {
+                    metrics.failed(&K::kind(&()));
                     tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying with backoff")
                 }
             }
@@ -330,4 +350,72 @@ fn watch<K: Indexed>(
         }
     });
     (reader, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::core::error_boundary::InvalidObject;
+    use kube::runtime::watcher::Event;
+    use prometheus_client::registry::Registry;
+
+    use super::{Guarded, WatchMetrics, unguard};
+    use crate::api::Group;
+
+    fn counted(registry: &Registry, series: &str) -> Option<f64> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// An object that does not deserialize is left out of the event and
+    /// counted for its kind; a valid one passes and counts nothing.
+    #[test]
+    fn a_skipped_object_is_counted_by_kind() {
+        let metrics = WatchMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let skipped = r#"orgaccess_watch_objects_skipped_total{kind="Group"}"#;
+        assert_eq!(counted(&registry, skipped), Some(0.0));
+        assert_eq!(
+            counted(
+                &registry,
+                r#"orgaccess_watch_failures_total{kind="AccessReview"}"#
+            ),
+            Some(0.0)
+        );
+
+        let invalid = Guarded::<Group>(Err(InvalidObject {
+            error: "invalid type: string, expected a sequence".into(),
+            metadata: ObjectMeta {
+                name: Some("broken".into()),
+                namespace: Some("acme".into()),
+                ..ObjectMeta::default()
+            },
+        }));
+        assert!(unguard(Event::Apply(invalid.clone()), &metrics).is_none());
+        assert!(unguard(Event::InitApply(invalid), &metrics).is_none());
+        assert_eq!(counted(&registry, skipped), Some(2.0));
+
+        let group: Group =
+            serde_json::from_str(r#"{"metadata":{"name":"ops"},"spec":{}}"#).unwrap();
+        let valid = Guarded(Ok(group));
+        assert!(matches!(
+            unguard(Event::Apply(valid), &metrics),
+            Some(Event::Apply(_))
+        ));
+        assert!(matches!(
+            unguard(Event::<Guarded<Group>>::Init, &metrics),
+            Some(Event::Init)
+        ));
+        assert_eq!(counted(&registry, skipped), Some(2.0));
+        assert_eq!(
+            counted(
+                &registry,
+                r#"orgaccess_watch_objects_skipped_total{kind="Member"}"#
+            ),
+            Some(0.0)
+        );
+    }
 }

@@ -58,6 +58,7 @@ impl Webhook {
         registry: Arc<Mutex<Registry>>,
     ) -> anyhow::Result<Webhook> {
         let caches = Caches::start(&client, &Scope::default());
+        caches.register_metrics(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
         Self::with_caches(client, config, registry, caches)
     }
 
@@ -237,8 +238,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     crate::metrics::register_process(&mut registry);
-    let registry = Arc::new(Mutex::new(registry));
     let caches = Caches::start(&client, &scope);
+    caches.register_metrics(&mut registry);
+    let registry = Arc::new(Mutex::new(registry));
     let webhook = Webhook::with_caches(client.clone(), config, registry.clone(), caches)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

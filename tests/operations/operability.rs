@@ -64,6 +64,13 @@ async fn metrics_are_complete_from_the_first_scrape_in_either_format() {
             assert!(sample(&body, &series).is_some(), "{series} in:\n{body}");
         }
     }
+    // What the watches count, every watched kind at zero.
+    for kind in ["Organization", "Group", "Member", "ApiKey", "AccessReview"] {
+        for name in ["objects_skipped_total", "failures_total"] {
+            let series = format!("orgaccess_watch_{name}{{kind=\"{kind}\"}}");
+            assert_eq!(sample(&body, &series), Some(0.0), "{series} in:\n{body}");
+        }
+    }
     for series in [
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
