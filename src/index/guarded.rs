@@ -17,13 +17,12 @@
 //! passes, still one fewer than kube's.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::core::PartialObjectMeta;
 use kube::core::error_boundary::InvalidObject;
-use std::marker::PhantomData;
-
 use serde::de::{DeserializeOwned, Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -138,10 +137,10 @@ impl<K: Resource> Resource for Guarded<K> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use kube::api::ObjectList;
     use kube::core::WatchEvent;
-
-    use std::cell::Cell;
 
     use super::Guarded;
     use crate::api::Group;
